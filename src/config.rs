@@ -1,0 +1,57 @@
+//! Every option of the server, each named after its `--flag`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// natter: one thread, one mio event loop, one port for netcat, the browser and bots.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "natter", version, about, long_about = None)]
+pub struct Config {
+    /// Address to listen on; give it more than once for several (port 0 picks a free port).
+    #[arg(long = "listen", value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    pub listen: Vec<SocketAddr>,
+
+    /// Room every line client joins on connect.
+    #[arg(long, value_name = "ROOM", default_value = "lobby")]
+    pub default_room: String,
+
+    /// Messages replayed when joining a room.
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub history: usize,
+
+    /// Longest line a line client may send, in bytes (line ending not counted).
+    #[arg(long, value_name = "BYTES", default_value_t = 4096)]
+    pub max_line: usize,
+
+    /// Longest message text, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 4000)]
+    pub max_message: usize,
+
+    /// Silence after accept, in milliseconds, that makes a connection a line client.
+    #[arg(long, value_name = "MS", default_value_t = 300)]
+    pub sniff_ms: u64,
+
+    /// Drop line clients silent for this many seconds (off when not given).
+    #[arg(long, value_name = "SECS")]
+    pub line_idle_timeout: Option<u64>,
+
+    /// Most connections from one IP address (loopback is exempt).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_per_ip: usize,
+
+    /// Unsent output, in bytes, past which a client is dropped as a slow consumer.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    pub max_outbound: usize,
+}
+
+impl Config {
+    pub fn sniff_timeout(&self) -> Duration {
+        Duration::from_millis(self.sniff_ms)
+    }
+
+    pub fn line_idle(&self) -> Option<Duration> {
+        self.line_idle_timeout.map(Duration::from_secs)
+    }
+}

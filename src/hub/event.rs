@@ -1,0 +1,180 @@
+//! What the hub says: events for rooms, replies for one client, and the
+//! effects that carry them to recipients.
+//!
+//! An [`Event`] is wire-neutral. The shell renders it once per wire format
+//! (`proto::line` now, JSON later) and hands the same bytes to every
+//! recipient of one [`Effect::Deliver`].
+
+use std::rc::Rc;
+
+use super::error::ErrorCode;
+use super::names::RoomName;
+
+/// Opaque id of a connected client. The shell packs its slab key and a
+/// generation into it, so a reused slab slot never receives a stale event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(pub u64);
+
+/// Which wire format a client speaks: decides what the hub sends it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientKind {
+    /// netcat and friends: no echo of its own room events, no typing.
+    Line,
+    /// A WebSocket client: gets its own messages back as acknowledgement.
+    Ws,
+}
+
+/// A stored room message. `seq` numbers one room's messages 1, 2, 3, ...
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub room: RoomName,
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch, set by the server.
+    pub ts: u64,
+    pub from: String,
+    pub text: String,
+    /// `/me` action rather than a plain message.
+    pub action: bool,
+}
+
+/// Why someone left a room; PROTOCOL.md spells each one on both wires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// `/leave`: the plain `left` line.
+    Leave,
+    Quit(Option<String>),
+    Disconnect,
+    Timeout,
+    SlowConsumer,
+    Shutdown,
+}
+
+/// Something that happened in a room, seen by its members.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PresenceKind {
+    Join,
+    Leave(LeaveReason),
+    Nick { old: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Presence {
+    pub room: RoomName,
+    pub kind: PresenceKind,
+    /// The nick concerned (the new one for a nick change).
+    pub nick: String,
+    pub ts: u64,
+}
+
+/// A direct message. Not stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dm {
+    pub from: String,
+    pub to: String,
+    pub ts: u64,
+    pub text: String,
+}
+
+/// The loop's own figures, filled in by the shell for `/stats`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub line: usize,
+    pub http: usize,
+    pub ws: usize,
+    /// Connections still being sniffed (no protocol chosen yet).
+    pub pending: usize,
+    pub loop_iterations: u64,
+    pub poll_events: u64,
+    pub bytes_queued: usize,
+    pub messages: u64,
+    pub deliveries: u64,
+}
+
+impl Stats {
+    pub fn connections(&self) -> usize {
+        self.line + self.http + self.ws + self.pending
+    }
+
+    /// Mean readiness events per `poll` wake-up.
+    pub fn events_per_wakeup(&self) -> f64 {
+        if self.loop_iterations == 0 {
+            0.0
+        } else {
+            self.poll_events as f64 / self.loop_iterations as f64
+        }
+    }
+}
+
+/// The limits a client is told about (`/help`, `welcome`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub max_line: usize,
+    pub max_message: usize,
+    pub history: usize,
+}
+
+/// An answer to one client about its own request or state.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    Welcome {
+        nick: String,
+    },
+    /// Your nick is now this.
+    Nick {
+        nick: String,
+    },
+    Joined {
+        room: RoomName,
+        members: Vec<String>,
+        messages: Vec<Rc<Message>>,
+        /// Set when the room was just made by `/create`.
+        created: bool,
+    },
+    /// `/join` of a room you are already in: it is now current.
+    Current {
+        room: RoomName,
+    },
+    Left {
+        room: RoomName,
+    },
+    Who {
+        room: RoomName,
+        members: Vec<String>,
+    },
+    Rooms {
+        rooms: Vec<(RoomName, usize)>,
+    },
+    History {
+        room: RoomName,
+        messages: Vec<Rc<Message>>,
+    },
+    /// The copy of a direct message its sender gets.
+    DmSent(Rc<Dm>),
+    Help(Limits),
+    Stats(Stats),
+    Bye,
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// Anything delivered to a client.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    Message(Rc<Message>),
+    Presence(Rc<Presence>),
+    /// A direct message, to its recipient.
+    Dm(Rc<Dm>),
+    /// An answer for one client, with the `ref` of the request it answers.
+    Reply(Reply, Option<String>),
+}
+
+/// What the shell must do once the iteration's messages are committed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Send `event` to every client in `to`, encoded once per wire format.
+    Deliver { to: Vec<ClientId>, event: Event },
+    /// Close the client's connection once its queued output is flushed.
+    Close(ClientId),
+}

@@ -1,0 +1,635 @@
+//! The chat hub: rooms, nicks, presence, direct messages and history rules.
+//!
+//! Deterministic core of natter: requests come in through [`Hub::connect`],
+//! [`Hub::handle`] and [`Hub::disconnect`], each with the time as an
+//! argument; what must happen comes out as [`Effect`]s, drained by the shell
+//! with [`Hub::drain_effects`]. The hub never reads a clock, a socket or a
+//! file; history goes through the [`Store`] trait. Messages accepted during
+//! one loop iteration wait in `pending` until the shell calls
+//! [`Hub::commit`], and the shell delivers nothing before that: persist,
+//! then send.
+//!
+//! Read next: `proto::line` (how events become netcat lines), then
+//! `server` (who calls this).
+
+pub mod command;
+pub mod error;
+pub mod event;
+pub mod names;
+mod nickgen;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use log::error;
+
+use crate::store::{Store, StoreError};
+use command::{Command, Page};
+use error::{ErrorCode, HubError};
+use event::{
+    ClientId, ClientKind, Dm, Effect, Event, LeaveReason, Limits, Message, Presence, PresenceKind,
+    Reply,
+};
+use names::{message_text, sanitize, Nick, RoomName};
+
+/// Most messages one `/history` or `history` request returns.
+pub const MAX_HISTORY_PAGE: usize = 200;
+/// Messages a `/history` without a count returns.
+pub const DEFAULT_HISTORY_PAGE: usize = 20;
+
+/// The time of a request, as the shell read it: milliseconds since the epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    pub ms: u64,
+}
+
+/// The settings the hub needs, taken from the command line by the shell.
+#[derive(Clone, Debug)]
+pub struct HubConfig {
+    pub default_room: RoomName,
+    /// Messages replayed on join.
+    pub history: usize,
+    pub max_message: usize,
+    /// Only reported to clients (`/help`); the line framer enforces it.
+    pub max_line: usize,
+}
+
+struct Client {
+    nick: Nick,
+    kind: ClientKind,
+    /// Rooms in the order they were joined; the last one becomes current
+    /// when the current room is left.
+    rooms: Vec<RoomName>,
+    current: Option<RoomName>,
+}
+
+struct Room {
+    members: HashSet<ClientId>,
+    last_seq: u64,
+}
+
+pub struct Hub {
+    config: HubConfig,
+    store: Box<dyn Store>,
+    clients: HashMap<ClientId, Client>,
+    /// Lowercase nick -> its holder.
+    nicks: HashMap<String, ClientId>,
+    /// Rooms with at least one member; an empty room leaves memory.
+    rooms: HashMap<RoomName, Room>,
+    /// Codes of rooms made by `/create`: never listed, kept for good.
+    unlisted: HashSet<RoomName>,
+    /// Accepted this iteration, not yet committed.
+    pending: Vec<Rc<Message>>,
+    effects: Vec<Effect>,
+    rng: nickgen::Rng,
+    messages_total: u64,
+}
+
+impl Hub {
+    pub fn new(config: HubConfig, store: Box<dyn Store>, seed: u64) -> Hub {
+        Hub {
+            config,
+            store,
+            clients: HashMap::new(),
+            nicks: HashMap::new(),
+            rooms: HashMap::new(),
+            unlisted: HashSet::new(),
+            pending: Vec::new(),
+            effects: Vec::new(),
+            rng: nickgen::Rng::new(seed),
+            messages_total: 0,
+        }
+    }
+
+    pub fn clients(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Rooms with members.
+    pub fn rooms(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Room messages accepted since the start.
+    pub fn messages_total(&self) -> u64 {
+        self.messages_total
+    }
+
+    pub fn nick_of(&self, id: ClientId) -> Option<&str> {
+        self.clients.get(&id).map(|c| c.nick.as_str())
+    }
+
+    /// Moves every effect produced so far into `out` (which should be empty).
+    pub fn drain_effects(&mut self, out: &mut Vec<Effect>) {
+        out.append(&mut self.effects);
+    }
+
+    /// Whether effects wait to be drained.
+    pub fn has_effects(&self) -> bool {
+        !self.effects.is_empty()
+    }
+
+    /// Stores the messages accepted since the last commit, in one batch.
+    /// The shell calls this before it delivers any effect.
+    pub fn commit(&mut self) -> Result<usize, StoreError> {
+        if self.pending.is_empty() {
+            return Ok(0);
+        }
+        self.store.append(&self.pending)?;
+        let n = self.pending.len();
+        self.pending.clear();
+        Ok(n)
+    }
+
+    /// A new client: gives it a nick (`wanted` if valid and free), welcomes
+    /// it, and joins a line client to the default room.
+    pub fn connect(&mut self, now: Now, id: ClientId, kind: ClientKind, wanted: Option<&str>) {
+        let mut refusal = None;
+        let nick = match wanted.map(Nick::parse) {
+            Some(Ok(n)) if !self.nicks.contains_key(&n.key()) => n,
+            Some(Ok(n)) => {
+                refusal = Some(taken(&n));
+                self.fresh_nick()
+            }
+            Some(Err(e)) => {
+                refusal = Some(e);
+                self.fresh_nick()
+            }
+            None => self.fresh_nick(),
+        };
+        self.nicks.insert(nick.key(), id);
+        let welcome = Reply::Welcome {
+            nick: nick.to_string(),
+        };
+        self.clients.insert(
+            id,
+            Client {
+                nick,
+                kind,
+                rooms: Vec::new(),
+                current: None,
+            },
+        );
+        self.reply(id, welcome, None);
+        if let Some(e) = refusal {
+            self.error(id, e, None);
+        }
+        if kind == ClientKind::Line {
+            let room = self.config.default_room.clone();
+            if let Err(e) = self.join(now, id, room, false) {
+                self.error(id, e, None);
+            }
+        }
+    }
+
+    /// The client is gone (EOF, reset, timeout, ...): its rooms see it leave.
+    /// Unknown ids are ignored, so calling this twice is harmless.
+    pub fn disconnect(&mut self, now: Now, id: ClientId, reason: LeaveReason) {
+        let Some(client) = self.clients.remove(&id) else {
+            return;
+        };
+        self.nicks.remove(&client.nick.key());
+        for room in &client.rooms {
+            self.remove_member(now, id, &client.nick, room, reason.clone());
+        }
+    }
+
+    /// Queues a reply for one client.
+    pub fn reply(&mut self, id: ClientId, reply: Reply, r#ref: Option<String>) {
+        self.effects.push(Effect::Deliver {
+            to: vec![id],
+            event: Event::Reply(reply, r#ref),
+        });
+    }
+
+    /// Queues an error for one client, in order with everything else it gets.
+    pub fn error(&mut self, id: ClientId, e: HubError, r#ref: Option<String>) {
+        self.reply(
+            id,
+            Reply::Error {
+                code: e.code,
+                message: e.message,
+            },
+            r#ref,
+        );
+    }
+
+    /// One request from a connected client.
+    pub fn handle(&mut self, now: Now, id: ClientId, cmd: Command, r#ref: Option<String>) {
+        if !self.clients.contains_key(&id) {
+            return;
+        }
+        let result = match cmd {
+            Command::Say { room, text, action } => self.say(now, id, room, &text, action),
+            Command::Nick(nick) => self.nick(now, id, &nick, r#ref.clone()),
+            Command::Join(room) => self.join(now, id, room, false),
+            Command::Create => self.create(now, id),
+            Command::Leave(room) => self.leave(now, id, room, r#ref.clone()),
+            Command::Rooms => {
+                let rooms = self.listed_rooms();
+                self.reply(id, Reply::Rooms { rooms }, r#ref.clone());
+                Ok(())
+            }
+            Command::Who(room) => self.who(id, room, r#ref.clone()),
+            Command::Dm { to, text } => self.dm(now, id, &to, &text, r#ref.clone()),
+            Command::History { room, page } => self.history(id, room, page, r#ref.clone()),
+            Command::Help => {
+                let limits = Limits {
+                    max_line: self.config.max_line,
+                    max_message: self.config.max_message,
+                    history: self.config.history,
+                };
+                self.reply(id, Reply::Help(limits), r#ref.clone());
+                Ok(())
+            }
+            Command::Quit(reason) => {
+                let reason = reason.map(|r| clip(&sanitize(&r), self.config.max_message));
+                self.reply(id, Reply::Bye, r#ref.clone());
+                self.effects.push(Effect::Close(id));
+                self.disconnect(now, id, LeaveReason::Quit(reason));
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            self.error(id, e, r#ref);
+        }
+    }
+
+    fn client(&self, id: ClientId) -> Result<&Client, HubError> {
+        self.clients
+            .get(&id)
+            .ok_or_else(|| HubError::new(ErrorCode::BadRequest, "not connected"))
+    }
+
+    /// The room a request names, or the sender's current one.
+    fn target_room(&self, id: ClientId, room: Option<RoomName>) -> Result<RoomName, HubError> {
+        match room {
+            Some(r) => Ok(r),
+            None => self.client(id)?.current.clone().ok_or_else(|| {
+                HubError::new(ErrorCode::NotInRoom, "you are in no room; /join one first")
+            }),
+        }
+    }
+
+    fn say(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        room: Option<RoomName>,
+        text: &str,
+        action: bool,
+    ) -> Result<(), HubError> {
+        let room = self.target_room(id, room)?;
+        let text = message_text(text, self.config.max_message)?;
+        let client = self.client(id)?;
+        let (from, kind) = (client.nick.to_string(), client.kind);
+        let r = self
+            .rooms
+            .get_mut(&room)
+            .filter(|r| r.members.contains(&id))
+            .ok_or_else(|| not_in(&room))?;
+        r.last_seq += 1;
+        let msg = Rc::new(Message {
+            room,
+            seq: r.last_seq,
+            ts: now.ms,
+            from,
+            text,
+            action,
+        });
+        // A line client's terminal already shows what it typed: no echo.
+        let to: Vec<ClientId> = r
+            .members
+            .iter()
+            .copied()
+            .filter(|&m| m != id || kind != ClientKind::Line)
+            .collect();
+        self.pending.push(msg.clone());
+        self.messages_total += 1;
+        self.deliver(to, Event::Message(msg));
+        Ok(())
+    }
+
+    fn nick(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        wanted: &str,
+        r#ref: Option<String>,
+    ) -> Result<(), HubError> {
+        let nick = Nick::parse(wanted)?;
+        let key = nick.key();
+        if self.nicks.get(&key).is_some_and(|&holder| holder != id) {
+            return Err(taken(&nick));
+        }
+        let Some(client) = self.clients.get_mut(&id) else {
+            return Ok(());
+        };
+        let old = std::mem::replace(&mut client.nick, nick.clone());
+        let rooms = client.rooms.clone();
+        self.nicks.remove(&old.key());
+        self.nicks.insert(key, id);
+        self.reply(
+            id,
+            Reply::Nick {
+                nick: nick.to_string(),
+            },
+            r#ref,
+        );
+        if old.as_str() == nick.as_str() {
+            return Ok(());
+        }
+        for room in rooms {
+            let presence = Presence {
+                room: room.clone(),
+                kind: PresenceKind::Nick {
+                    old: old.to_string(),
+                },
+                nick: nick.to_string(),
+                ts: now.ms,
+            };
+            let to = self.others(&room, id);
+            self.deliver(to, Event::Presence(Rc::new(presence)));
+        }
+        Ok(())
+    }
+
+    fn join(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        room: RoomName,
+        created: bool,
+    ) -> Result<(), HubError> {
+        let client = self.client(id)?;
+        if client.rooms.contains(&room) {
+            if let Some(c) = self.clients.get_mut(&id) {
+                c.current = Some(room.clone());
+            }
+            self.reply(id, Reply::Current { room }, None);
+            return Ok(());
+        }
+        let nick = client.nick.to_string();
+        if !self.rooms.contains_key(&room) {
+            let last_seq = self.store.last_seq(&room).map_err(store_failed)?;
+            let r = Room {
+                members: HashSet::new(),
+                last_seq,
+            };
+            self.rooms.insert(room.clone(), r);
+        }
+        let messages = self.read_history(
+            &room,
+            Page {
+                limit: self.config.history,
+                ..Page::default()
+            },
+        );
+        let others = self.others(&room, id);
+        if let Some(r) = self.rooms.get_mut(&room) {
+            r.members.insert(id);
+        }
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.rooms.push(room.clone());
+            c.current = Some(room.clone());
+        }
+        let members = self.member_nicks(&room);
+        self.reply(
+            id,
+            Reply::Joined {
+                room: room.clone(),
+                members,
+                messages,
+                created,
+            },
+            None,
+        );
+        let presence = Presence {
+            room,
+            kind: PresenceKind::Join,
+            nick,
+            ts: now.ms,
+        };
+        self.deliver(others, Event::Presence(Rc::new(presence)));
+        Ok(())
+    }
+
+    fn create(&mut self, now: Now, id: ClientId) -> Result<(), HubError> {
+        let room = loop {
+            let code = self.rng.code(6);
+            let Ok(room) = RoomName::parse(&code) else {
+                continue;
+            };
+            let used = self.rooms.contains_key(&room)
+                || self.unlisted.contains(&room)
+                || self.store.last_seq(&room).map_err(store_failed)? > 0;
+            if !used {
+                break room;
+            }
+        };
+        self.unlisted.insert(room.clone());
+        self.join(now, id, room, true)
+    }
+
+    fn leave(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        room: Option<RoomName>,
+        r#ref: Option<String>,
+    ) -> Result<(), HubError> {
+        let room = self.target_room(id, room)?;
+        let Some(client) = self.clients.get_mut(&id) else {
+            return Ok(());
+        };
+        let Some(pos) = client.rooms.iter().position(|r| *r == room) else {
+            return Err(not_in(&room));
+        };
+        client.rooms.remove(pos);
+        if client.current.as_ref() == Some(&room) {
+            client.current = client.rooms.last().cloned();
+        }
+        let nick = client.nick.clone();
+        self.reply(id, Reply::Left { room: room.clone() }, r#ref);
+        self.remove_member(now, id, &nick, &room, LeaveReason::Leave);
+        Ok(())
+    }
+
+    fn who(
+        &mut self,
+        id: ClientId,
+        room: Option<RoomName>,
+        r#ref: Option<String>,
+    ) -> Result<(), HubError> {
+        let room = self.target_room(id, room)?;
+        let members = self.member_nicks(&room);
+        self.reply(id, Reply::Who { room, members }, r#ref);
+        Ok(())
+    }
+
+    fn dm(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        to: &str,
+        text: &str,
+        r#ref: Option<String>,
+    ) -> Result<(), HubError> {
+        let text = message_text(text, self.config.max_message)?;
+        let no_such = || HubError::new(ErrorCode::NoSuchUser, format!("nobody is called {to}"));
+        let target = *self
+            .nicks
+            .get(&to.to_ascii_lowercase())
+            .ok_or_else(no_such)?;
+        let from = self.client(id)?.nick.to_string();
+        let to = self.client(target)?.nick.to_string();
+        let dm = Rc::new(Dm {
+            from,
+            to,
+            ts: now.ms,
+            text,
+        });
+        self.deliver(vec![target], Event::Dm(dm.clone()));
+        self.reply(id, Reply::DmSent(dm), r#ref);
+        Ok(())
+    }
+
+    fn history(
+        &mut self,
+        id: ClientId,
+        room: Option<RoomName>,
+        mut page: Page,
+        r#ref: Option<String>,
+    ) -> Result<(), HubError> {
+        let room = self.target_room(id, room)?;
+        page.limit = page.limit.min(MAX_HISTORY_PAGE);
+        let messages = self.read_history(&room, page);
+        self.reply(id, Reply::History { room, messages }, r#ref);
+        Ok(())
+    }
+
+    /// Reads history through the store, committing first so that messages
+    /// accepted earlier in this iteration are part of it.
+    fn read_history(&mut self, room: &RoomName, page: Page) -> Vec<Rc<Message>> {
+        let read = self.commit().and_then(|_| self.store.history(room, page));
+        read.unwrap_or_else(|e| {
+            error!("history of #{room} unavailable: {e}");
+            Vec::new()
+        })
+    }
+
+    /// Takes `id` out of `room`, tells the others why, forgets an empty room.
+    fn remove_member(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        nick: &Nick,
+        room: &RoomName,
+        reason: LeaveReason,
+    ) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        r.members.remove(&id);
+        if r.members.is_empty() {
+            self.rooms.remove(room);
+            return;
+        }
+        let to = r.members.iter().copied().collect();
+        let presence = Presence {
+            room: room.clone(),
+            kind: PresenceKind::Leave(reason),
+            nick: nick.to_string(),
+            ts: now.ms,
+        };
+        self.deliver(to, Event::Presence(Rc::new(presence)));
+    }
+
+    fn deliver(&mut self, to: Vec<ClientId>, event: Event) {
+        if !to.is_empty() {
+            self.effects.push(Effect::Deliver { to, event });
+        }
+    }
+
+    /// Members of `room` other than `id`.
+    fn others(&self, room: &RoomName, id: ClientId) -> Vec<ClientId> {
+        self.rooms.get(room).map_or_else(Vec::new, |r| {
+            r.members.iter().copied().filter(|&m| m != id).collect()
+        })
+    }
+
+    /// The nicks in `room`, sorted case-insensitively.
+    fn member_nicks(&self, room: &RoomName) -> Vec<String> {
+        let mut nicks: Vec<String> = self.rooms.get(room).map_or_else(Vec::new, |r| {
+            r.members
+                .iter()
+                .filter_map(|m| self.clients.get(m))
+                .map(|c| c.nick.to_string())
+                .collect()
+        });
+        nicks.sort_by_cached_key(|n| (n.to_ascii_lowercase(), n.clone()));
+        nicks
+    }
+
+    /// Rooms anyone may find: not made by `/create`, with members; the
+    /// busiest first.
+    fn listed_rooms(&self) -> Vec<(RoomName, usize)> {
+        let mut rooms: Vec<(RoomName, usize)> = self
+            .rooms
+            .iter()
+            .filter(|(name, _)| !self.unlisted.contains(*name))
+            .map(|(name, r)| (name.clone(), r.members.len()))
+            .collect();
+        rooms.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        rooms
+    }
+
+    /// A generated nick nobody holds, such as `quiet-heron-42`.
+    fn fresh_nick(&mut self) -> Nick {
+        for _ in 0..64 {
+            let candidate = self.rng.nick();
+            if let Ok(n) = Nick::parse(&candidate) {
+                if !self.nicks.contains_key(&n.key()) {
+                    return n;
+                }
+            }
+        }
+        // Thousands of clients hold generated nicks: widen the number.
+        loop {
+            let candidate = format!("user-{}", self.rng.below(1_000_000_000));
+            if let Ok(n) = Nick::parse(&candidate) {
+                if !self.nicks.contains_key(&n.key()) {
+                    return n;
+                }
+            }
+        }
+    }
+}
+
+fn taken(nick: &Nick) -> HubError {
+    HubError::new(ErrorCode::NickTaken, format!("{nick} is taken"))
+}
+
+fn not_in(room: &RoomName) -> HubError {
+    HubError::new(ErrorCode::NotInRoom, format!("you are not in #{room}"))
+}
+
+fn store_failed(e: StoreError) -> HubError {
+    error!("{e}");
+    HubError::new(
+        ErrorCode::BadRequest,
+        "the message store is unavailable; try again",
+    )
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary.
+fn clip(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}

@@ -1,0 +1,385 @@
+//! The line protocol: framing, command parsing and rendering, without I/O.
+//!
+//! [`LineDecoder`] turns a byte stream into lines (bytes in, lines out,
+//! keeping only an unfinished line between calls); [`parse`] turns one line
+//! into a hub [`Command`]; [`render`] turns a hub [`Event`] into the exact
+//! lines of PROTOCOL.md "Line protocol". Nothing here touches a socket or a
+//! clock: timestamps come inside the events.
+//!
+//! Read next: `server::conn` (who feeds the decoder and queues the output).
+
+use std::fmt::Write as _;
+
+use bytes::Bytes;
+
+use crate::hub::command::{Command, Page};
+use crate::hub::error::{ErrorCode, HubError};
+use crate::hub::event::{Dm, Event, LeaveReason, Message, Presence, PresenceKind, Reply};
+use crate::hub::names::RoomName;
+use crate::hub::{DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE};
+
+/// One framed line, or the news that one was too long and was dropped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame<'a> {
+    /// A complete line without its `\n` (and without a `\r` before it).
+    Line(&'a [u8]),
+    /// A line over the limit was discarded up to and including its newline.
+    TooLong,
+}
+
+/// Splits a byte stream into lines of at most `max` bytes (the line ending
+/// not counted). Only the unfinished tail of the input is copied and kept.
+#[derive(Debug)]
+pub struct LineDecoder {
+    max: usize,
+    /// The start of a line whose newline has not arrived yet.
+    partial: Vec<u8>,
+    /// The current line passed `max`; drop bytes until its newline.
+    discarding: bool,
+}
+
+impl LineDecoder {
+    pub fn new(max: usize) -> LineDecoder {
+        LineDecoder {
+            max,
+            partial: Vec::new(),
+            discarding: false,
+        }
+    }
+
+    /// Feeds `input` and calls `on_frame` for every line it completes.
+    pub fn decode(&mut self, mut input: &[u8], mut on_frame: impl FnMut(Frame<'_>)) {
+        while let Some(nl) = input.iter().position(|&b| b == b'\n') {
+            let (head, rest) = (&input[..nl], &input[nl + 1..]);
+            input = rest;
+            if self.discarding {
+                self.discarding = false;
+                on_frame(Frame::TooLong);
+            } else if self.partial.is_empty() {
+                self.emit(head, &mut on_frame);
+            } else {
+                let mut line = std::mem::take(&mut self.partial);
+                line.extend_from_slice(head);
+                self.emit(&line, &mut on_frame);
+                // Keep the allocation for the next partial line only if small:
+                // idle connections should not hold big buffers.
+                line.clear();
+                if line.capacity() <= 1024 {
+                    self.partial = line;
+                }
+            }
+        }
+        if self.discarding || input.is_empty() {
+            return;
+        }
+        // `max + 1` leaves room for the `\r` of a `\r\n` that is still coming.
+        if self.partial.len() + input.len() > self.max + 1 {
+            self.partial = Vec::new();
+            self.discarding = true;
+        } else {
+            self.partial.extend_from_slice(input);
+        }
+    }
+
+    /// Bytes held for an unfinished line.
+    pub fn buffered(&self) -> usize {
+        self.partial.len()
+    }
+
+    fn emit(&self, line: &[u8], on_frame: &mut impl FnMut(Frame<'_>)) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.len() > self.max {
+            on_frame(Frame::TooLong);
+        } else {
+            on_frame(Frame::Line(line));
+        }
+    }
+}
+
+/// What one input line asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Input {
+    Command(Command),
+    /// `/stats`: answered by the shell, which owns the figures.
+    Stats,
+    /// An empty or blank line: nothing to do.
+    Nothing,
+}
+
+/// Parses one line (without its line ending) as PROTOCOL.md's table says.
+pub fn parse(line: &[u8]) -> Result<Input, HubError> {
+    let line = std::str::from_utf8(line).map_err(|e| {
+        HubError::new(
+            ErrorCode::BadUtf8,
+            format!(
+                "the line is not valid UTF-8 (bad byte at offset {}); it was dropped",
+                e.valid_up_to()
+            ),
+        )
+    })?;
+    if line.trim().is_empty() {
+        return Ok(Input::Nothing);
+    }
+    if let Some(literal) = line.strip_prefix("//") {
+        return Ok(say(format!("/{literal}")));
+    }
+    let Some(cmdline) = line.strip_prefix('/') else {
+        return Ok(say(line.to_string()));
+    };
+    let (name, rest) = match cmdline.find(char::is_whitespace) {
+        Some(i) => (&cmdline[..i], cmdline[i..].trim()),
+        None => (cmdline, ""),
+    };
+    let opt_room = |rest: &str| -> Result<Option<RoomName>, HubError> {
+        if rest.is_empty() {
+            Ok(None)
+        } else {
+            RoomName::parse(rest).map(Some)
+        }
+    };
+    let cmd = match name.to_ascii_lowercase().as_str() {
+        "nick" => Command::Nick(required(rest, "/nick NAME")?.to_string()),
+        "join" => Command::Join(RoomName::parse(required(rest, "/join ROOM")?)?),
+        "create" => Command::Create,
+        "leave" | "part" => Command::Leave(opt_room(rest)?),
+        "rooms" | "list" => Command::Rooms,
+        "who" | "names" => Command::Who(opt_room(rest)?),
+        "msg" => {
+            let usage = "/msg NICK TEXT";
+            let (to, text) = required(rest, usage)?
+                .split_once(char::is_whitespace)
+                .ok_or_else(|| usage_error(usage))?;
+            Command::Dm {
+                to: to.to_string(),
+                text: text.trim_start().to_string(),
+            }
+        }
+        "me" => Command::Say {
+            room: None,
+            text: required(rest, "/me TEXT")?.to_string(),
+            action: true,
+        },
+        "history" => {
+            let limit = if rest.is_empty() {
+                DEFAULT_HISTORY_PAGE
+            } else {
+                rest.parse::<usize>()
+                    .map_err(|_| usage_error("/history [N], N a whole number"))?
+                    .min(MAX_HISTORY_PAGE)
+            };
+            Command::History {
+                room: None,
+                page: Page {
+                    limit,
+                    ..Page::default()
+                },
+            }
+        }
+        "help" => Command::Help,
+        "stats" => return Ok(Input::Stats),
+        "quit" => Command::Quit((!rest.is_empty()).then(|| rest.to_string())),
+        _ => {
+            return Err(HubError::new(
+                ErrorCode::UnknownCommand,
+                format!(
+                    "/{} is not a command; /help lists them (start with // to say a line beginning with /)",
+                    crate::hub::names::sanitize(name)
+                ),
+            ))
+        }
+    };
+    Ok(Input::Command(cmd))
+}
+
+fn say(text: String) -> Input {
+    Input::Command(Command::Say {
+        room: None,
+        text,
+        action: false,
+    })
+}
+
+fn required<'a>(rest: &'a str, usage: &str) -> Result<&'a str, HubError> {
+    if rest.is_empty() {
+        Err(usage_error(usage))
+    } else {
+        Ok(rest)
+    }
+}
+
+fn usage_error(usage: &str) -> HubError {
+    HubError::new(ErrorCode::BadRequest, format!("usage: {usage}"))
+}
+
+/// Renders one event as the line(s) a netcat user sees, each ending in `\n`.
+pub fn render(event: &Event) -> Bytes {
+    let mut out = String::new();
+    match event {
+        Event::Message(m) => message(&mut out, m),
+        Event::Presence(p) => presence(&mut out, p),
+        Event::Dm(dm) => direct(&mut out, dm, false),
+        Event::Reply(reply, _) => self::reply(&mut out, reply),
+    }
+    Bytes::from(out)
+}
+
+/// `HH:MM:SS` in UTC of a millisecond Unix timestamp.
+fn clock(out: &mut String, ts_ms: u64) {
+    let s = (ts_ms / 1000) % 86_400;
+    let _ = write!(out, "[{:02}:{:02}:{:02}] ", s / 3600, s / 60 % 60, s % 60);
+}
+
+fn message(out: &mut String, m: &Message) {
+    clock(out, m.ts);
+    if m.action {
+        let _ = writeln!(out, "#{} * {} {}", m.room, m.from, m.text);
+    } else {
+        let _ = writeln!(out, "#{} <{}> {}", m.room, m.from, m.text);
+    }
+}
+
+fn presence(out: &mut String, p: &Presence) {
+    clock(out, p.ts);
+    let _ = match &p.kind {
+        PresenceKind::Join => writeln!(out, "#{} --> {} joined", p.room, p.nick),
+        PresenceKind::Leave(reason) => {
+            let _ = write!(out, "#{} <-- {} left", p.room, p.nick);
+            let _ = match reason {
+                LeaveReason::Leave => Ok(()),
+                LeaveReason::Quit(None) => write!(out, " (quit)"),
+                LeaveReason::Quit(Some(msg)) => write!(out, " (quit: {msg})"),
+                LeaveReason::Disconnect => write!(out, " (disconnected)"),
+                LeaveReason::Timeout => write!(out, " (timeout)"),
+                LeaveReason::SlowConsumer => write!(out, " (slow consumer)"),
+                LeaveReason::Shutdown => write!(out, " (server shutting down)"),
+            };
+            writeln!(out)
+        }
+        PresenceKind::Nick { old } => {
+            writeln!(out, "#{} --- {} is now known as {}", p.room, old, p.nick)
+        }
+    };
+}
+
+fn direct(out: &mut String, dm: &Dm, sent: bool) {
+    clock(out, dm.ts);
+    if sent {
+        let _ = writeln!(out, "(dm to {}) <{}> {}", dm.to, dm.from, dm.text);
+    } else {
+        let _ = writeln!(out, "(dm) <{}> {}", dm.from, dm.text);
+    }
+}
+
+fn history_block(out: &mut String, room: &RoomName, messages: &[std::rc::Rc<Message>]) {
+    let n = messages.len();
+    let plural = if n == 1 { "" } else { "s" };
+    let _ = writeln!(out, "*** history of #{room} ({n} message{plural})");
+    for m in messages {
+        message(out, m);
+    }
+    let _ = writeln!(out, "*** end of history");
+}
+
+fn reply(out: &mut String, reply: &Reply) {
+    let _ = match reply {
+        Reply::Welcome { nick } => writeln!(
+            out,
+            "*** welcome to natter, you are {nick}; /help lists commands"
+        ),
+        Reply::Nick { nick } => writeln!(out, "*** you are now known as {nick}"),
+        Reply::Joined {
+            room,
+            members,
+            messages,
+            created,
+        } => {
+            if *created {
+                let _ = writeln!(
+                    out,
+                    "*** created #{room}, an unlisted room: others join with /join {room}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "*** you joined #{room} ({} here: {})",
+                members.len(),
+                members.join(", ")
+            );
+            if !messages.is_empty() {
+                history_block(out, room, messages);
+            }
+            Ok(())
+        }
+        Reply::Current { room } => writeln!(out, "*** #{room} is your current room"),
+        Reply::Left { room } => writeln!(out, "*** you left #{room}"),
+        Reply::Who { room, members } => {
+            let _ = write!(out, "*** #{room} ({}):", members.len());
+            if !members.is_empty() {
+                let _ = write!(out, " {}", members.join(", "));
+            }
+            writeln!(out)
+        }
+        Reply::Rooms { rooms } if rooms.is_empty() => writeln!(out, "*** rooms: none"),
+        Reply::Rooms { rooms } => {
+            let _ = write!(out, "*** rooms: ");
+            for (i, (name, n)) in rooms.iter().enumerate() {
+                let sep = if i == 0 { "" } else { ", " };
+                let _ = write!(out, "{sep}#{name} ({n})");
+            }
+            writeln!(out)
+        }
+        Reply::History { room, messages } => {
+            history_block(out, room, messages);
+            Ok(())
+        }
+        Reply::DmSent(dm) => {
+            direct(out, dm, true);
+            Ok(())
+        }
+        Reply::Help(limits) => {
+            let _ = out.write_str(HELP);
+            writeln!(
+                out,
+                "*** limits: lines up to {} bytes, messages up to {} bytes; {} messages of history on join",
+                limits.max_line, limits.max_message, limits.history
+            )
+        }
+        Reply::Stats(s) => writeln!(
+            out,
+            "*** stats: {} connections (line {}, http {}, ws {}, undecided {}), {} loop iterations, \
+             {:.2} events per wake-up, {} bytes queued, {} messages, {} deliveries",
+            s.connections(),
+            s.line,
+            s.http,
+            s.ws,
+            s.pending,
+            s.loop_iterations,
+            s.events_per_wakeup(),
+            s.bytes_queued,
+            s.messages,
+            s.deliveries
+        ),
+        Reply::Bye => writeln!(out, "*** bye"),
+        Reply::Error { code, message } => writeln!(out, "!!! {code}: {message}"),
+    };
+}
+
+const HELP: &str = "\
+*** commands:
+***   TEXT              say TEXT in your current room (//TEXT says /TEXT)
+***   /nick NAME        change your nick
+***   /join ROOM        join ROOM (made if absent) and make it current
+***   /create           make an unlisted room with a fresh code and join it
+***   /leave [ROOM]     leave ROOM or the current room (also /part)
+***   /rooms            list the rooms and their member counts (also /list)
+***   /who [ROOM]       list the members of ROOM or the current room (also /names)
+***   /msg NICK TEXT    send NICK a direct message
+***   /me TEXT          act in the current room
+***   /history [N]      the last N messages of the current room (default 20, at most 200)
+***   /stats            the server's own figures
+***   /help             this list
+***   /quit [REASON]    say goodbye and close
+";
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,144 @@
+//! One accepted connection: its socket, its phase, its readiness, its output.
+//!
+//! A connection has exactly one [`Phase`]. It starts `Sniffing`, becomes a
+//! line client or an HTTP connection once its first bytes (or its silence)
+//! decide, and all such transitions happen in `Server::become_`. Closing is
+//! a mark ([`Close`]) that the loop acts on before it sleeps.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+
+use super::outbox::Outbox;
+use crate::hub::event::{ClientId, LeaveReason};
+use crate::proto::line::LineDecoder;
+
+/// A slab key plus a generation: slab keys are reused, ids are not, so a
+/// timer or an event addressed to a connection that has gone never reaches
+/// the next one in the same slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    gen: u32,
+    key: u32,
+}
+
+impl ConnId {
+    pub fn new(key: usize, gen: u32) -> ConnId {
+        ConnId {
+            gen,
+            key: key as u32,
+        }
+    }
+
+    pub fn key(self) -> usize {
+        self.key as usize
+    }
+
+    /// The hub's name for this connection's client.
+    pub fn client(self) -> ClientId {
+        ClientId((u64::from(self.gen) << 32) | u64::from(self.key))
+    }
+
+    pub fn from_client(id: ClientId) -> ConnId {
+        ConnId {
+            gen: (id.0 >> 32) as u32,
+            key: id.0 as u32,
+        }
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "c{}.{}", self.key, self.gen)
+    }
+}
+
+/// What the connection speaks. Exactly one at a time.
+pub enum Phase {
+    /// Just accepted: the first bytes, or 300 ms of silence, decide.
+    Sniffing { buf: Vec<u8> },
+    /// A netcat-style client, framed by lines.
+    Line { decoder: LineDecoder },
+    /// An HTTP client. This version answers `501` and closes.
+    Http,
+}
+
+/// Kinds counted for `/stats` and metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Pending,
+    Line,
+    Http,
+}
+
+impl Phase {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Phase::Sniffing { .. } => Kind::Pending,
+            Phase::Line { .. } => Kind::Line,
+            Phase::Http => Kind::Http,
+        }
+    }
+}
+
+/// How a connection is going away.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Close {
+    /// Read nothing more; send what is queued, then shut down our side.
+    AfterFlush,
+    /// Our side is shut down; wait briefly for the peer's EOF so that the
+    /// kernel does not answer its late bytes with a reset that could destroy
+    /// our last reply in flight.
+    Lingering,
+}
+
+pub struct Conn {
+    pub id: ConnId,
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    pub phase: Phase,
+    /// Last known readiness; cleared only when an operation says `WouldBlock`
+    /// (edge-triggered: no new event comes until then).
+    pub readable: bool,
+    pub writable: bool,
+    pub outbox: Outbox,
+    /// Already on the server's list of connections to flush.
+    pub dirty: bool,
+    pub close: Option<Close>,
+    /// The hub knows this connection as a client.
+    pub in_hub: bool,
+    pub last_input: Instant,
+}
+
+impl Conn {
+    pub fn new(id: ConnId, stream: TcpStream, peer: SocketAddr, now: Instant) -> Conn {
+        Conn {
+            id,
+            stream,
+            peer,
+            phase: Phase::Sniffing { buf: Vec::new() },
+            readable: false,
+            // Optimistic: a fresh socket has an empty send buffer.
+            writable: true,
+            outbox: Outbox::default(),
+            dirty: false,
+            close: None,
+            in_hub: false,
+            last_input: now,
+        }
+    }
+}
+
+/// Why the server removes a connection, for the log and the hub.
+pub fn describe(reason: &LeaveReason) -> &'static str {
+    match reason {
+        LeaveReason::Leave => "left",
+        LeaveReason::Quit(_) => "quit",
+        LeaveReason::Disconnect => "disconnected",
+        LeaveReason::Timeout => "timeout",
+        LeaveReason::SlowConsumer => "slow consumer",
+        LeaveReason::Shutdown => "shutdown",
+    }
+}

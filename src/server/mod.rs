@@ -1,0 +1,696 @@
+//! The imperative shell: the only code that touches sockets.
+//!
+//! One thread, one `mio::Poll`, a `Slab` of connections. Each iteration:
+//!
+//! 1. `poll` sleeps until a socket is ready or the earliest timer is due;
+//! 2. each event updates the connection's remembered readiness, and a
+//!    readable connection is read until `WouldBlock` (edge-triggered: no new
+//!    event comes for data we leave unread), within a per-wake-up budget;
+//! 3. the bytes go through the connection's codec into the hub, which answers
+//!    with effects;
+//! 4. `before_sleep`: expired timers, then the hub commits the iteration's
+//!    messages, then the effects are rendered once per wire format and
+//!    queued, then every connection with output is flushed with one vectored
+//!    write, then closed connections are reaped.
+//!
+//! Nothing is written to a socket before the commit: persist, then send.
+//! Read next: `conn` (a connection's phases), `outbox`, `timers`.
+
+pub mod conn;
+pub mod outbox;
+pub mod timers;
+
+use std::collections::HashMap;
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use log::{debug, error, info, trace, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+
+use crate::config::Config;
+use crate::hub::error::{ErrorCode, HubError};
+use crate::hub::event::{ClientKind, Effect, Event, LeaveReason, Reply, Stats};
+use crate::hub::names::RoomName;
+use crate::hub::{Hub, HubConfig, Now};
+use crate::proto::line::{self, Frame, Input, LineDecoder};
+use crate::proto::sniff::{self, Sniff};
+use crate::store::MemStore;
+use conn::{describe, Close, Conn, ConnId, Kind, Phase};
+use outbox::Flushed;
+use timers::{TimerKind, Timers};
+
+/// Listener tokens sit at the top of the token space; slab keys never get there.
+const LISTENER_BASE: usize = usize::MAX - 1024;
+/// Bytes read from one connection per wake-up before others get their turn.
+const READ_BUDGET: usize = 256 * 1024;
+/// The shared read buffer: every read lands here first.
+const SCRATCH: usize = 64 * 1024;
+/// How long a closing connection waits for the peer's EOF.
+const LINGER: Duration = Duration::from_secs(2);
+/// TCP keepalive and user timeout: a dead peer is noticed in about 90 s.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_PROBES: u32 = 3;
+const USER_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The loop's own figures; `/stats` and metrics read them.
+#[derive(Default, Debug)]
+struct Counters {
+    loop_iterations: u64,
+    poll_events: u64,
+    deliveries: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+    /// Sum of every outbox's length.
+    bytes_queued: usize,
+    pending: usize,
+    line: usize,
+    http: usize,
+}
+
+impl Counters {
+    fn kind_mut(&mut self, kind: Kind) -> &mut usize {
+        match kind {
+            Kind::Pending => &mut self.pending,
+            Kind::Line => &mut self.line,
+            Kind::Http => &mut self.http,
+        }
+    }
+
+    fn snapshot(&self, messages: u64) -> Stats {
+        Stats {
+            line: self.line,
+            http: self.http,
+            ws: 0,
+            pending: self.pending,
+            loop_iterations: self.loop_iterations,
+            poll_events: self.poll_events,
+            bytes_queued: self.bytes_queued,
+            messages,
+            deliveries: self.deliveries,
+        }
+    }
+}
+
+pub struct Server {
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    conns: Slab<Conn>,
+    next_gen: u32,
+    hub: Hub,
+    timers: Timers,
+    config: Config,
+    scratch: Vec<u8>,
+    /// Effects taken from the hub, reused between iterations.
+    effects: Vec<Effect>,
+    /// Connections with output queued since their last flush.
+    dirty: Vec<ConnId>,
+    /// Connections that stopped within their read budget, still readable.
+    backlog: Vec<ConnId>,
+    /// Connections to remove before sleeping, and why.
+    doomed: Vec<(ConnId, LeaveReason)>,
+    per_ip: HashMap<IpAddr, usize>,
+    counters: Counters,
+}
+
+impl Server {
+    /// Binds every `--listen` address; fails before anything is served.
+    pub fn bind(config: Config) -> io::Result<Server> {
+        let default_room = RoomName::parse(&config.default_room).map_err(|e| {
+            io::Error::new(
+                ErrorKind::InvalidInput,
+                format!("--default-room: {}", e.message),
+            )
+        })?;
+        let poll = Poll::new()?;
+        let mut listeners = Vec::new();
+        for (i, addr) in config.listen.iter().enumerate() {
+            let mut listener = TcpListener::bind(*addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+            poll.registry().register(
+                &mut listener,
+                Token(LISTENER_BASE + i),
+                Interest::READABLE,
+            )?;
+            listeners.push(listener);
+        }
+        let hub = Hub::new(
+            HubConfig {
+                default_room,
+                history: config.history,
+                max_message: config.max_message,
+                max_line: config.max_line,
+            },
+            Box::new(MemStore::new()),
+            seed(),
+        );
+        Ok(Server {
+            poll,
+            listeners,
+            conns: Slab::new(),
+            next_gen: 1,
+            hub,
+            timers: Timers::default(),
+            config,
+            scratch: vec![0; SCRATCH],
+            effects: Vec::new(),
+            dirty: Vec::new(),
+            backlog: Vec::new(),
+            doomed: Vec::new(),
+            per_ip: HashMap::new(),
+            counters: Counters::default(),
+        })
+    }
+
+    /// The addresses actually bound (port 0 resolved).
+    pub fn local_addrs(&self) -> io::Result<Vec<SocketAddr>> {
+        self.listeners.iter().map(|l| l.local_addr()).collect()
+    }
+
+    /// Runs the loop until an unrecoverable `poll` error.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = if self.backlog.is_empty() {
+                self.timers.timeout(Instant::now())
+            } else {
+                Some(Duration::ZERO)
+            };
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let n_events = events.iter().count();
+            self.counters.loop_iterations += 1;
+            self.counters.poll_events += n_events as u64;
+            trace!(
+                "wake-up {}: {n_events} events (timeout {timeout:?})",
+                self.counters.loop_iterations
+            );
+            for event in events.iter() {
+                let token = event.token().0;
+                if token >= LISTENER_BASE {
+                    self.accept(token - LISTENER_BASE);
+                    continue;
+                }
+                let Some(conn) = self.conns.get_mut(token) else {
+                    continue; // a spurious event for a slot already reaped
+                };
+                trace!(
+                    "  {} {}: readable={} writable={} read_closed={} error={}",
+                    conn.id,
+                    conn.peer,
+                    event.is_readable(),
+                    event.is_writable(),
+                    event.is_read_closed(),
+                    event.is_error()
+                );
+                if event.is_readable() || event.is_read_closed() || event.is_error() {
+                    conn.readable = true;
+                }
+                if event.is_writable() || event.is_write_closed() {
+                    conn.writable = true;
+                    if !conn.outbox.is_empty() && !conn.dirty {
+                        conn.dirty = true;
+                        self.dirty.push(conn.id);
+                    }
+                }
+                let id = conn.id;
+                if conn.readable {
+                    self.on_readable(id);
+                }
+            }
+            for id in std::mem::take(&mut self.backlog) {
+                self.on_readable(id);
+            }
+            self.before_sleep();
+        }
+    }
+
+    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
+        self.conns.get_mut(id.key()).filter(|c| c.id == id)
+    }
+
+    fn accept(&mut self, i: usize) {
+        loop {
+            let Some(listener) = self.listeners.get(i) else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => self.on_accept(stream, peer),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    error!("accept on listener {i}: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_accept(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+        let ip = peer.ip();
+        let limited = !ip.is_loopback();
+        if limited && self.per_ip.get(&ip).copied().unwrap_or(0) >= self.config.max_per_ip {
+            debug!("refusing {peer}: over --max-per-ip");
+            let msg = format!(
+                "!!! {}: too many connections from your address\n",
+                ErrorCode::ServerFull
+            );
+            let _ = stream.write(msg.as_bytes());
+            return;
+        }
+        if let Err(e) = tune(&stream) {
+            warn!("socket options for {peer}: {e}");
+        }
+        let now = Instant::now();
+        let entry = self.conns.vacant_entry();
+        let id = ConnId::new(entry.key(), self.next_gen);
+        self.next_gen = self.next_gen.wrapping_add(1);
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(entry.key()),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            error!("register {peer}: {e}");
+            return;
+        }
+        entry.insert(Conn::new(id, stream, peer, now));
+        if limited {
+            *self.per_ip.entry(ip).or_default() += 1;
+        }
+        self.counters.pending += 1;
+        self.timers
+            .arm(now + self.config.sniff_timeout(), id, TimerKind::Sniff);
+        debug!("accept {id} from {peer}");
+    }
+
+    /// Reads until `WouldBlock`, the read budget, or the end of the stream.
+    fn on_readable(&mut self, id: ConnId) {
+        let mut budget = READ_BUDGET;
+        loop {
+            let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
+                return;
+            };
+            if conn.close == Some(Close::AfterFlush) {
+                return; // ignore input until our reply is out
+            }
+            let lingering = conn.close == Some(Close::Lingering);
+            let res = conn.stream.read(&mut self.scratch);
+            match res {
+                Ok(0) => {
+                    trace!("  {id}: end of stream");
+                    self.doom(id, LeaveReason::Disconnect);
+                    return;
+                }
+                Ok(n) => {
+                    trace!("  {id}: read {n} bytes");
+                    if !lingering {
+                        conn.last_input = Instant::now();
+                        self.on_bytes(id, n);
+                    }
+                    self.counters.bytes_in += n as u64;
+                    budget = budget.saturating_sub(n);
+                    if budget == 0 {
+                        self.backlog.push(id);
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    trace!("  {id}: read would block");
+                    conn.readable = false;
+                    return;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!("read {id}: {e}");
+                    self.doom(id, LeaveReason::Disconnect);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// `n` fresh bytes sit in `scratch`: hand them to the connection's phase.
+    fn on_bytes(&mut self, id: ConnId, n: usize) {
+        let scratch = std::mem::take(&mut self.scratch);
+        let data = &scratch[..n];
+        let verdict = match self.conn_mut(id).map(|c| &mut c.phase) {
+            Some(Phase::Sniffing { buf }) => {
+                buf.extend_from_slice(data);
+                Some(sniff::sniff(buf))
+            }
+            Some(Phase::Line { .. }) => {
+                self.feed_line(id, data);
+                None
+            }
+            Some(Phase::Http) | None => None,
+        };
+        self.scratch = scratch;
+        match verdict {
+            Some(Sniff::NeedMore) | None => {}
+            Some(to) => self.become_(id, to),
+        }
+    }
+
+    /// Every phase transition happens here: the old phase is moved out, the
+    /// new one built, and bytes already read are passed on.
+    fn become_(&mut self, id: ConnId, to: Sniff) {
+        let max_line = self.config.max_line;
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut conn.phase, Phase::Http);
+        let from = old.kind();
+        let Phase::Sniffing { buf } = old else {
+            conn.phase = old;
+            return;
+        };
+        match to {
+            Sniff::NeedMore => conn.phase = Phase::Sniffing { buf },
+            Sniff::Tls => {
+                conn.phase = Phase::Sniffing { buf: Vec::new() };
+                debug!("{id}: TLS ClientHello without TLS configured; closing");
+                self.doom(id, LeaveReason::Disconnect);
+            }
+            Sniff::Http => {
+                debug!("{id}: HTTP");
+                conn.phase = Phase::Http;
+                let body =
+                    "natter does not serve HTTP yet; connect with nc for the line protocol\n";
+                let head = format!(
+                    "HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                conn.close = Some(Close::AfterFlush);
+                self.move_kind(from, Kind::Http);
+                self.queue(id, Bytes::from(head + body));
+            }
+            Sniff::Line => {
+                debug!("{id}: line client");
+                conn.phase = Phase::Line {
+                    decoder: LineDecoder::new(max_line),
+                };
+                conn.in_hub = true;
+                let now = Instant::now();
+                self.move_kind(from, Kind::Line);
+                self.hub
+                    .connect(wall_clock(), id.client(), ClientKind::Line, None);
+                if let Some(idle) = self.config.line_idle() {
+                    self.timers.arm(now + idle, id, TimerKind::LineIdle);
+                }
+                if !buf.is_empty() {
+                    self.feed_line(id, &buf);
+                }
+            }
+        }
+    }
+
+    fn move_kind(&mut self, from: Kind, to: Kind) {
+        *self.counters.kind_mut(from) -= 1;
+        *self.counters.kind_mut(to) += 1;
+    }
+
+    /// Frames, parses and dispatches a line client's bytes.
+    fn feed_line(&mut self, id: ConnId, data: &[u8]) {
+        let Server {
+            conns,
+            hub,
+            counters,
+            config,
+            ..
+        } = self;
+        let Some(Conn {
+            phase: Phase::Line { decoder },
+            ..
+        }) = conns.get_mut(id.key()).filter(|c| c.id == id)
+        else {
+            return;
+        };
+        let client = id.client();
+        let now = wall_clock();
+        decoder.decode(data, |frame| match frame {
+            Frame::TooLong => hub.error(
+                client,
+                HubError::new(
+                    ErrorCode::TooLong,
+                    format!(
+                        "a line is at most {} bytes; that one was dropped",
+                        config.max_line
+                    ),
+                ),
+                None,
+            ),
+            Frame::Line(bytes) => match line::parse(bytes) {
+                Ok(Input::Command(cmd)) => hub.handle(now, client, cmd, None),
+                Ok(Input::Stats) => {
+                    let stats = counters.snapshot(hub.messages_total());
+                    hub.reply(client, Reply::Stats(stats), None);
+                }
+                Ok(Input::Nothing) => {}
+                Err(e) => {
+                    debug!("{id}: {} on line {:?}", e.code, sample(bytes));
+                    hub.error(client, e, None);
+                }
+            },
+        });
+    }
+
+    /// Queues bytes for a connection and schedules its flush; past
+    /// `--max-outbound` the connection is a slow consumer and is dropped.
+    fn queue(&mut self, id: ConnId, bytes: Bytes) {
+        let max = self.config.max_outbound;
+        let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
+            return;
+        };
+        let n = bytes.len();
+        conn.outbox.push(bytes);
+        self.counters.bytes_queued += n;
+        if conn.outbox.len() > max {
+            debug!("{id}: {} bytes unsent; slow consumer", conn.outbox.len());
+            self.counters.bytes_queued -= conn.outbox.len();
+            conn.outbox.clear();
+            self.doomed.push((id, LeaveReason::SlowConsumer));
+            return;
+        }
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(id);
+        }
+    }
+
+    /// Marks a connection for removal before the loop sleeps.
+    fn doom(&mut self, id: ConnId, reason: LeaveReason) {
+        self.doomed.push((id, reason));
+    }
+
+    fn before_sleep(&mut self) {
+        self.fire_timers(Instant::now());
+        loop {
+            self.reap();
+            if let Err(e) = self.hub.commit() {
+                error!("commit failed: {e}");
+            }
+            self.apply_effects();
+            self.flush_dirty();
+            if self.doomed.is_empty() && !self.hub.has_effects() {
+                break;
+            }
+        }
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some((id, kind)) = self.timers.pop_due(now) {
+            let idle = self.config.line_idle();
+            let Some(conn) = self.conn_mut(id) else {
+                continue; // the connection is gone: the timer no longer applies
+            };
+            match kind {
+                TimerKind::Sniff => {
+                    if let Phase::Sniffing { buf } = &conn.phase {
+                        let to = sniff::on_silence(buf);
+                        trace!("  {id}: sniff timer, {to:?}");
+                        self.become_(id, to);
+                    }
+                }
+                TimerKind::LineIdle => {
+                    let (Some(idle), None) = (idle, &conn.close) else {
+                        continue;
+                    };
+                    let due = conn.last_input + idle;
+                    if due <= now {
+                        debug!("{id}: silent for {idle:?}; dropping");
+                        self.doom(id, LeaveReason::Timeout);
+                    } else {
+                        self.timers.arm(due, id, TimerKind::LineIdle);
+                    }
+                }
+                TimerKind::Linger => {
+                    if conn.close == Some(Close::Lingering) {
+                        self.doom(id, LeaveReason::Disconnect);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Renders each event once per wire format and queues the same bytes
+    /// to every recipient.
+    fn apply_effects(&mut self) {
+        let mut effects = std::mem::take(&mut self.effects);
+        self.hub.drain_effects(&mut effects);
+        for effect in effects.drain(..) {
+            match effect {
+                Effect::Deliver { to, event } => self.deliver(&to, &event),
+                Effect::Close(client) => {
+                    let id = ConnId::from_client(client);
+                    if let Some(conn) = self.conn_mut(id) {
+                        conn.close = Some(Close::AfterFlush);
+                        if !conn.dirty {
+                            conn.dirty = true;
+                            self.dirty.push(id);
+                        }
+                    }
+                }
+            }
+        }
+        self.effects = effects;
+    }
+
+    fn deliver(&mut self, to: &[crate::hub::event::ClientId], event: &Event) {
+        let mut line_bytes: Option<Bytes> = None;
+        for &client in to {
+            let id = ConnId::from_client(client);
+            let Some(conn) = self.conn_mut(id) else {
+                continue;
+            };
+            if conn.close.is_some() {
+                continue;
+            }
+            let bytes = match conn.phase {
+                Phase::Line { .. } => line_bytes
+                    .get_or_insert_with(|| line::render(event))
+                    .clone(),
+                Phase::Sniffing { .. } | Phase::Http => continue,
+            };
+            self.counters.deliveries += 1;
+            self.queue(id, bytes);
+        }
+    }
+
+    /// Flushes every connection with queued output; a connection whose
+    /// socket is full waits for its writable event.
+    fn flush_dirty(&mut self) {
+        for id in std::mem::take(&mut self.dirty) {
+            let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
+                continue;
+            };
+            conn.dirty = false;
+            if !conn.writable {
+                continue;
+            }
+            let before = conn.outbox.len();
+            match conn.outbox.flush(&mut conn.stream) {
+                Ok((how, n)) => {
+                    trace!("  {id}: wrote {n} of {before} bytes ({how:?})");
+                    self.counters.bytes_out += n as u64;
+                    self.counters.bytes_queued -= n;
+                    if how == Flushed::WouldBlock {
+                        conn.writable = false;
+                    } else if conn.close == Some(Close::AfterFlush) {
+                        // Our last reply is out: half-close, then linger.
+                        let _ = conn.stream.shutdown(Shutdown::Write);
+                        conn.close = Some(Close::Lingering);
+                        self.timers
+                            .arm(Instant::now() + LINGER, id, TimerKind::Linger);
+                    }
+                }
+                Err(e) => {
+                    debug!("write {id}: {e}");
+                    self.doom(id, LeaveReason::Disconnect);
+                }
+            }
+        }
+    }
+
+    /// Removes doomed connections; the hub tells their rooms.
+    fn reap(&mut self) {
+        for (id, reason) in std::mem::take(&mut self.doomed) {
+            if self.conn_mut(id).is_none() {
+                continue;
+            }
+            let mut conn = self.conns.remove(id.key());
+            debug!("close {id} {} ({})", conn.peer, describe(&reason));
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+            self.counters.bytes_queued -= conn.outbox.len();
+            *self.counters.kind_mut(conn.phase.kind()) -= 1;
+            let ip = conn.peer.ip();
+            if !ip.is_loopback() {
+                if let Some(n) = self.per_ip.get_mut(&ip) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.per_ip.remove(&ip);
+                    }
+                }
+            }
+            if conn.in_hub {
+                self.hub.disconnect(wall_clock(), id.client(), reason);
+            }
+        }
+    }
+}
+
+/// Keepalive and a user timeout, so a peer whose network died is noticed;
+/// no Nagle delay, since the loop already batches writes per iteration.
+fn tune(stream: &TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let sock = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    sock.set_tcp_keepalive(&keepalive)?;
+    sock.set_tcp_user_timeout(Some(USER_TIMEOUT))?;
+    Ok(())
+}
+
+/// Wall-clock time for timestamps; the loop's deadlines use `Instant`.
+fn wall_clock() -> Now {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Now { ms }
+}
+
+/// A seed for nick and room-code generation, from the OS when it can.
+fn seed() -> u64 {
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_ok()
+    {
+        return u64::from_le_bytes(b);
+    }
+    wall_clock().ms ^ u64::from(std::process::id()) << 32
+}
+
+/// A short printable sample of a client's bad input, for debug logs.
+fn sample(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(40)];
+    String::from_utf8_lossy(cut).escape_debug().to_string()
+}
+
+/// Logs where the server listens; printed on stdout so scripts can read it.
+pub fn announce(addrs: &[SocketAddr]) {
+    for a in addrs {
+        info!("listening on {a}");
+        println!("natter listening on {a}");
+    }
+    let _ = io::stdout().flush();
+}

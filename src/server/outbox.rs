@@ -1,0 +1,176 @@
+//! A connection's unsent output: shared `Bytes` chunks and their total.
+//!
+//! Chunks are refcounted slices, usually the same `Bytes` queued to every
+//! recipient of an event, so queueing costs a refcount bump, not a copy.
+//! A flush gathers the queued chunks into one vectored write (`writev`).
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+
+use bytes::{Buf, Bytes};
+
+/// Most chunks handed to one `writev` call (Linux allows 1024).
+const MAX_IOVECS: usize = 64;
+
+#[derive(Default, Debug)]
+pub struct Outbox {
+    chunks: VecDeque<Bytes>,
+    /// Invariant: the sum of `chunks[i].len()`.
+    len: usize,
+}
+
+/// How a flush ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flushed {
+    /// Everything queued was written.
+    All,
+    /// The socket's send buffer is full: wait for a writable event.
+    WouldBlock,
+}
+
+impl Outbox {
+    pub fn push(&mut self, chunk: Bytes) {
+        if !chunk.is_empty() {
+            self.len += chunk.len();
+            self.chunks.push_back(chunk);
+        }
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Drops everything queued (the connection is going away now).
+    pub fn clear(&mut self) {
+        self.chunks = VecDeque::new();
+        self.len = 0;
+    }
+
+    /// Writes until the queue is empty or the writer would block. Returns the
+    /// outcome and the bytes written; a real error is returned as such.
+    pub fn flush(&mut self, w: &mut impl Write) -> io::Result<(Flushed, usize)> {
+        let mut written = 0;
+        while !self.chunks.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (slot, chunk) in slices.iter_mut().zip(&self.chunks) {
+                *slot = IoSlice::new(chunk);
+                count += 1;
+            }
+            match w.write_vectored(&slices[..count]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    written += n;
+                    self.advance(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok((Flushed::WouldBlock, written))
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // An idle connection should not keep a grown queue allocated.
+        if self.chunks.capacity() > 16 {
+            self.chunks = VecDeque::new();
+        }
+        Ok((Flushed::All, written))
+    }
+
+    /// Forgets the first `n` bytes: whole chunks popped, a partial one advanced.
+    fn advance(&mut self, mut n: usize) {
+        self.len -= n;
+        while n > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            if n >= front.len() {
+                n -= front.len();
+                self.chunks.pop_front();
+            } else {
+                front.advance(n);
+                n = 0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer that takes at most `cap` bytes per call, then blocks after
+    /// `budget` bytes in total.
+    struct Trickle {
+        got: Vec<u8>,
+        cap: usize,
+        budget: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            if self.budget == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(self.cap - n).min(self.budget);
+                self.got.extend_from_slice(&b[..take]);
+                n += take;
+                self.budget -= take;
+                if n == self.cap || self.budget == 0 {
+                    break;
+                }
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn partial_writes_resume_where_they_stopped() {
+        let mut expected = Vec::new();
+        let mut ob = Outbox::default();
+        for i in 0..200u32 {
+            let chunk = format!("chunk {i};").into_bytes();
+            expected.extend_from_slice(&chunk);
+            ob.push(Bytes::from(chunk));
+        }
+        ob.push(Bytes::new());
+        assert_eq!(ob.len(), expected.len());
+        for cap in [1, 3, 7, 100, 10_000] {
+            let mut ob2 = Outbox::default();
+            ob2.push(Bytes::from(expected.clone()));
+            let mut w = Trickle {
+                got: Vec::new(),
+                cap,
+                budget: 50,
+            };
+            assert_eq!(ob2.flush(&mut w).unwrap(), (Flushed::WouldBlock, 50));
+            assert_eq!(ob2.len(), expected.len() - 50);
+            w.budget = usize::MAX;
+            assert_eq!(ob2.flush(&mut w).unwrap().0, Flushed::All);
+            assert_eq!(w.got, expected);
+            assert!(ob2.is_empty());
+        }
+        let mut w = Trickle {
+            got: Vec::new(),
+            cap: 5,
+            budget: usize::MAX,
+        };
+        let (how, n) = ob.flush(&mut w).unwrap();
+        assert_eq!((how, n), (Flushed::All, expected.len()));
+        assert_eq!(w.got, expected);
+        assert_eq!(ob.len(), 0);
+    }
+}

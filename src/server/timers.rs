@@ -1,0 +1,87 @@
+//! Deadlines for the loop: the earliest one becomes `poll`'s timeout.
+//!
+//! A binary heap of `(when, conn, kind)`. Timers are never cancelled: when
+//! one fires, the loop checks whether it still applies (the connection may
+//! be gone, or may have been active since). That keeps arming a timer O(log n)
+//! and cancelling free, as in most event loops.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
+
+use super::conn::ConnId;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TimerKind {
+    /// No bytes since accept: the client is a line client.
+    Sniff,
+    /// Check whether a line client has been silent too long.
+    LineIdle,
+    /// A closing connection gets this long to send its last bytes.
+    Linger,
+}
+
+#[derive(Default)]
+pub struct Timers {
+    heap: BinaryHeap<Reverse<(Instant, ConnId, TimerKind)>>,
+}
+
+impl Timers {
+    pub fn arm(&mut self, at: Instant, conn: ConnId, kind: TimerKind) {
+        self.heap.push(Reverse((at, conn, kind)));
+    }
+
+    /// How long `poll` may sleep: until the earliest deadline.
+    pub fn timeout(&self, now: Instant) -> Option<Duration> {
+        self.heap
+            .peek()
+            .map(|Reverse((at, _, _))| at.saturating_duration_since(now))
+    }
+
+    /// Removes and returns the earliest timer due at `now`.
+    pub fn pop_due(&mut self, now: Instant) -> Option<(ConnId, TimerKind)> {
+        match self.heap.peek() {
+            Some(Reverse((at, _, _))) if *at <= now => {
+                self.heap.pop().map(|Reverse((_, id, kind))| (id, kind))
+            }
+            _ => None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn earliest_first() {
+        let t0 = Instant::now();
+        let mut t = Timers::default();
+        let a = ConnId::new(1, 1);
+        let b = ConnId::new(2, 2);
+        assert_eq!(t.timeout(t0), None);
+        t.arm(t0 + Duration::from_millis(300), a, TimerKind::Sniff);
+        t.arm(t0 + Duration::from_millis(100), b, TimerKind::Linger);
+        assert_eq!(t.timeout(t0), Some(Duration::from_millis(100)));
+        assert_eq!(t.pop_due(t0), None);
+        assert_eq!(
+            t.pop_due(t0 + Duration::from_millis(150)),
+            Some((b, TimerKind::Linger))
+        );
+        assert_eq!(t.pop_due(t0 + Duration::from_millis(150)), None);
+        assert_eq!(t.timeout(t0 + Duration::from_secs(1)), Some(Duration::ZERO));
+        assert_eq!(
+            t.pop_due(t0 + Duration::from_secs(1)),
+            Some((a, TimerKind::Sniff))
+        );
+        assert!(t.is_empty());
+    }
+}

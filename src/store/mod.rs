@@ -1,0 +1,152 @@
+//! Message history behind a small trait, so the hub never speaks SQL.
+//!
+//! The hub hands the store a batch of messages once per loop iteration
+//! (group commit) and reads history through it. [`MemStore`] keeps history in
+//! memory for the life of the process; the SQLite store implements the same
+//! trait. The store never sees a socket.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::Rc;
+
+use crate::hub::command::Page;
+use crate::hub::event::Message;
+use crate::hub::names::RoomName;
+
+/// A failure of the storage layer: the server's fault, never the client's.
+#[derive(Debug)]
+pub struct StoreError(pub String);
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "store: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub trait Store {
+    /// The highest `seq` ever stored for `room` (0 for a room without messages).
+    fn last_seq(&mut self, room: &RoomName) -> Result<u64, StoreError>;
+    /// Stores a batch atomically: all of it or none of it.
+    fn append(&mut self, batch: &[Rc<Message>]) -> Result<(), StoreError>;
+    /// Messages of `room` within the page's exclusive bounds, ascending `seq`.
+    /// With `after` the earliest `limit` are returned, otherwise the latest.
+    fn history(&mut self, room: &RoomName, page: Page) -> Result<Vec<Rc<Message>>, StoreError>;
+}
+
+/// History kept in memory, per room, for as long as the process lives.
+#[derive(Default)]
+pub struct MemStore {
+    rooms: HashMap<RoomName, Vec<Rc<Message>>>,
+}
+
+impl MemStore {
+    pub fn new() -> MemStore {
+        MemStore::default()
+    }
+}
+
+impl Store for MemStore {
+    fn last_seq(&mut self, room: &RoomName) -> Result<u64, StoreError> {
+        Ok(self
+            .rooms
+            .get(room)
+            .and_then(|m| m.last())
+            .map_or(0, |m| m.seq))
+    }
+
+    fn append(&mut self, batch: &[Rc<Message>]) -> Result<(), StoreError> {
+        for m in batch {
+            self.rooms
+                .entry(m.room.clone())
+                .or_default()
+                .push(m.clone());
+        }
+        Ok(())
+    }
+
+    fn history(&mut self, room: &RoomName, page: Page) -> Result<Vec<Rc<Message>>, StoreError> {
+        let Some(all) = self.rooms.get(room) else {
+            return Ok(Vec::new());
+        };
+        // Messages are appended in seq order, so bounds are binary searches.
+        let lo = page
+            .after
+            .map_or(0, |a| all.partition_point(|m| m.seq <= a));
+        let hi = page
+            .before
+            .map_or(all.len(), |b| all.partition_point(|m| m.seq < b));
+        if lo >= hi {
+            return Ok(Vec::new());
+        }
+        let window = &all[lo..hi];
+        let picked = if page.after.is_some() {
+            &window[..window.len().min(page.limit)]
+        } else {
+            &window[window.len().saturating_sub(page.limit)..]
+        };
+        Ok(picked.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(room: &RoomName, seq: u64) -> Rc<Message> {
+        Rc::new(Message {
+            room: room.clone(),
+            seq,
+            ts: seq * 1000,
+            from: "a".into(),
+            text: format!("m{seq}"),
+            action: false,
+        })
+    }
+
+    fn seqs(v: Vec<Rc<Message>>) -> Vec<u64> {
+        v.iter().map(|m| m.seq).collect()
+    }
+
+    #[test]
+    fn pages_with_exclusive_bounds() {
+        let r = RoomName::parse("lobby").unwrap();
+        let mut s = MemStore::new();
+        let batch: Vec<_> = (1..=10).map(|i| msg(&r, i)).collect();
+        s.append(&batch).unwrap();
+        assert_eq!(s.last_seq(&r).unwrap(), 10);
+        let page = |before, after, limit| Page {
+            before,
+            after,
+            limit,
+        };
+        assert_eq!(
+            seqs(s.history(&r, page(None, None, 3)).unwrap()),
+            [8, 9, 10]
+        );
+        assert_eq!(
+            seqs(s.history(&r, page(Some(5), None, 3)).unwrap()),
+            [2, 3, 4]
+        );
+        assert_eq!(
+            seqs(s.history(&r, page(None, Some(5), 3)).unwrap()),
+            [6, 7, 8]
+        );
+        assert_eq!(
+            seqs(s.history(&r, page(Some(8), Some(5), 50)).unwrap()),
+            [6, 7]
+        );
+        assert_eq!(
+            seqs(s.history(&r, page(Some(3), Some(5), 50)).unwrap()),
+            Vec::<u64>::new()
+        );
+        assert_eq!(
+            seqs(s.history(&r, page(None, Some(10), 50)).unwrap()),
+            Vec::<u64>::new()
+        );
+        let other = RoomName::parse("empty").unwrap();
+        assert!(s.history(&other, page(None, None, 50)).unwrap().is_empty());
+        assert_eq!(s.last_seq(&other).unwrap(), 0);
+    }
+}

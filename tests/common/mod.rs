@@ -1,0 +1,248 @@
+//! Test clients and a handle on the real `natter` binary.
+//!
+//! Every integration test starts the built binary on `127.0.0.1:0` and reads
+//! the port it printed; nothing uses a fixed port. Clients are plain blocking
+//! `std::net::TcpStream`s with read timeouts, so a server that fails to
+//! answer makes a test fail, not hang.
+
+#![allow(dead_code)] // each test file uses a different part of this module
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a client waits for a line it expects.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// The running binary; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts `natter --listen 127.0.0.1:0 ARGS...` and waits until it listens.
+    pub fn start(args: &[&str]) -> Server {
+        Server::start_listening(&["127.0.0.1:0"], args)
+    }
+
+    /// Starts the binary with the given `--listen` addresses.
+    pub fn start_listening(listen: &[&str], args: &[&str]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_natter"));
+        for l in listen {
+            cmd.args(["--listen", l]);
+        }
+        cmd.args(args).stdout(Stdio::piped()).stdin(Stdio::null());
+        if std::env::var_os("NATTER_TEST_LOG").is_none() {
+            cmd.stderr(Stdio::null());
+        }
+        let mut child = cmd.spawn().expect("spawn natter");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout);
+        let mut line = String::new();
+        lines.read_line(&mut line).expect("read the listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("natter listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .expect("address");
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = lines.read_to_end(&mut sink);
+        });
+        Server { child, addr }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Threads of the server process, from `/proc/PID/status`.
+    pub fn threads(&self) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("Threads: line")
+    }
+
+    /// The server is still running.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// A line client that has read its greeting (welcome, join, history).
+    pub fn line_client(&self) -> LineClient {
+        LineClient::connect(self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A netcat-like client speaking the line protocol.
+pub struct LineClient {
+    reader: BufReader<TcpStream>,
+    pub nick: String,
+    /// Lines of the greeting: welcome, joined, history block.
+    pub greeting: Vec<String>,
+}
+
+impl LineClient {
+    /// Connects, stays silent so the server sniffs it as a line client, and
+    /// reads the greeting up to the join line and any history block.
+    pub fn connect(addr: SocketAddr) -> LineClient {
+        let mut c = LineClient::raw(addr);
+        let welcome = c.line();
+        let nick = welcome
+            .strip_prefix("*** welcome to natter, you are ")
+            .and_then(|r| r.strip_suffix("; /help lists commands"))
+            .unwrap_or_else(|| panic!("bad welcome {welcome:?}"))
+            .to_string();
+        c.nick = nick;
+        c.greeting.push(welcome);
+        let joined = c.line();
+        assert!(joined.starts_with("*** you joined #"), "{joined:?}");
+        c.greeting.push(joined);
+        // The history block, if any, follows at once: read it if it is there.
+        if let Some(first) = c.try_line(Duration::from_millis(200)) {
+            assert!(first.starts_with("*** history of #"), "{first:?}");
+            c.greeting.push(first);
+            loop {
+                let l = c.line();
+                let end = l == "*** end of history";
+                c.greeting.push(l);
+                if end {
+                    break;
+                }
+            }
+        }
+        c
+    }
+
+    /// Connects without reading anything.
+    pub fn raw(addr: SocketAddr) -> LineClient {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        LineClient {
+            reader: BufReader::new(stream),
+            nick: String::new(),
+            greeting: Vec::new(),
+        }
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        self.reader.get_ref()
+    }
+
+    /// Sends `text` followed by `\n`.
+    pub fn send(&mut self, text: &str) {
+        self.send_bytes(format!("{text}\n").as_bytes());
+    }
+
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.reader.get_mut().write_all(bytes).expect("write");
+    }
+
+    /// The next line, without its `\n`; panics after `WAIT`.
+    pub fn line(&mut self) -> String {
+        self.try_line(WAIT)
+            .unwrap_or_else(|| panic!("{}: no line within {WAIT:?}", self.nick))
+    }
+
+    /// The next line within `wait`, or `None` on timeout or end of stream.
+    pub fn try_line(&mut self, wait: Duration) -> Option<String> {
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(wait))
+            .expect("timeout");
+        let mut buf = Vec::new();
+        let got = self.reader.read_until(b'\n', &mut buf);
+        self.reader
+            .get_ref()
+            .set_read_timeout(Some(WAIT))
+            .expect("timeout");
+        match got {
+            Ok(0) => None,
+            Ok(_) => {
+                assert!(buf.ends_with(b"\n"), "partial line {buf:?}");
+                buf.pop();
+                Some(String::from_utf8(buf).expect("server sent invalid UTF-8"))
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                assert!(buf.is_empty(), "partial line {buf:?}");
+                None
+            }
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+
+    /// Reads lines until one satisfies `pred`; returns it.
+    pub fn line_where(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Some(l) = self.try_line(deadline - Instant::now()) {
+                if pred(&l) {
+                    return l;
+                }
+            }
+        }
+        panic!("{}: no matching line within {WAIT:?}", self.nick);
+    }
+
+    /// The next line, with its `[HH:MM:SS] ` timestamp checked and removed.
+    pub fn event(&mut self) -> String {
+        let l = self.line();
+        strip_clock(&l).unwrap_or_else(|| panic!("no timestamp on {l:?}"))
+    }
+
+    /// Asserts that nothing arrives for `wait`.
+    pub fn expect_silence(&mut self, wait: Duration) {
+        if let Some(l) = self.try_line(wait) {
+            panic!("{}: expected silence, got {l:?}", self.nick);
+        }
+    }
+
+    /// Reads until the server closes the connection; returns what came.
+    pub fn read_to_close(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(l) = self.try_line(WAIT) {
+            out.push(l);
+        }
+        out
+    }
+
+    /// Closes with a TCP reset instead of a FIN.
+    pub fn reset(self) {
+        let s = self.reader.into_inner();
+        let sock = socket2::SockRef::from(&s);
+        sock.set_linger(Some(Duration::ZERO)).expect("linger");
+        drop(s);
+    }
+
+    pub fn close(self) {
+        let _ = self.reader.get_ref().shutdown(Shutdown::Both);
+    }
+}
+
+/// Removes a leading `[HH:MM:SS] ` after checking its shape.
+pub fn strip_clock(line: &str) -> Option<String> {
+    let b = line.as_bytes();
+    let ok = b.len() > 11
+        && b[0] == b'['
+        && b[3] == b':'
+        && b[6] == b':'
+        && b[9] == b']'
+        && b[10] == b' '
+        && [1, 2, 4, 5, 7, 8].iter().all(|&i| b[i].is_ascii_digit());
+    ok.then(|| line[11..].to_string())
+}
