@@ -8,12 +8,16 @@ test: deps fmt-check clippy
 	$(CARGO) test --all-targets
 	$(CARGO) test --doc
 
-# The tests drive the real netcat (netcat-openbsd). Install it when missing.
+# The tests drive the real netcat (netcat-openbsd) and read socket options
+# with ss (iproute2). Install whichever is missing.
 deps:
-	@if ! command -v nc >/dev/null 2>&1; then \
-		echo "installing netcat-openbsd"; \
+	@missing=""; \
+	command -v nc >/dev/null 2>&1 || missing="$$missing netcat-openbsd"; \
+	command -v ss >/dev/null 2>&1 || missing="$$missing iproute2"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq netcat-openbsd; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
 fmt-check:

@@ -101,7 +101,8 @@ mod tests {
         for code in all {
             let s = code.as_str();
             assert!(
-                s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
                 "{s}"
             );
             assert!(seen.insert(s), "duplicate {s}");

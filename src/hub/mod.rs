@@ -479,7 +479,12 @@ impl Hub {
         r#ref: Option<String>,
     ) -> Result<(), HubError> {
         let text = message_text(text, self.config.max_message)?;
-        let no_such = || HubError::new(ErrorCode::NoSuchUser, format!("nobody is called {to}"));
+        let no_such = || {
+            HubError::new(
+                ErrorCode::NoSuchUser,
+                format!("nobody is called {}", sanitize(to)),
+            )
+        };
         let target = *self
             .nicks
             .get(&to.to_ascii_lowercase())

@@ -163,8 +163,12 @@ pub fn parse(line: &[u8]) -> Result<Input, HubError> {
             let limit = if rest.is_empty() {
                 DEFAULT_HISTORY_PAGE
             } else {
+                // Any whole number is fine; past 200 it means 200.
+                if !rest.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(usage_error("/history [N], N a whole number"));
+                }
                 rest.parse::<usize>()
-                    .map_err(|_| usage_error("/history [N], N a whole number"))?
+                    .unwrap_or(MAX_HISTORY_PAGE)
                     .min(MAX_HISTORY_PAGE)
             };
             Command::History {
@@ -213,7 +217,13 @@ fn usage_error(usage: &str) -> HubError {
 
 /// Renders one event as the line(s) a netcat user sees, each ending in `\n`.
 pub fn render(event: &Event) -> Bytes {
-    let mut out = String::new();
+    // Sized for the common case, a room message, so it is written without
+    // reallocating.
+    let hint = match event {
+        Event::Message(m) => 20 + m.room.as_str().len() + m.from.len() + m.text.len(),
+        _ => 128,
+    };
+    let mut out = String::with_capacity(hint);
     match event {
         Event::Message(m) => message(&mut out, m),
         Event::Presence(p) => presence(&mut out, p),
@@ -360,7 +370,10 @@ fn reply(out: &mut String, reply: &Reply) {
             s.deliveries
         ),
         Reply::Bye => writeln!(out, "*** bye"),
-        Reply::Error { code, message } => writeln!(out, "!!! {code}: {message}"),
+        // Messages may quote client input: never let a control byte through.
+        Reply::Error { code, message } => {
+            writeln!(out, "!!! {code}: {}", crate::hub::names::sanitize(message))
+        }
     };
 }
 

@@ -18,11 +18,11 @@
 
 pub mod conn;
 pub mod outbox;
+pub mod per_ip;
 pub mod timers;
 
-use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -41,6 +41,7 @@ use crate::proto::sniff::{self, Sniff};
 use crate::store::MemStore;
 use conn::{describe, Close, Conn, ConnId, Kind, Phase};
 use outbox::Flushed;
+use per_ip::PerIp;
 use timers::{TimerKind, Timers};
 
 /// Listener tokens sit at the top of the token space; slab keys never get there.
@@ -113,7 +114,7 @@ pub struct Server {
     backlog: Vec<ConnId>,
     /// Connections to remove before sleeping, and why.
     doomed: Vec<(ConnId, LeaveReason)>,
-    per_ip: HashMap<IpAddr, usize>,
+    per_ip: PerIp,
     counters: Counters,
 }
 
@@ -126,6 +127,7 @@ impl Server {
                 format!("--default-room: {}", e.message),
             )
         })?;
+        let max_per_ip = config.max_per_ip;
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
         for (i, addr) in config.listen.iter().enumerate() {
@@ -161,7 +163,7 @@ impl Server {
             dirty: Vec::new(),
             backlog: Vec::new(),
             doomed: Vec::new(),
-            per_ip: HashMap::new(),
+            per_ip: PerIp::new(max_per_ip),
             counters: Counters::default(),
         })
     }
@@ -254,9 +256,7 @@ impl Server {
     }
 
     fn on_accept(&mut self, mut stream: TcpStream, peer: SocketAddr) {
-        let ip = peer.ip();
-        let limited = !ip.is_loopback();
-        if limited && self.per_ip.get(&ip).copied().unwrap_or(0) >= self.config.max_per_ip {
+        if !self.per_ip.admit(peer.ip()) {
             debug!("refusing {peer}: over --max-per-ip");
             let msg = format!(
                 "!!! {}: too many connections from your address\n",
@@ -278,12 +278,10 @@ impl Server {
             Interest::READABLE | Interest::WRITABLE,
         ) {
             error!("register {peer}: {e}");
+            self.per_ip.release(peer.ip());
             return;
         }
         entry.insert(Conn::new(id, stream, peer, now));
-        if limited {
-            *self.per_ip.entry(ip).or_default() += 1;
-        }
         self.counters.pending += 1;
         self.timers
             .arm(now + self.config.sniff_timeout(), id, TimerKind::Sniff);
@@ -630,15 +628,7 @@ impl Server {
             let _ = self.poll.registry().deregister(&mut conn.stream);
             self.counters.bytes_queued -= conn.outbox.len();
             *self.counters.kind_mut(conn.phase.kind()) -= 1;
-            let ip = conn.peer.ip();
-            if !ip.is_loopback() {
-                if let Some(n) = self.per_ip.get_mut(&ip) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.per_ip.remove(&ip);
-                    }
-                }
-            }
+            self.per_ip.release(conn.peer.ip());
             if conn.in_hub {
                 self.hub.disconnect(wall_clock(), id.client(), reason);
             }

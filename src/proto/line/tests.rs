@@ -1,1 +1,1019 @@
+use super::*;
 
+use std::rc::Rc;
+
+use crate::hub::event::{Limits, Stats};
+
+// ---------------------------------------------------------------------------
+// LineDecoder: framing
+// ---------------------------------------------------------------------------
+
+/// A [`Frame`] that outlives the decoder call, for comparing sequences.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Owned {
+    Line(Vec<u8>),
+    TooLong,
+}
+
+fn line(s: &[u8]) -> Owned {
+    Owned::Line(s.to_vec())
+}
+
+/// Feeds `chunks` in order to `dec` and returns every frame it produced.
+fn feed<'a>(dec: &mut LineDecoder, chunks: impl IntoIterator<Item = &'a [u8]>) -> Vec<Owned> {
+    let mut out = Vec::new();
+    for chunk in chunks {
+        dec.decode(chunk, |f| {
+            out.push(match f {
+                Frame::Line(l) => Owned::Line(l.to_vec()),
+                Frame::TooLong => Owned::TooLong,
+            })
+        });
+    }
+    out
+}
+
+/// Decodes `chunks` with a fresh decoder of limit `max`.
+fn decode_chunks<'a>(
+    max: usize,
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+) -> (Vec<Owned>, usize) {
+    let mut dec = LineDecoder::new(max);
+    let frames = feed(&mut dec, chunks);
+    (frames, dec.buffered())
+}
+
+/// Limit used by the framing table: small, so every split point is cheap.
+const MAX: usize = 8;
+
+/// Input covering every framing case, and the frames it must give with
+/// `MAX`, plus the length of the unfinished tail.
+fn framing_case() -> (Vec<u8>, Vec<Owned>, usize) {
+    let rows: &[(&[u8], Option<Owned>)] = &[
+        (b"hello\n", Some(line(b"hello"))),
+        (b"crlf\r\n", Some(line(b"crlf"))),
+        (b"\n", Some(line(b""))),
+        (b"\r\n", Some(line(b""))),
+        (b"\n", Some(line(b""))),
+        // Exactly MAX bytes, with either line ending: the ending is not counted.
+        (b"12345678\n", Some(line(b"12345678"))),
+        (b"abcdefgh\r\n", Some(line(b"abcdefgh"))),
+        // MAX + 1 bytes, with either line ending.
+        (b"123456789\n", Some(Owned::TooLong)),
+        // The line right after a too-long one is decoded normally.
+        (b"after\n", Some(line(b"after"))),
+        (b"abcdefghi\r\n", Some(Owned::TooLong)),
+        (b"ok\r\n", Some(line(b"ok"))),
+        // Far over the limit.
+        (b"0123456789abcdefghijklmnop\n", Some(Owned::TooLong)),
+        (b"0123456789abcdefghijklmnop\r\n", Some(Owned::TooLong)),
+        // A bare `\r` inside a line is content; only one `\r` before `\n` goes.
+        (b"a\rb\n", Some(line(b"a\rb"))),
+        (b"x\r\r\n", Some(line(b"x\r"))),
+        // MAX bytes whose last one is a `\r` of content, then `\r\n`.
+        (b"1234567\r\r\n", Some(line(b"1234567\r"))),
+        // MAX + 1 bytes of content ending in `\r`, then `\r\n`.
+        (b"12345678\r\r\n", Some(Owned::TooLong)),
+        (b"\xff\xfe\n", Some(line(b"\xff\xfe"))),
+        (b"last\n", Some(line(b"last"))),
+        // Unfinished: kept, not emitted.
+        (b"tail", None),
+    ];
+    let mut input = Vec::new();
+    let mut frames = Vec::new();
+    for (bytes, frame) in rows {
+        input.extend_from_slice(bytes);
+        frames.extend(frame.clone());
+    }
+    (input, frames, 4)
+}
+
+#[test]
+fn decoder_whole_input_gives_the_expected_frames() {
+    let (input, expected, tail) = framing_case();
+    let (frames, buffered) = decode_chunks(MAX, [input.as_slice()]);
+    assert_eq!(frames, expected);
+    assert_eq!(buffered, tail);
+}
+
+#[test]
+fn decoder_every_single_split_point_gives_the_same_frames() {
+    let (input, expected, tail) = framing_case();
+    for i in 0..=input.len() {
+        let (a, b) = input.split_at(i);
+        let (frames, buffered) = decode_chunks(MAX, [a, b]);
+        assert_eq!(frames, expected, "split at {i}");
+        assert_eq!(buffered, tail, "split at {i}");
+    }
+}
+
+#[test]
+fn decoder_every_pair_of_split_points_gives_the_same_frames() {
+    let (input, expected, tail) = framing_case();
+    for i in 0..=input.len() {
+        for j in i..=input.len() {
+            let chunks = [&input[..i], &input[i..j], &input[j..]];
+            let (frames, buffered) = decode_chunks(MAX, chunks);
+            assert_eq!(frames, expected, "split at {i} and {j}");
+            assert_eq!(buffered, tail, "split at {i} and {j}");
+        }
+    }
+}
+
+#[test]
+fn decoder_one_byte_at_a_time_gives_the_same_frames() {
+    let (input, expected, tail) = framing_case();
+    let (frames, buffered) = decode_chunks(MAX, input.chunks(1));
+    assert_eq!(frames, expected);
+    assert_eq!(buffered, tail);
+    // And the buffer never holds more than a line plus its `\r`.
+    let mut dec = LineDecoder::new(MAX);
+    for b in input.chunks(1) {
+        feed(&mut dec, [b]);
+        assert!(dec.buffered() <= MAX + 1, "{}", dec.buffered());
+    }
+}
+
+#[test]
+fn decoder_empty_input_does_nothing() {
+    let mut dec = LineDecoder::new(MAX);
+    assert_eq!(feed(&mut dec, [&b""[..]]), vec![]);
+    assert_eq!(dec.buffered(), 0);
+    assert_eq!(
+        feed(&mut dec, [&b"ab"[..], b"", b"c\n"]),
+        vec![line(b"abc")]
+    );
+    assert_eq!(dec.buffered(), 0);
+}
+
+#[test]
+fn decoder_emits_a_frame_only_at_the_newline() {
+    let mut dec = LineDecoder::new(MAX);
+    assert_eq!(feed(&mut dec, [&b"hello"[..]]), vec![]);
+    assert_eq!(dec.buffered(), 5);
+    assert_eq!(feed(&mut dec, [&b"\r"[..]]), vec![]);
+    assert_eq!(dec.buffered(), 6);
+    assert_eq!(feed(&mut dec, [&b"\n"[..]]), vec![line(b"hello")]);
+    assert_eq!(dec.buffered(), 0);
+    // A too-long line is reported once, at its newline, not when it passes the limit.
+    assert_eq!(feed(&mut dec, [&b"0123456789"[..]]), vec![]);
+    assert_eq!(feed(&mut dec, [&b"0123456789"[..]]), vec![]);
+    assert_eq!(feed(&mut dec, [&b"\n"[..]]), vec![Owned::TooLong]);
+}
+
+#[test]
+fn decoder_recovers_after_too_long() {
+    let mut dec = LineDecoder::new(MAX);
+    assert_eq!(
+        feed(&mut dec, [&b"123456789\nok\n"[..]]),
+        vec![Owned::TooLong, line(b"ok")]
+    );
+    // Split inside the too-long line and right after its newline.
+    assert_eq!(
+        feed(&mut dec, [&b"12345"[..], b"6789012", b"34\n", b"next\r\n"]),
+        vec![Owned::TooLong, line(b"next")]
+    );
+    // Two too-long lines in a row are two errors, then normal service.
+    assert_eq!(
+        feed(&mut dec, [&b"aaaaaaaaaaaa\nbbbbbbbbbbbbbb\r\nc\n"[..]]),
+        vec![Owned::TooLong, Owned::TooLong, line(b"c")]
+    );
+    assert_eq!(dec.buffered(), 0);
+}
+
+#[test]
+fn decoder_discards_a_too_long_line_without_buffering_it() {
+    let max = 4096;
+    let mut dec = LineDecoder::new(max);
+    let chunk = vec![b'a'; 1 << 20];
+    for _ in 0..8 {
+        assert_eq!(feed(&mut dec, [chunk.as_slice()]), vec![]);
+        assert!(dec.buffered() <= max + 1, "buffered {}", dec.buffered());
+    }
+    // Byte by byte too: the buffer stays bounded.
+    let mut dec2 = LineDecoder::new(max);
+    for _ in 0..3 * max {
+        assert_eq!(feed(&mut dec2, [&b"z"[..]]), vec![]);
+        assert!(dec2.buffered() <= max + 1, "buffered {}", dec2.buffered());
+    }
+    // Eight megabytes of one line make exactly one error, then lines work.
+    assert_eq!(
+        feed(&mut dec, [&b"aaa\nhi\n"[..]]),
+        vec![Owned::TooLong, line(b"hi")]
+    );
+    assert_eq!(dec.buffered(), 0);
+    assert_eq!(
+        feed(&mut dec2, [&b"\r\nthere\n"[..]]),
+        vec![Owned::TooLong, line(b"there")]
+    );
+}
+
+#[test]
+fn decoder_limit_excludes_the_line_ending() {
+    let max = 4096;
+    let exact = vec![b'x'; max];
+    let over = vec![b'x'; max + 1];
+    for ending in [&b"\n"[..], b"\r\n"] {
+        let input = [exact.as_slice(), ending].concat();
+        let (frames, _) = decode_chunks(max, [input.as_slice()]);
+        assert_eq!(frames, vec![Owned::Line(exact.clone())], "{ending:?}");
+        let (frames, _) = decode_chunks(max, input.chunks(1));
+        assert_eq!(frames, vec![Owned::Line(exact.clone())], "{ending:?}");
+
+        let input = [over.as_slice(), ending].concat();
+        let (frames, _) = decode_chunks(max, [input.as_slice()]);
+        assert_eq!(frames, vec![Owned::TooLong], "{ending:?}");
+        let (frames, _) = decode_chunks(max, input.chunks(1));
+        assert_eq!(frames, vec![Owned::TooLong], "{ending:?}");
+    }
+    // The `\r` of a `\r\n` may arrive alone after a full-length line.
+    let mut dec = LineDecoder::new(max);
+    assert_eq!(feed(&mut dec, [exact.as_slice(), b"\r"]), vec![]);
+    assert_eq!(dec.buffered(), max + 1);
+    assert_eq!(feed(&mut dec, [&b"\n"[..]]), vec![Owned::Line(exact)]);
+}
+
+#[test]
+fn decoder_lone_cr_is_an_empty_line() {
+    let (frames, _) = decode_chunks(MAX, [&b"\r\n\r\n"[..]]);
+    assert_eq!(frames, vec![line(b""), line(b"")]);
+    // ... and parse ignores it.
+    assert_eq!(parse(b""), Ok(Input::Nothing));
+}
+
+// ---------------------------------------------------------------------------
+// parse
+// ---------------------------------------------------------------------------
+
+fn room(s: &str) -> RoomName {
+    RoomName::parse(s).unwrap()
+}
+
+fn say(text: &str) -> Input {
+    Input::Command(Command::Say {
+        room: None,
+        text: text.to_string(),
+        action: false,
+    })
+}
+
+fn me(text: &str) -> Input {
+    Input::Command(Command::Say {
+        room: None,
+        text: text.to_string(),
+        action: true,
+    })
+}
+
+fn history(limit: usize) -> Input {
+    Input::Command(Command::History {
+        room: None,
+        page: Page {
+            before: None,
+            after: None,
+            limit,
+        },
+    })
+}
+
+fn cmd(c: Command) -> Input {
+    Input::Command(c)
+}
+
+fn parse_str(s: &str) -> Result<Input, HubError> {
+    parse(s.as_bytes())
+}
+
+fn code_of(line: &[u8]) -> ErrorCode {
+    match parse(line) {
+        Err(e) => {
+            assert!(!e.message.is_empty(), "{line:?}: empty message");
+            e.code
+        }
+        Ok(input) => panic!("{:?} parsed as {input:?}", String::from_utf8_lossy(line)),
+    }
+}
+
+#[test]
+fn parse_plain_text_and_escape() {
+    let table: &[(&str, Input)] = &[
+        ("hello", say("hello")),
+        ("hello world", say("hello world")),
+        ("tab\there", say("tab\there")),
+        ("héllo ✓", say("héllo ✓")),
+        ("not /a command", say("not /a command")),
+        ("#lobby is nice", say("#lobby is nice")),
+        ("//text", say("/text")),
+        ("//nick alice", say("/nick alice")),
+        ("//", say("/")),
+        ("///x", say("//x")),
+        ("// spaced", say("/ spaced")),
+    ];
+    for (line, want) in table {
+        assert_eq!(parse_str(line).as_ref(), Ok(want), "{line:?}");
+    }
+}
+
+#[test]
+fn parse_empty_and_blank_lines_are_nothing() {
+    for line in ["", " ", "   ", "\t", " \t \t "] {
+        assert_eq!(parse_str(line), Ok(Input::Nothing), "{line:?}");
+    }
+}
+
+#[test]
+fn parse_every_command_and_alias() {
+    let table: &[(&str, Input)] = &[
+        ("/nick alice", cmd(Command::Nick("alice".into()))),
+        ("/nick   Alice_2  ", cmd(Command::Nick("Alice_2".into()))),
+        ("/nick\tbob", cmd(Command::Nick("bob".into()))),
+        ("/join dev", cmd(Command::Join(room("dev")))),
+        ("/join #dev", cmd(Command::Join(room("dev")))),
+        ("/join #Dev", cmd(Command::Join(room("dev")))),
+        ("/join  Lobby ", cmd(Command::Join(room("lobby")))),
+        ("/create", cmd(Command::Create)),
+        ("/leave", cmd(Command::Leave(None))),
+        ("/leave dev", cmd(Command::Leave(Some(room("dev"))))),
+        ("/leave #Dev", cmd(Command::Leave(Some(room("dev"))))),
+        ("/part", cmd(Command::Leave(None))),
+        ("/part #dev", cmd(Command::Leave(Some(room("dev"))))),
+        ("/rooms", cmd(Command::Rooms)),
+        ("/list", cmd(Command::Rooms)),
+        ("/who", cmd(Command::Who(None))),
+        ("/who lobby", cmd(Command::Who(Some(room("lobby"))))),
+        ("/who #LOBBY", cmd(Command::Who(Some(room("lobby"))))),
+        ("/names", cmd(Command::Who(None))),
+        ("/names #dev", cmd(Command::Who(Some(room("dev"))))),
+        (
+            "/msg bob hi there",
+            cmd(Command::Dm {
+                to: "bob".into(),
+                text: "hi there".into(),
+            }),
+        ),
+        (
+            "/msg bob    psst",
+            cmd(Command::Dm {
+                to: "bob".into(),
+                text: "psst".into(),
+            }),
+        ),
+        (
+            "/msg Bob\tx  y",
+            cmd(Command::Dm {
+                to: "Bob".into(),
+                text: "x  y".into(),
+            }),
+        ),
+        ("/me waves", me("waves")),
+        ("/me waves at bob", me("waves at bob")),
+        ("/history", history(DEFAULT_HISTORY_PAGE)),
+        ("/history", history(20)),
+        ("/history 5", history(5)),
+        ("/history 1", history(1)),
+        ("/history 200", history(200)),
+        ("/history 201", history(200)),
+        ("/history 999", history(200)),
+        ("/stats", Input::Stats),
+        ("/help", cmd(Command::Help)),
+        ("/quit", cmd(Command::Quit(None))),
+        ("/quit   ", cmd(Command::Quit(None))),
+        (
+            "/quit gone fishing",
+            cmd(Command::Quit(Some("gone fishing".into()))),
+        ),
+    ];
+    for (line, want) in table {
+        assert_eq!(parse_str(line).as_ref(), Ok(want), "{line:?}");
+    }
+}
+
+#[test]
+fn parse_command_names_are_case_insensitive() {
+    let table: &[(&str, Input)] = &[
+        ("/NICK Alice", cmd(Command::Nick("Alice".into()))),
+        ("/Join #Dev", cmd(Command::Join(room("dev")))),
+        ("/CREATE", cmd(Command::Create)),
+        ("/Leave", cmd(Command::Leave(None))),
+        ("/PART", cmd(Command::Leave(None))),
+        ("/ROOMS", cmd(Command::Rooms)),
+        ("/LiSt", cmd(Command::Rooms)),
+        ("/WHO", cmd(Command::Who(None))),
+        ("/Names", cmd(Command::Who(None))),
+        (
+            "/MSG bob hi",
+            cmd(Command::Dm {
+                to: "bob".into(),
+                text: "hi".into(),
+            }),
+        ),
+        ("/ME waves", me("waves")),
+        ("/HISTORY 3", history(3)),
+        ("/Stats", Input::Stats),
+        ("/HeLp", cmd(Command::Help)),
+        ("/QUIT Bye", cmd(Command::Quit(Some("Bye".into())))),
+    ];
+    for (line, want) in table {
+        assert_eq!(parse_str(line).as_ref(), Ok(want), "{line:?}");
+    }
+}
+
+#[test]
+fn parse_leaves_nick_validation_to_the_hub() {
+    // The hub answers nick_invalid; parse passes the name through as typed.
+    assert_eq!(
+        parse_str("/nick bad name"),
+        Ok(cmd(Command::Nick("bad name".into())))
+    );
+    assert_eq!(
+        parse_str("/nick 1abc"),
+        Ok(cmd(Command::Nick("1abc".into())))
+    );
+    assert_eq!(
+        parse_str("/nick abcdefghijklmnopqrstuvwxyz"),
+        Ok(cmd(Command::Nick("abcdefghijklmnopqrstuvwxyz".into())))
+    );
+}
+
+#[test]
+fn parse_bad_utf8() {
+    for line in [
+        &b"\xff"[..],
+        b"hi \xc3(",
+        b"\xe2\x82",
+        b"/nick \xff",
+        b"/join d\xe9v",
+        b"//\xc0\xaf",
+    ] {
+        assert_eq!(code_of(line), ErrorCode::BadUtf8, "{line:?}");
+    }
+}
+
+#[test]
+fn parse_unknown_command() {
+    for line in [
+        "/frobnicate",
+        "/frobnicate with args",
+        "/",
+        "/ nick alice",
+        "/nick2 alice",
+        "/msgbob hi",
+        "/joindev",
+        "/quitnow",
+        "/é",
+    ] {
+        assert_eq!(
+            code_of(line.as_bytes()),
+            ErrorCode::UnknownCommand,
+            "{line:?}"
+        );
+    }
+}
+
+#[test]
+fn parse_unknown_command_message_carries_no_control_characters() {
+    let e = parse(b"/\x1b[31mred\x07").unwrap_err();
+    assert_eq!(e.code, ErrorCode::UnknownCommand);
+    assert!(
+        !e.message.chars().any(|c| c.is_control()),
+        "{:?}",
+        e.message
+    );
+}
+
+#[test]
+fn parse_missing_or_bad_arguments_are_bad_request() {
+    for line in [
+        "/nick",
+        "/nick   ",
+        "/join",
+        "/join \t ",
+        "/msg",
+        "/msg bob",
+        "/msg bob   ",
+        "/me",
+        "/me   ",
+        "/history x",
+        "/history -1",
+        "/history 1.5",
+        "/history 5 6",
+    ] {
+        assert_eq!(code_of(line.as_bytes()), ErrorCode::BadRequest, "{line:?}");
+    }
+}
+
+#[test]
+fn parse_bad_room_names_are_room_invalid() {
+    let too_long = format!("/join {}", "a".repeat(33));
+    for line in [
+        "/join bad room!",
+        "/join bad!",
+        "/join #",
+        "/join ##dev",
+        "/join dév",
+        too_long.as_str(),
+        "/leave bad!",
+        "/part a.b",
+        "/who a b",
+        "/names x/y",
+    ] {
+        assert_eq!(code_of(line.as_bytes()), ErrorCode::RoomInvalid, "{line:?}");
+    }
+    // 32 characters is still fine.
+    assert_eq!(
+        parse_str(&format!("/join #{}", "A".repeat(32))),
+        Ok(cmd(Command::Join(room(&"a".repeat(32)))))
+    );
+}
+
+#[test]
+fn parse_history_clamps_any_large_count() {
+    // PROTOCOL: "the last N (default 20, at most 200)": a number too big for
+    // the machine is still a whole number over 200.
+    assert_eq!(
+        parse_str("/history 99999999999999999999999999"),
+        Ok(history(MAX_HISTORY_PAGE))
+    );
+}
+
+// ---------------------------------------------------------------------------
+// render
+// ---------------------------------------------------------------------------
+
+/// 2025-11-22 08:26:40 UTC.
+const TS: u64 = 1_763_800_000_000;
+/// 2025-11-22 00:00:00 UTC.
+const DAY: u64 = 1_763_769_600_000;
+
+/// Renders `event` and checks what every rendered output must satisfy.
+fn rendered(event: &Event) -> String {
+    let bytes = render(event);
+    let s = String::from_utf8(bytes.to_vec()).expect("render gives UTF-8");
+    assert!(s.ends_with('\n'), "no final newline: {s:?}");
+    assert!(
+        !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t'),
+        "control character in {s:?}"
+    );
+    for l in s.lines() {
+        assert!(
+            l.starts_with("*** ") || l.starts_with("!!! ") || l.starts_with('['),
+            "line without a marker: {l:?} in {s:?}"
+        );
+    }
+    s
+}
+
+fn msg(room_name: &str, ts: u64, from: &str, text: &str, action: bool) -> Rc<Message> {
+    Rc::new(Message {
+        room: room(room_name),
+        seq: 1,
+        ts,
+        from: from.into(),
+        text: text.into(),
+        action,
+    })
+}
+
+fn presence_event(kind: PresenceKind, nick: &str) -> Event {
+    Event::Presence(Rc::new(Presence {
+        room: room("lobby"),
+        kind,
+        nick: nick.into(),
+        ts: TS,
+    }))
+}
+
+fn dm(from: &str, to: &str, text: &str) -> Rc<Dm> {
+    Rc::new(Dm {
+        from: from.into(),
+        to: to.into(),
+        ts: TS,
+        text: text.into(),
+    })
+}
+
+fn reply(r: Reply) -> Event {
+    Event::Reply(r, None)
+}
+
+fn stamp(ts: u64) -> String {
+    let s = rendered(&Event::Message(msg("r", ts, "a", "x", false)));
+    s.strip_suffix(" #r <a> x\n").unwrap().to_string()
+}
+
+#[test]
+fn render_timestamps_are_utc_clock_times() {
+    assert_eq!(stamp(TS), "[08:26:40]");
+    assert_eq!(
+        stamp(TS + 999),
+        "[08:26:40]",
+        "milliseconds are cut, not rounded"
+    );
+    assert_eq!(stamp(TS + 1000), "[08:26:41]");
+    assert_eq!(stamp(DAY + 43_201_000), "[12:00:01]");
+    assert_eq!(stamp(DAY + 43_209_000), "[12:00:09]");
+    assert_eq!(
+        stamp(DAY + 3_600_000 * 13 + 60_000 * 5 + 7_000),
+        "[13:05:07]"
+    );
+    // Midnight wraps.
+    assert_eq!(stamp(0), "[00:00:00]");
+    assert_eq!(stamp(86_399_999), "[23:59:59]");
+    assert_eq!(stamp(86_400_000), "[00:00:00]");
+    assert_eq!(stamp(DAY - 1), "[23:59:59]");
+    assert_eq!(stamp(DAY), "[00:00:00]");
+    assert_eq!(stamp(DAY + 1_000), "[00:00:01]");
+    assert_eq!(stamp(DAY + 86_400_000 - 1_000), "[23:59:59]");
+    assert_eq!(stamp(DAY + 86_400_000), "[00:00:00]");
+}
+
+#[test]
+fn render_message_and_action() {
+    assert_eq!(
+        rendered(&Event::Message(msg("lobby", TS, "alice", "hi", false))),
+        "[08:26:40] #lobby <alice> hi\n"
+    );
+    assert_eq!(
+        rendered(&Event::Message(msg("lobby", TS, "bob", "waves", true))),
+        "[08:26:40] #lobby * bob waves\n"
+    );
+    assert_eq!(
+        rendered(&Event::Message(msg("dev", TS, "Alice", "a\tb ✓", false))),
+        "[08:26:40] #dev <Alice> a\tb ✓\n"
+    );
+}
+
+#[test]
+fn render_join_and_nick_change() {
+    assert_eq!(
+        rendered(&presence_event(PresenceKind::Join, "bob")),
+        "[08:26:40] #lobby --> bob joined\n"
+    );
+    assert_eq!(
+        rendered(&presence_event(
+            PresenceKind::Nick {
+                old: "alice".into()
+            },
+            "alicia"
+        )),
+        "[08:26:40] #lobby --- alice is now known as alicia\n"
+    );
+}
+
+#[test]
+fn render_leave_with_every_reason() {
+    let table = [
+        (LeaveReason::Leave, "[08:26:40] #lobby <-- bob left\n"),
+        (
+            LeaveReason::Quit(None),
+            "[08:26:40] #lobby <-- bob left (quit)\n",
+        ),
+        (
+            LeaveReason::Quit(Some("gone fishing".into())),
+            "[08:26:40] #lobby <-- bob left (quit: gone fishing)\n",
+        ),
+        (
+            LeaveReason::Disconnect,
+            "[08:26:40] #lobby <-- bob left (disconnected)\n",
+        ),
+        (
+            LeaveReason::Timeout,
+            "[08:26:40] #lobby <-- bob left (timeout)\n",
+        ),
+        (
+            LeaveReason::SlowConsumer,
+            "[08:26:40] #lobby <-- bob left (slow consumer)\n",
+        ),
+        (
+            LeaveReason::Shutdown,
+            "[08:26:40] #lobby <-- bob left (server shutting down)\n",
+        ),
+    ];
+    for (reason, want) in table {
+        assert_eq!(
+            rendered(&presence_event(PresenceKind::Leave(reason.clone()), "bob")),
+            want,
+            "{reason:?}"
+        );
+    }
+}
+
+#[test]
+fn render_direct_messages() {
+    assert_eq!(
+        rendered(&Event::Dm(dm("alice", "bob", "psst"))),
+        "[08:26:40] (dm) <alice> psst\n"
+    );
+    assert_eq!(
+        rendered(&reply(Reply::DmSent(dm("alice", "bob", "psst")))),
+        "[08:26:40] (dm to bob) <alice> psst\n"
+    );
+}
+
+#[test]
+fn render_welcome_and_nick() {
+    assert_eq!(
+        rendered(&reply(Reply::Welcome {
+            nick: "quiet-heron-42".into()
+        })),
+        "*** welcome to natter, you are quiet-heron-42; /help lists commands\n"
+    );
+    assert_eq!(
+        rendered(&reply(Reply::Nick {
+            nick: "Alicia".into()
+        })),
+        "*** you are now known as Alicia\n"
+    );
+}
+
+#[test]
+fn render_joined_without_history() {
+    assert_eq!(
+        rendered(&reply(Reply::Joined {
+            room: room("lobby"),
+            members: vec!["alice".into(), "bob".into(), "quiet-heron-42".into()],
+            messages: vec![],
+            created: false,
+        })),
+        "*** you joined #lobby (3 here: alice, bob, quiet-heron-42)\n"
+    );
+    assert_eq!(
+        rendered(&reply(Reply::Joined {
+            room: room("dev"),
+            members: vec!["alice".into()],
+            messages: vec![],
+            created: false,
+        })),
+        "*** you joined #dev (1 here: alice)\n"
+    );
+}
+
+#[test]
+fn render_joined_with_history_matches_the_protocol_example() {
+    let messages = vec![
+        msg("lobby", DAY + 43_201_000, "alice", "hi", false),
+        msg("lobby", DAY + 43_209_000, "bob", "waves", true),
+    ];
+    assert_eq!(
+        rendered(&reply(Reply::Joined {
+            room: room("lobby"),
+            members: vec!["alice".into(), "bob".into(), "quiet-heron-42".into()],
+            messages,
+            created: false,
+        })),
+        "*** you joined #lobby (3 here: alice, bob, quiet-heron-42)\n\
+         *** history of #lobby (2 messages)\n\
+         [12:00:01] #lobby <alice> hi\n\
+         [12:00:09] #lobby * bob waves\n\
+         *** end of history\n"
+    );
+}
+
+#[test]
+fn render_joined_with_one_message_says_message() {
+    assert_eq!(
+        rendered(&reply(Reply::Joined {
+            room: room("lobby"),
+            members: vec!["alice".into()],
+            messages: vec![msg("lobby", TS, "bob", "hi", false)],
+            created: false,
+        })),
+        "*** you joined #lobby (1 here: alice)\n\
+         *** history of #lobby (1 message)\n\
+         [08:26:40] #lobby <bob> hi\n\
+         *** end of history\n"
+    );
+}
+
+#[test]
+fn render_created_room() {
+    let out = rendered(&reply(Reply::Joined {
+        room: room("k3j9x2"),
+        members: vec!["alice".into()],
+        messages: vec![],
+        created: true,
+    }));
+    assert_eq!(
+        out,
+        "*** created #k3j9x2, an unlisted room: others join with /join k3j9x2\n\
+         *** you joined #k3j9x2 (1 here: alice)\n"
+    );
+}
+
+#[test]
+fn render_current_and_left() {
+    assert_eq!(
+        rendered(&reply(Reply::Current { room: room("dev") })),
+        "*** #dev is your current room\n"
+    );
+    assert_eq!(
+        rendered(&reply(Reply::Left { room: room("dev") })),
+        "*** you left #dev\n"
+    );
+}
+
+#[test]
+fn render_who() {
+    assert_eq!(
+        rendered(&reply(Reply::Who {
+            room: room("lobby"),
+            members: vec!["alice".into(), "bob".into(), "c".into()],
+        })),
+        "*** #lobby (3): alice, bob, c\n"
+    );
+    assert_eq!(
+        rendered(&reply(Reply::Who {
+            room: room("lobby"),
+            members: vec!["alice".into()],
+        })),
+        "*** #lobby (1): alice\n"
+    );
+    assert_eq!(
+        rendered(&reply(Reply::Who {
+            room: room("empty"),
+            members: vec![],
+        })),
+        "*** #empty (0):\n"
+    );
+}
+
+#[test]
+fn render_rooms() {
+    assert_eq!(
+        rendered(&reply(Reply::Rooms {
+            rooms: vec![(room("lobby"), 3), (room("dev"), 1)],
+        })),
+        "*** rooms: #lobby (3), #dev (1)\n"
+    );
+    assert_eq!(
+        rendered(&reply(Reply::Rooms {
+            rooms: vec![(room("lobby"), 12)],
+        })),
+        "*** rooms: #lobby (12)\n"
+    );
+    assert_eq!(
+        rendered(&reply(Reply::Rooms { rooms: vec![] })),
+        "*** rooms: none\n"
+    );
+}
+
+#[test]
+fn render_history_blocks() {
+    assert_eq!(
+        rendered(&reply(Reply::History {
+            room: room("lobby"),
+            messages: vec![],
+        })),
+        "*** history of #lobby (0 messages)\n*** end of history\n"
+    );
+    assert_eq!(
+        rendered(&reply(Reply::History {
+            room: room("lobby"),
+            messages: vec![msg("lobby", TS, "alice", "hi", false)],
+        })),
+        "*** history of #lobby (1 message)\n\
+         [08:26:40] #lobby <alice> hi\n\
+         *** end of history\n"
+    );
+    assert_eq!(
+        rendered(&reply(Reply::History {
+            room: room("dev"),
+            messages: vec![
+                msg("dev", TS, "alice", "one", false),
+                msg("dev", TS + 1_000, "bob", "two", true),
+                msg("dev", TS + 2_000, "alice", "three", false),
+            ],
+        })),
+        "*** history of #dev (3 messages)\n\
+         [08:26:40] #dev <alice> one\n\
+         [08:26:41] #dev * bob two\n\
+         [08:26:42] #dev <alice> three\n\
+         *** end of history\n"
+    );
+}
+
+#[test]
+fn render_bye() {
+    assert_eq!(rendered(&reply(Reply::Bye)), "*** bye\n");
+}
+
+#[test]
+fn render_errors_with_every_code() {
+    let table = [
+        (ErrorCode::BadRequest, "bad_request"),
+        (ErrorCode::BadJson, "bad_json"),
+        (ErrorCode::BadUtf8, "bad_utf8"),
+        (ErrorCode::UnknownType, "unknown_type"),
+        (ErrorCode::UnknownCommand, "unknown_command"),
+        (ErrorCode::NickInvalid, "nick_invalid"),
+        (ErrorCode::NickTaken, "nick_taken"),
+        (ErrorCode::RoomInvalid, "room_invalid"),
+        (ErrorCode::NotInRoom, "not_in_room"),
+        (ErrorCode::NoSuchUser, "no_such_user"),
+        (ErrorCode::TooLong, "too_long"),
+        (ErrorCode::TooLarge, "too_large"),
+        (ErrorCode::BadImage, "bad_image"),
+        (ErrorCode::RateLimited, "rate_limited"),
+        (ErrorCode::ServerFull, "server_full"),
+        (ErrorCode::SlowConsumer, "slow_consumer"),
+    ];
+    for (code, spelled) in table {
+        assert_eq!(
+            rendered(&reply(Reply::Error {
+                code,
+                message: "some words".into(),
+            })),
+            format!("!!! {spelled}: some words\n")
+        );
+    }
+    assert_eq!(
+        rendered(&reply(Reply::Error {
+            code: ErrorCode::NickTaken,
+            message: "bob is taken".into(),
+        })),
+        "!!! nick_taken: bob is taken\n"
+    );
+}
+
+#[test]
+fn render_parse_errors_as_the_client_sees_them() {
+    for (line, prefix) in [
+        (&b"\xff"[..], "!!! bad_utf8: "),
+        (b"/frob", "!!! unknown_command: "),
+        (b"/nick", "!!! bad_request: "),
+        (b"/join bad room!", "!!! room_invalid: "),
+    ] {
+        let e = parse(line).unwrap_err();
+        let out = rendered(&reply(Reply::Error {
+            code: e.code,
+            message: e.message,
+        }));
+        assert!(out.starts_with(prefix), "{out:?}");
+        assert_eq!(out.matches('\n').count(), 1, "{out:?}");
+    }
+}
+
+#[test]
+fn render_help_lists_every_command_and_ends_with_limits() {
+    let out = rendered(&reply(Reply::Help(Limits {
+        max_line: 4096,
+        max_message: 4000,
+        history: 50,
+    })));
+    for name in [
+        "/nick", "/join", "/create", "/leave", "/part", "/rooms", "/list", "/who", "/names",
+        "/msg", "/me", "/history", "/stats", "/help", "/quit", "//",
+    ] {
+        assert!(out.contains(name), "help lacks {name}: {out}");
+    }
+    let last = out.lines().last().unwrap();
+    assert_eq!(
+        last,
+        "*** limits: lines up to 4096 bytes, messages up to 4000 bytes; 50 messages of history on join"
+    );
+    // The figures come from the limits, not from constants.
+    let out = rendered(&reply(Reply::Help(Limits {
+        max_line: 100,
+        max_message: 90,
+        history: 7,
+    })));
+    assert_eq!(
+        out.lines().last().unwrap(),
+        "*** limits: lines up to 100 bytes, messages up to 90 bytes; 7 messages of history on join"
+    );
+    assert!(out.lines().count() > 10);
+}
+
+#[test]
+fn render_stats_line() {
+    let stats = Stats {
+        line: 2,
+        http: 1,
+        ws: 3,
+        pending: 1,
+        loop_iterations: 4,
+        poll_events: 10,
+        bytes_queued: 123,
+        messages: 5,
+        deliveries: 9,
+    };
+    assert_eq!(
+        rendered(&reply(Reply::Stats(stats))),
+        "*** stats: 7 connections (line 2, http 1, ws 3, undecided 1), 4 loop iterations, \
+         2.50 events per wake-up, 123 bytes queued, 5 messages, 9 deliveries\n"
+    );
+    assert_eq!(
+        rendered(&reply(Reply::Stats(Stats::default()))),
+        "*** stats: 0 connections (line 0, http 0, ws 0, undecided 0), 0 loop iterations, \
+         0.00 events per wake-up, 0 bytes queued, 0 messages, 0 deliveries\n"
+    );
+}
+
+#[test]
+fn render_ignores_the_request_ref() {
+    let r = Reply::Left { room: room("dev") };
+    assert_eq!(
+        render(&Event::Reply(r.clone(), Some("abc".into()))),
+        render(&Event::Reply(r, None))
+    );
+}

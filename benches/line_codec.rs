@@ -1,0 +1,96 @@
+//! Line codec micro-benchmarks, each reported as a ratio against a naive
+//! baseline measured in the same run (the machine is shared and noisy, so
+//! absolute figures mean little; ratios travel better).
+//!
+//! Run with `cargo bench --bench line_codec`.
+
+use std::hint::black_box;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use natter::hub::event::{Event, Message};
+use natter::hub::names::RoomName;
+use natter::proto::line::{self, Frame, LineDecoder};
+
+/// Runs `f` repeatedly for about `budget` and returns iterations per second.
+fn rate(budget: Duration, mut f: impl FnMut() -> usize) -> f64 {
+    let start = Instant::now();
+    let mut items = 0usize;
+    while start.elapsed() < budget {
+        items += f();
+    }
+    items as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let budget = Duration::from_millis(700);
+
+    // 64 KiB reads of chat-sized lines, as the loop would see them.
+    let mut stream = Vec::new();
+    let mut n = 0;
+    while stream.len() < 4 * 1024 * 1024 {
+        stream.extend_from_slice(format!("message number {n} from a netcat user\r\n").as_bytes());
+        n += 1;
+    }
+    let ours = rate(budget, || {
+        let mut dec = LineDecoder::new(4096);
+        let mut lines = 0;
+        for chunk in stream.chunks(64 * 1024) {
+            dec.decode(chunk, |f| {
+                if let Frame::Line(l) = f {
+                    black_box(l);
+                    lines += 1;
+                }
+            });
+        }
+        lines
+    });
+    // Baseline: the whole stream in memory, split with no framing state.
+    let naive = rate(budget, || {
+        let mut lines = 0;
+        for l in stream.split(|&b| b == b'\n') {
+            black_box(l.strip_suffix(b"\r").unwrap_or(l));
+            lines += 1;
+        }
+        lines
+    });
+    println!(
+        "line decode: {:.1} M lines/s; naive split of a whole buffer {:.1} M lines/s; ratio {:.2}",
+        ours / 1e6,
+        naive / 1e6,
+        ours / naive
+    );
+
+    let msg = Rc::new(Message {
+        room: RoomName::parse("lobby").expect("room"),
+        seq: 17,
+        ts: 1_763_800_000_000,
+        from: "quiet-heron-42".into(),
+        text: "hello, this is a typical chat message".into(),
+        action: false,
+    });
+    let event = Event::Message(msg.clone());
+    let ours = rate(budget, || {
+        black_box(line::render(black_box(&event)));
+        1
+    });
+    let naive = rate(budget, || {
+        let s = (msg.ts / 1000) % 86_400;
+        black_box(format!(
+            "[{:02}:{:02}:{:02}] #{} <{}> {}\n",
+            s / 3600,
+            s / 60 % 60,
+            s % 60,
+            msg.room,
+            msg.from,
+            msg.text
+        ));
+        1
+    });
+    println!(
+        "line render: {:.2} M events/s; one format! {:.2} M/s; ratio {:.2}",
+        ours / 1e6,
+        naive / 1e6,
+        ours / naive
+    );
+}
