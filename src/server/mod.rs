@@ -605,6 +605,10 @@ impl Server {
                         // Our last reply is out: half-close, then linger.
                         let _ = conn.stream.shutdown(Shutdown::Write);
                         conn.close = Some(Close::Lingering);
+                        if conn.readable {
+                            // Bytes may already wait, with no new edge to come.
+                            self.backlog.push(id);
+                        }
                         self.timers
                             .arm(Instant::now() + LINGER, id, TimerKind::Linger);
                     }
