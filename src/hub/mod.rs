@@ -179,7 +179,7 @@ impl Hub {
         }
         if kind == ClientKind::Line {
             let room = self.config.default_room.clone();
-            if let Err(e) = self.join(now, id, room, false) {
+            if let Err(e) = self.join(now, id, room, false, None) {
                 self.error(id, e, None);
             }
         }
@@ -225,8 +225,8 @@ impl Hub {
         let result = match cmd {
             Command::Say { room, text, action } => self.say(now, id, room, &text, action),
             Command::Nick(nick) => self.nick(now, id, &nick, r#ref.clone()),
-            Command::Join(room) => self.join(now, id, room, false),
-            Command::Create => self.create(now, id),
+            Command::Join(room) => self.join(now, id, room, false, r#ref.clone()),
+            Command::Create => self.create(now, id, r#ref.clone()),
             Command::Leave(room) => self.leave(now, id, room, r#ref.clone()),
             Command::Rooms => {
                 let rooms = self.listed_rooms();
@@ -363,17 +363,21 @@ impl Hub {
         id: ClientId,
         room: RoomName,
         created: bool,
+        r#ref: Option<String>,
     ) -> Result<(), HubError> {
         let client = self.client(id)?;
         if client.rooms.contains(&room) {
             if let Some(c) = self.clients.get_mut(&id) {
                 c.current = Some(room.clone());
             }
-            self.reply(id, Reply::Current { room }, None);
+            self.reply(id, Reply::Current { room }, r#ref);
             return Ok(());
         }
         let nick = client.nick.to_string();
         if !self.rooms.contains_key(&room) {
+            // Messages of this room may still be pending (it emptied and
+            // refills within one iteration): commit them, or seq would repeat.
+            self.commit().map_err(store_failed)?;
             let last_seq = self.store.last_seq(&room).map_err(store_failed)?;
             let r = Room {
                 members: HashSet::new(),
@@ -405,7 +409,7 @@ impl Hub {
                 messages,
                 created,
             },
-            None,
+            r#ref,
         );
         let presence = Presence {
             room,
@@ -417,7 +421,8 @@ impl Hub {
         Ok(())
     }
 
-    fn create(&mut self, now: Now, id: ClientId) -> Result<(), HubError> {
+    fn create(&mut self, now: Now, id: ClientId, r#ref: Option<String>) -> Result<(), HubError> {
+        self.commit().map_err(store_failed)?;
         let room = loop {
             let code = self.rng.code(6);
             let Ok(room) = RoomName::parse(&code) else {
@@ -431,7 +436,7 @@ impl Hub {
             }
         };
         self.unlisted.insert(room.clone());
-        self.join(now, id, room, true)
+        self.join(now, id, room, true, r#ref)
     }
 
     fn leave(

@@ -1,1 +1,1547 @@
+//! Scenario tests of the hub: clients connect and act at fixed times, the
+//! effects are committed and drained as the server does, every delivery is
+//! rendered with `proto::line::render`, and each client's lines are compared
+//! with the exact lines of PROTOCOL.md.
+//!
+//! Error lines are checked by code: `!!! CODE: ` plus a non-empty message
+//! (the expected line is written `"!!! CODE: *"`); PROTOCOL.md fixes the code,
+//! not the sentence.
 
+use super::*;
+
+use std::cell::RefCell;
+
+use crate::proto::line::render;
+use crate::store::MemStore;
+
+// ---------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------
+
+/// 2025-11-22 00:00:00 UTC, in seconds since the epoch.
+const DAY: u64 = 20_414 * 86_400;
+
+/// A fixed wall-clock time on [`DAY`], rendered `[HH:MM:SS]`.
+fn at(h: u64, m: u64, s: u64) -> Now {
+    Now {
+        ms: (DAY + h * 3600 + m * 60 + s) * 1000 + 250,
+    }
+}
+
+fn room(s: &str) -> RoomName {
+    RoomName::parse(s).expect("a valid room name")
+}
+
+fn config(history: usize) -> HubConfig {
+    HubConfig {
+        default_room: room("lobby"),
+        history,
+        max_message: 4000,
+        max_line: 4096,
+    }
+}
+
+/// A [`MemStore`] the test can look into while the hub owns it.
+#[derive(Clone, Default)]
+struct SharedStore(Rc<RefCell<MemStore>>);
+
+impl Store for SharedStore {
+    fn last_seq(&mut self, room: &RoomName) -> Result<u64, StoreError> {
+        self.0.borrow_mut().last_seq(room)
+    }
+
+    fn append(&mut self, batch: &[Rc<Message>]) -> Result<(), StoreError> {
+        self.0.borrow_mut().append(batch)
+    }
+
+    fn history(&mut self, room: &RoomName, page: Page) -> Result<Vec<Rc<Message>>, StoreError> {
+        self.0.borrow_mut().history(room, page)
+    }
+}
+
+/// A hub, its store, and what each client has been sent so far.
+struct Chat {
+    hub: Hub,
+    store: SharedStore,
+    next_id: u64,
+    lines: HashMap<ClientId, Vec<String>>,
+    closed: Vec<ClientId>,
+}
+
+impl Chat {
+    fn new() -> Chat {
+        Chat::with_history(50)
+    }
+
+    fn with_history(history: usize) -> Chat {
+        let store = SharedStore::default();
+        Chat {
+            hub: Hub::new(config(history), Box::new(store.clone()), 0x5eed),
+            store,
+            next_id: 1,
+            lines: HashMap::new(),
+            closed: Vec::new(),
+        }
+    }
+
+    fn connect(&mut self, now: Now, kind: ClientKind, wanted: Option<&str>) -> ClientId {
+        let id = ClientId(self.next_id);
+        self.next_id += 1;
+        self.hub.connect(now, id, kind, wanted);
+        id
+    }
+
+    /// A line client that asked for `nick` (and is expected to get it).
+    fn line(&mut self, now: Now, nick: &str) -> ClientId {
+        let id = self.connect(now, ClientKind::Line, Some(nick));
+        assert_eq!(self.hub.nick_of(id), Some(nick));
+        id
+    }
+
+    /// A WebSocket client that asked for `nick` (and is expected to get it).
+    fn ws(&mut self, now: Now, nick: &str) -> ClientId {
+        let id = self.connect(now, ClientKind::Ws, Some(nick));
+        assert_eq!(self.hub.nick_of(id), Some(nick));
+        id
+    }
+
+    fn cmd(&mut self, now: Now, id: ClientId, cmd: Command) {
+        self.hub.handle(now, id, cmd, None);
+    }
+
+    fn nick_of(&self, id: ClientId) -> String {
+        self.hub.nick_of(id).expect("connected").to_string()
+    }
+
+    /// What the server does before it sleeps: commit, then drain and send.
+    /// Every delivery is rendered once and appended to each recipient's
+    /// lines; the raw effects are returned.
+    fn flush(&mut self) -> Vec<Effect> {
+        self.hub.commit().expect("commit");
+        let mut effects = Vec::new();
+        self.hub.drain_effects(&mut effects);
+        for effect in &effects {
+            match effect {
+                Effect::Deliver { to, event } => {
+                    let unique: HashSet<&ClientId> = to.iter().collect();
+                    assert_eq!(unique.len(), to.len(), "a recipient twice: {effect:?}");
+                    assert!(!to.is_empty(), "a delivery to nobody: {effect:?}");
+                    let bytes = render(event);
+                    let text = std::str::from_utf8(&bytes).expect("rendered UTF-8");
+                    assert!(text.ends_with('\n'), "unterminated: {text:?}");
+                    let rendered: Vec<String> =
+                        text.split_terminator('\n').map(str::to_string).collect();
+                    for id in to {
+                        self.lines
+                            .entry(*id)
+                            .or_default()
+                            .extend(rendered.iter().cloned());
+                    }
+                }
+                Effect::Close(id) => self.closed.push(*id),
+            }
+        }
+        effects
+    }
+
+    /// Everything `id` was sent since the last `take` of it.
+    fn take(&mut self, id: ClientId) -> Vec<String> {
+        self.flush();
+        self.lines.remove(&id).unwrap_or_default()
+    }
+
+    /// Forgets what everyone was sent so far.
+    fn clear(&mut self) {
+        self.flush();
+        self.lines.clear();
+        self.closed.clear();
+    }
+
+    /// Drops the pending effects without rendering them (for big scenarios).
+    fn discard(&mut self) {
+        self.hub.commit().expect("commit");
+        let mut effects = Vec::new();
+        self.hub.drain_effects(&mut effects);
+    }
+
+    /// `(seq, from, text)` of every message stored for `r`.
+    fn stored(&self, r: &str) -> Vec<(u64, String, String)> {
+        let page = Page {
+            limit: usize::MAX,
+            ..Page::default()
+        };
+        self.store
+            .0
+            .borrow_mut()
+            .history(&room(r), page)
+            .expect("history")
+            .iter()
+            .map(|m| (m.seq, m.from.clone(), m.text.clone()))
+            .collect()
+    }
+
+    fn stored_seqs(&self, r: &str) -> Vec<u64> {
+        self.stored(r).into_iter().map(|(seq, _, _)| seq).collect()
+    }
+}
+
+/// Compares lines exactly; an expected line ending in `*` matches any line
+/// that starts with the rest and goes on (used for error messages).
+#[track_caller]
+fn check(actual: &[String], expected: &[&str]) {
+    let ok = actual.len() == expected.len()
+        && actual
+            .iter()
+            .zip(expected)
+            .all(|(a, e)| match e.strip_suffix('*') {
+                Some(prefix) => a.starts_with(prefix) && a.len() > prefix.len(),
+                None => a == e,
+            });
+    assert!(
+        ok,
+        "lines differ\n  actual:   {actual:#?}\n  expected: {expected:#?}"
+    );
+}
+
+/// `adjective-animal-NN`, as PROTOCOL.md's `quiet-heron-42`.
+fn is_generated(nick: &str) -> bool {
+    let parts: Vec<&str> = nick.split('-').collect();
+    parts.len() == 3
+        && parts[..2]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[2].len() == 2
+        && parts[2].bytes().all(|b| b.is_ascii_digit())
+        && !parts[2].starts_with('0')
+}
+
+fn welcome(nick: &str) -> String {
+    format!("*** welcome to natter, you are {nick}; /help lists commands")
+}
+
+fn say(text: &str) -> Command {
+    Command::Say {
+        room: None,
+        text: text.to_string(),
+        action: false,
+    }
+}
+
+fn say_in(r: &str, text: &str) -> Command {
+    Command::Say {
+        room: Some(room(r)),
+        text: text.to_string(),
+        action: false,
+    }
+}
+
+fn me(text: &str) -> Command {
+    Command::Say {
+        room: None,
+        text: text.to_string(),
+        action: true,
+    }
+}
+
+fn join(r: &str) -> Command {
+    Command::Join(room(r))
+}
+
+fn leave(r: &str) -> Command {
+    Command::Leave(Some(room(r)))
+}
+
+fn leave_current() -> Command {
+    Command::Leave(None)
+}
+
+fn who(r: Option<&str>) -> Command {
+    Command::Who(r.map(room))
+}
+
+fn dm(to: &str, text: &str) -> Command {
+    Command::Dm {
+        to: to.to_string(),
+        text: text.to_string(),
+    }
+}
+
+fn nick(n: &str) -> Command {
+    Command::Nick(n.to_string())
+}
+
+fn history(before: Option<u64>, after: Option<u64>, limit: usize) -> Command {
+    Command::History {
+        room: None,
+        page: Page {
+            before,
+            after,
+            limit,
+        },
+    }
+}
+
+fn quit(reason: Option<&str>) -> Command {
+    Command::Quit(reason.map(str::to_string))
+}
+
+/// A history block of `#lobby` messages `m{seq}` by alice at 12:00:00.
+fn lobby_block(head: &str, seqs: impl IntoIterator<Item = u64>) -> Vec<String> {
+    let mut out = vec![format!("*** history of #lobby {head}")];
+    out.extend(
+        seqs.into_iter()
+            .map(|i| format!("[12:00:00] #lobby <alice> m{i}")),
+    );
+    out.push("*** end of history".to_string());
+    out
+}
+
+fn as_strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Connect
+// ---------------------------------------------------------------------------
+
+#[test]
+fn connect_welcomes_with_a_generated_nick_and_joins_the_lobby() {
+    let mut t = Chat::new();
+    let a = t.connect(at(12, 0, 0), ClientKind::Line, None);
+    let na = t.nick_of(a);
+    assert!(is_generated(&na), "{na}");
+    check(
+        &t.take(a),
+        &[
+            &welcome(&na),
+            &format!("*** you joined #lobby (1 here: {na})"),
+        ],
+    );
+
+    let b = t.connect(at(12, 0, 1), ClientKind::Line, None);
+    let nb = t.nick_of(b);
+    assert!(is_generated(&nb), "{nb}");
+    assert_ne!(na.to_ascii_lowercase(), nb.to_ascii_lowercase());
+    let mut both = [na.clone(), nb.clone()];
+    both.sort_by_key(|n| n.to_ascii_lowercase());
+    check(
+        &t.take(b),
+        &[
+            &welcome(&nb),
+            &format!("*** you joined #lobby (2 here: {})", both.join(", ")),
+        ],
+    );
+    check(&t.take(a), &[&format!("[12:00:01] #lobby --> {nb} joined")]);
+    assert_eq!(t.hub.clients(), 2);
+    assert_eq!(t.hub.rooms(), 1);
+}
+
+#[test]
+fn members_are_listed_case_insensitively_and_others_see_the_join() {
+    let mut t = Chat::new();
+    let bob = t.line(at(12, 0, 1), "bob");
+    let alice = t.line(at(12, 0, 2), "Alice");
+    let carol = t.line(at(12, 0, 3), "carol");
+    let dave = t.line(at(12, 0, 4), "DAVE");
+    check(
+        &t.take(bob),
+        &[
+            &welcome("bob"),
+            "*** you joined #lobby (1 here: bob)",
+            "[12:00:02] #lobby --> Alice joined",
+            "[12:00:03] #lobby --> carol joined",
+            "[12:00:04] #lobby --> DAVE joined",
+        ],
+    );
+    check(
+        &t.take(alice),
+        &[
+            &welcome("Alice"),
+            "*** you joined #lobby (2 here: Alice, bob)",
+            "[12:00:03] #lobby --> carol joined",
+            "[12:00:04] #lobby --> DAVE joined",
+        ],
+    );
+    check(
+        &t.take(carol),
+        &[
+            &welcome("carol"),
+            "*** you joined #lobby (3 here: Alice, bob, carol)",
+            "[12:00:04] #lobby --> DAVE joined",
+        ],
+    );
+    check(
+        &t.take(dave),
+        &[
+            &welcome("DAVE"),
+            "*** you joined #lobby (4 here: Alice, bob, carol, DAVE)",
+        ],
+    );
+}
+
+#[test]
+fn a_websocket_client_joins_no_room() {
+    let mut t = Chat::new();
+    let alice = t.line(at(12, 0, 0), "alice");
+    t.clear();
+    let w = t.connect(at(12, 0, 5), ClientKind::Ws, None);
+    let nw = t.nick_of(w);
+    assert!(is_generated(&nw), "{nw}");
+    check(&t.take(w), &[&welcome(&nw)]);
+    check(&t.take(alice), &[]);
+    t.cmd(at(12, 0, 5), alice, who(None));
+    check(&t.take(alice), &["*** #lobby (1): alice"]);
+
+    // In no room, a say without a room and a /who without one have no target.
+    t.cmd(at(12, 0, 6), w, say("hello?"));
+    t.cmd(at(12, 0, 6), w, who(None));
+    check(&t.take(w), &["!!! not_in_room: *", "!!! not_in_room: *"]);
+
+    // Once it joins, it gets its own messages back (its acknowledgement).
+    t.cmd(at(12, 0, 7), w, join("lobby"));
+    let mut both = ["alice".to_string(), nw.clone()];
+    both.sort_by_key(|n| n.to_ascii_lowercase());
+    check(
+        &t.take(w),
+        &[&format!(
+            "*** you joined #lobby (2 here: {})",
+            both.join(", ")
+        )],
+    );
+    check(
+        &t.take(alice),
+        &[&format!("[12:00:07] #lobby --> {nw} joined")],
+    );
+    t.cmd(at(12, 0, 8), w, say_in("lobby", "hi"));
+    let line = format!("[12:00:08] #lobby <{nw}> hi");
+    check(&t.take(w), &[&line]);
+    check(&t.take(alice), &[&line]);
+}
+
+#[test]
+fn connect_with_a_wanted_nick() {
+    let mut t = Chat::new();
+    let alice = t.line(at(12, 0, 0), "alice");
+    check(
+        &t.take(alice),
+        &[&welcome("alice"), "*** you joined #lobby (1 here: alice)"],
+    );
+
+    // Invalid: a generated nick, then the error, then the usual join.
+    let x = t.connect(at(12, 0, 1), ClientKind::Line, Some("9lives"));
+    let nx = t.nick_of(x);
+    assert!(is_generated(&nx), "{nx}");
+    let mut members = ["alice".to_string(), nx.clone()];
+    members.sort_by_key(|n| n.to_ascii_lowercase());
+    check(
+        &t.take(x),
+        &[
+            &welcome(&nx),
+            "!!! nick_invalid: *",
+            &format!("*** you joined #lobby (2 here: {})", members.join(", ")),
+        ],
+    );
+
+    // Taken, compared case-insensitively.
+    let y = t.connect(at(12, 0, 2), ClientKind::Line, Some("ALICE"));
+    let ny = t.nick_of(y);
+    assert!(is_generated(&ny), "{ny}");
+    check(&t.take(y)[..2], &[&welcome(&ny), "!!! nick_taken: *"]);
+    check(
+        &t.take(alice),
+        &[
+            &format!("[12:00:01] #lobby --> {nx} joined"),
+            &format!("[12:00:02] #lobby --> {ny} joined"),
+        ],
+    );
+
+    // The same for WebSocket clients, which join nothing.
+    let w1 = t.ws(at(12, 0, 3), "Wes");
+    check(&t.take(w1), &[&welcome("Wes")]);
+    let w2 = t.connect(at(12, 0, 4), ClientKind::Ws, Some("wES"));
+    let n2 = t.nick_of(w2);
+    assert!(is_generated(&n2), "{n2}");
+    check(&t.take(w2), &[&welcome(&n2), "!!! nick_taken: *"]);
+    let w3 = t.connect(at(12, 0, 5), ClientKind::Ws, Some("a b"));
+    let n3 = t.nick_of(w3);
+    assert!(is_generated(&n3), "{n3}");
+    check(&t.take(w3), &[&welcome(&n3), "!!! nick_invalid: *"]);
+    check(&t.take(alice), &[]);
+}
+
+// ---------------------------------------------------------------------------
+// History on join
+// ---------------------------------------------------------------------------
+
+#[test]
+fn join_replays_the_latest_history() {
+    let mut t = Chat::with_history(3);
+    let alice = t.line(at(12, 0, 0), "alice");
+    t.cmd(at(12, 0, 1), alice, say("first"));
+    let bob = t.line(at(12, 0, 2), "bob");
+    check(
+        &t.take(bob),
+        &[
+            &welcome("bob"),
+            "*** you joined #lobby (2 here: alice, bob)",
+            "*** history of #lobby (1 message)",
+            "[12:00:01] #lobby <alice> first",
+            "*** end of history",
+        ],
+    );
+
+    t.cmd(at(12, 0, 3), alice, say("second"));
+    t.cmd(at(12, 0, 4), alice, me("waves"));
+    t.cmd(at(12, 0, 5), bob, say("fourth"));
+    t.cmd(at(12, 0, 6), alice, say("fifth"));
+    let carol = t.line(at(12, 1, 0), "carol");
+    check(
+        &t.take(carol),
+        &[
+            &welcome("carol"),
+            "*** you joined #lobby (3 here: alice, bob, carol)",
+            "*** history of #lobby (3 messages)",
+            "[12:00:04] #lobby * alice waves",
+            "[12:00:05] #lobby <bob> fourth",
+            "[12:00:06] #lobby <alice> fifth",
+            "*** end of history",
+        ],
+    );
+
+    // A room without messages: no block at all.
+    t.cmd(at(12, 1, 1), carol, join("dev"));
+    check(&t.take(carol), &["*** you joined #dev (1 here: carol)"]);
+}
+
+#[test]
+fn a_room_that_emptied_keeps_its_history_and_seq() {
+    let mut t = Chat::new();
+    let alice = t.line(at(12, 0, 0), "alice");
+    t.cmd(at(12, 0, 1), alice, join("dev"));
+    t.cmd(at(12, 0, 2), alice, say("one"));
+    t.flush();
+    t.cmd(at(12, 0, 3), alice, me("hums"));
+    t.flush();
+    assert_eq!(t.hub.rooms(), 2);
+    t.cmd(at(12, 0, 4), alice, leave("dev"));
+    assert_eq!(t.hub.rooms(), 1, "an empty room leaves memory");
+    t.clear();
+
+    let bob = t.line(at(12, 0, 5), "bob");
+    t.cmd(at(12, 0, 6), bob, join("dev"));
+    check(
+        &t.take(bob),
+        &[
+            &welcome("bob"),
+            "*** you joined #lobby (2 here: alice, bob)",
+            "*** you joined #dev (1 here: bob)",
+            "*** history of #dev (2 messages)",
+            "[12:00:02] #dev <alice> one",
+            "[12:00:03] #dev * alice hums",
+            "*** end of history",
+        ],
+    );
+    t.cmd(at(12, 0, 7), bob, say("three"));
+    t.flush();
+    assert_eq!(t.stored_seqs("dev"), [1, 2, 3]);
+    t.cmd(at(12, 0, 8), bob, history(None, None, 20));
+    check(
+        &t.take(bob),
+        &[
+            "*** history of #dev (3 messages)",
+            "[12:00:02] #dev <alice> one",
+            "[12:00:03] #dev * alice hums",
+            "[12:00:07] #dev <bob> three",
+            "*** end of history",
+        ],
+    );
+}
+
+/// One read of `hi\n/leave\n/join lobby\nho\n` from a netcat user alone in
+/// the lobby is handled in one loop iteration, before the commit.
+#[test]
+fn seq_carries_on_when_a_room_empties_and_refills_before_the_commit() {
+    let mut t = Chat::new();
+    let alice = t.line(at(12, 0, 0), "alice");
+    t.clear();
+    t.cmd(at(12, 0, 1), alice, say("hi"));
+    t.cmd(at(12, 0, 1), alice, leave_current());
+    t.cmd(at(12, 0, 1), alice, join("lobby"));
+    t.cmd(at(12, 0, 1), alice, say("ho"));
+    check(
+        &t.take(alice),
+        &[
+            "*** you left #lobby",
+            "*** you joined #lobby (1 here: alice)",
+            "*** history of #lobby (1 message)",
+            "[12:00:01] #lobby <alice> hi",
+            "*** end of history",
+        ],
+    );
+    assert_eq!(
+        t.stored_seqs("lobby"),
+        [1, 2],
+        "seq must not repeat (PROTOCOL.md: no gaps and no repeats)"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Say
+// ---------------------------------------------------------------------------
+
+#[test]
+fn say_goes_to_the_others_without_echo_to_a_line_sender() {
+    let mut t = Chat::new();
+    let alice = t.line(at(12, 0, 0), "alice");
+    let bob = t.line(at(12, 0, 0), "bob");
+    let w = t.ws(at(12, 0, 0), "webby");
+    t.cmd(at(12, 0, 0), w, join("lobby"));
+    t.clear();
+
+    t.cmd(at(12, 34, 56), alice, say("hello"));
+    check(&t.take(alice), &[]);
+    check(&t.take(bob), &["[12:34:56] #lobby <alice> hello"]);
+    check(&t.take(w), &["[12:34:56] #lobby <alice> hello"]);
+
+    t.cmd(at(12, 34, 57), alice, me("waves"));
+    check(&t.take(alice), &[]);
+    check(&t.take(bob), &["[12:34:57] #lobby * alice waves"]);
+    check(&t.take(w), &["[12:34:57] #lobby * alice waves"]);
+
+    // Empty or blank text says nothing.
+    t.cmd(at(12, 34, 58), alice, say("  "));
+    check(&t.take(alice), &["!!! bad_request: *"]);
+    check(&t.take(bob), &[]);
+    assert_eq!(t.hub.messages_total(), 2);
+}
+
+#[test]
+fn say_in_no_room_is_not_in_room() {
+    let mut t = Chat::new();
+    let alice = t.line(at(13, 0, 0), "alice");
+    let bob = t.line(at(13, 0, 0), "bob");
+    t.clear();
+    t.cmd(at(13, 0, 1), alice, leave_current());
+    check(&t.take(alice), &["*** you left #lobby"]);
+    check(&t.take(bob), &["[13:00:01] #lobby <-- alice left"]);
+
+    t.cmd(at(13, 0, 2), alice, say("anyone?"));
+    t.cmd(at(13, 0, 2), alice, me("looks around"));
+    t.cmd(at(13, 0, 2), alice, say_in("lobby", "let me in"));
+    check(
+        &t.take(alice),
+        &[
+            "!!! not_in_room: *",
+            "!!! not_in_room: *",
+            "!!! not_in_room: *",
+        ],
+    );
+    check(&t.take(bob), &[]);
+    assert!(t.stored("lobby").is_empty());
+}
+
+#[test]
+fn text_over_max_message_is_too_long() {
+    let mut t = Chat::new();
+    let alice = t.line(at(12, 0, 0), "alice");
+    let bob = t.line(at(12, 0, 0), "bob");
+    t.clear();
+
+    let just = "x".repeat(4000);
+    t.cmd(at(12, 0, 1), alice, say(&just));
+    check(
+        &t.take(bob),
+        &[&format!("[12:00:01] #lobby <alice> {just}")],
+    );
+    let wide = "é".repeat(2000); // 4000 bytes
+    t.cmd(at(12, 0, 2), alice, say(&wide));
+    check(
+        &t.take(bob),
+        &[&format!("[12:00:02] #lobby <alice> {wide}")],
+    );
+
+    t.cmd(at(12, 0, 3), alice, say(&"x".repeat(4001)));
+    t.cmd(at(12, 0, 3), alice, say(&format!("{wide}x")));
+    t.cmd(at(12, 0, 3), alice, me(&"x".repeat(4001)));
+    t.cmd(at(12, 0, 3), alice, dm("bob", &"x".repeat(4001)));
+    check(
+        &t.take(alice),
+        &[
+            "!!! too_long: *",
+            "!!! too_long: *",
+            "!!! too_long: *",
+            "!!! too_long: *",
+        ],
+    );
+    check(&t.take(bob), &[]);
+    assert_eq!(t.stored_seqs("lobby"), [1, 2]);
+}
+
+#[test]
+fn control_characters_become_replacement_characters() {
+    let mut t = Chat::new();
+    let alice = t.line(at(12, 0, 0), "alice");
+    let bob = t.line(at(12, 0, 0), "bob");
+    t.clear();
+
+    t.cmd(
+        at(12, 0, 1),
+        alice,
+        say("a\x1b[31mb\tc\u{7f}d\u{85}e\u{9f}f\u{a0}g\u{0}h\rline\nbreak"),
+    );
+    let clean =
+        "a\u{FFFD}[31mb\tc\u{FFFD}d\u{FFFD}e\u{FFFD}f\u{a0}g\u{FFFD}h\u{FFFD}line\u{FFFD}break";
+    check(
+        &t.take(bob),
+        &[&format!("[12:00:01] #lobby <alice> {clean}")],
+    );
+    assert_eq!(
+        t.stored("lobby"),
+        [(1, "alice".to_string(), clean.to_string())]
+    );
+
+    t.cmd(at(12, 0, 2), alice, me("\x07beeps"));
+    check(&t.take(bob), &["[12:00:02] #lobby * alice \u{FFFD}beeps"]);
+    t.cmd(at(12, 0, 3), alice, dm("bob", "\x1b]0;owned\x07"));
+    check(
+        &t.take(bob),
+        &["[12:00:03] (dm) <alice> \u{FFFD}]0;owned\u{FFFD}"],
+    );
+}
+
+#[test]
+fn seq_counts_per_room() {
+    let mut t = Chat::new();
+    let alice = t.line(at(12, 0, 0), "alice");
+    let bob = t.line(at(12, 0, 0), "bob");
+    t.cmd(at(12, 0, 0), alice, join("dev"));
+    t.cmd(at(12, 0, 0), bob, join("dev"));
+    t.clear();
+
+    t.cmd(at(12, 0, 1), alice, say_in("lobby", "l1"));
+    t.cmd(at(12, 0, 2), bob, say_in("dev", "d1"));
+    t.cmd(at(12, 0, 3), alice, say("d2")); // alice's current room is #dev
+    let first = t.flush();
+    t.cmd(at(12, 0, 4), bob, say_in("lobby", "l2"));
+    t.cmd(at(12, 0, 5), alice, say_in("lobby", "l3"));
+    let second = t.flush();
+
+    let seqs: Vec<(String, u64)> = first
+        .iter()
+        .chain(&second)
+        .filter_map(|e| match e {
+            Effect::Deliver {
+                event: Event::Message(m),
+                ..
+            } => Some((m.room.to_string(), m.seq)),
+            _ => None,
+        })
+        .collect();
+    let expected = [
+        ("lobby", 1),
+        ("dev", 1),
+        ("dev", 2),
+        ("lobby", 2),
+        ("lobby", 3),
+    ];
+    let expected: Vec<(String, u64)> = expected.iter().map(|&(r, s)| (r.to_string(), s)).collect();
+    assert_eq!(seqs, expected);
+    assert_eq!(t.stored_seqs("lobby"), [1, 2, 3]);
+    assert_eq!(t.stored_seqs("dev"), [1, 2]);
+    check(
+        &t.take(bob),
+        &[
+            "[12:00:01] #lobby <alice> l1",
+            "[12:00:03] #dev <alice> d2",
+            "[12:00:05] #lobby <alice> l3",
+        ],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Nick
+// ---------------------------------------------------------------------------
+
+#[test]
+fn nick_change_is_confirmed_and_shown_once_per_shared_room() {
+    let mut t = Chat::new();
+    let alice = t.line(at(12, 0, 0), "alice");
+    let bob = t.line(at(12, 0, 0), "bob");
+    let carol = t.line(at(12, 0, 0), "carol");
+    t.cmd(at(12, 0, 0), alice, join("dev"));
+    t.cmd(at(12, 0, 0), bob, join("dev"));
+    t.cmd(at(12, 0, 0), alice, join("ops"));
+    t.clear();
+
+    t.cmd(at(12, 5, 0), alice, nick("alicia"));
+    check(&t.take(alice), &["*** you are now known as alicia"]);
+    check(
+        &t.take(bob),
+        &[
+            "[12:05:00] #lobby --- alice is now known as alicia",
+            "[12:05:00] #dev --- alice is now known as alicia",
+        ],
+    );
+    check(
+        &t.take(carol),
+        &["[12:05:00] #lobby --- alice is now known as alicia"],
+    );
+    assert_eq!(t.nick_of(alice), "alicia");
+    t.cmd(at(12, 5, 1), carol, who(None));
+    check(&t.take(carol), &["*** #lobby (3): alicia, bob, carol"]);
+    t.cmd(at(12, 5, 2), alice, say("hi"));
+    check(&t.take(bob), &[]); // #ops is alice's current room; bob is not in it
+    t.cmd(at(12, 5, 3), alice, say_in("lobby", "hi"));
+    check(&t.take(carol), &["[12:05:03] #lobby <alicia> hi"]);
+}
+
+#[test]
+fn nick_taken_or_invalid_changes_nothing() {
+    let mut t = Chat::new();
+    let alice = t.line(at(12, 0, 0), "alice");
+    let bob = t.line(at(12, 0, 0), "bob");
+    t.clear();
+
+    for taken in ["alice", "ALICE", "aLiCe"] {
+        t.cmd(at(12, 0, 1), bob, nick(taken));
+        check(&t.take(bob), &["!!! nick_taken: *"]);
+    }
+    let too_long = "a".repeat(25);
+    for bad in [
+        "",
+        "1bob",
+        "_bob",
+        "-bob",
+        "b b",
+        "bob!",
+        "bøb",
+        too_long.as_str(),
+    ] {
+        t.cmd(at(12, 0, 2), bob, nick(bad));
+        check(&t.take(bob), &["!!! nick_invalid: *"]);
+    }
+    assert_eq!(t.nick_of(bob), "bob");
+    check(&t.take(alice), &[]);
+
+    // 24 characters is fine.
+    let longest = format!("b{}", "0".repeat(23));
+    t.cmd(at(12, 0, 3), bob, nick(&longest));
+    check(
+        &t.take(bob),
+        &[&format!("*** you are now known as {longest}")],
+    );
+}
+
+#[test]
+fn changing_only_the_case_of_your_own_nick_is_allowed() {
+    let mut t = Chat::new();
+    let alice = t.line(at(12, 0, 0), "alice");
+    let bob = t.line(at(12, 0, 0), "bob");
+    t.clear();
+
+    t.cmd(at(12, 1, 0), alice, nick("ALICE"));
+    check(&t.take(alice), &["*** you are now known as ALICE"]);
+    check(
+        &t.take(bob),
+        &["[12:01:00] #lobby --- alice is now known as ALICE"],
+    );
+    assert_eq!(t.nick_of(alice), "ALICE");
+
+    // The very same nick: confirmed, nobody told.
+    t.cmd(at(12, 1, 1), alice, nick("ALICE"));
+    check(&t.take(alice), &["*** you are now known as ALICE"]);
+    check(&t.take(bob), &[]);
+
+    // Still held, whatever the case.
+    t.cmd(at(12, 1, 2), bob, nick("alice"));
+    check(&t.take(bob), &["!!! nick_taken: *"]);
+}
+
+#[test]
+fn the_old_nick_becomes_free() {
+    let mut t = Chat::new();
+    let alice = t.line(at(12, 0, 0), "alice");
+    let bob = t.line(at(12, 0, 0), "bob");
+    let carol = t.line(at(12, 0, 0), "carol");
+    t.clear();
+
+    t.cmd(at(12, 1, 0), alice, nick("alicia"));
+    t.cmd(at(12, 1, 1), bob, nick("Alice"));
+    check(
+        &t.take(bob),
+        &[
+            "[12:01:00] #lobby --- alice is now known as alicia",
+            "*** you are now known as Alice",
+        ],
+    );
+    check(
+        &t.take(alice),
+        &[
+            "*** you are now known as alicia",
+            "[12:01:01] #lobby --- bob is now known as Alice",
+        ],
+    );
+
+    t.cmd(at(12, 1, 2), carol, dm("alice", "which one?"));
+    t.cmd(at(12, 1, 2), carol, dm("bob", "still there?"));
+    check(&t.take(bob), &["[12:01:02] (dm) <carol> which one?"]);
+    check(&t.take(alice), &[]);
+    check(
+        &t.take(carol),
+        &[
+            "[12:01:00] #lobby --- alice is now known as alicia",
+            "[12:01:01] #lobby --- bob is now known as Alice",
+            "[12:01:02] (dm to Alice) <carol> which one?",
+            "!!! no_such_user: *",
+        ],
+    );
+
+    let d = t.connect(at(12, 2, 0), ClientKind::Ws, Some("bob"));
+    check(&t.take(d), &[&welcome("bob")]);
+    let e = t.connect(at(12, 2, 0), ClientKind::Ws, Some("ALICIA"));
+    check(&t.take(e)[1..], &["!!! nick_taken: *"]);
+}
+
+// ---------------------------------------------------------------------------
+// Join, leave, the current room
+// ---------------------------------------------------------------------------
+
+#[test]
+fn rooms_are_case_insensitive_and_the_hash_is_ignored() {
+    assert_eq!(room("#DeV").as_str(), "dev");
+    assert_eq!(room("Dev_9-x").as_str(), "dev_9-x");
+    for bad in ["", "#", "##dev", "de v", "dév", "r".repeat(33).as_str()] {
+        assert_eq!(
+            RoomName::parse(bad).map_err(|e| e.code),
+            Err(ErrorCode::RoomInvalid),
+            "{bad:?}"
+        );
+    }
+
+    let mut t = Chat::new();
+    let alice = t.line(at(12, 0, 0), "alice");
+    let bob = t.line(at(12, 0, 0), "bob");
+    t.clear();
+    t.cmd(at(12, 0, 1), alice, join("#DeV"));
+    t.cmd(at(12, 0, 2), bob, join("DEV"));
+    check(
+        &t.take(alice),
+        &[
+            "*** you joined #dev (1 here: alice)",
+            "[12:00:02] #dev --> bob joined",
+        ],
+    );
+    check(&t.take(bob), &["*** you joined #dev (2 here: alice, bob)"]);
+    assert_eq!(t.hub.rooms(), 2);
+    t.cmd(at(12, 0, 3), bob, say_in("#Dev", "same room"));
+    check(&t.take(alice), &["[12:00:03] #dev <bob> same room"]);
+}
+
+#[test]
+fn join_of_a_room_you_are_in_makes_it_current() {
+    let mut t = Chat::new();
+    let alice = t.line(at(12, 0, 0), "alice");
+    let bob = t.line(at(12, 0, 0), "bob");
+    t.cmd(at(12, 0, 0), bob, join("dev"));
+    t.clear();
+
+    t.cmd(at(12, 0, 1), alice, join("#Lobby"));
+    check(&t.take(alice), &["*** #lobby is your current room"]);
+    t.cmd(at(12, 0, 2), alice, join("dev"));
+    t.cmd(at(12, 0, 3), alice, say("in dev"));
+    t.cmd(at(12, 0, 4), alice, join("LOBBY"));
+    t.cmd(at(12, 0, 5), alice, say("in lobby"));
+    t.cmd(at(12, 0, 6), alice, join("dev"));
+    check(
+        &t.take(alice),
+        &[
+            "*** you joined #dev (2 here: alice, bob)",
+            "*** #lobby is your current room",
+            "*** #dev is your current room",
+        ],
+    );
+    check(
+        &t.take(bob),
+        &[
+            "[12:00:02] #dev --> alice joined",
+            "[12:00:03] #dev <alice> in dev",
+            "[12:00:05] #lobby <alice> in lobby",
+        ],
+    );
+}
+
+#[test]
+fn leaving_the_current_room_makes_the_latest_joined_remaining_room_current() {
+    let mut t = Chat::new();
+    let alice = t.line(at(13, 0, 0), "alice");
+    let bob = t.line(at(13, 0, 0), "bob");
+    for r in ["a", "b", "c"] {
+        t.cmd(at(13, 0, 0), alice, join(r));
+        t.cmd(at(13, 0, 0), bob, join(r));
+    }
+    t.clear();
+
+    // #a becomes current again by /join; leaving it falls back to #c, the
+    // most recently joined, not to whatever was current before.
+    t.cmd(at(13, 0, 1), alice, join("a"));
+    t.cmd(at(13, 0, 2), alice, say("x"));
+    t.cmd(at(13, 0, 3), alice, leave_current());
+    t.cmd(at(13, 0, 4), alice, say("y"));
+    // Leaving a room that is not current keeps the current one.
+    t.cmd(at(13, 0, 5), alice, leave("lobby"));
+    t.cmd(at(13, 0, 6), alice, say("z"));
+    t.cmd(at(13, 0, 7), alice, leave_current());
+    t.cmd(at(13, 0, 8), alice, say("w"));
+    t.cmd(at(13, 0, 9), alice, leave_current());
+    t.cmd(at(13, 0, 10), alice, say("v"));
+    check(
+        &t.take(alice),
+        &[
+            "*** #a is your current room",
+            "*** you left #a",
+            "*** you left #lobby",
+            "*** you left #c",
+            "*** you left #b",
+            "!!! not_in_room: *",
+        ],
+    );
+    check(
+        &t.take(bob),
+        &[
+            "[13:00:02] #a <alice> x",
+            "[13:00:03] #a <-- alice left",
+            "[13:00:04] #c <alice> y",
+            "[13:00:05] #lobby <-- alice left",
+            "[13:00:06] #c <alice> z",
+            "[13:00:07] #c <-- alice left",
+            "[13:00:08] #b <alice> w",
+            "[13:00:09] #b <-- alice left",
+        ],
+    );
+}
+
+#[test]
+fn leave_of_a_room_you_are_not_in_is_not_in_room() {
+    let mut t = Chat::new();
+    let alice = t.line(at(13, 0, 0), "alice");
+    let bob = t.line(at(13, 0, 0), "bob");
+    t.cmd(at(13, 0, 0), bob, join("dev"));
+    t.clear();
+
+    t.cmd(at(13, 0, 1), alice, leave("dev"));
+    t.cmd(at(13, 0, 1), alice, leave("nowhere"));
+    check(
+        &t.take(alice),
+        &["!!! not_in_room: *", "!!! not_in_room: *"],
+    );
+    check(&t.take(bob), &[]);
+
+    t.cmd(at(13, 0, 2), alice, leave("#LOBBY"));
+    t.cmd(at(13, 0, 3), alice, leave_current());
+    check(
+        &t.take(alice),
+        &["*** you left #lobby", "!!! not_in_room: *"],
+    );
+    // The plain `left`: no reason in parentheses after a /leave.
+    check(&t.take(bob), &["[13:00:02] #lobby <-- alice left"]);
+}
+
+// ---------------------------------------------------------------------------
+// Create and /rooms
+// ---------------------------------------------------------------------------
+
+#[test]
+fn create_makes_an_unlisted_room_joinable_by_its_code() {
+    let mut t = Chat::new();
+    let alice = t.line(at(14, 0, 0), "alice");
+    let bob = t.line(at(14, 0, 0), "bob");
+    t.clear();
+
+    t.cmd(at(14, 0, 1), alice, Command::Create);
+    let lines = t.take(alice);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    let code = lines[0]
+        .strip_prefix("*** created #")
+        .and_then(|rest| rest.split(',').next())
+        .expect("a created line")
+        .to_string();
+    assert_eq!(code.len(), 6, "{code}");
+    assert!(
+        code.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
+        "{code}"
+    );
+    check(
+        &lines,
+        &[
+            &format!("*** created #{code}, an unlisted room: others join with /join {code}"),
+            &format!("*** you joined #{code} (1 here: alice)"),
+        ],
+    );
+    check(&t.take(bob), &[]);
+
+    t.cmd(at(14, 0, 2), bob, Command::Rooms);
+    check(&t.take(bob), &["*** rooms: #lobby (2)"]);
+
+    t.cmd(
+        at(14, 0, 3),
+        bob,
+        join(&format!("#{}", code.to_uppercase())),
+    );
+    check(
+        &t.take(bob),
+        &[&format!("*** you joined #{code} (2 here: alice, bob)")],
+    );
+    check(
+        &t.take(alice),
+        &[&format!("[14:00:03] #{code} --> bob joined")],
+    );
+    t.cmd(at(14, 0, 4), bob, Command::Rooms);
+    check(&t.take(bob), &["*** rooms: #lobby (2)"]);
+    t.cmd(at(14, 0, 5), bob, who(Some(&code)));
+    check(&t.take(bob), &[&format!("*** #{code} (2): alice, bob")]);
+
+    // Emptied and joined again by code: still unlisted.
+    t.cmd(at(14, 0, 6), alice, leave(&code));
+    t.cmd(at(14, 0, 6), bob, leave(&code));
+    t.cmd(at(14, 0, 7), bob, join(&code));
+    t.cmd(at(14, 0, 8), bob, Command::Rooms);
+    check(
+        &t.take(bob),
+        &[
+            &format!("[14:00:06] #{code} <-- alice left"),
+            &format!("*** you left #{code}"),
+            &format!("*** you joined #{code} (1 here: bob)"),
+            "*** rooms: #lobby (2)",
+        ],
+    );
+
+    check(&t.take(alice), &[&format!("*** you left #{code}")]);
+
+    // Another /create makes another code.
+    t.cmd(at(14, 0, 9), alice, Command::Create);
+    let again = t.take(alice);
+    assert_eq!(again.len(), 2, "{again:#?}");
+    assert!(again[1].starts_with("*** you joined #"), "{again:#?}");
+    assert!(!again[1].contains(&code), "{again:#?}");
+}
+
+#[test]
+fn rooms_lists_the_busiest_first() {
+    let mut t = Chat::new();
+    let w = t.ws(at(14, 0, 0), "watcher");
+    t.cmd(at(14, 0, 0), w, Command::Rooms);
+    check(&t.take(w), &[&welcome("watcher"), "*** rooms: none"]);
+
+    let alice = t.line(at(14, 0, 1), "alice");
+    let bob = t.line(at(14, 0, 1), "bob");
+    let carol = t.line(at(14, 0, 1), "carol");
+    t.cmd(at(14, 0, 2), alice, join("dev"));
+    t.cmd(at(14, 0, 2), bob, join("dev"));
+    t.cmd(at(14, 0, 2), carol, join("zed"));
+    t.cmd(at(14, 0, 2), carol, join("abc"));
+    t.cmd(at(14, 0, 2), carol, Command::Create);
+    t.cmd(at(14, 0, 3), w, Command::Rooms);
+    check(
+        &t.take(w),
+        &["*** rooms: #lobby (3), #dev (2), #abc (1), #zed (1)"],
+    );
+
+    for c in [alice, bob, carol] {
+        t.cmd(at(14, 0, 4), c, quit(None));
+    }
+    t.cmd(at(14, 0, 5), w, Command::Create);
+    t.cmd(at(14, 0, 5), w, Command::Rooms);
+    let lines = t.take(w);
+    check(&lines[2..], &["*** rooms: none"]);
+    assert_eq!(t.hub.rooms(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// Who, DMs
+// ---------------------------------------------------------------------------
+
+#[test]
+fn who_lists_a_room_or_the_current_one() {
+    let mut t = Chat::new();
+    let alice = t.line(at(15, 0, 0), "alice");
+    let _bob = t.line(at(15, 0, 0), "Bob");
+    let carol = t.line(at(15, 0, 0), "carol");
+    t.cmd(at(15, 0, 0), carol, join("dev"));
+    t.clear();
+
+    t.cmd(at(15, 0, 1), alice, who(None));
+    t.cmd(at(15, 0, 1), alice, who(Some("#DEV")));
+    check(
+        &t.take(alice),
+        &["*** #lobby (3): alice, Bob, carol", "*** #dev (1): carol"],
+    );
+    t.cmd(at(15, 0, 2), carol, who(None));
+    check(&t.take(carol), &["*** #dev (1): carol"]);
+
+    t.cmd(at(15, 0, 3), alice, leave_current());
+    t.cmd(at(15, 0, 3), alice, who(None));
+    check(
+        &t.take(alice),
+        &["*** you left #lobby", "!!! not_in_room: *"],
+    );
+}
+
+#[test]
+fn direct_messages_and_their_copies() {
+    let mut t = Chat::new();
+    let alice = t.line(at(15, 0, 0), "alice");
+    let bob = t.line(at(15, 0, 0), "bob");
+    let carol = t.line(at(15, 0, 0), "carol");
+    let w = t.ws(at(15, 0, 0), "Wes");
+    t.clear();
+
+    t.cmd(at(15, 0, 1), alice, dm("BOB", "psst"));
+    check(&t.take(bob), &["[15:00:01] (dm) <alice> psst"]);
+    check(&t.take(alice), &["[15:00:01] (dm to bob) <alice> psst"]);
+    check(&t.take(carol), &[]);
+
+    t.cmd(at(15, 0, 2), alice, dm("wes", "hi"));
+    check(&t.take(w), &["[15:00:02] (dm) <alice> hi"]);
+    check(&t.take(alice), &["[15:00:02] (dm to Wes) <alice> hi"]);
+    t.cmd(at(15, 0, 3), w, dm("alice", "hello"));
+    check(&t.take(alice), &["[15:00:03] (dm) <Wes> hello"]);
+    check(&t.take(w), &["[15:00:03] (dm to alice) <Wes> hello"]);
+
+    t.cmd(at(15, 0, 4), alice, dm("nobody", "hello?"));
+    t.cmd(at(15, 0, 4), alice, dm("#lobby", "hello?"));
+    check(
+        &t.take(alice),
+        &["!!! no_such_user: *", "!!! no_such_user: *"],
+    );
+
+    // To yourself: it arrives, and you get the copy too.
+    t.cmd(at(15, 0, 5), alice, dm("alice", "note to self"));
+    check(
+        &t.take(alice),
+        &[
+            "[15:00:05] (dm) <alice> note to self",
+            "[15:00:05] (dm to alice) <alice> note to self",
+        ],
+    );
+
+    // Gone users are no one; DMs are not stored.
+    t.cmd(at(15, 0, 6), bob, quit(None));
+    t.cmd(at(15, 0, 7), alice, dm("bob", "still there?"));
+    check(
+        &t.take(alice),
+        &[
+            "[15:00:06] #lobby <-- bob left (quit)",
+            "!!! no_such_user: *",
+        ],
+    );
+    assert!(t.stored("lobby").is_empty());
+    assert_eq!(t.hub.messages_total(), 0);
+}
+
+// ---------------------------------------------------------------------------
+// /history
+// ---------------------------------------------------------------------------
+
+#[test]
+fn history_pages_with_exclusive_bounds_and_clamps_at_200() {
+    let mut t = Chat::new();
+    let alice = t.line(at(12, 0, 0), "alice");
+    let bob = t.line(at(12, 0, 0), "bob");
+    t.cmd(at(12, 0, 0), bob, history(None, None, DEFAULT_HISTORY_PAGE));
+    check(
+        &t.take(bob)[2..],
+        &["*** history of #lobby (0 messages)", "*** end of history"],
+    );
+    for i in 1..=250 {
+        t.cmd(at(12, 0, 0), alice, say(&format!("m{i}")));
+        if i % 50 == 0 {
+            t.flush();
+        }
+    }
+    t.clear();
+
+    t.cmd(at(12, 1, 0), bob, history(None, None, DEFAULT_HISTORY_PAGE));
+    check(
+        &t.take(bob),
+        &as_strs(&lobby_block("(20 messages)", 231..=250)),
+    );
+    t.cmd(at(12, 1, 0), bob, history(None, None, 1000));
+    check(
+        &t.take(bob),
+        &as_strs(&lobby_block("(200 messages)", 51..=250)),
+    );
+    t.cmd(at(12, 1, 0), bob, history(None, Some(0), 201));
+    check(
+        &t.take(bob),
+        &as_strs(&lobby_block("(200 messages)", 1..=200)),
+    );
+    t.cmd(at(12, 1, 0), bob, history(Some(100), None, 3));
+    check(
+        &t.take(bob),
+        &as_strs(&lobby_block("(3 messages)", 97..=99)),
+    );
+    t.cmd(at(12, 1, 0), bob, history(None, Some(10), 5));
+    check(
+        &t.take(bob),
+        &as_strs(&lobby_block("(5 messages)", 11..=15)),
+    );
+    t.cmd(at(12, 1, 0), bob, history(None, Some(245), 50));
+    check(
+        &t.take(bob),
+        &as_strs(&lobby_block("(5 messages)", 246..=250)),
+    );
+    t.cmd(at(12, 1, 0), bob, history(None, Some(249), 50));
+    check(&t.take(bob), &as_strs(&lobby_block("(1 message)", [250])));
+    t.cmd(at(12, 1, 0), bob, history(Some(100), Some(95), 50));
+    check(
+        &t.take(bob),
+        &as_strs(&lobby_block("(4 messages)", 96..=99)),
+    );
+    t.cmd(at(12, 1, 0), bob, history(Some(1), None, 50));
+    check(&t.take(bob), &as_strs(&lobby_block("(0 messages)", [])));
+    t.cmd(at(12, 1, 0), bob, history(None, Some(250), 50));
+    check(&t.take(bob), &as_strs(&lobby_block("(0 messages)", [])));
+
+    // Joining replays the latest --history (50) messages.
+    let carol = t.line(at(12, 2, 0), "carol");
+    let lines = t.take(carol);
+    check(
+        &lines[2..],
+        &as_strs(&lobby_block("(50 messages)", 201..=250)),
+    );
+
+    // In no room, /history has nothing to show.
+    t.cmd(at(12, 2, 1), carol, leave_current());
+    t.cmd(at(12, 2, 1), carol, history(None, None, 20));
+    check(
+        &t.take(carol),
+        &["*** you left #lobby", "!!! not_in_room: *"],
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Quit and disconnect
+// ---------------------------------------------------------------------------
+
+#[test]
+fn quit_says_bye_closes_and_frees_the_nick() {
+    let mut t = Chat::new();
+    let alice = t.line(at(16, 0, 0), "alice");
+    let bob = t.line(at(16, 0, 0), "bob");
+    let carol = t.line(at(16, 0, 0), "carol");
+    t.cmd(at(16, 0, 0), alice, join("dev"));
+    t.cmd(at(16, 0, 0), bob, join("dev"));
+    t.cmd(at(16, 0, 0), alice, join("solo"));
+    t.clear();
+    assert_eq!(t.hub.rooms(), 3);
+
+    t.cmd(at(16, 0, 1), alice, quit(None));
+    let effects = t.flush();
+    let bye = effects
+        .iter()
+        .position(|e| {
+            matches!(e, Effect::Deliver { to, event: Event::Reply(Reply::Bye, _) } if to == &[alice])
+        })
+        .expect("a bye");
+    let close = effects
+        .iter()
+        .position(|e| e == &Effect::Close(alice))
+        .expect("a close");
+    assert!(bye < close, "{effects:#?}");
+    assert_eq!(t.closed, [alice]);
+    check(&t.take(alice), &["*** bye"]);
+    check(
+        &t.take(bob),
+        &[
+            "[16:00:01] #lobby <-- alice left (quit)",
+            "[16:00:01] #dev <-- alice left (quit)",
+        ],
+    );
+    check(&t.take(carol), &["[16:00:01] #lobby <-- alice left (quit)"]);
+    assert_eq!(t.hub.clients(), 2);
+    assert_eq!(t.hub.rooms(), 2, "#solo emptied and left memory");
+
+    // Whatever the closing connection still sends is ignored.
+    t.cmd(at(16, 0, 2), alice, say("one more thing"));
+    t.cmd(at(16, 0, 2), alice, nick("zed"));
+    assert!(t.flush().is_empty());
+
+    // The nick is free again.
+    let again = t.line(at(16, 0, 3), "Alice");
+    check(
+        &t.take(again),
+        &[
+            &welcome("Alice"),
+            "*** you joined #lobby (3 here: Alice, bob, carol)",
+        ],
+    );
+}
+
+#[test]
+fn quit_with_a_reason_shows_it_sanitized() {
+    let mut t = Chat::new();
+    let alice = t.line(at(16, 0, 0), "alice");
+    let bob = t.line(at(16, 0, 0), "bob");
+    t.clear();
+    t.cmd(at(16, 30, 0), alice, quit(Some("see you \x1b[2J")));
+    check(&t.take(alice), &["*** bye"]);
+    check(
+        &t.take(bob),
+        &["[16:30:00] #lobby <-- alice left (quit: see you \u{FFFD}[2J)"],
+    );
+    assert_eq!(t.closed, [alice]);
+}
+
+#[test]
+fn each_leave_reason_renders_its_suffix() {
+    let cases = [
+        (LeaveReason::Leave, ""),
+        (LeaveReason::Quit(None), " (quit)"),
+        (LeaveReason::Quit(Some("brb".to_string())), " (quit: brb)"),
+        (LeaveReason::Disconnect, " (disconnected)"),
+        (LeaveReason::Timeout, " (timeout)"),
+        (LeaveReason::SlowConsumer, " (slow consumer)"),
+        (LeaveReason::Shutdown, " (server shutting down)"),
+    ];
+    let mut t = Chat::new();
+    let bob = t.line(at(17, 0, 0), "bob");
+    for (reason, suffix) in cases {
+        let x = t.line(at(17, 0, 0), "x");
+        t.clear();
+        t.hub.disconnect(at(17, 0, 1), x, reason);
+        check(
+            &t.take(bob),
+            &[&format!("[17:00:01] #lobby <-- x left{suffix}")],
+        );
+        check(&t.take(x), &[]);
+        assert!(t.closed.is_empty(), "the shell closes it, not the hub");
+        assert_eq!(t.hub.nick_of(x), None);
+    }
+    assert_eq!(t.hub.clients(), 1);
+}
+
+#[test]
+fn disconnect_twice_is_harmless_and_later_commands_are_ignored() {
+    let mut t = Chat::new();
+    let alice = t.line(at(17, 0, 0), "alice");
+    let bob = t.line(at(17, 0, 0), "bob");
+    t.clear();
+
+    t.hub
+        .disconnect(at(17, 0, 1), alice, LeaveReason::Disconnect);
+    check(
+        &t.take(bob),
+        &["[17:00:01] #lobby <-- alice left (disconnected)"],
+    );
+    t.hub.disconnect(at(17, 0, 2), alice, LeaveReason::Timeout);
+    t.hub
+        .disconnect(at(17, 0, 2), ClientId(999), LeaveReason::Timeout);
+    assert!(t.flush().is_empty());
+
+    for cmd in [
+        say("ghost"),
+        me("haunts"),
+        nick("ghost"),
+        join("dev"),
+        Command::Create,
+        leave_current(),
+        Command::Rooms,
+        who(None),
+        dm("bob", "boo"),
+        history(None, None, 20),
+        Command::Help,
+        quit(None),
+    ] {
+        t.cmd(at(17, 0, 3), alice, cmd);
+    }
+    assert!(t.flush().is_empty());
+    assert_eq!(t.hub.clients(), 1);
+    assert_eq!(t.hub.rooms(), 1);
+    assert!(t.stored("lobby").is_empty());
+}
+
+#[test]
+fn help_lists_commands_and_limits() {
+    let mut t = Chat::new();
+    let alice = t.line(at(12, 0, 0), "alice");
+    t.clear();
+    t.cmd(at(12, 0, 1), alice, Command::Help);
+    let lines = t.take(alice);
+    assert!(lines.iter().all(|l| l.starts_with("*** ")), "{lines:#?}");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("*** limits: lines up to 4096 bytes, messages up to 4000 bytes; 50 messages of history on join")
+    );
+}
+
+/// PROTOCOL.md: a request's `ref` is "copied into the reply or error that
+/// answers it", and "`create` is answered with `joined`".
+#[test]
+fn replies_carry_the_ref_of_the_request() {
+    let mut t = Chat::new();
+    let w = t.ws(at(12, 0, 0), "webby");
+    t.clear();
+    let refs = |t: &mut Chat| -> Vec<Option<String>> {
+        t.flush()
+            .into_iter()
+            .filter_map(|e| match e {
+                Effect::Deliver {
+                    event: Event::Reply(_, r),
+                    ..
+                } => Some(r),
+                _ => None,
+            })
+            .collect()
+    };
+    let r = |s: &str| Some(s.to_string());
+
+    t.hub.handle(at(12, 0, 1), w, who(None), r("e1"));
+    t.hub.handle(at(12, 0, 1), w, Command::Rooms, r("r1"));
+    assert_eq!(refs(&mut t), [r("e1"), r("r1")]);
+
+    t.hub.handle(at(12, 0, 2), w, join("lobby"), r("j1"));
+    t.hub.handle(at(12, 0, 2), w, join("lobby"), r("j2"));
+    t.hub.handle(at(12, 0, 2), w, Command::Create, r("c1"));
+    assert_eq!(refs(&mut t), [r("j1"), r("j2"), r("c1")]);
+}
+
+// ---------------------------------------------------------------------------
+// Many clients
+// ---------------------------------------------------------------------------
+
+#[test]
+fn one_say_to_a_thousand_is_one_delivery() {
+    let mut t = Chat::new();
+    let ids: Vec<ClientId> = (0..1000)
+        .map(|_| {
+            let id = t.connect(at(18, 0, 0), ClientKind::Line, None);
+            t.discard();
+            id
+        })
+        .collect();
+    let nicks: HashSet<String> = ids
+        .iter()
+        .map(|&id| t.nick_of(id).to_ascii_lowercase())
+        .collect();
+    assert_eq!(nicks.len(), 1000, "generated nicks are unique");
+    assert_eq!(t.hub.rooms(), 1);
+
+    let sender = ids[0];
+    t.cmd(at(18, 0, 1), sender, say("hello, everyone"));
+    let effects = t.flush();
+    assert_eq!(effects.len(), 1, "one event, rendered once");
+    let Effect::Deliver { to, event } = &effects[0] else {
+        panic!("{:?}", effects[0]);
+    };
+    assert_eq!(to.len(), 999);
+    assert!(!to.contains(&sender));
+    let expected: HashSet<ClientId> = ids[1..].iter().copied().collect();
+    assert_eq!(to.iter().copied().collect::<HashSet<_>>(), expected);
+    let line = format!(
+        "[18:00:01] #lobby <{}> hello, everyone\n",
+        t.nick_of(sender)
+    );
+    assert_eq!(render(event), line.as_bytes());
+    assert_eq!(t.stored_seqs("lobby"), [1]);
+}
