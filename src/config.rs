@@ -37,6 +37,14 @@ pub struct Config {
     #[arg(long, value_name = "SECS")]
     pub line_idle_timeout: Option<u64>,
 
+    /// Messages (room messages, actions, direct messages) a connection may send per second.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub rate: u64,
+
+    /// Messages a connection may send in a burst before --rate applies.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub burst: u64,
+
     /// Most connections from one IP address (loopback is exempt).
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_per_ip: usize,

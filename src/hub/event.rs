@@ -111,6 +111,9 @@ pub struct Limits {
     pub max_line: usize,
     pub max_message: usize,
     pub history: usize,
+    /// Messages a second, and the burst allowed before that applies.
+    pub rate: u64,
+    pub burst: u64,
 }
 
 /// An answer to one client about its own request or state.

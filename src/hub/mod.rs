@@ -15,6 +15,7 @@
 pub mod command;
 pub mod error;
 pub mod event;
+pub mod limits;
 pub mod names;
 mod nickgen;
 
@@ -33,6 +34,7 @@ use event::{
     ClientId, ClientKind, Dm, Effect, Event, LeaveReason, Limits, Message, Presence, PresenceKind,
     Reply,
 };
+use limits::{Bucket, RateLimit, Verdict};
 use names::{message_text, sanitize, Nick, RoomName};
 
 /// Most messages one `/history` or `history` request returns.
@@ -55,6 +57,8 @@ pub struct HubConfig {
     pub max_message: usize,
     /// Only reported to clients (`/help`); the line framer enforces it.
     pub max_line: usize,
+    /// Flood control for room messages, actions and direct messages.
+    pub rate: RateLimit,
 }
 
 struct Client {
@@ -64,6 +68,7 @@ struct Client {
     /// when the current room is left.
     rooms: Vec<RoomName>,
     current: Option<RoomName>,
+    bucket: Bucket,
 }
 
 struct Room {
@@ -171,6 +176,7 @@ impl Hub {
                 kind,
                 rooms: Vec::new(),
                 current: None,
+                bucket: Bucket::new(self.config.rate, now.ms),
             },
         );
         self.reply(id, welcome, None);
@@ -222,6 +228,9 @@ impl Hub {
         if !self.clients.contains_key(&id) {
             return;
         }
+        if matches!(cmd, Command::Say { .. } | Command::Dm { .. }) && !self.admit(now, id, &r#ref) {
+            return;
+        }
         let result = match cmd {
             Command::Say { room, text, action } => self.say(now, id, room, &text, action),
             Command::Nick(nick) => self.nick(now, id, &nick, r#ref.clone()),
@@ -241,6 +250,8 @@ impl Hub {
                     max_line: self.config.max_line,
                     max_message: self.config.max_message,
                     history: self.config.history,
+                    rate: self.config.rate.rate,
+                    burst: self.config.rate.burst,
                 };
                 self.reply(id, Reply::Help(limits), r#ref.clone());
                 Ok(())
@@ -255,6 +266,30 @@ impl Hub {
         };
         if let Err(e) = result {
             self.error(id, e, r#ref);
+        }
+    }
+
+    /// Flood control: whether this message may go; a dropped one earns at
+    /// most one `rate_limited` error a second.
+    fn admit(&mut self, now: Now, id: ClientId, r#ref: &Option<String>) -> bool {
+        let limit = self.config.rate;
+        let Some(client) = self.clients.get_mut(&id) else {
+            return false;
+        };
+        match client.bucket.take(limit, now.ms) {
+            Verdict::Allow => true,
+            Verdict::Drop => false,
+            Verdict::DropAndWarn => {
+                let e = HubError::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "at most {} messages a second (bursts of {}); messages over that are dropped",
+                        limit.rate, limit.burst
+                    ),
+                );
+                self.error(id, e, r#ref.clone());
+                false
+            }
         }
     }
 

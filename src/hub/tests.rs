@@ -38,6 +38,12 @@ fn config(history: usize) -> HubConfig {
         history,
         max_message: 4000,
         max_line: 4096,
+        // Generous: scenarios send many messages at one instant. Flood
+        // control has its own scenario below with the default figures.
+        rate: limits::RateLimit {
+            rate: 1000,
+            burst: 1000,
+        },
     }
 }
 
@@ -74,9 +80,13 @@ impl Chat {
     }
 
     fn with_history(history: usize) -> Chat {
+        Chat::with_config(config(history))
+    }
+
+    fn with_config(config: HubConfig) -> Chat {
         let store = SharedStore::default();
         Chat {
-            hub: Hub::new(config(history), Box::new(store.clone()), 0x5eed),
+            hub: Hub::new(config, Box::new(store.clone()), 0x5eed),
             store,
             next_id: 1,
             lines: HashMap::new(),
@@ -1471,7 +1481,7 @@ fn help_lists_commands_and_limits() {
     assert!(lines.iter().all(|l| l.starts_with("*** ")), "{lines:#?}");
     assert_eq!(
         lines.last().map(String::as_str),
-        Some("*** limits: lines up to 4096 bytes, messages up to 4000 bytes; 50 messages of history on join")
+        Some("*** limits: lines up to 4096 bytes, messages up to 4000 bytes; 1000 messages a second (bursts of 1000); 50 messages of history on join")
     );
 }
 
@@ -1544,4 +1554,53 @@ fn one_say_to_a_thousand_is_one_delivery() {
     );
     assert_eq!(render(event), line.as_bytes());
     assert_eq!(t.stored_seqs("lobby"), [1]);
+}
+
+#[test]
+fn flood_control_drops_past_the_burst_and_warns_once_a_second() {
+    let mut t = Chat::with_config(HubConfig {
+        rate: limits::RateLimit {
+            rate: 10,
+            burst: 20,
+        },
+        ..config(50)
+    });
+    let a = t.line(at(9, 0, 0), "alice");
+    let b = t.line(at(9, 0, 0), "bob");
+    t.clear();
+    let t0 = at(9, 0, 1);
+    for i in 0..25 {
+        t.cmd(t0, a, say(&format!("m{i}")));
+    }
+    // DMs count against the same bucket.
+    t.cmd(t0, a, dm("bob", "psst"));
+    let to_bob = t.take(b);
+    assert_eq!(to_bob.len(), 20, "{to_bob:?}");
+    assert_eq!(to_bob[19], "[09:00:01] #lobby <alice> m19");
+    check(&t.take(a), &["!!! rate_limited: *"]);
+    // 200 ms later two tokens are back; the refusal after them is silent,
+    // since alice was told less than a second ago.
+    let t1 = Now { ms: t0.ms + 200 };
+    for i in 0..3 {
+        t.cmd(t1, a, say(&format!("later{i}")));
+    }
+    check(
+        &t.take(b),
+        &[
+            "[09:00:01] #lobby <alice> later0",
+            "[09:00:01] #lobby <alice> later1",
+        ],
+    );
+    check(&t.take(a), &[]);
+    assert_eq!(
+        t.stored_seqs("lobby").len(),
+        22,
+        "dropped messages are not stored"
+    );
+    // Other clients have their own bucket.
+    t.cmd(t1, b, say("unaffected"));
+    check(&t.take(a), &["[09:00:01] #lobby <bob> unaffected"]);
+    // Commands other than messages are never limited.
+    t.cmd(t1, a, Command::Rooms);
+    check(&t.take(a), &["*** rooms: #lobby (2)"]);
 }

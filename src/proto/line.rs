@@ -350,8 +350,9 @@ fn reply(out: &mut String, reply: &Reply) {
             let _ = out.write_str(HELP);
             writeln!(
                 out,
-                "*** limits: lines up to {} bytes, messages up to {} bytes; {} messages of history on join",
-                limits.max_line, limits.max_message, limits.history
+                "*** limits: lines up to {} bytes, messages up to {} bytes; {} messages a second \
+                 (bursts of {}); {} messages of history on join",
+                limits.max_line, limits.max_message, limits.rate, limits.burst, limits.history
             )
         }
         Reply::Stats(s) => writeln!(

@@ -46,16 +46,24 @@ pub fn sniff(buf: &[u8]) -> Sniff {
 }
 
 /// What the sniff timer decides: silence means a line client (netcat waits
-/// for a greeting); a started request line that stalls is left to HTTP's
-/// header timeout.
+/// for a greeting). A first line that has started is not silence: it is
+/// waited for until its newline decides (a person typing in character mode
+/// sends `H`, then `ELLO\n`), bounded by the shell's first-line timeout.
 pub fn on_silence(buf: &[u8]) -> Sniff {
     if buf.is_empty() {
         Sniff::Line
     } else {
-        match sniff(buf) {
-            Sniff::NeedMore => Sniff::Http,
-            other => other,
-        }
+        sniff(buf)
+    }
+}
+
+/// What the first-line timeout decides about a first line that never
+/// finished: only a prefix of a request line gets this far, so it is HTTP
+/// (whose header timeout answers it).
+pub fn on_first_line_timeout(buf: &[u8]) -> Sniff {
+    match on_silence(buf) {
+        Sniff::NeedMore => Sniff::Http,
+        other => other,
     }
 }
 
@@ -169,7 +177,12 @@ mod tests {
     #[test]
     fn silence() {
         assert_eq!(on_silence(b""), Sniff::Line);
-        assert_eq!(on_silence(b"GET / HT"), Sniff::Http);
+        assert_eq!(on_silence(b"GET / HT"), Sniff::NeedMore);
+        assert_eq!(on_silence(b"H"), Sniff::NeedMore);
         assert_eq!(on_silence(b"hi"), Sniff::Line);
+        assert_eq!(on_first_line_timeout(b"GET / HT"), Sniff::Http);
+        assert_eq!(on_first_line_timeout(b"HELLO"), Sniff::Http);
+        assert_eq!(on_first_line_timeout(b"hi"), Sniff::Line);
+        assert_eq!(on_first_line_timeout(b""), Sniff::Line);
     }
 }

@@ -34,6 +34,7 @@ use slab::Slab;
 use crate::config::Config;
 use crate::hub::error::{ErrorCode, HubError};
 use crate::hub::event::{ClientKind, Effect, Event, LeaveReason, Reply, Stats};
+use crate::hub::limits::RateLimit;
 use crate::hub::names::RoomName;
 use crate::hub::{Hub, HubConfig, Now};
 use crate::proto::line::{self, Frame, Input, LineDecoder};
@@ -52,6 +53,8 @@ const READ_BUDGET: usize = 256 * 1024;
 const SCRATCH: usize = 64 * 1024;
 /// How long a closing connection waits for the peer's EOF.
 const LINGER: Duration = Duration::from_secs(2);
+/// How long an unfinished first line may take (HTTP's header timeout).
+const FIRST_LINE: Duration = Duration::from_secs(10);
 /// TCP keepalive and user timeout: a dead peer is noticed in about 90 s.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
@@ -146,6 +149,10 @@ impl Server {
                 history: config.history,
                 max_message: config.max_message,
                 max_line: config.max_line,
+                rate: RateLimit {
+                    rate: config.rate,
+                    burst: config.burst,
+                },
             },
             Box::new(MemStore::new()),
             seed(),
@@ -514,6 +521,18 @@ impl Server {
                     if let Phase::Sniffing { buf } = &conn.phase {
                         let to = sniff::on_silence(buf);
                         trace!("  {id}: sniff timer, {to:?}");
+                        if to == Sniff::NeedMore {
+                            let at = now + FIRST_LINE.saturating_sub(self.config.sniff_timeout());
+                            self.timers.arm(at, id, TimerKind::FirstLine);
+                        } else {
+                            self.become_(id, to);
+                        }
+                    }
+                }
+                TimerKind::FirstLine => {
+                    if let Phase::Sniffing { buf } = &conn.phase {
+                        let to = sniff::on_first_line_timeout(buf);
+                        debug!("{id}: first line unfinished after {FIRST_LINE:?}, {to:?}");
                         self.become_(id, to);
                     }
                 }

@@ -15,6 +15,8 @@ use super::conn::ConnId;
 pub enum TimerKind {
     /// No bytes since accept: the client is a line client.
     Sniff,
+    /// A first line started but never finished: stop waiting for it.
+    FirstLine,
     /// Check whether a line client has been silent too long.
     LineIdle,
     /// A closing connection gets this long to send its last bytes.

@@ -959,6 +959,8 @@ fn render_help_lists_every_command_and_ends_with_limits() {
         max_line: 4096,
         max_message: 4000,
         history: 50,
+        rate: 10,
+        burst: 20,
     })));
     for name in [
         "/nick", "/join", "/create", "/leave", "/part", "/rooms", "/list", "/who", "/names",
@@ -969,17 +971,19 @@ fn render_help_lists_every_command_and_ends_with_limits() {
     let last = out.lines().last().unwrap();
     assert_eq!(
         last,
-        "*** limits: lines up to 4096 bytes, messages up to 4000 bytes; 50 messages of history on join"
+        "*** limits: lines up to 4096 bytes, messages up to 4000 bytes; 10 messages a second (bursts of 20); 50 messages of history on join"
     );
     // The figures come from the limits, not from constants.
     let out = rendered(&reply(Reply::Help(Limits {
         max_line: 100,
         max_message: 90,
         history: 7,
+        rate: 3,
+        burst: 5,
     })));
     assert_eq!(
         out.lines().last().unwrap(),
-        "*** limits: lines up to 100 bytes, messages up to 90 bytes; 7 messages of history on join"
+        "*** limits: lines up to 100 bytes, messages up to 90 bytes; 3 messages a second (bursts of 5); 7 messages of history on join"
     );
     assert!(out.lines().count() > 10);
 }
