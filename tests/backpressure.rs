@@ -12,7 +12,16 @@ use common::*;
 
 #[test]
 fn a_reader_that_stalls_is_dropped_and_the_room_keeps_going() {
-    let s = Server::start(&["--max-outbound", "65536", "--sniff-ms", "50"]);
+    let s = Server::start(&[
+        "--max-outbound",
+        "65536",
+        "--sniff-ms",
+        "50",
+        "--rate",
+        "100000",
+        "--burst",
+        "100000",
+    ]);
     // The staller never reads; a small receive buffer makes the kernel's
     // share of the backlog small, so the server's queue fills quickly.
     let sock =

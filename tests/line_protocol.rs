@@ -1560,3 +1560,34 @@ fn flood_control_drops_beyond_the_burst() {
     nothing_pending(&mut a);
     marker(&mut a, &mut b, "lobby", "calm again");
 }
+
+/// `printf '/nick eve\nno newline at the end' | nc -N`: the client half-closes
+/// right after its input. Every line, the unterminated last one included, is
+/// handled; the answers still reach it; then the server closes.
+#[test]
+fn half_close_after_input_gets_every_answer_and_the_last_line_counts() {
+    let s = Server::start(&[]);
+    let mut watcher = named(&s, "watcher");
+    let mut eve = LineClient::raw(s.addr);
+    eve.send_bytes(b"/nick eve\n/who\nno newline at the end");
+    eve.stream()
+        .shutdown(std::net::Shutdown::Write)
+        .expect("half-close");
+    let got = eve.read_to_close();
+    assert_eq!(got.len(), 4, "{got:?}");
+    assert!(got[0].starts_with("*** welcome to natter, you are "));
+    assert!(got[1].starts_with("*** you joined #lobby (2 here: "));
+    assert_eq!(got[2], "*** you are now known as eve");
+    assert_eq!(got[3], "*** #lobby (2): eve, watcher");
+    let gen = got[0]
+        .trim_start_matches("*** welcome to natter, you are ")
+        .trim_end_matches("; /help lists commands")
+        .to_string();
+    assert_eq!(watcher.event(), format!("#lobby --> {gen} joined"));
+    assert_eq!(
+        watcher.event(),
+        format!("#lobby --- {gen} is now known as eve")
+    );
+    assert_eq!(watcher.event(), "#lobby <eve> no newline at the end");
+    assert_eq!(watcher.event(), "#lobby <-- eve left (disconnected)");
+}

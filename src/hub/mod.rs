@@ -203,8 +203,12 @@ impl Hub {
         }
     }
 
-    /// Queues a reply for one client.
+    /// Queues a reply for one client; nothing for a client that has gone
+    /// (after `/quit`, later lines of the same read earn no answers).
     pub fn reply(&mut self, id: ClientId, reply: Reply, r#ref: Option<String>) {
+        if !self.clients.contains_key(&id) {
+            return;
+        }
         self.effects.push(Effect::Deliver {
             to: vec![id],
             event: Event::Reply(reply, r#ref),

@@ -81,6 +81,17 @@ impl LineDecoder {
         }
     }
 
+    /// The stream ended: an unfinished last line counts as a line (as
+    /// `printf 'hi' | nc -N` means it to).
+    pub fn finish(&mut self, mut on_frame: impl FnMut(Frame<'_>)) {
+        if std::mem::take(&mut self.discarding) {
+            on_frame(Frame::TooLong);
+        } else if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            self.emit(&line, &mut on_frame);
+        }
+    }
+
     /// Bytes held for an unfinished line.
     pub fn buffered(&self) -> usize {
         self.partial.len()

@@ -88,6 +88,8 @@ impl Phase {
 pub enum Close {
     /// Read nothing more; send what is queued, then shut down our side.
     AfterFlush,
+    /// To be removed before the loop sleeps; nothing more is read or sent.
+    Doomed,
     /// Our side is shut down; wait briefly for the peer's EOF so that the
     /// kernel does not answer its late bytes with a reset that could destroy
     /// our last reply in flight.

@@ -302,7 +302,7 @@ impl Server {
             let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
                 return;
             };
-            if conn.close == Some(Close::AfterFlush) {
+            if matches!(conn.close, Some(Close::AfterFlush | Close::Doomed)) {
                 return; // ignore input until our reply is out
             }
             let lingering = conn.close == Some(Close::Lingering);
@@ -310,7 +310,7 @@ impl Server {
             match res {
                 Ok(0) => {
                     trace!("  {id}: end of stream");
-                    self.doom(id, LeaveReason::Disconnect);
+                    self.on_eof(id);
                     return;
                 }
                 Ok(n) => {
@@ -351,7 +351,7 @@ impl Server {
                 Some(sniff::sniff(buf))
             }
             Some(Phase::Line { .. }) => {
-                self.feed_line(id, data);
+                self.feed_line(id, Some(data));
                 None
             }
             Some(Phase::Http) | None => None,
@@ -411,7 +411,7 @@ impl Server {
                     self.timers.arm(now + idle, id, TimerKind::LineIdle);
                 }
                 if !buf.is_empty() {
-                    self.feed_line(id, &buf);
+                    self.feed_line(id, Some(&buf));
                 }
             }
         }
@@ -422,8 +422,9 @@ impl Server {
         *self.counters.kind_mut(to) += 1;
     }
 
-    /// Frames, parses and dispatches a line client's bytes.
-    fn feed_line(&mut self, id: ConnId, data: &[u8]) {
+    /// Frames, parses and dispatches a line client's bytes; with `data`
+    /// `None` the stream has ended and an unfinished last line counts too.
+    fn feed_line(&mut self, id: ConnId, data: Option<&[u8]>) {
         let Server {
             conns,
             hub,
@@ -440,7 +441,7 @@ impl Server {
         };
         let client = id.client();
         let now = wall_clock();
-        decoder.decode(data, |frame| match frame {
+        let on_frame = |frame: Frame<'_>| match frame {
             Frame::TooLong => hub.error(
                 client,
                 HubError::new(
@@ -464,7 +465,54 @@ impl Server {
                     hub.error(client, e, None);
                 }
             },
-        });
+        };
+        match data {
+            Some(data) => decoder.decode(data, on_frame),
+            None => decoder.finish(on_frame),
+        }
+    }
+
+    /// The peer will send nothing more (it may still read: `nc -N` waits for
+    /// our answers). Its last line is handled, it leaves its rooms now, and
+    /// the connection closes once what is queued for it is sent.
+    fn on_eof(&mut self, id: ConnId) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        match (&conn.phase, &conn.close) {
+            (Phase::Line { .. }, None) => {}
+            // Nothing to answer: an unfinished sniff, HTTP, or already closing.
+            _ => {
+                self.doom(id, LeaveReason::Disconnect);
+                return;
+            }
+        }
+        self.feed_line(id, None);
+        self.end_client(id, LeaveReason::Disconnect);
+        self.close_after_flush(id);
+    }
+
+    /// Takes the connection's client out of the hub; its rooms see it leave.
+    fn end_client(&mut self, id: ConnId, reason: LeaveReason) {
+        if let Some(conn) = self.conn_mut(id) {
+            if std::mem::take(&mut conn.in_hub) {
+                self.hub.disconnect(wall_clock(), id.client(), reason);
+            }
+        }
+    }
+
+    /// Reads nothing more; closes once the queued output is out.
+    fn close_after_flush(&mut self, id: ConnId) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.close.is_none() {
+            conn.close = Some(Close::AfterFlush);
+        }
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(id);
+        }
     }
 
     /// Queues bytes for a connection and schedules its flush; past
@@ -481,7 +529,7 @@ impl Server {
             debug!("{id}: {} bytes unsent; slow consumer", conn.outbox.len());
             self.counters.bytes_queued -= conn.outbox.len();
             conn.outbox.clear();
-            self.doomed.push((id, LeaveReason::SlowConsumer));
+            self.doom(id, LeaveReason::SlowConsumer);
             return;
         }
         if !conn.dirty {
@@ -492,7 +540,12 @@ impl Server {
 
     /// Marks a connection for removal before the loop sleeps.
     fn doom(&mut self, id: ConnId, reason: LeaveReason) {
-        self.doomed.push((id, reason));
+        if let Some(conn) = self.conn_mut(id) {
+            if conn.close != Some(Close::Doomed) {
+                conn.close = Some(Close::Doomed);
+                self.doomed.push((id, reason));
+            }
+        }
     }
 
     fn before_sleep(&mut self) {
@@ -568,12 +621,9 @@ impl Server {
                 Effect::Close(client) => {
                     let id = ConnId::from_client(client);
                     if let Some(conn) = self.conn_mut(id) {
-                        conn.close = Some(Close::AfterFlush);
-                        if !conn.dirty {
-                            conn.dirty = true;
-                            self.dirty.push(id);
-                        }
+                        conn.in_hub = false; // the hub has let it go already
                     }
+                    self.close_after_flush(id);
                 }
             }
         }
@@ -587,7 +637,7 @@ impl Server {
             let Some(conn) = self.conn_mut(id) else {
                 continue;
             };
-            if conn.close.is_some() {
+            if matches!(conn.close, Some(Close::Doomed | Close::Lingering)) {
                 continue;
             }
             let bytes = match conn.phase {
@@ -609,7 +659,7 @@ impl Server {
                 continue;
             };
             conn.dirty = false;
-            if !conn.writable {
+            if !conn.writable || conn.close == Some(Close::Doomed) {
                 continue;
             }
             let before = conn.outbox.len();

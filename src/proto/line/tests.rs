@@ -1021,3 +1021,30 @@ fn render_ignores_the_request_ref() {
         render(&Event::Reply(r, None))
     );
 }
+
+#[test]
+fn finish_emits_an_unterminated_last_line_once() {
+    let mut dec = LineDecoder::new(8);
+    let mut got = feed(&mut dec, [&b"one\ntwo\r"[..]]);
+    dec.finish(|f| {
+        got.push(match f {
+            Frame::Line(l) => Owned::Line(l.to_vec()),
+            Frame::TooLong => Owned::TooLong,
+        })
+    });
+    assert_eq!(got, vec![line(b"one"), line(b"two")]);
+    assert_eq!(dec.buffered(), 0);
+    dec.finish(|_| panic!("nothing is left to emit"));
+
+    let mut dec = LineDecoder::new(4);
+    let mut got = feed(&mut dec, [&b"far too long"[..]]);
+    dec.finish(|f| {
+        got.push(if f == Frame::TooLong {
+            Owned::TooLong
+        } else {
+            line(b"?")
+        })
+    });
+    assert_eq!(got, vec![Owned::TooLong]);
+    dec.finish(|_| panic!("the too-long line was reported already"));
+}
