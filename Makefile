@@ -1,12 +1,17 @@
 # natter: `make test` installs what the tests need and runs every check CI runs.
 
 CARGO ?= cargo
+SHELL := /bin/bash
 
-.PHONY: test deps fmt-check clippy unit build run
+.PHONY: test deps fmt-check clippy build run bench
 
+# Every unit and integration test, the examples' tests and a short smoke run
+# of each benchmark; then one closing line that sums up every test binary.
 test: deps fmt-check clippy
-	$(CARGO) test --all-targets
-	$(CARGO) test --doc
+	@mkdir -p target
+	set -o pipefail; $(CARGO) test --all-targets 2>&1 | tee target/test.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } \
+		END { printf "tests: %d passed, %d failed\n", p, f; if (p == 0 || f > 0) exit 1 }' target/test.log
 
 # The tests drive the real netcat (netcat-openbsd) and read socket options
 # with ss (iproute2). Install whichever is missing.
@@ -31,3 +36,6 @@ build:
 
 run:
 	$(CARGO) run --release
+
+bench:
+	$(CARGO) bench
