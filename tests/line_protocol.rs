@@ -48,11 +48,7 @@ fn named(s: &Server, nick: &str) -> LineClient {
 
 /// The generated nick a [`named`] client had before it renamed itself.
 fn first_nick(c: &LineClient) -> String {
-    c.greeting[0]
-        .strip_prefix("*** welcome to natter, you are ")
-        .and_then(|r| r.strip_suffix("; /help lists commands"))
-        .expect("welcome")
-        .to_string()
+    nick_in_welcome(&c.greeting[0])
 }
 
 /// What a room mate sees when a [`named`] client arrives in `room`.
@@ -1211,11 +1207,7 @@ fn silent_client_is_greeted_after_the_sniff_delay() {
         elapsed >= Duration::from_millis(250),
         "greeted after {elapsed:?}, before the 300 ms sniff delay"
     );
-    let nick = welcome
-        .strip_prefix("*** welcome to natter, you are ")
-        .and_then(|r| r.strip_suffix("; /help lists commands"))
-        .expect("nick")
-        .to_string();
+    let nick = nick_in_welcome(&welcome);
     assert_eq!(c.line(), format!("*** you joined #lobby (1 here: {nick})"));
     // A fresh room: no history block.
     c.nick = nick;
@@ -1275,11 +1267,7 @@ fn first_line_is_greeted_then_handled() {
         "a client that spoke first waited {:?}",
         t0.elapsed()
     );
-    let gen = welcome
-        .strip_prefix("*** welcome to natter, you are ")
-        .and_then(|r| r.strip_suffix("; /help lists commands"))
-        .unwrap_or_else(|| panic!("{welcome:?}"))
-        .to_string();
+    let gen = nick_in_welcome(&welcome);
     assert_eq!(bob.line(), format!("*** you joined #lobby (1 here: {gen})"));
     assert_eq!(bob.line(), "*** you are now known as bob");
     bob.nick = "bob".into();
@@ -1288,11 +1276,7 @@ fn first_line_is_greeted_then_handled() {
     let mut c = LineClient::raw(s.addr);
     c.send("hello from the first line");
     let welcome = c.line();
-    let gen = welcome
-        .strip_prefix("*** welcome to natter, you are ")
-        .and_then(|r| r.strip_suffix("; /help lists commands"))
-        .unwrap_or_else(|| panic!("{welcome:?}"))
-        .to_string();
+    let gen = nick_in_welcome(&welcome);
     c.nick = gen.clone();
     assert_eq!(members_of_join(&c.line(), "lobby"), set(&["bob", &gen]));
     assert_eq!(bob.event(), format!("#lobby --> {gen} joined"));
@@ -1579,10 +1563,7 @@ fn half_close_after_input_gets_every_answer_and_the_last_line_counts() {
     assert!(got[1].starts_with("*** you joined #lobby (2 here: "));
     assert_eq!(got[2], "*** you are now known as eve");
     assert_eq!(got[3], "*** #lobby (2): eve, watcher");
-    let gen = got[0]
-        .trim_start_matches("*** welcome to natter, you are ")
-        .trim_end_matches("; /help lists commands")
-        .to_string();
+    let gen = nick_in_welcome(&got[0]);
     assert_eq!(watcher.event(), format!("#lobby --> {gen} joined"));
     assert_eq!(
         watcher.event(),

@@ -148,11 +148,7 @@ fn netcat_chats_with_a_rust_client() {
     // netcat waits for the server to speak first: the silence makes it a
     // line client, and it is greeted like any other.
     let welcome = n.line();
-    let first = welcome
-        .strip_prefix("*** welcome to natter, you are ")
-        .and_then(|r| r.strip_suffix("; /help lists commands"))
-        .unwrap_or_else(|| panic!("nc: bad welcome {welcome:?}"))
-        .to_string();
+    let first = nick_in_welcome(&welcome);
     let joined = n.line();
     let here = joined
         .strip_prefix("*** you joined #lobby (2 here: ")

@@ -39,11 +39,7 @@ fn next_event(c: &mut LineClient) -> String {
 /// line reports.
 fn greet(c: &mut LineClient) -> usize {
     let welcome = next(c);
-    c.nick = welcome
-        .strip_prefix("*** welcome to natter, you are ")
-        .and_then(|r| r.strip_suffix("; /help lists commands"))
-        .unwrap_or_else(|| panic!("bad welcome {welcome:?}"))
-        .to_string();
+    c.nick = nick_in_welcome(&welcome);
     let joined = next(c);
     let (n, names) = joined
         .strip_prefix("*** you joined #lobby (")

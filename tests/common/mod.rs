@@ -103,11 +103,7 @@ impl LineClient {
     pub fn connect(addr: SocketAddr) -> LineClient {
         let mut c = LineClient::raw(addr);
         let welcome = c.line();
-        let nick = welcome
-            .strip_prefix("*** welcome to natter, you are ")
-            .and_then(|r| r.strip_suffix("; /help lists commands"))
-            .unwrap_or_else(|| panic!("bad welcome {welcome:?}"))
-            .to_string();
+        let nick = nick_in_welcome(&welcome);
         c.nick = nick;
         c.greeting.push(welcome);
         let joined = c.line();
@@ -232,6 +228,14 @@ impl LineClient {
     pub fn close(self) {
         let _ = self.reader.get_ref().shutdown(Shutdown::Both);
     }
+}
+
+/// The nick a welcome line announces; panics on any other line.
+pub fn nick_in_welcome(line: &str) -> String {
+    line.strip_prefix("*** welcome to natter, you are ")
+        .and_then(|r| r.strip_suffix("; /help lists commands"))
+        .unwrap_or_else(|| panic!("not a welcome line: {line:?}"))
+        .to_string()
 }
 
 /// Removes a leading `[HH:MM:SS] ` after checking its shape.
