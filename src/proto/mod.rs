@@ -1,6 +1,10 @@
 //! Sans-I/O codecs: bytes in, events out. No mio, no clock, no SQL here.
 //!
-//! `sniff` decides what a connection speaks, `line` is the netcat protocol.
+//! `sniff` decides what a connection speaks, `line` is the netcat protocol,
+//! `http` parses requests and renders responses, `ws` is RFC 6455 framing
+//! and the upgrade handshake, `json` the WebSocket chat protocol.
 
+pub mod http;
 pub mod line;
 pub mod sniff;
+pub mod ws;
