@@ -49,6 +49,31 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_per_ip: usize,
 
+    /// Seconds a client may take to send a complete HTTP request head (then 408).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub header_timeout: u64,
+
+    /// Seconds an idle HTTP keep-alive connection is kept open.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub http_idle_timeout: u64,
+
+    /// Another origin allowed to open WebSockets (e.g. https://chat.example.com); repeatable.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
+
+    /// Largest WebSocket message, in bytes, reassembled from its fragments (then close 1009).
+    #[arg(long, value_name = "BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_ws_message: usize,
+
+    /// Seconds of silence after which a WebSocket client is pinged; as long again without
+    /// any frame and it is dropped.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub ping_interval: u64,
+
+    /// Seconds a vanished WebSocket client's nick and rooms are held for it to resume.
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub resume_grace: u64,
+
     /// Unsent output, in bytes, past which a client is dropped as a slow consumer.
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
     pub max_outbound: usize,
@@ -57,6 +82,22 @@ pub struct Config {
 impl Config {
     pub fn sniff_timeout(&self) -> Duration {
         Duration::from_millis(self.sniff_ms)
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout)
+    }
+
+    pub fn http_idle(&self) -> Duration {
+        Duration::from_secs(self.http_idle_timeout)
+    }
+
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.ping_interval.max(1))
+    }
+
+    pub fn resume_grace(&self) -> Duration {
+        Duration::from_secs(self.resume_grace)
     }
 
     pub fn line_idle(&self) -> Option<Duration> {

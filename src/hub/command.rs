@@ -11,15 +11,22 @@ pub struct Page {
 }
 
 /// One request. `room: None` means the sender's current room (line clients).
+/// `cid` is the client's id for an idempotent send (WebSocket clients).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
     Say {
         room: Option<RoomName>,
         text: String,
         action: bool,
+        cid: Option<String>,
     },
     Nick(String),
-    Join(RoomName),
+    /// Join a room; with `since`, catch up on the messages after that seq
+    /// instead of the latest `--history`.
+    Join {
+        room: RoomName,
+        since: Option<u64>,
+    },
     Create,
     Leave(Option<RoomName>),
     Rooms,
@@ -27,11 +34,14 @@ pub enum Command {
     Dm {
         to: String,
         text: String,
+        cid: Option<String>,
     },
     History {
         room: Option<RoomName>,
         page: Page,
     },
+    /// "I am typing" in a room: relayed to its WebSocket members, never stored.
+    Typing(RoomName),
     Help,
     Quit(Option<String>),
 }

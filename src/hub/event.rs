@@ -66,6 +66,14 @@ pub struct Presence {
     pub ts: u64,
 }
 
+/// Someone typing in a room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Typing {
+    pub room: RoomName,
+    pub nick: String,
+    pub ts: u64,
+}
+
 /// A direct message. Not stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dm {
@@ -106,7 +114,7 @@ impl Stats {
 }
 
 /// The limits a client is told about (`/help`, `welcome`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
     pub max_line: usize,
     pub max_message: usize,
@@ -114,6 +122,9 @@ pub struct Limits {
     /// Messages a second, and the burst allowed before that applies.
     pub rate: u64,
     pub burst: u64,
+    /// Largest WebSocket message, and largest image, in bytes.
+    pub max_ws_message: usize,
+    pub max_image: usize,
 }
 
 /// An answer to one client about its own request or state.
@@ -121,6 +132,10 @@ pub struct Limits {
 pub enum Reply {
     Welcome {
         nick: String,
+        /// The session token a WebSocket client may resume with.
+        session: Option<String>,
+        store_id: String,
+        limits: Limits,
     },
     /// Your nick is now this.
     Nick {
@@ -132,6 +147,11 @@ pub enum Reply {
         messages: Vec<Rc<Message>>,
         /// Set when the room was just made by `/create`.
         created: bool,
+        /// The room's latest seq, whatever `messages` holds.
+        last_seq: u64,
+        /// A catch-up (`since`) found more missed messages than it carries.
+        gap: bool,
+        store_id: String,
     },
     /// `/join` of a room you are already in: it is now current.
     Current {
@@ -151,8 +171,11 @@ pub enum Reply {
         room: RoomName,
         messages: Vec<Rc<Message>>,
     },
-    /// The copy of a direct message its sender gets.
-    DmSent(Rc<Dm>),
+    /// The copy of a direct message its sender gets, with the sender's `cid`.
+    DmSent(Rc<Dm>, Option<String>),
+    /// The copy of its own room message a WebSocket sender gets once it is
+    /// stored: its acknowledgement, with its `cid`.
+    Sent(Rc<Message>, Option<String>),
     Help(Limits),
     Stats(Stats),
     Bye,
@@ -169,6 +192,8 @@ pub enum Event {
     Presence(Rc<Presence>),
     /// A direct message, to its recipient.
     Dm(Rc<Dm>),
+    /// Someone is typing; never stored, dropped for a recipient that is behind.
+    Typing(Rc<Typing>),
     /// An answer for one client, with the `ref` of the request it answers.
     Reply(Reply, Option<String>),
 }
@@ -180,4 +205,7 @@ pub enum Effect {
     Deliver { to: Vec<ClientId>, event: Event },
     /// Close the client's connection once its queued output is flushed.
     Close(ClientId),
+    /// The client's session was resumed by another connection: close this
+    /// one (WebSocket code 4000). The client lives on under the new id.
+    Replaced(ClientId),
 }

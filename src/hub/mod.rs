@@ -18,11 +18,12 @@ pub mod event;
 pub mod limits;
 pub mod names;
 mod nickgen;
+pub mod session;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
 use log::error;
@@ -32,15 +33,20 @@ use command::{Command, Page};
 use error::{ErrorCode, HubError};
 use event::{
     ClientId, ClientKind, Dm, Effect, Event, LeaveReason, Limits, Message, Presence, PresenceKind,
-    Reply,
+    Reply, Typing,
 };
 use limits::{Bucket, RateLimit, Verdict};
 use names::{message_text, sanitize, Nick, RoomName};
+use session::{check_cid, Sent, SentLog};
 
 /// Most messages one `/history` or `history` request returns.
 pub const MAX_HISTORY_PAGE: usize = 200;
 /// Messages a `/history` without a count returns.
 pub const DEFAULT_HISTORY_PAGE: usize = 20;
+/// Most messages a catch-up (`join` with `since`) replays; past it, `gap`.
+pub const MAX_CATCH_UP: usize = 500;
+/// A client's typing events are relayed at most this often.
+pub const TYPING_EVERY_MS: u64 = 1000;
 
 /// The time of a request, as the shell read it: milliseconds since the epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +65,11 @@ pub struct HubConfig {
     pub max_line: usize,
     /// Flood control for room messages, actions and direct messages.
     pub rate: RateLimit,
+    /// How long a vanished WebSocket client's nick and rooms are held.
+    pub resume_grace_ms: u64,
+    /// Told to WebSocket clients in `welcome`; enforced by the shell.
+    pub max_ws_message: usize,
+    pub max_image: usize,
 }
 
 struct Client {
@@ -69,6 +80,14 @@ struct Client {
     rooms: Vec<RoomName>,
     current: Option<RoomName>,
     bucket: Bucket,
+    /// The session token (WebSocket clients), for resuming.
+    session: Option<String>,
+    /// The `cid`s this session used lately.
+    sent: SentLog,
+    /// Set while the connection is gone and the session waits to be
+    /// resumed: the time (ms) it is given up.
+    held_until: Option<u64>,
+    last_typing_ms: Option<u64>,
 }
 
 struct Room {
@@ -86,6 +105,10 @@ pub struct Hub {
     rooms: HashMap<RoomName, Room>,
     /// Codes of rooms made by `/create`: never listed, kept for good.
     unlisted: HashSet<RoomName>,
+    /// Session token -> its client.
+    sessions: HashMap<String, ClientId>,
+    /// Held sessions by deadline.
+    held: BTreeSet<(u64, ClientId)>,
     /// Accepted this iteration, not yet committed.
     pending: Vec<Rc<Message>>,
     effects: Vec<Effect>,
@@ -102,6 +125,8 @@ impl Hub {
             nicks: HashMap::new(),
             rooms: HashMap::new(),
             unlisted: HashSet::new(),
+            sessions: HashMap::new(),
+            held: BTreeSet::new(),
             pending: Vec::new(),
             effects: Vec::new(),
             rng: nickgen::Rng::new(seed),
@@ -149,9 +174,31 @@ impl Hub {
         Ok(n)
     }
 
+    /// The limits clients are told about.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_line: self.config.max_line,
+            max_message: self.config.max_message,
+            history: self.config.history,
+            rate: self.config.rate.rate,
+            burst: self.config.rate.burst,
+            max_ws_message: self.config.max_ws_message,
+            max_image: self.config.max_image,
+        }
+    }
+
     /// A new client: gives it a nick (`wanted` if valid and free), welcomes
-    /// it, and joins a line client to the default room.
-    pub fn connect(&mut self, now: Now, id: ClientId, kind: ClientKind, wanted: Option<&str>) {
+    /// it, and joins a line client to the default room. `session` is the
+    /// token a WebSocket client may later resume with (made by the shell
+    /// from the OS's randomness: the hub's own generator is not secret).
+    pub fn connect(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        kind: ClientKind,
+        wanted: Option<&str>,
+        session: Option<String>,
+    ) {
         let mut refusal = None;
         let nick = match wanted.map(Nick::parse) {
             Some(Ok(n)) if !self.nicks.contains_key(&n.key()) => n,
@@ -166,8 +213,14 @@ impl Hub {
             None => self.fresh_nick(),
         };
         self.nicks.insert(nick.key(), id);
+        if let Some(token) = &session {
+            self.sessions.insert(token.clone(), id);
+        }
         let welcome = Reply::Welcome {
             nick: nick.to_string(),
+            session: session.clone(),
+            store_id: self.store.store_id().to_string(),
+            limits: self.limits(),
         };
         self.clients.insert(
             id,
@@ -177,6 +230,10 @@ impl Hub {
                 rooms: Vec::new(),
                 current: None,
                 bucket: Bucket::new(self.config.rate, now.ms),
+                session,
+                sent: SentLog::default(),
+                held_until: None,
+                last_typing_ms: None,
             },
         );
         self.reply(id, welcome, None);
@@ -185,9 +242,86 @@ impl Hub {
         }
         if kind == ClientKind::Line {
             let room = self.config.default_room.clone();
-            if let Err(e) = self.join(now, id, room, false, None) {
+            if let Err(e) = self.join(now, id, room, None, false, None) {
                 self.error(id, e, None);
             }
+        }
+    }
+
+    /// A new connection `id` presents a session token: if the session is
+    /// known, the connection takes over its nick and rooms (the room sees
+    /// nothing), an older connection still open is replaced, and the client
+    /// is welcomed back with a `joined` for each of its rooms. Returns false
+    /// for an unknown token; the shell then connects it as a new client.
+    pub fn resume(&mut self, now: Now, id: ClientId, token: &str) -> bool {
+        let Some(old) = self.sessions.get(token).copied() else {
+            return false;
+        };
+        let Some(mut client) = self.clients.remove(&old) else {
+            self.sessions.remove(token);
+            return false;
+        };
+        if let Some(until) = client.held_until.take() {
+            self.held.remove(&(until, old));
+        } else {
+            self.effects.push(Effect::Replaced(old));
+        }
+        self.nicks.insert(client.nick.key(), id);
+        self.sessions.insert(token.to_string(), id);
+        for room in &client.rooms {
+            if let Some(r) = self.rooms.get_mut(room) {
+                r.members.remove(&old);
+                r.members.insert(id);
+            }
+        }
+        client.bucket = Bucket::new(self.config.rate, now.ms);
+        let rooms = client.rooms.clone();
+        let welcome = Reply::Welcome {
+            nick: client.nick.to_string(),
+            session: client.session.clone(),
+            store_id: self.store.store_id().to_string(),
+            limits: self.limits(),
+        };
+        self.clients.insert(id, client);
+        self.reply(id, welcome, None);
+        for room in rooms {
+            let (messages, gap) = self.catch_up(&room, None);
+            let joined = self.joined_reply(&room, messages, false, gap);
+            self.reply(id, joined, None);
+        }
+        true
+    }
+
+    /// The client's connection vanished without saying goodbye. A client
+    /// with a session is held for `--resume-grace` (its rooms see nothing
+    /// yet); any other leaves now with `reason`.
+    pub fn detach(&mut self, now: Now, id: ClientId, reason: LeaveReason) {
+        let Some(client) = self.clients.get_mut(&id) else {
+            return;
+        };
+        if client.session.is_none() || client.held_until.is_some() {
+            self.disconnect(now, id, reason);
+            return;
+        }
+        let until = now.ms + self.config.resume_grace_ms;
+        client.held_until = Some(until);
+        self.held.insert((until, id));
+    }
+
+    /// When the earliest held session is given up (ms since the epoch).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.held.first().map(|(at, _)| *at)
+    }
+
+    /// Gives up held sessions whose grace has run out: their rooms see them
+    /// leave with `timeout`.
+    pub fn expire(&mut self, now: Now) {
+        while let Some(&(at, id)) = self.held.first() {
+            if at > now.ms {
+                break;
+            }
+            self.held.remove(&(at, id));
+            self.disconnect(now, id, LeaveReason::Timeout);
         }
     }
 
@@ -197,6 +331,12 @@ impl Hub {
         let Some(client) = self.clients.remove(&id) else {
             return;
         };
+        if let Some(until) = client.held_until {
+            self.held.remove(&(until, id));
+        }
+        if let Some(token) = &client.session {
+            self.sessions.remove(token);
+        }
         self.nicks.remove(&client.nick.key());
         for room in &client.rooms {
             self.remove_member(now, id, &client.nick, room, reason.clone());
@@ -236,9 +376,14 @@ impl Hub {
             return;
         }
         let result = match cmd {
-            Command::Say { room, text, action } => self.say(now, id, room, &text, action),
+            Command::Say {
+                room,
+                text,
+                action,
+                cid,
+            } => self.say(now, id, room, &text, action, cid, r#ref.clone()),
             Command::Nick(nick) => self.nick(now, id, &nick, r#ref.clone()),
-            Command::Join(room) => self.join(now, id, room, false, r#ref.clone()),
+            Command::Join { room, since } => self.join(now, id, room, since, false, r#ref.clone()),
             Command::Create => self.create(now, id, r#ref.clone()),
             Command::Leave(room) => self.leave(now, id, room, r#ref.clone()),
             Command::Rooms => {
@@ -247,17 +392,11 @@ impl Hub {
                 Ok(())
             }
             Command::Who(room) => self.who(id, room, r#ref.clone()),
-            Command::Dm { to, text } => self.dm(now, id, &to, &text, r#ref.clone()),
+            Command::Dm { to, text, cid } => self.dm(now, id, &to, &text, cid, r#ref.clone()),
+            Command::Typing(room) => self.typing(now, id, room),
             Command::History { room, page } => self.history(id, room, page, r#ref.clone()),
             Command::Help => {
-                let limits = Limits {
-                    max_line: self.config.max_line,
-                    max_message: self.config.max_message,
-                    history: self.config.history,
-                    rate: self.config.rate.rate,
-                    burst: self.config.rate.burst,
-                };
-                self.reply(id, Reply::Help(limits), r#ref.clone());
+                self.reply(id, Reply::Help(self.limits()), r#ref.clone());
                 Ok(())
             }
             Command::Quit(reason) => {
@@ -313,6 +452,8 @@ impl Hub {
         }
     }
 
+    // One request's fields, passed as they came; a struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
     fn say(
         &mut self,
         now: Now,
@@ -320,7 +461,12 @@ impl Hub {
         room: Option<RoomName>,
         text: &str,
         action: bool,
+        cid: Option<String>,
+        r#ref: Option<String>,
     ) -> Result<(), HubError> {
+        if self.repeated(now, id, cid.as_deref(), &r#ref)? {
+            return Ok(());
+        }
         let room = self.target_room(id, room)?;
         let text = message_text(text, self.config.max_message)?;
         let client = self.client(id)?;
@@ -339,16 +485,80 @@ impl Hub {
             text,
             action,
         });
-        // A line client's terminal already shows what it typed: no echo.
-        let to: Vec<ClientId> = r
-            .members
-            .iter()
-            .copied()
-            .filter(|&m| m != id || kind != ClientKind::Line)
-            .collect();
+        // The sender never gets the room's copy: a line client's terminal
+        // already shows what it typed, and a WebSocket client gets its own
+        // copy below, with its `cid` and `ref`, as the acknowledgement.
+        let to: Vec<ClientId> = r.members.iter().copied().filter(|&m| m != id).collect();
         self.pending.push(msg.clone());
         self.messages_total += 1;
-        self.deliver(to, Event::Message(msg));
+        self.deliver(to, Event::Message(msg.clone()));
+        if kind == ClientKind::Ws {
+            self.reply(id, Reply::Sent(msg.clone(), cid.clone()), r#ref);
+        }
+        if let (Some(cid), Some(c)) = (cid, self.clients.get_mut(&id)) {
+            c.sent.insert(now.ms, cid, Sent::Message(msg));
+        }
+        Ok(())
+    }
+
+    /// An idempotent send: a `cid` this session used in the last 10 minutes
+    /// is answered with what it produced then, and nothing happens again.
+    fn repeated(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        cid: Option<&str>,
+        r#ref: &Option<String>,
+    ) -> Result<bool, HubError> {
+        let Some(cid) = cid else {
+            return Ok(false);
+        };
+        check_cid(cid)?;
+        let Some(sent) = self
+            .clients
+            .get_mut(&id)
+            .and_then(|c| c.sent.get(now.ms, cid))
+        else {
+            return Ok(false);
+        };
+        let cid = Some(cid.to_string());
+        let reply = match sent {
+            Sent::Message(m) => Reply::Sent(m, cid),
+            Sent::Dm(d) => Reply::DmSent(d, cid),
+        };
+        self.reply(id, reply, r#ref.clone());
+        Ok(true)
+    }
+
+    fn typing(&mut self, now: Now, id: ClientId, room: RoomName) -> Result<(), HubError> {
+        let client = self.clients.get_mut(&id).ok_or_else(|| not_in(&room))?;
+        if !client.rooms.contains(&room) {
+            return Err(not_in(&room));
+        }
+        // Typing is a hint, not a message: at most one a second is relayed.
+        if client
+            .last_typing_ms
+            .is_some_and(|t| now.ms.saturating_sub(t) < TYPING_EVERY_MS)
+        {
+            return Ok(());
+        }
+        client.last_typing_ms = Some(now.ms);
+        let nick = client.nick.to_string();
+        let to: Vec<ClientId> = self
+            .others(&room, id)
+            .into_iter()
+            .filter(|m| {
+                self.clients
+                    .get(m)
+                    .is_some_and(|c| c.kind == ClientKind::Ws)
+            })
+            .collect();
+        let typing = Typing {
+            room,
+            nick,
+            ts: now.ms,
+        };
+        self.deliver(to, Event::Typing(Rc::new(typing)));
         Ok(())
     }
 
@@ -401,15 +611,25 @@ impl Hub {
         now: Now,
         id: ClientId,
         room: RoomName,
+        since: Option<u64>,
         created: bool,
         r#ref: Option<String>,
     ) -> Result<(), HubError> {
         let client = self.client(id)?;
+        let kind = client.kind;
         if client.rooms.contains(&room) {
             if let Some(c) = self.clients.get_mut(&id) {
                 c.current = Some(room.clone());
             }
-            self.reply(id, Reply::Current { room }, r#ref);
+            // A line user is told; a WebSocket client (after a resume, say)
+            // gets the room's state again, caught up from `since`.
+            let reply = if kind == ClientKind::Line {
+                Reply::Current { room }
+            } else {
+                let (messages, gap) = self.catch_up(&room, since);
+                self.joined_reply(&room, messages, false, gap)
+            };
+            self.reply(id, reply, r#ref);
             return Ok(());
         }
         let nick = client.nick.to_string();
@@ -424,13 +644,7 @@ impl Hub {
             };
             self.rooms.insert(room.clone(), r);
         }
-        let messages = self.read_history(
-            &room,
-            Page {
-                limit: self.config.history,
-                ..Page::default()
-            },
-        );
+        let (messages, gap) = self.catch_up(&room, since);
         let others = self.others(&room, id);
         if let Some(r) = self.rooms.get_mut(&room) {
             r.members.insert(id);
@@ -439,17 +653,8 @@ impl Hub {
             c.rooms.push(room.clone());
             c.current = Some(room.clone());
         }
-        let members = self.member_nicks(&room);
-        self.reply(
-            id,
-            Reply::Joined {
-                room: room.clone(),
-                members,
-                messages,
-                created,
-            },
-            r#ref,
-        );
+        let joined = self.joined_reply(&room, messages, created, gap);
+        self.reply(id, joined, r#ref);
         let presence = Presence {
             room,
             kind: PresenceKind::Join,
@@ -458,6 +663,45 @@ impl Hub {
         };
         self.deliver(others, Event::Presence(Rc::new(presence)));
         Ok(())
+    }
+
+    /// The messages a join replays: the latest `--history`, or with `since`
+    /// those after it, at most 500, saying whether more were missed.
+    fn catch_up(&mut self, room: &RoomName, since: Option<u64>) -> (Vec<Rc<Message>>, bool) {
+        let Some(since) = since else {
+            let page = Page {
+                limit: self.config.history,
+                ..Page::default()
+            };
+            return (self.read_history(room, page), false);
+        };
+        let page = Page {
+            after: Some(since),
+            limit: MAX_CATCH_UP + 1,
+            ..Page::default()
+        };
+        let mut messages = self.read_history(room, page);
+        let gap = messages.len() > MAX_CATCH_UP;
+        messages.truncate(MAX_CATCH_UP);
+        (messages, gap)
+    }
+
+    fn joined_reply(
+        &self,
+        room: &RoomName,
+        messages: Vec<Rc<Message>>,
+        created: bool,
+        gap: bool,
+    ) -> Reply {
+        Reply::Joined {
+            room: room.clone(),
+            members: self.member_nicks(room),
+            messages,
+            created,
+            last_seq: self.rooms.get(room).map_or(0, |r| r.last_seq),
+            gap,
+            store_id: self.store.store_id().to_string(),
+        }
     }
 
     fn create(&mut self, now: Now, id: ClientId, r#ref: Option<String>) -> Result<(), HubError> {
@@ -475,7 +719,7 @@ impl Hub {
             }
         };
         self.unlisted.insert(room.clone());
-        self.join(now, id, room, true, r#ref)
+        self.join(now, id, room, None, true, r#ref)
     }
 
     fn leave(
@@ -520,8 +764,12 @@ impl Hub {
         id: ClientId,
         to: &str,
         text: &str,
+        cid: Option<String>,
         r#ref: Option<String>,
     ) -> Result<(), HubError> {
+        if self.repeated(now, id, cid.as_deref(), &r#ref)? {
+            return Ok(());
+        }
         let text = message_text(text, self.config.max_message)?;
         let no_such = || {
             HubError::new(
@@ -542,7 +790,10 @@ impl Hub {
             text,
         });
         self.deliver(vec![target], Event::Dm(dm.clone()));
-        self.reply(id, Reply::DmSent(dm), r#ref);
+        self.reply(id, Reply::DmSent(dm.clone(), cid.clone()), r#ref);
+        if let (Some(cid), Some(c)) = (cid, self.clients.get_mut(&id)) {
+            c.sent.insert(now.ms, cid, Sent::Dm(dm));
+        }
         Ok(())
     }
 
@@ -558,6 +809,13 @@ impl Hub {
         let messages = self.read_history(&room, page);
         self.reply(id, Reply::History { room, messages }, r#ref);
         Ok(())
+    }
+
+    /// A page of a room's stored history (for the HTTP API), whether or not
+    /// the room has members now.
+    pub fn page(&mut self, room: &RoomName, mut page: Page) -> Vec<Rc<Message>> {
+        page.limit = page.limit.min(MAX_HISTORY_PAGE);
+        self.read_history(room, page)
     }
 
     /// Reads history through the store, committing first so that messages
@@ -625,7 +883,7 @@ impl Hub {
 
     /// Rooms anyone may find: not made by `/create`, with members; the
     /// busiest first.
-    fn listed_rooms(&self) -> Vec<(RoomName, usize)> {
+    pub fn listed_rooms(&self) -> Vec<(RoomName, usize)> {
         let mut rooms: Vec<(RoomName, usize)> = self
             .rooms
             .iter()

@@ -38,6 +38,9 @@ fn config(history: usize) -> HubConfig {
         history,
         max_message: 4000,
         max_line: 4096,
+        resume_grace_ms: 120_000,
+        max_ws_message: 2 * 1024 * 1024,
+        max_image: 1024 * 1024,
         // Generous: scenarios send many messages at one instant. Flood
         // control has its own scenario below with the default figures.
         rate: limits::RateLimit {
@@ -52,6 +55,10 @@ fn config(history: usize) -> HubConfig {
 struct SharedStore(Rc<RefCell<MemStore>>);
 
 impl Store for SharedStore {
+    fn store_id(&self) -> &str {
+        "test-store"
+    }
+
     fn last_seq(&mut self, room: &RoomName) -> Result<u64, StoreError> {
         self.0.borrow_mut().last_seq(room)
     }
@@ -97,7 +104,9 @@ impl Chat {
     fn connect(&mut self, now: Now, kind: ClientKind, wanted: Option<&str>) -> ClientId {
         let id = ClientId(self.next_id);
         self.next_id += 1;
-        self.hub.connect(now, id, kind, wanted);
+        // WebSocket clients get a session token, as the shell gives them.
+        let session = (kind == ClientKind::Ws).then(|| format!("token-{}", id.0));
+        self.hub.connect(now, id, kind, wanted, session);
         id
     }
 
@@ -137,6 +146,11 @@ impl Chat {
                     assert_eq!(unique.len(), to.len(), "a recipient twice: {effect:?}");
                     assert!(!to.is_empty(), "a delivery to nobody: {effect:?}");
                     let bytes = render(event);
+                    if bytes.is_empty() {
+                        // Typing: not a line-protocol event.
+                        assert!(matches!(event, Event::Typing(_)), "{event:?}");
+                        continue;
+                    }
                     let text = std::str::from_utf8(&bytes).expect("rendered UTF-8");
                     assert!(text.ends_with('\n'), "unterminated: {text:?}");
                     let rendered: Vec<String> =
@@ -148,7 +162,7 @@ impl Chat {
                             .extend(rendered.iter().cloned());
                     }
                 }
-                Effect::Close(id) => self.closed.push(*id),
+                Effect::Close(id) | Effect::Replaced(id) => self.closed.push(*id),
             }
         }
         effects
@@ -234,6 +248,7 @@ fn say(text: &str) -> Command {
         room: None,
         text: text.to_string(),
         action: false,
+        cid: None,
     }
 }
 
@@ -242,6 +257,7 @@ fn say_in(r: &str, text: &str) -> Command {
         room: Some(room(r)),
         text: text.to_string(),
         action: false,
+        cid: None,
     }
 }
 
@@ -250,11 +266,15 @@ fn me(text: &str) -> Command {
         room: None,
         text: text.to_string(),
         action: true,
+        cid: None,
     }
 }
 
 fn join(r: &str) -> Command {
-    Command::Join(room(r))
+    Command::Join {
+        room: room(r),
+        since: None,
+    }
 }
 
 fn leave(r: &str) -> Command {
@@ -273,6 +293,7 @@ fn dm(to: &str, text: &str) -> Command {
     Command::Dm {
         to: to.to_string(),
         text: text.to_string(),
+        cid: None,
     }
 }
 
@@ -1603,4 +1624,287 @@ fn flood_control_drops_past_the_burst_and_warns_once_a_second() {
     // Commands other than messages are never limited.
     t.cmd(t1, a, Command::Rooms);
     check(&t.take(a), &["*** rooms: #lobby (2)"]);
+}
+
+// ---------------------------------------------------------------------------
+// WebSocket sessions: echo, cid, resume, hold, typing, catch-up
+// ---------------------------------------------------------------------------
+
+/// The events each effect sends to `id`, in order.
+fn events_for(effects: &[Effect], id: ClientId) -> Vec<Event> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Deliver { to, event } if to.contains(&id) => Some(event.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn say_cid(r: &str, text: &str, cid: &str) -> Command {
+    Command::Say {
+        room: Some(room(r)),
+        text: text.to_string(),
+        action: false,
+        cid: Some(cid.to_string()),
+    }
+}
+
+fn join_since(r: &str, since: Option<u64>) -> Command {
+    Command::Join {
+        room: room(r),
+        since,
+    }
+}
+
+#[test]
+fn a_websocket_sender_gets_its_stored_message_back_with_cid_and_ref() {
+    let mut t = Chat::new();
+    let w = t.ws(at(10, 0, 0), "webby");
+    let l = t.line(at(10, 0, 0), "liner");
+    t.cmd(at(10, 0, 1), w, join_since("lobby", None));
+    t.clear();
+    t.hub.handle(
+        at(10, 0, 2),
+        w,
+        say_cid("lobby", "hi", "c1"),
+        Some("r1".into()),
+    );
+    let effects = t.flush();
+    let to_w = events_for(&effects, w);
+    assert_eq!(to_w.len(), 1, "{to_w:?}");
+    let Event::Reply(Reply::Sent(m, cid), r) = &to_w[0] else {
+        panic!("{to_w:?}");
+    };
+    assert_eq!((m.seq, m.text.as_str()), (1, "hi"));
+    assert_eq!((cid.as_deref(), r.as_deref()), (Some("c1"), Some("r1")));
+    // The room's copy carries neither.
+    let to_l = events_for(&effects, l);
+    assert!(
+        matches!(&to_l[..], [Event::Message(m)] if m.seq == 1),
+        "{to_l:?}"
+    );
+}
+
+#[test]
+fn a_repeated_cid_is_answered_with_the_original_and_stored_once() {
+    let mut t = Chat::new();
+    let w = t.ws(at(10, 0, 0), "webby");
+    let l = t.line(at(10, 0, 0), "liner");
+    t.cmd(at(10, 0, 1), w, join_since("lobby", None));
+    t.clear();
+    t.cmd(at(10, 0, 2), w, say_cid("lobby", "once", "k"));
+    t.cmd(at(10, 0, 3), w, say_cid("lobby", "once", "k"));
+    let effects = t.flush();
+    let seqs: Vec<u64> = events_for(&effects, w)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reply(Reply::Sent(m, _), _) => Some(m.seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs, [1, 1], "both answers are the original");
+    assert_eq!(events_for(&effects, l).len(), 1, "the room saw it once");
+    assert_eq!(t.stored_seqs("lobby"), [1]);
+    // After ten minutes the cid is forgotten: a new message.
+    t.cmd(
+        Now {
+            ms: at(10, 0, 2).ms + 600_000,
+        },
+        w,
+        say_cid("lobby", "again", "k"),
+    );
+    t.flush();
+    assert_eq!(t.stored_seqs("lobby"), [1, 2]);
+    // A bad cid is a bad request.
+    t.cmd(at(10, 20, 0), w, say_cid("lobby", "x", ""));
+    let effects = t.flush();
+    assert!(matches!(
+        &events_for(&effects, w)[..],
+        [Event::Reply(
+            Reply::Error {
+                code: ErrorCode::BadRequest,
+                ..
+            },
+            _
+        )]
+    ));
+}
+
+#[test]
+fn resume_moves_nick_and_rooms_to_the_new_connection_without_presence() {
+    let mut t = Chat::new();
+    let w = t.ws(at(10, 0, 0), "webby");
+    let l = t.line(at(10, 0, 0), "liner");
+    t.cmd(at(10, 0, 1), w, join_since("lobby", None));
+    t.cmd(at(10, 0, 1), w, join_since("dev", None));
+    t.clear();
+    // The connection vanishes: held, nobody sees anything.
+    t.hub.detach(at(10, 1, 0), w, LeaveReason::Disconnect);
+    assert_eq!(t.hub.next_deadline(), Some(at(10, 1, 0).ms + 120_000));
+    t.hub.expire(at(10, 2, 0));
+    check(&t.take(l), &[]);
+    // A new connection resumes with the token.
+    let w2 = ClientId(500);
+    assert!(t.hub.resume(at(10, 2, 30), w2, &format!("token-{}", w.0)));
+    let effects = t.flush();
+    let to_w2 = events_for(&effects, w2);
+    assert!(
+        matches!(&to_w2[0], Event::Reply(Reply::Welcome { nick, .. }, _) if nick == "webby"),
+        "{to_w2:?}"
+    );
+    let rooms: Vec<String> = to_w2[1..]
+        .iter()
+        .map(|e| match e {
+            Event::Reply(Reply::Joined { room, .. }, _) => room.to_string(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(rooms, ["lobby", "dev"]);
+    check(&t.take(l), &[]);
+    assert_eq!(t.hub.next_deadline(), None, "no longer held");
+    // The resumed client talks as itself; the old id is nobody.
+    t.cmd(at(10, 3, 0), w2, say_in("lobby", "back"));
+    t.cmd(at(10, 3, 0), w, say_in("lobby", "ghost"));
+    check(&t.take(l), &["[10:03:00] #lobby <webby> back"]);
+    // An unknown token resumes nothing.
+    assert!(!t.hub.resume(at(10, 3, 1), ClientId(501), "nope"));
+}
+
+#[test]
+fn resume_while_the_old_connection_is_open_replaces_it() {
+    let mut t = Chat::new();
+    let w = t.ws(at(10, 0, 0), "webby");
+    t.clear();
+    assert!(t
+        .hub
+        .resume(at(10, 0, 5), ClientId(77), &format!("token-{}", w.0)));
+    let effects = t.flush();
+    assert!(effects.contains(&Effect::Replaced(w)), "{effects:?}");
+    assert_eq!(t.hub.nick_of(ClientId(77)), Some("webby"));
+    assert_eq!(t.hub.nick_of(w), None);
+}
+
+#[test]
+fn a_held_session_that_is_not_resumed_leaves_with_timeout() {
+    let mut t = Chat::new();
+    let w = t.ws(at(10, 0, 0), "webby");
+    let l = t.line(at(10, 0, 0), "liner");
+    t.cmd(at(10, 0, 1), w, join_since("lobby", None));
+    t.clear();
+    t.hub.detach(at(10, 1, 0), w, LeaveReason::Disconnect);
+    t.hub.expire(at(10, 2, 59));
+    check(&t.take(l), &[]);
+    t.hub.expire(at(10, 3, 0));
+    check(&t.take(l), &["[10:03:00] #lobby <-- webby left (timeout)"]);
+    assert!(!t
+        .hub
+        .resume(at(10, 3, 1), ClientId(9), &format!("token-{}", w.0)));
+    // The nick is free again.
+    let again = t.ws(at(10, 3, 2), "webby");
+    assert_eq!(t.hub.nick_of(again), Some("webby"));
+    // A line client has no session: detach means leave now.
+    t.hub.detach(at(10, 4, 0), l, LeaveReason::Disconnect);
+    assert_eq!(t.hub.nick_of(l), None);
+}
+
+#[test]
+fn typing_goes_to_other_websocket_members_only_and_at_most_once_a_second() {
+    let mut t = Chat::new();
+    let a = t.ws(at(10, 0, 0), "alice");
+    let b = t.ws(at(10, 0, 0), "bob");
+    let l = t.line(at(10, 0, 0), "liner");
+    for c in [a, b] {
+        t.cmd(at(10, 0, 0), c, join_since("lobby", None));
+    }
+    t.clear();
+    t.cmd(at(10, 0, 1), a, Command::Typing(room("lobby")));
+    t.cmd(
+        Now {
+            ms: at(10, 0, 1).ms + 500,
+        },
+        a,
+        Command::Typing(room("lobby")),
+    );
+    let effects = t.flush();
+    let to_b = events_for(&effects, b);
+    assert!(
+        matches!(&to_b[..], [Event::Typing(ty)] if ty.nick == "alice"),
+        "{to_b:?}"
+    );
+    assert!(events_for(&effects, a).is_empty());
+    assert!(events_for(&effects, l).is_empty());
+    assert!(t.stored_seqs("lobby").is_empty(), "typing is never stored");
+    t.cmd(at(10, 0, 3), a, Command::Typing(room("dev")));
+    let effects = t.flush();
+    assert!(matches!(
+        &events_for(&effects, a)[..],
+        [Event::Reply(
+            Reply::Error {
+                code: ErrorCode::NotInRoom,
+                ..
+            },
+            _
+        )]
+    ));
+}
+
+#[test]
+fn join_since_replays_exactly_what_was_missed_and_flags_a_gap() {
+    let mut t = Chat::with_config(HubConfig {
+        history: 5,
+        ..config(5)
+    });
+    let l = t.line(at(10, 0, 0), "liner");
+    for i in 0..600 {
+        t.cmd(at(10, 0, 1), l, say(&format!("m{}", i + 1)));
+    }
+    t.clear();
+    let w = t.ws(at(10, 1, 0), "webby");
+    let joined = |effects: &[Effect]| {
+        events_for(effects, w)
+            .into_iter()
+            .find_map(|e| match e {
+                Event::Reply(
+                    Reply::Joined {
+                        messages,
+                        last_seq,
+                        gap,
+                        ..
+                    },
+                    _,
+                ) => Some((
+                    messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+                    last_seq,
+                    gap,
+                )),
+                _ => None,
+            })
+            .expect("joined")
+    };
+    t.cmd(at(10, 1, 1), w, join_since("lobby", Some(590)));
+    let (seqs, last, gap) = joined(&t.flush());
+    assert_eq!(seqs, (591..=600).collect::<Vec<_>>());
+    assert_eq!((last, gap), (600, false));
+    // Already a member: joined again, caught up, no presence for anyone.
+    t.cmd(at(10, 1, 2), w, join_since("lobby", Some(10)));
+    let effects = t.flush();
+    let (seqs, last, gap) = joined(&effects);
+    assert_eq!(seqs.len(), 500);
+    assert_eq!((seqs[0], seqs[499], last, gap), (11, 510, 600, true));
+    assert!(events_for(&effects, l).is_empty());
+    // Without since: the latest --history.
+    let w2 = t.ws(at(10, 1, 3), "other");
+    t.cmd(at(10, 1, 3), w2, join_since("lobby", None));
+    let effects = t.flush();
+    let seqs: Vec<u64> = events_for(&effects, w2)
+        .into_iter()
+        .find_map(|e| match e {
+            Event::Reply(Reply::Joined { messages, .. }, _) => {
+                Some(messages.iter().map(|m| m.seq).collect())
+            }
+            _ => None,
+        })
+        .expect("joined");
+    assert_eq!(seqs, [596, 597, 598, 599, 600]);
 }

@@ -150,7 +150,10 @@ pub fn parse(line: &[u8]) -> Result<Input, HubError> {
     };
     let cmd = match name.to_ascii_lowercase().as_str() {
         "nick" => Command::Nick(required(rest, "/nick NAME")?.to_string()),
-        "join" => Command::Join(RoomName::parse(required(rest, "/join ROOM")?)?),
+        "join" => Command::Join {
+            room: RoomName::parse(required(rest, "/join ROOM")?)?,
+            since: None,
+        },
         "create" => Command::Create,
         "leave" | "part" => Command::Leave(opt_room(rest)?),
         "rooms" | "list" => Command::Rooms,
@@ -163,12 +166,14 @@ pub fn parse(line: &[u8]) -> Result<Input, HubError> {
             Command::Dm {
                 to: to.to_string(),
                 text: text.trim_start().to_string(),
+                cid: None,
             }
         }
         "me" => Command::Say {
             room: None,
             text: required(rest, "/me TEXT")?.to_string(),
             action: true,
+            cid: None,
         },
         "history" => {
             let limit = if rest.is_empty() {
@@ -211,6 +216,7 @@ fn say(text: String) -> Input {
         room: None,
         text,
         action: false,
+        cid: None,
     })
 }
 
@@ -239,6 +245,8 @@ pub fn render(event: &Event) -> Bytes {
         Event::Message(m) => message(&mut out, m),
         Event::Presence(p) => presence(&mut out, p),
         Event::Dm(dm) => direct(&mut out, dm, false),
+        // Typing is for WebSocket clients only; the hub never sends it here.
+        Event::Typing(_) => {}
         Event::Reply(reply, _) => self::reply(&mut out, reply),
     }
     Bytes::from(out)
@@ -303,7 +311,7 @@ fn history_block(out: &mut String, room: &RoomName, messages: &[std::rc::Rc<Mess
 
 fn reply(out: &mut String, reply: &Reply) {
     let _ = match reply {
-        Reply::Welcome { nick } => writeln!(
+        Reply::Welcome { nick, .. } => writeln!(
             out,
             "*** welcome to natter, you are {nick}; /help lists commands"
         ),
@@ -313,6 +321,7 @@ fn reply(out: &mut String, reply: &Reply) {
             members,
             messages,
             created,
+            ..
         } => {
             if *created {
                 let _ = writeln!(
@@ -353,8 +362,12 @@ fn reply(out: &mut String, reply: &Reply) {
             history_block(out, room, messages);
             Ok(())
         }
-        Reply::DmSent(dm) => {
+        Reply::DmSent(dm, _) => {
             direct(out, dm, true);
+            Ok(())
+        }
+        Reply::Sent(m, _) => {
+            message(out, m);
             Ok(())
         }
         Reply::Help(limits) => {

@@ -5,6 +5,7 @@
 //! and the upgrade handshake, `json` the WebSocket chat protocol.
 
 pub mod http;
+pub mod json;
 pub mod line;
 pub mod sniff;
 pub mod ws;

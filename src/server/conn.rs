@@ -13,7 +13,9 @@ use mio::net::TcpStream;
 
 use super::outbox::Outbox;
 use crate::hub::event::{ClientId, LeaveReason};
+use crate::proto::http::RequestParser;
 use crate::proto::line::LineDecoder;
+use crate::proto::ws::Decoder;
 
 /// A slab key plus a generation: slab keys are reused, ids are not, so a
 /// timer or an event addressed to a connection that has gone never reaches
@@ -61,8 +63,55 @@ pub enum Phase {
     Sniffing { buf: Vec<u8> },
     /// A netcat-style client, framed by lines.
     Line { decoder: LineDecoder },
-    /// An HTTP client. This version answers `501` and closes.
-    Http,
+    /// An HTTP/1.1 client: requests in, responses out, maybe an upgrade.
+    Http(HttpState),
+    /// A WebSocket client speaking the JSON protocol.
+    Ws(WsState),
+}
+
+pub struct HttpState {
+    /// Bytes of the request being received (and any pipelined after it).
+    pub buf: Vec<u8>,
+    pub parser: RequestParser,
+    /// Body bytes still to skip: no route takes a body.
+    pub discard: usize,
+    /// When the request now in `buf` began to arrive (for 408).
+    pub started: Option<Instant>,
+    /// When the last answer went out (for the keep-alive idle timeout).
+    pub idle_since: Instant,
+}
+
+impl HttpState {
+    pub fn new(now: Instant) -> HttpState {
+        HttpState {
+            buf: Vec::new(),
+            parser: RequestParser::new(),
+            discard: 0,
+            started: Some(now),
+            idle_since: now,
+        }
+    }
+}
+
+pub struct WsState {
+    pub decoder: Decoder,
+    /// Last frame of any kind from the client (liveness).
+    pub last_frame: Instant,
+    /// When we pinged a silent client, if it has not answered since.
+    pub ping_sent: Option<Instant>,
+    /// We sent our close frame: send nothing more.
+    pub close_sent: bool,
+}
+
+impl WsState {
+    pub fn new(max_message: usize, now: Instant) -> WsState {
+        WsState {
+            decoder: Decoder::new(max_message),
+            last_frame: now,
+            ping_sent: None,
+            close_sent: false,
+        }
+    }
 }
 
 /// Kinds counted for `/stats` and metrics.
@@ -71,6 +120,7 @@ pub enum Kind {
     Pending,
     Line,
     Http,
+    Ws,
 }
 
 impl Phase {
@@ -78,7 +128,8 @@ impl Phase {
         match self {
             Phase::Sniffing { .. } => Kind::Pending,
             Phase::Line { .. } => Kind::Line,
-            Phase::Http => Kind::Http,
+            Phase::Http(_) => Kind::Http,
+            Phase::Ws(_) => Kind::Ws,
         }
     }
 }

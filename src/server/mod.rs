@@ -17,10 +17,15 @@
 //! Read next: `conn` (a connection's phases), `outbox`, `timers`.
 
 pub mod conn;
+mod http;
 pub mod outbox;
 pub mod per_ip;
 pub mod timers;
+mod ws;
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -37,10 +42,12 @@ use crate::hub::event::{ClientKind, Effect, Event, LeaveReason, Reply, Stats};
 use crate::hub::limits::RateLimit;
 use crate::hub::names::RoomName;
 use crate::hub::{Hub, HubConfig, Now};
+use crate::proto::json;
 use crate::proto::line::{self, Frame, Input, LineDecoder};
 use crate::proto::sniff::{self, Sniff};
+use crate::proto::ws::frame;
 use crate::store::MemStore;
-use conn::{describe, Close, Conn, ConnId, Kind, Phase};
+use conn::{describe, Close, Conn, ConnId, HttpState, Kind, Phase};
 use outbox::Flushed;
 use per_ip::PerIp;
 use timers::{TimerKind, Timers};
@@ -55,6 +62,11 @@ const SCRATCH: usize = 64 * 1024;
 const LINGER: Duration = Duration::from_secs(2);
 /// How long an unfinished first line may take (HTTP's header timeout).
 const FIRST_LINE: Duration = Duration::from_secs(10);
+/// Largest image (told to clients; images come with the store).
+const MAX_IMAGE: usize = 1024 * 1024;
+/// A recipient with this much output queued is behind: typing hints, which
+/// are worthless late, are dropped for it rather than queued.
+const BEHIND: usize = 64 * 1024;
 /// TCP keepalive and user timeout: a dead peer is noticed in about 90 s.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
@@ -74,6 +86,15 @@ struct Counters {
     pending: usize,
     line: usize,
     http: usize,
+    ws: usize,
+    accepted: u64,
+    http_responses: u64,
+    /// Store commits that wrote something, and their time in microseconds.
+    commits: u64,
+    commit_us_total: u64,
+    commit_us_max: u64,
+    /// Connections the server dropped, by reason (for metrics).
+    dropped: BTreeMap<&'static str, u64>,
 }
 
 impl Counters {
@@ -82,14 +103,19 @@ impl Counters {
             Kind::Pending => &mut self.pending,
             Kind::Line => &mut self.line,
             Kind::Http => &mut self.http,
+            Kind::Ws => &mut self.ws,
         }
+    }
+
+    fn drop_reason(&mut self, reason: &'static str) {
+        *self.dropped.entry(reason).or_default() += 1;
     }
 
     fn snapshot(&self, messages: u64) -> Stats {
         Stats {
             line: self.line,
             http: self.http,
-            ws: 0,
+            ws: self.ws,
             pending: self.pending,
             loop_iterations: self.loop_iterations,
             poll_events: self.poll_events,
@@ -119,6 +145,8 @@ pub struct Server {
     doomed: Vec<(ConnId, LeaveReason)>,
     per_ip: PerIp,
     counters: Counters,
+    /// The OS's randomness, for session tokens.
+    urandom: Option<File>,
 }
 
 impl Server {
@@ -131,6 +159,7 @@ impl Server {
             )
         })?;
         let max_per_ip = config.max_per_ip;
+        let mut urandom = File::open("/dev/urandom").ok();
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
         for (i, addr) in config.listen.iter().enumerate() {
@@ -153,8 +182,11 @@ impl Server {
                     rate: config.rate,
                     burst: config.burst,
                 },
+                resume_grace_ms: config.resume_grace * 1000,
+                max_ws_message: config.max_ws_message,
+                max_image: MAX_IMAGE,
             },
-            Box::new(MemStore::new()),
+            Box::new(MemStore::new(random_hex(&mut urandom, 8))),
             seed(),
         );
         Ok(Server {
@@ -172,6 +204,7 @@ impl Server {
             doomed: Vec::new(),
             per_ip: PerIp::new(max_per_ip),
             counters: Counters::default(),
+            urandom,
         })
     }
 
@@ -290,6 +323,7 @@ impl Server {
         }
         entry.insert(Conn::new(id, stream, peer, now));
         self.counters.pending += 1;
+        self.counters.accepted += 1;
         self.timers
             .arm(now + self.config.sniff_timeout(), id, TimerKind::Sniff);
         debug!("accept {id} from {peer}");
@@ -354,7 +388,15 @@ impl Server {
                 self.feed_line(id, Some(data));
                 None
             }
-            Some(Phase::Http) | None => None,
+            Some(Phase::Http(_)) => {
+                self.on_http(id, data);
+                None
+            }
+            Some(Phase::Ws(_)) => {
+                self.on_ws(id, data);
+                None
+            }
+            None => None,
         };
         self.scratch = scratch;
         match verdict {
@@ -370,7 +412,7 @@ impl Server {
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
-        let old = std::mem::replace(&mut conn.phase, Phase::Http);
+        let old = std::mem::replace(&mut conn.phase, Phase::Sniffing { buf: Vec::new() });
         let from = old.kind();
         let Phase::Sniffing { buf } = old else {
             conn.phase = old;
@@ -385,17 +427,12 @@ impl Server {
             }
             Sniff::Http => {
                 debug!("{id}: HTTP");
-                conn.phase = Phase::Http;
-                let body =
-                    "natter does not serve HTTP yet; connect with nc for the line protocol\n";
-                let head = format!(
-                    "HTTP/1.1 501 Not Implemented\r\nContent-Type: text/plain; charset=utf-8\r\n\
-                     Content-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                conn.close = Some(Close::AfterFlush);
+                let now = Instant::now();
+                conn.phase = Phase::Http(HttpState::new(now));
                 self.move_kind(from, Kind::Http);
-                self.queue(id, Bytes::from(head + body));
+                self.timers
+                    .arm(now + self.config.header_timeout(), id, TimerKind::Http);
+                self.on_http(id, &buf);
             }
             Sniff::Line => {
                 debug!("{id}: line client");
@@ -406,7 +443,7 @@ impl Server {
                 let now = Instant::now();
                 self.move_kind(from, Kind::Line);
                 self.hub
-                    .connect(wall_clock(), id.client(), ClientKind::Line, None);
+                    .connect(wall_clock(), id.client(), ClientKind::Line, None, None);
                 if let Some(idle) = self.config.line_idle() {
                     self.timers.arm(now + idle, id, TimerKind::LineIdle);
                 }
@@ -415,6 +452,25 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Gives up held WebSocket sessions whose grace ran out, and sets a
+    /// timer for the next one (the hub keeps wall-clock deadlines).
+    fn expire_sessions(&mut self, now: Instant) {
+        let wall = wall_clock();
+        self.hub.expire(wall);
+        if let Some(next) = self.hub.next_deadline() {
+            let wait = Duration::from_millis(next.saturating_sub(wall.ms));
+            self.timers
+                .arm(now + wait, ConnId::new(0, 0), TimerKind::HubExpiry);
+        }
+    }
+
+    /// A fresh session token: 128 bits from the OS, in hex. `None` if the
+    /// OS has no randomness to give (then the client cannot resume).
+    fn session_token(&mut self) -> Option<String> {
+        let token = random_hex(&mut self.urandom, 16);
+        (!token.is_empty()).then_some(token)
     }
 
     fn move_kind(&mut self, from: Kind, to: Kind) {
@@ -481,7 +537,9 @@ impl Server {
         };
         match (&conn.phase, &conn.close) {
             (Phase::Line { .. }, None) => {}
-            // Nothing to answer: an unfinished sniff, HTTP, or already closing.
+            // An unfinished sniff, HTTP (pipelined answers are out or moot),
+            // a WebSocket that vanished without a close frame, or a
+            // connection already closing: nothing more to say.
             _ => {
                 self.doom(id, LeaveReason::Disconnect);
                 return;
@@ -552,8 +610,16 @@ impl Server {
         self.fire_timers(Instant::now());
         loop {
             self.reap();
-            if let Err(e) = self.hub.commit() {
-                error!("commit failed: {e}");
+            let started = Instant::now();
+            match self.hub.commit() {
+                Ok(0) => {}
+                Ok(_) => {
+                    let us = started.elapsed().as_micros() as u64;
+                    self.counters.commits += 1;
+                    self.counters.commit_us_total += us;
+                    self.counters.commit_us_max = self.counters.commit_us_max.max(us);
+                }
+                Err(e) => error!("commit failed: {e}"),
             }
             self.apply_effects();
             self.flush_dirty();
@@ -565,6 +631,10 @@ impl Server {
 
     fn fire_timers(&mut self, now: Instant) {
         while let Some((id, kind)) = self.timers.pop_due(now) {
+            if kind == TimerKind::HubExpiry {
+                self.expire_sessions(now);
+                continue;
+            }
             let idle = self.config.line_idle();
             let Some(conn) = self.conn_mut(id) else {
                 continue; // the connection is gone: the timer no longer applies
@@ -601,6 +671,9 @@ impl Server {
                         self.timers.arm(due, id, TimerKind::LineIdle);
                     }
                 }
+                TimerKind::Http => self.http_timer(id, now),
+                TimerKind::WsPing => self.ws_timer(id, now),
+                TimerKind::HubExpiry => {}
                 TimerKind::Linger => {
                     if conn.close == Some(Close::Lingering) {
                         self.doom(id, LeaveReason::Disconnect);
@@ -625,6 +698,18 @@ impl Server {
                     }
                     self.close_after_flush(id);
                 }
+                Effect::Replaced(client) => {
+                    let id = ConnId::from_client(client);
+                    if let Some(conn) = self.conn_mut(id) {
+                        conn.in_hub = false; // its session lives on elsewhere
+                    }
+                    debug!("{id}: session resumed by another connection");
+                    self.close_ws(
+                        id,
+                        Some(frame::close::SESSION_REPLACED),
+                        "session resumed elsewhere",
+                    );
+                }
             }
         }
         self.effects = effects;
@@ -632,6 +717,9 @@ impl Server {
 
     fn deliver(&mut self, to: &[crate::hub::event::ClientId], event: &Event) {
         let mut line_bytes: Option<Bytes> = None;
+        // The JSON text framed once; `None` inside: not for WebSocket clients.
+        let mut ws_bytes: Option<Option<Bytes>> = None;
+        let droppable = matches!(event, Event::Typing(_));
         for &client in to {
             let id = ConnId::from_client(client);
             let Some(conn) = self.conn_mut(id) else {
@@ -640,11 +728,23 @@ impl Server {
             if matches!(conn.close, Some(Close::Doomed | Close::Lingering)) {
                 continue;
             }
-            let bytes = match conn.phase {
+            if droppable && conn.outbox.len() > BEHIND {
+                continue;
+            }
+            let bytes = match &conn.phase {
                 Phase::Line { .. } => line_bytes
                     .get_or_insert_with(|| line::render(event))
                     .clone(),
-                Phase::Sniffing { .. } | Phase::Http => continue,
+                Phase::Ws(ws) if !ws.close_sent => {
+                    let framed = ws_bytes.get_or_insert_with(|| {
+                        json::render(event).map(|text| frame::encode_text(&text))
+                    });
+                    match framed {
+                        Some(b) => b.clone(),
+                        None => continue,
+                    }
+                }
+                Phase::Ws(_) | Phase::Sniffing { .. } | Phase::Http(_) => continue,
             };
             self.counters.deliveries += 1;
             self.queue(id, bytes);
@@ -702,7 +802,25 @@ impl Server {
             self.counters.bytes_queued -= conn.outbox.len();
             *self.counters.kind_mut(conn.phase.kind()) -= 1;
             self.per_ip.release(conn.peer.ip());
-            if conn.in_hub {
+            match reason {
+                LeaveReason::SlowConsumer => self.counters.drop_reason("slow_consumer"),
+                LeaveReason::Timeout => self.counters.drop_reason("timeout"),
+                _ => {}
+            }
+            if !conn.in_hub {
+                continue;
+            }
+            let vanished = matches!(reason, LeaveReason::Disconnect | LeaveReason::Timeout);
+            if matches!(conn.phase, Phase::Ws(_)) && vanished {
+                // No close frame: hold its nick and rooms for a resume.
+                self.hub
+                    .detach(wall_clock(), id.client(), LeaveReason::Timeout);
+                self.timers.arm(
+                    Instant::now() + self.config.resume_grace(),
+                    id,
+                    TimerKind::HubExpiry,
+                );
+            } else {
                 self.hub.disconnect(wall_clock(), id.client(), reason);
             }
         }
@@ -741,6 +859,21 @@ fn seed() -> u64 {
         return u64::from_le_bytes(b);
     }
     wall_clock().ms ^ u64::from(std::process::id()) << 32
+}
+
+/// `n` random bytes from the OS in hex; empty if there is no randomness.
+fn random_hex(urandom: &mut Option<File>, n: usize) -> String {
+    let mut b = vec![0u8; n];
+    match urandom.as_mut().map(|f| f.read_exact(&mut b)) {
+        Some(Ok(())) => b.iter().fold(String::with_capacity(2 * n), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        }),
+        _ => {
+            error!("no randomness from /dev/urandom");
+            String::new()
+        }
+    }
 }
 
 /// A short printable sample of a client's bad input, for debug logs.

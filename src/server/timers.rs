@@ -21,6 +21,12 @@ pub enum TimerKind {
     LineIdle,
     /// A closing connection gets this long to send its last bytes.
     Linger,
+    /// An HTTP request head due, or a keep-alive connection idle too long.
+    Http,
+    /// Ping a silent WebSocket client, or give up on one.
+    WsPing,
+    /// Held WebSocket sessions may be due to be given up (not per connection).
+    HubExpiry,
 }
 
 #[derive(Default)]

@@ -26,6 +26,9 @@ impl fmt::Display for StoreError {
 impl std::error::Error for StoreError {}
 
 pub trait Store {
+    /// Random, made once with the store: a client that sees it change knows
+    /// its `seq` positions mean nothing any more.
+    fn store_id(&self) -> &str;
     /// The highest `seq` ever stored for `room` (0 for a room without messages).
     fn last_seq(&mut self, room: &RoomName) -> Result<u64, StoreError>;
     /// Stores a batch atomically: all of it or none of it.
@@ -38,16 +41,25 @@ pub trait Store {
 /// History kept in memory, per room, for as long as the process lives.
 #[derive(Default)]
 pub struct MemStore {
+    id: String,
     rooms: HashMap<RoomName, Vec<Rc<Message>>>,
 }
 
 impl MemStore {
-    pub fn new() -> MemStore {
-        MemStore::default()
+    /// An empty store; `id` should be random (a fresh one every start).
+    pub fn new(id: String) -> MemStore {
+        MemStore {
+            id,
+            rooms: HashMap::new(),
+        }
     }
 }
 
 impl Store for MemStore {
+    fn store_id(&self) -> &str {
+        &self.id
+    }
+
     fn last_seq(&mut self, room: &RoomName) -> Result<u64, StoreError> {
         Ok(self
             .rooms
@@ -112,7 +124,7 @@ mod tests {
     #[test]
     fn pages_with_exclusive_bounds() {
         let r = RoomName::parse("lobby").unwrap();
-        let mut s = MemStore::new();
+        let mut s = MemStore::new("test".into());
         let batch: Vec<_> = (1..=10).map(|i| msg(&r, i)).collect();
         s.append(&batch).unwrap();
         assert_eq!(s.last_seq(&r).unwrap(), 10);

@@ -250,3 +250,92 @@ pub fn strip_clock(line: &str) -> Option<String> {
         && [1, 2, 4, 5, 7, 8].iter().all(|&i| b[i].is_ascii_digit());
     ok.then(|| line[11..].to_string())
 }
+
+/// A WebSocket client made with `tungstenite`, a library natter did not
+/// write, speaking the JSON protocol over a blocking socket.
+pub struct WsClient {
+    pub ws: tungstenite::WebSocket<TcpStream>,
+    /// The `welcome` the server sent.
+    pub welcome: serde_json::Value,
+}
+
+impl WsClient {
+    /// Connects to `/ws?QUERY` (query without `?`; may be empty) and reads
+    /// the welcome.
+    pub fn connect(addr: SocketAddr, query: &str) -> WsClient {
+        let mut c = WsClient::raw(addr, query);
+        let welcome = c.recv();
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        c.welcome = welcome;
+        c
+    }
+
+    /// Connects without reading anything.
+    pub fn raw(addr: SocketAddr, query: &str) -> WsClient {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        let url = if query.is_empty() {
+            format!("ws://{addr}/ws")
+        } else {
+            format!("ws://{addr}/ws?{query}")
+        };
+        let (ws, resp) = tungstenite::client(url.as_str(), stream).expect("WebSocket handshake");
+        assert_eq!(resp.status(), 101);
+        WsClient {
+            ws,
+            welcome: serde_json::Value::Null,
+        }
+    }
+
+    pub fn nick(&self) -> String {
+        self.welcome["nick"].as_str().expect("nick").to_string()
+    }
+
+    pub fn send(&mut self, v: serde_json::Value) {
+        self.ws
+            .send(tungstenite::Message::text(v.to_string()))
+            .expect("send");
+    }
+
+    /// The next JSON message (pings are answered by tungstenite itself).
+    pub fn recv(&mut self) -> serde_json::Value {
+        self.try_recv(WAIT)
+            .unwrap_or_else(|| panic!("no WebSocket message within {WAIT:?}"))
+    }
+
+    /// The next JSON message within `wait`, or `None` on timeout.
+    pub fn try_recv(&mut self, wait: Duration) -> Option<serde_json::Value> {
+        self.ws
+            .get_ref()
+            .set_read_timeout(Some(wait))
+            .expect("timeout");
+        loop {
+            match self.ws.read() {
+                Ok(tungstenite::Message::Text(t)) => {
+                    return Some(serde_json::from_str(t.as_str()).expect("server sent bad JSON"))
+                }
+                Ok(tungstenite::Message::Close(frame)) => panic!("closed by the server: {frame:?}"),
+                Ok(_) => continue,
+                Err(tungstenite::Error::Io(e))
+                    if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
+                    return None
+                }
+                Err(e) => panic!("WebSocket read: {e}"),
+            }
+        }
+    }
+
+    /// Messages until one has `"type": kind`; returns it.
+    pub fn recv_type(&mut self, kind: &str) -> serde_json::Value {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Some(v) = self.try_recv(deadline - Instant::now()) {
+                if v["type"] == kind {
+                    return v;
+                }
+            }
+        }
+        panic!("no {kind:?} message within {WAIT:?}");
+    }
+}

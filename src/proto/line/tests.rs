@@ -254,6 +254,7 @@ fn say(text: &str) -> Input {
         room: None,
         text: text.to_string(),
         action: false,
+        cid: None,
     })
 }
 
@@ -262,6 +263,7 @@ fn me(text: &str) -> Input {
         room: None,
         text: text.to_string(),
         action: true,
+        cid: None,
     })
 }
 
@@ -327,10 +329,34 @@ fn parse_every_command_and_alias() {
         ("/nick alice", cmd(Command::Nick("alice".into()))),
         ("/nick   Alice_2  ", cmd(Command::Nick("Alice_2".into()))),
         ("/nick\tbob", cmd(Command::Nick("bob".into()))),
-        ("/join dev", cmd(Command::Join(room("dev")))),
-        ("/join #dev", cmd(Command::Join(room("dev")))),
-        ("/join #Dev", cmd(Command::Join(room("dev")))),
-        ("/join  Lobby ", cmd(Command::Join(room("lobby")))),
+        (
+            "/join dev",
+            cmd(Command::Join {
+                room: room("dev"),
+                since: None,
+            }),
+        ),
+        (
+            "/join #dev",
+            cmd(Command::Join {
+                room: room("dev"),
+                since: None,
+            }),
+        ),
+        (
+            "/join #Dev",
+            cmd(Command::Join {
+                room: room("dev"),
+                since: None,
+            }),
+        ),
+        (
+            "/join  Lobby ",
+            cmd(Command::Join {
+                room: room("lobby"),
+                since: None,
+            }),
+        ),
         ("/create", cmd(Command::Create)),
         ("/leave", cmd(Command::Leave(None))),
         ("/leave dev", cmd(Command::Leave(Some(room("dev"))))),
@@ -349,6 +375,7 @@ fn parse_every_command_and_alias() {
             cmd(Command::Dm {
                 to: "bob".into(),
                 text: "hi there".into(),
+                cid: None,
             }),
         ),
         (
@@ -356,6 +383,7 @@ fn parse_every_command_and_alias() {
             cmd(Command::Dm {
                 to: "bob".into(),
                 text: "psst".into(),
+                cid: None,
             }),
         ),
         (
@@ -363,6 +391,7 @@ fn parse_every_command_and_alias() {
             cmd(Command::Dm {
                 to: "Bob".into(),
                 text: "x  y".into(),
+                cid: None,
             }),
         ),
         ("/me waves", me("waves")),
@@ -392,7 +421,13 @@ fn parse_every_command_and_alias() {
 fn parse_command_names_are_case_insensitive() {
     let table: &[(&str, Input)] = &[
         ("/NICK Alice", cmd(Command::Nick("Alice".into()))),
-        ("/Join #Dev", cmd(Command::Join(room("dev")))),
+        (
+            "/Join #Dev",
+            cmd(Command::Join {
+                room: room("dev"),
+                since: None,
+            }),
+        ),
         ("/CREATE", cmd(Command::Create)),
         ("/Leave", cmd(Command::Leave(None))),
         ("/PART", cmd(Command::Leave(None))),
@@ -405,6 +440,7 @@ fn parse_command_names_are_case_insensitive() {
             cmd(Command::Dm {
                 to: "bob".into(),
                 text: "hi".into(),
+                cid: None,
             }),
         ),
         ("/ME waves", me("waves")),
@@ -522,7 +558,10 @@ fn parse_bad_room_names_are_room_invalid() {
     // 32 characters is still fine.
     assert_eq!(
         parse_str(&format!("/join #{}", "A".repeat(32))),
-        Ok(cmd(Command::Join(room(&"a".repeat(32)))))
+        Ok(cmd(Command::Join {
+            room: room(&"a".repeat(32)),
+            since: None
+        }))
     );
 }
 
@@ -705,7 +744,7 @@ fn render_direct_messages() {
         "[08:26:40] (dm) <alice> psst\n"
     );
     assert_eq!(
-        rendered(&reply(Reply::DmSent(dm("alice", "bob", "psst")))),
+        rendered(&reply(Reply::DmSent(dm("alice", "bob", "psst"), None))),
         "[08:26:40] (dm to bob) <alice> psst\n"
     );
 }
@@ -714,7 +753,10 @@ fn render_direct_messages() {
 fn render_welcome_and_nick() {
     assert_eq!(
         rendered(&reply(Reply::Welcome {
-            nick: "quiet-heron-42".into()
+            nick: "quiet-heron-42".into(),
+            session: None,
+            store_id: "s".into(),
+            limits: Limits::default(),
         })),
         "*** welcome to natter, you are quiet-heron-42; /help lists commands\n"
     );
@@ -734,6 +776,9 @@ fn render_joined_without_history() {
             members: vec!["alice".into(), "bob".into(), "quiet-heron-42".into()],
             messages: vec![],
             created: false,
+            last_seq: 0,
+            gap: false,
+            store_id: "s".into(),
         })),
         "*** you joined #lobby (3 here: alice, bob, quiet-heron-42)\n"
     );
@@ -743,6 +788,9 @@ fn render_joined_without_history() {
             members: vec!["alice".into()],
             messages: vec![],
             created: false,
+            last_seq: 0,
+            gap: false,
+            store_id: "s".into(),
         })),
         "*** you joined #dev (1 here: alice)\n"
     );
@@ -760,6 +808,9 @@ fn render_joined_with_history_matches_the_protocol_example() {
             members: vec!["alice".into(), "bob".into(), "quiet-heron-42".into()],
             messages,
             created: false,
+            last_seq: 0,
+            gap: false,
+            store_id: "s".into(),
         })),
         "*** you joined #lobby (3 here: alice, bob, quiet-heron-42)\n\
          *** history of #lobby (2 messages)\n\
@@ -777,6 +828,9 @@ fn render_joined_with_one_message_says_message() {
             members: vec!["alice".into()],
             messages: vec![msg("lobby", TS, "bob", "hi", false)],
             created: false,
+            last_seq: 0,
+            gap: false,
+            store_id: "s".into(),
         })),
         "*** you joined #lobby (1 here: alice)\n\
          *** history of #lobby (1 message)\n\
@@ -792,6 +846,9 @@ fn render_created_room() {
         members: vec!["alice".into()],
         messages: vec![],
         created: true,
+        last_seq: 0,
+        gap: false,
+        store_id: "s".into(),
     }));
     assert_eq!(
         out,
@@ -961,6 +1018,7 @@ fn render_help_lists_every_command_and_ends_with_limits() {
         history: 50,
         rate: 10,
         burst: 20,
+        ..Limits::default()
     })));
     for name in [
         "/nick", "/join", "/create", "/leave", "/part", "/rooms", "/list", "/who", "/names",
@@ -980,6 +1038,7 @@ fn render_help_lists_every_command_and_ends_with_limits() {
         history: 7,
         rate: 3,
         burst: 5,
+        ..Limits::default()
     })));
     assert_eq!(
         out.lines().last().unwrap(),

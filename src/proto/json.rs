@@ -1,0 +1,507 @@
+//! The JSON chat protocol spoken inside WebSocket text frames, without I/O.
+//!
+//! [`parse`] turns one client message into a hub [`Command`] plus its `ref`;
+//! [`render`] turns a hub [`Event`] into the JSON object of PROTOCOL.md
+//! "WebSocket protocol". Framing is `proto::ws`'s job, sockets the shell's.
+//!
+//! Read next: `proto::ws` (frames), then `server` (who calls both).
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::hub::command::{Command, Page};
+use crate::hub::error::{ErrorCode, HubError};
+use crate::hub::event::{Dm, Event, LeaveReason, Limits, Message, PresenceKind, Reply};
+use crate::hub::names::RoomName;
+use crate::hub::MAX_HISTORY_PAGE;
+
+/// Messages a `history` request returns when it names no `limit`.
+pub const DEFAULT_PAGE: usize = 50;
+/// `server` in `welcome`.
+pub const SERVER: &str = concat!("natter/", env!("CARGO_PKG_VERSION"));
+
+/// One parsed client request.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Request {
+    pub command: Command,
+    pub r#ref: Option<String>,
+}
+
+/// A refused request: the error and the `ref` to answer it with.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub error: HubError,
+    pub r#ref: Option<String>,
+}
+
+fn bad(message: impl Into<String>) -> HubError {
+    HubError::new(ErrorCode::BadRequest, message)
+}
+
+/// Parses one text message. Unknown fields are ignored; a missing or
+/// mistyped field that the type needs is `bad_request`.
+pub fn parse(text: &str) -> Result<Request, Refusal> {
+    let refuse = |error, r#ref| Refusal { error, r#ref };
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        refuse(
+            HubError::new(ErrorCode::BadJson, format!("not valid JSON: {e}")),
+            None,
+        )
+    })?;
+    let Value::Object(obj) = value else {
+        return Err(refuse(
+            bad("a request is a JSON object with a \"type\""),
+            None,
+        ));
+    };
+    let r#ref = match obj.get("ref") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(refuse(bad("\"ref\" must be a string"), None)),
+    };
+    match command(&obj) {
+        Ok(command) => Ok(Request { command, r#ref }),
+        Err(error) => Err(refuse(error, r#ref)),
+    }
+}
+
+fn command(obj: &Map<String, Value>) -> Result<Command, HubError> {
+    let kind = match obj.get("type") {
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return Err(bad("\"type\" must be a string")),
+        None => return Err(bad("a request needs a \"type\"")),
+    };
+    let f = Fields(obj);
+    Ok(match kind {
+        "nick" => Command::Nick(f.string("nick")?.to_string()),
+        "join" => Command::Join {
+            room: f.room()?,
+            since: f.opt_u64("since")?,
+        },
+        "create" => Command::Create,
+        "leave" => Command::Leave(Some(f.room()?)),
+        "say" => Command::Say {
+            room: Some(f.room()?),
+            text: f.string("text")?.to_string(),
+            action: f.opt_bool("action")?.unwrap_or(false),
+            cid: f.opt_string("cid")?,
+        },
+        "image" => {
+            return Err(HubError::new(
+                ErrorCode::BadImage,
+                "this natter does not take images yet",
+            ))
+        }
+        "dm" => Command::Dm {
+            to: f.string("to")?.to_string(),
+            text: f.string("text")?.to_string(),
+            cid: f.opt_string("cid")?,
+        },
+        "history" => {
+            let limit = f.opt_u64("limit")?.map_or(DEFAULT_PAGE, |n| {
+                usize::try_from(n).map_or(MAX_HISTORY_PAGE, |n| n.min(MAX_HISTORY_PAGE))
+            });
+            Command::History {
+                room: f.opt_room()?,
+                page: Page {
+                    before: f.opt_u64("before")?,
+                    after: f.opt_u64("after")?,
+                    limit,
+                },
+            }
+        }
+        "typing" => Command::Typing(f.room()?),
+        "rooms" => Command::Rooms,
+        "who" => Command::Who(f.opt_room()?),
+        other => {
+            return Err(HubError::new(
+                ErrorCode::UnknownType,
+                format!(
+                    "unknown request type {:?}",
+                    crate::hub::names::sanitize(other)
+                ),
+            ))
+        }
+    })
+}
+
+/// Typed access to a request's fields, each error naming the field.
+struct Fields<'a>(&'a Map<String, Value>);
+
+impl Fields<'_> {
+    fn string(&self, name: &str) -> Result<&str, HubError> {
+        match self.0.get(name) {
+            Some(Value::String(s)) => Ok(s),
+            Some(_) => Err(bad(format!("\"{name}\" must be a string"))),
+            None => Err(bad(format!("\"{name}\" is missing"))),
+        }
+    }
+
+    fn opt_string(&self, name: &str) -> Result<Option<String>, HubError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(bad(format!("\"{name}\" must be a string"))),
+        }
+    }
+
+    fn opt_u64(&self, name: &str) -> Result<Option<u64>, HubError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| bad(format!("\"{name}\" must be a whole number"))),
+            Some(_) => Err(bad(format!("\"{name}\" must be a whole number"))),
+        }
+    }
+
+    fn opt_bool(&self, name: &str) -> Result<Option<bool>, HubError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(bad(format!("\"{name}\" must be true or false"))),
+        }
+    }
+
+    fn room(&self) -> Result<RoomName, HubError> {
+        RoomName::parse(self.string("room")?)
+    }
+
+    fn opt_room(&self) -> Result<Option<RoomName>, HubError> {
+        self.opt_string("room")?
+            .map(|r| RoomName::parse(&r))
+            .transpose()
+    }
+}
+
+// What goes out. Field order follows PROTOCOL.md; optional fields are left
+// out rather than sent as null.
+
+#[derive(Serialize)]
+struct MessageOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    room: &'a str,
+    seq: u64,
+    ts: u64,
+    from: &'a str,
+    text: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    action: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cid: Option<&'a str>,
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    r#ref: Option<&'a str>,
+}
+
+impl<'a> MessageOut<'a> {
+    fn new(m: &'a Message, cid: Option<&'a str>, r#ref: Option<&'a str>) -> MessageOut<'a> {
+        MessageOut {
+            kind: "message",
+            room: m.room.as_str(),
+            seq: m.seq,
+            ts: m.ts,
+            from: &m.from,
+            text: &m.text,
+            action: m.action,
+            cid,
+            r#ref,
+        }
+    }
+}
+
+fn messages(ms: &[std::rc::Rc<Message>]) -> Vec<MessageOut<'_>> {
+    ms.iter().map(|m| MessageOut::new(m, None, None)).collect()
+}
+
+#[derive(Serialize)]
+struct DmOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    from: &'a str,
+    to: &'a str,
+    ts: u64,
+    text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cid: Option<&'a str>,
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    r#ref: Option<&'a str>,
+}
+
+impl<'a> DmOut<'a> {
+    fn new(d: &'a Dm, cid: Option<&'a str>, r#ref: Option<&'a str>) -> DmOut<'a> {
+        DmOut {
+            kind: "dm",
+            from: &d.from,
+            to: &d.to,
+            ts: d.ts,
+            text: &d.text,
+            cid,
+            r#ref,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct LimitsOut {
+    max_message: usize,
+    max_ws_message: usize,
+    max_image: usize,
+    rate: u64,
+    burst: u64,
+    history: usize,
+}
+
+impl From<&Limits> for LimitsOut {
+    fn from(l: &Limits) -> LimitsOut {
+        LimitsOut {
+            max_message: l.max_message,
+            max_ws_message: l.max_ws_message,
+            max_image: l.max_image,
+            rate: l.rate,
+            burst: l.burst,
+            history: l.history,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct RoomCount<'a> {
+    name: &'a str,
+    members: usize,
+}
+
+/// One JSON object per shape; `ref` is added to replies when the request
+/// had one.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum Out<'a> {
+    Welcome {
+        nick: &'a str,
+        server: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        session: Option<&'a str>,
+        store_id: &'a str,
+        limits: LimitsOut,
+    },
+    Nick {
+        nick: &'a str,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<&'a str>,
+    },
+    Joined {
+        room: &'a str,
+        members: &'a [String],
+        messages: Vec<MessageOut<'a>>,
+        last_seq: u64,
+        store_id: &'a str,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        gap: bool,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<&'a str>,
+    },
+    Left {
+        room: &'a str,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<&'a str>,
+    },
+    Presence {
+        room: &'a str,
+        event: &'static str,
+        nick: &'a str,
+        ts: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        old: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<&'a str>,
+    },
+    Typing {
+        room: &'a str,
+        nick: &'a str,
+        ts: u64,
+    },
+    History {
+        room: &'a str,
+        messages: Vec<MessageOut<'a>>,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<&'a str>,
+    },
+    Rooms {
+        rooms: Vec<RoomCount<'a>>,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<&'a str>,
+    },
+    Who {
+        room: &'a str,
+        members: &'a [String],
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<&'a str>,
+    },
+    Error {
+        code: &'static str,
+        message: &'a str,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<&'a str>,
+    },
+}
+
+/// The wire spelling of a leave reason.
+pub fn reason_str(reason: &LeaveReason) -> &'static str {
+    match reason {
+        LeaveReason::Leave => "leave",
+        LeaveReason::Quit(_) => "quit",
+        LeaveReason::Disconnect => "disconnect",
+        LeaveReason::Timeout => "timeout",
+        LeaveReason::SlowConsumer => "slow_consumer",
+        LeaveReason::Shutdown => "shutdown",
+    }
+}
+
+fn to_vec(value: &impl Serialize) -> Option<Vec<u8>> {
+    // Serializing these plain structs into memory cannot fail; if it ever
+    // did, sending nothing beats sending half an object.
+    serde_json::to_vec(value).ok()
+}
+
+/// The JSON text of an event, or `None` for what WebSocket clients never
+/// get (line-only replies such as `/help`).
+pub fn render(event: &Event) -> Option<Vec<u8>> {
+    match event {
+        Event::Message(m) => to_vec(&MessageOut::new(m, None, None)),
+        Event::Dm(d) => to_vec(&DmOut::new(d, None, None)),
+        Event::Typing(t) => to_vec(&Out::Typing {
+            room: t.room.as_str(),
+            nick: &t.nick,
+            ts: t.ts,
+        }),
+        Event::Presence(p) => {
+            let (event, old, reason, message) = match &p.kind {
+                PresenceKind::Join => ("join", None, None, None),
+                PresenceKind::Nick { old } => ("nick", Some(old.as_str()), None, None),
+                PresenceKind::Leave(r) => {
+                    let message = match r {
+                        LeaveReason::Quit(Some(m)) => Some(m.as_str()),
+                        _ => None,
+                    };
+                    ("leave", None, Some(reason_str(r)), message)
+                }
+            };
+            to_vec(&Out::Presence {
+                room: p.room.as_str(),
+                event,
+                nick: &p.nick,
+                ts: p.ts,
+                old,
+                reason,
+                message,
+            })
+        }
+        Event::Reply(reply, r#ref) => render_reply(reply, r#ref.as_deref()),
+    }
+}
+
+fn render_reply(reply: &Reply, r#ref: Option<&str>) -> Option<Vec<u8>> {
+    match reply {
+        Reply::Welcome {
+            nick,
+            session,
+            store_id,
+            limits,
+        } => to_vec(&Out::Welcome {
+            nick,
+            server: SERVER,
+            session: session.as_deref(),
+            store_id,
+            limits: limits.into(),
+        }),
+        Reply::Nick { nick } => to_vec(&Out::Nick { nick, r#ref }),
+        Reply::Joined {
+            room,
+            members,
+            messages: ms,
+            last_seq,
+            gap,
+            store_id,
+            ..
+        } => to_vec(&Out::Joined {
+            room: room.as_str(),
+            members,
+            messages: messages(ms),
+            last_seq: *last_seq,
+            store_id,
+            gap: *gap,
+            r#ref,
+        }),
+        Reply::Left { room } => to_vec(&Out::Left {
+            room: room.as_str(),
+            r#ref,
+        }),
+        Reply::Who { room, members } => to_vec(&Out::Who {
+            room: room.as_str(),
+            members,
+            r#ref,
+        }),
+        Reply::Rooms { rooms } => to_vec(&Out::Rooms {
+            rooms: rooms
+                .iter()
+                .map(|(name, members)| RoomCount {
+                    name: name.as_str(),
+                    members: *members,
+                })
+                .collect(),
+            r#ref,
+        }),
+        Reply::History { room, messages: ms } => to_vec(&Out::History {
+            room: room.as_str(),
+            messages: messages(ms),
+            r#ref,
+        }),
+        Reply::Sent(m, cid) => to_vec(&MessageOut::new(m, cid.as_deref(), r#ref)),
+        Reply::DmSent(d, cid) => to_vec(&DmOut::new(d, cid.as_deref(), r#ref)),
+        Reply::Error { code, message } => to_vec(&Out::Error {
+            code: code.as_str(),
+            message,
+            r#ref,
+        }),
+        // Line-protocol conversation only.
+        Reply::Current { .. } | Reply::Help(_) | Reply::Stats(_) | Reply::Bye => None,
+    }
+}
+
+/// A `{"room":..,"messages":[..]}` page for the HTTP API.
+pub fn render_page(room: &RoomName, ms: &[std::rc::Rc<Message>]) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct PageOut<'a> {
+        room: &'a str,
+        messages: Vec<MessageOut<'a>>,
+    }
+    to_vec(&PageOut {
+        room: room.as_str(),
+        messages: messages(ms),
+    })
+    .unwrap_or_default()
+}
+
+/// `{"rooms":[{"name":..,"members":..}]}` for the HTTP API.
+pub fn render_rooms(rooms: &[(RoomName, usize)]) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct RoomsOut<'a> {
+        rooms: Vec<RoomCount<'a>>,
+    }
+    to_vec(&RoomsOut {
+        rooms: rooms
+            .iter()
+            .map(|(name, members)| RoomCount {
+                name: name.as_str(),
+                members: *members,
+            })
+            .collect(),
+    })
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

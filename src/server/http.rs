@@ -1,0 +1,512 @@
+//! HTTP connections: requests parsed by `proto::http`, answered here.
+//!
+//! The routes of PROTOCOL.md "HTTP": the page, `/healthz`, `/metrics`, the
+//! JSON API and the upgrade to WebSocket at `/ws`. Answers are queued like
+//! any other output; a connection that must close (HTTP/1.0,
+//! `Connection: close`, an error) closes once its answer is flushed.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use bytes::Bytes;
+use log::debug;
+
+use super::conn::{ConnId, HttpState, Phase, WsState};
+use super::timers::TimerKind;
+use super::{wall_clock, Server};
+use crate::hub::command::{Command, Page};
+use crate::hub::event::ClientKind;
+use crate::hub::names::RoomName;
+use crate::hub::MAX_HISTORY_PAGE;
+use crate::proto::http::{Request, Response, Status};
+use crate::proto::json;
+use crate::proto::ws::handshake;
+
+/// The page until the real one is embedded.
+const INDEX: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<title>natter</title></head><body><h1>natter</h1>\
+<p>A chat server. Connect with <code>nc</code> for the line protocol, or open a WebSocket \
+at <code>/ws</code>.</p></body></html>\n";
+
+/// What a request leads to.
+enum Answer {
+    /// Send this; close afterwards if `close`.
+    Respond(Response),
+    /// Switch the connection to WebSocket.
+    Upgrade(Upgrade),
+}
+
+struct Upgrade {
+    accept: String,
+    nick: Option<String>,
+    room: Option<RoomName>,
+    since: Option<u64>,
+    resume: Option<String>,
+}
+
+impl Server {
+    /// Bytes for an HTTP connection: parse every complete request in the
+    /// buffer and answer each in order (pipelining), keeping the rest.
+    pub(super) fn on_http(&mut self, id: ConnId, data: &[u8]) {
+        let now = Instant::now();
+        let Some(Phase::Http(http)) = self.conn_mut(id).map(|c| &mut c.phase) else {
+            return;
+        };
+        let mut data = data;
+        if http.discard > 0 {
+            let skip = http.discard.min(data.len());
+            http.discard -= skip;
+            data = &data[skip..];
+        }
+        if data.is_empty() {
+            return;
+        }
+        if http.buf.is_empty() && http.started.is_none() {
+            http.started = Some(now);
+        }
+        http.buf.extend_from_slice(data);
+        loop {
+            let Some(Phase::Http(http)) = self.conn_mut(id).map(|c| &mut c.phase) else {
+                return;
+            };
+            let parsed = http.parser.parse(&http.buf);
+            match parsed {
+                Ok(Status::Partial) => return,
+                Ok(Status::Complete { request, consumed }) => {
+                    http.buf.drain(..consumed);
+                    http.parser = crate::proto::http::RequestParser::new();
+                    // No route takes a body: skip it, from the buffer first.
+                    let in_buf = request.body_len.min(http.buf.len());
+                    http.buf.drain(..in_buf);
+                    http.discard = request.body_len - in_buf;
+                    http.started = (!http.buf.is_empty()).then_some(now);
+                    http.idle_since = now;
+                    let keep_alive = request.keep_alive();
+                    match self.route(&request) {
+                        Answer::Respond(resp) => {
+                            let close = !keep_alive;
+                            self.respond(id, &resp, request.is_head(), close);
+                            if close {
+                                return;
+                            }
+                        }
+                        Answer::Upgrade(up) => {
+                            self.upgrade(id, up);
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    debug!("{id}: bad HTTP request: {e:?}");
+                    self.respond(id, &e.response(), false, true);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Queues an answer; closes after it when asked to.
+    pub(super) fn respond(&mut self, id: ConnId, resp: &Response, head_only: bool, close: bool) {
+        self.counters.http_responses += 1;
+        self.queue(id, resp.encode(head_only, close));
+        if close {
+            self.close_after_flush(id);
+        }
+    }
+
+    fn route(&mut self, req: &Request) -> Answer {
+        let path = req.path();
+        if req.method != "GET" && req.method != "HEAD" {
+            let known = matches!(
+                path,
+                "/" | "/ws" | "/healthz" | "/metrics" | "/api/rooms" | "/api/stats"
+            ) || path.starts_with("/api/rooms/");
+            let resp = if known {
+                crate::proto::http::error_response(405, "only GET and HEAD are served here")
+                    .with_header("Allow", "GET, HEAD")
+            } else {
+                crate::proto::http::error_response(404, "no such page")
+            };
+            return Answer::Respond(resp);
+        }
+        let resp = match path {
+            "/" | "/index.html" => Response {
+                body: Bytes::from_static(INDEX.as_bytes()),
+                ..Response::new(200)
+            }
+            .with_header("Content-Type", "text/html; charset=utf-8"),
+            "/healthz" => Response::text(200, "ok"),
+            "/metrics" => Response {
+                body: Bytes::from(self.metrics()),
+                ..Response::new(200)
+            }
+            .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
+            "/api/stats" => Response::json(200, self.stats_json()),
+            "/api/rooms" => Response::json(200, json::render_rooms(&self.hub.listed_rooms())),
+            "/ws" => return self.check_upgrade(req),
+            _ => match path
+                .strip_prefix("/api/rooms/")
+                .and_then(|rest| rest.strip_suffix("/messages"))
+            {
+                Some(room) => self.messages(room, req),
+                None => crate::proto::http::error_response(404, "no such page"),
+            },
+        };
+        Answer::Respond(resp)
+    }
+
+    /// `GET /api/rooms/ROOM/messages?limit=N&before=SEQ` (or `after=SEQ`).
+    fn messages(&mut self, room: &str, req: &Request) -> Response {
+        let room = match percent_decode(room).map(|r| RoomName::parse(&r)) {
+            Some(Ok(room)) => room,
+            _ => return crate::proto::http::error_response(400, "invalid room name"),
+        };
+        let number = |name: &str| -> Result<Option<u64>, Response> {
+            match req.query_param(name) {
+                None => Ok(None),
+                Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
+                    crate::proto::http::error_response(
+                        400,
+                        &format!("{name} must be a whole number"),
+                    )
+                }),
+            }
+        };
+        let page = match (number("limit"), number("before"), number("after")) {
+            (Ok(limit), Ok(before), Ok(after)) => Page {
+                before,
+                after,
+                limit: limit.map_or(json::DEFAULT_PAGE, |n| {
+                    usize::try_from(n).map_or(MAX_HISTORY_PAGE, |n| n.min(MAX_HISTORY_PAGE))
+                }),
+            },
+            (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
+        };
+        let messages = self.hub.page(&room, page);
+        Response::json(200, json::render_page(&room, &messages))
+    }
+
+    fn check_upgrade(&self, req: &Request) -> Answer {
+        let refuse = |status, detail: &str| {
+            Answer::Respond(crate::proto::http::error_response(status, detail))
+        };
+        if !req.header_has_token("upgrade", "websocket")
+            || !req.header_has_token("connection", "upgrade")
+        {
+            return refuse(400, "this is the WebSocket endpoint: send an upgrade");
+        }
+        if req.method != "GET" {
+            return refuse(400, "a WebSocket upgrade is a GET");
+        }
+        if req.header("sec-websocket-version") != Some("13") {
+            return Answer::Respond(
+                crate::proto::http::error_response(426, "only WebSocket version 13 is spoken")
+                    .with_header("Sec-WebSocket-Version", "13"),
+            );
+        }
+        let Some(key) = req
+            .header("sec-websocket-key")
+            .filter(|k| handshake::valid_client_key(k))
+        else {
+            return refuse(400, "Sec-WebSocket-Key must be 16 bytes in base64");
+        };
+        if let Some(origin) = req.header("origin") {
+            if !self.origin_allowed(origin, req.header("host")) {
+                debug!("refusing WebSocket from origin {origin:?}");
+                return refuse(403, "WebSockets from this origin are not allowed");
+            }
+        }
+        let since = match req.query_param("since").map(|s| s.parse::<u64>()) {
+            None => None,
+            Some(Ok(n)) => Some(n),
+            Some(Err(_)) => return refuse(400, "since must be a whole number"),
+        };
+        let room = match req.query_param("room").map(|r| RoomName::parse(&r)) {
+            None => None,
+            Some(Ok(r)) => Some(r),
+            Some(Err(_)) => return refuse(400, "invalid room name"),
+        };
+        Answer::Upgrade(Upgrade {
+            accept: handshake::accept_key(key),
+            nick: req.query_param("nick"),
+            room,
+            since,
+            resume: req.query_param("resume"),
+        })
+    }
+
+    /// An `Origin` is allowed when its host:port is the request's `Host`,
+    /// or when it is listed with `--allow-origin`.
+    fn origin_allowed(&self, origin: &str, host: Option<&str>) -> bool {
+        let origin = origin.trim_end_matches('/');
+        if self
+            .config
+            .allow_origin
+            .iter()
+            .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin))
+        {
+            return true;
+        }
+        let Some(host) = host else {
+            return false;
+        };
+        let (scheme, authority) = match origin.split_once("://") {
+            Some(parts) => parts,
+            None => return false,
+        };
+        let default_port = match scheme.to_ascii_lowercase().as_str() {
+            "http" => "80",
+            "https" => "443",
+            _ => return false,
+        };
+        host_port(authority, default_port) == host_port(host, "80")
+            || host_port(authority, default_port) == host_port(host, default_port)
+    }
+
+    /// Switches to WebSocket: the 101 goes out first, then the hub welcomes
+    /// the client (or takes it back, with `resume`).
+    fn upgrade(&mut self, id: ConnId, up: Upgrade) {
+        let now = Instant::now();
+        let max = self.config.max_ws_message;
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        let Phase::Http(http) =
+            std::mem::replace(&mut conn.phase, Phase::Ws(WsState::new(max, now)))
+        else {
+            return;
+        };
+        let HttpState { buf: leftover, .. } = http;
+        conn.in_hub = true;
+        self.move_kind(super::conn::Kind::Http, super::conn::Kind::Ws);
+        self.queue(id, handshake::switching_protocols(&up.accept));
+        debug!("{id}: WebSocket");
+        let client = id.client();
+        let wall = wall_clock();
+        let resumed = up
+            .resume
+            .as_deref()
+            .is_some_and(|token| self.hub.resume(wall, client, token));
+        if !resumed {
+            let token = self.session_token();
+            self.hub
+                .connect(wall, client, ClientKind::Ws, up.nick.as_deref(), token);
+        }
+        if let Some(room) = up.room {
+            let since = up.since;
+            self.hub
+                .handle(wall, client, Command::Join { room, since }, None);
+        }
+        self.timers
+            .arm(now + self.config.ping_interval(), id, TimerKind::WsPing);
+        if !leftover.is_empty() {
+            self.on_ws(id, &leftover);
+        }
+    }
+
+    /// Prometheus text format: the loop counts these itself.
+    fn metrics(&self) -> String {
+        let c = &self.counters;
+        let mut m = String::with_capacity(2048);
+        family(
+            &mut m,
+            "natter_connections",
+            "gauge",
+            "Open connections by protocol.",
+        );
+        for (kind, n) in [
+            ("line", c.line),
+            ("http", c.http),
+            ("ws", c.ws),
+            ("pending", c.pending),
+        ] {
+            let _ = writeln!(m, "natter_connections{{kind=\"{kind}\"}} {n}");
+        }
+        let gauges: [(&str, &str, u64); 2] = [
+            (
+                "natter_rooms",
+                "Rooms with members.",
+                self.hub.rooms() as u64,
+            ),
+            (
+                "natter_bytes_queued",
+                "Bytes waiting in output queues.",
+                c.bytes_queued as u64,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            family(&mut m, name, "gauge", help);
+            let _ = writeln!(m, "{name} {v}");
+        }
+        let counters: [(&str, &str, u64); 8] = [
+            (
+                "natter_messages_total",
+                "Room messages accepted.",
+                self.hub.messages_total(),
+            ),
+            (
+                "natter_deliveries_total",
+                "Events queued to a recipient.",
+                c.deliveries,
+            ),
+            (
+                "natter_bytes_out_total",
+                "Bytes written to sockets.",
+                c.bytes_out,
+            ),
+            (
+                "natter_bytes_in_total",
+                "Bytes read from sockets.",
+                c.bytes_in,
+            ),
+            (
+                "natter_loop_iterations_total",
+                "Wake-ups of the event loop.",
+                c.loop_iterations,
+            ),
+            (
+                "natter_poll_events_total",
+                "Readiness events returned by poll.",
+                c.poll_events,
+            ),
+            ("natter_accepted_total", "Connections accepted.", c.accepted),
+            (
+                "natter_http_responses_total",
+                "HTTP responses sent.",
+                c.http_responses,
+            ),
+        ];
+        for (name, help, v) in counters {
+            family(&mut m, name, "counter", help);
+            let _ = writeln!(m, "{name} {v}");
+        }
+        family(
+            &mut m,
+            "natter_dropped_connections_total",
+            "counter",
+            "Connections the server dropped, by reason.",
+        );
+        for (reason, n) in c.dropped.iter() {
+            let _ = writeln!(
+                m,
+                "natter_dropped_connections_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        m
+    }
+
+    /// `GET /api/stats`: the loop's own figures.
+    fn stats_json(&self) -> Vec<u8> {
+        let c = &self.counters;
+        let stats = c.snapshot(self.hub.messages_total());
+        let value = serde_json::json!({
+            "connections": {"line": c.line, "http": c.http, "ws": c.ws, "pending": c.pending},
+            "loop_iterations": c.loop_iterations,
+            "poll_events": c.poll_events,
+            "events_per_wakeup": stats.events_per_wakeup(),
+            "bytes_queued": c.bytes_queued,
+            "bytes_in": c.bytes_in,
+            "bytes_out": c.bytes_out,
+            "messages": self.hub.messages_total(),
+            "deliveries": c.deliveries,
+            "rooms": self.hub.rooms(),
+            "store": {"commits": c.commits, "commit_us_total": c.commit_us_total,
+                      "commit_us_max": c.commit_us_max},
+        });
+        serde_json::to_vec(&value).unwrap_or_default()
+    }
+
+    /// Checks an HTTP connection's deadlines: 408 for a request head that
+    /// takes too long, a quiet close for an idle keep-alive connection.
+    pub(super) fn http_timer(&mut self, id: ConnId, now: Instant) {
+        let header = self.config.header_timeout();
+        let idle = self.config.http_idle();
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.close.is_some() {
+            return;
+        }
+        let Phase::Http(http) = &conn.phase else {
+            return;
+        };
+        let due = match http.started {
+            Some(started) => started + header,
+            None => http.idle_since + idle,
+        };
+        if due > now {
+            self.timers.arm(due, id, TimerKind::Http);
+            return;
+        }
+        if http.started.is_some() {
+            debug!("{id}: request head not complete within {header:?}");
+            self.counters.drop_reason("header_timeout");
+            let resp =
+                crate::proto::http::error_response(408, "the request head did not arrive in time");
+            self.respond(id, &resp, false, true);
+        } else {
+            debug!("{id}: idle keep-alive connection closed");
+            self.close_after_flush(id);
+        }
+    }
+}
+
+/// The `# HELP` and `# TYPE` lines of one metric family.
+fn family(m: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// `host[:port]` with the port made explicit, lowercased.
+fn host_port(authority: &str, default_port: &str) -> String {
+    let a = authority.to_ascii_lowercase();
+    let has_port = match a.rfind(':') {
+        Some(i) => !a[i..].contains(']'),
+        None => false,
+    };
+    if has_port {
+        a
+    } else {
+        format!("{a}:{default_port}")
+    }
+}
+
+/// Decodes `%XX` escapes in a path segment; `None` if invalid.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_ports() {
+        assert_eq!(host_port("Example.com", "80"), "example.com:80");
+        assert_eq!(host_port("example.com:8080", "80"), "example.com:8080");
+        assert_eq!(host_port("[::1]", "443"), "[::1]:443");
+        assert_eq!(host_port("[::1]:7878", "80"), "[::1]:7878");
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("%23lobby").as_deref(), Some("#lobby"));
+        assert_eq!(percent_decode("lobby").as_deref(), Some("lobby"));
+        assert_eq!(percent_decode("%2"), None);
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%ff"), None);
+    }
+}

@@ -1,0 +1,120 @@
+//! WebSocket connections: frames decoded by `proto::ws`, messages parsed by
+//! `proto::json`, requests handed to the hub.
+//!
+//! Control frames are answered here: a ping with a pong (at most one per
+//! read, for the latest ping), a close with the same code, a protocol
+//! violation with the RFC's close code. A client silent for
+//! `--ping-interval` is pinged; silent as long again, it has vanished.
+
+use std::time::Instant;
+
+use log::debug;
+
+use super::conn::{ConnId, Phase};
+use super::timers::TimerKind;
+use super::{wall_clock, Server};
+use crate::hub::event::LeaveReason;
+use crate::proto::json;
+use crate::proto::ws::{frame, Incoming};
+
+impl Server {
+    /// Frames for a WebSocket connection.
+    pub(super) fn on_ws(&mut self, id: ConnId, data: &[u8]) {
+        let Server {
+            conns, hub, config, ..
+        } = self;
+        let Some(conn) = conns.get_mut(id.key()).filter(|c| c.id == id) else {
+            return;
+        };
+        let Phase::Ws(ws) = &mut conn.phase else {
+            return;
+        };
+        if ws.close_sent {
+            return; // after our close frame, nothing more is read (RFC 6455 §5.5.1)
+        }
+        ws.last_frame = Instant::now();
+        ws.ping_sent = None;
+        let client = id.client();
+        let now = wall_clock();
+        let mut pong: Option<Vec<u8>> = None;
+        let mut close: Option<(Option<u16>, bool)> = None;
+        let result = ws.decoder.decode(data, |incoming| match incoming {
+            Incoming::Text(text) => match json::parse(text) {
+                Ok(req) => hub.handle(now, client, req.command, req.r#ref),
+                Err(refusal) => {
+                    debug!("{id}: {} in a WebSocket message", refusal.error.code);
+                    hub.error(client, refusal.error, refusal.r#ref);
+                }
+            },
+            // Only the latest ping needs its pong (RFC 6455 §5.5.3).
+            Incoming::Ping(payload) => pong = Some(payload.to_vec()),
+            Incoming::Pong(_) => {}
+            Incoming::Close { code, .. } => close = Some((code, true)),
+        });
+        let _ = config;
+        if let Some(payload) = pong {
+            self.queue(id, frame::encode_pong(&payload));
+        }
+        if let Err(e) = result {
+            debug!("{id}: WebSocket protocol error {}: {}", e.code, e.reason);
+            self.counters.drop_reason("protocol_error");
+            self.close_ws(id, Some(e.code), e.reason);
+            self.end_client(id, LeaveReason::Disconnect);
+            return;
+        }
+        if let Some((code, _)) = close {
+            // The client said goodbye: answer with the same code, then the
+            // room sees it leave at once.
+            self.close_ws(id, code, "");
+            self.end_client(id, LeaveReason::Quit(None));
+        }
+    }
+
+    /// Sends our close frame (once) and closes the TCP connection after it:
+    /// the server closes first (RFC 6455 §7.1.1).
+    pub(super) fn close_ws(&mut self, id: ConnId, code: Option<u16>, reason: &str) {
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        let Phase::Ws(ws) = &mut conn.phase else {
+            return;
+        };
+        if ws.close_sent || conn.close.is_some() {
+            return;
+        }
+        ws.close_sent = true;
+        self.queue(id, frame::encode_close(code, reason));
+        self.close_after_flush(id);
+    }
+
+    /// The ping timer: ping a silent client; drop one that stayed silent.
+    pub(super) fn ws_timer(&mut self, id: ConnId, now: Instant) {
+        let interval = self.config.ping_interval();
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        if conn.close.is_some() {
+            return;
+        }
+        let Phase::Ws(ws) = &mut conn.phase else {
+            return;
+        };
+        match ws.ping_sent {
+            Some(sent) if now >= sent + interval => {
+                debug!("{id}: no frame for {:?} after a ping; vanished", interval);
+                self.counters.drop_reason("ping_timeout");
+                self.doom(id, LeaveReason::Timeout);
+            }
+            Some(sent) => self.timers.arm(sent + interval, id, TimerKind::WsPing),
+            None if now >= ws.last_frame + interval => {
+                ws.ping_sent = Some(now);
+                self.timers.arm(now + interval, id, TimerKind::WsPing);
+                self.queue(id, frame::encode_ping(b"natter"));
+            }
+            None => {
+                let due = ws.last_frame + interval;
+                self.timers.arm(due, id, TimerKind::WsPing);
+            }
+        }
+    }
+}
