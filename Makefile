@@ -3,15 +3,22 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test deps fmt-check clippy build run bench
+.PHONY: test deps fmt-check clippy build run bench autobahn
 
 # Every unit and integration test, the examples' tests and a short smoke run
 # of each benchmark; then one closing line that sums up every test binary.
 test: deps fmt-check clippy
 	@mkdir -p target
 	set -o pipefail; $(CARGO) test --all-targets 2>&1 | tee target/test.log
-	@awk '/^test result:/ { p += $$4; f += $$6 } \
-		END { printf "tests: %d passed, %d failed\n", p, f; if (p == 0 || f > 0) exit 1 }' target/test.log
+	set -o pipefail; AUTOBAHN_TIMEOUT=600 scripts/autobahn.sh 2>&1 | tee target/autobahn.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } /^autobahn: [0-9]+ passed/ { p += $$2; f += $$4 } \
+		END { printf "tests: %d passed, %d failed\n", p, f; if (p == 0 || f > 0) exit 1 }' \
+		target/test.log target/autobahn.log
+
+# The Autobahn TestSuite, cases 1-7 and 9, against the WebSocket codec
+# (`--ws-echo`). The first run fetches Python 2.7 from Debian into target/.
+autobahn:
+	scripts/autobahn.sh
 
 # The tests drive the real netcat (netcat-openbsd) and read socket options
 # with ss (iproute2). Install whichever is missing.

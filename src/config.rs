@@ -74,6 +74,11 @@ pub struct Config {
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub resume_grace: u64,
 
+    /// Also serve GET /echo: a WebSocket endpoint that echoes every message, through the
+    /// same frame codec and loop, for conformance testing (the Autobahn TestSuite).
+    #[arg(long)]
+    pub ws_echo: bool,
+
     /// Unsent output, in bytes, past which a client is dropped as a slow consumer.
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
     pub max_outbound: usize,

@@ -101,6 +101,8 @@ pub struct WsState {
     pub ping_sent: Option<Instant>,
     /// We sent our close frame: send nothing more.
     pub close_sent: bool,
+    /// The `--ws-echo` endpoint: messages are echoed, not chat.
+    pub echo: bool,
 }
 
 impl WsState {
@@ -110,6 +112,16 @@ impl WsState {
             last_frame: now,
             ping_sent: None,
             close_sent: false,
+            echo: false,
+        }
+    }
+
+    /// For `/echo`: text and binary messages come back as they came.
+    pub fn echo(max_message: usize, now: Instant) -> WsState {
+        WsState {
+            decoder: Decoder::new(max_message).accepting_binary(),
+            echo: true,
+            ..WsState::new(max_message, now)
         }
     }
 }

@@ -38,6 +38,8 @@ enum Answer {
 
 struct Upgrade {
     accept: String,
+    /// `/echo` (with `--ws-echo`): no chat, messages come back.
+    echo: bool,
     nick: Option<String>,
     room: Option<RoomName>,
     since: Option<u64>,
@@ -143,7 +145,8 @@ impl Server {
             .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
             "/api/stats" => Response::json(200, self.stats_json()),
             "/api/rooms" => Response::json(200, json::render_rooms(&self.hub.listed_rooms())),
-            "/ws" => return self.check_upgrade(req),
+            "/ws" => return self.check_upgrade(req, false),
+            "/echo" if self.config.ws_echo => return self.check_upgrade(req, true),
             _ => match path
                 .strip_prefix("/api/rooms/")
                 .and_then(|rest| rest.strip_suffix("/messages"))
@@ -186,7 +189,7 @@ impl Server {
         Response::json(200, json::render_page(&room, &messages))
     }
 
-    fn check_upgrade(&self, req: &Request) -> Answer {
+    fn check_upgrade(&self, req: &Request, echo: bool) -> Answer {
         let refuse = |status, detail: &str| {
             Answer::Respond(crate::proto::http::error_response(status, detail))
         };
@@ -228,6 +231,7 @@ impl Server {
         };
         Answer::Upgrade(Upgrade {
             accept: handshake::accept_key(key),
+            echo,
             nick: req.query_param("nick"),
             room,
             since,
@@ -271,34 +275,39 @@ impl Server {
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
-        let Phase::Http(http) =
-            std::mem::replace(&mut conn.phase, Phase::Ws(WsState::new(max, now)))
-        else {
+        let state = if up.echo {
+            WsState::echo(max, now)
+        } else {
+            WsState::new(max, now)
+        };
+        let Phase::Http(http) = std::mem::replace(&mut conn.phase, Phase::Ws(state)) else {
             return;
         };
         let HttpState { buf: leftover, .. } = http;
-        conn.in_hub = true;
+        conn.in_hub = !up.echo;
         self.move_kind(super::conn::Kind::Http, super::conn::Kind::Ws);
         self.queue(id, handshake::switching_protocols(&up.accept));
-        debug!("{id}: WebSocket");
-        let client = id.client();
-        let wall = wall_clock();
-        let resumed = up
-            .resume
-            .as_deref()
-            .is_some_and(|token| self.hub.resume(wall, client, token));
-        if !resumed {
-            let token = self.session_token();
-            self.hub
-                .connect(wall, client, ClientKind::Ws, up.nick.as_deref(), token);
-        }
-        if let Some(room) = up.room {
-            let since = up.since;
-            self.hub
-                .handle(wall, client, Command::Join { room, since }, None);
-        }
+        debug!("{id}: WebSocket{}", if up.echo { " (echo)" } else { "" });
         self.timers
             .arm(now + self.config.ping_interval(), id, TimerKind::WsPing);
+        if !up.echo {
+            let client = id.client();
+            let wall = wall_clock();
+            let resumed = up
+                .resume
+                .as_deref()
+                .is_some_and(|token| self.hub.resume(wall, client, token));
+            if !resumed {
+                let token = self.session_token();
+                self.hub
+                    .connect(wall, client, ClientKind::Ws, up.nick.as_deref(), token);
+            }
+            if let Some(room) = up.room {
+                let since = up.since;
+                self.hub
+                    .handle(wall, client, Command::Join { room, since }, None);
+            }
+        }
         if !leftover.is_empty() {
             self.on_ws(id, &leftover);
         }

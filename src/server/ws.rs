@@ -17,6 +17,9 @@ use crate::hub::event::LeaveReason;
 use crate::proto::json;
 use crate::proto::ws::{frame, Incoming};
 
+/// Pongs answered one for one within one read; beyond, only the latest.
+const MAX_PONGS: usize = 32;
+
 impl Server {
     /// Frames for a WebSocket connection.
     pub(super) fn on_ws(&mut self, id: ConnId, data: &[u8]) {
@@ -36,9 +39,16 @@ impl Server {
         ws.ping_sent = None;
         let client = id.client();
         let now = wall_clock();
-        let mut pong: Option<Vec<u8>> = None;
+        let echo = ws.echo;
         let mut close: Option<(Option<u16>, bool)> = None;
+        // Pongs (and echoes) in the order their frames came, so a pong for
+        // a ping sent between two fragments precedes the message's answer.
+        let mut out: Vec<bytes::Bytes> = Vec::new();
+        let mut pongs = 0;
+        let mut last_pong: Option<usize> = None;
         let result = ws.decoder.decode(data, |incoming| match incoming {
+            Incoming::Text(text) if echo => out.push(frame::encode_text(text.as_bytes())),
+            Incoming::Binary(data) if echo => out.push(frame::encode_binary(data)),
             Incoming::Text(text) => match json::parse(text) {
                 Ok(req) => hub.handle(now, client, req.command, req.r#ref),
                 Err(refusal) => {
@@ -46,14 +56,30 @@ impl Server {
                     hub.error(client, refusal.error, refusal.r#ref);
                 }
             },
-            // Only the latest ping needs its pong (RFC 6455 §5.5.3).
-            Incoming::Ping(payload) => pong = Some(payload.to_vec()),
+            // Only an echo decoder delivers binary messages.
+            Incoming::Binary(_) => {}
+            // Every ping gets its pong, up to MAX_PONGS per read; past that
+            // only the latest is answered, which §5.5.3 allows ("MAY elect
+            // to send a Pong frame for only the most recently processed
+            // Ping frame"), so a ping flood cannot grow our output faster
+            // than the reads that carry it.
+            Incoming::Ping(payload) => {
+                let pong = frame::encode_pong(payload);
+                match last_pong {
+                    Some(i) if pongs >= MAX_PONGS => out[i] = pong,
+                    _ => {
+                        pongs += 1;
+                        last_pong = Some(out.len());
+                        out.push(pong);
+                    }
+                }
+            }
             Incoming::Pong(_) => {}
             Incoming::Close { code, .. } => close = Some((code, true)),
         });
         let _ = config;
-        if let Some(payload) = pong {
-            self.queue(id, frame::encode_pong(&payload));
+        for bytes in out {
+            self.queue(id, bytes);
         }
         if let Err(e) = result {
             debug!("{id}: WebSocket protocol error {}: {}", e.code, e.reason);

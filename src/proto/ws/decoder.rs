@@ -33,6 +33,9 @@ use super::utf8::Utf8Validator;
 pub enum Incoming<'a> {
     /// One complete message (fragments reassembled), valid UTF-8.
     Text(&'a str),
+    /// One complete binary message; only from a decoder made with
+    /// [`Decoder::accepting_binary`] (the chat protocol is text only).
+    Binary(&'a [u8]),
     Ping(&'a [u8]),
     Pong(&'a [u8]),
     /// A valid close frame; after it the decoder accepts nothing more.
@@ -162,6 +165,10 @@ pub struct Decoder {
     /// The UTF-8 state of `message`'s bytes fed so far, to fail before the
     /// message ends.
     utf8: Utf8Validator,
+    /// Binary messages are delivered rather than refused with 1003.
+    accept_binary: bool,
+    /// The message being received is binary (no UTF-8 to check).
+    binary: bool,
     /// The unmasked payload of the control frame being received. Separate
     /// from `message` because control frames may come between fragments.
     control: [u8; MAX_CONTROL_PAYLOAD],
@@ -178,8 +185,18 @@ impl Decoder {
             message: Vec::new(),
             in_message: false,
             utf8: Utf8Validator::new(),
+            accept_binary: false,
+            binary: false,
             control: [0; MAX_CONTROL_PAYLOAD],
         }
+    }
+
+    /// The same decoder, delivering binary messages as [`Incoming::Binary`]
+    /// instead of failing with 1003: for the echo endpoint that the
+    /// Autobahn TestSuite checks the codec through.
+    pub fn accepting_binary(mut self) -> Decoder {
+        self.accept_binary = true;
+        self
     }
 
     /// Feeds bytes; calls `on` for every complete message or control frame,
@@ -335,8 +352,11 @@ impl Decoder {
             // connection because it has received a type of data it cannot
             // accept (e.g., an endpoint that understands only text data MAY
             // send this if it receives a binary message)." natter is text only.
-            if h.opcode == opcode::BINARY {
+            if h.opcode == opcode::BINARY && !self.accept_binary {
                 return Err(Violation::Binary);
+            }
+            if h.opcode != opcode::CONTINUATION {
+                self.binary = h.opcode == opcode::BINARY;
             }
             // §10.4: "Implementations that have implementation- and/or
             // platform-specific limitations regarding the frame size or total
@@ -377,7 +397,7 @@ impl Decoder {
             // in the one pass that also makes its `&str`, so a message that
             // arrives whole is validated once.
             let ends_message = frame.fin && chunk.len() == frame.remaining;
-            if !ends_message && self.utf8.feed(&self.message[start..]).is_err() {
+            if !self.binary && !ends_message && self.utf8.feed(&self.message[start..]).is_err() {
                 return Err(Violation::BadUtf8);
             }
         }
@@ -403,6 +423,10 @@ impl Decoder {
                 self.release();
             }
             _ if !frame.fin => self.in_message = true,
+            _ if self.binary => {
+                on(Incoming::Binary(&self.message));
+                self.end_message();
+            }
             _ => {
                 // §5.6: "a particular text frame might include a partial
                 // UTF-8 sequence; however, the whole message MUST contain
@@ -528,6 +552,7 @@ mod tests {
             Incoming::Ping(p) => Ev::Ping(p.to_vec()),
             Incoming::Pong(p) => Ev::Pong(p.to_vec()),
             Incoming::Close { code, reason } => Ev::Close(code, reason.to_string()),
+            Incoming::Binary(b) => panic!("binary {b:?} from a text-only decoder"),
         }
     }
 
@@ -1368,5 +1393,43 @@ mod tests {
             (vec![Ev::Ping(b"12345".to_vec())], Ok(()))
         );
         assert_eq!(dec.buffered(), 0);
+    }
+}
+
+#[cfg(test)]
+mod binary_tests {
+    use super::*;
+    use crate::proto::ws::frame::encode_client_frame;
+    use crate::proto::ws::frame::opcode::{BINARY, CONTINUATION, PING};
+
+    #[test]
+    fn an_accepting_decoder_delivers_binary_fragments_whole_and_skips_utf8() {
+        let mut d = Decoder::new(100).accepting_binary();
+        let mut input = encode_client_frame(false, 0, BINARY, b"\xff\x00", [1, 2, 3, 4]);
+        input.extend(encode_client_frame(true, 0, PING, b"p", [5, 6, 7, 8]));
+        input.extend(encode_client_frame(
+            true,
+            0,
+            CONTINUATION,
+            b"\xfe",
+            [9, 9, 9, 9],
+        ));
+        let mut got = Vec::new();
+        d.decode(&input, |i| {
+            got.push(match i {
+                Incoming::Binary(b) => format!("binary {b:?}"),
+                Incoming::Ping(p) => format!("ping {p:?}"),
+                other => format!("{other:?}"),
+            })
+        })
+        .unwrap();
+        assert_eq!(got, ["ping [112]", "binary [255, 0, 254]"]);
+        // The limit still holds for binary messages.
+        let big = encode_client_frame(true, 0, BINARY, &[0; 101], [1, 1, 1, 1]);
+        assert_eq!(d.decode(&big, |_| {}).map_err(|e| e.code), Err(1009));
+        // The default decoder still refuses binary with 1003.
+        let mut d = Decoder::new(100);
+        let frame = encode_client_frame(true, 0, BINARY, b"x", [1, 1, 1, 1]);
+        assert_eq!(d.decode(&frame, |_| {}).map_err(|e| e.code), Err(1003));
     }
 }

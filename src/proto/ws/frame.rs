@@ -153,6 +153,11 @@ pub fn encode_text(payload: &[u8]) -> Bytes {
     encode(opcode::TEXT, payload)
 }
 
+/// A binary message in one frame (only the echo endpoint sends these).
+pub fn encode_binary(payload: &[u8]) -> Bytes {
+    encode(opcode::BINARY, payload)
+}
+
 /// A ping. A payload over 125 bytes is cut to 125 so the frame stays legal.
 pub fn encode_ping(payload: &[u8]) -> Bytes {
     encode(

@@ -22,7 +22,7 @@ pub mod utf8;
 
 pub use decoder::{Decoder, Incoming, WsError};
 pub use frame::{
-    close, encode_client_frame, encode_close, encode_ping, encode_pong, encode_text,
+    close, encode_binary, encode_client_frame, encode_close, encode_ping, encode_pong, encode_text,
     is_valid_close_code,
 };
 pub use handshake::{accept_key, switching_protocols, valid_client_key, GUID};
