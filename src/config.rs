@@ -45,6 +45,11 @@ pub struct Config {
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub burst: u64,
 
+    /// Most connections at once (default: the open-file limit less a reserve); past it new
+    /// ones get server_full (503 for HTTP) and are closed.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
     /// Most connections from one IP address (loopback is exempt).
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_per_ip: usize,

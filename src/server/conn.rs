@@ -174,6 +174,8 @@ pub struct Conn {
     pub close: Option<Close>,
     /// The hub knows this connection as a client.
     pub in_hub: bool,
+    /// Accepted over `--max-connections`: it is told so once sniffed.
+    pub refused: bool,
     pub last_input: Instant,
 }
 
@@ -191,6 +193,7 @@ impl Conn {
             dirty: false,
             close: None,
             in_hub: false,
+            refused: false,
             last_input: now,
         }
     }

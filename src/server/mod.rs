@@ -62,6 +62,13 @@ const SCRATCH: usize = 64 * 1024;
 const LINGER: Duration = Duration::from_secs(2);
 /// How long an unfinished first line may take (HTTP's header timeout).
 const FIRST_LINE: Duration = Duration::from_secs(10);
+/// Connections beyond `--max-connections` kept just long enough to be told
+/// `server_full` (or `503`).
+const REFUSING: usize = 64;
+/// File descriptors kept free under the open-file limit for listeners,
+/// the store, logs and the refusals above.
+const FD_RESERVE: usize = 128;
+
 /// Largest image (told to clients; images come with the store).
 const MAX_IMAGE: usize = 1024 * 1024;
 /// A recipient with this much output queued is behind: typing hints, which
@@ -147,6 +154,10 @@ pub struct Server {
     counters: Counters,
     /// The OS's randomness, for session tokens.
     urandom: Option<File>,
+    /// `--max-connections`, or what the open-file limit allows.
+    max_connections: usize,
+    /// Connections accepted over the cap, waiting to be told so.
+    refusing: usize,
 }
 
 impl Server {
@@ -159,6 +170,10 @@ impl Server {
             )
         })?;
         let max_per_ip = config.max_per_ip;
+        let max_connections = config.max_connections.unwrap_or_else(|| {
+            open_file_limit().map_or(1024, |n| n.saturating_sub(FD_RESERVE).max(16))
+        });
+        info!("at most {max_connections} connections");
         let mut urandom = File::open("/dev/urandom").ok();
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
@@ -205,6 +220,8 @@ impl Server {
             per_ip: PerIp::new(max_per_ip),
             counters: Counters::default(),
             urandom,
+            max_connections,
+            refusing: 0,
         })
     }
 
@@ -305,6 +322,18 @@ impl Server {
             let _ = stream.write(msg.as_bytes());
             return;
         }
+        // At the cap, a few connections more are accepted only to be told so
+        // in their own protocol once sniffed; past those, closed at once.
+        let refused = self.conns.len() - self.refusing >= self.max_connections;
+        if refused {
+            if self.refusing >= REFUSING {
+                debug!("refusing {peer}: full");
+                self.per_ip.release(peer.ip());
+                return;
+            }
+            self.refusing += 1;
+            self.counters.drop_reason("server_full");
+        }
         if let Err(e) = tune(&stream) {
             warn!("socket options for {peer}: {e}");
         }
@@ -321,7 +350,9 @@ impl Server {
             self.per_ip.release(peer.ip());
             return;
         }
-        entry.insert(Conn::new(id, stream, peer, now));
+        let mut conn = Conn::new(id, stream, peer, now);
+        conn.refused = refused;
+        entry.insert(conn);
         self.counters.pending += 1;
         self.counters.accepted += 1;
         self.timers
@@ -418,6 +449,21 @@ impl Server {
             conn.phase = old;
             return;
         };
+        if conn.refused && matches!(to, Sniff::Line | Sniff::Http) {
+            // Over --max-connections: answer in the client's protocol, close.
+            let answer = if to == Sniff::Http {
+                crate::proto::http::error_response(503, "the server is full; try again later")
+                    .encode(false, true)
+            } else {
+                Bytes::from(format!(
+                    "!!! {}: the server is full; try again later\n",
+                    ErrorCode::ServerFull
+                ))
+            };
+            self.queue(id, answer);
+            self.close_after_flush(id);
+            return;
+        }
         match to {
             Sniff::NeedMore => conn.phase = Phase::Sniffing { buf },
             Sniff::Tls => {
@@ -802,6 +848,9 @@ impl Server {
             self.counters.bytes_queued -= conn.outbox.len();
             *self.counters.kind_mut(conn.phase.kind()) -= 1;
             self.per_ip.release(conn.peer.ip());
+            if conn.refused {
+                self.refusing -= 1;
+            }
             match reason {
                 LeaveReason::SlowConsumer => self.counters.drop_reason("slow_consumer"),
                 LeaveReason::Timeout => self.counters.drop_reason("timeout"),
@@ -859,6 +908,13 @@ fn seed() -> u64 {
         return u64::from_le_bytes(b);
     }
     wall_clock().ms ^ u64::from(std::process::id()) << 32
+}
+
+/// The soft open-file limit of this process, from `/proc/self/limits`.
+fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// `n` random bytes from the OS in hex; empty if there is no randomness.
