@@ -177,6 +177,7 @@ pub struct Conn {
     /// Accepted over `--max-connections`: it is told so once sniffed.
     pub refused: bool,
     pub last_input: Instant,
+    pub accepted: Instant,
 }
 
 impl Conn {
@@ -195,6 +196,7 @@ impl Conn {
             in_hub: false,
             refused: false,
             last_input: now,
+            accepted: now,
         }
     }
 }

@@ -51,7 +51,13 @@ impl Server {
     /// buffer and answer each in order (pipelining), keeping the rest.
     pub(super) fn on_http(&mut self, id: ConnId, data: &[u8]) {
         let now = Instant::now();
-        let Some(Phase::Http(http)) = self.conn_mut(id).map(|c| &mut c.phase) else {
+        let header = self.config.header_timeout();
+        let Some(Phase::Http(http)) = self
+            .conns
+            .get_mut(id.key())
+            .filter(|c| c.id == id)
+            .map(|c| &mut c.phase)
+        else {
             return;
         };
         let mut data = data;
@@ -64,11 +70,22 @@ impl Server {
             return;
         }
         if http.buf.is_empty() && http.started.is_none() {
+            // A new request begins: its head is due within --header-timeout.
             http.started = Some(now);
+            let due = now + self.config.header_timeout();
+            self.timers.arm(due, id, TimerKind::Http);
         }
+        let Some(Phase::Http(http)) = self.conn_mut(id).map(|c| &mut c.phase) else {
+            return;
+        };
         http.buf.extend_from_slice(data);
         loop {
-            let Some(Phase::Http(http)) = self.conn_mut(id).map(|c| &mut c.phase) else {
+            let Some(Phase::Http(http)) = self
+                .conns
+                .get_mut(id.key())
+                .filter(|c| c.id == id)
+                .map(|c| &mut c.phase)
+            else {
                 return;
             };
             let parsed = http.parser.parse(&http.buf);
@@ -82,6 +99,9 @@ impl Server {
                     http.buf.drain(..in_buf);
                     http.discard = request.body_len - in_buf;
                     http.started = (!http.buf.is_empty()).then_some(now);
+                    if http.started.is_some() {
+                        self.timers.arm(now + header, id, TimerKind::Http);
+                    }
                     http.idle_since = now;
                     let keep_alive = request.keep_alive();
                     match self.route(&request) {

@@ -60,8 +60,6 @@ const READ_BUDGET: usize = 256 * 1024;
 const SCRATCH: usize = 64 * 1024;
 /// How long a closing connection waits for the peer's EOF.
 const LINGER: Duration = Duration::from_secs(2);
-/// How long an unfinished first line may take (HTTP's header timeout).
-const FIRST_LINE: Duration = Duration::from_secs(10);
 /// Connections beyond `--max-connections` kept just long enough to be told
 /// `server_full` (or `503`).
 const REFUSING: usize = 64;
@@ -473,12 +471,15 @@ impl Server {
             }
             Sniff::Http => {
                 debug!("{id}: HTTP");
-                let now = Instant::now();
-                conn.phase = Phase::Http(HttpState::new(now));
+                // The first head is due --header-timeout after the accept.
+                let accepted = conn.accepted;
+                conn.phase = Phase::Http(HttpState::new(accepted));
                 self.move_kind(from, Kind::Http);
                 self.timers
-                    .arm(now + self.config.header_timeout(), id, TimerKind::Http);
+                    .arm(accepted + self.config.header_timeout(), id, TimerKind::Http);
                 self.on_http(id, &buf);
+                // Decided by the first-line timeout: the head is late already.
+                self.http_timer(id, Instant::now());
             }
             Sniff::Line => {
                 debug!("{id}: line client");
@@ -691,7 +692,9 @@ impl Server {
                         let to = sniff::on_silence(buf);
                         trace!("  {id}: sniff timer, {to:?}");
                         if to == Sniff::NeedMore {
-                            let at = now + FIRST_LINE.saturating_sub(self.config.sniff_timeout());
+                            // A started request line: HTTP's header timeout
+                            // bounds the wait for the rest of it.
+                            let at = conn.accepted + self.config.header_timeout();
                             self.timers.arm(at, id, TimerKind::FirstLine);
                         } else {
                             self.become_(id, to);
@@ -701,7 +704,7 @@ impl Server {
                 TimerKind::FirstLine => {
                     if let Phase::Sniffing { buf } = &conn.phase {
                         let to = sniff::on_first_line_timeout(buf);
-                        debug!("{id}: first line unfinished after {FIRST_LINE:?}, {to:?}");
+                        debug!("{id}: first line unfinished at the header timeout, {to:?}");
                         self.become_(id, to);
                     }
                 }
