@@ -71,10 +71,11 @@ fn main() {
         from: "quiet-heron-42".into(),
         text: "hello, this is a typical chat message".into(),
         action: false,
+        image: None,
     });
     let event = Event::Message(msg.clone());
     let ours = rate(budget, || {
-        black_box(line::render(black_box(&event)));
+        black_box(line::render(black_box(&event), "http://127.0.0.1:7878"));
         1
     });
     let naive = rate(budget, || {

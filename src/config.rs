@@ -13,6 +13,19 @@ pub struct Config {
     #[arg(long = "listen", value_name = "ADDR", default_value = "127.0.0.1:7878")]
     pub listen: Vec<SocketAddr>,
 
+    /// SQLite file of the message history and images (":memory:" keeps nothing).
+    #[arg(long, value_name = "PATH", default_value = "natter.db")]
+    pub db: String,
+
+    /// Largest image, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    pub max_image: usize,
+
+    /// Origin that image URLs sent to line clients start with (default: http:// and the
+    /// first --listen address).
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+
     /// Room every line client joins on connect.
     #[arg(long, value_name = "ROOM", default_value = "lobby")]
     pub default_room: String,

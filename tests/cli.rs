@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use common::*;
 
+/// The binary, keeping no history (no `natter.db` left in the checkout).
 fn natter() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_natter"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_natter"));
+    cmd.args(["--db", ":memory:"]);
+    cmd
 }
 
 #[test]

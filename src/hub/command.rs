@@ -20,6 +20,16 @@ pub enum Command {
         action: bool,
         cid: Option<String>,
     },
+    /// Share an image (bytes already decoded) with an optional caption.
+    /// `id` is made by the shell from the OS's randomness: it is the
+    /// image's unguessable name in `/media/ID`.
+    Image {
+        room: RoomName,
+        data: Vec<u8>,
+        text: Option<String>,
+        cid: Option<String>,
+        id: String,
+    },
     Nick(String),
     /// Join a room; with `since`, catch up on the messages after that seq
     /// instead of the latest `--history`.

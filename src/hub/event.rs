@@ -35,6 +35,19 @@ pub struct Message {
     pub text: String,
     /// `/me` action rather than a plain message.
     pub action: bool,
+    /// An image shared with this message (`text` is then its caption).
+    pub image: Option<ImageRef>,
+}
+
+/// An image's identity and kind; its bytes live in the store, served at
+/// `/media/ID`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImageRef {
+    /// Unguessable: 128 random bits in hex, made by the shell.
+    pub id: String,
+    /// Told from the file's magic bytes, never from the client.
+    pub mime: &'static str,
+    pub size: usize,
 }
 
 /// Why someone left a room; PROTOCOL.md spells each one on both wires.

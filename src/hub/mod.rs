@@ -15,6 +15,7 @@
 pub mod command;
 pub mod error;
 pub mod event;
+pub mod image;
 pub mod limits;
 pub mod names;
 mod nickgen;
@@ -111,6 +112,8 @@ pub struct Hub {
     held: BTreeSet<(u64, ClientId)>,
     /// Accepted this iteration, not yet committed.
     pending: Vec<Rc<Message>>,
+    /// Who sent each pending message, with its cid (same order as `pending`).
+    pending_from: Vec<(ClientId, Option<String>)>,
     effects: Vec<Effect>,
     rng: nickgen::Rng,
     messages_total: u64,
@@ -128,6 +131,7 @@ impl Hub {
             sessions: HashMap::new(),
             held: BTreeSet::new(),
             pending: Vec::new(),
+            pending_from: Vec::new(),
             effects: Vec::new(),
             rng: nickgen::Rng::new(seed),
             messages_total: 0,
@@ -168,10 +172,41 @@ impl Hub {
         if self.pending.is_empty() {
             return Ok(0);
         }
-        self.store.append(&self.pending)?;
+        if let Err(e) = self.store.append(&self.pending) {
+            self.abort_pending();
+            return Err(e);
+        }
         let n = self.pending.len();
         self.pending.clear();
+        self.pending_from.clear();
         Ok(n)
+    }
+
+    /// The store refused this iteration's batch: nothing of it may reach
+    /// anyone. Its deliveries are taken back, each sender is told (and may
+    /// retry with the same cid), and the seqs are skipped, never reused.
+    fn abort_pending(&mut self) {
+        let failed = std::mem::take(&mut self.pending);
+        let from = std::mem::take(&mut self.pending_from);
+        let is_failed = |m: &Rc<Message>| failed.iter().any(|f| Rc::ptr_eq(f, m));
+        self.effects.retain(|e| match e {
+            Effect::Deliver {
+                event: Event::Message(m) | Event::Reply(Reply::Sent(m, _), _),
+                ..
+            } => !is_failed(m),
+            _ => true,
+        });
+        self.messages_total -= failed.len() as u64;
+        for (sender, cid) in from {
+            if let (Some(cid), Some(c)) = (&cid, self.clients.get_mut(&sender)) {
+                c.sent.forget(cid);
+            }
+            let e = HubError::new(
+                ErrorCode::BadRequest,
+                "the server could not store your message, so it was not sent; try again",
+            );
+            self.error(sender, e, None);
+        }
     }
 
     /// The limits clients are told about.
@@ -372,7 +407,11 @@ impl Hub {
         if !self.clients.contains_key(&id) {
             return;
         }
-        if matches!(cmd, Command::Say { .. } | Command::Dm { .. }) && !self.admit(now, id, &r#ref) {
+        let counted = matches!(
+            cmd,
+            Command::Say { .. } | Command::Dm { .. } | Command::Image { .. }
+        );
+        if counted && !self.admit(now, id, &r#ref) {
             return;
         }
         let result = match cmd {
@@ -381,7 +420,18 @@ impl Hub {
                 text,
                 action,
                 cid,
-            } => self.say(now, id, room, &text, action, cid, r#ref.clone()),
+            } => self.say(now, id, room, &text, action, None, cid, r#ref.clone()),
+            Command::Image {
+                room,
+                data,
+                text,
+                cid,
+                id: image_id,
+            } => {
+                let text = text.unwrap_or_default();
+                let image = Some((image_id, data));
+                self.say(now, id, Some(room), &text, false, image, cid, r#ref.clone())
+            }
             Command::Nick(nick) => self.nick(now, id, &nick, r#ref.clone()),
             Command::Join { room, since } => self.join(now, id, room, since, false, r#ref.clone()),
             Command::Create => self.create(now, id, r#ref.clone()),
@@ -461,6 +511,7 @@ impl Hub {
         room: Option<RoomName>,
         text: &str,
         action: bool,
+        image: Option<(String, Vec<u8>)>,
         cid: Option<String>,
         r#ref: Option<String>,
     ) -> Result<(), HubError> {
@@ -468,7 +519,15 @@ impl Hub {
             return Ok(());
         }
         let room = self.target_room(id, room)?;
-        let text = message_text(text, self.config.max_message)?;
+        let text = match image {
+            // A caption may be empty; it is still checked and cleaned.
+            Some(_) if text.is_empty() => String::new(),
+            _ => message_text(text, self.config.max_message)?,
+        };
+        let image = match image {
+            Some((image_id, data)) => Some(self.check_image(&room, id, image_id, &data)?),
+            None => None,
+        };
         let client = self.client(id)?;
         let (from, kind) = (client.nick.to_string(), client.kind);
         let r = self
@@ -484,12 +543,14 @@ impl Hub {
             from,
             text,
             action,
+            image,
         });
         // The sender never gets the room's copy: a line client's terminal
         // already shows what it typed, and a WebSocket client gets its own
         // copy below, with its `cid` and `ref`, as the acknowledgement.
         let to: Vec<ClientId> = r.members.iter().copied().filter(|&m| m != id).collect();
         self.pending.push(msg.clone());
+        self.pending_from.push((id, cid.clone()));
         self.messages_total += 1;
         self.deliver(to, Event::Message(msg.clone()));
         if kind == ClientKind::Ws {
@@ -499,6 +560,67 @@ impl Hub {
             c.sent.insert(now.ms, cid, Sent::Message(msg));
         }
         Ok(())
+    }
+
+    /// Validates an image and hands its bytes to the store, which commits
+    /// them with the message; returns what the message carries.
+    fn check_image(
+        &mut self,
+        room: &RoomName,
+        sender: ClientId,
+        image_id: String,
+        data: &[u8],
+    ) -> Result<event::ImageRef, HubError> {
+        if !self
+            .rooms
+            .get(room)
+            .is_some_and(|r| r.members.contains(&sender))
+        {
+            return Err(not_in(room));
+        }
+        if image_id.is_empty() {
+            // The shell had no randomness to name it with.
+            return Err(HubError::new(
+                ErrorCode::BadImage,
+                "images cannot be stored now",
+            ));
+        }
+        let max = self.config.max_image;
+        if data.len() > max {
+            return Err(HubError::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "an image is at most {max} bytes; this one is {}",
+                    data.len()
+                ),
+            ));
+        }
+        let mime = image::detect(data).ok_or_else(|| {
+            HubError::new(
+                ErrorCode::BadImage,
+                "only PNG, JPEG, GIF and WebP images are accepted (told from the file's bytes)",
+            )
+        })?;
+        self.store
+            .put_image(&image_id, mime, data)
+            .map_err(store_failed)?;
+        Ok(event::ImageRef {
+            id: image_id,
+            mime,
+            size: data.len(),
+        })
+    }
+
+    /// An image's type and bytes from the store, for `/media/ID`.
+    pub fn image(&mut self, image_id: &str) -> Option<(String, Vec<u8>)> {
+        // An image of this iteration is committed with its message first.
+        if let Err(e) = self.commit() {
+            error!("{e}");
+        }
+        self.store.get_image(image_id).unwrap_or_else(|e| {
+            error!("image {image_id}: {e}");
+            None
+        })
     }
 
     /// An idempotent send: a `cid` this session used in the last 10 minutes

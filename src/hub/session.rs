@@ -43,6 +43,11 @@ impl SentLog {
         self.by_cid.insert(cid, (now_ms, sent));
     }
 
+    /// Forgets `cid` (its send failed, so a retry must go through).
+    pub fn forget(&mut self, cid: &str) {
+        self.by_cid.remove(cid);
+    }
+
     pub fn len(&self) -> usize {
         self.by_cid.len()
     }
@@ -92,6 +97,7 @@ mod tests {
             from: "a".into(),
             text: "t".into(),
             action: false,
+            image: None,
         }))
     }
 

@@ -70,6 +70,14 @@ impl Store for SharedStore {
     fn history(&mut self, room: &RoomName, page: Page) -> Result<Vec<Rc<Message>>, StoreError> {
         self.0.borrow_mut().history(room, page)
     }
+
+    fn put_image(&mut self, id: &str, mime: &str, data: &[u8]) -> Result<(), StoreError> {
+        self.0.borrow_mut().put_image(id, mime, data)
+    }
+
+    fn get_image(&mut self, id: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        self.0.borrow_mut().get_image(id)
+    }
 }
 
 /// A hub, its store, and what each client has been sent so far.
@@ -145,7 +153,7 @@ impl Chat {
                     let unique: HashSet<&ClientId> = to.iter().collect();
                     assert_eq!(unique.len(), to.len(), "a recipient twice: {effect:?}");
                     assert!(!to.is_empty(), "a delivery to nobody: {effect:?}");
-                    let bytes = render(event);
+                    let bytes = render(event, "http://127.0.0.1:7878");
                     if bytes.is_empty() {
                         // Typing: not a line-protocol event.
                         assert!(matches!(event, Event::Typing(_)), "{event:?}");
@@ -1573,7 +1581,7 @@ fn one_say_to_a_thousand_is_one_delivery() {
         "[18:00:01] #lobby <{}> hello, everyone\n",
         t.nick_of(sender)
     );
-    assert_eq!(render(event), line.as_bytes());
+    assert_eq!(render(event, "http://127.0.0.1:7878"), line.as_bytes());
     assert_eq!(t.stored_seqs("lobby"), [1]);
 }
 

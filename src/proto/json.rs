@@ -87,10 +87,18 @@ fn command(obj: &Map<String, Value>) -> Result<Command, HubError> {
             cid: f.opt_string("cid")?,
         },
         "image" => {
-            return Err(HubError::new(
-                ErrorCode::BadImage,
-                "this natter does not take images yet",
-            ))
+            use base64::Engine as _;
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(f.string("data")?)
+                .map_err(|_| HubError::new(ErrorCode::BadImage, "\"data\" is not valid base64"))?;
+            Command::Image {
+                room: f.room()?,
+                data,
+                text: f.opt_string("text")?,
+                cid: f.opt_string("cid")?,
+                // Named by the shell, which has the OS's randomness.
+                id: String::new(),
+            }
         }
         "dm" => Command::Dm {
             to: f.string("to")?.to_string(),
@@ -190,9 +198,18 @@ struct MessageOut<'a> {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     action: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<ImageOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     cid: Option<&'a str>,
     #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
     r#ref: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ImageOut<'a> {
+    url: String,
+    mime: &'a str,
+    size: usize,
 }
 
 impl<'a> MessageOut<'a> {
@@ -205,6 +222,11 @@ impl<'a> MessageOut<'a> {
             from: &m.from,
             text: &m.text,
             action: m.action,
+            image: m.image.as_ref().map(|i| ImageOut {
+                url: format!("/media/{}", i.id),
+                mime: i.mime,
+                size: i.size,
+            }),
             cid,
             r#ref,
         }

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use crate::hub::command::{Command, Page};
 use crate::hub::error::{ErrorCode, HubError};
 use crate::hub::event::{Dm, Event, LeaveReason, Message, Presence, PresenceKind, Reply};
+use crate::hub::image::human_size;
 use crate::hub::names::RoomName;
 use crate::hub::{DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE};
 
@@ -233,7 +234,8 @@ fn usage_error(usage: &str) -> HubError {
 }
 
 /// Renders one event as the line(s) a netcat user sees, each ending in `\n`.
-pub fn render(event: &Event) -> Bytes {
+/// `public_url` (like `http://chat.example.com`) makes image URLs absolute.
+pub fn render(event: &Event, public_url: &str) -> Bytes {
     // Sized for the common case, a room message, so it is written without
     // reallocating.
     let hint = match event {
@@ -242,12 +244,12 @@ pub fn render(event: &Event) -> Bytes {
     };
     let mut out = String::with_capacity(hint);
     match event {
-        Event::Message(m) => message(&mut out, m),
+        Event::Message(m) => message(&mut out, m, public_url),
         Event::Presence(p) => presence(&mut out, p),
         Event::Dm(dm) => direct(&mut out, dm, false),
         // Typing is for WebSocket clients only; the hub never sends it here.
         Event::Typing(_) => {}
-        Event::Reply(reply, _) => self::reply(&mut out, reply),
+        Event::Reply(reply, _) => self::reply(&mut out, reply, public_url),
     }
     Bytes::from(out)
 }
@@ -258,9 +260,24 @@ fn clock(out: &mut String, ts_ms: u64) {
     let _ = write!(out, "[{:02}:{:02}:{:02}] ", s / 3600, s / 60 % 60, s % 60);
 }
 
-fn message(out: &mut String, m: &Message) {
+fn message(out: &mut String, m: &Message, public_url: &str) {
     clock(out, m.ts);
-    if m.action {
+    if let Some(img) = &m.image {
+        let _ = write!(
+            out,
+            "#{} <{}> [image] {}/media/{} ({}, {})",
+            m.room,
+            m.from,
+            public_url.trim_end_matches('/'),
+            img.id,
+            img.mime,
+            human_size(img.size)
+        );
+        if !m.text.is_empty() {
+            let _ = write!(out, " {}", m.text);
+        }
+        let _ = writeln!(out);
+    } else if m.action {
         let _ = writeln!(out, "#{} * {} {}", m.room, m.from, m.text);
     } else {
         let _ = writeln!(out, "#{} <{}> {}", m.room, m.from, m.text);
@@ -299,17 +316,22 @@ fn direct(out: &mut String, dm: &Dm, sent: bool) {
     }
 }
 
-fn history_block(out: &mut String, room: &RoomName, messages: &[std::rc::Rc<Message>]) {
+fn history_block(
+    out: &mut String,
+    room: &RoomName,
+    messages: &[std::rc::Rc<Message>],
+    public_url: &str,
+) {
     let n = messages.len();
     let plural = if n == 1 { "" } else { "s" };
     let _ = writeln!(out, "*** history of #{room} ({n} message{plural})");
     for m in messages {
-        message(out, m);
+        message(out, m, public_url);
     }
     let _ = writeln!(out, "*** end of history");
 }
 
-fn reply(out: &mut String, reply: &Reply) {
+fn reply(out: &mut String, reply: &Reply, public_url: &str) {
     let _ = match reply {
         Reply::Welcome { nick, .. } => writeln!(
             out,
@@ -336,7 +358,7 @@ fn reply(out: &mut String, reply: &Reply) {
                 members.join(", ")
             );
             if !messages.is_empty() {
-                history_block(out, room, messages);
+                history_block(out, room, messages, public_url);
             }
             Ok(())
         }
@@ -359,7 +381,7 @@ fn reply(out: &mut String, reply: &Reply) {
             writeln!(out)
         }
         Reply::History { room, messages } => {
-            history_block(out, room, messages);
+            history_block(out, room, messages, public_url);
             Ok(())
         }
         Reply::DmSent(dm, _) => {
@@ -367,7 +389,7 @@ fn reply(out: &mut String, reply: &Reply) {
             Ok(())
         }
         Reply::Sent(m, _) => {
-            message(out, m);
+            message(out, m, public_url);
             Ok(())
         }
         Reply::Help(limits) => {

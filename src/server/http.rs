@@ -142,7 +142,8 @@ impl Server {
             let known = matches!(
                 path,
                 "/" | "/ws" | "/healthz" | "/metrics" | "/api/rooms" | "/api/stats"
-            ) || path.starts_with("/api/rooms/");
+            ) || path.starts_with("/api/rooms/")
+                || path.starts_with("/media/");
             let resp = if known {
                 crate::proto::http::error_response(405, "only GET and HEAD are served here")
                     .with_header("Allow", "GET, HEAD")
@@ -167,15 +168,41 @@ impl Server {
             "/api/rooms" => Response::json(200, json::render_rooms(&self.hub.listed_rooms())),
             "/ws" => return self.check_upgrade(req, false),
             "/echo" if self.config.ws_echo => return self.check_upgrade(req, true),
-            _ => match path
-                .strip_prefix("/api/rooms/")
-                .and_then(|rest| rest.strip_suffix("/messages"))
-            {
-                Some(room) => self.messages(room, req),
-                None => crate::proto::http::error_response(404, "no such page"),
-            },
+            _ => {
+                if let Some(id) = path.strip_prefix("/media/") {
+                    self.media(id)
+                } else if let Some(room) = path
+                    .strip_prefix("/api/rooms/")
+                    .and_then(|rest| rest.strip_suffix("/messages"))
+                {
+                    self.messages(room, req)
+                } else {
+                    crate::proto::http::error_response(404, "no such page")
+                }
+            }
         };
         Answer::Respond(resp)
+    }
+
+    /// `GET /media/ID`: an image's bytes with the type told at upload. The
+    /// id is random and the bytes never change, so caches may keep them.
+    fn media(&mut self, id: &str) -> Response {
+        let well_formed =
+            !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+        let found = if well_formed {
+            self.hub.image(id)
+        } else {
+            None
+        };
+        let Some((mime, data)) = found else {
+            return crate::proto::http::error_response(404, "no such image");
+        };
+        Response::new(200)
+            .with_body(data)
+            .with_header("Content-Type", mime)
+            .with_header("X-Content-Type-Options", "nosniff")
+            .with_header("Cache-Control", "public, max-age=31536000, immutable")
+            .with_header("Content-Security-Policy", "default-src 'none'; sandbox")
     }
 
     /// `GET /api/rooms/ROOM/messages?limit=N&before=SEQ` (or `after=SEQ`).

@@ -46,7 +46,8 @@ use crate::proto::json;
 use crate::proto::line::{self, Frame, Input, LineDecoder};
 use crate::proto::sniff::{self, Sniff};
 use crate::proto::ws::frame;
-use crate::store::MemStore;
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
 use conn::{describe, Close, Conn, ConnId, HttpState, Kind, Phase};
 use outbox::Flushed;
 use per_ip::PerIp;
@@ -67,8 +68,6 @@ const REFUSING: usize = 64;
 /// the store, logs and the refusals above.
 const FD_RESERVE: usize = 128;
 
-/// Largest image (told to clients; images come with the store).
-const MAX_IMAGE: usize = 1024 * 1024;
 /// A recipient with this much output queued is behind: typing hints, which
 /// are worthless late, are dropped for it rather than queued.
 const BEHIND: usize = 64 * 1024;
@@ -156,6 +155,8 @@ pub struct Server {
     max_connections: usize,
     /// Connections accepted over the cap, waiting to be told so.
     refusing: usize,
+    /// The origin of image URLs in the line protocol.
+    public_url: std::rc::Rc<str>,
 }
 
 impl Server {
@@ -173,6 +174,9 @@ impl Server {
         });
         info!("at most {max_connections} connections");
         let mut urandom = File::open("/dev/urandom").ok();
+        let store = SqliteStore::open(&config.db, || random_hex(&mut urandom, 8))
+            .map_err(|e| io::Error::other(format!("--db {}: {}", config.db, e.0)))?;
+        info!("history in {} (store {})", config.db, store.store_id());
         let poll = Poll::new()?;
         let mut listeners = Vec::new();
         for (i, addr) in config.listen.iter().enumerate() {
@@ -185,6 +189,11 @@ impl Server {
             )?;
             listeners.push(listener);
         }
+        let public_url: std::rc::Rc<str> = match (&config.public_url, listeners.first()) {
+            (Some(url), _) => url.trim_end_matches('/').into(),
+            (None, Some(l)) => format!("http://{}", l.local_addr()?).into(),
+            (None, None) => "http://localhost".into(),
+        };
         let hub = Hub::new(
             HubConfig {
                 default_room,
@@ -197,9 +206,9 @@ impl Server {
                 },
                 resume_grace_ms: config.resume_grace * 1000,
                 max_ws_message: config.max_ws_message,
-                max_image: MAX_IMAGE,
+                max_image: config.max_image,
             },
-            Box::new(MemStore::new(random_hex(&mut urandom, 8))),
+            Box::new(store),
             seed(),
         );
         Ok(Server {
@@ -220,6 +229,7 @@ impl Server {
             urandom,
             max_connections,
             refusing: 0,
+            public_url,
         })
     }
 
@@ -769,6 +779,7 @@ impl Server {
         // The JSON text framed once; `None` inside: not for WebSocket clients.
         let mut ws_bytes: Option<Option<Bytes>> = None;
         let droppable = matches!(event, Event::Typing(_));
+        let public_url = self.public_url.clone();
         for &client in to {
             let id = ConnId::from_client(client);
             let Some(conn) = self.conn_mut(id) else {
@@ -782,7 +793,7 @@ impl Server {
             }
             let bytes = match &conn.phase {
                 Phase::Line { .. } => line_bytes
-                    .get_or_insert_with(|| line::render(event))
+                    .get_or_insert_with(|| line::render(event, &public_url))
                     .clone(),
                 Phase::Ws(ws) if !ws.close_sent => {
                     let framed = ws_bytes.get_or_insert_with(|| {

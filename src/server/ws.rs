@@ -12,7 +12,8 @@ use log::debug;
 
 use super::conn::{ConnId, Phase};
 use super::timers::TimerKind;
-use super::{wall_clock, Server};
+use super::{random_hex, wall_clock, Server};
+use crate::hub::command::Command;
 use crate::hub::event::LeaveReason;
 use crate::proto::json;
 use crate::proto::ws::{frame, Incoming};
@@ -24,7 +25,11 @@ impl Server {
     /// Frames for a WebSocket connection.
     pub(super) fn on_ws(&mut self, id: ConnId, data: &[u8]) {
         let Server {
-            conns, hub, config, ..
+            conns,
+            hub,
+            config,
+            urandom,
+            ..
         } = self;
         let Some(conn) = conns.get_mut(id.key()).filter(|c| c.id == id) else {
             return;
@@ -50,7 +55,12 @@ impl Server {
             Incoming::Text(text) if echo => out.push(frame::encode_text(text.as_bytes())),
             Incoming::Binary(data) if echo => out.push(frame::encode_binary(data)),
             Incoming::Text(text) => match json::parse(text) {
-                Ok(req) => hub.handle(now, client, req.command, req.r#ref),
+                Ok(mut req) => {
+                    if let Command::Image { id, .. } = &mut req.command {
+                        *id = random_hex(urandom, 16);
+                    }
+                    hub.handle(now, client, req.command, req.r#ref)
+                }
                 Err(refusal) => {
                     debug!("{id}: {} in a WebSocket message", refusal.error.code);
                     hub.error(client, refusal.error, refusal.r#ref);

@@ -5,6 +5,8 @@
 //! memory for the life of the process; the SQLite store implements the same
 //! trait. The store never sees a socket.
 
+pub mod sqlite;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
@@ -36,6 +38,11 @@ pub trait Store {
     /// Messages of `room` within the page's exclusive bounds, ascending `seq`.
     /// With `after` the earliest `limit` are returned, otherwise the latest.
     fn history(&mut self, room: &RoomName, page: Page) -> Result<Vec<Rc<Message>>, StoreError>;
+    /// Hands over an image's bytes, to be committed by the next `append`
+    /// together with the message that carries the image.
+    fn put_image(&mut self, id: &str, mime: &str, data: &[u8]) -> Result<(), StoreError>;
+    /// A committed image's type and bytes, or `None` for an unknown id.
+    fn get_image(&mut self, id: &str) -> Result<Option<(String, Vec<u8>)>, StoreError>;
 }
 
 /// History kept in memory, per room, for as long as the process lives.
@@ -43,6 +50,9 @@ pub trait Store {
 pub struct MemStore {
     id: String,
     rooms: HashMap<RoomName, Vec<Rc<Message>>>,
+    images: HashMap<String, (String, Vec<u8>)>,
+    /// Images put since the last append.
+    pending_images: Vec<(String, String, Vec<u8>)>,
 }
 
 impl MemStore {
@@ -51,6 +61,8 @@ impl MemStore {
         MemStore {
             id,
             rooms: HashMap::new(),
+            images: HashMap::new(),
+            pending_images: Vec::new(),
         }
     }
 }
@@ -68,7 +80,20 @@ impl Store for MemStore {
             .map_or(0, |m| m.seq))
     }
 
+    fn put_image(&mut self, id: &str, mime: &str, data: &[u8]) -> Result<(), StoreError> {
+        self.pending_images
+            .push((id.to_string(), mime.to_string(), data.to_vec()));
+        Ok(())
+    }
+
+    fn get_image(&mut self, id: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        Ok(self.images.get(id).cloned())
+    }
+
     fn append(&mut self, batch: &[Rc<Message>]) -> Result<(), StoreError> {
+        for (id, mime, data) in self.pending_images.drain(..) {
+            self.images.entry(id).or_insert((mime, data));
+        }
         for m in batch {
             self.rooms
                 .entry(m.room.clone())
@@ -114,6 +139,7 @@ mod tests {
             from: "a".into(),
             text: format!("m{seq}"),
             action: false,
+            image: None,
         })
     }
 

@@ -33,6 +33,10 @@ impl Server {
         for l in listen {
             cmd.args(["--listen", l]);
         }
+        // A test keeps nothing unless it names its own database.
+        if !args.contains(&"--db") {
+            cmd.args(["--db", ":memory:"]);
+        }
         cmd.args(args).stdout(Stdio::piped()).stdin(Stdio::null());
         if std::env::var_os("NATTER_TEST_LOG").is_none() {
             cmd.stderr(Stdio::null());

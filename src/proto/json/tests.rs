@@ -194,7 +194,7 @@ fn errors_carry_their_code_and_the_ref() {
         ),
         (r#"{"type":"typing","ref":"c"}"#, ErrorCode::BadRequest),
         (
-            r#"{"type":"image","room":"a","data":"","ref":"c"}"#,
+            r#"{"type":"image","room":"a","data":"!!not base64","ref":"c"}"#,
             ErrorCode::BadImage,
         ),
     ] {
@@ -215,6 +215,7 @@ fn msg(seq: u64, action: bool) -> Rc<Message> {
         from: "alice".into(),
         text: "hi \"there\" \u{1F600}".into(),
         action,
+        image: None,
     })
 }
 
@@ -429,5 +430,39 @@ fn api_pages() {
     assert_eq!(
         v,
         serde_json::json!({"rooms":[{"name":"a","members":2},{"name":"b","members":1}]})
+    );
+}
+
+#[test]
+fn image_requests_carry_the_decoded_bytes() {
+    let r = ok(r#"{"type":"image","room":"lobby","data":"R0lGODlhAQ==","text":"cap","cid":"i1"}"#);
+    assert_eq!(
+        r.command,
+        Command::Image {
+            room: room("lobby"),
+            data: b"GIF89a\x01".to_vec(),
+            text: Some("cap".into()),
+            cid: Some("i1".into()),
+            id: String::new(),
+        }
+    );
+    assert_eq!(
+        refused(r#"{"type":"image","room":"lobby"}"#).0,
+        ErrorCode::BadRequest
+    );
+}
+
+#[test]
+fn an_image_message_names_its_media_url() {
+    let mut m = (*msg(9, false)).clone();
+    m.image = Some(crate::hub::event::ImageRef {
+        id: "ab12".into(),
+        mime: "image/png",
+        size: 34123,
+    });
+    let v = json(&Event::Message(Rc::new(m)));
+    assert_eq!(
+        v["image"],
+        serde_json::json!({"url":"/media/ab12","mime":"image/png","size":34123})
     );
 }

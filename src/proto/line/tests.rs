@@ -1,5 +1,8 @@
 use super::*;
 
+/// The origin image URLs are made absolute with.
+const ORIGIN: &str = "http://127.0.0.1:7878";
+
 use std::rc::Rc;
 
 use crate::hub::event::{Limits, Stats};
@@ -586,7 +589,7 @@ const DAY: u64 = 1_763_769_600_000;
 
 /// Renders `event` and checks what every rendered output must satisfy.
 fn rendered(event: &Event) -> String {
-    let bytes = render(event);
+    let bytes = render(event, ORIGIN);
     let s = String::from_utf8(bytes.to_vec()).expect("render gives UTF-8");
     assert!(s.ends_with('\n'), "no final newline: {s:?}");
     assert!(
@@ -610,6 +613,7 @@ fn msg(room_name: &str, ts: u64, from: &str, text: &str, action: bool) -> Rc<Mes
         from: from.into(),
         text: text.into(),
         action,
+        image: None,
     })
 }
 
@@ -1076,8 +1080,8 @@ fn render_stats_line() {
 fn render_ignores_the_request_ref() {
     let r = Reply::Left { room: room("dev") };
     assert_eq!(
-        render(&Event::Reply(r.clone(), Some("abc".into()))),
-        render(&Event::Reply(r, None))
+        render(&Event::Reply(r.clone(), Some("abc".into())), ORIGIN),
+        render(&Event::Reply(r, None), ORIGIN)
     );
 }
 
