@@ -50,9 +50,10 @@ fn config(history: usize) -> HubConfig {
     }
 }
 
-/// A [`MemStore`] the test can look into while the hub owns it.
+/// A [`MemStore`] the test can look into while the hub owns it, and make
+/// fail (`.1`: appends refused, as a full disk would).
 #[derive(Clone, Default)]
-struct SharedStore(Rc<RefCell<MemStore>>);
+struct SharedStore(Rc<RefCell<MemStore>>, Rc<std::cell::Cell<bool>>);
 
 impl Store for SharedStore {
     fn store_id(&self) -> &str {
@@ -64,6 +65,9 @@ impl Store for SharedStore {
     }
 
     fn append(&mut self, batch: &[Rc<Message>]) -> Result<(), StoreError> {
+        if self.1.get() {
+            return Err(StoreError("disk full".into()));
+        }
         self.0.borrow_mut().append(batch)
     }
 
@@ -1915,4 +1919,139 @@ fn join_since_replays_exactly_what_was_missed_and_flags_a_gap() {
         })
         .expect("joined");
     assert_eq!(seqs, [596, 597, 598, 599, 600]);
+}
+
+// ---------------------------------------------------------------------------
+// Images and store failures
+// ---------------------------------------------------------------------------
+
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+
+fn image(r: &str, data: &[u8], text: Option<&str>, id: &str) -> Command {
+    Command::Image {
+        room: room(r),
+        data: data.to_vec(),
+        text: text.map(str::to_string),
+        cid: None,
+        id: id.to_string(),
+    }
+}
+
+#[test]
+fn an_image_is_stored_with_its_message_and_shown_to_line_clients() {
+    let mut t = Chat::new();
+    let w = t.ws(at(11, 0, 0), "webby");
+    let l = t.line(at(11, 0, 0), "liner");
+    t.cmd(at(11, 0, 1), w, join_since("lobby", None));
+    t.clear();
+    t.cmd(at(11, 0, 2), w, image("lobby", PNG, Some("look"), "ab01"));
+    check(
+        &t.take(l),
+        &["[11:00:02] #lobby <webby> [image] http://127.0.0.1:7878/media/ab01 (image/png, 16 B) look"],
+    );
+    let stored = t.store.0.borrow_mut().get_image("ab01").unwrap();
+    assert_eq!(stored, Some(("image/png".to_string(), PNG.to_vec())));
+    let page = Page {
+        limit: 10,
+        ..Page::default()
+    };
+    let history = t
+        .store
+        .0
+        .borrow_mut()
+        .history(&room("lobby"), page)
+        .unwrap();
+    let img = history[0].image.as_ref().expect("image");
+    assert_eq!(
+        (img.id.as_str(), img.mime, img.size),
+        ("ab01", "image/png", 16)
+    );
+    // Without a caption the line ends at the size.
+    t.cmd(at(11, 0, 3), w, image("lobby", b"GIF89a", None, "ab02"));
+    check(
+        &t.take(l),
+        &["[11:00:03] #lobby <webby> [image] http://127.0.0.1:7878/media/ab02 (image/gif, 6 B)"],
+    );
+}
+
+#[test]
+fn bad_images_are_refused_and_nothing_is_stored() {
+    let mut t = Chat::with_config(HubConfig {
+        max_image: 32,
+        ..config(50)
+    });
+    let w = t.ws(at(11, 0, 0), "webby");
+    t.cmd(at(11, 0, 1), w, join_since("lobby", None));
+    t.clear();
+    let codes = |t: &mut Chat| -> Vec<ErrorCode> {
+        events_for(&t.flush(), w)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Reply(Reply::Error { code, .. }, _) => Some(code),
+                _ => None,
+            })
+            .collect()
+    };
+    t.cmd(
+        at(11, 0, 2),
+        w,
+        image("lobby", b"<svg onload=alert(1)/>", None, "b1"),
+    );
+    t.cmd(at(11, 0, 2), w, image("lobby", &[0x89; 40], None, "b2"));
+    t.cmd(at(11, 0, 2), w, image("dev", PNG, None, "b3"));
+    t.cmd(at(11, 0, 2), w, image("lobby", PNG, None, ""));
+    assert_eq!(
+        codes(&mut t),
+        [
+            ErrorCode::BadImage,
+            ErrorCode::TooLarge,
+            ErrorCode::NotInRoom,
+            ErrorCode::BadImage
+        ]
+    );
+    assert!(t.stored_seqs("lobby").is_empty());
+    for id in ["b1", "b2", "b3"] {
+        assert_eq!(t.store.0.borrow_mut().get_image(id).unwrap(), None);
+    }
+}
+
+#[test]
+fn a_failed_commit_sends_nothing_of_the_batch_and_tells_the_senders() {
+    let mut t = Chat::new();
+    let w = t.ws(at(12, 0, 0), "webby");
+    let l = t.line(at(12, 0, 0), "liner");
+    t.cmd(at(12, 0, 1), w, join_since("lobby", None));
+    t.cmd(at(12, 0, 2), l, say("before"));
+    t.clear();
+    t.store.1.set(true);
+    t.cmd(at(12, 0, 3), w, say_cid("lobby", "lost", "c9"));
+    t.cmd(at(12, 0, 3), l, say("lost too"));
+    assert!(t.hub.commit().is_err());
+    let effects = {
+        let mut e = Vec::new();
+        t.hub.drain_effects(&mut e);
+        e
+    };
+    for e in &effects {
+        if let Effect::Deliver { event, .. } = e {
+            assert!(
+                !matches!(event, Event::Message(_) | Event::Reply(Reply::Sent(..), _)),
+                "{event:?}"
+            );
+        }
+    }
+    let errors = |id| {
+        events_for(&effects, id)
+            .into_iter()
+            .filter(|e| matches!(e, Event::Reply(Reply::Error { .. }, _)))
+            .count()
+    };
+    assert_eq!((errors(w), errors(l)), (1, 1));
+    // The store recovers; the same cid is not a repeat: it goes through.
+    t.store.1.set(false);
+    t.cmd(at(12, 0, 4), w, say_cid("lobby", "retry", "c9"));
+    check(&t.take(l), &["[12:00:04] #lobby <webby> retry"]);
+    // Seqs are never reused: the failed ones are skipped.
+    assert_eq!(t.stored_seqs("lobby"), [1, 4]);
+    assert_eq!(t.hub.messages_total(), 2);
 }
