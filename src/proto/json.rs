@@ -467,13 +467,7 @@ fn render_reply(reply: &Reply, r#ref: Option<&str>) -> Option<Vec<u8>> {
             r#ref,
         }),
         Reply::Rooms { rooms } => to_vec(&Out::Rooms {
-            rooms: rooms
-                .iter()
-                .map(|(name, members)| RoomCount {
-                    name: name.as_str(),
-                    members: *members,
-                })
-                .collect(),
+            rooms: room_counts(rooms),
             r#ref,
         }),
         Reply::History { room, messages: ms } => to_vec(&Out::History {
@@ -514,15 +508,19 @@ pub fn render_rooms(rooms: &[(RoomName, usize)]) -> Vec<u8> {
         rooms: Vec<RoomCount<'a>>,
     }
     to_vec(&RoomsOut {
-        rooms: rooms
-            .iter()
-            .map(|(name, members)| RoomCount {
-                name: name.as_str(),
-                members: *members,
-            })
-            .collect(),
+        rooms: room_counts(rooms),
     })
     .unwrap_or_default()
+}
+
+fn room_counts(rooms: &[(RoomName, usize)]) -> Vec<RoomCount<'_>> {
+    rooms
+        .iter()
+        .map(|(name, members)| RoomCount {
+            name: name.as_str(),
+            members: *members,
+        })
+        .collect()
 }
 
 #[cfg(test)]

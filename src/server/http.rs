@@ -52,12 +52,7 @@ impl Server {
     pub(super) fn on_http(&mut self, id: ConnId, data: &[u8]) {
         let now = Instant::now();
         let header = self.config.header_timeout();
-        let Some(Phase::Http(http)) = self
-            .conns
-            .get_mut(id.key())
-            .filter(|c| c.id == id)
-            .map(|c| &mut c.phase)
-        else {
+        let Some(http) = self.http_state(id) else {
             return;
         };
         let mut data = data;
@@ -72,37 +67,31 @@ impl Server {
         if http.buf.is_empty() && http.started.is_none() {
             // A new request begins: its head is due within --header-timeout.
             http.started = Some(now);
-            let due = now + self.config.header_timeout();
-            self.timers.arm(due, id, TimerKind::Http);
+            http.buf.extend_from_slice(data);
+            self.timers.arm(now + header, id, TimerKind::Http);
+        } else {
+            http.buf.extend_from_slice(data);
         }
-        let Some(Phase::Http(http)) = self.conn_mut(id).map(|c| &mut c.phase) else {
-            return;
-        };
-        http.buf.extend_from_slice(data);
         loop {
-            let Some(Phase::Http(http)) = self
-                .conns
-                .get_mut(id.key())
-                .filter(|c| c.id == id)
-                .map(|c| &mut c.phase)
-            else {
+            let Some(http) = self.http_state(id) else {
                 return;
             };
             let parsed = http.parser.parse(&http.buf);
             match parsed {
                 Ok(Status::Partial) => return,
                 Ok(Status::Complete { request, consumed }) => {
+                    // The parser resets itself after a complete head.
                     http.buf.drain(..consumed);
-                    http.parser = crate::proto::http::RequestParser::new();
                     // No route takes a body: skip it, from the buffer first.
                     let in_buf = request.body_len.min(http.buf.len());
                     http.buf.drain(..in_buf);
                     http.discard = request.body_len - in_buf;
                     http.started = (!http.buf.is_empty()).then_some(now);
+                    http.idle_since = now;
                     if http.started.is_some() {
+                        // A pipelined request has begun: its head is due too.
                         self.timers.arm(now + header, id, TimerKind::Http);
                     }
-                    http.idle_since = now;
                     let keep_alive = request.keep_alive();
                     match self.route(&request) {
                         Answer::Respond(resp) => {
@@ -124,6 +113,16 @@ impl Server {
                     return;
                 }
             }
+        }
+    }
+
+    fn http_state(&mut self, id: ConnId) -> Option<&mut HttpState> {
+        match self.conns.get_mut(id.key()).filter(|c| c.id == id) {
+            Some(super::conn::Conn {
+                phase: Phase::Http(http),
+                ..
+            }) => Some(http),
+            _ => None,
         }
     }
 
