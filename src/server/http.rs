@@ -22,11 +22,24 @@ use crate::proto::http::{Request, Response, Status};
 use crate::proto::json;
 use crate::proto::ws::handshake;
 
-/// The page until the real one is embedded.
-const INDEX: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-<title>natter</title></head><body><h1>natter</h1>\
-<p>A chat server. Connect with <code>nc</code> for the line protocol, or open a WebSocket \
-at <code>/ws</code>.</p></body></html>\n";
+/// The chat page, carried inside the binary: (path, type, bytes).
+const ASSETS: [(&str, &str, &[u8]); 3] = [
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_bytes!("../../web/index.html"),
+    ),
+    (
+        "/app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/app.js"),
+    ),
+    (
+        "/style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../web/style.css"),
+    ),
+];
 
 /// What a request leads to.
 enum Answer {
@@ -140,7 +153,14 @@ impl Server {
         if req.method != "GET" && req.method != "HEAD" {
             let known = matches!(
                 path,
-                "/" | "/ws" | "/healthz" | "/metrics" | "/api/rooms" | "/api/stats"
+                "/" | "/index.html"
+                    | "/app.js"
+                    | "/style.css"
+                    | "/ws"
+                    | "/healthz"
+                    | "/metrics"
+                    | "/api/rooms"
+                    | "/api/stats"
             ) || path.starts_with("/api/rooms/")
                 || path.starts_with("/media/");
             let resp = if known {
@@ -152,11 +172,7 @@ impl Server {
             return Answer::Respond(resp);
         }
         let resp = match path {
-            "/" | "/index.html" => Response {
-                body: Bytes::from_static(INDEX.as_bytes()),
-                ..Response::new(200)
-            }
-            .with_header("Content-Type", "text/html; charset=utf-8"),
+            "/" | "/index.html" | "/app.js" | "/style.css" => self.asset(path, req),
             "/healthz" => Response::text(200, "ok"),
             "/metrics" => Response {
                 body: Bytes::from(self.metrics()),
@@ -181,6 +197,39 @@ impl Server {
             }
         };
         Answer::Respond(resp)
+    }
+
+    /// The page and its assets, with a policy that runs no inline script.
+    fn asset(&self, path: &str, req: &Request) -> Response {
+        let path = if path == "/index.html" { "/" } else { path };
+        let Some((_, mime, bytes)) = ASSETS.iter().find(|(p, _, _)| *p == path) else {
+            return crate::proto::http::error_response(404, "no such page");
+        };
+        // `connect-src 'self'` covers ws: on the same host in current
+        // browsers; the explicit ws:// and wss:// sources cover the rest.
+        let host = req
+            .header("host")
+            .filter(|h| {
+                h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            })
+            .unwrap_or("");
+        let connect = if host.is_empty() {
+            "'self'".to_string()
+        } else {
+            format!("'self' ws://{host} wss://{host}")
+        };
+        let csp = format!(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
+             connect-src {connect}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+        );
+        Response::new(200)
+            .with_body(Bytes::from_static(bytes))
+            .with_header("Content-Type", *mime)
+            .with_header("Content-Security-Policy", csp)
+            .with_header("X-Content-Type-Options", "nosniff")
+            .with_header("Referrer-Policy", "no-referrer")
+            .with_header("Cache-Control", "no-cache")
     }
 
     /// `GET /media/ID`: an image's bytes with the type told at upload. The

@@ -1,0 +1,1 @@
+// natter page script
