@@ -50,7 +50,8 @@ pub struct Config {
     #[arg(long, value_name = "SECS")]
     pub line_idle_timeout: Option<u64>,
 
-    /// Messages (room messages, actions, direct messages) a connection may send per second.
+    /// Messages (room messages, actions, images, direct messages) a connection may send per
+    /// second.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub rate: u64,
 

@@ -637,10 +637,15 @@ impl Server {
         let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
             return;
         };
+        // Behind by more than --max-outbound already: a slow consumer. The
+        // test is on the backlog before this push, so one big answer (an
+        // image, a history page) to a reader that keeps up always fits; the
+        // queue stays under --max-outbound plus one item.
+        let behind = conn.outbox.len() > max;
         let n = bytes.len();
         conn.outbox.push(bytes);
         self.counters.bytes_queued += n;
-        if conn.outbox.len() > max {
+        if behind {
             debug!("{id}: {} bytes unsent; slow consumer", conn.outbox.len());
             self.counters.bytes_queued -= conn.outbox.len();
             conn.outbox.clear();

@@ -343,3 +343,131 @@ impl WsClient {
         panic!("no {kind:?} message within {WAIT:?}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Shared by durability.rs and images.rs: database files, kill -9, plain HTTP.
+// ---------------------------------------------------------------------------
+
+/// A fresh path under the temp directory, unique to this process and call.
+pub fn temp_path(tag: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("natter-test-{}-{n}-{tag}", std::process::id()))
+}
+
+/// A SQLite file for `--db`; the file and its `-wal`/`-shm` go when dropped.
+pub struct TempDb {
+    pub path: std::path::PathBuf,
+}
+
+impl TempDb {
+    pub fn new(tag: &str) -> TempDb {
+        TempDb {
+            path: temp_path(&format!("{tag}.db")),
+        }
+    }
+
+    /// The path as the `--db` argument.
+    pub fn arg(&self) -> &str {
+        self.path.to_str().expect("UTF-8 temp path")
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = self.path.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// SIGKILLs the server with `kill -9` (no chance to flush or clean up) and
+/// reaps it, so its database is free for the next start.
+pub fn kill9(s: Server) {
+    let status = Command::new("kill")
+        .args(["-9", &s.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -9 failed");
+    drop(s);
+}
+
+/// One HTTP answer read off a plain socket.
+#[derive(Debug)]
+pub struct HttpResp {
+    pub status: u16,
+    /// Names lowercased, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// `METHOD PATH` with `Connection: close` on a new socket; the whole answer
+/// (the body checked against `Content-Length`; none for `HEAD`).
+pub fn http(addr: SocketAddr, method: &str, path: &str) -> HttpResp {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(WAIT)).expect("timeout");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write request");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read answer");
+    assert!(
+        !raw.is_empty(),
+        "{method} {path}: the server closed the connection without an answer"
+    );
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head in {:?}", String::from_utf8_lossy(&raw)));
+    let head = std::str::from_utf8(&raw[..end]).expect("ASCII head");
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().expect("status line");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .map(|l| {
+            let (n, v) = l.split_once(':').expect("header line");
+            (n.to_ascii_lowercase(), v.trim().to_string())
+        })
+        .collect();
+    let body = raw[end + 4..].to_vec();
+    let resp = HttpResp {
+        status,
+        headers,
+        body,
+    };
+    if method != "HEAD" {
+        if let Some(len) = resp.header("content-length") {
+            assert_eq!(len.parse::<usize>().ok(), Some(resp.body.len()), "{path}");
+        }
+    } else {
+        assert!(resp.body.is_empty(), "HEAD {path} has a body");
+    }
+    resp
+}
