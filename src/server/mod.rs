@@ -34,6 +34,8 @@ use bytes::Bytes;
 use log::{debug, error, info, trace, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::config::Config;
@@ -55,6 +57,14 @@ use timers::{TimerKind, Timers};
 
 /// Listener tokens sit at the top of the token space; slab keys never get there.
 const LISTENER_BASE: usize = usize::MAX - 1024;
+/// SIGINT and SIGTERM arrive as readiness on this token.
+const SIGNALS: usize = usize::MAX;
+/// How long a shutdown may spend flushing goodbyes.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How long to wait before accepting again when the process is out of file
+/// descriptors (EMFILE): the pending connections stay in the kernel's
+/// backlog meanwhile, and the loop does not spin on them.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Bytes read from one connection per wake-up before others get their turn.
 const READ_BUDGET: usize = 256 * 1024;
 /// The shared read buffer: every read lands here first.
@@ -157,6 +167,11 @@ pub struct Server {
     refusing: usize,
     /// The origin of image URLs in the line protocol.
     public_url: std::rc::Rc<str>,
+    signals: Signals,
+    /// Set by SIGINT/SIGTERM: the time by which the loop exits regardless.
+    shutdown_by: Option<Instant>,
+    /// Accepting is paused until then (out of file descriptors).
+    accept_paused: Option<Instant>,
 }
 
 impl Server {
@@ -178,6 +193,9 @@ impl Server {
             .map_err(|e| io::Error::other(format!("--db {}: {}", config.db, e.0)))?;
         info!("history in {} (store {})", config.db, store.store_id());
         let poll = Poll::new()?;
+        let mut signals = Signals::new([SIGINT, SIGTERM])?;
+        poll.registry()
+            .register(&mut signals, Token(SIGNALS), Interest::READABLE)?;
         let mut listeners = Vec::new();
         for (i, addr) in config.listen.iter().enumerate() {
             let mut listener = TcpListener::bind(*addr)
@@ -230,6 +248,9 @@ impl Server {
             max_connections,
             refusing: 0,
             public_url,
+            signals,
+            shutdown_by: None,
+            accept_paused: None,
         })
     }
 
@@ -242,8 +263,25 @@ impl Server {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
+            let now = Instant::now();
+            if let Some(by) = self.shutdown_by {
+                if self.conns.is_empty() || now >= by {
+                    info!(
+                        "shut down ({} connections left unflushed)",
+                        self.conns.len()
+                    );
+                    if let Err(e) = self.hub.commit() {
+                        error!("final commit failed: {e}");
+                    }
+                    return Ok(());
+                }
+            }
             let timeout = if self.backlog.is_empty() {
-                self.timers.timeout(Instant::now())
+                let t = self.timers.timeout(now);
+                match self.shutdown_by {
+                    Some(by) => Some(t.map_or(by - now, |t| t.min(by - now))),
+                    None => t,
+                }
             } else {
                 Some(Duration::ZERO)
             };
@@ -261,6 +299,10 @@ impl Server {
             );
             for event in events.iter() {
                 let token = event.token().0;
+                if token == SIGNALS {
+                    self.on_signal();
+                    continue;
+                }
                 if token >= LISTENER_BASE {
                     self.accept(token - LISTENER_BASE);
                     continue;
@@ -304,6 +346,9 @@ impl Server {
     }
 
     fn accept(&mut self, i: usize) {
+        if self.accept_paused.is_some() {
+            return; // the backoff timer will come back for the backlog
+        }
         loop {
             let Some(listener) = self.listeners.get(i) else {
                 return;
@@ -312,10 +357,73 @@ impl Server {
                 Ok((stream, peer)) => self.on_accept(stream, peer),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if is_fd_exhaustion(&e) => {
+                    // Out of descriptors: the connection stays in the
+                    // kernel's backlog. Retrying at once would spin at 100%
+                    // CPU (and edge-triggered, no new event may come), so
+                    // pause and retry from a timer.
+                    warn!("accept: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
+                    self.counters.drop_reason("accept_emfile");
+                    let at = Instant::now() + ACCEPT_BACKOFF;
+                    self.accept_paused = Some(at);
+                    self.timers.arm(at, ConnId::new(0, 0), TimerKind::Accept);
+                    return;
+                }
                 Err(e) => {
                     error!("accept on listener {i}: {e}");
                     return;
                 }
+            }
+        }
+    }
+
+    /// The accept backoff is over: drain every listener's backlog again.
+    fn resume_accepting(&mut self) {
+        self.accept_paused = None;
+        for i in 0..self.listeners.len() {
+            self.accept(i);
+        }
+    }
+
+    /// SIGINT or SIGTERM: stop accepting, say goodbye in every protocol,
+    /// flush for at most 5 s, then `run` returns (exit 0). A second signal
+    /// ends the wait.
+    fn on_signal(&mut self) {
+        let got: Vec<i32> = self.signals.pending().collect();
+        if got.is_empty() {
+            return;
+        }
+        if self.shutdown_by.is_some() {
+            info!("second signal: exiting now");
+            self.shutdown_by = Some(Instant::now());
+            return;
+        }
+        info!("signal {got:?}: shutting down");
+        self.shutdown_by = Some(Instant::now() + SHUTDOWN_GRACE);
+        for mut l in std::mem::take(&mut self.listeners) {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        let ids: Vec<ConnId> = self.conns.iter().map(|(_, c)| c.id).collect();
+        for id in ids {
+            let Some(conn) = self.conn_mut(id) else {
+                continue;
+            };
+            // Everyone goes at once: no leave lines for rooms that are
+            // emptying anyway, just the goodbye.
+            conn.in_hub = false;
+            if conn.close.is_some() {
+                continue;
+            }
+            match conn.phase {
+                Phase::Line { .. } => {
+                    self.queue(id, Bytes::from_static(b"*** server shutting down\n"));
+                    self.close_after_flush(id);
+                }
+                Phase::Ws(_) => {
+                    self.close_ws(id, Some(frame::close::GOING_AWAY), "server shutting down")
+                }
+                Phase::Http(_) => self.close_after_flush(id),
+                Phase::Sniffing { .. } => self.doom(id, LeaveReason::Shutdown),
             }
         }
     }
@@ -697,6 +805,10 @@ impl Server {
                 self.expire_sessions(now);
                 continue;
             }
+            if kind == TimerKind::Accept {
+                self.resume_accepting();
+                continue;
+            }
             let idle = self.config.line_idle();
             let Some(conn) = self.conn_mut(id) else {
                 continue; // the connection is gone: the timer no longer applies
@@ -737,7 +849,7 @@ impl Server {
                 }
                 TimerKind::Http => self.http_timer(id, now),
                 TimerKind::WsPing => self.ws_timer(id, now),
-                TimerKind::HubExpiry => {}
+                TimerKind::HubExpiry | TimerKind::Accept => {}
                 TimerKind::Linger => {
                     if conn.close == Some(Close::Lingering) {
                         self.doom(id, LeaveReason::Disconnect);
@@ -927,6 +1039,13 @@ fn seed() -> u64 {
         return u64::from_le_bytes(b);
     }
     wall_clock().ms ^ u64::from(std::process::id()) << 32
+}
+
+/// The process or the system is out of file descriptors.
+fn is_fd_exhaustion(e: &io::Error) -> bool {
+    // EMFILE (24) and ENFILE (23) on Linux; ENOBUFS/ENOMEM also mean "not
+    // now" for accept.
+    matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12))
 }
 
 /// The soft open-file limit of this process, from `/proc/self/limits`.

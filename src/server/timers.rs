@@ -27,6 +27,8 @@ pub enum TimerKind {
     WsPing,
     /// Held WebSocket sessions may be due to be given up (not per connection).
     HubExpiry,
+    /// Accepting was paused for lack of file descriptors (not per connection).
+    Accept,
 }
 
 #[derive(Default)]

@@ -471,3 +471,13 @@ pub fn http(addr: SocketAddr, method: &str, path: &str) -> HttpResp {
     }
     resp
 }
+
+impl Server {
+    /// The exit code if the server has exited (None while it runs).
+    pub fn try_exit_code(&mut self) -> Option<i32> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Some(status.code().unwrap_or(-1)),
+            _ => None,
+        }
+    }
+}
