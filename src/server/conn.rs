@@ -151,6 +151,10 @@ impl Phase {
 pub enum Close {
     /// Read nothing more; send what is queued, then shut down our side.
     AfterFlush,
+    /// A slow consumer: its backlog was thrown away and one goodbye queued
+    /// (`!!! slow_consumer` or close 1008); nothing else is queued for it,
+    /// and it gets a deadline, since it may never read again.
+    Dropping,
     /// To be removed before the loop sleeps; nothing more is read or sent.
     Doomed,
     /// Our side is shut down; wait briefly for the peer's EOF so that the

@@ -483,7 +483,10 @@ impl Server {
             let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
                 return;
             };
-            if matches!(conn.close, Some(Close::AfterFlush | Close::Doomed)) {
+            if matches!(
+                conn.close,
+                Some(Close::AfterFlush | Close::Dropping | Close::Doomed)
+            ) {
                 return; // ignore input until our reply is out
             }
             let lingering = conn.close == Some(Close::Lingering);
@@ -755,15 +758,55 @@ impl Server {
         self.counters.bytes_queued += n;
         if behind {
             debug!("{id}: {} bytes unsent; slow consumer", conn.outbox.len());
-            self.counters.bytes_queued -= conn.outbox.len();
-            conn.outbox.clear();
-            self.doom(id, LeaveReason::SlowConsumer);
+            self.drop_slow_consumer(id);
             return;
         }
         if !conn.dirty {
             conn.dirty = true;
             self.dirty.push(id);
         }
+    }
+
+    /// A client too far behind: its backlog is thrown away, its rooms see it
+    /// leave (`slow consumer`), it is sent one goodbye in its protocol, and
+    /// it is closed once that is out or after a deadline, whichever first.
+    /// Nobody else waited for it.
+    fn drop_slow_consumer(&mut self, id: ConnId) {
+        let max = self.config.max_outbound;
+        let Some(conn) = self.conn_mut(id) else {
+            return;
+        };
+        let dropped = conn.outbox.len();
+        conn.outbox.clear();
+        let goodbye = match &mut conn.phase {
+            Phase::Ws(ws) if !ws.close_sent => {
+                ws.close_sent = true;
+                Some(frame::encode_close(
+                    Some(frame::close::POLICY),
+                    "slow consumer",
+                ))
+            }
+            Phase::Line { .. } => Some(Bytes::from(format!(
+                "!!! {}: you fell more than {} bytes behind; disconnected\n",
+                ErrorCode::SlowConsumer,
+                max
+            ))),
+            _ => None,
+        };
+        if let Some(bytes) = goodbye {
+            conn.outbox.push(bytes);
+        }
+        let queued = conn.outbox.len();
+        conn.close = Some(Close::Dropping);
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(id);
+        }
+        self.counters.bytes_queued = self.counters.bytes_queued - dropped + queued;
+        self.counters.drop_reason("slow_consumer");
+        self.timers
+            .arm(Instant::now() + LINGER, id, TimerKind::Linger);
+        self.end_client(id, LeaveReason::SlowConsumer);
     }
 
     /// Marks a connection for removal before the loop sleeps.
@@ -851,7 +894,7 @@ impl Server {
                 TimerKind::WsPing => self.ws_timer(id, now),
                 TimerKind::HubExpiry | TimerKind::Accept => {}
                 TimerKind::Linger => {
-                    if conn.close == Some(Close::Lingering) {
+                    if matches!(conn.close, Some(Close::Lingering | Close::Dropping)) {
                         self.doom(id, LeaveReason::Disconnect);
                     }
                 }
@@ -902,7 +945,10 @@ impl Server {
             let Some(conn) = self.conn_mut(id) else {
                 continue;
             };
-            if matches!(conn.close, Some(Close::Doomed | Close::Lingering)) {
+            if matches!(
+                conn.close,
+                Some(Close::Doomed | Close::Lingering | Close::Dropping)
+            ) {
                 continue;
             }
             if droppable && conn.outbox.len() > BEHIND {
@@ -947,7 +993,7 @@ impl Server {
                     self.counters.bytes_queued -= n;
                     if how == Flushed::WouldBlock {
                         conn.writable = false;
-                    } else if conn.close == Some(Close::AfterFlush) {
+                    } else if matches!(conn.close, Some(Close::AfterFlush | Close::Dropping)) {
                         // Our last reply is out: half-close, then linger.
                         let _ = conn.stream.shutdown(Shutdown::Write);
                         conn.close = Some(Close::Lingering);
@@ -982,10 +1028,8 @@ impl Server {
             if conn.refused {
                 self.refusing -= 1;
             }
-            match reason {
-                LeaveReason::SlowConsumer => self.counters.drop_reason("slow_consumer"),
-                LeaveReason::Timeout => self.counters.drop_reason("timeout"),
-                _ => {}
+            if reason == LeaveReason::Timeout {
+                self.counters.drop_reason("timeout");
             }
             if !conn.in_hub {
                 continue;
