@@ -78,6 +78,7 @@
     preview: null,
     stick: true, // the message list follows new messages
     landingOpen: true,
+    notice: '', // an error to show in the next room opened from the landing
   };
 
   // -------------------------------------------------------------- utilities
@@ -106,7 +107,7 @@
   function fmtSize(n) {
     if (n < 1024) return n + ' B';
     if (n < 1024 * 1024) return Math.round(n / 1024) + ' KiB';
-    return (n / 1024 / 1024).toFixed(1).replace(/\.0$/, '') + ' MiB';
+    return (n / 1024 / 1024).toFixed(2).replace(/\.?0+$/, '') + ' MiB';
   }
 
   const byteLength = (s) => new TextEncoder().encode(s).length;
@@ -336,6 +337,7 @@
       // Our seq positions mean nothing any more: start the rooms afresh.
       for (const r of S.rooms.values()) {
         resetRoom(r);
+        r.storeId = m.store_id;
         systemLine(r, 'The server’s history was reset; reloading.');
       }
     }
@@ -459,6 +461,7 @@
 
   function activate(t, opts) {
     if (!t) return;
+    showChat(); // first: scrolling needs the list laid out
     if (S.active && S.active !== t) {
       S.active.scroll = S.stick ? null : ui.messages.scrollTop;
       ui.messages.setAttribute('aria-busy', 'true');
@@ -466,6 +469,7 @@
     }
     if (S.active !== t) {
       S.active = t;
+      renderRoomBar(); // before scrolling: it changes the list's height
       moveChildren(t.box, ui.messages);
       ui.messages.setAttribute('aria-busy', 'false');
       if (t.scroll === null) scrollToBottom();
@@ -478,7 +482,6 @@
       o.tabEl.tabIndex = on ? 0 : -1;
     }
     t.tabEl.scrollIntoView({ block: 'nearest', inline: 'nearest' });
-    showChat();
     markRead(t);
     renderRoomBar();
     renderMembers();
@@ -541,6 +544,7 @@
     S.landingOpen = false;
     ui.landing.hidden = true;
     ui.chat.hidden = false;
+    S.notice = '';
     clearLandingError();
     if (S.active) markRead(S.active);
   }
@@ -601,6 +605,7 @@
     } else if (fresh && userJoin) {
       systemLine(r, 'You joined #' + r.name + ' (' + r.members.length + ' here).');
     }
+    if (S.notice && userJoin) systemLine(r, S.notice, 'error');
     if (userJoin || !S.active) activate(r);
     else if (r === S.active) {
       renderMembers();
@@ -965,11 +970,14 @@
     if (ref.startsWith('nick')) {
       S.pendingNick = null;
       if (ref === 'nick:restore') S.wantNick = S.nick;
+      const msg = 'Could not change your name: ' + text;
       if (S.landingOpen) {
-        showLandingError('Could not change your name: ' + text);
+        showLandingError(msg);
         ui.name.focus();
+        S.notice = msg; // a join sent with it may open the chat next
       }
-      if (S.active) systemLine(S.active, 'Could not change your name: ' + text, 'error');
+      if (S.active) systemLine(S.active, msg, 'error');
+      if (ref === 'nick:' + ui.name.value.trim()) ui.name.value = S.nick;
       return;
     }
     if (ref.startsWith('hb:')) {
@@ -1118,6 +1126,14 @@
 
   ui.loadOlder.addEventListener('click', () => loadOlder(S.active));
 
+  // A list that follows new messages stays at the bottom when it changes size
+  // (the phone keyboard, the image preview, the typing line).
+  if ('ResizeObserver' in window) {
+    new ResizeObserver(() => {
+      if (S.stick) ui.messages.scrollTop = ui.messages.scrollHeight;
+    }).observe(ui.messages);
+  }
+
   // ---------------------------------------------------------------- sending
 
   function enqueue(payload, t, shown) {
@@ -1214,15 +1230,26 @@
       sendPreview();
       return;
     }
-    const raw = ui.input.value.replace(/\s+$/, '');
-    if (!raw.trim()) return;
-    if (raw.startsWith('/') && !raw.startsWith('//')) {
-      command(raw.trim());
-      clearInput();
+    // The server turns control characters (newlines too) into U+FFFD, so
+    // each line typed with Shift+Enter goes as its own message, as if typed
+    // one after the other.
+    const lines = ui.input.value.split(/\r?\n/).map((l) => l.replace(/\s+$/, '')).filter((l) => l.trim());
+    if (!lines.length) return;
+    const most = Math.max(1, Number(S.limits.burst) || 20);
+    if (lines.length > most) {
+      if (S.active) systemLine(S.active, 'That is ' + lines.length + ' lines; at most ' + most + ' can be sent at once.', 'error');
       return;
     }
-    const text = raw.startsWith('//') ? raw.slice(1) : raw;
-    if (sendText(text, false)) clearInput();
+    const tooLong = lines.find((l) => byteLength(l) > S.limits.max_message);
+    if (tooLong) {
+      if (S.active) systemLine(S.active, 'A message is ' + byteLength(tooLong) + ' bytes; at most ' + S.limits.max_message + ' can be sent.', 'error');
+      return;
+    }
+    for (const raw of lines) {
+      if (raw.startsWith('/') && !raw.startsWith('//')) command(raw.trim());
+      else sendText(raw.startsWith('//') ? raw.slice(1) : raw, false);
+    }
+    clearInput();
   }
 
   function help(t) {
@@ -1429,7 +1456,7 @@
     const p = S.preview;
     const t = S.active;
     if (!p || !t || t.kind !== 'room') return;
-    const caption = ui.input.value.replace(/\s+$/, '');
+    const caption = ui.input.value.replace(/\s+$/, '').replace(/\s*\r?\n\s*/g, ' ');
     if (byteLength(caption) > S.limits.max_message) {
       systemLine(t, 'That caption is too long (at most ' + S.limits.max_message + ' bytes).', 'error');
       return;
