@@ -3,17 +3,39 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test deps fmt-check clippy build run bench autobahn
+.PHONY: test deps browser-deps browser-test browser-run fmt-check clippy build run bench autobahn
 
 # Every unit and integration test, the examples' tests and a short smoke run
 # of each benchmark; then one closing line that sums up every test binary.
-test: deps fmt-check clippy
+test: deps browser-deps fmt-check clippy
 	@mkdir -p target
 	set -o pipefail; $(CARGO) test --all-targets 2>&1 | tee target/test.log
 	set -o pipefail; AUTOBAHN_TIMEOUT=600 scripts/autobahn.sh 2>&1 | tee target/autobahn.log
+	$(MAKE) --no-print-directory browser-run
 	@awk '/^test result:/ { p += $$4; f += $$6 } /^autobahn: [0-9]+ passed/ { p += $$2; f += $$4 } \
+		/^# pass [0-9]+$$/ { p += $$3 } /^# fail [0-9]+$$/ { f += $$3 } \
 		END { printf "tests: %d passed, %d failed\n", p, f; if (p == 0 || f > 0) exit 1 }' \
-		target/test.log target/autobahn.log
+		target/test.log target/autobahn.log target/browser.log
+
+# The browser tests (tests/browser) drive Debian's Chromium with
+# playwright-core from npm (which downloads no browser); install what is missing.
+browser-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+		echo "installing chromium"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	fi
+	cd tests/browser && npm ci --no-audit --no-fund
+
+# The chat page end to end: target/debug/natter (web/ embedded) driven in
+# headless Chromium; screenshots in target/screenshots/.
+browser-test: browser-deps browser-run
+
+browser-run:
+	$(CARGO) build
+	@mkdir -p target
+	set -o pipefail; cd tests/browser && node --test --test-concurrency=1 --test-timeout=90000 \
+		--test-reporter=tap *.test.js 2>&1 | tee ../../target/browser.log
 
 # The Autobahn TestSuite, cases 1-7 and 9, against the WebSocket codec
 # (`--ws-echo`). The first run fetches Python 2.7 from Debian into target/.
