@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test deps browser-deps browser-test browser-run fmt-check clippy build run bench autobahn
+.PHONY: test deps browser-deps browser-test browser-run fmt-check clippy build run bench autobahn soak
 
 # Every unit and integration test, the examples' tests and a short smoke run
 # of each benchmark; then one closing line that sums up every test binary.
@@ -68,3 +68,11 @@ run:
 
 bench:
 	$(CARGO) bench
+
+# Bounded soak: 400 line and WebSocket clients for 3 minutes on loopback,
+# joining, chatting, flooding, vanishing, resuming, stalling; checks every
+# message, one thread, and that RSS does not grow without bound.
+# Not part of `make test`.
+SOAK_ARGS ?= --clients 400 --seconds 180
+soak:
+	$(CARGO) run --release --example soak -- $(SOAK_ARGS)

@@ -483,13 +483,11 @@ impl Server {
             let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
                 return;
             };
-            if matches!(
-                conn.close,
-                Some(Close::AfterFlush | Close::Dropping | Close::Doomed)
-            ) {
+            if matches!(conn.close, Some(Close::AfterFlush | Close::Doomed)) {
                 return; // ignore input until our reply is out
             }
-            let lingering = conn.close == Some(Close::Lingering);
+            // Input of a connection on its way out is read and thrown away.
+            let lingering = matches!(conn.close, Some(Close::Lingering | Close::Dropping));
             let res = conn.stream.read(&mut self.scratch);
             match res {
                 Ok(0) => {
@@ -776,8 +774,10 @@ impl Server {
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
-        let dropped = conn.outbox.len();
-        conn.outbox.clear();
+        // The unsent rest of a line or frame already begun must still go
+        // out, or the goodbye would land in the middle of it.
+        let dropped = conn.outbox.discard_unstarted();
+        let kept = conn.outbox.len();
         let goodbye = match &mut conn.phase {
             Phase::Ws(ws) if !ws.close_sent => {
                 ws.close_sent = true;
@@ -796,13 +796,18 @@ impl Server {
         if let Some(bytes) = goodbye {
             conn.outbox.push(bytes);
         }
-        let queued = conn.outbox.len();
+        let queued = conn.outbox.len() - kept;
         conn.close = Some(Close::Dropping);
         if !conn.dirty {
             conn.dirty = true;
             self.dirty.push(id);
         }
         self.counters.bytes_queued = self.counters.bytes_queued - dropped + queued;
+        if conn_readable(&self.conns, id) {
+            // Its input is read and thrown away from now on (as when
+            // lingering): closing with unread input would send a reset.
+            self.backlog.push(id);
+        }
         self.counters.drop_reason("slow_consumer");
         self.timers
             .arm(Instant::now() + LINGER, id, TimerKind::Linger);
@@ -1083,6 +1088,12 @@ fn seed() -> u64 {
         return u64::from_le_bytes(b);
     }
     wall_clock().ms ^ u64::from(std::process::id()) << 32
+}
+
+fn conn_readable(conns: &Slab<Conn>, id: ConnId) -> bool {
+    conns
+        .get(id.key())
+        .is_some_and(|c| c.id == id && c.readable)
 }
 
 /// The process or the system is out of file descriptors.

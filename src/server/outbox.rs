@@ -17,6 +17,9 @@ pub struct Outbox {
     chunks: VecDeque<Bytes>,
     /// Invariant: the sum of `chunks[i].len()`.
     len: usize,
+    /// The front chunk was partly written: its rest must go out before
+    /// anything else, or the peer sees a torn line or frame.
+    front_started: bool,
 }
 
 /// How a flush ended.
@@ -49,6 +52,26 @@ impl Outbox {
     pub fn clear(&mut self) {
         self.chunks = VecDeque::new();
         self.len = 0;
+        self.front_started = false;
+    }
+
+    /// Drops what is queued, except the unsent rest of a chunk already
+    /// partly written, which the stream needs to stay well-formed; returns
+    /// the bytes dropped.
+    pub fn discard_unstarted(&mut self) -> usize {
+        let keep = if self.front_started {
+            self.chunks.pop_front()
+        } else {
+            None
+        };
+        let dropped = self.len - keep.as_ref().map_or(0, |c| c.len());
+        self.clear();
+        if let Some(chunk) = keep {
+            self.len = chunk.len();
+            self.chunks.push_back(chunk);
+            self.front_started = true;
+        }
+        dropped
     }
 
     /// Writes until the queue is empty or the writer would block. Returns the
@@ -92,8 +115,10 @@ impl Outbox {
             if n >= front.len() {
                 n -= front.len();
                 self.chunks.pop_front();
+                self.front_started = false;
             } else {
                 front.advance(n);
+                self.front_started = true;
                 n = 0;
             }
         }
@@ -135,6 +160,34 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn discarding_keeps_the_rest_of_a_started_chunk() {
+        let mut ob = Outbox::default();
+        for c in ["first line\n", "second\n", "third\n"] {
+            ob.push(Bytes::from(c));
+        }
+        assert_eq!(ob.discard_unstarted(), 24, "nothing started: all dropped");
+        assert!(ob.is_empty());
+        for c in ["first line\n", "second\n", "third\n"] {
+            ob.push(Bytes::from(c));
+        }
+        let mut w = Trickle {
+            got: Vec::new(),
+            cap: 100,
+            budget: 4,
+        };
+        assert_eq!(ob.flush(&mut w).unwrap().0, Flushed::WouldBlock);
+        assert_eq!(ob.discard_unstarted(), 13);
+        assert_eq!(ob.len(), 7);
+        ob.push(Bytes::from("bye\n"));
+        w.budget = usize::MAX;
+        ob.flush(&mut w).unwrap();
+        assert_eq!(w.got, b"first line\nbye\n");
+        // A chunk written whole leaves nothing started.
+        ob.push(Bytes::from("x\n"));
+        assert_eq!(ob.discard_unstarted(), 2);
     }
 
     #[test]
