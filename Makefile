@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test deps browser-deps browser-test browser-run fmt-check clippy build run bench autobahn soak
+.PHONY: test deps browser-deps browser-test browser-run fmt-check clippy build run bench autobahn soak fuzz
 
 # Every unit and integration test, the examples' tests and a short smoke run
 # of each benchmark; then one closing line that sums up every test binary.
@@ -76,3 +76,21 @@ bench:
 SOAK_ARGS ?= --clients 400 --seconds 180
 soak:
 	$(CARGO) run --release --example soak -- $(SOAK_ARGS)
+
+# Coverage-guided fuzzing of the codecs (cargo-fuzz on stable, no
+# sanitizer: the crate has no unsafe code). New inputs go to
+# fuzz/target/corpus/; the committed corpus is replayed by
+# tests/fuzz_regressions.rs in `make test`.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= line http ws json sniff
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/target/corpus/$$t; \
+		dict=; [ -f fuzz/dict/$$t.dict ] && dict=-dict=fuzz/dict/$$t.dict; \
+		echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
+		$(CARGO) fuzz run -s none $$t fuzz/target/corpus/$$t fuzz/corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=12000 $$dict 2>&1 \
+			| grep -vE '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse|INITED)|^INFO:'; \
+		test $${PIPESTATUS[0]} -eq 0; \
+	done

@@ -115,8 +115,10 @@ fn could_be_request_line(buf: &[u8]) -> bool {
     if version.len() <= want.len() {
         return want.starts_with(version);
     }
+    // A CR may be the first half of the line ending; the version before it
+    // must be complete and valid.
+    let version = version.strip_suffix(b"\r").unwrap_or(version);
     version.len() == 8 && version.starts_with(want) && version[7].is_ascii_digit()
-        || version.len() == 9 && version.starts_with(want) && version[8] == b'\r'
 }
 
 #[cfg(test)]
@@ -164,6 +166,11 @@ mod tests {
         assert_eq!(sniff(b"GETx"), Sniff::Line);
         assert_eq!(sniff(b"GET / HTTP/2"), Sniff::Line);
         assert_eq!(sniff(b"GET / HTTP/1.1 "), Sniff::Line);
+        // Found by fuzzing: once Line, one more byte (a CR) must not undecide.
+        assert_eq!(sniff(b"A / HTTP/1.x"), Sniff::Line);
+        assert_eq!(sniff(b"A / HTTP/1.x\r"), Sniff::Line);
+        assert_eq!(sniff(b"A / HTTP/1.\r\r"), Sniff::Line);
+        assert_eq!(sniff(b"A / HTTP/1.1\r"), Sniff::NeedMore);
     }
 
     #[test]

@@ -1,0 +1,1024 @@
+//! The invariants the fuzz targets check, one module per decoder.
+//!
+//! Each `check(data)` panics when an invariant breaks; the libFuzzer targets
+//! in `fuzz_targets/` call it on every input, and `tests/fuzz_regressions.rs`
+//! (which includes this file with `#[path]`, so `cargo test` on stable needs
+//! neither cargo-fuzz nor libFuzzer) replays every file of `fuzz/corpus/*/`
+//! and every past finding through the same code.
+//!
+//! Input layouts (the first bytes configure, the rest is the stream):
+//! - `line`: `[max, seed, stream...]`: `max` is `b & 0x7f`, or 4096 when the
+//!   top bit is set; `seed` picks one arbitrary chunking (see [`chunks`]).
+//! - `http`: `[seed, buffer...]`.
+//! - `ws`: `[config, seed, stream...]`: `config & 7` picks the message limit
+//!   from [`ws::MAX_TABLE`], `config & 8` makes the decoder accept binary.
+//! - `json`: the text itself (invalid UTF-8 is replaced, lossily).
+//! - `sniff`: the bytes themselves.
+//!
+//! Only `natter`'s public API, `std` and `serde_json` are used here.
+
+use std::fmt::Debug;
+
+/// Splits `data` into consecutive chunks whose sizes come from `seed`: one
+/// byte each for seed 0, else pseudo-random sizes from 0 (an empty read)
+/// to `seed % 64 + 1`, so the same input is tried with many chunkings.
+pub fn chunks(data: &[u8], seed: u8) -> Vec<&[u8]> {
+    if seed == 0 {
+        return data.chunks(1).collect();
+    }
+    let top = u32::from(seed % 64) + 2;
+    let mut state = u32::from(seed).wrapping_mul(0x9E37_79B9) | 1;
+    let mut out = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        // xorshift32: deterministic, so a crash replays exactly.
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let size = (state % top) as usize;
+        let (head, tail) = rest.split_at(size.min(rest.len()));
+        out.push(head);
+        rest = tail;
+    }
+    out
+}
+
+/// Whether `s` holds a control character other than the ones allowed.
+fn controls_except(s: &str, allowed: &[char]) -> Option<char> {
+    s.chars().find(|c| c.is_control() && !allowed.contains(c))
+}
+
+fn assert_same<T: PartialEq + Debug>(what: &str, a: &T, b: &T) {
+    assert!(a == b, "{what} differ:\n  {a:?}\nvs\n  {b:?}");
+}
+
+pub mod line {
+    //! LineDecoder framing against a reference split, `parse`, `render`.
+
+    use std::rc::Rc;
+
+    use natter::hub::command::Command;
+    use natter::hub::error::{ErrorCode, HubError};
+    use natter::hub::event::{
+        Dm, Event, ImageRef, LeaveReason, Limits, Message, Presence, PresenceKind, Reply, Stats,
+        Typing,
+    };
+    use natter::hub::names::{sanitize, Nick, RoomName};
+    use natter::hub::MAX_HISTORY_PAGE;
+    use natter::proto::line::{parse, render, Frame, Input, LineDecoder};
+
+    use super::{assert_same, chunks, controls_except};
+
+    /// A frame that outlives the decoder call.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum Out {
+        Line(Vec<u8>),
+        TooLong,
+    }
+
+    fn own(f: Frame<'_>) -> Out {
+        match f {
+            Frame::Line(l) => Out::Line(l.to_vec()),
+            Frame::TooLong => Out::TooLong,
+        }
+    }
+
+    pub fn max_for(b: u8) -> usize {
+        if b & 0x80 != 0 {
+            4096
+        } else {
+            usize::from(b & 0x7f)
+        }
+    }
+
+    /// Decodes `parts` in order with a fresh decoder, then `finish`,
+    /// checking the buffer bound after every call.
+    pub fn decode<'a>(max: usize, parts: impl IntoIterator<Item = &'a [u8]>) -> Vec<Out> {
+        let mut dec = LineDecoder::new(max);
+        let mut out = Vec::new();
+        for part in parts {
+            dec.decode(part, |f| out.push(own(f)));
+            assert!(
+                dec.buffered() <= max + 1,
+                "buffered {} > max + 1 = {}",
+                dec.buffered(),
+                max + 1
+            );
+        }
+        dec.finish(|f| out.push(own(f)));
+        assert_eq!(dec.buffered(), 0, "bytes left after finish");
+        out
+    }
+
+    /// What PROTOCOL.md says the frames are: split on `\n`, drop one `\r`
+    /// before it, a line over `max` is `TooLong`; an unfinished last line
+    /// counts at the end of the stream.
+    pub fn reference(max: usize, stream: &[u8]) -> Vec<Out> {
+        let mut segments: Vec<&[u8]> = stream.split(|&b| b == b'\n').collect();
+        if segments.last().is_some_and(|s| s.is_empty()) {
+            segments.pop();
+        }
+        segments
+            .into_iter()
+            .map(|seg| {
+                let seg = seg.strip_suffix(b"\r").unwrap_or(seg);
+                if seg.len() > max {
+                    Out::TooLong
+                } else {
+                    Out::Line(seg.to_vec())
+                }
+            })
+            .collect()
+    }
+
+    pub fn check(data: &[u8]) {
+        let [max, seed, stream @ ..] = data else {
+            return;
+        };
+        let max = max_for(*max);
+        let whole = decode(max, [stream]);
+        assert_same(
+            "whole and reference frames",
+            &whole,
+            &reference(max, stream),
+        );
+        let chunked = decode(max, chunks(stream, *seed));
+        assert_same("whole and chunked frames", &whole, &chunked);
+        for frame in &whole {
+            if let Out::Line(line) = frame {
+                assert!(line.len() <= max, "a line of {} > max {max}", line.len());
+                check_parse(line);
+            }
+        }
+        check_render(stream);
+    }
+
+    fn is_room(r: &RoomName) {
+        assert_eq!(RoomName::parse(r.as_str()).as_ref(), Ok(r), "room {r:?}");
+    }
+
+    /// `parse` never panics, and what it makes of a line follows the table.
+    pub fn check_parse(line: &[u8]) {
+        let got = parse(line);
+        let Ok(s) = std::str::from_utf8(line) else {
+            assert_eq!(got.map_err(|e| e.code), Err(ErrorCode::BadUtf8));
+            return;
+        };
+        if let Err(HubError { message, .. }) = &got {
+            assert_eq!(controls_except(message, &[]), None, "{message:?}");
+        }
+        if s.trim().is_empty() {
+            assert_eq!(got, Ok(Input::Nothing));
+            return;
+        }
+        let plain = match s.strip_prefix("//") {
+            Some(rest) => Some(format!("/{rest}")),
+            None if !s.starts_with('/') => Some(s.to_string()),
+            None => None,
+        };
+        if let Some(text) = plain {
+            let want = Input::Command(Command::Say {
+                room: None,
+                text,
+                action: false,
+                cid: None,
+            });
+            assert_eq!(got, Ok(want), "line {s:?}");
+            return;
+        }
+        let Ok(Input::Command(cmd)) = got else {
+            return;
+        };
+        let cmdline = &s[1..];
+        let (name, rest) = match cmdline.find(char::is_whitespace) {
+            Some(i) => (&cmdline[..i], cmdline[i..].trim()),
+            None => (cmdline, ""),
+        };
+        let name = name.to_ascii_lowercase();
+        match cmd {
+            Command::Say {
+                room, text, action, ..
+            } => {
+                // Only `/me` makes a Say out of a `/` line: its text is the
+                // rest of the line, trimmed.
+                assert!(action && name == "me", "{s:?} gave a plain say");
+                assert_eq!(room, None);
+                assert_eq!(text, rest);
+                assert!(!text.is_empty());
+            }
+            Command::Nick(n) => assert_eq!((name.as_str(), n.as_str()), ("nick", rest)),
+            Command::Join { room, since } => {
+                assert_eq!((name.as_str(), since), ("join", None));
+                is_room(&room);
+            }
+            Command::Leave(room) | Command::Who(room) => {
+                if let Some(room) = room {
+                    is_room(&room);
+                }
+            }
+            Command::Dm { to, text, .. } => {
+                assert_eq!(name, "msg");
+                assert!(!to.is_empty() && !to.contains(char::is_whitespace));
+                assert!(rest.starts_with(&to) && rest.ends_with(&text));
+            }
+            Command::History { page, .. } => assert!(page.limit <= MAX_HISTORY_PAGE),
+            Command::Quit(reason) => {
+                assert_eq!(name, "quit");
+                assert_eq!(reason.as_deref().unwrap_or(""), rest);
+            }
+            Command::Image { .. } | Command::Typing(_) => panic!("{s:?} gave {cmd:?}"),
+            Command::Create | Command::Rooms | Command::Help => {}
+        }
+    }
+
+    /// The events `render` is checked on: every kind, with names that passed
+    /// validation and texts that went through `sanitize` (as the hub does),
+    /// except the error message, which `render` must sanitize itself.
+    pub fn events(nick: &str, room: &str, text: &str, ts: u64) -> Vec<Event> {
+        let nick = Nick::parse(nick).map_or("alice".to_string(), |n| n.to_string());
+        let room = RoomName::parse(room).unwrap_or_else(|_| RoomName::parse("lobby").unwrap());
+        let raw = text.to_string();
+        let text = sanitize(text);
+        let message = |action, image: Option<ImageRef>| {
+            Rc::new(Message {
+                room: room.clone(),
+                seq: ts,
+                ts,
+                from: nick.clone(),
+                text: text.clone(),
+                action,
+                image,
+            })
+        };
+        let image = ImageRef {
+            id: "5f0c8a1e9b2d4c6f8a0b1c2d3e4f5a6b".to_string(),
+            mime: "image/png",
+            size: ts as usize % (4 << 20),
+        };
+        let messages = vec![
+            message(false, None),
+            message(true, None),
+            message(false, Some(image.clone())),
+        ];
+        let presence = |kind| {
+            Event::Presence(Rc::new(Presence {
+                room: room.clone(),
+                kind,
+                nick: nick.clone(),
+                ts,
+            }))
+        };
+        let dm = Rc::new(Dm {
+            from: nick.clone(),
+            to: "bob".to_string(),
+            ts,
+            text: text.clone(),
+        });
+        let reply = |r| Event::Reply(r, Some(raw.clone()));
+        let members = vec![nick.clone(), "bob".to_string()];
+        let mut events = vec![
+            Event::Message(messages[0].clone()),
+            Event::Message(messages[1].clone()),
+            Event::Message(messages[2].clone()),
+            presence(PresenceKind::Join),
+            presence(PresenceKind::Nick { old: "bob".into() }),
+            Event::Dm(dm.clone()),
+            Event::Typing(Rc::new(Typing {
+                room: room.clone(),
+                nick: nick.clone(),
+                ts,
+            })),
+            reply(Reply::Welcome {
+                nick: nick.clone(),
+                session: Some(raw.clone()),
+                store_id: raw.clone(),
+                limits: Limits::default(),
+            }),
+            reply(Reply::Nick { nick: nick.clone() }),
+            reply(Reply::Current { room: room.clone() }),
+            reply(Reply::Left { room: room.clone() }),
+            reply(Reply::Who {
+                room: room.clone(),
+                members: members.clone(),
+            }),
+            reply(Reply::Who {
+                room: room.clone(),
+                members: vec![],
+            }),
+            reply(Reply::Rooms { rooms: vec![] }),
+            reply(Reply::Rooms {
+                rooms: vec![(room.clone(), ts as usize), (room.clone(), 1)],
+            }),
+            reply(Reply::History {
+                room: room.clone(),
+                messages: messages.clone(),
+            }),
+            reply(Reply::DmSent(dm, Some(raw.clone()))),
+            reply(Reply::Sent(messages[0].clone(), Some(raw.clone()))),
+            reply(Reply::Help(Limits::default())),
+            reply(Reply::Stats(Stats::default())),
+            reply(Reply::Bye),
+            reply(Reply::Error {
+                code: ErrorCode::BadRequest,
+                message: raw.clone(),
+            }),
+        ];
+        for created in [false, true] {
+            for messages in [vec![], messages.clone()] {
+                events.push(reply(Reply::Joined {
+                    room: room.clone(),
+                    members: members.clone(),
+                    messages,
+                    created,
+                    last_seq: ts,
+                    gap: false,
+                    store_id: raw.clone(),
+                }));
+            }
+        }
+        for reason in [
+            LeaveReason::Leave,
+            LeaveReason::Quit(None),
+            LeaveReason::Quit(Some(text.clone())),
+            LeaveReason::Disconnect,
+            LeaveReason::Timeout,
+            LeaveReason::SlowConsumer,
+            LeaveReason::Shutdown,
+        ] {
+            events.push(presence(PresenceKind::Leave(reason)));
+        }
+        events
+    }
+
+    pub const ORIGIN: &str = "http://127.0.0.1:7878";
+
+    /// `render` of events made from `stream`'s first fields (split on
+    /// `\n`: nick, room, text) gives lines with no control character but the
+    /// final `\n` and tabs, each starting with a marker, and exactly as many
+    /// lines as the same event with a harmless text.
+    pub fn check_render(stream: &[u8]) {
+        let mut fields = stream.splitn(4, |&b| b == b'\n');
+        let mut field = || String::from_utf8_lossy(fields.next().unwrap_or(b"")).into_owned();
+        let (nick, room, text) = (field(), field(), field());
+        let ts = stream
+            .iter()
+            .fold(0u64, |acc, &b| acc.rotate_left(8) ^ u64::from(b));
+        let fuzzed = events(&nick, &room, &text, ts);
+        let plain = events(&nick, &room, "x", ts);
+        assert_eq!(fuzzed.len(), plain.len());
+        for (event, baseline) in fuzzed.iter().zip(&plain) {
+            let bytes = render(event, ORIGIN);
+            let out = std::str::from_utf8(&bytes).expect("render gave invalid UTF-8");
+            if matches!(event, Event::Typing(_)) {
+                assert_eq!(out, "", "typing is not for line clients");
+                continue;
+            }
+            assert!(out.ends_with('\n'), "{out:?} does not end in a newline");
+            assert_eq!(
+                controls_except(out, &['\n', '\t']),
+                None,
+                "control character in {out:?}"
+            );
+            let want = render(baseline, ORIGIN)
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            let got = out.matches('\n').count();
+            assert_eq!(got, want, "{out:?} has {got} lines, not {want}");
+            for l in out.lines() {
+                assert!(
+                    l.starts_with("*** ") || l.starts_with("!!! ") || l.starts_with('['),
+                    "unmarked line {l:?}"
+                );
+            }
+        }
+    }
+}
+
+pub mod http {
+    //! RequestParser: split invariance, stickiness, pipelining, head shape.
+
+    use natter::proto::http::{HttpError, Request, RequestParser, Status, Version};
+    use natter::proto::ws::{accept_key, valid_client_key};
+
+    use super::{assert_same, chunks};
+
+    type Parsed = Result<Status, HttpError>;
+
+    fn fresh(buf: &[u8]) -> Parsed {
+        RequestParser::new().parse(buf)
+    }
+
+    fn is_tchar(b: u8) -> bool {
+        b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    }
+
+    pub fn check(data: &[u8]) {
+        let [seed, buf @ ..] = data else {
+            return;
+        };
+        let whole = fresh(buf);
+        check_result(buf, &whole);
+        // The same parser fed growing prefixes, the way the shell feeds it:
+        // byte by byte, then in the seed's chunks.
+        let every: Vec<usize> = (0..=buf.len()).collect();
+        let mut seeded = Vec::new();
+        let mut at = 0;
+        for c in chunks(buf, *seed) {
+            at += c.len();
+            seeded.push(at);
+        }
+        seeded.push(buf.len());
+        for cuts in [&every, &seeded] {
+            let mut parser = RequestParser::new();
+            let mut first = None;
+            for &cut in cuts.iter() {
+                let got = parser.parse(&buf[..cut]);
+                if got != Ok(Status::Partial) {
+                    first = Some((cut, got));
+                    break;
+                }
+            }
+            let Some((cut, got)) = first else {
+                // Partial on every prefix, the whole included.
+                assert_same("whole and growing prefixes", &whole, &Ok(Status::Partial));
+                continue;
+            };
+            // What the resumed parser found on a prefix is what a parser
+            // from scratch finds there, and what the whole buffer gives.
+            assert_same("resumed and fresh", &got, &fresh(&buf[..cut]));
+            assert_same("a prefix and the whole", &got, &whole);
+            if let Err(error) = &got {
+                assert_eq!(parser.parse(buf), Err(error.clone()), "not sticky");
+                assert_eq!(
+                    parser.parse(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+                    Err(error.clone()),
+                    "not sticky"
+                );
+            }
+        }
+        // Pipelining: after Complete, drain and go on with the same parser.
+        let mut parser = RequestParser::new();
+        let mut rest = buf;
+        for _ in 0..64 {
+            let got = parser.parse(rest);
+            assert_same("pipelined and fresh", &got, &fresh(rest));
+            match got {
+                Ok(Status::Complete { consumed, .. }) => rest = &rest[consumed..],
+                _ => break,
+            }
+        }
+    }
+
+    /// What any answer must look like.
+    pub fn check_result(buf: &[u8], got: &Result<Status, HttpError>) {
+        match got {
+            Ok(Status::Partial) => {}
+            Ok(Status::Complete { request, consumed }) => {
+                assert!(
+                    *consumed > 0 && *consumed <= buf.len(),
+                    "consumed {consumed} of {}",
+                    buf.len()
+                );
+                assert_eq!(buf[consumed - 1], b'\n', "the head does not end at a LF");
+                check_request(request);
+            }
+            Err(error) => {
+                assert!(
+                    matches!(error.status(), 400 | 414 | 431),
+                    "the parser gave {error:?}"
+                );
+                let _ = error.response();
+            }
+        }
+    }
+
+    pub fn check_request(r: &Request) {
+        assert!(
+            !r.method.is_empty() && r.method.bytes().all(is_tchar),
+            "method {:?}",
+            r.method
+        );
+        assert!(
+            !r.target.is_empty() && r.target.bytes().all(|b| b.is_ascii_graphic()),
+            "target {:?}",
+            r.target
+        );
+        assert!(r.target.starts_with('/') || (r.target == "*" && r.method == "OPTIONS"));
+        for (name, value) in &r.headers {
+            assert!(
+                !name.is_empty() && name.bytes().all(|b| is_tchar(b) && !b.is_ascii_uppercase()),
+                "header name {name:?}"
+            );
+            // obs-text is decoded lossily, so C1 controls may appear (opaque
+            // data, as RFC 9110 has it); ASCII controls but tab may not.
+            assert!(
+                !value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f),
+                "control character in header value {value:?}"
+            );
+            assert_eq!(
+                value.trim_matches([' ', '\t']),
+                value,
+                "untrimmed {value:?}"
+            );
+        }
+        let hosts = r.headers.iter().filter(|(n, _)| n == "host").count();
+        assert!(hosts <= 1 && (hosts == 1 || r.version == Version::Http10));
+        assert!(r.header("transfer-encoding").is_none());
+        if let Some(len) = r.header("content-length") {
+            assert_eq!(len.parse::<usize>().ok(), Some(r.body_len));
+        } else {
+            assert_eq!(r.body_len, 0);
+        }
+        // The accessors the shell uses never panic.
+        let path = r.path();
+        assert!(r.target.starts_with(path));
+        for segment in path.split('/') {
+            let _ = natter::proto::http::decode_path_segment(segment);
+        }
+        if let Some((_, query)) = r.target.split_once('?') {
+            for pair in query.split('&') {
+                let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+                if let Some(key) = natter::proto::http::decode_query_component(key) {
+                    let _ = r.query_param(&key);
+                }
+            }
+        }
+        let _ = (r.keep_alive(), r.is_head());
+        let _ = r.header_has_token("connection", "upgrade");
+        if let Some(key) = r.header("sec-websocket-key") {
+            if valid_client_key(key) {
+                assert_eq!(accept_key(key).len(), 28);
+            }
+        }
+    }
+}
+
+pub mod ws {
+    //! The frame decoder: split invariance, a reference decoder, bounds,
+    //! sticky errors and silence after a close.
+
+    use natter::proto::ws::decoder::IDLE_CAPACITY;
+    use natter::proto::ws::{is_valid_close_code, Decoder, Incoming, WsError};
+
+    use super::{assert_same, chunks};
+
+    /// Message limits the config byte picks from.
+    pub const MAX_TABLE: [usize; 8] = [0, 1, 7, 125, 126, 1000, 65536, 2 << 20];
+
+    /// An [`Incoming`] that outlives the decoder call.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum Ev {
+        Text(String),
+        Binary(Vec<u8>),
+        Ping(Vec<u8>),
+        Pong(Vec<u8>),
+        Close(Option<u16>, String),
+    }
+
+    fn own(event: Incoming<'_>) -> Ev {
+        match event {
+            Incoming::Text(t) => Ev::Text(t.to_string()),
+            Incoming::Binary(b) => Ev::Binary(b.to_vec()),
+            Incoming::Ping(p) => Ev::Ping(p.to_vec()),
+            Incoming::Pong(p) => Ev::Pong(p.to_vec()),
+            Incoming::Close { code, reason } => Ev::Close(code, reason.to_string()),
+        }
+    }
+
+    pub type Run = (Vec<Ev>, Result<(), WsError>);
+
+    fn check_event(ev: &Ev, max: usize, binary: bool) {
+        match ev {
+            Ev::Text(t) => assert!(t.len() <= max, "text of {} > max {max}", t.len()),
+            Ev::Binary(b) => {
+                assert!(binary, "binary from a text-only decoder");
+                assert!(b.len() <= max, "binary of {} > max {max}", b.len());
+            }
+            Ev::Ping(p) | Ev::Pong(p) => assert!(p.len() <= 125, "control payload {}", p.len()),
+            Ev::Close(code, reason) => {
+                assert!(code.is_none_or(is_valid_close_code), "close code {code:?}");
+                assert!(code.is_some() || reason.is_empty());
+                assert!(reason.len() <= 123, "close reason of {}", reason.len());
+            }
+        }
+    }
+
+    /// Feeds `parts` to a fresh decoder, checking after every call: events
+    /// within bounds, nothing after a close, errors sticky and silent,
+    /// memory within the documented limits.
+    pub fn run<'a>(max: usize, binary: bool, parts: impl IntoIterator<Item = &'a [u8]>) -> Run {
+        let mut dec = Decoder::new(max);
+        if binary {
+            dec = dec.accepting_binary();
+        }
+        let mut events = Vec::new();
+        let mut result = Ok(());
+        let mut closed = false;
+        for part in parts {
+            let mut got = Vec::new();
+            let r = dec.decode(part, |e| got.push(own(e)));
+            if let Err(error) = result {
+                assert_eq!(r, Err(error), "a failed decoder changed its error");
+                assert!(got.is_empty(), "a failed decoder delivered {got:?}");
+            }
+            if closed {
+                assert_eq!(r, Ok(()), "a closed decoder failed");
+                assert!(got.is_empty(), "delivered after a close: {got:?}");
+            }
+            for ev in got {
+                assert!(!closed, "{ev:?} after a close");
+                check_event(&ev, max, binary);
+                closed |= matches!(ev, Ev::Close(..));
+                events.push(ev);
+            }
+            result = r;
+            assert_eq!(dec.is_closed(), closed);
+            if closed || result.is_err() {
+                assert_eq!(dec.allocated(), 0, "memory kept after the end");
+            }
+            assert!(
+                dec.allocated() <= max,
+                "{} allocated > max {max}",
+                dec.allocated()
+            );
+            if dec.buffered() == 0 {
+                assert!(
+                    dec.allocated() <= IDLE_CAPACITY,
+                    "idle decoder keeps memory"
+                );
+            }
+            assert!(dec.buffered() <= max + 125, "buffered {}", dec.buffered());
+        }
+        // One more frame: the end (close or error) is final.
+        let mut late = Vec::new();
+        let r = dec.decode(&[0x81, 0x80, 1, 2, 3, 4], |e| late.push(own(e)));
+        if closed || result.is_err() {
+            assert!(late.is_empty(), "delivered after the end: {late:?}");
+            assert_eq!(r, if closed { Ok(()) } else { result });
+        }
+        (events, result)
+    }
+
+    fn can_become_utf8(bytes: &[u8]) -> bool {
+        match std::str::from_utf8(bytes) {
+            Ok(_) => true,
+            Err(e) => e.error_len().is_none(),
+        }
+    }
+
+    /// RFC 6455 read straight from the spec over the whole input, one frame
+    /// after another: the events and the close code (if it fails) that a
+    /// correct decoder gives. Independent of natter's decoder.
+    pub fn reference(mut input: &[u8], max: usize, binary_ok: bool) -> (Vec<Ev>, Result<(), u16>) {
+        let mut events = Vec::new();
+        // The message being reassembled: (binary, bytes).
+        let mut message: Option<(bool, Vec<u8>)> = None;
+        loop {
+            let [b0, b1, ..] = *input else {
+                return (events, Ok(()));
+            };
+            let ext = match b1 & 0x7f {
+                126 => 2,
+                127 => 8,
+                _ => 0,
+            };
+            let masked = b1 & 0x80 != 0;
+            let size = 2 + ext + if masked { 4 } else { 0 };
+            if input.len() < size {
+                return (events, Ok(()));
+            }
+            let len = match ext {
+                2 => u64::from(u16::from_be_bytes([input[2], input[3]])),
+                8 => u64::from_be_bytes(input[2..10].try_into().unwrap()),
+                _ => u64::from(b1 & 0x7f),
+            };
+            let (fin, rsv, op) = (b0 & 0x80 != 0, (b0 >> 4) & 7, b0 & 0xf);
+            let control = op & 8 != 0;
+            if rsv != 0 || !matches!(op, 0 | 1 | 2 | 8 | 9 | 10) || !masked || len >> 63 != 0 {
+                return (events, Err(1002));
+            }
+            if control && (len > 125 || !fin) {
+                return (events, Err(1002));
+            }
+            if !control {
+                if (op == 0) != message.is_some() {
+                    return (events, Err(1002));
+                }
+                if op == 2 && !binary_ok {
+                    return (events, Err(1003));
+                }
+                let so_far = message.as_ref().map_or(0, |(_, m)| m.len());
+                if len > max.saturating_sub(so_far) as u64 {
+                    return (events, Err(1009));
+                }
+            }
+            let mask = &input[size - 4..size];
+            let body = &input[size..];
+            let avail = body.len().min(len as usize);
+            let payload: Vec<u8> = body[..avail]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ mask[i % 4])
+                .collect();
+            let complete = avail as u64 == len;
+            if control {
+                if !complete {
+                    return (events, Ok(()));
+                }
+                match op {
+                    9 => events.push(Ev::Ping(payload)),
+                    10 => events.push(Ev::Pong(payload)),
+                    _ => {
+                        let ev = match payload[..] {
+                            [] => Ev::Close(None, String::new()),
+                            [_] => return (events, Err(1002)),
+                            [hi, lo, ..] => {
+                                let code = u16::from_be_bytes([hi, lo]);
+                                if !is_valid_close_code(code) {
+                                    return (events, Err(1002));
+                                }
+                                match std::str::from_utf8(&payload[2..]) {
+                                    Ok(r) => Ev::Close(Some(code), r.to_string()),
+                                    Err(_) => return (events, Err(1007)),
+                                }
+                            }
+                        };
+                        events.push(ev);
+                        return (events, Ok(()));
+                    }
+                }
+            } else {
+                let (is_binary, mut bytes) = message.take().unwrap_or((op == 2, Vec::new()));
+                bytes.extend_from_slice(&payload);
+                if !is_binary && !can_become_utf8(&bytes) {
+                    return (events, Err(1007));
+                }
+                if !complete {
+                    return (events, Ok(()));
+                }
+                if !fin {
+                    message = Some((is_binary, bytes));
+                } else if is_binary {
+                    events.push(Ev::Binary(bytes));
+                } else {
+                    match String::from_utf8(bytes) {
+                        Ok(t) => events.push(Ev::Text(t)),
+                        Err(_) => return (events, Err(1007)),
+                    }
+                }
+            }
+            input = &body[avail..];
+        }
+    }
+
+    pub fn check(data: &[u8]) {
+        let [config, seed, stream @ ..] = data else {
+            return;
+        };
+        let max = MAX_TABLE[usize::from(config & 7)];
+        let binary = config & 8 != 0;
+        let whole = run(max, binary, [stream]);
+        let (events, code) = reference(stream, max, binary);
+        assert_same(
+            "decoder and reference",
+            &(&whole.0, whole.1.map_err(|e| e.code)),
+            &(&events, code),
+        );
+        let chunked = run(max, binary, chunks(stream, *seed));
+        assert_same("whole and chunked", &whole, &chunked);
+        if *seed != 0 && stream.len() <= 4096 {
+            let bytewise = run(max, binary, chunks(stream, 0));
+            assert_same("whole and bytewise", &whole, &bytewise);
+        }
+    }
+}
+
+pub mod json {
+    //! The JSON request parser: no panics, error codes from the allowed
+    //! set, commands that agree with the JSON and satisfy their types.
+
+    use natter::hub::command::Command;
+    use natter::hub::error::ErrorCode;
+    use natter::hub::event::{Event, Message, Reply};
+    use natter::hub::names::RoomName;
+    use natter::hub::MAX_HISTORY_PAGE;
+    use natter::proto::json::{parse, render, Refusal};
+    use serde_json::Value;
+
+    fn room_ok(r: &RoomName) {
+        let s = r.as_str();
+        assert!(
+            (1..=32).contains(&s.len())
+                && s.bytes().all(|b| b.is_ascii_lowercase()
+                    || b.is_ascii_digit()
+                    || b == b'_'
+                    || b == b'-'),
+            "room {s:?}"
+        );
+    }
+
+    fn wants_room(obj: &serde_json::Map<String, Value>, room: &RoomName) {
+        let Some(Value::String(s)) = obj.get("room") else {
+            panic!("room {room:?} from {:?}", obj.get("room"));
+        };
+        assert_eq!(RoomName::parse(s).as_ref(), Ok(room));
+    }
+
+    pub fn check(data: &[u8]) {
+        let text = String::from_utf8_lossy(data);
+        let value = serde_json::from_str::<Value>(&text);
+        match parse(&text) {
+            Err(Refusal { error, r#ref }) => {
+                use ErrorCode::*;
+                assert!(
+                    matches!(
+                        error.code,
+                        BadJson | BadRequest | UnknownType | RoomInvalid | BadImage
+                    ),
+                    "code {:?}",
+                    error.code
+                );
+                match &value {
+                    Err(_) => assert_eq!((error.code, &r#ref), (BadJson, &None)),
+                    Ok(Value::Object(obj)) => {
+                        assert_ne!(error.code, BadJson);
+                        let want = match obj.get("ref") {
+                            Some(Value::String(s)) => Some(s.clone()),
+                            _ => None,
+                        };
+                        assert_eq!(r#ref, want);
+                    }
+                    Ok(_) => assert_eq!((error.code, &r#ref), (BadRequest, &None)),
+                }
+            }
+            Ok(request) => {
+                let Ok(Value::Object(obj)) = &value else {
+                    panic!("accepted {value:?}");
+                };
+                let want_ref = match obj.get("ref") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(other) => panic!("accepted a ref of {other:?}"),
+                };
+                assert_eq!(request.r#ref, want_ref);
+                let Some(Value::String(kind)) = obj.get("type") else {
+                    panic!("accepted a type of {:?}", obj.get("type"));
+                };
+                let string = |name: &str| match obj.get(name) {
+                    Some(Value::String(s)) => s.clone(),
+                    other => panic!("accepted a {name} of {other:?}"),
+                };
+                match (kind.as_str(), &request.command) {
+                    ("nick", Command::Nick(n)) => assert_eq!(n, &string("nick")),
+                    ("join", Command::Join { room, .. })
+                    | ("leave", Command::Leave(Some(room)))
+                    | ("typing", Command::Typing(room))
+                    | ("image", Command::Image { room, .. })
+                    | (
+                        "say",
+                        Command::Say {
+                            room: Some(room), ..
+                        },
+                    ) => {
+                        room_ok(room);
+                        wants_room(obj, room);
+                        if let Command::Say { text, action, .. } = &request.command {
+                            assert_eq!(text, &string("text"));
+                            let want = obj.get("action").and_then(Value::as_bool);
+                            assert_eq!(*action, want.unwrap_or(false));
+                        }
+                        if let Command::Image { id, .. } = &request.command {
+                            assert!(id.is_empty());
+                        }
+                    }
+                    ("dm", Command::Dm { to, text, .. }) => {
+                        assert_eq!((to, text), (&string("to"), &string("text")));
+                    }
+                    ("history", Command::History { room, page }) => {
+                        assert!(page.limit <= MAX_HISTORY_PAGE);
+                        if let Some(room) = room {
+                            room_ok(room);
+                            wants_room(obj, room);
+                        }
+                    }
+                    ("who", Command::Who(room)) => {
+                        if let Some(room) = room {
+                            room_ok(room);
+                            wants_room(obj, room);
+                        }
+                    }
+                    ("create", Command::Create) | ("rooms", Command::Rooms) => {}
+                    (kind, command) => panic!("type {kind:?} gave {command:?}"),
+                }
+            }
+        }
+        check_render(&text);
+    }
+
+    /// What goes out is JSON whose strings are what went in.
+    pub fn check_render(text: &str) {
+        let room = RoomName::parse("lobby").unwrap();
+        let message = Message {
+            room,
+            seq: 1,
+            ts: 2,
+            from: "alice".to_string(),
+            text: text.to_string(),
+            action: false,
+            image: None,
+        };
+        let events = [
+            Event::Message(std::rc::Rc::new(message)),
+            Event::Reply(
+                Reply::Error {
+                    code: ErrorCode::BadJson,
+                    message: text.to_string(),
+                },
+                Some(text.to_string()),
+            ),
+        ];
+        for event in events {
+            let out = render(&event).expect("rendered");
+            let v: Value = serde_json::from_slice(&out).expect("render gave invalid JSON");
+            let field = if matches!(event, Event::Message(_)) {
+                "text"
+            } else {
+                "message"
+            };
+            assert_eq!(v[field].as_str(), Some(text));
+        }
+    }
+}
+
+pub mod sniff {
+    //! `sniff` on growing prefixes: once it decides, it never goes back to
+    //! NeedMore; and only an over-long first line can change its mind.
+
+    use natter::proto::sniff::{on_first_line_timeout, on_silence, sniff, Sniff, MAX_REQUEST_LINE};
+
+    /// The prefix lengths looked at: all of the first 512, around every
+    /// newline and the length cap, a sample of the rest, and the whole.
+    pub fn cuts(data: &[u8]) -> Vec<usize> {
+        let mut cuts: Vec<usize> = (0..=data.len().min(512)).collect();
+        for (i, &b) in data.iter().enumerate() {
+            if b == b'\n' {
+                cuts.extend([i, i + 1]);
+            }
+        }
+        cuts.extend(MAX_REQUEST_LINE - 1..=MAX_REQUEST_LINE + 2);
+        cuts.extend((0..data.len()).step_by(61));
+        cuts.push(data.len());
+        cuts.retain(|&c| c <= data.len());
+        cuts.sort_unstable();
+        cuts.dedup();
+        cuts
+    }
+
+    pub fn check(data: &[u8]) {
+        // (where, what, whether it was decided by a finished first line or
+        // by the first byte, rather than by the length cap)
+        let mut decided: Option<(usize, Sniff, bool)> = None;
+        for cut in cuts(data) {
+            let prefix = &data[..cut];
+            let got = sniff(prefix);
+            let silent = on_silence(prefix);
+            let timed_out = on_first_line_timeout(prefix);
+            assert_ne!(timed_out, Sniff::NeedMore, "timeout undecided on {cut}");
+            if prefix.is_empty() {
+                assert_eq!(
+                    (got, silent, timed_out),
+                    (Sniff::NeedMore, Sniff::Line, Sniff::Line)
+                );
+            } else {
+                assert_eq!(silent, got);
+                if got != Sniff::NeedMore {
+                    assert_eq!(timed_out, got);
+                }
+            }
+            assert_eq!(got == Sniff::Tls, prefix.first() == Some(&0x16));
+            match decided {
+                Some((at, was, _)) if got == Sniff::NeedMore => {
+                    panic!("{was:?} at {at} bytes, NeedMore at {cut}")
+                }
+                Some((at, was, true)) => {
+                    assert_eq!(got, was, "{was:?} at {at} bytes, {got:?} at {cut}");
+                }
+                Some((at, was, false)) => {
+                    // Decided by the length cap: the first line may still
+                    // end as anything; once it has ended, that is final.
+                    if prefix.contains(&b'\n') {
+                        decided = Some((cut, got, true));
+                    } else {
+                        assert_eq!(got, was, "{was:?} at {at} bytes, {got:?} at {cut}");
+                    }
+                }
+                None if got != Sniff::NeedMore => {
+                    let firm = got != Sniff::Http || prefix.contains(&b'\n');
+                    decided = Some((cut, got, firm));
+                }
+                None => {}
+            }
+        }
+    }
+}
