@@ -43,3 +43,69 @@ fn past_max_connections_line_gets_server_full_and_http_gets_503() {
     let c = s.line_client();
     assert!(c.greeting[1].starts_with("*** you joined #lobby (2 here: "));
 }
+
+/// Random bytes, truncated WebSocket frames and resets on fresh connections
+/// leave the server answering `/healthz`, and a chat going on meanwhile.
+#[test]
+fn garbage_truncated_frames_and_resets_leave_the_server_healthy() {
+    use std::io::Write as _;
+    let s = Server::start(&["--sniff-ms", "50"]);
+    let mut a = s.line_client();
+    let mut b = s.line_client();
+    a.line(); // b joined
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..30 {
+        let mut t = TcpStream::connect(s.addr).expect("connect");
+        match round % 3 {
+            0 => {
+                let junk: Vec<u8> = (0..4096).map(|_| next() as u8).collect();
+                let _ = t.write_all(&junk);
+            }
+            1 => {
+                let _ = t.write_all(
+                    b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                      Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                );
+                let frame = natter::proto::ws::encode_client_frame(
+                    true,
+                    0,
+                    1,
+                    b"{\"type\":\"rooms\"}",
+                    [1, 2, 3, 4],
+                );
+                let cut = (next() as usize) % frame.len();
+                let _ = t.write_all(&frame[..cut]);
+            }
+            _ => {
+                let _ = t.write_all(b"/nick half");
+                let sock = socket2::SockRef::from(&t);
+                let _ = sock.set_linger(Some(Duration::ZERO));
+            }
+        }
+        drop(t);
+        if round % 10 == 9 {
+            a.send(&format!("still here {round}"));
+            // Junk that is not HTTP makes line clients that join and leave
+            // the lobby: skip their presence lines.
+            let want = format!("#lobby <{}> still here {round}", a.nick);
+            let got = b.line_where(|l| l.contains("still here"));
+            assert_eq!(strip_clock(&got).as_deref(), Some(want.as_str()));
+        }
+    }
+    let mut h = TcpStream::connect(s.addr).expect("connect");
+    h.set_read_timeout(Some(WAIT)).expect("timeout");
+    h.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut resp = String::new();
+    h.read_to_string(&mut resp).expect("read");
+    assert!(
+        resp.starts_with("HTTP/1.1 200 OK") && resp.ends_with("ok"),
+        "{resp}"
+    );
+}
