@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test deps browser-deps browser-test browser-run fmt-check clippy build run bench autobahn soak fuzz
+.PHONY: test deps browser-deps browser-test browser-run fmt-check clippy build run bench autobahn soak fuzz compare-threads
 
 # Every unit and integration test, the examples' tests and a short smoke run
 # of each benchmark; then one closing line that sums up every test binary.
@@ -94,3 +94,11 @@ fuzz:
 			| grep -vE '^#[0-9]+[[:space:]]+(NEW|REDUCE|pulse|INITED)|^INFO:'; \
 		test $${PIPESTATUS[0]} -eq 0; \
 	done
+
+# natter against examples/threaded.rs (a thread per client) at 100, 1000 and
+# 5000 clients, and with one reader stalled: the figures of
+# docs/COMPARISON.md. About 4 minutes.
+compare-threads:
+	$(CARGO) build --release --bin natter --example threaded --example compare_threads
+	@mkdir -p target
+	target/release/examples/compare_threads --out target/compare-threads.md
