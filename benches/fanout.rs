@@ -1,0 +1,570 @@
+//! Load benchmarks of the whole server: thousands of real clients on
+//! loopback, driven by the load generator of `examples/loadgen.rs` (the same
+//! code, included as a module), against the real binary.
+//!
+//! ```sh
+//! cargo bench --bench fanout           # every scenario, about 75 s
+//! cargo bench --bench fanout -- 2 4    # scenarios 2 and 4 only
+//! ```
+//!
+//! Cargo builds `target/release/natter` for the bench (it is the binary
+//! `CARGO_BIN_EXE_natter` names), so nothing needs building first. The server
+//! runs pinned to core 0 (`taskset -c 0`) and this process, which drives
+//! every client from one mio loop, to core 1. Every server is started with
+//! `--rate 1000000 --burst 1000000` (its flood control would otherwise drop
+//! a sender's messages beyond 10 a second) and a fresh SQLite file in the
+//! temporary directory, so each iteration's messages are really committed
+//! before they are sent, as in production.
+//!
+//! Scenarios, one line each:
+//!
+//! 1. 1000 clients in one room, 20 senders x 5 msg/s, 10 s (line, then
+//!    WebSocket).
+//! 2. 1000 line clients in one room at rising total rates: the highest
+//!    deliveries/s whose p99 stays under 250 ms with every message
+//!    delivered exactly once, in order.
+//! 3. 5000 WebSocket clients in 500 rooms of 10, each sending 1 msg/s.
+//! 4. 10,000 idle WebSocket clients (rooms of 10): server RSS per connection.
+//! 5. As many connections as the server's open-file limit allows (its
+//!    `--max-connections` default), split over two load generator processes;
+//!    one sender per room of 10 at 1 msg/s.
+//!
+//! The big scenarios use WebSocket clients because every line client is put
+//! in the default room on connect: with thousands of line clients that room
+//! alone costs a quadratic number of presence lines.
+//!
+//! Every line reports the server's CPU seconds (utime + stime from
+//! `/proc/PID/stat`) per million deliveries and its RSS. Without `--bench`
+//! on the command line (`cargo test --all-targets`), every scenario runs at
+//! a tiny size as an end-to-end smoke test that fails on any lost,
+//! duplicated or reordered message.
+
+#[path = "../examples/loadgen.rs"]
+#[allow(dead_code)]
+mod loadgen;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use loadgen::{Args, Hook, PhaseSpec, Proto, ServerProbe, Session, Summary};
+
+/// The p99 a rate must keep to count in scenario 2.
+const P99_LIMIT_MS: f64 = 250.0;
+
+/// The server under test; killed and its database removed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    db: PathBuf,
+}
+
+impl Server {
+    fn start(pinned: bool, tag: &str) -> Server {
+        let bin = env!("CARGO_BIN_EXE_natter");
+        let db = std::env::temp_dir().join(format!(
+            "natter-fanout-{}-{tag}-{}.db",
+            std::process::id(),
+            loadgen::random_u32()
+        ));
+        let mut cmd = if pinned {
+            let mut c = Command::new("taskset");
+            c.args(["-c", "0", bin]);
+            c
+        } else {
+            Command::new(bin)
+        };
+        cmd.args(["--listen", "127.0.0.1:0", "--rate", "1000000"])
+            .args(["--burst", "1000000", "--db"])
+            .arg(&db)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("start natter");
+        let out = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(out);
+        let mut line = String::new();
+        lines.read_line(&mut line).expect("natter's listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("natter listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .expect("address");
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = lines.read_to_end(&mut sink);
+        });
+        Server { child, addr, db }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn rss_kb(&self) -> u64 {
+        loadgen::rss_kb(self.pid()).unwrap_or(0)
+    }
+
+    /// The connections its open-file limit allows: natter's
+    /// `--max-connections` default (the limit less 128).
+    fn max_connections(&self) -> u32 {
+        let limits =
+            std::fs::read_to_string(format!("/proc/{}/limits", self.pid())).unwrap_or_default();
+        let n: u32 = limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1024);
+        n.saturating_sub(128)
+    }
+}
+
+/// The server's own figures (`GET /api/stats`), as one line: its loop
+/// iterations and events per wake-up, and the SQLite commits, which run in
+/// the loop before anything is sent.
+fn loop_stats(addr: SocketAddr) -> String {
+    let fetch = || -> Option<serde_json::Value> {
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.write_all(b"GET /api/stats HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).ok()?;
+        let body = resp.split_once("\r\n\r\n")?.1;
+        serde_json::from_str(body).ok()
+    };
+    let Some(v) = fetch() else {
+        return "  server loop: /api/stats unavailable".to_string();
+    };
+    let n = |p: &str| {
+        v.pointer(p)
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0)
+    };
+    let commits = n("/store/commits");
+    format!(
+        "  server loop: {} iterations, {:.1} events per wake-up, {} messages, {} deliveries \
+         (presence included), {:.1} MB out; {} commits, {:.0} us mean, {:.1} ms max",
+        n("/loop_iterations"),
+        n("/events_per_wakeup"),
+        n("/messages"),
+        n("/deliveries"),
+        n("/bytes_out") / 1e6,
+        commits,
+        if commits > 0.0 {
+            n("/store/commit_us_total") / commits
+        } else {
+            0.0
+        },
+        n("/store/commit_us_max") / 1000.0
+    )
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for ext in ["", "-wal", "-shm"] {
+            let mut p = self.db.clone().into_os_string();
+            p.push(ext);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// How big this run is.
+struct Sizes {
+    full: bool,
+    s1_clients: u32,
+    s1_senders: u32,
+    s1_seconds: f64,
+    s2_clients: u32,
+    s2_senders: u32,
+    s2_rates: Vec<f64>,
+    s2_seconds: f64,
+    s3_clients: u32,
+    s3_rooms: u32,
+    s3_seconds: f64,
+    s4_clients: u32,
+    s4_seconds: f64,
+    s5_clients: Option<u32>,
+    s5_seconds: f64,
+}
+
+impl Sizes {
+    fn full() -> Sizes {
+        Sizes {
+            full: true,
+            s1_clients: 1000,
+            s1_senders: 20,
+            s1_seconds: 10.0,
+            s2_clients: 1000,
+            s2_senders: 50,
+            s2_rates: vec![250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0],
+            s2_seconds: 2.0,
+            s3_clients: 5000,
+            s3_rooms: 500,
+            s3_seconds: 10.0,
+            s4_clients: 10_000,
+            s4_seconds: 5.0,
+            s5_clients: None,
+            s5_seconds: 10.0,
+        }
+    }
+
+    fn smoke() -> Sizes {
+        Sizes {
+            full: false,
+            s1_clients: 20,
+            s1_senders: 4,
+            s1_seconds: 2.0,
+            s2_clients: 20,
+            s2_senders: 4,
+            s2_rates: vec![20.0, 40.0],
+            s2_seconds: 1.0,
+            s3_clients: 20,
+            s3_rooms: 2,
+            s3_seconds: 2.0,
+            s4_clients: 20,
+            s4_seconds: 1.0,
+            s5_clients: Some(40),
+            s5_seconds: 2.0,
+        }
+    }
+}
+
+/// This benchmark, run again as one load generator shard.
+fn shard_command() -> Command {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut c = Command::new(exe);
+    c.arg("loadgen-shard");
+    c
+}
+
+fn args(addr: SocketAddr, proto: Proto, clients: u32, rooms: u32) -> Args {
+    let mut a = Args::new(addr, proto);
+    a.clients = clients;
+    a.rooms = rooms;
+    a.drain = 10.0;
+    a
+}
+
+/// One load generator run with the server measured from `Go` to `Done`.
+fn measure(server: &Server, a: &mut Args) -> Summary {
+    a.server_pid = Some(server.pid());
+    loadgen::run(a, &shard_command, &mut |_| {}).unwrap_or_else(|e| panic!("loadgen: {e}"))
+}
+
+fn passed(s: &Summary) -> bool {
+    s.exactly_once_in_order && s.failed == 0 && s.disconnected == 0
+}
+
+/// The figures every scenario line ends with.
+fn tail(s: &Summary) -> String {
+    let l = &s.latency_ms;
+    let mut t = format!(
+        "{} deliveries/s, ratio {:.6}, latency ms p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}, {}",
+        loadgen::si(s.deliveries_per_sec),
+        s.delivery_ratio,
+        l.p50,
+        l.p90,
+        l.p99,
+        l.p999,
+        l.max,
+        if passed(s) {
+            "exactly-once in order".to_string()
+        } else {
+            format!(
+                "FAILED ({} failed to connect, {} disconnected, {} missing, {} duplicates, \
+                 {} out of order, {} skipped, errors {:?})",
+                s.failed,
+                s.disconnected,
+                s.missing,
+                s.duplicates,
+                s.out_of_order,
+                s.gaps,
+                s.errors
+            )
+        }
+    );
+    if let Some(srv) = &s.server {
+        t.push_str(&format!(
+            "; server {:.2} CPU s ({:.2} user + {:.2} kernel) = {:.2} s per M deliveries, RSS {:.1} MiB",
+            srv.cpu_s,
+            srv.user_s,
+            srv.sys_s,
+            srv.cpu_s_per_million_deliveries,
+            srv.rss_kb_at_done as f64 / 1024.0
+        ));
+    }
+    t.push_str(&format!("; load generator {:.2} CPU s", s.loadgen_cpu_s));
+    t
+}
+
+fn check(sizes: &Sizes, what: &str, s: &Summary) {
+    if !sizes.full {
+        assert!(passed(s), "{what}: {}\n{}", s.line(), s.details());
+    }
+}
+
+/// (1) One big room, a modest rate.
+fn scenario_1(sizes: &Sizes, pinned: bool, proto: Proto) {
+    let server = Server::start(pinned, "s1");
+    let mut a = args(server.addr, proto, sizes.s1_clients, 1);
+    a.senders = sizes.s1_senders;
+    a.rate = 5.0;
+    a.seconds = sizes.s1_seconds;
+    let s = measure(&server, &mut a);
+    println!(
+        "fanout 1 ({}): {} {} clients in 1 room, {} senders x 5 msg/s, {} s, connected in {:.1} s: {}",
+        proto_name(proto),
+        s.connected,
+        proto_name(proto),
+        a.senders,
+        a.seconds,
+        s.connect_s,
+        tail(&s)
+    );
+    println!("{}", loop_stats(server.addr));
+    check(sizes, "scenario 1", &s);
+}
+
+/// (2) One big room at rising total rates, on the same connections.
+fn scenario_2(sizes: &Sizes, pinned: bool) {
+    let server = Server::start(pinned, "s2");
+    let a = args(server.addr, Proto::Line, sizes.s2_clients, 1);
+    let mut session =
+        Session::connect(&a, 0, 1, loadgen::random_u32()).unwrap_or_else(|e| panic!("{e}"));
+    let mut best: Option<(f64, Summary)> = None;
+    let mut first_fail: Option<(f64, Summary)> = None;
+    let run_step = |session: &mut Session, total: f64| -> Summary {
+        let spec = PhaseSpec {
+            senders: sizes.s2_senders,
+            rate: total / f64::from(sizes.s2_senders),
+            seconds: sizes.s2_seconds,
+            payload: a.payload,
+            drain: 5.0,
+        };
+        let mut probe = ServerProbe::new(server.pid());
+        let st = session.phase(&spec, &mut |h: Hook| probe.hook(h));
+        let mut s = Summary::new(Proto::Line, 1, 1, &spec, &st);
+        s.server = Some(probe.finish(&st));
+        s
+    };
+    let mut tried: Vec<f64> = Vec::new();
+    for &total in &sizes.s2_rates {
+        let s = run_step(&mut session, total);
+        tried.push(total);
+        let ok = passed(&s) && s.latency_ms.p99 < P99_LIMIT_MS;
+        println!(
+            "  fanout 2 step: {total} msg/s total ({} senders): {}",
+            sizes.s2_senders,
+            tail(&s)
+        );
+        if ok {
+            best = Some((total, s));
+        } else {
+            first_fail = Some((total, s));
+            break;
+        }
+    }
+    // One step between the last rate that held and the first that did not.
+    if let (Some((lo, _)), Some((hi, _))) = (&best, &first_fail) {
+        let mid = ((lo * hi).sqrt() / 10.0).round() * 10.0;
+        let intact = session.connected() == u64::from(sizes.s2_clients);
+        if sizes.full && intact && mid > *lo && mid < *hi {
+            let s = run_step(&mut session, mid);
+            let ok = passed(&s) && s.latency_ms.p99 < P99_LIMIT_MS;
+            println!(
+                "  fanout 2 step: {mid} msg/s total ({} senders): {}",
+                sizes.s2_senders,
+                tail(&s)
+            );
+            if ok {
+                best = Some((mid, s));
+            }
+        }
+    }
+    session.close();
+    match &best {
+        Some((total, s)) => println!(
+            "fanout 2: {} line clients in 1 room, rising rates {:?} msg/s: highest that held \
+             (p99 < {P99_LIMIT_MS} ms, all delivered once in order): {total} msg/s = {}",
+            sizes.s2_clients,
+            tried,
+            tail(s)
+        ),
+        None => println!(
+            "fanout 2: {} line clients in 1 room: no rate held (first step: {})",
+            sizes.s2_clients,
+            first_fail
+                .as_ref()
+                .map(|(_, s)| tail(s))
+                .unwrap_or_default()
+        ),
+    }
+    println!("{}", loop_stats(server.addr));
+    if !sizes.full {
+        assert!(
+            best.is_some() && first_fail.is_none(),
+            "scenario 2 lost messages"
+        );
+    }
+}
+
+/// (3) Many small rooms, everyone talking.
+fn scenario_3(sizes: &Sizes, pinned: bool) {
+    let server = Server::start(pinned, "s3");
+    let mut a = args(server.addr, Proto::Ws, sizes.s3_clients, sizes.s3_rooms);
+    a.senders = sizes.s3_clients;
+    a.rate = 1.0;
+    a.seconds = sizes.s3_seconds;
+    let s = measure(&server, &mut a);
+    println!(
+        "fanout 3: {} ws clients in {} rooms of {}, each sending 1 msg/s, {} s, connected in {:.1} s: \
+         {} echoes; {}",
+        s.connected,
+        a.rooms,
+        a.clients / a.rooms,
+        a.seconds,
+        s.connect_s,
+        s.echo_received,
+        tail(&s)
+    );
+    println!("{}", loop_stats(server.addr));
+    check(sizes, "scenario 3", &s);
+}
+
+/// (4) Idle connections: what each one costs the server.
+fn scenario_4(sizes: &Sizes, pinned: bool) {
+    let server = Server::start(pinned, "s4");
+    std::thread::sleep(Duration::from_millis(200));
+    let before = server.rss_kb();
+    let mut a = args(
+        server.addr,
+        Proto::Ws,
+        sizes.s4_clients,
+        sizes.s4_clients / 10,
+    );
+    a.senders = 0;
+    a.seconds = sizes.s4_seconds;
+    let s = measure(&server, &mut a);
+    let srv = s.server.clone().unwrap_or_default();
+    let per_conn = (srv.rss_kb_at_go.saturating_sub(before)) as f64 * 1024.0 / s.connected as f64;
+    println!(
+        "fanout 4: {} idle ws clients (rooms of 10), connected in {:.1} s: server RSS {:.1} MiB \
+         before, {:.1} MiB with them = {:.0} bytes per connection; {:.2} CPU s while idle for {} s",
+        s.connected,
+        s.connect_s,
+        before as f64 / 1024.0,
+        srv.rss_kb_at_go as f64 / 1024.0,
+        per_conn,
+        srv.cpu_s,
+        a.seconds
+    );
+    println!("{}", loop_stats(server.addr));
+    check(sizes, "scenario 4", &s);
+}
+
+/// (5) As many connections as the open-file limit allows.
+fn scenario_5(sizes: &Sizes, pinned: bool) {
+    let server = Server::start(pinned, "s5");
+    let cap = server.max_connections();
+    let n = sizes.s5_clients.unwrap_or(cap);
+    let mut a = args(server.addr, Proto::Ws, n, n.div_ceil(10));
+    a.procs = 2;
+    a.senders = a.rooms;
+    a.rate = 1.0;
+    a.seconds = sizes.s5_seconds;
+    a.connect_timeout = 300.0;
+    let before = server.rss_kb();
+    let s = measure(&server, &mut a);
+    let rss = s.server.as_ref().map_or(0, |u| u.rss_kb_at_done);
+    println!(
+        "fanout 5: {}/{} ws clients (server cap {cap}, the open-file limit less 128) from {} \
+         processes, connected in {:.1} s, {} rooms with 1 sender at 1 msg/s, {} s: RSS {:.1} MiB \
+         ({:.0} bytes per connection); {}",
+        s.connected,
+        n,
+        s.procs,
+        s.connect_s,
+        a.rooms,
+        a.seconds,
+        rss as f64 / 1024.0,
+        rss.saturating_sub(before) as f64 * 1024.0 / s.connected.max(1) as f64,
+        tail(&s)
+    );
+    println!("{}", loop_stats(server.addr));
+    check(sizes, "scenario 5", &s);
+}
+
+fn proto_name(p: Proto) -> &'static str {
+    match p {
+        Proto::Line => "line",
+        Proto::Ws => "ws",
+        Proto::Mixed => "mixed",
+    }
+}
+
+/// Pins this process (and the shards it starts) to core 1, the server
+/// going on core 0. Returns whether it could.
+fn pin_self() -> bool {
+    Command::new("taskset")
+        .args(["-a", "-c", "-p", "1", &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("loadgen-shard") {
+        let a = Args::parse_from(std::iter::once("loadgen".to_string()).chain(argv[2..].to_vec()));
+        std::process::exit(loadgen::shard_main(&a));
+    }
+    let full = argv.iter().any(|a| a == "--bench");
+    let sizes = if full { Sizes::full() } else { Sizes::smoke() };
+    let pinned = full && pin_self();
+    if full {
+        println!(
+            "fanout: natter {} on core 0, load generator on core 1 ({}); open-file limit {}",
+            env!("CARGO_BIN_EXE_natter"),
+            if pinned {
+                "pinned"
+            } else {
+                "NOT pinned: no taskset"
+            },
+            loadgen::open_file_limit()
+        );
+    }
+    // `cargo bench --bench fanout -- 1 3` runs scenarios 1 and 3 only.
+    let only: Vec<u32> = argv[1..].iter().filter_map(|a| a.parse().ok()).collect();
+    let want = |n: u32| only.is_empty() || only.contains(&n);
+    let started = Instant::now();
+    if want(1) {
+        scenario_1(&sizes, pinned, Proto::Line);
+        scenario_1(&sizes, pinned, Proto::Ws);
+    }
+    if want(2) {
+        scenario_2(&sizes, pinned);
+    }
+    if want(3) {
+        scenario_3(&sizes, pinned);
+    }
+    if want(4) {
+        scenario_4(&sizes, pinned);
+    }
+    if want(5) {
+        scenario_5(&sizes, pinned);
+    }
+    println!(
+        "fanout: {} in {:.0} s",
+        if full { "done" } else { "smoke run passed" },
+        started.elapsed().as_secs_f64()
+    );
+}

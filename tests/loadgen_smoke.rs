@@ -1,0 +1,152 @@
+//! The load generator's accounting, against the debug binary: 30 clients
+//! in 3 rooms over each protocol (and both at once), 6 senders, flood
+//! control lifted. Every message must reach every other member of its room
+//! exactly once and in order per sender; WebSocket senders get each of
+//! their own messages back once; the delivery ratio is exactly 1.
+
+#[path = "../examples/loadgen.rs"]
+#[allow(dead_code)]
+mod loadgen;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+use loadgen::{Args, Proto, Summary};
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(extra: &[&str]) -> (Server, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_natter"))
+        .args(["--listen", "127.0.0.1:0", "--db", ":memory:"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start natter");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    lines.read_line(&mut line).expect("listening line");
+    let addr = line
+        .trim()
+        .strip_prefix("natter listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .expect("address");
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = lines.read_to_end(&mut sink);
+    });
+    (Server(child), addr)
+}
+
+fn run(proto: Proto, server_args: &[&str]) -> Summary {
+    let (server, addr) = start(server_args);
+    let mut a = Args::new(addr, proto);
+    a.clients = 30;
+    a.rooms = 3;
+    a.senders = 6;
+    a.rate = 5.0;
+    a.seconds = 2.0;
+    a.drain = 10.0;
+    a.procs = 1;
+    a.server_pid = Some(server.0.id());
+    loadgen::run(&a, &loadgen::self_command, &mut |_| {}).expect("loadgen run")
+}
+
+/// 6 senders x 10 messages, each to the 9 other members of its room.
+fn assert_exact(s: &Summary, ws_senders: u64) {
+    let why = format!("{}\n{}", s.line(), s.details());
+    assert_eq!((s.connected, s.failed), (30, 0), "{why}");
+    assert_eq!((s.planned, s.sent), (60, 60), "{why}");
+    assert_eq!(s.expected, 60 * 9, "{why}");
+    assert_eq!(s.received, s.expected, "{why}");
+    assert_eq!(s.delivery_ratio, 1.0, "{why}");
+    assert_eq!(s.echo_expected, ws_senders * 10, "{why}");
+    assert_eq!(s.echo_received, s.echo_expected, "{why}");
+    assert_eq!(s.latency_ms.count, s.received, "{why}");
+    assert_eq!(
+        (
+            s.duplicates,
+            s.out_of_order,
+            s.gaps,
+            s.missing,
+            s.extra,
+            s.misrouted
+        ),
+        (0, 0, 0, 0, 0, 0),
+        "{why}"
+    );
+    assert_eq!(s.disconnected, 0, "{why}");
+    assert!(s.errors.is_empty(), "{why}");
+    assert!(s.exactly_once_in_order, "{why}");
+    assert!(s.deliveries_per_sec > 0.0, "{why}");
+    assert!(s.latency_ms.p50 <= s.latency_ms.p99, "{why}");
+    assert!(s.latency_ms.p99 <= s.latency_ms.max, "{why}");
+}
+
+const LIFTED: &[&str] = &["--rate", "1000000", "--burst", "1000000"];
+
+#[test]
+fn line_clients_get_every_message_once_in_order() {
+    assert_exact(&run(Proto::Line, LIFTED), 0);
+}
+
+#[test]
+fn websocket_clients_get_every_message_once_in_order_and_their_echo() {
+    assert_exact(&run(Proto::Ws, LIFTED), 6);
+}
+
+#[test]
+fn line_and_websocket_clients_share_rooms() {
+    // Clients 0, 2, 4 send over the line protocol, 1, 3, 5 over WebSocket.
+    assert_exact(&run(Proto::Mixed, LIFTED), 3);
+}
+
+#[test]
+fn flood_control_shows_up_as_missing_messages() {
+    // At the server's default flood control (10 a second, bursts of 20),
+    // 40 messages a second from each sender cannot all get through.
+    let (server, addr) = start(&[]);
+    let mut a = Args::new(addr, Proto::Line);
+    a.clients = 10;
+    a.rooms = 1;
+    a.senders = 1;
+    a.rate = 40.0;
+    a.seconds = 2.0;
+    a.drain = 1.0;
+    a.procs = 1;
+    let s = loadgen::run(&a, &loadgen::self_command, &mut |_| {}).expect("loadgen run");
+    drop(server);
+    assert_eq!(s.sent, 80, "{}", s.line());
+    assert!(s.delivery_ratio < 1.0, "{}", s.line());
+    assert!(s.missing > 0, "{}", s.line());
+    assert!(!s.exactly_once_in_order, "{}", s.line());
+    assert!(s.errors.contains_key("rate_limited"), "{:?}", s.errors);
+}
+
+#[test]
+fn histogram_quantiles_are_within_one_percent() {
+    let mut h = loadgen::Hist::default();
+    for v in 1..=100_000u64 {
+        h.record(v * 1000);
+    }
+    for (q, want) in [
+        (0.5, 50_000_000.0),
+        (0.9, 90_000_000.0),
+        (0.99, 99_000_000.0),
+    ] {
+        let got = h.quantile(q) as f64;
+        assert!((got - want).abs() / want < 0.01, "q{q}: {got} vs {want}");
+    }
+    assert_eq!(h.quantile(1.0), 100_000_000);
+    assert_eq!(h.count(), 100_000);
+}
