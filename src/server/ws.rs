@@ -27,7 +27,6 @@ impl Server {
         let Server {
             conns,
             hub,
-            config,
             urandom,
             ..
         } = self;
@@ -87,7 +86,6 @@ impl Server {
             Incoming::Pong(_) => {}
             Incoming::Close { code, .. } => close = Some((code, true)),
         });
-        let _ = config;
         for bytes in out {
             self.queue(id, bytes);
         }
