@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test deps browser-deps browser-test browser-run fmt-check clippy build run bench autobahn soak fuzz compare-threads
+.PHONY: test deps browser-deps browser-test browser-run fmt-check clippy build run bench autobahn soak fuzz compare-threads bench-compare
 
 # Every unit and integration test, the examples' tests and a short smoke run
 # of each benchmark; then one closing line that sums up every test binary.
@@ -102,3 +102,11 @@ compare-threads:
 	$(CARGO) build --release --bin natter --example threaded --example compare_threads
 	@mkdir -p target
 	target/release/examples/compare_threads --out target/compare-threads.md
+
+# natter against a plain broadcast server on Node's ws package
+# (bench/ws-server.js, ws installed into bench/node_modules), the same
+# scenarios in one session, printing natter/ws ratios.
+bench-compare:
+	cd bench && npm ci --no-audit --no-fund
+	$(CARGO) build --release --bin natter --example bench_compare
+	target/release/examples/bench_compare
