@@ -260,55 +260,9 @@ fn measure(server: &Server, a: &mut Args) -> Summary {
     loadgen::run(a, &shard_command, &mut |_| {}).unwrap_or_else(|e| panic!("loadgen: {e}"))
 }
 
-fn passed(s: &Summary) -> bool {
-    s.exactly_once_in_order && s.failed == 0 && s.disconnected == 0
-}
-
-/// The figures every scenario line ends with.
-fn tail(s: &Summary) -> String {
-    let l = &s.latency_ms;
-    let mut t = format!(
-        "{} deliveries/s, ratio {:.6}, latency ms p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}, {}",
-        loadgen::si(s.deliveries_per_sec),
-        s.delivery_ratio,
-        l.p50,
-        l.p90,
-        l.p99,
-        l.p999,
-        l.max,
-        if passed(s) {
-            "exactly-once in order".to_string()
-        } else {
-            format!(
-                "FAILED ({} failed to connect, {} disconnected, {} missing, {} duplicates, \
-                 {} out of order, {} skipped, errors {:?})",
-                s.failed,
-                s.disconnected,
-                s.missing,
-                s.duplicates,
-                s.out_of_order,
-                s.gaps,
-                s.errors
-            )
-        }
-    );
-    if let Some(srv) = &s.server {
-        t.push_str(&format!(
-            "; server {:.2} CPU s ({:.2} user + {:.2} kernel) = {:.2} s per M deliveries, RSS {:.1} MiB",
-            srv.cpu_s,
-            srv.user_s,
-            srv.sys_s,
-            srv.cpu_s_per_million_deliveries,
-            srv.rss_kb_at_done as f64 / 1024.0
-        ));
-    }
-    t.push_str(&format!("; load generator {:.2} CPU s", s.loadgen_cpu_s));
-    t
-}
-
 fn check(sizes: &Sizes, what: &str, s: &Summary) {
     if !sizes.full {
-        assert!(passed(s), "{what}: {}\n{}", s.line(), s.details());
+        assert!(s.passed(), "{what}: {}\n{}", s.line(), s.details());
     }
 }
 
@@ -328,7 +282,7 @@ fn scenario_1(sizes: &Sizes, pinned: bool, proto: Proto) {
         a.senders,
         a.seconds,
         s.connect_s,
-        tail(&s)
+        s.describe()
     );
     println!("{}", loop_stats(server.addr));
     check(sizes, "scenario 1", &s);
@@ -360,11 +314,11 @@ fn scenario_2(sizes: &Sizes, pinned: bool) {
     for &total in &sizes.s2_rates {
         let s = run_step(&mut session, total);
         tried.push(total);
-        let ok = passed(&s) && s.latency_ms.p99 < P99_LIMIT_MS;
+        let ok = s.passed() && s.latency_ms.p99 < P99_LIMIT_MS;
         println!(
             "  fanout 2 step: {total} msg/s total ({} senders): {}",
             sizes.s2_senders,
-            tail(&s)
+            s.describe()
         );
         if ok {
             best = Some((total, s));
@@ -379,11 +333,11 @@ fn scenario_2(sizes: &Sizes, pinned: bool) {
         let intact = session.connected() == u64::from(sizes.s2_clients);
         if sizes.full && intact && mid > *lo && mid < *hi {
             let s = run_step(&mut session, mid);
-            let ok = passed(&s) && s.latency_ms.p99 < P99_LIMIT_MS;
+            let ok = s.passed() && s.latency_ms.p99 < P99_LIMIT_MS;
             println!(
                 "  fanout 2 step: {mid} msg/s total ({} senders): {}",
                 sizes.s2_senders,
-                tail(&s)
+                s.describe()
             );
             if ok {
                 best = Some((mid, s));
@@ -397,14 +351,14 @@ fn scenario_2(sizes: &Sizes, pinned: bool) {
              (p99 < {P99_LIMIT_MS} ms, all delivered once in order): {total} msg/s = {}",
             sizes.s2_clients,
             tried,
-            tail(s)
+            s.describe()
         ),
         None => println!(
             "fanout 2: {} line clients in 1 room: no rate held (first step: {})",
             sizes.s2_clients,
             first_fail
                 .as_ref()
-                .map(|(_, s)| tail(s))
+                .map(|(_, s)| s.describe())
                 .unwrap_or_default()
         ),
     }
@@ -434,7 +388,7 @@ fn scenario_3(sizes: &Sizes, pinned: bool) {
         a.seconds,
         s.connect_s,
         s.echo_received,
-        tail(&s)
+        s.describe()
     );
     println!("{}", loop_stats(server.addr));
     check(sizes, "scenario 3", &s);
@@ -497,7 +451,7 @@ fn scenario_5(sizes: &Sizes, pinned: bool) {
         a.seconds,
         rss as f64 / 1024.0,
         rss.saturating_sub(before) as f64 * 1024.0 / s.connected.max(1) as f64,
-        tail(&s)
+        s.describe()
     );
     println!("{}", loop_stats(server.addr));
     check(sizes, "scenario 5", &s);

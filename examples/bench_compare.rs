@@ -164,47 +164,9 @@ impl Figures {
                 .as_ref()
                 .map_or(0.0, |u| u.cpu_s_per_million_deliveries),
             rss_per_conn: 0.0,
-            ok: passed(s),
+            ok: s.passed(),
         }
     }
-}
-
-fn passed(s: &Summary) -> bool {
-    s.exactly_once_in_order && s.failed == 0 && s.disconnected == 0
-}
-
-fn tail(s: &Summary) -> String {
-    let l = &s.latency_ms;
-    let mut t = format!(
-        "{} deliveries/s, ratio {:.6}, latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}, {}",
-        loadgen::si(s.deliveries_per_sec),
-        s.delivery_ratio,
-        l.p50,
-        l.p90,
-        l.p99,
-        l.max,
-        if passed(s) {
-            "exactly-once in order".to_string()
-        } else {
-            format!(
-                "FAILED ({} failed to connect, {} disconnected, {} missing, {} duplicates, \
-                 {} out of order, {} skipped, errors {:?})",
-                s.failed, s.disconnected, s.missing, s.duplicates, s.out_of_order, s.gaps, s.errors
-            )
-        }
-    );
-    if let Some(srv) = &s.server {
-        t.push_str(&format!(
-            "; server {:.2} CPU s ({:.2} user + {:.2} kernel) = {:.2} s per M deliveries, RSS {:.1} MiB",
-            srv.cpu_s,
-            srv.user_s,
-            srv.sys_s,
-            srv.cpu_s_per_million_deliveries,
-            srv.rss_kb_at_done as f64 / 1024.0
-        ));
-    }
-    t.push_str(&format!("; load generator {:.2} CPU s", s.loadgen_cpu_s));
-    t
 }
 
 fn shard_command() -> Command {
@@ -239,7 +201,7 @@ fn scenario_1(kind: Kind, cfg: &Config) -> Figures {
         kind.name(),
         s.connected,
         s.connect_s,
-        tail(&s)
+        s.describe()
     );
     Figures::of(&s)
 }
@@ -258,7 +220,7 @@ fn scenario_3(kind: Kind, cfg: &Config) -> Figures {
         s.connected,
         s.connect_s,
         s.echo_received,
-        tail(&s)
+        s.describe()
     );
     Figures::of(&s)
 }
@@ -317,7 +279,7 @@ fn saturation(kind: Kind, cfg: &Config) -> Figures {
         s.server = Some(probe.finish(&st));
         s
     };
-    let held = |s: &Summary| passed(s) && s.latency_ms.p99 < P99_LIMIT_MS;
+    let held = |s: &Summary| s.passed() && s.latency_ms.p99 < P99_LIMIT_MS;
     let mut best: Option<(f64, Summary)> = None;
     let mut first_fail: Option<(f64, Summary)> = None;
     for total in SAT_RATES {
@@ -325,7 +287,7 @@ fn saturation(kind: Kind, cfg: &Config) -> Figures {
         println!(
             "  sat step [{}]: {total} msg/s total ({SAT_SENDERS} senders): {}",
             kind.name(),
-            tail(&s)
+            s.describe()
         );
         if held(&s) {
             best = Some((total, s));
@@ -341,7 +303,7 @@ fn saturation(kind: Kind, cfg: &Config) -> Figures {
             println!(
                 "  sat step [{}]: {mid} msg/s total ({SAT_SENDERS} senders): {}",
                 kind.name(),
-                tail(&s)
+                s.describe()
             );
             if held(&s) {
                 best = Some((mid, s));
@@ -360,7 +322,7 @@ fn saturation(kind: Kind, cfg: &Config) -> Figures {
                 } else {
                     ""
                 },
-                tail(&s)
+                s.describe()
             );
             Figures::of(&s)
         }

@@ -2087,3 +2087,53 @@ fn main() {
         }
     }
 }
+
+impl Summary {
+    /// Every message delivered once, in order, and every client stayed.
+    pub fn passed(&self) -> bool {
+        self.exactly_once_in_order && self.failed == 0 && self.disconnected == 0
+    }
+
+    /// The figures every scenario line ends with.
+    pub fn describe(&self) -> String {
+        let s = self;
+        let l = &s.latency_ms;
+        let mut t = format!(
+        "{} deliveries/s, ratio {:.6}, latency ms p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}, {}",
+        si(s.deliveries_per_sec),
+        s.delivery_ratio,
+        l.p50,
+        l.p90,
+        l.p99,
+        l.p999,
+        l.max,
+        if s.passed() {
+            "exactly-once in order".to_string()
+        } else {
+            format!(
+                "FAILED ({} failed to connect, {} disconnected, {} missing, {} duplicates, \
+                 {} out of order, {} skipped, errors {:?})",
+                s.failed,
+                s.disconnected,
+                s.missing,
+                s.duplicates,
+                s.out_of_order,
+                s.gaps,
+                s.errors
+            )
+        }
+    );
+        if let Some(srv) = &s.server {
+            t.push_str(&format!(
+            "; server {:.2} CPU s ({:.2} user + {:.2} kernel) = {:.2} s per M deliveries, RSS {:.1} MiB",
+            srv.cpu_s,
+            srv.user_s,
+            srv.sys_s,
+            srv.cpu_s_per_million_deliveries,
+            srv.rss_kb_at_done as f64 / 1024.0
+        ));
+        }
+        t.push_str(&format!("; load generator {:.2} CPU s", s.loadgen_cpu_s));
+        t
+    }
+}
