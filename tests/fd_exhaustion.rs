@@ -38,7 +38,17 @@ fn emfile_backs_off_and_recovers() {
         .spawn()
         .expect("prlimit (util-linux) runs natter");
     let pid = child.id();
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    // Killed however the test ends, a failed assertion included.
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().expect("stdout");
+    let _guard = KillOnDrop(child);
+    let mut out = BufReader::new(stdout);
     let mut first = String::new();
     out.read_line(&mut first).expect("listening line");
     let addr: std::net::SocketAddr = first
@@ -85,6 +95,4 @@ fn emfile_backs_off_and_recovers() {
         greeted, 20,
         "clients from the backlog are served once descriptors free up"
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }
