@@ -43,7 +43,7 @@
 #[allow(dead_code)]
 mod loadgen;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -84,20 +84,7 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         let mut child = cmd.spawn().expect("start natter");
-        let out = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(out);
-        let mut line = String::new();
-        lines.read_line(&mut line).expect("natter's listening line");
-        let addr = line
-            .trim()
-            .strip_prefix("natter listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("address");
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = lines.read_to_end(&mut sink);
-        });
+        let addr = loadgen::listening_addr(&mut child, "natter listening on ");
         Server { child, addr, db }
     }
 

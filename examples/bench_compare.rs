@@ -30,7 +30,6 @@
 #[allow(dead_code)]
 mod loadgen;
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -97,20 +96,7 @@ impl Server {
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", kind.name()));
-        let out = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(out);
-        let mut line = String::new();
-        lines.read_line(&mut line).expect("listening line");
-        let addr = line
-            .trim()
-            .strip_prefix(prefix)
-            .unwrap_or_else(|| panic!("{}: unexpected first line {line:?}", kind.name()))
-            .parse()
-            .expect("address");
-        std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = lines.read_to_end(&mut sink);
-        });
+        let addr = loadgen::listening_addr(&mut child, prefix);
         Server { child, addr, db }
     }
 

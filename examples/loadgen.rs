@@ -1564,6 +1564,30 @@ pub fn cpu_split(path: &str) -> Option<(f64, f64)> {
 }
 
 /// VmRSS of a process, in KiB.
+/// Reads a server child's first stdout line, `PREFIX ADDR`, and returns the
+/// address; the rest of its stdout is drained on a thread so the child never
+/// blocks on a full pipe.
+pub fn listening_addr(child: &mut std::process::Child, prefix: &str) -> SocketAddr {
+    use std::io::{BufRead, Read};
+    let out = child.stdout.take().expect("server stdout is piped");
+    let mut lines = std::io::BufReader::new(out);
+    let mut line = String::new();
+    lines
+        .read_line(&mut line)
+        .expect("the server's listening line");
+    let addr = line
+        .trim()
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .parse()
+        .expect("address");
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = lines.read_to_end(&mut sink);
+    });
+    addr
+}
+
 pub fn rss_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
