@@ -8,7 +8,9 @@
 //! ```
 //!
 //! Cargo builds `target/release/natter` for the bench (it is the binary
-//! `CARGO_BIN_EXE_natter` names), so nothing needs building first. The server
+//! `CARGO_BIN_EXE_natter` names), so nothing needs building first;
+//! `NATTER_BIN=path` measures another build instead (a copy made before a
+//! change, to compare before and after in one session). The server
 //! runs pinned to core 0 (`taskset -c 0`) and this process, which drives
 //! every client from one mio loop, to core 1. Every server is started with
 //! `--rate 1000000 --burst 1000000` (its flood control would otherwise drop
@@ -55,6 +57,11 @@ use loadgen::{Args, Hook, PhaseSpec, Proto, ServerProbe, Session, Summary};
 /// The p99 a rate must keep to count in scenario 2.
 const P99_LIMIT_MS: f64 = 250.0;
 
+/// The binary measured: `NATTER_BIN` if set, else the one Cargo built.
+fn natter_bin() -> String {
+    std::env::var("NATTER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_natter").into())
+}
+
 /// The server under test; killed and its database removed when dropped.
 struct Server {
     child: Child,
@@ -64,7 +71,9 @@ struct Server {
 
 impl Server {
     fn start(pinned: bool, tag: &str) -> Server {
-        let bin = env!("CARGO_BIN_EXE_natter");
+        // `NATTER_BIN` names another build to measure (a before/after pair).
+        let bin =
+            std::env::var("NATTER_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_natter").into());
         let db = std::env::temp_dir().join(format!(
             "natter-fanout-{}-{tag}-{}.db",
             std::process::id(),
@@ -72,10 +81,10 @@ impl Server {
         ));
         let mut cmd = if pinned {
             let mut c = Command::new("taskset");
-            c.args(["-c", "0", bin]);
+            c.args(["-c", "0", &bin]);
             c
         } else {
-            Command::new(bin)
+            Command::new(&bin)
         };
         cmd.args(["--listen", "127.0.0.1:0", "--rate", "1000000"])
             .args(["--burst", "1000000", "--db"])
@@ -134,21 +143,23 @@ fn loop_stats(addr: SocketAddr) -> String {
             .unwrap_or(0.0)
     };
     let commits = n("/store/commits");
+    let flushes = n("/flushes/count");
+    let mean = |total: &str, count: f64| if count > 0.0 { n(total) / count } else { 0.0 };
     format!(
         "  server loop: {} iterations, {:.1} events per wake-up, {} messages, {} deliveries \
-         (presence included), {:.1} MB out; {} commits, {:.0} us mean, {:.1} ms max",
+         (presence included), {:.1} MB out; {} commits, {:.0} us mean, {:.1} ms max; \
+         {} flushes, {:.2} us each, longest pass {:.1} ms",
         n("/loop_iterations"),
         n("/events_per_wakeup"),
         n("/messages"),
         n("/deliveries"),
         n("/bytes_out") / 1e6,
         commits,
-        if commits > 0.0 {
-            n("/store/commit_us_total") / commits
-        } else {
-            0.0
-        },
-        n("/store/commit_us_max") / 1000.0
+        mean("/store/commit_us_total", commits),
+        n("/store/commit_us_max") / 1000.0,
+        flushes,
+        mean("/flushes/us_total", flushes),
+        n("/flushes/pass_us_max") / 1000.0
     )
 }
 
@@ -474,7 +485,7 @@ fn main() {
     if full {
         println!(
             "fanout: natter {} on core 0, load generator on core 1 ({}); open-file limit {}",
-            env!("CARGO_BIN_EXE_natter"),
+            natter_bin(),
             if pinned {
                 "pinned"
             } else {

@@ -516,6 +516,8 @@ impl Server {
             "rooms": self.hub.rooms(),
             "store": {"commits": c.commits, "commit_us_total": c.commit_us_total,
                       "commit_us_max": c.commit_us_max},
+            "flushes": {"count": c.flushes, "us_total": c.flush_us_total,
+                        "pass_us_max": c.flush_pass_us_max},
         });
         serde_json::to_vec(&value).unwrap_or_default()
     }

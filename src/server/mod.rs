@@ -107,6 +107,12 @@ struct Counters {
     commits: u64,
     commit_us_total: u64,
     commit_us_max: u64,
+    /// Per-connection flushes (one `writev` each, unless a queue is longer
+    /// than one call takes), the time they took in microseconds, and the
+    /// longest pass over the dirty connections.
+    flushes: u64,
+    flush_us_total: u64,
+    flush_pass_us_max: u64,
     /// Connections the server dropped, by reason (for metrics).
     dropped: BTreeMap<&'static str, u64>,
 }
@@ -982,6 +988,11 @@ impl Server {
     /// Flushes every connection with queued output; a connection whose
     /// socket is full waits for its writable event.
     fn flush_dirty(&mut self) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let flushes = self.counters.flushes;
         for id in std::mem::take(&mut self.dirty) {
             let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
                 continue;
@@ -991,6 +1002,7 @@ impl Server {
                 continue;
             }
             let before = conn.outbox.len();
+            self.counters.flushes += 1;
             match conn.outbox.flush(&mut conn.stream) {
                 Ok((how, n)) => {
                     trace!("  {id}: wrote {n} of {before} bytes ({how:?})");
@@ -1015,6 +1027,11 @@ impl Server {
                     self.doom(id, LeaveReason::Disconnect);
                 }
             }
+        }
+        if self.counters.flushes > flushes {
+            let us = started.elapsed().as_micros() as u64;
+            self.counters.flush_us_total += us;
+            self.counters.flush_pass_us_max = self.counters.flush_pass_us_max.max(us);
         }
     }
 
