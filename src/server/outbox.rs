@@ -11,6 +11,10 @@ use bytes::{Buf, Bytes};
 
 /// Most chunks handed to one `writev` call (Linux allows 1024).
 const MAX_IOVECS: usize = 64;
+/// Queue capacity (in chunks, 32 bytes each) kept after a flush: a
+/// recipient that is sent several messages every turn reuses its queue
+/// instead of growing it again (4 reallocations a turn at 10 messages).
+const KEEP_CHUNKS: usize = 128;
 
 #[derive(Default, Debug)]
 pub struct Outbox {
@@ -104,8 +108,10 @@ impl Outbox {
                 Err(e) => return Err(e),
             }
         }
-        // An idle connection should not keep a grown queue allocated.
-        if self.chunks.capacity() > 16 {
+        // A queue that grew past a busy loop turn's worth (a burst, a slow
+        // reader catching up) is given back; a smaller one is kept, so a
+        // busy recipient does not reallocate it on every turn.
+        if self.chunks.capacity() > KEEP_CHUNKS {
             self.chunks = VecDeque::new();
         }
         Ok((Flushed::All, written))
@@ -165,6 +171,29 @@ mod tests {
         }
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
+        }
+    }
+
+    #[test]
+    fn a_busy_turn_keeps_its_queue_and_a_burst_gives_it_back() {
+        let mut w = Trickle {
+            got: Vec::new(),
+            cap: usize::MAX,
+            budget: usize::MAX,
+        };
+        let mut ob = Outbox::default();
+        assert_eq!(ob.chunks.capacity(), 0, "a new connection holds no queue");
+        for n in [20, 20, KEEP_CHUNKS + 1] {
+            for i in 0..n {
+                ob.push(Bytes::from(format!("m{i}\n")));
+            }
+            assert_eq!(ob.flush(&mut w).unwrap().0, Flushed::All);
+            assert!(ob.is_empty());
+            if n <= KEEP_CHUNKS {
+                assert!(ob.chunks.capacity() >= n, "kept for the next turn");
+            } else {
+                assert_eq!(ob.chunks.capacity(), 0, "a burst's queue is freed");
+            }
         }
     }
 
