@@ -211,11 +211,47 @@ pub enum Event {
     Reply(Reply, Option<String>),
 }
 
+/// Who gets one event.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Recipients {
+    One(ClientId),
+    List(Vec<ClientId>),
+    /// A room's members when the event happened (the room's own list,
+    /// shared), less `except` (the sender, say).
+    Room {
+        members: Rc<Vec<ClientId>>,
+        except: Option<ClientId>,
+    },
+}
+
+impl Recipients {
+    pub fn iter(&self) -> impl Iterator<Item = ClientId> + '_ {
+        let (all, except) = match self {
+            Recipients::One(id) => (std::slice::from_ref(id), None),
+            Recipients::List(list) => (list.as_slice(), None),
+            Recipients::Room { members, except } => (members.as_slice(), *except),
+        };
+        all.iter().copied().filter(move |&c| Some(c) != except)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    pub fn contains(&self, id: ClientId) -> bool {
+        self.iter().any(|c| c == id)
+    }
+}
+
 /// What the shell must do once the iteration's messages are committed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
     /// Send `event` to every client in `to`, encoded once per wire format.
-    Deliver { to: Vec<ClientId>, event: Event },
+    Deliver { to: Recipients, event: Event },
     /// Close the client's connection once its queued output is flushed.
     Close(ClientId),
     /// The client's session was resumed by another connection: close this

@@ -17,6 +17,7 @@ pub mod error;
 pub mod event;
 pub mod image;
 pub mod limits;
+mod members;
 pub mod names;
 mod nickgen;
 pub mod session;
@@ -34,9 +35,10 @@ use command::{Command, Page};
 use error::{ErrorCode, HubError};
 use event::{
     ClientId, ClientKind, Dm, Effect, Event, LeaveReason, Limits, Message, Presence, PresenceKind,
-    Reply, Typing,
+    Recipients, Reply, Typing,
 };
 use limits::{Bucket, RateLimit, Verdict};
+use members::Members;
 use names::{message_text, sanitize, Nick, RoomName};
 use session::{check_cid, Sent, SentLog};
 
@@ -92,7 +94,7 @@ struct Client {
 }
 
 struct Room {
-    members: HashSet<ClientId>,
+    members: Members,
     last_seq: u64,
 }
 
@@ -305,7 +307,7 @@ impl Hub {
         self.sessions.insert(token.to_string(), id);
         for room in &client.rooms {
             if let Some(r) = self.rooms.get_mut(room) {
-                r.members.remove(&old);
+                r.members.remove(old);
                 r.members.insert(id);
             }
         }
@@ -385,7 +387,7 @@ impl Hub {
             return;
         }
         self.effects.push(Effect::Deliver {
-            to: vec![id],
+            to: Recipients::One(id),
             event: Event::Reply(reply, r#ref),
         });
     }
@@ -533,7 +535,7 @@ impl Hub {
         let r = self
             .rooms
             .get_mut(&room)
-            .filter(|r| r.members.contains(&id))
+            .filter(|r| r.members.contains(id))
             .ok_or_else(|| not_in(&room))?;
         r.last_seq += 1;
         let msg = Rc::new(Message {
@@ -548,7 +550,10 @@ impl Hub {
         // The sender never gets the room's copy: a line client's terminal
         // already shows what it typed, and a WebSocket client gets its own
         // copy below, with its `cid` and `ref`, as the acknowledgement.
-        let to: Vec<ClientId> = r.members.iter().copied().filter(|&m| m != id).collect();
+        let to = Recipients::Room {
+            members: r.members.snapshot(),
+            except: Some(id),
+        };
         self.pending.push(msg.clone());
         self.pending_from.push((id, cid.clone()));
         self.messages_total += 1;
@@ -574,7 +579,7 @@ impl Hub {
         if !self
             .rooms
             .get(room)
-            .is_some_and(|r| r.members.contains(&sender))
+            .is_some_and(|r| r.members.contains(sender))
         {
             return Err(not_in(room));
         }
@@ -668,7 +673,7 @@ impl Hub {
         let nick = client.nick.to_string();
         let to: Vec<ClientId> = self
             .others(&room, id)
-            .into_iter()
+            .iter()
             .filter(|m| {
                 self.clients
                     .get(m)
@@ -680,7 +685,7 @@ impl Hub {
             nick,
             ts: now.ms,
         };
-        self.deliver(to, Event::Typing(Rc::new(typing)));
+        self.deliver(Recipients::List(to), Event::Typing(Rc::new(typing)));
         Ok(())
     }
 
@@ -761,7 +766,7 @@ impl Hub {
             self.commit().map_err(store_failed)?;
             let last_seq = self.store.last_seq(&room).map_err(store_failed)?;
             let r = Room {
-                members: HashSet::new(),
+                members: Members::default(),
                 last_seq,
             };
             self.rooms.insert(room.clone(), r);
@@ -911,7 +916,7 @@ impl Hub {
             ts: now.ms,
             text,
         });
-        self.deliver(vec![target], Event::Dm(dm.clone()));
+        self.deliver(Recipients::One(target), Event::Dm(dm.clone()));
         self.reply(id, Reply::DmSent(dm.clone(), cid.clone()), r#ref);
         if let (Some(cid), Some(c)) = (cid, self.clients.get_mut(&id)) {
             c.sent.insert(now.ms, cid, Sent::Dm(dm));
@@ -962,12 +967,15 @@ impl Hub {
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
-        r.members.remove(&id);
+        r.members.remove(id);
         if r.members.is_empty() {
             self.rooms.remove(room);
             return;
         }
-        let to = r.members.iter().copied().collect();
+        let to = Recipients::Room {
+            members: r.members.snapshot(),
+            except: None,
+        };
         let presence = Presence {
             room: room.clone(),
             kind: PresenceKind::Leave(reason),
@@ -977,17 +985,21 @@ impl Hub {
         self.deliver(to, Event::Presence(Rc::new(presence)));
     }
 
-    fn deliver(&mut self, to: Vec<ClientId>, event: Event) {
+    fn deliver(&mut self, to: Recipients, event: Event) {
         if !to.is_empty() {
             self.effects.push(Effect::Deliver { to, event });
         }
     }
 
     /// Members of `room` other than `id`.
-    fn others(&self, room: &RoomName, id: ClientId) -> Vec<ClientId> {
-        self.rooms.get(room).map_or_else(Vec::new, |r| {
-            r.members.iter().copied().filter(|&m| m != id).collect()
-        })
+    fn others(&self, room: &RoomName, id: ClientId) -> Recipients {
+        match self.rooms.get(room) {
+            Some(r) => Recipients::Room {
+                members: r.members.snapshot(),
+                except: Some(id),
+            },
+            None => Recipients::List(Vec::new()),
+        }
     }
 
     /// The nicks in `room`, sorted case-insensitively.
@@ -995,7 +1007,7 @@ impl Hub {
         let mut nicks: Vec<String> = self.rooms.get(room).map_or_else(Vec::new, |r| {
             r.members
                 .iter()
-                .filter_map(|m| self.clients.get(m))
+                .filter_map(|m| self.clients.get(&m))
                 .map(|c| c.nick.to_string())
                 .collect()
         });

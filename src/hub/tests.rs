@@ -154,7 +154,7 @@ impl Chat {
         for effect in &effects {
             match effect {
                 Effect::Deliver { to, event } => {
-                    let unique: HashSet<&ClientId> = to.iter().collect();
+                    let unique: HashSet<ClientId> = to.iter().collect();
                     assert_eq!(unique.len(), to.len(), "a recipient twice: {effect:?}");
                     assert!(!to.is_empty(), "a delivery to nobody: {effect:?}");
                     let bytes = render(event, "http://127.0.0.1:7878");
@@ -167,9 +167,9 @@ impl Chat {
                     assert!(text.ends_with('\n'), "unterminated: {text:?}");
                     let rendered: Vec<String> =
                         text.split_terminator('\n').map(str::to_string).collect();
-                    for id in to {
+                    for id in to.iter() {
                         self.lines
-                            .entry(*id)
+                            .entry(id)
                             .or_default()
                             .extend(rendered.iter().cloned());
                     }
@@ -1384,7 +1384,7 @@ fn quit_says_bye_closes_and_frees_the_nick() {
     let bye = effects
         .iter()
         .position(|e| {
-            matches!(e, Effect::Deliver { to, event: Event::Reply(Reply::Bye, _) } if to == &[alice])
+            matches!(e, Effect::Deliver { to, event: Event::Reply(Reply::Bye, _) } if to.iter().eq([alice]))
         })
         .expect("a bye");
     let close = effects
@@ -1578,9 +1578,9 @@ fn one_say_to_a_thousand_is_one_delivery() {
         panic!("{:?}", effects[0]);
     };
     assert_eq!(to.len(), 999);
-    assert!(!to.contains(&sender));
+    assert!(!to.contains(sender));
     let expected: HashSet<ClientId> = ids[1..].iter().copied().collect();
-    assert_eq!(to.iter().copied().collect::<HashSet<_>>(), expected);
+    assert_eq!(to.iter().collect::<HashSet<_>>(), expected);
     let line = format!(
         "[18:00:01] #lobby <{}> hello, everyone\n",
         t.nick_of(sender)
@@ -1647,7 +1647,7 @@ fn events_for(effects: &[Effect], id: ClientId) -> Vec<Event> {
     effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Deliver { to, event } if to.contains(&id) => Some(event.clone()),
+            Effect::Deliver { to, event } if to.contains(id) => Some(event.clone()),
             _ => None,
         })
         .collect()

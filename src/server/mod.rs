@@ -40,7 +40,7 @@ use slab::Slab;
 
 use crate::config::Config;
 use crate::hub::error::{ErrorCode, HubError};
-use crate::hub::event::{ClientKind, Effect, Event, LeaveReason, Reply, Stats};
+use crate::hub::event::{ClientKind, Effect, Event, LeaveReason, Recipients, Reply, Stats};
 use crate::hub::limits::RateLimit;
 use crate::hub::names::RoomName;
 use crate::hub::{Hub, HubConfig, Now};
@@ -945,13 +945,13 @@ impl Server {
         self.effects = effects;
     }
 
-    fn deliver(&mut self, to: &[crate::hub::event::ClientId], event: &Event) {
+    fn deliver(&mut self, to: &Recipients, event: &Event) {
         let mut line_bytes: Option<Bytes> = None;
         // The JSON text framed once; `None` inside: not for WebSocket clients.
         let mut ws_bytes: Option<Option<Bytes>> = None;
         let droppable = matches!(event, Event::Typing(_));
         let public_url = self.public_url.clone();
-        for &client in to {
+        for client in to.iter() {
             let id = ConnId::from_client(client);
             let Some(conn) = self.conn_mut(id) else {
                 continue;
