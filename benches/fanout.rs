@@ -148,6 +148,7 @@ fn loop_stats(addr: SocketAddr) -> String {
     format!(
         "  server loop: {} iterations, {:.1} events per wake-up, {} messages, {} deliveries \
          (presence included), {:.1} MB out; {} commits, {:.0} us mean, {:.1} ms max; \
+         {} checkpoints, {:.1} ms max; \
          {} flushes, {:.2} us each, longest pass {:.1} ms",
         n("/loop_iterations"),
         n("/events_per_wakeup"),
@@ -157,6 +158,8 @@ fn loop_stats(addr: SocketAddr) -> String {
         commits,
         mean("/store/commit_us_total", commits),
         n("/store/commit_us_max") / 1000.0,
+        n("/store/checkpoints"),
+        n("/store/checkpoint_us_max") / 1000.0,
         flushes,
         mean("/flushes/us_total", flushes),
         n("/flushes/pass_us_max") / 1000.0

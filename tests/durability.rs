@@ -640,6 +640,48 @@ fn a_kill_9_in_the_middle_of_a_flood_loses_nothing_anyone_received() {
 }
 
 // ---------------------------------------------------------------------------
+// Checkpoints
+// ---------------------------------------------------------------------------
+
+/// The loop checkpoints SQLite's WAL itself once the loop is quiet (a
+/// commit no longer does it while every recipient waits): after hundreds of
+/// one-message commits and a pause, `/api/stats` counts a checkpoint, and a
+/// `kill -9` after it still loses nothing.
+#[test]
+fn the_wal_is_checkpointed_in_a_quiet_moment_and_loses_nothing() {
+    let db = TempDb::new("checkpoint");
+    let s = Server::start(&["--db", db.arg(), FAST[0], FAST[1], FAST[2], FAST[3]]);
+    let mut alice = s.line_client();
+    let mut bob = s.line_client();
+    let checkpoints = || {
+        let stats = http(s.addr, "GET", "/api/stats").json();
+        stats["store"]["checkpoints"].as_u64().expect("checkpoints")
+    };
+    assert_eq!(checkpoints(), 0);
+    // One message, then wait until Bob has it: one commit each (2-3 WAL
+    // pages), until the loop has had its quiet moment with 1000 pages in.
+    let mut sent = 0;
+    while checkpoints() == 0 {
+        assert!(sent < 3000, "no checkpoint after {sent} commits");
+        for _ in 0..100 {
+            sent += 1;
+            alice.send(&format!("note {sent}"));
+            let got = next_message_line(&mut bob);
+            assert!(got.ends_with(&format!("note {sent}")), "{got}");
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    kill9(s);
+    let s = Server::start(&["--db", db.arg()]);
+    let texts: Vec<String> = stored(s.addr, "lobby")
+        .iter()
+        .map(|m| m["text"].as_str().expect("text").to_string())
+        .collect();
+    let expected: Vec<String> = (1..=sent).map(|i| format!("note {i}")).collect();
+    assert_eq!(texts, expected);
+}
+
+// ---------------------------------------------------------------------------
 // store_id
 // ---------------------------------------------------------------------------
 

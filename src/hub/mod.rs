@@ -168,6 +168,16 @@ impl Hub {
         !self.effects.is_empty()
     }
 
+    /// Pages in the store's write-ahead log awaiting a checkpoint.
+    pub fn wal_pages(&self) -> u32 {
+        self.store.wal_pages()
+    }
+
+    /// Checkpoints the store's write-ahead log (the shell picks the moment).
+    pub fn checkpoint(&mut self) -> Result<(), StoreError> {
+        self.store.checkpoint()
+    }
+
     /// Stores the messages accepted since the last commit, in one batch.
     /// The shell calls this before it delivers any effect.
     pub fn commit(&mut self) -> Result<usize, StoreError> {

@@ -515,7 +515,9 @@ impl Server {
             "deliveries": c.deliveries,
             "rooms": self.hub.rooms(),
             "store": {"commits": c.commits, "commit_us_total": c.commit_us_total,
-                      "commit_us_max": c.commit_us_max},
+                      "commit_us_max": c.commit_us_max, "checkpoints": c.checkpoints,
+                      "checkpoint_us_total": c.checkpoint_us_total,
+                      "checkpoint_us_max": c.checkpoint_us_max},
             "flushes": {"count": c.flushes, "us_total": c.flush_us_total,
                         "pass_us_max": c.flush_pass_us_max},
         });

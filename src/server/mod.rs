@@ -78,6 +78,14 @@ const REFUSING: usize = 64;
 /// the store, logs and the refusals above.
 const FD_RESERVE: usize = 128;
 
+/// SQLite checkpoints (see `store::sqlite`): due once the WAL holds this
+/// many pages (SQLite's own default), run after the loop has had no event
+/// for `CHECKPOINT_QUIET`, or at once past `CHECKPOINT_FORCE` pages (16 MiB
+/// of WAL) if the loop is never quiet.
+const CHECKPOINT_PAGES: u32 = 1000;
+const CHECKPOINT_QUIET: Duration = Duration::from_millis(2);
+const CHECKPOINT_FORCE: u32 = 4000;
+
 /// A recipient with this much output queued is behind: typing hints, which
 /// are worthless late, are dropped for it rather than queued.
 const BEHIND: usize = 64 * 1024;
@@ -107,6 +115,10 @@ struct Counters {
     commits: u64,
     commit_us_total: u64,
     commit_us_max: u64,
+    /// WAL checkpoints and their time in microseconds.
+    checkpoints: u64,
+    checkpoint_us_total: u64,
+    checkpoint_us_max: u64,
     /// Per-connection flushes (one `writev` each, unless a queue is longer
     /// than one call takes), the time they took in microseconds, and the
     /// longest pass over the dirty connections.
@@ -178,6 +190,11 @@ pub struct Server {
     shutdown_by: Option<Instant>,
     /// Accepting is paused until then (out of file descriptors).
     accept_paused: Option<Instant>,
+    /// When `poll` last reported an event (for checkpoints in quiet times).
+    last_event: Instant,
+    /// WAL pages the last checkpoint could not copy (a reader held them):
+    /// the next is due only once as many again have been written.
+    wal_left: u32,
 }
 
 impl Server {
@@ -257,6 +274,8 @@ impl Server {
             signals,
             shutdown_by: None,
             accept_paused: None,
+            last_event: Instant::now(),
+            wal_left: 0,
         })
     }
 
@@ -282,12 +301,19 @@ impl Server {
                     return Ok(());
                 }
             }
+            let checkpoint_due = self.wal_growth() >= CHECKPOINT_PAGES;
             let timeout = if self.backlog.is_empty() {
-                let t = self.timers.timeout(now);
-                match self.shutdown_by {
-                    Some(by) => Some(t.map_or(by - now, |t| t.min(by - now))),
-                    None => t,
+                let mut t = self.timers.timeout(now);
+                if let Some(by) = self.shutdown_by {
+                    t = Some(t.map_or(by - now, |t| t.min(by - now)));
                 }
+                if checkpoint_due {
+                    // Wake up when the loop has been quiet long enough.
+                    let quiet_at =
+                        (self.last_event + CHECKPOINT_QUIET).saturating_duration_since(now);
+                    t = Some(t.map_or(quiet_at, |t| t.min(quiet_at)));
+                }
+                t
             } else {
                 Some(Duration::ZERO)
             };
@@ -297,6 +323,11 @@ impl Server {
                 Err(e) => return Err(e),
             }
             let n_events = events.iter().count();
+            if n_events > 0 {
+                self.last_event = Instant::now();
+            } else if checkpoint_due && self.last_event.elapsed() >= CHECKPOINT_QUIET {
+                self.checkpoint();
+            }
             self.counters.loop_iterations += 1;
             self.counters.poll_events += n_events as u64;
             trace!(
@@ -851,6 +882,34 @@ impl Server {
                 break;
             }
         }
+        if self.wal_growth() >= CHECKPOINT_FORCE {
+            // Never quiet: the WAL must not grow without bound.
+            self.checkpoint();
+        }
+    }
+
+    /// WAL pages written since the last checkpoint.
+    fn wal_growth(&mut self) -> u32 {
+        let pages = self.hub.wal_pages();
+        if pages < self.wal_left {
+            self.wal_left = 0; // the WAL started over
+        }
+        pages - self.wal_left
+    }
+
+    /// Copies the SQLite WAL into the database file (two `fsync`s), timed.
+    fn checkpoint(&mut self) {
+        let started = Instant::now();
+        if let Err(e) = self.hub.checkpoint() {
+            // Harmless for now: the WAL keeps every commit; retried later.
+            warn!("checkpoint failed: {e}");
+        }
+        self.wal_left = self.hub.wal_pages();
+        let us = started.elapsed().as_micros() as u64;
+        debug!("checkpoint in {us} us ({} pages left)", self.wal_left);
+        self.counters.checkpoints += 1;
+        self.counters.checkpoint_us_total += us;
+        self.counters.checkpoint_us_max = self.counters.checkpoint_us_max.max(us);
     }
 
     fn fire_timers(&mut self, now: Instant) {
