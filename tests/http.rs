@@ -374,6 +374,8 @@ fn metrics_has_every_family_and_the_values_move() {
         "natter_dropped_connections_total",
         "natter_loop_iterations_total",
         "natter_poll_events_total",
+        "natter_store_commits_total",
+        "natter_store_checkpoints_total",
     ] {
         assert!(
             m1.lines()
@@ -393,6 +395,10 @@ fn metrics_has_every_family_and_the_values_move() {
 
     let m2 = get(s.addr, "/metrics").text();
     assert_eq!(sample(&m2, "natter_messages_total"), 1.0);
+    assert_eq!(
+        sample(&m2, "natter_store_commits_total") - sample(&m1, "natter_store_commits_total"),
+        1.0
+    );
     for counter in [
         "natter_deliveries_total",
         "natter_bytes_out_total",

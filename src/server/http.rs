@@ -442,7 +442,7 @@ impl Server {
             family(&mut m, name, "gauge", help);
             let _ = writeln!(m, "{name} {v}");
         }
-        let counters: [(&str, &str, u64); 8] = [
+        let counters: [(&str, &str, u64); 10] = [
             (
                 "natter_messages_total",
                 "Room messages accepted.",
@@ -478,6 +478,16 @@ impl Server {
                 "natter_http_responses_total",
                 "HTTP responses sent.",
                 c.http_responses,
+            ),
+            (
+                "natter_store_commits_total",
+                "SQLite transactions that stored messages.",
+                c.commits,
+            ),
+            (
+                "natter_store_checkpoints_total",
+                "SQLite WAL checkpoints, run when the loop was quiet.",
+                c.checkpoints,
             ),
         ];
         for (name, help, v) in counters {
