@@ -659,7 +659,7 @@ fn the_wal_is_checkpointed_in_a_quiet_moment_and_loses_nothing() {
     };
     assert_eq!(checkpoints(), 0);
     // One message, then wait until Bob has it: one commit each (2-3 WAL
-    // pages), until the loop has had its quiet moment with 1000 pages in.
+    // pages), until the loop has had its quiet moment with 250 pages in.
     let mut sent = 0;
     while checkpoints() == 0 {
         assert!(sent < 3000, "no checkpoint after {sent} commits");

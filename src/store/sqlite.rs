@@ -22,7 +22,8 @@
 //! here), while every recipient of that commit's messages waits. A WAL hook
 //! replaces that automatic checkpoint and only counts the WAL's pages
 //! ([`Store::wal_pages`]); the loop calls [`Store::checkpoint`] when it has
-//! been idle for a moment, or at once if the WAL has grown very large.
+//! been idle for a moment, or after it has sent a turn's messages if the WAL
+//! has passed 1000 pages all the same.
 //!
 //! Must never: panic (every SQLite failure is a [`StoreError`]); touch a
 //! database it does not understand (a newer schema, a file that is not SQLite,
