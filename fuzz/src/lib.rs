@@ -275,7 +275,10 @@ pub mod line {
             text: text.clone(),
         });
         let reply = |r| Event::Reply(r, Some(raw.clone()));
-        let members = vec![nick.clone(), "bob".to_string()];
+        let members: Vec<Nick> = [nick.as_str(), "bob"]
+            .iter()
+            .filter_map(|n| Nick::parse(n).ok())
+            .collect();
         let mut events = vec![
             Event::Message(messages[0].clone()),
             Event::Message(messages[1].clone()),

@@ -8,7 +8,7 @@
 use std::rc::Rc;
 
 use super::error::ErrorCode;
-use super::names::RoomName;
+use super::names::{Nick, RoomName};
 
 /// Opaque id of a connected client. The shell packs its slab key and a
 /// generation into it, so a reused slab slot never receives a stale event.
@@ -156,7 +156,7 @@ pub enum Reply {
     },
     Joined {
         room: RoomName,
-        members: Vec<String>,
+        members: Vec<Nick>,
         messages: Vec<Rc<Message>>,
         /// Set when the room was just made by `/create`.
         created: bool,
@@ -175,7 +175,7 @@ pub enum Reply {
     },
     Who {
         room: RoomName,
-        members: Vec<String>,
+        members: Vec<Nick>,
     },
     Rooms {
         rooms: Vec<(RoomName, usize)>,

@@ -1,5 +1,6 @@
-//! A room's members: O(1) join, leave and lookup, and a list that every
-//! delivery to the room shares instead of copying.
+//! A room's members: O(1) join, leave and lookup, a list that every
+//! delivery to the room shares instead of copying, and their nicks kept in
+//! order (O(log n) a change) for the listings a join answers with.
 //!
 //! The list sits behind an `Rc`. A message to the room takes a clone of the
 //! `Rc` (no copy, no allocation, whatever the room's size) as its
@@ -10,26 +11,33 @@
 //! members only talk copies nothing, and one that churns copies its list
 //! at most once per event sent in between.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use super::event::ClientId;
+use super::names::Nick;
 
 #[derive(Debug, Default)]
 pub struct Members {
     list: Rc<Vec<ClientId>>,
-    /// Each member's index in `list`.
-    index: HashMap<ClientId, usize>,
+    /// Each member's index in `list`, and its nick's key.
+    index: HashMap<ClientId, (usize, String)>,
+    /// The members' nicks by their case-insensitive key (unique: nicks are),
+    /// kept in order so that listing them (`/who`, a join's reply) is a walk,
+    /// not a sort.
+    nicks: BTreeMap<String, Nick>,
 }
 
 impl Members {
-    /// Adds `id`; false if it was a member already.
-    pub fn insert(&mut self, id: ClientId) -> bool {
+    /// Adds `id`, known as `nick`; false if it was a member already.
+    pub fn insert(&mut self, id: ClientId, nick: &Nick) -> bool {
         if self.index.contains_key(&id) {
             return false;
         }
         let list = Rc::make_mut(&mut self.list);
-        self.index.insert(id, list.len());
+        let key = nick.key();
+        self.nicks.insert(key.clone(), nick.clone());
+        self.index.insert(id, (list.len(), key));
         list.push(id);
         true
     }
@@ -37,15 +45,32 @@ impl Members {
     /// Removes `id` (the last member takes its place); false if it was not
     /// a member.
     pub fn remove(&mut self, id: ClientId) -> bool {
-        let Some(at) = self.index.remove(&id) else {
+        let Some((at, key)) = self.index.remove(&id) else {
             return false;
         };
+        self.nicks.remove(&key);
         let list = Rc::make_mut(&mut self.list);
         list.swap_remove(at);
-        if let Some(&moved) = list.get(at) {
-            self.index.insert(moved, at);
+        if let Some(moved) = list.get(at) {
+            if let Some(entry) = self.index.get_mut(moved) {
+                entry.0 = at;
+            }
         }
         true
+    }
+
+    /// Member `id` is now known as `nick`.
+    pub fn rename(&mut self, id: ClientId, nick: &Nick) {
+        if let Some((_, key)) = self.index.get_mut(&id) {
+            self.nicks.remove(key);
+            *key = nick.key();
+            self.nicks.insert(key.clone(), nick.clone());
+        }
+    }
+
+    /// The members' nicks, sorted case-insensitively.
+    pub fn nicks(&self) -> impl Iterator<Item = &Nick> + '_ {
+        self.nicks.values()
     }
 
     pub fn contains(&self, id: ClientId) -> bool {
@@ -60,6 +85,7 @@ impl Members {
         self.list.is_empty()
     }
 
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = ClientId> + '_ {
         self.list.iter().copied()
     }
@@ -79,13 +105,21 @@ mod tests {
         it.map(|c| c.0).collect()
     }
 
+    fn nick(s: &str) -> Nick {
+        Nick::parse(s).expect("nick")
+    }
+
+    fn add(m: &mut Members, i: u64) -> bool {
+        m.insert(ClientId(i), &nick(&format!("n{i}")))
+    }
+
     #[test]
     fn joins_and_leaves_keep_list_and_index_in_step() {
         let mut m = Members::default();
         for i in 0..10 {
-            assert!(m.insert(ClientId(i)));
+            assert!(add(&mut m, i));
         }
-        assert!(!m.insert(ClientId(3)), "a member joins once");
+        assert!(!add(&mut m, 3), "a member joins once");
         for i in [0, 9, 4, 4, 42] {
             let was = m.contains(ClientId(i));
             assert_eq!(m.remove(ClientId(i)), was);
@@ -95,24 +129,41 @@ mod tests {
             set([1, 2, 3, 5, 6, 7, 8].map(ClientId).into_iter())
         );
         for (at, id) in m.list.iter().enumerate() {
-            assert_eq!(m.index[id], at, "{id:?}'s index");
+            assert_eq!(m.index[id].0, at, "{id:?}'s index");
         }
         assert_eq!(m.len(), 7);
+        assert_eq!(m.nicks().count(), 7);
         for i in [1, 2, 3, 5, 6, 7, 8] {
             assert!(m.remove(ClientId(i)));
         }
-        assert!(m.is_empty() && m.index.is_empty());
+        assert!(m.is_empty() && m.index.is_empty() && m.nicks.is_empty());
+    }
+
+    #[test]
+    fn nicks_are_listed_case_insensitively_through_renames() {
+        let mut m = Members::default();
+        for (i, n) in ["bob", "Alice", "carol", "Dave"].iter().enumerate() {
+            m.insert(ClientId(i as u64), &nick(n));
+        }
+        let names = |m: &Members| m.nicks().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(names(&m), ["Alice", "bob", "carol", "Dave"]);
+        m.rename(ClientId(0), &nick("Zed"));
+        m.rename(ClientId(2), &nick("CAROL"));
+        m.rename(ClientId(42), &nick("nobody"));
+        assert_eq!(names(&m), ["Alice", "CAROL", "Dave", "Zed"]);
+        m.remove(ClientId(3));
+        assert_eq!(names(&m), ["Alice", "CAROL", "Zed"]);
     }
 
     #[test]
     fn a_snapshot_is_shared_until_the_room_changes() {
         let mut m = Members::default();
-        m.insert(ClientId(1));
-        m.insert(ClientId(2));
+        add(&mut m, 1);
+        add(&mut m, 2);
         let a = m.snapshot();
         let b = m.snapshot();
         assert!(Rc::ptr_eq(&a, &b), "two messages share one list");
-        m.insert(ClientId(3));
+        add(&mut m, 3);
         m.remove(ClientId(1));
         assert_eq!(
             *a,
@@ -122,7 +173,7 @@ mod tests {
         assert_eq!(set(m.iter()), set([2, 3].map(ClientId).into_iter()));
         drop((a, b));
         let before = Rc::as_ptr(&m.list);
-        m.insert(ClientId(4));
+        add(&mut m, 4);
         assert_eq!(
             Rc::as_ptr(&m.list),
             before,

@@ -318,7 +318,7 @@ impl Hub {
         for room in &client.rooms {
             if let Some(r) = self.rooms.get_mut(room) {
                 r.members.remove(old);
-                r.members.insert(id);
+                r.members.insert(id, &client.nick);
             }
         }
         client.bucket = Bucket::new(self.config.rate, now.ms);
@@ -729,6 +729,9 @@ impl Hub {
             return Ok(());
         }
         for room in rooms {
+            if let Some(r) = self.rooms.get_mut(&room) {
+                r.members.rename(id, &nick);
+            }
             let presence = Presence {
                 room: room.clone(),
                 kind: PresenceKind::Nick {
@@ -769,7 +772,7 @@ impl Hub {
             self.reply(id, reply, r#ref);
             return Ok(());
         }
-        let nick = client.nick.to_string();
+        let nick = client.nick.clone();
         if !self.rooms.contains_key(&room) {
             // Messages of this room may still be pending (it emptied and
             // refills within one iteration): commit them, or seq would repeat.
@@ -784,7 +787,7 @@ impl Hub {
         let (messages, gap) = self.catch_up(&room, since);
         let others = self.others(&room, id);
         if let Some(r) = self.rooms.get_mut(&room) {
-            r.members.insert(id);
+            r.members.insert(id, &nick);
         }
         if let Some(c) = self.clients.get_mut(&id) {
             c.rooms.push(room.clone());
@@ -795,7 +798,7 @@ impl Hub {
         let presence = Presence {
             room,
             kind: PresenceKind::Join,
-            nick,
+            nick: nick.to_string(),
             ts: now.ms,
         };
         self.deliver(others, Event::Presence(Rc::new(presence)));
@@ -1013,16 +1016,10 @@ impl Hub {
     }
 
     /// The nicks in `room`, sorted case-insensitively.
-    fn member_nicks(&self, room: &RoomName) -> Vec<String> {
-        let mut nicks: Vec<String> = self.rooms.get(room).map_or_else(Vec::new, |r| {
-            r.members
-                .iter()
-                .filter_map(|m| self.clients.get(&m))
-                .map(|c| c.nick.to_string())
-                .collect()
-        });
-        nicks.sort_by_cached_key(|n| (n.to_ascii_lowercase(), n.clone()));
-        nicks
+    fn member_nicks(&self, room: &RoomName) -> Vec<Nick> {
+        self.rooms
+            .get(room)
+            .map_or_else(Vec::new, |r| r.members.nicks().cloned().collect())
     }
 
     /// Rooms anyone may find: not made by `/create`, with members; the

@@ -55,6 +55,29 @@ impl fmt::Display for Nick {
     }
 }
 
+/// For `join(", ")` over a member list (equal nicks are equal strings).
+impl std::borrow::Borrow<str> for Nick {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A nick goes on the wire as its string (`joined`, `who`).
+impl serde::Serialize for Nick {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Nicks for tests' member lists, from known-good names.
+#[cfg(test)]
+pub(crate) fn nick_list(names: &[&str]) -> Vec<Nick> {
+    names
+        .iter()
+        .map(|n| Nick::parse(n).expect("nick"))
+        .collect()
+}
+
 /// A room name, always lowercase (rooms are case-insensitive).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RoomName(Rc<str>);

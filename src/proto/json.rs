@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::hub::command::{Command, Page};
 use crate::hub::error::{ErrorCode, HubError};
 use crate::hub::event::{Dm, Event, LeaveReason, Limits, Message, PresenceKind, Reply};
-use crate::hub::names::RoomName;
+use crate::hub::names::{Nick, RoomName};
 use crate::hub::MAX_HISTORY_PAGE;
 
 /// Messages a `history` request returns when it names no `limit`.
@@ -314,7 +314,7 @@ enum Out<'a> {
     },
     Joined {
         room: &'a str,
-        members: &'a [String],
+        members: &'a [Nick],
         messages: Vec<MessageOut<'a>>,
         last_seq: u64,
         store_id: &'a str,
@@ -358,7 +358,7 @@ enum Out<'a> {
     },
     Who {
         room: &'a str,
-        members: &'a [String],
+        members: &'a [Nick],
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<&'a str>,
     },

@@ -340,7 +340,7 @@ fn renders_every_reply() {
     );
     let joined = Reply::Joined {
         room: room("lobby"),
-        members: vec!["alice".into(), "bob".into()],
+        members: crate::hub::names::nick_list(&["alice", "bob"]),
         messages: vec![msg(119, false), msg(120, false)],
         created: false,
         last_seq: 120,
@@ -358,7 +358,7 @@ fn renders_every_reply() {
     assert!(v.get("gap").is_none(), "gap only when true");
     let gap = Reply::Joined {
         room: room("lobby"),
-        members: vec![],
+        members: Vec::new(),
         messages: vec![],
         created: false,
         last_seq: 900,
@@ -374,7 +374,7 @@ fn renders_every_reply() {
         reply(
             Reply::Who {
                 room: room("dev"),
-                members: vec!["a".into()]
+                members: crate::hub::names::nick_list(&["a"])
             },
             None
         ),

@@ -777,7 +777,7 @@ fn render_joined_without_history() {
     assert_eq!(
         rendered(&reply(Reply::Joined {
             room: room("lobby"),
-            members: vec!["alice".into(), "bob".into(), "quiet-heron-42".into()],
+            members: crate::hub::names::nick_list(&["alice", "bob", "quiet-heron-42"]),
             messages: vec![],
             created: false,
             last_seq: 0,
@@ -789,7 +789,7 @@ fn render_joined_without_history() {
     assert_eq!(
         rendered(&reply(Reply::Joined {
             room: room("dev"),
-            members: vec!["alice".into()],
+            members: crate::hub::names::nick_list(&["alice"]),
             messages: vec![],
             created: false,
             last_seq: 0,
@@ -809,7 +809,7 @@ fn render_joined_with_history_matches_the_protocol_example() {
     assert_eq!(
         rendered(&reply(Reply::Joined {
             room: room("lobby"),
-            members: vec!["alice".into(), "bob".into(), "quiet-heron-42".into()],
+            members: crate::hub::names::nick_list(&["alice", "bob", "quiet-heron-42"]),
             messages,
             created: false,
             last_seq: 0,
@@ -829,7 +829,7 @@ fn render_joined_with_one_message_says_message() {
     assert_eq!(
         rendered(&reply(Reply::Joined {
             room: room("lobby"),
-            members: vec!["alice".into()],
+            members: crate::hub::names::nick_list(&["alice"]),
             messages: vec![msg("lobby", TS, "bob", "hi", false)],
             created: false,
             last_seq: 0,
@@ -847,7 +847,7 @@ fn render_joined_with_one_message_says_message() {
 fn render_created_room() {
     let out = rendered(&reply(Reply::Joined {
         room: room("k3j9x2"),
-        members: vec!["alice".into()],
+        members: crate::hub::names::nick_list(&["alice"]),
         messages: vec![],
         created: true,
         last_seq: 0,
@@ -878,21 +878,21 @@ fn render_who() {
     assert_eq!(
         rendered(&reply(Reply::Who {
             room: room("lobby"),
-            members: vec!["alice".into(), "bob".into(), "c".into()],
+            members: crate::hub::names::nick_list(&["alice", "bob", "c"]),
         })),
         "*** #lobby (3): alice, bob, c\n"
     );
     assert_eq!(
         rendered(&reply(Reply::Who {
             room: room("lobby"),
-            members: vec!["alice".into()],
+            members: crate::hub::names::nick_list(&["alice"]),
         })),
         "*** #lobby (1): alice\n"
     );
     assert_eq!(
         rendered(&reply(Reply::Who {
             room: room("empty"),
-            members: vec![],
+            members: Vec::new(),
         })),
         "*** #empty (0):\n"
     );
