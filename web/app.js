@@ -64,6 +64,7 @@
     nick: '',
     wantNick: '', // the nick to get back after a reconnect without resume
     pendingNick: null,
+    shownName: '', // what the page last put in the name field
     session: '',
     storeId: '',
     limits: { max_message: 4000, max_ws_message: 2097152, max_image: 1048576, history: 50 },
@@ -370,7 +371,7 @@
     S.nick = nick;
     if (!S.wantNick) S.wantNick = nick;
     ui.me.textContent = nick;
-    if (document.activeElement !== ui.name || !ui.name.value) ui.name.value = nick;
+    showName(nick);
     if (old && old !== nick) {
       for (const r of S.rooms.values()) {
         const i = r.members.findIndex((n) => sameNick(n, old));
@@ -382,12 +383,23 @@
     saveState();
   }
 
+  // The name field shows the nick, but never over a name typed since the
+  // page last filled it in: the answer to an earlier request (restoring the
+  // nick after a reload, say) may arrive while the user types, and what
+  // they typed is asked for when they submit it.
+  function showName(nick) {
+    const typed = ui.name.value.trim();
+    if (!typed || typed === S.shownName || sameNick(typed, nick)) {
+      ui.name.value = nick;
+      S.shownName = nick;
+    }
+  }
+
   function onNick(m) {
     const old = S.nick;
     S.pendingNick = null;
     S.wantNick = m.nick;
     setNick(m.nick);
-    ui.name.value = m.nick;
     clearLandingError();
     if (old && old !== m.nick && S.active) systemLine(S.active, 'You are now known as ' + m.nick + '.');
   }
@@ -977,7 +989,10 @@
         S.notice = msg; // a join sent with it may open the chat next
       }
       if (S.active) systemLine(S.active, msg, 'error');
-      if (ref === 'nick:' + ui.name.value.trim()) ui.name.value = S.nick;
+      if (ref === 'nick:' + ui.name.value.trim()) {
+        ui.name.value = S.nick;
+        S.shownName = S.nick;
+      }
       return;
     }
     if (ref.startsWith('hb:')) {

@@ -513,6 +513,7 @@ class FlakyProxy {
     this.pairs = new Set();
     this.refuse = false;
     this.armed = null; // { forward, resolve }
+    this.holdNext = null; // { resolve, after }: see holdAfterNextFrame
     this.refused = 0;
     this.wsConnections = 0;
     this.server = net.createServer((client) => this.onClient(client));
@@ -526,7 +527,8 @@ class FlakyProxy {
     }
     const upstream = net.connect({ host: '127.0.0.1', port: this.targetPort });
     upstream.on('error', () => {});
-    const pair = { client, upstream, ws: false, first: true };
+    // held: server->page bytes kept back while a test holds them.
+    const pair = { client, upstream, ws: false, first: true, held: null };
     this.pairs.add(pair);
     const drop = () => {
       client.destroy();
@@ -535,14 +537,21 @@ class FlakyProxy {
     };
     client.on('close', drop);
     upstream.on('close', drop);
-    upstream.on('data', (d) => client.write(d));
+    upstream.on('data', (d) => (pair.held ? pair.held.push(d) : client.write(d)));
     client.on('data', (d) => {
       if (pair.first) {
         pair.first = false;
         if (/^GET \/ws[?\s]/.test(d.toString('latin1')) && /upgrade:\s*websocket/i.test(d.toString('latin1'))) {
           pair.ws = true;
           this.wsConnections++;
+          pair.n = this.wsConnections;
         }
+      } else if (pair.ws && this.holdNext && pair.n > this.holdNext.after) {
+        // The page's next frame: everything the server sends from now on
+        // is held until release(), so its answers arrive late.
+        pair.held = [];
+        this.holdNext.resolve();
+        this.holdNext = null;
       } else if (pair.ws && this.armed) {
         // The next frame the page sends over its WebSocket: cut the network
         // right there, with the frame either delivered or lost.
@@ -573,6 +582,25 @@ class FlakyProxy {
     return new Promise((resolve) => {
       this.armed = { forward, refuse, resolve };
     });
+  }
+  /**
+   * On the next WebSocket connection opened from now on: from the page's
+   * first frame over it, holds what the server sends until release()
+   * (bytes from sockets already open, a closing page's say, do not count).
+   * Returns a promise of the hold starting.
+   */
+  holdAfterNextFrame() {
+    return new Promise((resolve) => {
+      this.holdNext = { resolve, after: this.wsConnections };
+    });
+  }
+  /** Lets held server->page bytes through, in order, and stops holding. */
+  release() {
+    for (const pair of this.pairs) {
+      const held = pair.held;
+      pair.held = null;
+      for (const d of held || []) pair.client.write(d);
+    }
   }
   /** Destroys both sides of every proxied connection, abruptly. */
   cut() {
