@@ -123,9 +123,9 @@ struct Counters {
     checkpoints: u64,
     checkpoint_us_total: u64,
     checkpoint_us_max: u64,
-    /// Per-connection flushes (one `writev` each, unless a queue is longer
-    /// than one call takes), the time they took in microseconds, and the
-    /// longest pass over the dirty connections.
+    /// Per-connection flushes (one `send` or `writev` each, unless a queue
+    /// is longer than one call takes), the time they took in microseconds,
+    /// and the longest pass over the dirty connections.
     flushes: u64,
     flush_us_total: u64,
     flush_pass_us_max: u64,
@@ -196,8 +196,9 @@ pub struct Server {
     accept_paused: Option<Instant>,
     /// When `poll` last reported an event (for checkpoints in quiet times).
     last_event: Instant,
-    /// WAL pages the last checkpoint could not copy (a reader held them):
-    /// the next is due only once as many again have been written.
+    /// The WAL's pages right after the last checkpoint: 0, unless a reader
+    /// (a `sqlite3` shell, say) kept it from copying everything; the next
+    /// checkpoint counts only the pages written since.
     wal_left: u32,
 }
 
