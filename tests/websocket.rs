@@ -1261,13 +1261,28 @@ fn a_websocket_client_that_stops_reading_is_dropped_as_a_slow_consumer() {
         strip_clock(&l).as_deref(),
         Some("#lobby <-- staller left (slow consumer)")
     );
-    drop(staller_ws);
-    // The staller's connection is closed by the server.
+    // The staller reads again at once (within the 2 s the server lingers):
+    // behind the messages the kernel still held, the goodbye is a close
+    // frame with 1008 (policy violation), then the connection ends.
+    let mut staller_ws = staller_ws;
+    let mut messages = 0;
+    loop {
+        match staller_ws.read() {
+            Ok(tungstenite::Message::Text(_)) => messages += 1,
+            Ok(tungstenite::Message::Close(Some(close))) => {
+                assert_eq!(u16::from(close.code), 1008, "{close:?}");
+                assert_eq!(&*close.reason, "slow consumer");
+                break;
+            }
+            Ok(other) => panic!("unexpected {other:?} after {messages} messages"),
+            Err(e) => panic!("no close frame after {messages} messages: {e}"),
+        }
+    }
     let mut buf = vec![0u8; 1 << 16];
     loop {
         match (&staller).read(&mut buf) {
             Ok(0) => break,
-            Ok(_) => {}
+            Ok(n) => panic!("{n} bytes after the close frame"),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                 panic!("the slow consumer's connection was not closed")
             }
