@@ -1220,3 +1220,33 @@ pub fn announce(addrs: &[SocketAddr]) {
     }
     let _ = io::stdout().flush();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `tune` sets is what the kernel reports back on a real socket:
+    /// the integration tests can see keepalive with `ss`, not the user timeout.
+    #[test]
+    fn accepted_sockets_get_nodelay_keepalive_and_a_user_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let _client =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (accepted, _) = listener.accept().expect("accept");
+        let stream = TcpStream::from_std(accepted);
+        tune(&stream).expect("tune");
+        assert!(stream.nodelay().expect("nodelay"));
+        let sock = socket2::SockRef::from(&stream);
+        assert!(sock.keepalive().expect("keepalive"));
+        assert_eq!(sock.keepalive_time().expect("idle"), KEEPALIVE_IDLE);
+        assert_eq!(
+            sock.keepalive_interval().expect("interval"),
+            KEEPALIVE_INTERVAL
+        );
+        assert_eq!(sock.keepalive_retries().expect("probes"), KEEPALIVE_PROBES);
+        assert_eq!(
+            sock.tcp_user_timeout().expect("user timeout"),
+            Some(USER_TIMEOUT)
+        );
+    }
+}
