@@ -137,6 +137,8 @@ struct Figures {
     p99_ms: f64,
     cpu_per_m: f64,
     rss_per_conn: f64,
+    /// Clients connected (scenario 5).
+    connected: f64,
     ok: bool,
 }
 
@@ -150,6 +152,7 @@ impl Figures {
                 .as_ref()
                 .map_or(0.0, |u| u.cpu_s_per_million_deliveries),
             rss_per_conn: 0.0,
+            connected: s.connected as f64,
             ok: s.passed(),
         }
     }
@@ -243,6 +246,40 @@ fn scenario_4(kind: Kind, cfg: &Config) -> Figures {
         rss_per_conn: per_conn,
         ok: s.failed == 0,
         ..Figures::default()
+    }
+}
+
+/// As many connections as the open-file limit allows (less 128 for the
+/// server's own files, natter's default cap), from two load generator
+/// processes; one sender per room of 10 at 1 msg/s.
+fn scenario_5(kind: Kind, cfg: &Config) -> Figures {
+    let server = Server::start(kind, cfg);
+    std::thread::sleep(Duration::from_millis(300));
+    let before = server.rss_kb();
+    let n = u32::try_from(loadgen::open_file_limit().saturating_sub(128)).unwrap_or(u32::MAX);
+    let mut a = args(server.addr, n, n.div_ceil(10));
+    a.procs = 2;
+    a.senders = a.rooms;
+    a.rate = 1.0;
+    a.seconds = 10.0;
+    a.connect_timeout = 300.0;
+    let s = measure(&server, &mut a);
+    let rss = s.server.as_ref().map_or(0, |u| u.rss_kb_at_done);
+    let per_conn = rss.saturating_sub(before) as f64 * 1024.0 / s.connected.max(1) as f64;
+    println!(
+        "compare 5 [{}]: {}/{n} ws clients from {} processes, connected in {:.1} s, {} rooms with \
+         1 sender at 1 msg/s, 10 s: RSS {:.1} MiB ({per_conn:.0} bytes per connection); {}",
+        kind.name(),
+        s.connected,
+        s.procs,
+        s.connect_s,
+        a.rooms,
+        rss as f64 / 1024.0,
+        s.describe()
+    );
+    Figures {
+        rss_per_conn: per_conn,
+        ..Figures::of(&s)
     }
 }
 
@@ -392,10 +429,11 @@ fn main() {
     let kinds = [Kind::Natter, Kind::Ws];
     let mut rows: Vec<(&str, [Figures; 2])> = Vec::new();
     type Scenario = fn(Kind, &Config) -> Figures;
-    let scenarios: [(&str, &str, Scenario); 4] = [
+    let scenarios: [(&str, &str, Scenario); 5] = [
         ("1", "1 (1000 in 1 room, 100 msg/s)", scenario_1),
         ("3", "3 (5000 in 500 rooms, 5000 msg/s)", scenario_3),
         ("4", "4 (10,000 idle)", scenario_4),
+        ("5", "5 (the open-file limit's worth)", scenario_5),
         ("sat", "sat (1000 in 1 room, highest rate)", saturation),
     ];
     for (key, label, f) in scenarios {
@@ -412,7 +450,24 @@ fn main() {
         } else {
             " [a run FAILED: see above]"
         };
-        if label.starts_with('4') {
+        if label.starts_with('5') {
+            println!(
+                "  ratio {label}: connected {:.0} / {:.0} = {}; RSS per connection {:.0} / {:.0} B \
+                 = {}; p99 {:.2} / {:.2} ms = {}; CPU s per M deliveries {:.2} / {:.2} = {}{flag}",
+                n.connected,
+                w.connected,
+                ratio(n.connected, w.connected),
+                n.rss_per_conn,
+                w.rss_per_conn,
+                ratio(n.rss_per_conn, w.rss_per_conn),
+                n.p99_ms,
+                w.p99_ms,
+                ratio(n.p99_ms, w.p99_ms),
+                n.cpu_per_m,
+                w.cpu_per_m,
+                ratio(n.cpu_per_m, w.cpu_per_m)
+            );
+        } else if label.starts_with('4') {
             println!(
                 "  ratio {label}: RSS per connection {:.0} / {:.0} B = {}{flag}",
                 n.rss_per_conn,
