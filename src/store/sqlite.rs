@@ -733,6 +733,37 @@ mod tests {
     }
 
     #[test]
+    fn a_reader_holding_a_snapshot_leaves_the_rest_of_the_wal_for_later() {
+        let db = TempDb::new("checkpoint-reader");
+        let r = room("lobby");
+        let mut s = open(&db, "id");
+        s.append(&[msg(&r, 1)]).unwrap();
+        // A `sqlite3` shell in the middle of a read: its snapshot pins the
+        // WAL frames written after it began.
+        let reader = Connection::open(db.path()).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let n: i64 = reader
+            .query_row("SELECT count(*) FROM messages", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
+        for seq in 2..=50 {
+            s.append(&[msg(&r, seq)]).unwrap();
+        }
+        let before = s.wal_pages();
+        s.checkpoint().unwrap();
+        assert!(s.wal_pages() > 0, "a checkpoint past the reader's snapshot");
+        assert_eq!(
+            s.wal_pages(),
+            before,
+            "the count stays until the WAL starts over"
+        );
+        reader.execute_batch("COMMIT").unwrap();
+        s.checkpoint().unwrap();
+        assert_eq!(s.wal_pages(), 0, "once the reader is done, all of it");
+        assert_eq!(s.last_seq(&r).unwrap(), 50);
+    }
+
+    #[test]
     fn memory_starts_empty_with_a_fresh_id() {
         let r = room("lobby");
         let mut one = SqliteStore::open(MEMORY, || "one".into()).unwrap();
