@@ -52,7 +52,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use loadgen::{Args, Hook, PhaseSpec, Proto, ServerProbe, Session, Summary};
 
 /// The p99 a rate must keep to count in scenario 2.
@@ -248,14 +247,6 @@ impl Sizes {
     }
 }
 
-/// This benchmark, run again as one load generator shard.
-fn shard_command() -> Command {
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut c = Command::new(exe);
-    c.arg("loadgen-shard");
-    c
-}
-
 fn args(addr: SocketAddr, proto: Proto, clients: u32, rooms: u32) -> Args {
     let mut a = Args::new(addr, proto);
     a.clients = clients;
@@ -266,8 +257,7 @@ fn args(addr: SocketAddr, proto: Proto, clients: u32, rooms: u32) -> Args {
 
 /// One load generator run with the server measured from `Go` to `Done`.
 fn measure(server: &Server, a: &mut Args) -> Summary {
-    a.server_pid = Some(server.pid());
-    loadgen::run(a, &shard_command, &mut |_| {}).unwrap_or_else(|e| panic!("loadgen: {e}"))
+    loadgen::run_measured(a, server.pid())
 }
 
 fn check(sizes: &Sizes, what: &str, s: &Summary) {
@@ -475,25 +465,12 @@ fn proto_name(p: Proto) -> &'static str {
     }
 }
 
-/// Pins this process (and the shards it starts) to core 1, the server
-/// going on core 0. Returns whether it could.
-fn pin_self() -> bool {
-    Command::new("taskset")
-        .args(["-a", "-c", "-p", "1", &std::process::id().to_string()])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn main() {
+    loadgen::run_if_embedded_shard();
     let argv: Vec<String> = std::env::args().collect();
-    if argv.get(1).map(String::as_str) == Some("loadgen-shard") {
-        let a = Args::parse_from(std::iter::once("loadgen".to_string()).chain(argv[2..].to_vec()));
-        std::process::exit(loadgen::shard_main(&a));
-    }
     let full = argv.iter().any(|a| a == "--bench");
     let sizes = if full { Sizes::full() } else { Sizes::smoke() };
-    let pinned = full && pin_self();
+    let pinned = full && loadgen::pin_to_core_1();
     if full {
         println!(
             "fanout: natter {} (store {}) on core 0, load generator on core 1 ({}); \

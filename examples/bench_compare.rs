@@ -35,7 +35,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use loadgen::{Args, Hook, PhaseSpec, Proto, ServerProbe, Session, Summary};
 
 const P99_LIMIT_MS: f64 = 250.0;
@@ -158,13 +157,6 @@ impl Figures {
     }
 }
 
-fn shard_command() -> Command {
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut c = Command::new(exe);
-    c.arg("loadgen-shard");
-    c
-}
-
 fn args(addr: SocketAddr, clients: u32, rooms: u32) -> Args {
     let mut a = Args::new(addr, Proto::Ws);
     a.clients = clients;
@@ -174,8 +166,7 @@ fn args(addr: SocketAddr, clients: u32, rooms: u32) -> Args {
 }
 
 fn measure(server: &Server, a: &mut Args) -> Summary {
-    a.server_pid = Some(server.pid());
-    loadgen::run(a, &shard_command, &mut |_| {}).unwrap_or_else(|e| panic!("loadgen: {e}"))
+    loadgen::run_measured(a, server.pid())
 }
 
 fn scenario_1(kind: Kind, cfg: &Config) -> Figures {
@@ -367,20 +358,9 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
-fn pin_self() -> bool {
-    Command::new("taskset")
-        .args(["-a", "-c", "-p", "1", &std::process::id().to_string()])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn main() {
+    loadgen::run_if_embedded_shard();
     let argv: Vec<String> = std::env::args().collect();
-    if argv.get(1).map(String::as_str) == Some("loadgen-shard") {
-        let a = Args::parse_from(std::iter::once("loadgen".to_string()).chain(argv[2..].to_vec()));
-        std::process::exit(loadgen::shard_main(&a));
-    }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut cfg = Config {
         natter: root.join("target/release/natter"),
@@ -398,7 +378,7 @@ fn main() {
         }
     }
     let want = |n: &str| only.is_empty() || only.iter().any(|o| o == n);
-    let pinned = pin_self();
+    let pinned = loadgen::pin_to_core_1();
     let node_version = Command::new(&cfg.node)
         .arg("--version")
         .output()

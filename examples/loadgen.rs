@@ -1563,7 +1563,6 @@ pub fn cpu_split(path: &str) -> Option<(f64, f64)> {
     Some((utime / clock_ticks(), stime / clock_ticks()))
 }
 
-/// VmRSS of a process, in KiB.
 /// Reads a server child's first stdout line, `PREFIX ADDR`, and returns the
 /// address; the rest of its stdout is drained on a thread so the child never
 /// blocks on a full pipe.
@@ -1588,6 +1587,7 @@ pub fn listening_addr(child: &mut std::process::Child, prefix: &str) -> SocketAd
     addr
 }
 
+/// VmRSS of a process, in KiB.
 pub fn rss_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -2083,6 +2083,45 @@ pub fn shard_main(args: &Args) -> i32 {
 pub fn self_command() -> Command {
     let exe = std::env::current_exe().unwrap_or_else(|_| "loadgen".into());
     Command::new(exe)
+}
+
+/// The first argument with which a program that embeds this load generator
+/// as a module (the fanout bench, bench-compare) is run again as a shard.
+const EMBEDDED_SHARD: &str = "loadgen-shard";
+
+/// For a program that embeds this load generator: itself again, as a shard.
+pub fn embedded_shard_command() -> Command {
+    let mut c = self_command();
+    c.arg(EMBEDDED_SHARD);
+    c
+}
+
+/// For a program that embeds this load generator, first thing in `main`:
+/// when it was started as a shard, runs the shard and exits.
+pub fn run_if_embedded_shard() {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(EMBEDDED_SHARD) {
+        let a = Args::parse_from(std::iter::once("loadgen".to_string()).chain(argv[2..].to_vec()));
+        std::process::exit(shard_main(&a));
+    }
+}
+
+/// Pins this process (and the shards it starts later) to core 1, the server
+/// under test going on core 0. Returns whether `taskset` could.
+pub fn pin_to_core_1() -> bool {
+    Command::new("taskset")
+        .args(["-a", "-c", "-p", "1", &std::process::id().to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A benchmark driver's run: shards are the driver itself, the server with
+/// process id `server_pid` is measured from `Go` to `Done`, and a load
+/// generator error ends the benchmark.
+pub fn run_measured(a: &mut Args, server_pid: u32) -> Summary {
+    a.server_pid = Some(server_pid);
+    run(a, &embedded_shard_command, &mut |_| {}).unwrap_or_else(|e| panic!("loadgen: {e}"))
 }
 
 fn main() {
