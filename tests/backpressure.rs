@@ -5,7 +5,6 @@
 mod common;
 
 use std::io::Write;
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -22,13 +21,8 @@ fn a_reader_that_stalls_is_dropped_and_the_room_keeps_going() {
         "--burst",
         "100000",
     ]);
-    // The staller never reads; a small receive buffer makes the kernel's
-    // share of the backlog small, so the server's queue fills quickly.
-    let sock =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    sock.set_recv_buffer_size(4096).expect("rcvbuf");
-    sock.connect(&s.addr.into()).expect("connect");
-    let staller: TcpStream = sock.into();
+    // The staller never reads.
+    let staller = stalling_socket(s.addr);
     let mut watcher = s.line_client();
     let mut flooder = s.line_client();
     watcher.line_where(|l| l.ends_with("joined"));

@@ -1202,13 +1202,8 @@ fn a_websocket_client_that_stops_reading_is_dropped_as_a_slow_consumer() {
         "--burst",
         "100000",
     ]);
-    // The staller never reads after the handshake; a small receive buffer
-    // keeps the kernel's share of the backlog small.
-    let sock =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    sock.set_recv_buffer_size(4096).expect("rcvbuf");
-    sock.connect(&s.addr.into()).expect("connect");
-    let staller: TcpStream = sock.into();
+    // The staller never reads after the handshake (until it is dropped).
+    let staller = stalling_socket(s.addr);
     staller.set_read_timeout(Some(WAIT)).expect("timeout");
     let url = format!("ws://{}/ws?nick=staller&room=lobby", s.addr);
     let (staller_ws, resp) =

@@ -348,6 +348,17 @@ impl WsClient {
 // Shared by durability.rs and images.rs: database files, kill -9, plain HTTP.
 // ---------------------------------------------------------------------------
 
+/// A connection for a client that stops reading: its 4 KiB receive buffer
+/// keeps the kernel's share of the backlog small, so the server's own
+/// queue for it fills quickly.
+pub fn stalling_socket(addr: SocketAddr) -> TcpStream {
+    let sock =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    sock.set_recv_buffer_size(4096).expect("rcvbuf");
+    sock.connect(&addr.into()).expect("connect");
+    sock.into()
+}
+
 /// A fresh path under the temp directory, unique to this process and call.
 pub fn temp_path(tag: &str) -> std::path::PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
