@@ -1122,6 +1122,46 @@ fn a_vanished_client_leaves_with_timeout_after_the_grace() {
     assert_eq!(c.nick(), "alice");
 }
 
+/// A browser closes its WebSockets with 1001 ("going away") when the page is
+/// reloaded or its tab closed: the session is held as if it had vanished, so
+/// the room sees nothing, and the reloaded page resumes it.
+#[test]
+fn a_going_away_close_is_held_for_resume_and_invisible() {
+    use tungstenite::protocol::frame::coding::CloseCode;
+    use tungstenite::protocol::CloseFrame;
+    let s = Server::start(&["--sniff-ms", "50"]);
+    let mut line = s.line_client();
+    let mut b = ws_in(s.addr, "bob", "lobby");
+    let mut a = ws_in(s.addr, "alice", "lobby");
+    assert_eq!(b.recv()["event"], "join");
+    let _ = line.line_where(|l| l.ends_with("alice joined"));
+    let token = session(&a);
+
+    a.ws.close(Some(CloseFrame {
+        code: CloseCode::Away,
+        reason: "".into(),
+    }))
+    .expect("close");
+    // The server completes the close handshake with the same code.
+    loop {
+        match a.ws.read() {
+            Ok(tungstenite::Message::Close(Some(f))) => {
+                assert_eq!(f.code, CloseCode::Away);
+            }
+            Ok(_) => continue,
+            Err(tungstenite::Error::ConnectionClosed) => break,
+            Err(e) => panic!("after close: {e}"),
+        }
+    }
+    line.expect_silence(Duration::from_millis(500));
+    assert_silent(&mut b, Duration::from_millis(100));
+
+    let a2 = WsClient::connect(s.addr, &format!("resume={token}"));
+    assert_eq!(a2.nick(), "alice");
+    line.expect_silence(Duration::from_millis(300));
+    assert_silent(&mut b, Duration::from_millis(100));
+}
+
 #[test]
 fn a_close_frame_makes_the_room_see_the_leave_at_once() {
     let s = Server::start(&["--sniff-ms", "50"]);

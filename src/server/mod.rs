@@ -767,6 +767,29 @@ impl Server {
         }
     }
 
+    /// A WebSocket client that went away without leaving (it vanished, or
+    /// its page was closed or reloaded): its nick and rooms are held for
+    /// `--resume-grace`, then its rooms see it leave (`timeout`).
+    fn detach_client(&mut self, id: ConnId) {
+        self.hub
+            .detach(wall_clock(), id.client(), LeaveReason::Timeout);
+        self.timers.arm(
+            Instant::now() + self.config.resume_grace(),
+            id,
+            TimerKind::HubExpiry,
+        );
+    }
+
+    /// As `detach_client`, for a connection still open (its close frame is
+    /// on its way): the hub lets go of the connection, not of the session.
+    fn hold_session(&mut self, id: ConnId) {
+        if let Some(conn) = self.conn_mut(id) {
+            if std::mem::take(&mut conn.in_hub) {
+                self.detach_client(id);
+            }
+        }
+    }
+
     /// Reads nothing more; closes once the queued output is out.
     fn close_after_flush(&mut self, id: ConnId) {
         let Some(conn) = self.conn_mut(id) else {
@@ -1123,13 +1146,7 @@ impl Server {
             let vanished = matches!(reason, LeaveReason::Disconnect | LeaveReason::Timeout);
             if matches!(conn.phase, Phase::Ws(_)) && vanished {
                 // No close frame: hold its nick and rooms for a resume.
-                self.hub
-                    .detach(wall_clock(), id.client(), LeaveReason::Timeout);
-                self.timers.arm(
-                    Instant::now() + self.config.resume_grace(),
-                    id,
-                    TimerKind::HubExpiry,
-                );
+                self.detach_client(id);
             } else {
                 self.hub.disconnect(wall_clock(), id.client(), reason);
             }

@@ -97,10 +97,17 @@ impl Server {
             return;
         }
         if let Some((code, _)) = close {
-            // The client said goodbye: answer with the same code, then the
-            // room sees it leave at once.
+            // The client said goodbye: answer with the same code. 1001
+            // ("going away") is what a browser sends when its page is
+            // reloaded or its tab closed: the session is held for
+            // --resume-grace as if the connection had vanished, so a reload
+            // is invisible to the room. Any other close leaves at once.
             self.close_ws(id, code, "");
-            self.end_client(id, LeaveReason::Quit(None));
+            if code == Some(frame::close::GOING_AWAY) {
+                self.hold_session(id);
+            } else {
+                self.end_client(id, LeaveReason::Quit(None));
+            }
         }
     }
 
