@@ -98,9 +98,17 @@ pub struct Config {
     #[arg(long)]
     pub ws_echo: bool,
 
-    /// Unsent output, in bytes, past which a client is dropped as a slow consumer.
+    /// Unsent output, in bytes, that one client may have after the server has written to it
+    /// all its socket takes; past it chat input pauses, and a client that stops reading (2 s)
+    /// or does not get back under half of it (5 s) is dropped as a slow consumer.
     #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
     pub max_outbound: usize,
+
+    /// Unsent output, in bytes, of all clients together: past half of it chat input pauses and
+    /// clients that stopped reading are dropped, biggest backlog first; past all of it the
+    /// biggest backlogs are dropped until it is under.
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_outbound_total: usize,
 }
 
 impl Config {

@@ -150,3 +150,58 @@ fn histogram_quantiles_are_within_one_percent() {
     assert_eq!(h.quantile(1.0), 100_000_000);
     assert_eq!(h.count(), 100_000);
 }
+
+/// Overload is not slowness: 300 WebSocket clients in one room, every one
+/// sending, 9,000 messages a second in all (2.7 M deliveries a second, far
+/// more than this debug server and the load generator's readers can carry)
+/// with a small `--max-outbound`. The server slows the senders (it stops
+/// reading their input while readers are behind, and TCP pushes back), and
+/// drops nobody: every message still reaches every member, in order.
+#[test]
+fn senders_that_outpace_every_reader_are_slowed_not_the_readers_dropped() {
+    let (server, addr) = start(&[
+        "--rate",
+        "1000000",
+        "--burst",
+        "1000000",
+        "--max-outbound",
+        "65536",
+    ]);
+    let mut a = Args::new(addr, Proto::Ws);
+    a.clients = 300;
+    a.rooms = 1;
+    a.senders = 300;
+    a.rate = 30.0;
+    a.seconds = 2.0;
+    a.drain = 120.0;
+    a.procs = 1;
+    a.server_pid = Some(server.0.id());
+    let s = loadgen::run(&a, &loadgen::self_command, &mut |_| {}).expect("loadgen run");
+    let why = format!("{}\n{}", s.line(), s.details());
+    assert_eq!((s.connected, s.failed), (300, 0), "{why}");
+    assert_eq!(s.disconnected, 0, "{why}");
+    assert!(s.closes.is_empty(), "{why}");
+    assert_eq!(s.sent, s.planned, "{why}");
+    assert_eq!(s.received, s.expected, "{why}");
+    assert!(s.exactly_once_in_order, "{why}");
+    let stats = stats(addr);
+    assert!(
+        stats["output"]["dropped"]
+            .as_object()
+            .is_some_and(|d| d.is_empty()),
+        "{stats}"
+    );
+    eprintln!("overload: {}\noutput: {}", s.line(), stats["output"]);
+}
+
+/// `GET /api/stats`, by hand (this file has no HTTP client).
+fn stats(addr: SocketAddr) -> serde_json::Value {
+    use std::io::Write;
+    let mut c = std::net::TcpStream::connect(addr).expect("connect");
+    c.write_all(b"GET /api/stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut body = String::new();
+    c.read_to_string(&mut body).expect("response");
+    let json = body.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {body}"))
+}

@@ -12,6 +12,7 @@ use std::time::Instant;
 use mio::net::TcpStream;
 
 use super::outbox::Outbox;
+use super::pressure::Backlog;
 use crate::hub::event::{ClientId, LeaveReason};
 use crate::proto::http::RequestParser;
 use crate::proto::line::LineDecoder;
@@ -61,8 +62,9 @@ impl fmt::Display for ConnId {
 pub enum Phase {
     /// Just accepted: the first bytes, or 300 ms of silence, decide.
     Sniffing { buf: Vec<u8> },
-    /// A netcat-style client, framed by lines.
-    Line { decoder: LineDecoder },
+    /// A netcat-style client, framed by lines. `started`: a first line has
+    /// come (a first line that is an HTTP request line is not chat).
+    Line { decoder: LineDecoder, started: bool },
     /// An HTTP/1.1 client: requests in, responses out, maybe an upgrade.
     Http(HttpState),
     /// A WebSocket client speaking the JSON protocol.
@@ -153,7 +155,8 @@ pub enum Close {
     AfterFlush,
     /// A slow consumer: its backlog was thrown away and one goodbye queued
     /// (`!!! slow_consumer` or close 1008); nothing else is queued for it,
-    /// and it gets a deadline, since it may never read again.
+    /// and it gets a deadline, since it may never read again: 2 s after its
+    /// socket last took bytes, 30 s at most.
     Dropping,
     /// To be removed before the loop sleeps; nothing more is read or sent.
     Doomed,
@@ -173,6 +176,14 @@ pub struct Conn {
     pub readable: bool,
     pub writable: bool,
     pub outbox: Outbox,
+    /// How its output drains, for the slow-consumer rule (`pressure`).
+    pub pressure: Backlog,
+    /// Chat input is paused and this connection has input waiting: it is
+    /// on the server's `held` list and is read when the pause ends.
+    pub held: bool,
+    /// A slow consumer being dropped is given until then at most to take
+    /// its goodbye, as long as its socket keeps taking bytes.
+    pub drop_by: Option<Instant>,
     /// Already on the server's list of connections to flush.
     pub dirty: bool,
     pub close: Option<Close>,
@@ -195,6 +206,9 @@ impl Conn {
             // Optimistic: a fresh socket has an empty send buffer.
             writable: true,
             outbox: Outbox::default(),
+            pressure: Backlog::new(now),
+            held: false,
+            drop_by: None,
             dirty: false,
             close: None,
             in_hub: false,

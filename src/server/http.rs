@@ -426,7 +426,7 @@ impl Server {
         ] {
             let _ = writeln!(m, "natter_connections{{kind=\"{kind}\"}} {n}");
         }
-        let gauges: [(&str, &str, u64); 2] = [
+        let gauges: [(&str, &str, u64); 5] = [
             (
                 "natter_rooms",
                 "Rooms with members.",
@@ -437,12 +437,31 @@ impl Server {
                 "Bytes waiting in output queues.",
                 c.bytes_queued as u64,
             ),
+            (
+                "natter_bytes_queued_limit",
+                "--max-outbound-total: past half of it chat input pauses.",
+                self.limits.max_total as u64,
+            ),
+            (
+                "natter_input_paused",
+                "1 while chat input is paused because readers are behind.",
+                u64::from(self.paused_since.is_some()),
+            ),
+            (
+                "natter_connections_behind",
+                "Connections over --max-outbound after a flush.",
+                self.behind.len() as u64,
+            ),
         ];
         for (name, help, v) in gauges {
             family(&mut m, name, "gauge", help);
             let _ = writeln!(m, "{name} {v}");
         }
-        let counters: [(&str, &str, u64); 10] = [
+        let paused_us = c.input_paused_us
+            + self
+                .paused_since
+                .map_or(0, |t| t.elapsed().as_micros() as u64);
+        let counters: [(&str, &str, u64); 12] = [
             (
                 "natter_messages_total",
                 "Room messages accepted.",
@@ -489,6 +508,16 @@ impl Server {
                 "SQLite WAL checkpoints, run when the loop was quiet.",
                 c.checkpoints,
             ),
+            (
+                "natter_input_pauses_total",
+                "Times chat input paused because readers fell behind.",
+                c.input_pauses,
+            ),
+            (
+                "natter_input_paused_microseconds_total",
+                "Time chat input was paused, in microseconds.",
+                paused_us,
+            ),
         ];
         for (name, help, v) in counters {
             family(&mut m, name, "counter", help);
@@ -513,6 +542,10 @@ impl Server {
     fn stats_json(&self) -> Vec<u8> {
         let c = &self.counters;
         let stats = c.snapshot(self.hub.messages_total());
+        let paused_us = c.input_paused_us
+            + self
+                .paused_since
+                .map_or(0, |t| t.elapsed().as_micros() as u64);
         let value = serde_json::json!({
             "connections": {"line": c.line, "http": c.http, "ws": c.ws, "pending": c.pending},
             "loop_iterations": c.loop_iterations,
@@ -530,6 +563,15 @@ impl Server {
                       "checkpoint_us_max": c.checkpoint_us_max},
             "flushes": {"count": c.flushes, "us_total": c.flush_us_total,
                         "pass_us_max": c.flush_pass_us_max},
+            "output": {"bytes_queued": c.bytes_queued,
+                       "max_outbound": self.limits.max_outbound,
+                       "max_outbound_total": self.limits.max_total,
+                       "behind": self.behind.len(),
+                       "input_paused": self.paused_since.is_some(),
+                       "input_pauses": c.input_pauses,
+                       "input_paused_us_total": paused_us,
+                       "held": self.held.len(),
+                       "dropped": &c.dropped},
         });
         serde_json::to_vec(&value).unwrap_or_default()
     }

@@ -20,6 +20,7 @@ pub mod conn;
 mod http;
 pub mod outbox;
 pub mod per_ip;
+pub mod pressure;
 pub mod timers;
 mod ws;
 
@@ -53,6 +54,7 @@ use crate::store::Store;
 use conn::{describe, Close, Conn, ConnId, HttpState, Kind, Phase};
 use outbox::Flushed;
 use per_ip::PerIp;
+use pressure::{Change, Limits, Slow};
 use timers::{TimerKind, Timers};
 
 /// Listener tokens sit at the top of the token space; slab keys never get there.
@@ -69,8 +71,13 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 const READ_BUDGET: usize = 256 * 1024;
 /// The shared read buffer: every read lands here first.
 const SCRATCH: usize = 64 * 1024;
-/// How long a closing connection waits for the peer's EOF.
+/// How long a closing connection waits for the peer's EOF, and a dropped
+/// slow consumer for its socket to take more of its goodbye.
 const LINGER: Duration = Duration::from_secs(2);
+/// A dropped slow consumer that keeps reading, slowly, gets this long at
+/// most to receive the rest of a line or frame already begun and its
+/// goodbye, so that it is not cut off inside a line.
+const DROP_MAX: Duration = Duration::from_secs(30);
 /// Connections beyond `--max-connections` kept just long enough to be told
 /// `server_full` (or `503`).
 const REFUSING: usize = 64;
@@ -131,6 +138,10 @@ struct Counters {
     flush_pass_us_max: u64,
     /// Connections the server dropped, by reason (for metrics).
     dropped: BTreeMap<&'static str, u64>,
+    /// Times chat input was paused because readers fell behind, and for
+    /// how long in all (microseconds).
+    input_pauses: u64,
+    input_paused_us: u64,
 }
 
 impl Counters {
@@ -179,6 +190,17 @@ pub struct Server {
     backlog: Vec<ConnId>,
     /// Connections to remove before sleeping, and why.
     doomed: Vec<(ConnId, LeaveReason)>,
+    /// Chat connections with input waiting while input is paused.
+    held: Vec<ConnId>,
+    /// Connections over `--max-outbound` after a flush (see `pressure`).
+    behind: Vec<ConnId>,
+    /// Chat input is paused since then: readers are behind.
+    paused_since: Option<Instant>,
+    /// A review of the pause is due on the timer heap.
+    review_armed: bool,
+    /// Chat input read in this turn, against `pressure::turn_budget`.
+    turn_input: usize,
+    limits: Limits,
     per_ip: PerIp,
     counters: Counters,
     /// The OS's randomness, for session tokens.
@@ -212,6 +234,10 @@ impl Server {
             )
         })?;
         let max_per_ip = config.max_per_ip;
+        let limits = Limits {
+            max_outbound: config.max_outbound,
+            max_total: config.max_outbound_total,
+        };
         let max_connections = config.max_connections.unwrap_or_else(|| {
             open_file_limit().map_or(1024, |n| n.saturating_sub(FD_RESERVE).max(16))
         });
@@ -270,6 +296,12 @@ impl Server {
             dirty: Vec::new(),
             backlog: Vec::new(),
             doomed: Vec::new(),
+            held: Vec::new(),
+            behind: Vec::new(),
+            paused_since: None,
+            review_armed: false,
+            turn_input: 0,
+            limits,
             per_ip: PerIp::new(max_per_ip),
             counters: Counters::default(),
             urandom,
@@ -339,6 +371,12 @@ impl Server {
                 "wake-up {}: {n_events} events (timeout {timeout:?})",
                 self.counters.loop_iterations
             );
+            self.turn_input = 0;
+            // Connections left readable last turn go first, so a busy
+            // sender cannot keep the others waiting turn after turn.
+            for id in std::mem::take(&mut self.backlog) {
+                self.on_readable(id);
+            }
             for event in events.iter() {
                 let token = event.token().0;
                 if token == SIGNALS {
@@ -375,9 +413,6 @@ impl Server {
                 if conn.readable {
                     self.on_readable(id);
                 }
-            }
-            for id in std::mem::take(&mut self.backlog) {
-                self.on_readable(id);
             }
             self.before_sleep();
         }
@@ -519,9 +554,14 @@ impl Server {
     }
 
     /// Reads until `WouldBlock`, the read budget, or the end of the stream.
+    /// Chat input (a line or WebSocket client's) is read only while input
+    /// is not paused and within the turn's budget (see `pressure`); a
+    /// connection left with input waiting is read on a later turn.
     fn on_readable(&mut self, id: ConnId) {
         let mut budget = READ_BUDGET;
         loop {
+            let turn_budget = self.turn_budget();
+            let paused = self.paused_since.is_some();
             let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
                 return;
             };
@@ -530,7 +570,23 @@ impl Server {
             }
             // Input of a connection on its way out is read and thrown away.
             let lingering = matches!(conn.close, Some(Close::Lingering | Close::Dropping));
-            let res = conn.stream.read(&mut self.scratch);
+            let chat = !lingering && matches!(conn.phase, Phase::Line { .. } | Phase::Ws(_));
+            let mut want = self.scratch.len();
+            if chat {
+                if paused {
+                    if !conn.held {
+                        conn.held = true;
+                        self.held.push(id);
+                    }
+                    return;
+                }
+                want = want.min(turn_budget.saturating_sub(self.turn_input));
+                if want == 0 {
+                    self.backlog.push(id);
+                    return;
+                }
+            }
+            let res = conn.stream.read(&mut self.scratch[..want]);
             match res {
                 Ok(0) => {
                     trace!("  {id}: end of stream");
@@ -539,6 +595,9 @@ impl Server {
                 }
                 Ok(n) => {
                     trace!("  {id}: read {n} bytes");
+                    if chat {
+                        self.turn_input += n;
+                    }
                     if !lingering {
                         conn.last_input = Instant::now();
                         self.on_bytes(id, n);
@@ -646,6 +705,7 @@ impl Server {
                 debug!("{id}: line client");
                 conn.phase = Phase::Line {
                     decoder: LineDecoder::new(max_line),
+                    started: false,
                 };
                 conn.in_hub = true;
                 let now = Instant::now();
@@ -697,7 +757,7 @@ impl Server {
             ..
         } = self;
         let Some(Conn {
-            phase: Phase::Line { decoder },
+            phase: Phase::Line { decoder, started },
             ..
         }) = conns.get_mut(id.key()).filter(|c| c.id == id)
         else {
@@ -705,7 +765,14 @@ impl Server {
         };
         let client = id.client();
         let now = wall_clock();
+        // An HTTP client the sniff took for a line client (it said nothing
+        // for --sniff-ms): its request line and headers are never chat.
+        let mut http = false;
         let on_frame = |frame: Frame<'_>| match frame {
+            _ if http => {}
+            Frame::Line(bytes) if !std::mem::replace(started, true) && looks_like_http(bytes) => {
+                http = true;
+            }
             Frame::TooLong => hub.error(
                 client,
                 HubError::new(
@@ -733,6 +800,18 @@ impl Server {
         match data {
             Some(data) => decoder.decode(data, on_frame),
             None => decoder.finish(on_frame),
+        }
+        if http {
+            debug!("{id}: an HTTP request line after the line greeting; closing");
+            self.counters.drop_reason("late_http");
+            let msg = format!(
+                "!!! {}: that was an HTTP request, sent after this server had taken the connection \
+                 for a line client; connect again and send it at once\n",
+                ErrorCode::BadRequest
+            );
+            self.end_client(id, LeaveReason::Disconnect);
+            self.queue(id, Bytes::from(msg));
+            self.close_after_flush(id);
         }
     }
 
@@ -804,38 +883,120 @@ impl Server {
         }
     }
 
-    /// Queues bytes for a connection and schedules its flush; past
-    /// `--max-outbound` the connection is a slow consumer and is dropped.
+    /// Queues bytes for a connection and schedules its flush. Nothing is
+    /// decided here: whether a connection is behind is judged after the
+    /// flush, on what its socket did not take (see `pressure`).
     fn queue(&mut self, id: ConnId, bytes: Bytes) {
-        let max = self.config.max_outbound;
         let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
             return;
         };
-        // Behind by more than --max-outbound already: a slow consumer. The
-        // test is on the backlog before this push, so one big answer (an
-        // image, a history page) to a reader that keeps up always fits; the
-        // queue stays under --max-outbound plus one item.
-        let behind = conn.outbox.len() > max;
+        if conn.outbox.is_empty() {
+            // Waiting for the socket starts now.
+            conn.pressure.progress_at = Instant::now();
+        }
         let n = bytes.len();
         conn.outbox.push(bytes);
         self.counters.bytes_queued += n;
-        if behind {
-            debug!("{id}: {} bytes unsent; slow consumer", conn.outbox.len());
-            self.drop_slow_consumer(id);
-            return;
-        }
         if !conn.dirty {
             conn.dirty = true;
             self.dirty.push(id);
         }
     }
 
+    /// The turn's budget of chat input (see `pressure::turn_budget`).
+    fn turn_budget(&self) -> usize {
+        pressure::turn_budget(&self.limits, self.counters.line + self.counters.ws)
+    }
+
+    /// After the turn's flush: who is a slow consumer, whether chat input
+    /// pauses or resumes (see `pressure` for the rule).
+    fn review_pressure(&mut self, now: Instant) {
+        let limits = self.limits;
+        let mut slow = Vec::new();
+        self.behind.retain(|&id| {
+            let Some(conn) = self.conns.get(id.key()).filter(|c| c.id == id) else {
+                return false;
+            };
+            if conn.close.is_some() || conn.pressure.behind_since.is_none() {
+                return false;
+            }
+            if let Some(why) = pressure::verdict(&conn.pressure, now) {
+                slow.push((id, why));
+                return false;
+            }
+            true
+        });
+        for (id, why) in slow {
+            let unsent = self.conn_mut(id).map_or(0, |c| c.outbox.len());
+            let what = match why {
+                Slow::Stalled => "stopped reading",
+                Slow::NotCatchingUp => "did not catch up",
+            };
+            debug!("{id}: {unsent} bytes unsent, {what}; slow consumer");
+            let goodbye = format!(
+                "you fell more than {} bytes behind; disconnected",
+                limits.max_outbound
+            );
+            self.drop_slow_consumer(id, &goodbye, "slow_consumer");
+        }
+        if self.counters.bytes_queued > limits.total_high() {
+            let mut conns: Vec<(ConnId, usize, Instant)> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.close.is_none() && !c.outbox.is_empty())
+                .map(|(_, c)| (c.id, c.outbox.len(), c.pressure.progress_at))
+                .collect();
+            let victims =
+                pressure::total_victims(&mut conns, self.counters.bytes_queued, now, &limits);
+            for id in victims {
+                debug!("{id}: the biggest backlog over --max-outbound-total; slow consumer");
+                self.drop_slow_consumer(
+                    id,
+                    "the server's output buffers are full and yours held the most; disconnected",
+                    "outbound_total",
+                );
+            }
+        }
+        let pause = !self.behind.is_empty() || self.counters.bytes_queued > limits.total_high();
+        match (pause, self.paused_since) {
+            (true, None) => {
+                debug!(
+                    "pausing chat input: {} behind, {} bytes queued",
+                    self.behind.len(),
+                    self.counters.bytes_queued
+                );
+                self.paused_since = Some(now);
+                self.counters.input_pauses += 1;
+            }
+            (false, Some(since)) => {
+                let us = now.saturating_duration_since(since).as_micros() as u64;
+                debug!("resuming chat input after {us} us");
+                self.counters.input_paused_us += us;
+                self.paused_since = None;
+                for id in std::mem::take(&mut self.held) {
+                    if let Some(conn) = self.conn_mut(id) {
+                        conn.held = false;
+                        self.backlog.push(id);
+                    }
+                }
+            }
+            _ => {}
+        }
+        if self.paused_since.is_some() && !self.review_armed {
+            // Stalled readers raise no events: look again soon.
+            self.review_armed = true;
+            self.timers.arm(
+                now + pressure::REVIEW_EVERY,
+                ConnId::new(0, 0),
+                TimerKind::Review,
+            );
+        }
+    }
+
     /// A client too far behind: its backlog is thrown away, its rooms see it
     /// leave (`slow consumer`), it is sent one goodbye in its protocol, and
     /// it is closed once that is out or after a deadline, whichever first.
-    /// Nobody else waited for it.
-    fn drop_slow_consumer(&mut self, id: ConnId) {
-        let max = self.config.max_outbound;
+    fn drop_slow_consumer(&mut self, id: ConnId, why: &str, metric: &'static str) {
         let Some(conn) = self.conn_mut(id) else {
             return;
         };
@@ -852,9 +1013,8 @@ impl Server {
                 ))
             }
             Phase::Line { .. } => Some(Bytes::from(format!(
-                "!!! {}: you fell more than {} bytes behind; disconnected\n",
-                ErrorCode::SlowConsumer,
-                max
+                "!!! {}: {why}\n",
+                ErrorCode::SlowConsumer
             ))),
             _ => None,
         };
@@ -863,6 +1023,9 @@ impl Server {
         }
         let queued = conn.outbox.len() - kept;
         conn.close = Some(Close::Dropping);
+        let now = Instant::now();
+        conn.pressure.progress_at = now;
+        conn.drop_by = Some(now + DROP_MAX);
         if !conn.dirty {
             conn.dirty = true;
             self.dirty.push(id);
@@ -873,9 +1036,8 @@ impl Server {
             // lingering): closing with unread input would send a reset.
             self.backlog.push(id);
         }
-        self.counters.drop_reason("slow_consumer");
-        self.timers
-            .arm(Instant::now() + LINGER, id, TimerKind::Linger);
+        self.counters.drop_reason(metric);
+        self.timers.arm(now + LINGER, id, TimerKind::Linger);
         self.end_client(id, LeaveReason::SlowConsumer);
     }
 
@@ -906,7 +1068,10 @@ impl Server {
             }
             self.apply_effects();
             self.flush_dirty();
-            if self.doomed.is_empty() && !self.hub.has_effects() {
+            // After the flush: slow consumers, and whether input pauses.
+            // A drop queues a goodbye and tells the hub: go round again.
+            self.review_pressure(Instant::now());
+            if self.doomed.is_empty() && !self.hub.has_effects() && self.dirty.is_empty() {
                 break;
             }
         }
@@ -950,6 +1115,21 @@ impl Server {
                 self.resume_accepting();
                 continue;
             }
+            if kind == TimerKind::Review {
+                self.review_armed = false; // review_pressure runs after the timers
+                continue;
+            }
+            if matches!(kind, TimerKind::Sniff | TimerKind::FirstLine)
+                && matches!(
+                    self.conn_mut(id).map(|c| &c.phase),
+                    Some(Phase::Sniffing { .. })
+                )
+            {
+                // Silence means silence: first read what is already waiting
+                // in the socket (a busy loop may not have seen its event
+                // yet), and decide on that.
+                self.on_readable(id);
+            }
             let idle = self.config.line_idle();
             let Some(conn) = self.conn_mut(id) else {
                 continue; // the connection is gone: the timer no longer applies
@@ -980,6 +1160,9 @@ impl Server {
                     let (Some(idle), None) = (idle, &conn.close) else {
                         continue;
                     };
+                    if conn.held {
+                        conn.last_input = now; // its input waits unread: not idle
+                    }
                     let due = conn.last_input + idle;
                     if due <= now {
                         debug!("{id}: silent for {idle:?}; dropping");
@@ -990,8 +1173,16 @@ impl Server {
                 }
                 TimerKind::Http => self.http_timer(id, now),
                 TimerKind::WsPing => self.ws_timer(id, now),
-                TimerKind::HubExpiry | TimerKind::Accept => {}
+                TimerKind::HubExpiry | TimerKind::Accept | TimerKind::Review => {}
                 TimerKind::Linger => {
+                    if conn.close == Some(Close::Dropping) {
+                        // Still taking its goodbye, slowly: a little longer.
+                        let more = conn.pressure.progress_at + LINGER;
+                        if let Some(by) = conn.drop_by.filter(|&by| more > now && by > now) {
+                            self.timers.arm(more.min(by), id, TimerKind::Linger);
+                            continue;
+                        }
+                    }
                     if matches!(conn.close, Some(Close::Lingering | Close::Dropping)) {
                         self.doom(id, LeaveReason::Disconnect);
                     }
@@ -1079,13 +1270,26 @@ impl Server {
             return;
         }
         let started = Instant::now();
+        let now = started;
+        let limits = self.limits;
         let flushes = self.counters.flushes;
         for id in std::mem::take(&mut self.dirty) {
             let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
                 continue;
             };
             conn.dirty = false;
-            if !conn.writable || conn.close == Some(Close::Doomed) {
+            if conn.close == Some(Close::Doomed) {
+                continue;
+            }
+            if !conn.writable {
+                // The socket is full: nothing goes out, but the backlog
+                // still counts (a reader that stopped is behind too).
+                let unsent = conn.outbox.len();
+                if pressure::after_flush(&mut conn.pressure, 0, unsent, now, &limits)
+                    == Change::FellBehind
+                {
+                    self.behind.push(id);
+                }
                 continue;
             }
             let before = conn.outbox.len();
@@ -1095,6 +1299,13 @@ impl Server {
                     trace!("  {id}: wrote {n} of {before} bytes ({how:?})");
                     self.counters.bytes_out += n as u64;
                     self.counters.bytes_queued -= n;
+                    let unsent = conn.outbox.len();
+                    if pressure::after_flush(&mut conn.pressure, n, unsent, now, &limits)
+                        == Change::FellBehind
+                    {
+                        debug!("{id}: {unsent} bytes unsent after a flush: behind");
+                        self.behind.push(id);
+                    }
                     if how == Flushed::WouldBlock {
                         conn.writable = false;
                     } else if matches!(conn.close, Some(Close::AfterFlush | Close::Dropping)) {
@@ -1221,6 +1432,11 @@ fn random_hex(urandom: &mut Option<File>, n: usize) -> String {
             String::new()
         }
     }
+}
+
+/// A line client's first line that is an HTTP request line (`GET / HTTP/1.1`).
+fn looks_like_http(line: &[u8]) -> bool {
+    sniff::is_request_line(line.strip_suffix(b"\r").unwrap_or(line))
 }
 
 /// A short printable sample of a client's bad input, for debug logs.

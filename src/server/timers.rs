@@ -29,6 +29,8 @@ pub enum TimerKind {
     HubExpiry,
     /// Accepting was paused for lack of file descriptors (not per connection).
     Accept,
+    /// Chat input is paused: review who is behind (not per connection).
+    Review,
 }
 
 #[derive(Default)]

@@ -137,9 +137,16 @@ impl Server {
         if conn.close.is_some() {
             return;
         }
+        let held = conn.held;
         let Phase::Ws(ws) = &mut conn.phase else {
             return;
         };
+        if held {
+            // Its input waits unread while chat input is paused: it is
+            // alive, we are the ones not reading.
+            ws.last_frame = now;
+            ws.ping_sent = None;
+        }
         match ws.ping_sent {
             Some(sent) if now >= sent + interval => {
                 debug!("{id}: no frame for {:?} after a ping; vanished", interval);
