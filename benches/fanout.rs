@@ -31,6 +31,12 @@
 //! 5. As many connections as the server's open-file limit allows (its
 //!    `--max-connections` default), split over two load generator processes;
 //!    one sender per room of 10 at 1 msg/s.
+//! 6. Bursts: 500 WebSocket clients in 50 rooms of 10, each sending 1 msg/s
+//!    (the "others", measured), first alone, then while, every second, 40
+//!    line clients in another room each write 20 messages of 3,900 bytes in
+//!    one write (3.1 MB into the room at once) to 10 readers there that
+//!    read as fast as they can. Reports the others' p99 with and without
+//!    the bursts, and whether any burst reader was dropped.
 //!
 //! The big scenarios use WebSocket clients because every line client is put
 //! in the default room on connect: with thousands of line clients that room
@@ -203,6 +209,9 @@ struct Sizes {
     s4_seconds: f64,
     s5_clients: Option<u32>,
     s5_seconds: f64,
+    s6_clients: u32,
+    s6_seconds: f64,
+    s6_senders: usize,
 }
 
 impl Sizes {
@@ -223,6 +232,9 @@ impl Sizes {
             s4_seconds: 5.0,
             s5_clients: None,
             s5_seconds: 10.0,
+            s6_clients: 500,
+            s6_seconds: 10.0,
+            s6_senders: 40,
         }
     }
 
@@ -243,6 +255,9 @@ impl Sizes {
             s4_seconds: 1.0,
             s5_clients: Some(40),
             s5_seconds: 2.0,
+            s6_clients: 20,
+            s6_seconds: 2.0,
+            s6_senders: 4,
         }
     }
 }
@@ -457,6 +472,149 @@ fn scenario_5(sizes: &Sizes, pinned: bool) {
     check(sizes, "scenario 5", &s);
 }
 
+/// Bursting line clients for scenario 6: `senders` clients in room
+/// `burst` each write 20 messages of 3,900 bytes in one write, all at once,
+/// every second until `stop`; `readers` more read the room as fast as they
+/// can. Every client reads everything (threads that discard it); returns
+/// the bursts sent and how many burst clients were told `slow_consumer`.
+struct Bursts {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    dropped: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    rounds: std::thread::JoinHandle<u32>,
+}
+
+impl Bursts {
+    fn start(addr: SocketAddr, senders: usize, readers: usize) -> Bursts {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let stop = Arc::new(AtomicBool::new(false));
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let mut threads = Vec::new();
+        let mut writers = Vec::new();
+        for i in 0..senders + readers {
+            let mut c = TcpStream::connect(addr).expect("burst client");
+            // A first line at once: no wait for the sniff.
+            c.write_all(format!("/nick burst{i}\n/join burst\n").as_bytes())
+                .expect("join");
+            if i < senders {
+                writers.push(c.try_clone().expect("clone"));
+            }
+            let (stop, dropped) = (stop.clone(), dropped.clone());
+            threads.push(std::thread::spawn(move || {
+                let _ = c.set_read_timeout(Some(Duration::from_millis(200)));
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut tail = Vec::new();
+                loop {
+                    match c.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            tail.extend_from_slice(&buf[..n]);
+                            if tail.windows(18).any(|w| w == b"!!! slow_consumer:") {
+                                dropped.fetch_add(1, Ordering::Relaxed);
+                                return;
+                            }
+                            let keep = tail.len().saturating_sub(17);
+                            tail.drain(..keep);
+                        }
+                        Err(_) if stop.load(Ordering::Relaxed) => return,
+                        Err(_) => {}
+                    }
+                }
+            }));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let filler = "x".repeat(3890);
+        let stop2 = stop.clone();
+        let rounds = std::thread::spawn(move || {
+            let mut rounds = 0;
+            while !stop2.load(Ordering::Relaxed) {
+                let gate = Arc::new(std::sync::Barrier::new(writers.len()));
+                let handles: Vec<_> = writers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| {
+                        let mut w = w.try_clone().expect("clone");
+                        let burst: String =
+                            (0..20).map(|n| format!("b{i} {n} {filler}\n")).collect();
+                        let gate = gate.clone();
+                        std::thread::spawn(move || {
+                            gate.wait();
+                            let _ = w.write_all(burst.as_bytes());
+                        })
+                    })
+                    .collect();
+                for h in handles {
+                    let _ = h.join();
+                }
+                rounds += 1;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            rounds
+        });
+        Bursts {
+            stop,
+            dropped,
+            threads,
+            rounds,
+        }
+    }
+
+    fn stop(self) -> (u32, usize) {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::Relaxed);
+        let rounds = self.rounds.join().unwrap_or(0);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        (rounds, self.dropped.load(Ordering::Relaxed))
+    }
+}
+
+/// (6) The others' latency while a room takes bursts.
+fn scenario_6(sizes: &Sizes, pinned: bool) {
+    let mut p99 = Vec::new();
+    for with_bursts in [false, true] {
+        let server = Server::start(pinned, "s6");
+        let bursts = with_bursts.then(|| Bursts::start(server.addr, sizes.s6_senders, 10));
+        let mut a = args(
+            server.addr,
+            Proto::Ws,
+            sizes.s6_clients,
+            sizes.s6_clients / 10,
+        );
+        a.senders = sizes.s6_clients;
+        a.rate = 1.0;
+        a.seconds = sizes.s6_seconds;
+        let s = measure(&server, &mut a);
+        let burst_note = match bursts.map(Bursts::stop) {
+            Some((rounds, dropped)) => format!(
+                "with {rounds} bursts of {} x 20 x 3,900 B into a room of {} readers \
+                 ({dropped} burst clients dropped as slow consumers)",
+                sizes.s6_senders,
+                sizes.s6_senders + 10
+            ),
+            None => "alone".to_string(),
+        };
+        println!(
+            "fanout 6: {} ws clients in {} rooms of 10, each 1 msg/s, {} s, {burst_note}: {}",
+            s.connected,
+            a.rooms,
+            a.seconds,
+            s.describe()
+        );
+        println!("{}", loop_stats(server.addr));
+        check(sizes, "scenario 6", &s);
+        p99.push(s.latency_ms.p99);
+    }
+    if let [alone, busy] = p99[..] {
+        println!(
+            "fanout 6: the others' p99 {busy:.2} ms with bursts vs {alone:.2} ms alone = {:.2}x",
+            busy / alone.max(1e-9)
+        );
+    }
+}
+
 fn proto_name(p: Proto) -> &'static str {
     match p {
         Proto::Line => "line",
@@ -504,6 +662,9 @@ fn main() {
     }
     if want(5) {
         scenario_5(&sizes, pinned);
+    }
+    if want(6) {
+        scenario_6(&sizes, pinned);
     }
     println!(
         "fanout: {} in {:.0} s",

@@ -449,8 +449,8 @@ impl Server {
             ),
             (
                 "natter_connections_behind",
-                "Connections over --max-outbound after a flush.",
-                self.behind.len() as u64,
+                "Connections with over half of --max-outbound unsent after a flush.",
+                self.watch.len() as u64,
             ),
         ];
         for (name, help, v) in gauges {
@@ -566,7 +566,7 @@ impl Server {
             "output": {"bytes_queued": c.bytes_queued,
                        "max_outbound": self.limits.max_outbound,
                        "max_outbound_total": self.limits.max_total,
-                       "behind": self.behind.len(),
+                       "behind": self.watch.len(),
                        "input_paused": self.paused_since.is_some(),
                        "input_pauses": c.input_pauses,
                        "input_paused_us_total": paused_us,

@@ -54,7 +54,7 @@ use crate::store::Store;
 use conn::{describe, Close, Conn, ConnId, HttpState, Kind, Phase};
 use outbox::Flushed;
 use per_ip::PerIp;
-use pressure::{Change, Limits, Slow};
+use pressure::{Limits, Slow};
 use timers::{TimerKind, Timers};
 
 /// Listener tokens sit at the top of the token space; slab keys never get there.
@@ -192,10 +192,15 @@ pub struct Server {
     doomed: Vec<(ConnId, LeaveReason)>,
     /// Chat connections with input waiting while input is paused.
     held: Vec<ConnId>,
-    /// Connections over `--max-outbound` after a flush (see `pressure`).
-    behind: Vec<ConnId>,
+    /// Connections over half of `--max-outbound` after a flush (see
+    /// `pressure`): watched until they are back under it.
+    watch: Vec<ConnId>,
+    /// Connections written to (or due to be) in this turn's flushes.
+    turn_recipients: usize,
     /// Chat input is paused since then: readers are behind.
     paused_since: Option<Instant>,
+    /// How many recipients the turn that started the pause wrote to.
+    pause_population: usize,
     /// A review of the pause is due on the timer heap.
     review_armed: bool,
     /// Chat input read in this turn, against `pressure::turn_budget`.
@@ -297,8 +302,10 @@ impl Server {
             backlog: Vec::new(),
             doomed: Vec::new(),
             held: Vec::new(),
-            behind: Vec::new(),
+            watch: Vec::new(),
+            turn_recipients: 0,
             paused_since: None,
+            pause_population: 0,
             review_armed: false,
             turn_input: 0,
             limits,
@@ -372,6 +379,7 @@ impl Server {
                 self.counters.loop_iterations
             );
             self.turn_input = 0;
+            self.turn_recipients = 0;
             // Connections left readable last turn go first, so a busy
             // sender cannot keep the others waiting turn after turn.
             for id in std::mem::take(&mut self.backlog) {
@@ -913,16 +921,20 @@ impl Server {
     fn review_pressure(&mut self, now: Instant) {
         let limits = self.limits;
         let mut slow = Vec::new();
-        self.behind.retain(|&id| {
+        let mut high = 0;
+        self.watch.retain(|&id| {
             let Some(conn) = self.conns.get(id.key()).filter(|c| c.id == id) else {
                 return false;
             };
-            if conn.close.is_some() || conn.pressure.behind_since.is_none() {
+            if conn.close.is_some() || !conn.pressure.high {
                 return false;
             }
             if let Some(why) = pressure::verdict(&conn.pressure, now) {
                 slow.push((id, why));
                 return false;
+            }
+            if conn.pressure.draining(now) {
+                high += 1;
             }
             true
         });
@@ -957,15 +969,19 @@ impl Server {
                 );
             }
         }
-        let pause = !self.behind.is_empty() || self.counters.bytes_queued > limits.total_high();
+        let total = self.counters.bytes_queued > limits.total_high();
+        let pause = match self.paused_since {
+            None => total || pressure::readers_behind(high, self.turn_recipients),
+            Some(_) => total || pressure::still_behind(high, self.pause_population),
+        };
         match (pause, self.paused_since) {
             (true, None) => {
                 debug!(
-                    "pausing chat input: {} behind, {} bytes queued",
-                    self.behind.len(),
-                    self.counters.bytes_queued
+                    "pausing chat input: {high} of {} recipients behind, {} bytes queued",
+                    self.turn_recipients, self.counters.bytes_queued
                 );
                 self.paused_since = Some(now);
+                self.pause_population = self.turn_recipients.max(high);
                 self.counters.input_pauses += 1;
             }
             (false, Some(since)) => {
@@ -982,7 +998,7 @@ impl Server {
             }
             _ => {}
         }
-        if self.paused_since.is_some() && !self.review_armed {
+        if (self.paused_since.is_some() || !self.watch.is_empty()) && !self.review_armed {
             // Stalled readers raise no events: look again soon.
             self.review_armed = true;
             self.timers.arm(
@@ -1281,14 +1297,13 @@ impl Server {
             if conn.close == Some(Close::Doomed) {
                 continue;
             }
+            self.turn_recipients += 1;
             if !conn.writable {
                 // The socket is full: nothing goes out, but the backlog
-                // still counts (a reader that stopped is behind too).
+                // still counts (a reader that stopped falls behind too).
                 let unsent = conn.outbox.len();
-                if pressure::after_flush(&mut conn.pressure, 0, unsent, now, &limits)
-                    == Change::FellBehind
-                {
-                    self.behind.push(id);
+                if pressure::after_flush(&mut conn.pressure, 0, unsent, now, &limits) {
+                    self.watch.push(id);
                 }
                 continue;
             }
@@ -1300,11 +1315,9 @@ impl Server {
                     self.counters.bytes_out += n as u64;
                     self.counters.bytes_queued -= n;
                     let unsent = conn.outbox.len();
-                    if pressure::after_flush(&mut conn.pressure, n, unsent, now, &limits)
-                        == Change::FellBehind
-                    {
-                        debug!("{id}: {unsent} bytes unsent after a flush: behind");
-                        self.behind.push(id);
+                    if pressure::after_flush(&mut conn.pressure, n, unsent, now, &limits) {
+                        trace!("  {id}: {unsent} bytes unsent after a flush: high");
+                        self.watch.push(id);
                     }
                     if how == Flushed::WouldBlock {
                         conn.writable = false;

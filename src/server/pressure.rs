@@ -1,49 +1,54 @@
-//! Output pressure: when a reader is slow, and when the server as a whole
-//! is producing more than its readers take.
+//! Output pressure: when one reader is slow, and when the readers of a
+//! busy room as a whole cannot take what its senders produce.
 //!
 //! The rule (PROTOCOL.md "Slow consumers", docs/ARCHITECTURE.md):
 //!
 //! 1. Output is queued freely during a loop turn; at its end the server
 //!    writes to every connection as much as its socket takes. Only then is
 //!    anything decided: one turn may queue more than `--max-outbound` for a
-//!    reader that keeps up, and the flush drains most of it.
-//! 2. A connection with more than `--max-outbound` still unsent after that
-//!    flush is *behind*. While any connection is behind, or all unsent
-//!    output together passes half of `--max-outbound-total`, the server
-//!    stops reading chat input (line and WebSocket clients; HTTP and
-//!    handshakes go on). TCP then pushes back on the senders, the way
-//!    RabbitMQ's flow control blocks publishers: the room slows down to
-//!    what its readers take, and nobody is dropped for it.
-//! 3. A behind connection whose socket takes nothing for [`STALL`] (it
-//!    stopped reading), or that does not get back under half of
-//!    `--max-outbound` within [`CATCH_UP`] (it reads far slower than the
-//!    room talks while the others keep up), is a *slow consumer* and is
-//!    dropped. This is Redis's "soft limit" (over the limit for a while),
-//!    measured on what is still unsent after a write, not on what one turn
-//!    queued.
+//!    reader that keeps up, and the flush drains most of it. A turn reads at
+//!    most [`turn_budget`] bytes of chat input in all, so what one turn can
+//!    queue is bounded (a burst from many senders is spread over several
+//!    turns, each flushed before the next is read).
+//! 2. A connection with more than half of `--max-outbound` unsent after a
+//!    flush is *high*. When at least half of the connections the turn wrote
+//!    to are high and still draining (their sockets took bytes within
+//!    [`STALL`]), the readers as a whole cannot keep up: the server stops
+//!    reading chat input (line and WebSocket clients; HTTP and handshakes
+//!    go on), and TCP pushes back on the senders, the way RabbitMQ's flow
+//!    control blocks publishers. It reads again once fewer than half of
+//!    those readers are still high. The same pause holds while all unsent
+//!    output together is over half of `--max-outbound-total`. One slow
+//!    reader is never enough to pause anyone: the room is not held back by
+//!    it.
+//! 3. A connection with more than `--max-outbound` unsent after a flush is
+//!    *over*. An over connection whose socket takes nothing for [`STALL`]
+//!    (it stopped reading), or that does not get back under half the limit
+//!    within [`CATCH_UP`] (it reads slower than its room talks while the
+//!    others keep up), is a *slow consumer* and is dropped. This is Redis's
+//!    soft output-buffer limit (over the limit for a while), measured on
+//!    what is still unsent after a write, not on what one turn queued; a
+//!    reader whose socket takes everything is never over.
 //! 4. While the total is over half of `--max-outbound-total`, connections
 //!    whose sockets have taken nothing for [`STALL`] are dropped, biggest
 //!    backlog first, until it is back under half; if it ever passes the
 //!    whole limit, the biggest backlogs are dropped at once until it is
-//!    under (Redis 7's `maxmemory-clients`). The server's memory for
-//!    output stays bounded whatever the clients do.
-//! 5. A turn reads at most [`turn_budget`] bytes of chat input in all, so
-//!    what one turn can queue is bounded too (a burst from many senders is
-//!    spread over several turns, each flushed before the next is read).
+//!    under (Redis 7's `maxmemory-clients`). The server's memory for output
+//!    stays bounded whatever the clients do.
 //!
 //! Everything here is pure: the shell keeps a [`Backlog`] per connection
 //! and asks these functions, so the rule is unit-tested without sockets.
 
 use std::time::{Duration, Instant};
 
-/// A behind connection whose socket takes nothing for this long has
-/// stopped reading.
+/// A connection whose socket takes nothing for this long has stopped
+/// reading.
 pub const STALL: Duration = Duration::from_secs(2);
-/// A behind connection must get back under half of `--max-outbound`
-/// within this long.
+/// An over connection must get back under half of `--max-outbound` within
+/// this long.
 pub const CATCH_UP: Duration = Duration::from_secs(5);
-/// How often the shell reviews while input is paused (stalled connections
-/// raise no events).
+/// How often the shell reviews while input is paused or a connection is
+/// over (stalled connections raise no events).
 pub const REVIEW_EVERY: Duration = Duration::from_millis(250);
 /// Chat input read per turn, at least (one long line) and at most.
 pub const TURN_INPUT_MIN: usize = 4 * 1024;
@@ -61,6 +66,11 @@ impl Limits {
     pub fn total_high(&self) -> usize {
         self.max_total / 2
     }
+
+    /// A connection with more than this unsent is high.
+    pub fn high(&self) -> usize {
+        self.max_outbound / 2
+    }
 }
 
 /// One connection's output, as the policy sees it.
@@ -69,74 +79,83 @@ pub struct Backlog {
     /// The last time its socket took bytes, or its queue became non-empty
     /// after being empty: "no progress since" is measured from here.
     pub progress_at: Instant,
+    /// Over half of `--max-outbound` after a flush, and not yet back under.
+    pub high: bool,
     /// Over `--max-outbound` after a flush since then, and not yet back
     /// under half of it.
-    pub behind_since: Option<Instant>,
+    pub over_since: Option<Instant>,
 }
 
 impl Backlog {
     pub fn new(now: Instant) -> Backlog {
         Backlog {
             progress_at: now,
-            behind_since: None,
+            high: false,
+            over_since: None,
         }
+    }
+
+    /// Its socket took bytes within `STALL`.
+    pub fn draining(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.progress_at) < STALL
     }
 }
 
-/// What a flush changed about a connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Change {
-    None,
-    /// It just fell behind: input must pause.
-    FellBehind,
-    /// It was behind and is back under half the limit.
-    CaughtUp,
-}
-
 /// Called after each flush (or skipped flush) of a connection: `wrote`
-/// bytes went out and `unsent` are left.
+/// bytes went out and `unsent` are left. Returns true when it just became
+/// high (the shell starts watching it).
 pub fn after_flush(
     b: &mut Backlog,
     wrote: usize,
     unsent: usize,
     now: Instant,
     limits: &Limits,
-) -> Change {
+) -> bool {
     if wrote > 0 || unsent == 0 {
         b.progress_at = now;
     }
-    match b.behind_since {
-        None if unsent > limits.max_outbound => {
-            b.behind_since = Some(now);
-            Change::FellBehind
-        }
-        Some(_) if unsent <= limits.max_outbound / 2 => {
-            b.behind_since = None;
-            Change::CaughtUp
-        }
-        _ => Change::None,
+    if unsent > limits.max_outbound && b.over_since.is_none() {
+        b.over_since = Some(now);
     }
+    if unsent <= limits.high() {
+        b.high = false;
+        b.over_since = None;
+        return false;
+    }
+    !std::mem::replace(&mut b.high, true)
 }
 
 /// Why a connection is a slow consumer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Slow {
-    /// Behind, and its socket took nothing for `STALL`.
+    /// Over, and its socket took nothing for `STALL`.
     Stalled,
-    /// Behind for `CATCH_UP` without getting back under half the limit.
+    /// Over for `CATCH_UP` without getting back under half the limit.
     NotCatchingUp,
 }
 
-/// The verdict on a behind connection, reviewed while input is paused.
+/// The verdict on an over connection.
 pub fn verdict(b: &Backlog, now: Instant) -> Option<Slow> {
-    let since = b.behind_since?;
-    if now.saturating_duration_since(b.progress_at) >= STALL {
+    let since = b.over_since?;
+    if !b.draining(now) {
         Some(Slow::Stalled)
     } else if now.saturating_duration_since(since) >= CATCH_UP {
         Some(Slow::NotCatchingUp)
     } else {
         None
     }
+}
+
+/// Do the readers as a whole fall behind? `high` of the `recipients` the
+/// turn wrote to are high and draining.
+pub fn readers_behind(high: usize, recipients: usize) -> bool {
+    high > 0 && recipients > 0 && high * 2 >= recipients
+}
+
+/// A pause that began with `population` recipients goes on while at least
+/// half of them are still high and draining.
+pub fn still_behind(high: usize, population: usize) -> bool {
+    high > 0 && high * 2 >= population
 }
 
 /// Which connections to drop for the total: `conns` are `(id, unsent,
@@ -176,13 +195,14 @@ pub fn total_victims<T: Copy>(
 }
 
 /// Chat input one turn may read, in all: what `clients` recipients can be
-/// sent of it stays within an eighth of the total limit and half of one
-/// connection's limit, between one long line and the per-connection read
-/// budget.
+/// sent of it stays within an eighth of the total limit, and within a
+/// quarter of one connection's limit (so a reader under half of it that
+/// takes nothing in one flush is still under the limit after the next
+/// turn), between one long line and the per-connection read budget.
 pub fn turn_budget(limits: &Limits, clients: usize) -> usize {
     let by_total = limits.max_total / 8 / clients.max(1);
     by_total
-        .min(limits.max_outbound / 2)
+        .min(limits.max_outbound / 4)
         .clamp(TURN_INPUT_MIN, TURN_INPUT_MAX)
 }
 
@@ -200,38 +220,33 @@ mod tests {
     }
 
     #[test]
-    fn a_big_turn_drained_by_the_flush_is_not_behind() {
+    fn a_big_turn_drained_by_the_flush_is_nothing() {
         let t0 = Instant::now();
         let mut b = Backlog::new(t0);
-        // 5000 queued in one turn, the socket took 4500: 500 left.
-        assert_eq!(after_flush(&mut b, 4500, 500, t0, &LIMITS), Change::None);
-        assert_eq!(b.behind_since, None);
-        assert_eq!(
-            verdict(&b, ms(t0, 60_000)),
-            None,
-            "never behind, never slow"
-        );
+        // 5000 queued in one turn, the socket took 4600: 400 left.
+        assert!(!after_flush(&mut b, 4600, 400, t0, &LIMITS));
+        assert!(!b.high);
+        assert_eq!(b.over_since, None);
+        assert_eq!(verdict(&b, ms(t0, 60_000)), None, "never over, never slow");
     }
 
     #[test]
-    fn behind_then_caught_up_only_under_half() {
+    fn high_over_and_back_under_half() {
         let t0 = Instant::now();
         let mut b = Backlog::new(t0);
-        assert_eq!(
-            after_flush(&mut b, 100, 1001, t0, &LIMITS),
-            Change::FellBehind
+        assert!(after_flush(&mut b, 100, 600, t0, &LIMITS), "became high");
+        assert_eq!(b.over_since, None);
+        assert!(
+            !after_flush(&mut b, 100, 1001, ms(t0, 5), &LIMITS),
+            "already high"
         );
-        // Back under the limit but not under half: still behind.
-        assert_eq!(
-            after_flush(&mut b, 400, 600, ms(t0, 10), &LIMITS),
-            Change::None
-        );
-        assert!(b.behind_since.is_some());
-        assert_eq!(
-            after_flush(&mut b, 100, 500, ms(t0, 20), &LIMITS),
-            Change::CaughtUp
-        );
-        assert_eq!(b.behind_since, None);
+        assert_eq!(b.over_since, Some(ms(t0, 5)));
+        // Back under the limit but not under half: still over.
+        after_flush(&mut b, 400, 600, ms(t0, 10), &LIMITS);
+        assert!(b.high && b.over_since.is_some());
+        after_flush(&mut b, 100, 500, ms(t0, 20), &LIMITS);
+        assert!(!b.high);
+        assert_eq!(b.over_since, None);
     }
 
     #[test]
@@ -257,6 +272,7 @@ mod tests {
         after_flush(&mut b, 0, 3000, ms(t0, 1000), &LIMITS);
         assert_eq!(verdict(&b, ms(t0, 1999)), None);
         assert_eq!(verdict(&b, ms(t0, 2000)), Some(Slow::Stalled));
+        assert!(!b.draining(ms(t0, 2000)));
     }
 
     #[test]
@@ -265,6 +281,26 @@ mod tests {
         let mut b = Backlog::new(t0);
         after_flush(&mut b, 0, 0, ms(t0, 3000), &LIMITS);
         assert_eq!(b.progress_at, ms(t0, 3000));
+    }
+
+    #[test]
+    fn one_slow_reader_never_pauses_the_room_half_of_them_do() {
+        assert!(!readers_behind(1, 45), "one of 45: the room goes on");
+        assert!(!readers_behind(22, 45));
+        assert!(readers_behind(23, 45));
+        assert!(
+            readers_behind(1, 1),
+            "a room of one reader: it is the whole"
+        );
+        assert!(!readers_behind(0, 10));
+        assert!(
+            !readers_behind(3, 0),
+            "a turn that wrote nothing starts nothing"
+        );
+        // A pause of 45 ends once fewer than half of them are high.
+        assert!(still_behind(23, 45));
+        assert!(!still_behind(22, 45), "the slow minority does not hold it");
+        assert!(!still_behind(0, 1));
     }
 
     #[test]
@@ -313,6 +349,6 @@ mod tests {
             max_outbound: 64 * 1024,
             max_total: 256 << 20,
         };
-        assert_eq!(turn_budget(&small, 10), 32 * 1024);
+        assert_eq!(turn_budget(&small, 10), 16 * 1024);
     }
 }
