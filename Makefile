@@ -3,7 +3,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test deps browser-deps browser-test browser-run fmt-check clippy build run bench autobahn soak fuzz compare-threads bench-compare
+.PHONY: test deps browser-deps check-install browser-test browser-run fmt-check clippy build run bench autobahn soak fuzz compare-threads bench-compare
 
 # Every unit and integration test, the examples' tests and a short smoke run
 # of each benchmark; then one closing line that sums up every test binary.
@@ -19,12 +19,14 @@ test: deps browser-deps fmt-check clippy
 
 # The browser tests (tests/browser) drive Debian's Chromium with
 # playwright-core from npm (which downloads no browser); install what is missing.
+# Node.js and npm come with the machine; browser-run's `node --test` options
+# need Node.js >= 20.11 (Debian 12's own nodejs, 18.20, has no --test-timeout).
 browser-deps:
-	@if ! command -v chromium >/dev/null 2>&1; then \
-		echo "installing chromium"; \
-		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && $$SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	fi
+	@scripts/install-deps.sh chromium=chromium
+	@command -v node >/dev/null && command -v npm >/dev/null \
+		|| { echo "browser-deps: needs Node.js >= 20.11 and npm on PATH" >&2; exit 1; }
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a == 20 && b >= 11) ? 0 : 1)' \
+		|| { echo "browser-deps: needs Node.js >= 20.11 (node --test-timeout), found $$(node --version)" >&2; exit 1; }
 	cd tests/browser && npm ci --no-audit --no-fund
 
 # The chat page end to end: target/debug/natter (web/ embedded) driven in
@@ -43,16 +45,16 @@ autobahn:
 	scripts/autobahn.sh
 
 # The tests drive the real netcat (netcat-openbsd) and read socket options
-# with ss (iproute2). Install whichever is missing.
+# with ss (iproute2). Install whichever is missing (scripts/install-deps.sh:
+# as root or through sudo, apt never prompts).
 deps:
-	@missing=""; \
-	command -v nc >/dev/null 2>&1 || missing="$$missing netcat-openbsd"; \
-	command -v ss >/dev/null 2>&1 || missing="$$missing iproute2"; \
-	if [ -n "$$missing" ]; then \
-		echo "installing$$missing"; \
-		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq $$missing; \
-	fi
+	@scripts/install-deps.sh nc.openbsd=netcat-openbsd ss=iproute2
+
+# The install steps above and scripts/autobahn.sh's setup, run on a fresh
+# Debian 12 (debootstrap, in target/check-install/) as root and as a user with
+# sudo. Needs root; a few minutes; downloads Chromium twice. Not in `make test`.
+check-install:
+	scripts/check-install.sh
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

@@ -5,12 +5,17 @@
 #   AUTOBAHN_CASES='1.*,2.*,3.*,4.*,5.*,6.*,7.*' scripts/autobahn.sh   (no 9.*: CI)
 #   AUTOBAHN_URL=ws://127.0.0.1:9001/ scripts/autobahn.sh   test a server already running
 #   AUTOBAHN_SELFTEST=1 scripts/autobahn.sh    test the harness on a reference echo server
+#   AUTOBAHN_SETUP_ONLY=1 scripts/autobahn.sh  only install/fetch wstest, run nothing
 #
 # wstest (autobahntestsuite 25.10.1, the newest release) is Python 2.7 code, and
 # neither Debian 12 nor PyPI has a Python 2.7: the interpreter is unpacked from
 # Debian 11 (bullseye) packages into target/autobahn-py2 (nothing is installed
 # into the system), and wstest goes into a Python 2.7 virtualenv in
 # target/autobahn-venv. Everything lives under target/ and is reused next time.
+# (A python2.7 on PATH, such as a pyenv shim, is not used.) What it needs from
+# the machine, it installs with scripts/install-deps.sh if missing: gcc and
+# libc6-dev (wsaccel's C extension), debian-archive-keyring (to check the
+# bullseye packages) and python3-venv (the venv module of Debian's python3).
 #
 # Output: one line per failing case, then `autobahn: N passed, M failed`; the
 # HTML/JSON report is in target/autobahn-report. Exit status 1 if any case failed.
@@ -25,6 +30,7 @@
 #   AUTOBAHN_NATTER_ARGS  extra natter flags, word-split (default none)
 #   AUTOBAHN_TIMEOUT      seconds wstest may run (default 1800)
 #   AUTOBAHN_SELFTEST     1: run against scripts/autobahn/echo_server.py instead of natter
+#   AUTOBAHN_SETUP_ONLY   1: stop once wstest is ready (nothing is built or run)
 #   AUTOBAHN_DEBIAN_MIRROR, AUTOBAHN_DEBIAN_SUITE  where python2.7 comes from
 #                         (default http://deb.debian.org/debian bullseye)
 set -euo pipefail
@@ -45,6 +51,7 @@ URL=${AUTOBAHN_URL:-}
 WSPATH=${AUTOBAHN_PATH:-/echo}
 TIMEOUT=${AUTOBAHN_TIMEOUT:-1800}
 SELFTEST=${AUTOBAHN_SELFTEST:-0}
+SETUP_ONLY=${AUTOBAHN_SETUP_ONLY:-0}
 MIRROR=${AUTOBAHN_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 SUITE=${AUTOBAHN_DEBIAN_SUITE:-bullseye}
 PY3=${PYTHON3:-python3}
@@ -75,6 +82,15 @@ hash_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
 # Runs a command with the unpacked python2.7's private libraries visible.
 py2() { LD_LIBRARY_PATH="$PY2/root/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"; }
+
+# The machine's part: installed (as root or through sudo) only where missing.
+setup_host() {
+    local need=(gcc=gcc libc6-dev debian-archive-keyring)
+    "$PY3" -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+    "$ROOT/scripts/install-deps.sh" "${need[@]}"
+    "$PY3" -c 'import venv, ensurepip' \
+        || die "$PY3 cannot create a venv (no venv/ensurepip module); set PYTHON3 to one that can"
+}
 
 setup_py2() {
     local want="$MIRROR $SUITE ${PY2_DEBS[*]}"
@@ -170,10 +186,12 @@ json_list() {  # "a,b , c" -> ["a", "b", "c"]
 
 mkdir -p "$T" "$WORK"
 t0=$SECONDS
+setup_host
 setup_py2
 setup_tools
 setup_venv
 log "wstest ready ($(py2 "$VENV/bin/wstest" --autobahnversion | tr '\n' ' ')) in $((SECONDS - t0)) s"
+[ "$SETUP_ONLY" = 1 ] && exit 0
 
 agent=natter
 if [ -n "$URL" ]; then
