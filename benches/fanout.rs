@@ -163,7 +163,8 @@ fn loop_stats(addr: SocketAddr) -> String {
         "  server loop: {} iterations, {:.1} events per wake-up, {} messages, {} deliveries \
          (presence included), {:.1} MB out; {} commits, {:.0} us mean, {:.1} ms max; \
          {} checkpoints, {:.1} ms max; \
-         {} flushes, {:.2} us each, longest pass {:.1} ms",
+         {} flushes, {:.2} us each, longest pass {:.1} ms; \
+         input paused {} times, {:.0} ms in all; dropped {}",
         n("/loop_iterations"),
         n("/events_per_wakeup"),
         n("/messages"),
@@ -176,7 +177,11 @@ fn loop_stats(addr: SocketAddr) -> String {
         n("/store/checkpoint_us_max") / 1000.0,
         flushes,
         mean("/flushes/us_total", flushes),
-        n("/flushes/pass_us_max") / 1000.0
+        n("/flushes/pass_us_max") / 1000.0,
+        n("/output/input_pauses"),
+        n("/output/input_paused_us_total") / 1000.0,
+        v.pointer("/output/dropped")
+            .map_or("{}".to_string(), |d| d.to_string())
     )
 }
 

@@ -158,6 +158,11 @@ impl Hub {
         self.clients.get(&id).map(|c| c.nick.as_str())
     }
 
+    /// The rooms a client is in (none for an unknown client).
+    pub fn rooms_of(&self, id: ClientId) -> &[RoomName] {
+        self.clients.get(&id).map_or(&[], |c| &c.rooms)
+    }
+
     /// Moves every effect produced so far into `out` (which should be empty).
     pub fn drain_effects(&mut self, out: &mut Vec<Effect>) {
         out.append(&mut self.effects);

@@ -24,7 +24,7 @@ pub mod pressure;
 pub mod timers;
 mod ws;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
@@ -69,6 +69,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Bytes read from one connection per wake-up before others get their turn.
 const READ_BUDGET: usize = 256 * 1024;
+/// Bytes written to one connection per turn: a reader with a big backlog
+/// (a burst, a history page) gets the rest in the next turns, so one turn's
+/// flush pass, and everyone's latency, stays short.
+const WRITE_BUDGET: usize = 128 * 1024;
 /// The shared read buffer: every read lands here first.
 const SCRATCH: usize = 64 * 1024;
 /// How long a closing connection waits for the peer's EOF, and a dropped
@@ -199,6 +203,12 @@ pub struct Server {
     turn_recipients: usize,
     /// Chat input is paused since then: readers are behind.
     paused_since: Option<Instant>,
+    /// Whose input the pause holds: the senders into the rooms whose
+    /// readers are behind, or everyone (the total is over its mark).
+    pause_scope: Option<HashSet<RoomName>>,
+    /// Connections whose flush stopped at `WRITE_BUDGET`: flushed again
+    /// next turn.
+    more_output: Vec<ConnId>,
     /// How many recipients the turn that started the pause wrote to.
     pause_population: usize,
     /// A review of the pause is due on the timer heap.
@@ -305,6 +315,8 @@ impl Server {
             watch: Vec::new(),
             turn_recipients: 0,
             paused_since: None,
+            pause_scope: None,
+            more_output: Vec::new(),
             pause_population: 0,
             review_armed: false,
             turn_input: 0,
@@ -346,7 +358,7 @@ impl Server {
                 }
             }
             let checkpoint_due = self.wal_growth() >= CHECKPOINT_EARLY;
-            let timeout = if self.backlog.is_empty() {
+            let timeout = if self.backlog.is_empty() && self.more_output.is_empty() {
                 let mut t = self.timers.timeout(now);
                 if let Some(by) = self.shutdown_by {
                     t = Some(t.map_or(by - now, |t| t.min(by - now)));
@@ -380,6 +392,14 @@ impl Server {
             );
             self.turn_input = 0;
             self.turn_recipients = 0;
+            for id in std::mem::take(&mut self.more_output) {
+                if let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) {
+                    if !conn.dirty {
+                        conn.dirty = true;
+                        self.dirty.push(id);
+                    }
+                }
+            }
             // Connections left readable last turn go first, so a busy
             // sender cannot keep the others waiting turn after turn.
             for id in std::mem::take(&mut self.backlog) {
@@ -581,7 +601,16 @@ impl Server {
             let chat = !lingering && matches!(conn.phase, Phase::Line { .. } | Phase::Ws(_));
             let mut want = self.scratch.len();
             if chat {
-                if paused {
+                let held = paused
+                    && match &self.pause_scope {
+                        None => true,
+                        Some(rooms) => self
+                            .hub
+                            .rooms_of(id.client())
+                            .iter()
+                            .any(|r| rooms.contains(r)),
+                    };
+                if held {
                     if !conn.held {
                         conn.held = true;
                         self.held.push(id);
@@ -921,7 +950,7 @@ impl Server {
     fn review_pressure(&mut self, now: Instant) {
         let limits = self.limits;
         let mut slow = Vec::new();
-        let mut high = 0;
+        let mut behind = Vec::new();
         self.watch.retain(|&id| {
             let Some(conn) = self.conns.get(id.key()).filter(|c| c.id == id) else {
                 return false;
@@ -934,10 +963,11 @@ impl Server {
                 return false;
             }
             if conn.pressure.draining(now) {
-                high += 1;
+                behind.push(id);
             }
             true
         });
+        let high = behind.len();
         for (id, why) in slow {
             let unsent = self.conn_mut(id).map_or(0, |c| c.outbox.len());
             let what = match why {
@@ -974,6 +1004,21 @@ impl Server {
             None => total || pressure::readers_behind(high, self.turn_recipients),
             Some(_) => total || pressure::still_behind(high, self.pause_population),
         };
+        if pause {
+            // Whose input to hold: everyone when memory is the reason, else
+            // the members of the rooms whose readers are behind (other
+            // rooms go on). A change lets the held ones be looked at again.
+            let scope = (!total).then(|| {
+                behind
+                    .iter()
+                    .flat_map(|&id| self.hub.rooms_of(id.client()).iter().cloned())
+                    .collect::<HashSet<RoomName>>()
+            });
+            if self.paused_since.is_some() && scope != self.pause_scope {
+                self.release_held();
+            }
+            self.pause_scope = scope;
+        }
         match (pause, self.paused_since) {
             (true, None) => {
                 debug!(
@@ -989,12 +1034,8 @@ impl Server {
                 debug!("resuming chat input after {us} us");
                 self.counters.input_paused_us += us;
                 self.paused_since = None;
-                for id in std::mem::take(&mut self.held) {
-                    if let Some(conn) = self.conn_mut(id) {
-                        conn.held = false;
-                        self.backlog.push(id);
-                    }
-                }
+                self.pause_scope = None;
+                self.release_held();
             }
             _ => {}
         }
@@ -1006,6 +1047,16 @@ impl Server {
                 ConnId::new(0, 0),
                 TimerKind::Review,
             );
+        }
+    }
+
+    /// Held connections are read again (the next turn looks at each).
+    fn release_held(&mut self) {
+        for id in std::mem::take(&mut self.held) {
+            if let Some(conn) = self.conn_mut(id) {
+                conn.held = false;
+                self.backlog.push(id);
+            }
         }
     }
 
@@ -1309,7 +1360,7 @@ impl Server {
             }
             let before = conn.outbox.len();
             self.counters.flushes += 1;
-            match conn.outbox.flush(&mut conn.stream) {
+            match conn.outbox.flush(&mut conn.stream, WRITE_BUDGET) {
                 Ok((how, n)) => {
                     trace!("  {id}: wrote {n} of {before} bytes ({how:?})");
                     self.counters.bytes_out += n as u64;
@@ -1321,6 +1372,8 @@ impl Server {
                     }
                     if how == Flushed::WouldBlock {
                         conn.writable = false;
+                    } else if how == Flushed::Budget {
+                        self.more_output.push(id);
                     } else if matches!(conn.close, Some(Close::AfterFlush | Close::Dropping)) {
                         // Our last reply is out: half-close, then linger.
                         let _ = conn.stream.shutdown(Shutdown::Write);

@@ -33,6 +33,8 @@ pub enum Flushed {
     All,
     /// The socket's send buffer is full: wait for a writable event.
     WouldBlock,
+    /// This flush wrote its budget; the rest goes in the next turn.
+    Budget,
 }
 
 impl Outbox {
@@ -78,11 +80,15 @@ impl Outbox {
         dropped
     }
 
-    /// Writes until the queue is empty or the writer would block. Returns the
-    /// outcome and the bytes written; a real error is returned as such.
-    pub fn flush(&mut self, w: &mut impl Write) -> io::Result<(Flushed, usize)> {
+    /// Writes until the queue is empty, the writer would block, or `budget`
+    /// bytes are written. Returns the outcome and the bytes written; a real
+    /// error is returned as such.
+    pub fn flush(&mut self, w: &mut impl Write, budget: usize) -> io::Result<(Flushed, usize)> {
         let mut written = 0;
         while !self.chunks.is_empty() {
+            if written >= budget {
+                return Ok((Flushed::Budget, written));
+            }
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
             let mut count = 0;
             for (slot, chunk) in slices.iter_mut().zip(&self.chunks) {
@@ -187,7 +193,7 @@ mod tests {
             for i in 0..n {
                 ob.push(Bytes::from(format!("m{i}\n")));
             }
-            assert_eq!(ob.flush(&mut w).unwrap().0, Flushed::All);
+            assert_eq!(ob.flush(&mut w, usize::MAX).unwrap().0, Flushed::All);
             assert!(ob.is_empty());
             if n <= KEEP_CHUNKS {
                 assert!(ob.chunks.capacity() >= n, "kept for the next turn");
@@ -213,12 +219,12 @@ mod tests {
             cap: 100,
             budget: 4,
         };
-        assert_eq!(ob.flush(&mut w).unwrap().0, Flushed::WouldBlock);
+        assert_eq!(ob.flush(&mut w, usize::MAX).unwrap().0, Flushed::WouldBlock);
         assert_eq!(ob.discard_unstarted(), 13);
         assert_eq!(ob.len(), 7);
         ob.push(Bytes::from("bye\n"));
         w.budget = usize::MAX;
-        ob.flush(&mut w).unwrap();
+        ob.flush(&mut w, usize::MAX).unwrap();
         assert_eq!(w.got, b"first line\nbye\n");
         // A chunk written whole leaves nothing started.
         ob.push(Bytes::from("x\n"));
@@ -244,10 +250,13 @@ mod tests {
                 cap,
                 budget: 50,
             };
-            assert_eq!(ob2.flush(&mut w).unwrap(), (Flushed::WouldBlock, 50));
+            assert_eq!(
+                ob2.flush(&mut w, usize::MAX).unwrap(),
+                (Flushed::WouldBlock, 50)
+            );
             assert_eq!(ob2.len(), expected.len() - 50);
             w.budget = usize::MAX;
-            assert_eq!(ob2.flush(&mut w).unwrap().0, Flushed::All);
+            assert_eq!(ob2.flush(&mut w, usize::MAX).unwrap().0, Flushed::All);
             assert_eq!(w.got, expected);
             assert!(ob2.is_empty());
         }
@@ -256,9 +265,29 @@ mod tests {
             cap: 5,
             budget: usize::MAX,
         };
-        let (how, n) = ob.flush(&mut w).unwrap();
+        let (how, n) = ob.flush(&mut w, usize::MAX).unwrap();
         assert_eq!((how, n), (Flushed::All, expected.len()));
         assert_eq!(w.got, expected);
         assert_eq!(ob.len(), 0);
+    }
+
+    #[test]
+    fn a_flush_stops_at_its_budget_and_goes_on_later() {
+        let mut ob = Outbox::default();
+        for i in 0..10u8 {
+            ob.push(Bytes::from(vec![i; 100]));
+        }
+        let mut w = Trickle {
+            got: Vec::new(),
+            cap: 150,
+            budget: usize::MAX,
+        };
+        // 150 + 150 = 300 >= 250: stops after the call that passes it.
+        assert_eq!(ob.flush(&mut w, 250).unwrap(), (Flushed::Budget, 300));
+        assert_eq!(ob.len(), 700);
+        while ob.flush(&mut w, 250).unwrap().0 == Flushed::Budget {}
+        assert!(ob.is_empty());
+        let want: Vec<u8> = (0..10u8).flat_map(|i| vec![i; 100]).collect();
+        assert_eq!(w.got, want);
     }
 }

@@ -14,11 +14,12 @@
 //!    flush is *high*. When at least half of the connections the turn wrote
 //!    to are high and still draining (their sockets took bytes within
 //!    [`STALL`]), the readers as a whole cannot keep up: the server stops
-//!    reading chat input (line and WebSocket clients; HTTP and handshakes
-//!    go on), and TCP pushes back on the senders, the way RabbitMQ's flow
-//!    control blocks publishers. It reads again once fewer than half of
-//!    those readers are still high. The same pause holds while all unsent
-//!    output together is over half of `--max-outbound-total`. One slow
+//!    reading the chat input (line and WebSocket) of the members of the
+//!    rooms those readers are in (other rooms, HTTP and handshakes go on),
+//!    and TCP pushes back on the senders, the way RabbitMQ's flow control
+//!    blocks publishers. It reads again once fewer than half of those
+//!    readers are still high. While all unsent output together is over
+//!    half of `--max-outbound-total`, everyone's chat input pauses. One slow
 //!    reader is never enough to pause anyone: the room is not held back by
 //!    it.
 //! 3. A connection with more than `--max-outbound` unsent after a flush is
