@@ -23,6 +23,12 @@
   const BACKOFF_MAX_MS = 30000;
   const STORAGE_KEY = 'natter.state';
   const NOTIFY_KEY = 'natter.notify';
+  const NAME_KEY = 'natter.name'; // localStorage: the name chosen last, for the next visit
+  const RELEASED_KEY = 'natter.released'; // localStorage: sessions of closed tabs, to resume
+  const RESUME_MS = 120000; // the server's default --resume-grace
+  const LIVE_KEY = 'natter.live'; // localStorage: sessions open in a tab right now
+  const LIVE_MS = 75000; // a tab marks its session live every 2 s (a hidden tab's timers may wait a minute)
+  const TOKEN_RE = /^[A-Za-z0-9_-]{8,256}$/;
 
   // --------------------------------------------------------------------- DOM
 
@@ -39,7 +45,9 @@
     messages: $('messages'), typing: $('typing'), preview: $('preview'), previewImg: $('preview-img'),
     previewText: $('preview-text'), previewCancel: $('preview-cancel'), composer: $('composer'),
     input: $('input'), file: $('file'), attach: $('attach'), send: $('send'), members: $('members'),
-    membersPanel: $('members-panel'),
+    membersPanel: $('members-panel'), prompt: $('prompt'), promptForm: $('prompt-form'),
+    promptRoom: $('prompt-room'), promptName: $('prompt-name'), promptJoin: $('prompt-join'),
+    promptError: $('prompt-error'), promptCancel: $('prompt-cancel'),
   };
 
   function el(tag, cls, text) {
@@ -80,6 +88,13 @@
     stick: true, // the message list follows new messages
     landingOpen: true,
     notice: '', // an error to show in the next room opened from the landing
+    prompt: '', // the room a share link asks to join, while the page asks for a name
+    promptShown: '', // what the page last put in the prompt's name field
+    promptJoin: null, // {room, nick}: join once the server has confirmed this nick
+    restore: null, // {rooms, active}: what to rejoin if the session cannot be resumed
+    resumeActive: '', // after a resume, the room to show when the server sends it
+    liveToken: '', // the session this tab last marked live
+    liveAt: 0,
   };
 
   // -------------------------------------------------------------- utilities
@@ -325,12 +340,17 @@
     const resumed = !!S.session && m.session === S.session;
     const wasConnected = S.everConnected;
     S.session = typeof m.session === 'string' ? m.session : '';
+    markLive(true);
     if (m.limits && typeof m.limits === 'object') Object.assign(S.limits, m.limits);
     const storeChanged = !!S.storeId && !!m.store_id && m.store_id !== S.storeId;
     if (m.store_id) S.storeId = m.store_id;
     S.welcomed = true;
     S.everConnected = true;
     S.attempt = 0;
+    // A new session has a generated nick: ours is asked back below. Known
+    // before the generated one shows, so the name fields keep ours.
+    const restoring = !resumed && !!S.wantNick && S.wantNick !== m.nick;
+    if (restoring) S.pendingNick = S.wantNick;
     setNick(m.nick);
     refreshState();
 
@@ -347,10 +367,20 @@
     }
     if (resumed) {
       S.wantNick = m.nick;
-    } else if (S.wantNick && S.wantNick !== m.nick) {
-      // A new session has a generated nick: ask for ours back.
-      S.pendingNick = S.wantNick;
+    } else if (restoring) {
       rawSend({ type: 'nick', nick: S.wantNick, ref: 'nick:restore' });
+    }
+    // After a reload: a resumed session is sent its rooms by the server; a
+    // lost one (expired, or the server restarted) joins them again.
+    const restore = S.restore;
+    S.restore = null;
+    if (restore && resumed) {
+      S.resumeActive = restore.active || '';
+    } else if (restore) {
+      for (const room of restore.rooms) {
+        if (S.rooms.has(room)) continue;
+        rawSend({ type: 'join', room, ref: (room === restore.active ? 'j:' : 'rj:') + room });
+      }
     }
     // Catch up on every room we were in, from the highest seq we hold.
     for (const r of S.rooms.values()) {
@@ -388,20 +418,34 @@
   // nick after a reload, say) may arrive while the user types, and what
   // they typed is asked for when they submit it.
   function showName(nick) {
-    const typed = ui.name.value.trim();
-    if (!typed || typed === S.shownName || sameNick(typed, nick)) {
-      ui.name.value = nick;
-      S.shownName = nick;
+    fillName(ui.name, 'shownName', nick);
+    fillName(ui.promptName, 'promptShown', nick);
+  }
+
+  function fillName(field, shown, nick) {
+    const typed = field.value.trim();
+    // A nick asked for is on its way: the field keeps showing it meanwhile.
+    if (S.pendingNick && sameNick(typed, S.pendingNick) && !sameNick(nick, S.pendingNick)) return;
+    if (!typed || typed === S[shown] || sameNick(typed, nick)) {
+      const replaced = field.value !== nick;
+      field.value = nick;
+      S[shown] = nick;
+      // Offered, not typed: selected, so typing replaces it and Enter keeps it.
+      if (replaced && field === ui.promptName && document.activeElement === field) field.select();
     }
   }
 
   function onNick(m) {
     const old = S.nick;
+    const ref = typeof m.ref === 'string' ? m.ref : '';
     S.pendingNick = null;
     S.wantNick = m.nick;
     setNick(m.nick);
     clearLandingError();
+    // A name the user chose (not one the page asked back) is kept for the next visit.
+    if (ref.startsWith('nick:') && ref !== 'nick:restore') rememberName(m.nick);
     if (old && old !== m.nick && S.active) systemLine(S.active, 'You are now known as ' + m.nick + '.');
+    if (S.promptJoin && sameNick(m.nick, S.promptJoin.nick)) finishPrompt();
   }
 
   // ------------------------------------------------------------------- tabs
@@ -553,6 +597,7 @@
   }
 
   function showChat() {
+    hidePrompt();
     S.landingOpen = false;
     ui.landing.hidden = true;
     ui.chat.hidden = false;
@@ -562,6 +607,7 @@
   }
 
   function showLanding() {
+    hidePrompt();
     S.landingOpen = true;
     ui.chat.hidden = true;
     ui.landing.hidden = false;
@@ -618,7 +664,9 @@
       systemLine(r, 'You joined #' + r.name + ' (' + r.members.length + ' here).');
     }
     if (S.notice && userJoin) systemLine(r, S.notice, 'error');
-    if (userJoin || !S.active) activate(r);
+    const wasActive = !!S.resumeActive && r.name === S.resumeActive; // shown before the reload
+    if (wasActive) S.resumeActive = '';
+    if (userJoin || !S.active || wasActive) activate(r);
     else if (r === S.active) {
       renderMembers();
       renderRoomBar();
@@ -983,6 +1031,15 @@
       S.pendingNick = null;
       if (ref === 'nick:restore') S.wantNick = S.nick;
       const msg = 'Could not change your name: ' + text;
+      if (S.prompt) {
+        // The name prompt stays, with the name that failed, to be edited.
+        S.promptJoin = null;
+        resetPromptButton();
+        showPromptError(ref === 'nick:restore' ? 'Your name from last time is not free: ' + text : msg);
+        ui.promptName.focus();
+        ui.promptName.select();
+        return;
+      }
       if (S.landingOpen) {
         showLandingError(msg);
         ui.name.focus();
@@ -1002,6 +1059,12 @@
     if (ref.startsWith('rj:')) {
       const r = S.rooms.get(ref.slice(3));
       if (r) systemLine(r, 'Could not rejoin #' + r.name + ': ' + text, 'error');
+      return;
+    }
+    if (S.prompt) {
+      S.promptJoin = null;
+      resetPromptButton();
+      showPromptError(text);
       return;
     }
     if (S.landingOpen || !S.active) showLandingError(text);
@@ -1279,6 +1342,7 @@
       '/msg NICK TEXT: a direct message (opens its own tab)',
       '/me TEXT: an action',
       '/history [N]: the last N messages of this room (default 20, at most 200)',
+      '/quit: leave every room now and start afresh',
       '//text: send “/text”',
       'Enter sends, Shift+Enter starts a new line; paste or drop an image to send it. Limits: messages up to ' +
         S.limits.max_message + ' bytes, images up to ' + fmtSize(S.limits.max_image) + '.',
@@ -1365,10 +1429,46 @@
         help(t);
         return;
       case 'quit':
-        systemLine(t, 'To quit, close this page (or leave your rooms with /leave).');
+        quit();
         return;
       default:
         systemLine(t, 'Unknown command /' + m[1] + ': /help lists the commands.', 'error');
+    }
+  }
+
+  // /quit: the session ends now (every room sees the leave at once) and is
+  // forgotten; the page starts afresh on the landing, keeping the name.
+  function quit() {
+    const ws = S.ws;
+    S.conn += 1; // the old socket's events are ignored from now on
+    S.ws = null;
+    S.welcomed = false;
+    S.session = '';
+    S.restore = null;
+    S.queued = [];
+    S.outbox.clear();
+    clearTimeout(S.retryTimer);
+    for (const t of S.order.slice()) removeTab(t);
+    saveState();
+    showLanding();
+    showLandingError('You quit: your rooms saw you leave. Pick a room to chat again.');
+    // A close frame with 1000 is a quit for the server. Reconnect once it
+    // has answered, so that the name is free again.
+    if (!ws) {
+      connect();
+      return;
+    }
+    let again = () => {
+      again = () => {};
+      if (!S.ws) connect();
+    };
+    ws.onmessage = ws.onerror = null;
+    ws.onclose = () => again();
+    setTimeout(() => again(), 3000);
+    try {
+      ws.close(1000);
+    } catch (e) {
+      again();
     }
   }
 
@@ -1618,6 +1718,107 @@
     if (e.key === 'Escape' && S.landingOpen && S.active) activate(S.active);
   });
 
+  // ------------------------------------------------------------ name prompt
+
+  // A share link (/#CODE) opened without a session asks for a name first,
+  // prefilled (the name from last time, or the one the server gave), and
+  // joins under it once the server has confirmed it: the room never sees a
+  // generated name come and go.
+  function showPrompt(room) {
+    S.prompt = room;
+    S.promptJoin = null;
+    S.landingOpen = false;
+    ui.landing.hidden = true;
+    ui.chat.hidden = true;
+    ui.prompt.hidden = false;
+    document.body.classList.add('prompting');
+    ui.promptRoom.textContent = '#' + room;
+    document.title = 'Join #' + room + ' · natter';
+    clearPromptError();
+    resetPromptButton();
+    const name = S.pendingNick || S.wantNick || S.nick;
+    if (!ui.promptName.value.trim() && name) {
+      ui.promptName.value = name;
+      S.promptShown = name;
+    }
+    ui.promptName.focus();
+    ui.promptName.select();
+  }
+
+  function hidePrompt() {
+    if (!S.prompt && ui.prompt.hidden) return;
+    S.prompt = '';
+    S.promptJoin = null;
+    ui.prompt.hidden = true;
+    document.body.classList.remove('prompting');
+    resetPromptButton();
+    clearPromptError();
+  }
+
+  function resetPromptButton() {
+    ui.promptJoin.disabled = false;
+    ui.promptJoin.textContent = 'Join';
+    ui.promptName.removeAttribute('aria-invalid');
+  }
+
+  function showPromptError(text) {
+    ui.promptError.textContent = text;
+    ui.promptName.setAttribute('aria-invalid', 'true');
+  }
+
+  function clearPromptError() {
+    ui.promptError.textContent = '';
+  }
+
+  function submitPrompt() {
+    const room = S.prompt;
+    if (!room || S.promptJoin) return;
+    clearPromptError();
+    const name = ui.promptName.value.trim();
+    if (!NICK_RE.test(name)) {
+      let why = 'A name has only letters, digits, _ and -.';
+      if (!name) why = 'Type a name to join with.';
+      else if (!/^[A-Za-z]/.test(name)) why = 'A name starts with a letter.';
+      else if (name.length > 24) why = 'A name is at most 24 characters.';
+      showPromptError(why);
+      ui.promptName.focus();
+      return;
+    }
+    S.promptJoin = { room, nick: name };
+    ui.promptJoin.disabled = true;
+    ui.promptJoin.textContent = 'Joining…';
+    if (name === S.nick && !S.pendingNick) finishPrompt();
+    else if (name !== S.pendingNick) {
+      S.pendingNick = name;
+      S.wantNick = name;
+      request({ type: 'nick', nick: name, ref: 'nick:' + name });
+    } // else: that very name is on its way; onNick finishes
+  }
+
+  function finishPrompt() {
+    const p = S.promptJoin;
+    if (!p) return;
+    S.promptJoin = null;
+    rememberName(p.nick);
+    joinRoom(p.room); // its joined opens the chat, which hides the prompt
+  }
+
+  ui.promptForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    submitPrompt();
+  });
+  ui.promptName.addEventListener('input', () => {
+    if (ui.promptError.textContent) {
+      clearPromptError();
+      ui.promptName.removeAttribute('aria-invalid');
+    }
+  });
+  ui.promptCancel.addEventListener('click', () => {
+    setHash('');
+    showLanding();
+    ui.name.focus();
+  });
+
   // ------------------------------------------------------------- room bar
 
   async function copy(text) {
@@ -1720,12 +1921,16 @@
 
   // ------------------------------------------------------------ persistence
 
+  // This tab's nick, rooms and session (sessionStorage: it survives a
+  // reload, and another tab never shares it). A session is kept only while
+  // it has rooms: leaving the last one forgets it.
   function saveState() {
     try {
       sessionStorage.setItem(STORAGE_KEY, JSON.stringify({
         nick: S.wantNick || S.nick,
         rooms: Array.from(S.rooms.keys()),
         active: currentRoom(),
+        session: S.rooms.size ? S.session : '',
       }));
     } catch (e) {
       /* storage may be off */
@@ -1740,6 +1945,141 @@
     }
   }
 
+  function rememberName(nick) {
+    try {
+      localStorage.setItem(NAME_KEY, nick);
+    } catch (e) {
+      /* storage may be off */
+    }
+  }
+
+  function rememberedName() {
+    try {
+      const n = localStorage.getItem(NAME_KEY) || '';
+      return NICK_RE.test(n) ? n : '';
+    } catch (e) {
+      return '';
+    }
+  }
+
+  // Sessions of tabs that were closed (or are reloading), in localStorage,
+  // oldest first: a tab opened within the grace claims the newest and
+  // resumes it. A tab that is still open has released nothing, so a second
+  // tab never takes its session over.
+  function readReleased() {
+    try {
+      const list = JSON.parse(localStorage.getItem(RELEASED_KEY) || '[]');
+      const now = Date.now();
+      return (Array.isArray(list) ? list : []).filter((x) => x && typeof x.session === 'string' &&
+        TOKEN_RE.test(x.session) && typeof x.time === 'number' && now - x.time < RESUME_MS && x.time < now + 5000);
+    } catch (e) {
+      return [];
+    }
+  }
+
+  function writeReleased(list) {
+    try {
+      if (list.length) localStorage.setItem(RELEASED_KEY, JSON.stringify(list));
+      else localStorage.removeItem(RELEASED_KEY);
+    } catch (e) {
+      /* storage may be off */
+    }
+  }
+
+  function release() {
+    const list = readReleased().filter((x) => x.session !== S.session).slice(-4);
+    list.push({ session: S.session, nick: S.nick, rooms: Array.from(S.rooms.keys()), active: currentRoom(), time: Date.now() });
+    writeReleased(list);
+  }
+
+  // Takes a released session back; whether it was still there.
+  function unrelease(token) {
+    const list = readReleased();
+    const rest = list.filter((x) => x.session !== token);
+    writeReleased(rest);
+    return rest.length !== list.length;
+  }
+
+  function claimReleased() {
+    const list = readReleased().sort((a, b) => a.time - b.time);
+    let newest = list.pop() || null;
+    while (newest && isLive(newest.session)) newest = list.pop() || null;
+    writeReleased(list);
+    return newest;
+  }
+
+  // Every open tab marks its session live (a time, refreshed every 2 s, taken
+  // off on pagehide). A tab that starts with a session in its sessionStorage
+  // that is live elsewhere is a copy of an open tab ("Duplicate tab", a link
+  // opened in a new tab, window.open): it must not resume it, or the open
+  // tab would be closed with 4000 ("session replaced").
+  function readLive() {
+    try {
+      const o = JSON.parse(localStorage.getItem(LIVE_KEY) || '{}');
+      return o && typeof o === 'object' && !Array.isArray(o) ? o : {};
+    } catch (e) {
+      return {};
+    }
+  }
+
+  function isLive(token) {
+    const at = readLive()[token];
+    return typeof at === 'number' && Math.abs(Date.now() - at) < LIVE_MS;
+  }
+
+  function markLive(on) {
+    try {
+      const now = Date.now();
+      const live = readLive();
+      for (const k of Object.keys(live)) if (typeof live[k] !== 'number' || Math.abs(now - live[k]) >= LIVE_MS) delete live[k];
+      if (S.liveToken && (S.liveToken !== S.session || !on)) delete live[S.liveToken];
+      S.liveToken = '';
+      if (on && S.session) {
+        live[S.session] = now;
+        S.liveToken = S.session;
+        S.liveAt = now;
+      }
+      if (Object.keys(live).length) localStorage.setItem(LIVE_KEY, JSON.stringify(live));
+      else localStorage.removeItem(LIVE_KEY);
+    } catch (e) {
+      /* storage may be off */
+    }
+  }
+
+  // Leaving the page (a reload, a closed tab): nothing is sent, so the room
+  // sees nothing. The browser closes the socket with 1001 and the server
+  // holds the session for its grace; this tab (sessionStorage) or the next
+  // one opened (localStorage) resumes it. A page in no room has nothing to
+  // hold: it ends its session now, so that its name is free at once.
+  window.addEventListener('pagehide', () => {
+    markLive(false);
+    if (S.session && S.rooms.size) {
+      saveState();
+      release();
+      return;
+    }
+    const ws = S.ws;
+    if (!ws) return;
+    S.conn += 1;
+    S.ws = null;
+    S.welcomed = false;
+    ws.onmessage = ws.onclose = ws.onerror = null;
+    try {
+      ws.close(1000);
+    } catch (e) {
+      /* already gone */
+    }
+  });
+
+  // Back from the back/forward cache: take the session back (unless another
+  // tab has claimed it meanwhile) and reconnect.
+  window.addEventListener('pageshow', (e) => {
+    if (!e.persisted) return;
+    if (S.session && (!unrelease(S.session) || isLive(S.session))) S.session = '';
+    markLive(true);
+    if (!S.ws || S.ws.readyState > WebSocket.OPEN) reconnectNow();
+  });
+
   function hashRoom() {
     let h = location.hash.replace(/^#/, '');
     try {
@@ -1753,7 +2093,8 @@
 
   window.addEventListener('hashchange', () => {
     const room = hashRoom();
-    if (room) joinRoom(room);
+    if (room && S.prompt) showPrompt(room);
+    else if (room) joinRoom(room);
   });
 
   // ---------------------------------------------------------------- wiring
@@ -1785,6 +2126,7 @@
   });
 
   setInterval(() => {
+    if (S.session && Date.now() - S.liveAt > 2000) markLive(true);
     probe();
     renderTyping();
     if (S.landingOpen && ready() && Date.now() - S.lastFrame > 15000) rawSend({ type: 'rooms', ref: 'landing' });
@@ -1812,17 +2154,35 @@
   refreshState();
   fetchRooms();
 
-  // After a reload in this tab: the same name and rooms again.
+  // After a reload in this tab: its session (sessionStorage). In a new tab:
+  // the session a closed tab released, if one is young enough. Either way
+  // the same name and rooms again, unnoticed by the rooms.
   const saved = loadState();
   const fromHash = hashRoom();
-  if (saved && typeof saved.nick === 'string' && NICK_RE.test(saved.nick)) S.wantNick = saved.nick;
-  if (saved && Array.isArray(saved.rooms)) {
-    for (const room of saved.rooms) {
-      if (typeof room !== 'string' || !ROOM_RE.test(room) || (fromHash && sameNick(room, fromHash))) continue;
-      const activeOne = !fromHash && room === saved.active;
-      request({ type: 'join', room, ref: (activeOne ? 'j:' : 'rj:') + room });
-    }
+  let restore = null;
+  const copied = !!saved && typeof saved.session === 'string' && isLive(saved.session);
+  if (saved && typeof saved.session === 'string' && TOKEN_RE.test(saved.session) && !copied) {
+    restore = saved;
+    unrelease(saved.session); // released by this very reload: nobody else may take it
+  } else {
+    // A copy of an open tab's storage starts afresh, like any new tab.
+    restore = claimReleased() || (copied ? null : saved);
   }
-  if (fromHash) joinRoom(fromHash);
+  if (restore && typeof restore.session === 'string' && TOKEN_RE.test(restore.session)) S.session = restore.session;
+  const restoredNick = restore && typeof restore.nick === 'string' && NICK_RE.test(restore.nick) ? restore.nick : '';
+  S.wantNick = restoredNick || rememberedName();
+  if (S.wantNick) {
+    ui.name.value = S.wantNick;
+    S.shownName = S.wantNick;
+  }
+  const restoreRooms = restore && Array.isArray(restore.rooms)
+    ? restore.rooms.filter((room) => typeof room === 'string' && ROOM_RE.test(room) && !(fromHash && sameNick(room, fromHash)))
+    : [];
+  if (S.session || restoreRooms.length) {
+    const active = !fromHash && typeof restore.active === 'string' ? restore.active : '';
+    S.restore = { rooms: restoreRooms, active };
+  }
+  if (fromHash && (S.session || restoreRooms.length)) joinRoom(fromHash); // back in: no need to ask
+  else if (fromHash) showPrompt(fromHash);
   connect();
 })();

@@ -180,15 +180,18 @@ test('3. presence: a third page joins through the share link, then leaves', { ti
   await h.waitConnected(B);
   await h.waitMembers(A, finn, true);
 
-  // C opens the share link /#CODE (no name typed: the server picks a nick).
+  // C opens the share link /#CODE: it asks for a name first, prefilled with
+  // the one the server picked, and C keeps it (one Enter).
   const href = await A.locator('#share-link').first().getAttribute('href');
   await h.gotoPage(C, new URL(href, server.base + '/').href);
-  await h.waitVisible(C, '#chat', `opening the share link ${href} should join the room`);
+  const { prefilled } = await h.answerPrompt(C);
+  await h.waitVisible(C, '#chat', `opening the share link ${href} and pressing Enter in #prompt-name should join the room`);
   await h.waitActiveRoom(C, code);
   await h.waitConnected(C);
   await h.waitIn(C, '#me should show a nick', () => /[A-Za-z]/.test(document.querySelector('#me')?.textContent || ''));
   const cnick = (await C.locator('#me').textContent()).trim().replace(/^@/, '');
   assert.equal(await C.evaluate(() => window.natter && window.natter.nick), cnick, 'window.natter.nick equals #me');
+  assert.equal(cnick, prefilled, 'C joins under the name its prompt offered');
 
   await h.waitMembers(A, cnick, true);
   await h.waitMembers(B, cnick, true);

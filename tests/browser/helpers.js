@@ -315,6 +315,30 @@ async function joinByCode(page, base, nick, code) {
   await waitActiveRoom(page, code);
 }
 
+/**
+ * A share link opened without a session asks for a name first: waits for
+ * the prompt (#prompt, #prompt-name focused and prefilled with a name),
+ * then types `nick` into it (or keeps the prefilled name when `nick` is
+ * empty) and presses Enter. Returns { prefilled, nick }: the name the page
+ * offered and the one it joins under.
+ */
+async function answerPrompt(page, nick = '') {
+  await waitVisible(page, '#prompt', 'a share link should ask for a name first');
+  const handle = await waitIn(
+    page,
+    '#prompt-name should be focused and prefilled with a valid name',
+    () => {
+      const f = document.querySelector('#prompt-name');
+      const v = f ? f.value.trim() : '';
+      return f && document.activeElement === f && /^[A-Za-z][A-Za-z0-9_-]{0,23}$/.test(v) ? v : false;
+    },
+  );
+  const prefilled = await handle.jsonValue();
+  if (nick) await page.fill('#prompt-name', nick);
+  await page.press('#prompt-name', 'Enter');
+  return { prefilled, nick: nick || prefilled };
+}
+
 async function waitActiveRoom(page, room, timeout = T.wait) {
   await waitIn(
     page,
@@ -637,6 +661,7 @@ module.exports = {
   readRoomCode,
   createRoom,
   joinByCode,
+  answerPrompt,
   waitActiveRoom,
   say,
   waitMsg,
