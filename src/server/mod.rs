@@ -192,6 +192,9 @@ pub struct Server {
     dirty: Vec<ConnId>,
     /// Connections that stopped within their read budget, still readable.
     backlog: Vec<ConnId>,
+    /// Chat connections that got nothing of a turn's input budget: they are
+    /// read first next turn, so one heavy sender cannot starve the others.
+    starved: Vec<ConnId>,
     /// Connections to remove before sleeping, and why.
     doomed: Vec<(ConnId, LeaveReason)>,
     /// Chat connections with input waiting while input is paused.
@@ -310,6 +313,7 @@ impl Server {
             effects: Vec::new(),
             dirty: Vec::new(),
             backlog: Vec::new(),
+            starved: Vec::new(),
             doomed: Vec::new(),
             held: Vec::new(),
             watch: Vec::new(),
@@ -358,7 +362,10 @@ impl Server {
                 }
             }
             let checkpoint_due = self.wal_growth() >= CHECKPOINT_EARLY;
-            let timeout = if self.backlog.is_empty() && self.more_output.is_empty() {
+            let timeout = if self.backlog.is_empty()
+                && self.starved.is_empty()
+                && self.more_output.is_empty()
+            {
                 let mut t = self.timers.timeout(now);
                 if let Some(by) = self.shutdown_by {
                     t = Some(t.map_or(by - now, |t| t.min(by - now)));
@@ -400,9 +407,12 @@ impl Server {
                     }
                 }
             }
-            // Connections left readable last turn go first, so a busy
-            // sender cannot keep the others waiting turn after turn.
-            for id in std::mem::take(&mut self.backlog) {
+            // Connections left readable last turn go first (those that got
+            // nothing of the turn's input budget before those that did),
+            // so a busy sender cannot keep the others waiting turn after turn.
+            let mut again = std::mem::take(&mut self.starved);
+            again.append(&mut self.backlog);
+            for id in again {
                 self.on_readable(id);
             }
             for event in events.iter() {
@@ -587,6 +597,7 @@ impl Server {
     /// connection left with input waiting is read on a later turn.
     fn on_readable(&mut self, id: ConnId) {
         let mut budget = READ_BUDGET;
+        let mut got_some = false;
         loop {
             let turn_budget = self.turn_budget();
             let paused = self.paused_since.is_some();
@@ -619,7 +630,11 @@ impl Server {
                 }
                 want = want.min(turn_budget.saturating_sub(self.turn_input));
                 if want == 0 {
-                    self.backlog.push(id);
+                    if got_some {
+                        self.backlog.push(id);
+                    } else {
+                        self.starved.push(id);
+                    }
                     return;
                 }
             }
@@ -634,6 +649,7 @@ impl Server {
                     trace!("  {id}: read {n} bytes");
                     if chat {
                         self.turn_input += n;
+                        got_some = true;
                     }
                     if !lingering {
                         conn.last_input = Instant::now();
