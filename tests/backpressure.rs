@@ -79,3 +79,97 @@ fn a_reader_that_stalls_is_dropped_and_the_room_keeps_going() {
     let who = flooder.line_where(|l| l.starts_with("*** #lobby ("));
     assert!(!who.contains("staller"), "{who}");
 }
+
+/// A reader that keeps reading, but far slower than its room talks, is
+/// dropped as a slow consumer (it does not catch up while the others do);
+/// and since it is still reading, it gets the rest of the line it was in
+/// and its goodbye whole, however long the kernel takes to hand it what
+/// was already in flight: never a line cut off in the middle.
+#[test]
+fn a_slow_reader_that_is_dropped_gets_whole_lines_and_its_goodbye() {
+    use std::io::{BufRead, BufReader};
+    let s = Server::start(&[
+        "--max-outbound",
+        "65536",
+        "--sniff-ms",
+        "50",
+        "--rate",
+        "100000",
+        "--burst",
+        "100000",
+    ]);
+    let slow = {
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        sock.set_recv_buffer_size(16 * 1024).expect("rcvbuf");
+        sock.connect(&s.addr.into()).expect("connect");
+        std::net::TcpStream::from(sock)
+    };
+    let mut w = slow.try_clone().expect("clone");
+    w.write_all(b"/nick slow\n").expect("nick");
+    // Two readers that keep up, so the slow one is a minority: nobody
+    // waits for it.
+    let fast: Vec<_> = (0..2)
+        .map(|_| {
+            let mut c = s.line_client();
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while let Some(l) = c.try_line(Duration::from_secs(10)) {
+                    if l.contains("slow left") {
+                        return (n, true);
+                    }
+                    n += 1;
+                }
+                (n, false)
+            })
+        })
+        .collect();
+    let mut flooder = s.line_client();
+    let text = "y".repeat(3000);
+    let flood = std::thread::spawn(move || {
+        let mut all = String::new();
+        for i in 0..4000 {
+            all.push_str(&format!("{i} {text}\n"));
+        }
+        flooder.send_bytes(all.as_bytes());
+        flooder
+    });
+    // The slow reader: about 400 KB/s.
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut r = BufReader::with_capacity(4096, slow);
+    let mut last = String::new();
+    let mut lines = 0;
+    let started = Instant::now();
+    loop {
+        let mut buf = Vec::new();
+        match r.read_until(b'\n', &mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => panic!("after {lines} lines: {e}"),
+        }
+        assert!(
+            buf.ends_with(b"\n"),
+            "a line cut off after {lines} lines: {:?}",
+            String::from_utf8_lossy(&buf[..buf.len().min(80)])
+        );
+        lines += 1;
+        last = String::from_utf8(buf).expect("UTF-8");
+        if lines % 4 == 0 {
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "still reading");
+    }
+    assert!(
+        last.starts_with("!!! slow_consumer: "),
+        "the last of {lines} lines: {last:.80}"
+    );
+    for f in fast {
+        let (n, saw_leave) = f.join().expect("fast reader");
+        assert!(
+            saw_leave,
+            "a fast reader did not see slow leave ({n} lines)"
+        );
+    }
+    drop(flood.join());
+}

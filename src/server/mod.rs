@@ -1257,19 +1257,66 @@ impl Server {
                 TimerKind::Http => self.http_timer(id, now),
                 TimerKind::WsPing => self.ws_timer(id, now),
                 TimerKind::HubExpiry | TimerKind::Accept | TimerKind::Review => {}
-                TimerKind::Linger => {
-                    if conn.close == Some(Close::Dropping) {
-                        // Still taking its goodbye, slowly: a little longer.
-                        let more = conn.pressure.progress_at + LINGER;
-                        if let Some(by) = conn.drop_by.filter(|&by| more > now && by > now) {
-                            self.timers.arm(more.min(by), id, TimerKind::Linger);
-                            continue;
-                        }
-                    }
-                    if matches!(conn.close, Some(Close::Lingering | Close::Dropping)) {
-                        self.doom(id, LeaveReason::Disconnect);
-                    }
+                TimerKind::Linger => match conn.close {
+                    Some(Close::Dropping) => self.poke_dropping(id, now),
+                    Some(Close::Lingering) => self.doom(id, LeaveReason::Disconnect),
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    /// Our last reply is out: half-close, then linger for the peer's EOF.
+    fn last_byte_out(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
+            return;
+        };
+        let _ = conn.stream.shutdown(Shutdown::Write);
+        conn.close = Some(Close::Lingering);
+        if conn.readable {
+            // Bytes may already wait, with no new edge to come.
+            self.backlog.push(id);
+        }
+        self.timers
+            .arm(Instant::now() + LINGER, id, TimerKind::Linger);
+    }
+
+    /// A dropped slow consumer's deadline: write what its socket takes now
+    /// (the kernel reports a full socket writable again only once a third
+    /// of its buffer is free, which a slow reader may take seconds to
+    /// make). It gets 2 s more while it keeps taking bytes, 30 s at most,
+    /// so a reader that is slow but reading gets the rest of its last line
+    /// and its goodbye whole; one that takes nothing is closed.
+    fn poke_dropping(&mut self, id: ConnId, now: Instant) {
+        let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
+            return;
+        };
+        match conn.outbox.flush(&mut conn.stream, WRITE_BUDGET) {
+            Ok((how, n)) => {
+                self.counters.bytes_out += n as u64;
+                self.counters.bytes_queued -= n;
+                if n > 0 {
+                    conn.pressure.progress_at = now;
                 }
+                let recent = conn.pressure.progress_at + LINGER > now;
+                let by = conn.drop_by.unwrap_or(now);
+                if how == Flushed::All {
+                    self.last_byte_out(id);
+                } else if recent && by > now {
+                    conn.writable = how != Flushed::WouldBlock;
+                    if how == Flushed::Budget {
+                        self.more_output.push(id);
+                    }
+                    self.timers
+                        .arm((now + LINGER).min(by), id, TimerKind::Linger);
+                } else {
+                    debug!("{id}: dropped slow consumer took nothing for {LINGER:?}; closing");
+                    self.doom(id, LeaveReason::Disconnect);
+                }
+            }
+            Err(e) => {
+                debug!("write {id}: {e}");
+                self.doom(id, LeaveReason::Disconnect);
             }
         }
     }
@@ -1391,15 +1438,7 @@ impl Server {
                     } else if how == Flushed::Budget {
                         self.more_output.push(id);
                     } else if matches!(conn.close, Some(Close::AfterFlush | Close::Dropping)) {
-                        // Our last reply is out: half-close, then linger.
-                        let _ = conn.stream.shutdown(Shutdown::Write);
-                        conn.close = Some(Close::Lingering);
-                        if conn.readable {
-                            // Bytes may already wait, with no new edge to come.
-                            self.backlog.push(id);
-                        }
-                        self.timers
-                            .arm(Instant::now() + LINGER, id, TimerKind::Linger);
+                        self.last_byte_out(id);
                     }
                 }
                 Err(e) => {
