@@ -25,6 +25,7 @@ fn hub() -> Hub {
         resume_grace_ms: 120_000,
         max_ws_message: 1 << 20,
         max_image: 1 << 20,
+        history_per_turn: 1 << 20,
         rate: RateLimit {
             rate: 1 << 40,
             burst: 1 << 40,

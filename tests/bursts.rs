@@ -588,3 +588,45 @@ fn a_room_whose_readers_all_lag_pauses_its_sender_and_drops_nobody() {
     assert!(out["input_pauses"].as_u64() > Some(0), "{out}");
     assert_eq!(out["dropped"], json!({}), "{out}");
 }
+
+/// 2,000 `/history 200` requests in one write (26 KB) in a room of 3.9 KB
+/// messages would be 1.5 GB of pages. The server sends at most about
+/// `--max-outbound` of history per turn and reads no more of the client's
+/// requests while its own output is backed up: the excess is refused with
+/// `rate_limited`, the client that reads gets everything it was given, and
+/// the server's queues stay small.
+#[test]
+fn a_history_flood_is_refused_not_queued() {
+    let s = Server::start(&["--sniff-ms", "50", "--rate", "100000", "--burst", "100000"]);
+    let mut alice = s.line_client();
+    for n in 0..200 {
+        alice.send(&text(0, n % 100));
+    }
+    alice.send("/who");
+    alice.line_where(|l| l.starts_with("*** #lobby ("));
+    let mut bob = s.line_client();
+    let asks = "/history 200\n".repeat(2000);
+    bob.send_bytes(asks.as_bytes());
+    let (mut pages, mut refused) = (0, 0);
+    let mut peak = 0u64;
+    while pages + refused < 2000 {
+        let l = bob
+            .try_line(Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("after {pages} pages and {refused} refusals: silence"));
+        if l.starts_with("*** history of #lobby (200 messages)") {
+            pages += 1;
+            let out = http(s.addr, "GET", "/api/stats").json();
+            peak = peak.max(out["bytes_queued"].as_u64().unwrap_or(0));
+        } else if l.starts_with("!!! rate_limited: too much history at once") {
+            refused += 1;
+        }
+    }
+    assert!(
+        pages >= 1 && refused >= 1,
+        "{pages} pages, {refused} refused"
+    );
+    // What was queued at a time stayed near --max-outbound (1 MiB) plus a
+    // page and what was being read, not a share of 1.5 GB.
+    assert!(peak < 16 << 20, "{peak} bytes queued at once");
+    eprintln!("history flood: {pages} pages, {refused} refused, peak queue {peak} bytes");
+}

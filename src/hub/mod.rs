@@ -73,6 +73,12 @@ pub struct HubConfig {
     /// Told to WebSocket clients in `welcome`; enforced by the shell.
     pub max_ws_message: usize,
     pub max_image: usize,
+    /// Bytes of history (join replays and history pages) one client is
+    /// sent in one turn (between two `drain_effects`): a client asking for
+    /// more in the same turn is refused (`rate_limited`), or its join
+    /// replays nothing and says `gap`. A few bytes of requests must not
+    /// make the server load and queue unbounded pages (`--max-outbound`).
+    pub history_per_turn: usize,
 }
 
 struct Client {
@@ -117,6 +123,8 @@ pub struct Hub {
     /// Who sent each pending message, with its cid (same order as `pending`).
     pending_from: Vec<(ClientId, Option<String>)>,
     effects: Vec<Effect>,
+    /// History bytes sent to each client this turn (see `history_per_turn`).
+    history_sent: HashMap<ClientId, usize>,
     rng: nickgen::Rng,
     messages_total: u64,
 }
@@ -135,6 +143,7 @@ impl Hub {
             pending: Vec::new(),
             pending_from: Vec::new(),
             effects: Vec::new(),
+            history_sent: HashMap::new(),
             rng: nickgen::Rng::new(seed),
             messages_total: 0,
         }
@@ -166,6 +175,20 @@ impl Hub {
     /// Moves every effect produced so far into `out` (which should be empty).
     pub fn drain_effects(&mut self, out: &mut Vec<Effect>) {
         out.append(&mut self.effects);
+        if !self.history_sent.is_empty() {
+            self.history_sent.clear(); // a new turn
+        }
+    }
+
+    /// Whether `id` may be sent more history this turn.
+    fn history_allowed(&self, id: ClientId) -> bool {
+        self.history_sent.get(&id).copied().unwrap_or(0) < self.config.history_per_turn
+    }
+
+    /// Counts history sent to `id` this turn: its texts and some framing.
+    fn charge_history(&mut self, id: ClientId, messages: &[Rc<Message>]) {
+        let bytes: usize = messages.iter().map(|m| m.text.len() + 128).sum();
+        *self.history_sent.entry(id).or_default() += bytes;
     }
 
     /// Whether effects wait to be drained.
@@ -337,7 +360,7 @@ impl Hub {
         self.clients.insert(id, client);
         self.reply(id, welcome, None);
         for room in rooms {
-            let (messages, gap) = self.catch_up(&room, None);
+            let (messages, gap) = self.catch_up(id, &room, None);
             let joined = self.joined_reply(&room, messages, false, gap);
             self.reply(id, joined, None);
         }
@@ -771,7 +794,7 @@ impl Hub {
             let reply = if kind == ClientKind::Line {
                 Reply::Current { room }
             } else {
-                let (messages, gap) = self.catch_up(&room, since);
+                let (messages, gap) = self.catch_up(id, &room, since);
                 self.joined_reply(&room, messages, false, gap)
             };
             self.reply(id, reply, r#ref);
@@ -789,7 +812,7 @@ impl Hub {
             };
             self.rooms.insert(room.clone(), r);
         }
-        let (messages, gap) = self.catch_up(&room, since);
+        let (messages, gap) = self.catch_up(id, &room, since);
         let others = self.others(&room, id);
         if let Some(r) = self.rooms.get_mut(&room) {
             r.members.insert(id, &nick);
@@ -811,14 +834,25 @@ impl Hub {
     }
 
     /// The messages a join replays: the latest `--history`, or with `since`
-    /// those after it, at most 500, saying whether more were missed.
-    fn catch_up(&mut self, room: &RoomName, since: Option<u64>) -> (Vec<Rc<Message>>, bool) {
+    /// those after it, at most 500, saying whether more were missed. None
+    /// (and a gap) once the client has had its history for this turn.
+    fn catch_up(
+        &mut self,
+        id: ClientId,
+        room: &RoomName,
+        since: Option<u64>,
+    ) -> (Vec<Rc<Message>>, bool) {
+        if !self.history_allowed(id) {
+            return (Vec::new(), true);
+        }
         let Some(since) = since else {
             let page = Page {
                 limit: self.config.history,
                 ..Page::default()
             };
-            return (self.read_history(room, page), false);
+            let messages = self.read_history(room, page);
+            self.charge_history(id, &messages);
+            return (messages, false);
         };
         let page = Page {
             after: Some(since),
@@ -828,6 +862,7 @@ impl Hub {
         let mut messages = self.read_history(room, page);
         let gap = messages.len() > MAX_CATCH_UP;
         messages.truncate(MAX_CATCH_UP);
+        self.charge_history(id, &messages);
         (messages, gap)
     }
 
@@ -950,8 +985,15 @@ impl Hub {
         r#ref: Option<String>,
     ) -> Result<(), HubError> {
         let room = self.target_room(id, room)?;
+        if !self.history_allowed(id) {
+            return Err(HubError::new(
+                ErrorCode::RateLimited,
+                "too much history at once: read what you were sent, then ask again",
+            ));
+        }
         page.limit = page.limit.min(MAX_HISTORY_PAGE);
         let messages = self.read_history(&room, page);
+        self.charge_history(id, &messages);
         self.reply(id, Reply::History { room, messages }, r#ref);
         Ok(())
     }

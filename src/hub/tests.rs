@@ -41,6 +41,7 @@ fn config(history: usize) -> HubConfig {
         resume_grace_ms: 120_000,
         max_ws_message: 2 * 1024 * 1024,
         max_image: 1024 * 1024,
+        history_per_turn: 1 << 20,
         // Generous: scenarios send many messages at one instant. Flood
         // control has its own scenario below with the default figures.
         rate: limits::RateLimit {
@@ -2054,4 +2055,68 @@ fn a_failed_commit_sends_nothing_of_the_batch_and_tells_the_senders() {
     // Seqs are never reused: the failed ones are skipped.
     assert_eq!(t.stored_seqs("lobby"), [1, 4]);
     assert_eq!(t.hub.messages_total(), 2);
+}
+
+/// A few bytes of requests must not make the hub load and queue unbounded
+/// history: past `history_per_turn` bytes in one turn, more history pages
+/// are refused (`rate_limited`) and a join replays nothing (with `gap`),
+/// until the next turn.
+#[test]
+fn history_is_bounded_per_client_per_turn() {
+    let mut t = Chat::with_config(HubConfig {
+        history_per_turn: 100_000,
+        ..config(50)
+    });
+    let alice = t.line(at(12, 0, 0), "alice");
+    let bob = t.line(at(12, 0, 0), "bob");
+    let text = "z".repeat(1000);
+    for _ in 0..60 {
+        t.cmd(at(12, 0, 0), alice, say(&text));
+    }
+    t.clear();
+    // 60 x (1000 + 128) bytes a page: the first two pages fit, a third does not.
+    for _ in 0..3 {
+        t.cmd(at(12, 1, 0), bob, history(None, None, 200));
+    }
+    let got = t.take(bob);
+    let blocks = got
+        .iter()
+        .filter(|l| l.starts_with("*** history of #lobby (60 messages)"));
+    assert_eq!(blocks.count(), 2, "{:?}", &got[got.len() - 1..]);
+    assert!(
+        got.last()
+            .is_some_and(|l| l.starts_with("!!! rate_limited: too much history at once")),
+        "{:?}",
+        got.last()
+    );
+    // The next turn all is well again.
+    t.cmd(at(12, 1, 1), bob, history(None, None, 200));
+    assert!(t
+        .take(bob)
+        .iter()
+        .any(|l| l.starts_with("*** history of #lobby (60 messages)")));
+    // A join in a turn that has had its history replays nothing.
+    t.cmd(at(12, 2, 0), alice, join("side"));
+    t.cmd(at(12, 2, 0), alice, say("in side"));
+    t.clear();
+    t.cmd(at(12, 2, 1), bob, history(None, None, 200));
+    t.cmd(at(12, 2, 1), bob, history(None, None, 200));
+    t.cmd(at(12, 2, 1), bob, join("side"));
+    let got = t.take(bob);
+    assert!(
+        got.iter().any(|l| l.starts_with("*** you joined #side")),
+        "{got:?}"
+    );
+    assert!(
+        !got.iter().any(|l| l.starts_with("*** history of #side")),
+        "{got:?}"
+    );
+    t.cmd(at(12, 2, 2), bob, leave("side"));
+    t.cmd(at(12, 2, 2), bob, join("side"));
+    let got = t.take(bob);
+    assert!(
+        got.iter()
+            .any(|l| l.starts_with("*** history of #side (1 message)")),
+        "{got:?}"
+    );
 }

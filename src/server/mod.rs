@@ -297,6 +297,7 @@ impl Server {
                 resume_grace_ms: config.resume_grace * 1000,
                 max_ws_message: config.max_ws_message,
                 max_image: config.max_image,
+                history_per_turn: config.max_outbound,
             },
             Box::new(store),
             seed(),
@@ -601,6 +602,7 @@ impl Server {
         loop {
             let turn_budget = self.turn_budget();
             let paused = self.paused_since.is_some();
+            let high = self.limits.high();
             let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
                 return;
             };
@@ -612,15 +614,19 @@ impl Server {
             let chat = !lingering && matches!(conn.phase, Phase::Line { .. } | Phase::Ws(_));
             let mut want = self.scratch.len();
             if chat {
-                let held = paused
-                    && match &self.pause_scope {
-                        None => true,
-                        Some(rooms) => self
-                            .hub
-                            .rooms_of(id.client())
-                            .iter()
-                            .any(|r| rooms.contains(r)),
-                    };
+                // Its own output is backed up: its requests wait until the
+                // socket has taken that (a few bytes of `/history` must not
+                // queue pages without end); or its room's readers are.
+                let held = conn.outbox.len() > high
+                    || paused
+                        && match &self.pause_scope {
+                            None => true,
+                            Some(rooms) => self
+                                .hub
+                                .rooms_of(id.client())
+                                .iter()
+                                .any(|r| rooms.contains(r)),
+                        };
                 if held {
                     if !conn.held {
                         conn.held = true;
@@ -1432,6 +1438,11 @@ impl Server {
                     if pressure::after_flush(&mut conn.pressure, n, unsent, now, &limits) {
                         trace!("  {id}: {unsent} bytes unsent after a flush: high");
                         self.watch.push(id);
+                    }
+                    if conn.held && unsent <= limits.high() {
+                        // Held for its own backlog, which is out now.
+                        conn.held = false;
+                        self.backlog.push(id);
                     }
                     if how == Flushed::WouldBlock {
                         conn.writable = false;
