@@ -3773,7 +3773,11 @@ impl Client {
                         [1, 2, 3, 4],
                     );
                     self.send_raw(&frame);
-                    self.pump(Duration::from_secs(2));
+                    // The frame is read when the server reads this client
+                    // again: flow control may hold a busy room's input for a
+                    // few seconds (a stall is noticed in 2 s, a reader that
+                    // does not catch up in 5 s).
+                    self.pump(Duration::from_secs(8));
                     if !self.closed {
                         self.fail(
                             "closed",

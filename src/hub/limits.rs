@@ -32,6 +32,10 @@ pub struct Bucket {
     last_ms: u64,
     /// When the client was last told it is rate limited.
     warned_ms: Option<u64>,
+    /// Tokens beyond `burst`, for time the server did not read the client
+    /// (flow control): its messages arrive bunched up through no fault of
+    /// its own. Used once, at most a burst's worth.
+    extra_milli: u64,
 }
 
 impl Bucket {
@@ -41,7 +45,17 @@ impl Bucket {
             milli_tokens: limit.burst * MILLI,
             last_ms: now_ms,
             warned_ms: None,
+            extra_milli: 0,
         }
+    }
+
+    /// The server held this client's input for `held_ms`: what it sent in
+    /// that time is not counted against it (up to one burst).
+    pub fn credit(&mut self, limit: RateLimit, held_ms: u64) {
+        self.extra_milli = self
+            .extra_milli
+            .saturating_add(held_ms.saturating_mul(limit.rate))
+            .min(limit.burst * MILLI);
     }
 
     /// Takes one token for a message sent at `now_ms`.
@@ -55,6 +69,10 @@ impl Bucket {
             .min(limit.burst * MILLI);
         if self.milli_tokens >= MILLI {
             self.milli_tokens -= MILLI;
+            return Verdict::Allow;
+        }
+        if self.extra_milli >= MILLI {
+            self.extra_milli -= MILLI;
             return Verdict::Allow;
         }
         match self.warned_ms {
@@ -75,6 +93,27 @@ mod tests {
         rate: 10,
         burst: 20,
     };
+
+    #[test]
+    fn time_held_by_the_server_is_credited_up_to_a_burst() {
+        let mut b = Bucket::new(LIMIT, 0);
+        for _ in 0..20 {
+            assert_eq!(b.take(LIMIT, 0), Verdict::Allow);
+        }
+        assert_eq!(b.take(LIMIT, 0), Verdict::DropAndWarn);
+        // Held for 1.5 s: 15 more, beyond the refill.
+        b.credit(LIMIT, 1500);
+        for _ in 0..15 {
+            assert_eq!(b.take(LIMIT, 0), Verdict::Allow);
+        }
+        assert_eq!(b.take(LIMIT, 0), Verdict::Drop);
+        // Never more than one burst of credit.
+        b.credit(LIMIT, 60_000);
+        for _ in 0..20 {
+            assert_eq!(b.take(LIMIT, 0), Verdict::Allow);
+        }
+        assert_ne!(b.take(LIMIT, 0), Verdict::Allow);
+    }
 
     #[test]
     fn a_burst_then_the_rate() {

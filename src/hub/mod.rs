@@ -167,6 +167,15 @@ impl Hub {
         self.clients.get(&id).map(|c| c.nick.as_str())
     }
 
+    /// The shell held this client's input for `held_ms` (flow control):
+    /// flood control does not count that time against it.
+    pub fn credit(&mut self, id: ClientId, held_ms: u64) {
+        let rate = self.config.rate;
+        if let Some(c) = self.clients.get_mut(&id) {
+            c.bucket.credit(rate, held_ms);
+        }
+    }
+
     /// The rooms a client is in (none for an unknown client).
     pub fn rooms_of(&self, id: ClientId) -> &[RoomName] {
         self.clients.get(&id).map_or(&[], |c| &c.rooms)

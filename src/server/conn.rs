@@ -181,6 +181,8 @@ pub struct Conn {
     /// Chat input is paused and this connection has input waiting: it is
     /// on the server's `held` list and is read when the pause ends.
     pub held: bool,
+    /// Since when (for flood control, which does not count that time).
+    pub held_since: Option<Instant>,
     /// A slow consumer being dropped is given until then at most to take
     /// its goodbye, as long as its socket keeps taking bytes.
     pub drop_by: Option<Instant>,
@@ -208,6 +210,7 @@ impl Conn {
             outbox: Outbox::default(),
             pressure: Backlog::new(now),
             held: false,
+            held_since: None,
             drop_by: None,
             dirty: false,
             close: None,

@@ -630,6 +630,7 @@ impl Server {
                 if held {
                     if !conn.held {
                         conn.held = true;
+                        conn.held_since.get_or_insert_with(Instant::now);
                         self.held.push(id);
                     }
                     return;
@@ -991,6 +992,19 @@ impl Server {
         });
         let high = behind.len();
         for (id, why) in slow {
+            if let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) {
+                if why == Slow::Stalled && !conn.pressure.poked {
+                    // Try a write before believing it: the next flush says.
+                    conn.pressure.poked = true;
+                    conn.writable = true;
+                    if !conn.dirty {
+                        conn.dirty = true;
+                        self.dirty.push(id);
+                    }
+                    self.watch.push(id);
+                    continue;
+                }
+            }
             let unsent = self.conn_mut(id).map_or(0, |c| c.outbox.len());
             let what = match why {
                 Slow::Stalled => "stopped reading",
@@ -1075,11 +1089,24 @@ impl Server {
     /// Held connections are read again (the next turn looks at each).
     fn release_held(&mut self) {
         for id in std::mem::take(&mut self.held) {
-            if let Some(conn) = self.conn_mut(id) {
-                conn.held = false;
-                self.backlog.push(id);
+            self.unhold(id);
+        }
+    }
+
+    /// A held connection is read again; flood control is told how long its
+    /// input waited.
+    fn unhold(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
+            return;
+        };
+        conn.held = false;
+        if let Some(since) = conn.held_since.take() {
+            let ms = since.elapsed().as_millis() as u64;
+            if ms > 0 && conn.in_hub {
+                self.hub.credit(id.client(), ms);
             }
         }
+        self.backlog.push(id);
     }
 
     /// A client too far behind: its backlog is thrown away, its rooms see it
@@ -1439,17 +1466,17 @@ impl Server {
                         trace!("  {id}: {unsent} bytes unsent after a flush: high");
                         self.watch.push(id);
                     }
-                    if conn.held && unsent <= limits.high() {
-                        // Held for its own backlog, which is out now.
-                        conn.held = false;
-                        self.backlog.push(id);
-                    }
+                    // Held for its own backlog, which is out now?
+                    let unhold = conn.held && unsent <= limits.high();
                     if how == Flushed::WouldBlock {
                         conn.writable = false;
                     } else if how == Flushed::Budget {
                         self.more_output.push(id);
                     } else if matches!(conn.close, Some(Close::AfterFlush | Close::Dropping)) {
                         self.last_byte_out(id);
+                    }
+                    if unhold {
+                        self.unhold(id);
                     }
                 }
                 Err(e) => {

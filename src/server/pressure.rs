@@ -85,6 +85,10 @@ pub struct Backlog {
     /// Over `--max-outbound` after a flush since then, and not yet back
     /// under half of it.
     pub over_since: Option<Instant>,
+    /// Found stalled, and a write was tried before believing it (a full
+    /// socket is reported writable again only once a third of its buffer
+    /// is free, which a slow reader may take seconds to make).
+    pub poked: bool,
 }
 
 impl Backlog {
@@ -93,6 +97,7 @@ impl Backlog {
             progress_at: now,
             high: false,
             over_since: None,
+            poked: false,
         }
     }
 
@@ -114,6 +119,7 @@ pub fn after_flush(
 ) -> bool {
     if wrote > 0 || unsent == 0 {
         b.progress_at = now;
+        b.poked = false;
     }
     if unsent > limits.max_outbound && b.over_since.is_none() {
         b.over_since = Some(now);
