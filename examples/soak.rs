@@ -632,7 +632,7 @@ pub fn run(cfg: &Config) -> Report {
         st.bytes_in.get() as f64 / MIB,
     ));
     out.line(format!(
-        "soak: events: joins {}, leaves {}, nicks {}, floods {} (rate_limited {}), vanishes {} (reset {}), ws resumes {} (retried after a failed handshake {}, sessions maybe left held {}), cid retries {} (original back {}), reconnects {}, stalls {} (read again within {} ms {}; slow-consumer goodbyes {}, cut off after a longer stall {}), drips {}, half-sent {}, garbage {} (+{} junk connections)",
+        "soak: events: joins {}, leaves {}, nicks {}, floods {} (rate_limited {}), vanishes {} (reset {}), ws resumes {} (retried after a failed handshake {}, sessions maybe left held {}), cid retries {} (original back {}), reconnects {}, stalls {} (read again within {} ms {}; slow-consumer goodbyes {}, cut off after a longer stall {}; history pages refused {}), drips {}, half-sent {}, garbage {} (+{} junk connections)",
         st.joins.get(),
         st.leaves.get(),
         st.nicks.get(),
@@ -651,6 +651,7 @@ pub fn run(cfg: &Config) -> Report {
         st.stalls_strict.get(),
         st.slow_drops.get(),
         st.slow_aborts.get(),
+        st.history_refused.get(),
         st.drips.get(),
         st.cuts.get(),
         st.garbage.get(),
@@ -1405,6 +1406,7 @@ struct Stats {
     slow_drops: Counter,
     slow_aborts: Counter,
     stalls_strict: Counter,
+    history_refused: Counter,
     resume_retries: Counter,
     abandoned: Counter,
     burst_skipped: Counter,
@@ -2997,6 +2999,15 @@ impl Client {
             "rate_limited" if self.flooded => {
                 self.sh.stats.rate_limited.inc();
                 self.flood_check = None;
+            }
+            // A stall asks for 200 history pages at once: past
+            // --max-outbound of history in one turn the server refuses the
+            // rest (PROTOCOL.md), and a refusal answers the request.
+            "rate_limited"
+                if self.stall_mark.is_some() && message.starts_with("too much history at once") =>
+            {
+                self.sh.stats.history_refused.inc();
+                self.stall_answers = self.stall_answers.saturating_sub(1);
             }
             "slow_consumer" => self.on_slow_drop(),
             "rate_limited" if self.own_burst.is_some() => {

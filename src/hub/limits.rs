@@ -50,12 +50,13 @@ impl Bucket {
     }
 
     /// The server held this client's input for `held_ms`: what it sent in
-    /// that time is not counted against it (up to one burst).
+    /// that time is not counted against it, up to half a burst (so a flood
+    /// of two bursts is still refused in part however long it was held).
     pub fn credit(&mut self, limit: RateLimit, held_ms: u64) {
         self.extra_milli = self
             .extra_milli
             .saturating_add(held_ms.saturating_mul(limit.rate))
-            .min(limit.burst * MILLI);
+            .min(limit.burst * MILLI / 2);
     }
 
     /// Takes one token for a message sent at `now_ms`.
@@ -95,21 +96,21 @@ mod tests {
     };
 
     #[test]
-    fn time_held_by_the_server_is_credited_up_to_a_burst() {
+    fn time_held_by_the_server_is_credited_up_to_half_a_burst() {
         let mut b = Bucket::new(LIMIT, 0);
         for _ in 0..20 {
             assert_eq!(b.take(LIMIT, 0), Verdict::Allow);
         }
         assert_eq!(b.take(LIMIT, 0), Verdict::DropAndWarn);
-        // Held for 1.5 s: 15 more, beyond the refill.
-        b.credit(LIMIT, 1500);
-        for _ in 0..15 {
+        // Held for 0.8 s: 8 more, beyond the refill.
+        b.credit(LIMIT, 800);
+        for _ in 0..8 {
             assert_eq!(b.take(LIMIT, 0), Verdict::Allow);
         }
         assert_eq!(b.take(LIMIT, 0), Verdict::Drop);
-        // Never more than one burst of credit.
+        // Never more than half a burst of credit.
         b.credit(LIMIT, 60_000);
-        for _ in 0..20 {
+        for _ in 0..10 {
             assert_eq!(b.take(LIMIT, 0), Verdict::Allow);
         }
         assert_ne!(b.take(LIMIT, 0), Verdict::Allow);
