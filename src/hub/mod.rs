@@ -48,6 +48,8 @@ pub const MAX_HISTORY_PAGE: usize = 200;
 pub const DEFAULT_HISTORY_PAGE: usize = 20;
 /// Most messages a catch-up (`join` with `since`) replays; past it, `gap`.
 pub const MAX_CATCH_UP: usize = 500;
+/// Join replays may use this many times `history_per_turn` in one turn.
+pub const REPLAY_TURNS: usize = 8;
 /// A client's typing events are relayed at most this often.
 pub const TYPING_EVERY_MS: u64 = 1000;
 
@@ -189,9 +191,18 @@ impl Hub {
         }
     }
 
-    /// Whether `id` may be sent more history this turn.
+    /// Whether `id` may be sent another history page this turn.
     fn history_allowed(&self, id: ClientId) -> bool {
         self.history_sent.get(&id).copied().unwrap_or(0) < self.config.history_per_turn
+    }
+
+    /// Whether a join or a resume of `id` may replay history this turn: a
+    /// client coming back to many busy rooms is sent their replays (up to
+    /// `REPLAY_TURNS` times the page budget), while `/join`-`/leave` in a
+    /// loop still cannot queue without end.
+    fn replay_allowed(&self, id: ClientId) -> bool {
+        self.history_sent.get(&id).copied().unwrap_or(0)
+            < self.config.history_per_turn.saturating_mul(REPLAY_TURNS)
     }
 
     /// Counts history sent to `id` this turn: its texts and some framing.
@@ -851,7 +862,7 @@ impl Hub {
         room: &RoomName,
         since: Option<u64>,
     ) -> (Vec<Rc<Message>>, bool) {
-        if !self.history_allowed(id) {
+        if !self.replay_allowed(id) {
             return (Vec::new(), true);
         }
         let Some(since) = since else {

@@ -2095,7 +2095,7 @@ fn history_is_bounded_per_client_per_turn() {
         .take(bob)
         .iter()
         .any(|l| l.starts_with("*** history of #lobby (60 messages)")));
-    // A join in a turn that has had its history replays nothing.
+    // A join in a turn that has had 8 budgets of history replays nothing.
     t.cmd(at(12, 2, 0), alice, join("side"));
     t.cmd(at(12, 2, 0), alice, say("in side"));
     t.clear();
@@ -2104,12 +2104,26 @@ fn history_is_bounded_per_client_per_turn() {
     t.cmd(at(12, 2, 1), bob, join("side"));
     let got = t.take(bob);
     assert!(
+        got.iter()
+            .any(|l| l.starts_with("*** history of #side (1 message)")),
+        "a replay has more room than a page"
+    );
+    t.cmd(at(12, 2, 1), bob, leave("side"));
+    // 16 joins of a 56 KB replay pass 8 x 100 KB.
+    for _ in 0..16 {
+        t.cmd(at(12, 2, 1), bob, leave("lobby"));
+        t.cmd(at(12, 2, 1), bob, join("lobby"));
+    }
+    t.cmd(at(12, 2, 1), bob, join("side"));
+    let got = t.take(bob);
+    let tail: Vec<&String> = got.iter().rev().take(3).collect();
+    assert!(
         got.iter().any(|l| l.starts_with("*** you joined #side")),
-        "{got:?}"
+        "{tail:?}"
     );
     assert!(
         !got.iter().any(|l| l.starts_with("*** history of #side")),
-        "{got:?}"
+        "{tail:?}"
     );
     t.cmd(at(12, 2, 2), bob, leave("side"));
     t.cmd(at(12, 2, 2), bob, join("side"));
@@ -2117,6 +2131,6 @@ fn history_is_bounded_per_client_per_turn() {
     assert!(
         got.iter()
             .any(|l| l.starts_with("*** history of #side (1 message)")),
-        "{got:?}"
+        "the next turn replays again"
     );
 }
