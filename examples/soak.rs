@@ -632,7 +632,7 @@ pub fn run(cfg: &Config) -> Report {
         st.bytes_in.get() as f64 / MIB,
     ));
     out.line(format!(
-        "soak: events: joins {}, leaves {}, nicks {}, floods {} (rate_limited {}), vanishes {} (reset {}), ws resumes {} (retried after a failed handshake {}, sessions maybe left held {}), cid retries {} (original back {}), reconnects {}, stalls {} (read again within {} ms {}; slow-consumer goodbyes {}, cut off after a longer stall {}; history pages refused {}), drips {}, half-sent {}, garbage {} (+{} junk connections)",
+        "soak: events: joins {}, leaves {}, nicks {}, floods {} (rate_limited {}), vanishes {} (reset {}), ws resumes {} (retried after a failed handshake {}, sessions maybe left held {}), cid retries {} (original back {}), reconnects {}, stalls {} (read again within {} ms {}; slow-consumer goodbyes {}, cut off after a longer stall {}; history pages refused {}), handshakes written after the sniff time {}, drips {}, half-sent {}, garbage {} (+{} junk connections)",
         st.joins.get(),
         st.leaves.get(),
         st.nicks.get(),
@@ -652,6 +652,7 @@ pub fn run(cfg: &Config) -> Report {
         st.slow_drops.get(),
         st.slow_aborts.get(),
         st.history_refused.get(),
+        st.late_handshakes.get(),
         st.drips.get(),
         st.cuts.get(),
         st.garbage.get(),
@@ -1407,6 +1408,7 @@ struct Stats {
     slow_aborts: Counter,
     stalls_strict: Counter,
     history_refused: Counter,
+    late_handshakes: Counter,
     resume_retries: Counter,
     abandoned: Counter,
     burst_skipped: Counter,
@@ -2308,6 +2310,7 @@ impl Client {
         self.reset_connection_state();
         self.sh.set_nick(self.id, "");
         let small = self.role == Role::Slow;
+        let connected = Instant::now();
         let stream = match tcp_connect(self.sh.addr, small) {
             Ok(s) => s,
             Err(e) => {
@@ -2319,7 +2322,7 @@ impl Client {
             self.sh.stats.reconnects.inc();
         }
         if self.ws {
-            self.connect_ws(stream, resume)
+            self.connect_ws(stream, resume, connected)
         } else {
             self.connect_line(stream)
         }
@@ -2344,7 +2347,7 @@ impl Client {
         self.send_line(&format!("/nick {nick}"))
     }
 
-    fn connect_ws(&mut self, stream: TcpStream, resume: bool) -> bool {
+    fn connect_ws(&mut self, stream: TcpStream, resume: bool, connected: Instant) -> bool {
         let addr = self.sh.addr;
         let token = if resume { self.session.clone() } else { None };
         let first_room = self.pick_any_room();
@@ -2360,8 +2363,16 @@ impl Client {
         // A failed resume is tried again (with the same token) by the next
         // connection, as a browser would: the session is not left held.
         self.resume_again = token.is_some();
+        // Silence means silence: a request written after --sniff-ms (300 ms)
+        // of it is greeted as a line client (and refused once its request
+        // line comes). On a loaded machine this thread may get that late.
+        let late = connected.elapsed() >= Duration::from_millis(250);
         let mut ws = match tungstenite::client(url.as_str(), stream) {
             Ok((ws, _)) => ws,
+            Err(_) if late => {
+                self.sh.stats.late_handshakes.inc();
+                return false;
+            }
             Err(e) => {
                 self.fail(
                     "connect",

@@ -125,8 +125,9 @@ pub struct Hub {
     /// Who sent each pending message, with its cid (same order as `pending`).
     pending_from: Vec<(ClientId, Option<String>)>,
     effects: Vec<Effect>,
-    /// History bytes sent to each client this turn (see `history_per_turn`).
-    history_sent: HashMap<ClientId, usize>,
+    /// History bytes sent to each client this turn (see `history_per_turn`):
+    /// pages, and join or resume replays, counted apart.
+    history_sent: HashMap<ClientId, (usize, usize)>,
     rng: nickgen::Rng,
     messages_total: u64,
 }
@@ -193,7 +194,7 @@ impl Hub {
 
     /// Whether `id` may be sent another history page this turn.
     fn history_allowed(&self, id: ClientId) -> bool {
-        self.history_sent.get(&id).copied().unwrap_or(0) < self.config.history_per_turn
+        self.history_sent.get(&id).map_or(0, |s| s.0) < self.config.history_per_turn
     }
 
     /// Whether a join or a resume of `id` may replay history this turn: a
@@ -201,14 +202,20 @@ impl Hub {
     /// `REPLAY_TURNS` times the page budget), while `/join`-`/leave` in a
     /// loop still cannot queue without end.
     fn replay_allowed(&self, id: ClientId) -> bool {
-        self.history_sent.get(&id).copied().unwrap_or(0)
+        self.history_sent.get(&id).map_or(0, |s| s.1)
             < self.config.history_per_turn.saturating_mul(REPLAY_TURNS)
     }
 
-    /// Counts history sent to `id` this turn: its texts and some framing.
-    fn charge_history(&mut self, id: ClientId, messages: &[Rc<Message>]) {
+    /// Counts history sent to `id` this turn (a page, or a replay): its
+    /// texts and some framing.
+    fn charge_history(&mut self, id: ClientId, messages: &[Rc<Message>], replay: bool) {
         let bytes: usize = messages.iter().map(|m| m.text.len() + 128).sum();
-        *self.history_sent.entry(id).or_default() += bytes;
+        let sent = self.history_sent.entry(id).or_default();
+        if replay {
+            sent.1 += bytes;
+        } else {
+            sent.0 += bytes;
+        }
     }
 
     /// Whether effects wait to be drained.
@@ -871,7 +878,7 @@ impl Hub {
                 ..Page::default()
             };
             let messages = self.read_history(room, page);
-            self.charge_history(id, &messages);
+            self.charge_history(id, &messages, true);
             return (messages, false);
         };
         let page = Page {
@@ -882,7 +889,7 @@ impl Hub {
         let mut messages = self.read_history(room, page);
         let gap = messages.len() > MAX_CATCH_UP;
         messages.truncate(MAX_CATCH_UP);
-        self.charge_history(id, &messages);
+        self.charge_history(id, &messages, true);
         (messages, gap)
     }
 
@@ -1013,7 +1020,7 @@ impl Hub {
         }
         page.limit = page.limit.min(MAX_HISTORY_PAGE);
         let messages = self.read_history(&room, page);
-        self.charge_history(id, &messages);
+        self.charge_history(id, &messages, false);
         self.reply(id, Reply::History { room, messages }, r#ref);
         Ok(())
     }

@@ -2095,14 +2095,21 @@ fn history_is_bounded_per_client_per_turn() {
         .take(bob)
         .iter()
         .any(|l| l.starts_with("*** history of #lobby (60 messages)")));
-    // A join in a turn that has had 8 budgets of history replays nothing.
+    // Pages and replays are counted apart: with the pages refused, a join
+    // still replays; 8 budgets of replays, and a join replays nothing.
     t.cmd(at(12, 2, 0), alice, join("side"));
     t.cmd(at(12, 2, 0), alice, say("in side"));
     t.clear();
     t.cmd(at(12, 2, 1), bob, history(None, None, 200));
     t.cmd(at(12, 2, 1), bob, history(None, None, 200));
+    t.cmd(at(12, 2, 1), bob, history(None, None, 200));
     t.cmd(at(12, 2, 1), bob, join("side"));
     let got = t.take(bob);
+    assert!(
+        got.iter()
+            .any(|l| l.starts_with("!!! rate_limited: too much history")),
+        "the third page is refused"
+    );
     assert!(
         got.iter()
             .any(|l| l.starts_with("*** history of #side (1 message)")),
