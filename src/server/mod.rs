@@ -1501,6 +1501,16 @@ impl Server {
             let mut conn = self.conns.remove(id.key());
             debug!("close {id} {} ({})", conn.peer, describe(&reason));
             let _ = self.poll.registry().deregister(&mut conn.stream);
+            // Input left unread (held, or come since the last read) would
+            // make the close a reset, and the kernel would throw away what
+            // it has not yet sent: the end of our last reply, a goodbye.
+            let mut drained = 0;
+            while drained < READ_BUDGET {
+                match conn.stream.read(&mut self.scratch) {
+                    Ok(n) if n > 0 => drained += n,
+                    _ => break,
+                }
+            }
             self.counters.bytes_queued -= conn.outbox.len();
             *self.counters.kind_mut(conn.phase.kind()) -= 1;
             self.per_ip.release(conn.peer.ip());
