@@ -48,7 +48,7 @@ autobahn:
 # with ss (iproute2). Install whichever is missing (scripts/install-deps.sh:
 # as root or through sudo, apt never prompts).
 deps:
-	@scripts/install-deps.sh nc.openbsd=netcat-openbsd ss=iproute2
+	@scripts/install-deps.sh nc=netcat-openbsd nc.openbsd=netcat-openbsd ss=iproute2
 
 # The install steps above and scripts/autobahn.sh's setup, run on a fresh
 # Debian 12 (debootstrap, in target/check-install/) as root and as a user with
