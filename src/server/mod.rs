@@ -950,10 +950,6 @@ impl Server {
         let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
             return;
         };
-        if conn.outbox.is_empty() {
-            // Waiting for the socket starts now.
-            conn.pressure.progress_at = Instant::now();
-        }
         let n = bytes.len();
         conn.outbox.push(bytes);
         self.counters.bytes_queued += n;
@@ -1324,10 +1320,8 @@ impl Server {
         let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
             return;
         };
-        match conn.outbox.flush(&mut conn.stream, WRITE_BUDGET) {
+        match write_out(conn, &mut self.counters) {
             Ok((how, n)) => {
-                self.counters.bytes_out += n as u64;
-                self.counters.bytes_queued -= n;
                 if n > 0 {
                     conn.pressure.progress_at = now;
                 }
@@ -1456,11 +1450,9 @@ impl Server {
             }
             let before = conn.outbox.len();
             self.counters.flushes += 1;
-            match conn.outbox.flush(&mut conn.stream, WRITE_BUDGET) {
+            match write_out(conn, &mut self.counters) {
                 Ok((how, n)) => {
                     trace!("  {id}: wrote {n} of {before} bytes ({how:?})");
-                    self.counters.bytes_out += n as u64;
-                    self.counters.bytes_queued -= n;
                     let unsent = conn.outbox.len();
                     if pressure::after_flush(&mut conn.pressure, n, unsent, now, &limits) {
                         trace!("  {id}: {unsent} bytes unsent after a flush: high");
@@ -1532,6 +1524,15 @@ impl Server {
             }
         }
     }
+}
+
+/// Writes what the connection's socket takes of its queue, at most
+/// `WRITE_BUDGET`, and counts it.
+fn write_out(conn: &mut Conn, counters: &mut Counters) -> io::Result<(Flushed, usize)> {
+    let (how, n) = conn.outbox.flush(&mut conn.stream, WRITE_BUDGET)?;
+    counters.bytes_out += n as u64;
+    counters.bytes_queued -= n;
+    Ok((how, n))
 }
 
 /// Keepalive and a user timeout, so a peer whose network died is noticed;

@@ -77,8 +77,8 @@ impl Limits {
 /// One connection's output, as the policy sees it.
 #[derive(Clone, Copy, Debug)]
 pub struct Backlog {
-    /// The last time its socket took bytes, or its queue became non-empty
-    /// after being empty: "no progress since" is measured from here.
+    /// The last time its socket took bytes or a flush found its queue
+    /// empty: "no progress since" is measured from here.
     pub progress_at: Instant,
     /// Over half of `--max-outbound` after a flush, and not yet back under.
     pub high: bool,
