@@ -28,7 +28,7 @@ mod tests;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
-use log::error;
+use log::{debug, error};
 
 use crate::store::{Store, StoreError};
 use command::{Command, Page};
@@ -540,6 +540,7 @@ impl Hub {
             Verdict::Allow => true,
             Verdict::Drop => false,
             Verdict::DropAndWarn => {
+                debug!("{id:?} rate limited at {} ms: {:?}", now.ms, client.bucket);
                 let e = HubError::new(
                     ErrorCode::RateLimited,
                     format!(

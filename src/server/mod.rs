@@ -162,6 +162,15 @@ impl Counters {
         *self.dropped.entry(reason).or_default() += 1;
     }
 
+    /// A socket the kernel gave up on: `TCP_USER_TIMEOUT` or keepalive
+    /// ran out (the peer's network died, or its receive window stayed shut;
+    /// see docs/LIFECYCLE.md). Resets and the like are the peer's doing.
+    fn socket_error(&mut self, e: &io::Error) {
+        if e.kind() == ErrorKind::TimedOut {
+            self.drop_reason("tcp_timeout");
+        }
+    }
+
     fn snapshot(&self, messages: u64) -> Stats {
         Stats {
             line: self.line,
@@ -677,6 +686,7 @@ impl Server {
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     debug!("read {id}: {e}");
+                    self.counters.socket_error(&e);
                     self.doom(id, LeaveReason::Disconnect);
                     return;
                 }
@@ -1099,6 +1109,7 @@ impl Server {
         if let Some(since) = conn.held_since.take() {
             let ms = since.elapsed().as_millis() as u64;
             if ms > 0 && conn.in_hub {
+                debug!("{id}: input held {ms} ms; credited");
                 self.hub.credit(id.client(), ms);
             }
         }
@@ -1343,6 +1354,7 @@ impl Server {
             }
             Err(e) => {
                 debug!("write {id}: {e}");
+                self.counters.socket_error(&e);
                 self.doom(id, LeaveReason::Disconnect);
             }
         }
@@ -1473,6 +1485,7 @@ impl Server {
                 }
                 Err(e) => {
                     debug!("write {id}: {e}");
+                    self.counters.socket_error(&e);
                     self.doom(id, LeaveReason::Disconnect);
                 }
             }
