@@ -562,6 +562,11 @@ pub fn run(cfg: &Config) -> Report {
     let clients_done = started.elapsed();
     let end = wave_ends.last().copied().flatten();
     let health = http_get(server.addr, "/healthz");
+    let server_drops: Vec<String> = metrics(server.addr)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(k, n)| Some(format!("{} {n}", k.strip_prefix("dropped ")?)))
+        .collect();
     let store = check_store(&shared);
     let exit = server.stop();
     remove_db(&db);
@@ -673,6 +678,14 @@ pub fn run(cfg: &Config) -> Report {
         match drops.iter().filter(|d| d.kind == DropKind::Reading && d.burst_room).count() {
             0 => String::new(),
             n => format!(" ({n} in a room with a burst going on)"),
+        }
+    ));
+    out.line(format!(
+        "soak: the server's drops by reason (/metrics): {}",
+        if server_drops.is_empty() {
+            "none".to_string()
+        } else {
+            server_drops.join(", ")
         }
     ));
     let bursts = judge_bursts(&shared, &plans);
@@ -908,7 +921,12 @@ impl ServerProc {
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(match std::env::var_os("SOAK_SERVER_LOG") {
+                // The server's log (with RUST_LOG, say natter=debug), to
+                // follow one client the report names by its address.
+                Some(path) => Stdio::from(std::fs::File::create(path)?),
+                None => Stdio::null(),
+            })
             .spawn()?;
         let pid = child.id();
         let mut stdout = child
@@ -1045,6 +1063,10 @@ fn metrics(addr: SocketAddr) -> Option<BTreeMap<String, u64>> {
             }
         } else if let Some(n) = l.strip_prefix("natter_rooms ") {
             m.insert("rooms".to_string(), n.trim().parse().ok()?);
+        } else if let Some(rest) = l.strip_prefix("natter_dropped_connections_total{reason=\"") {
+            if let Some((why, n)) = rest.split_once("\"} ") {
+                m.insert(format!("dropped {why}"), n.trim().parse().ok()?);
+            }
         }
     }
     Some(m)
@@ -1791,6 +1813,8 @@ struct Client {
     last: HashMap<(String, String), u64>,
     /// WebSocket: room -> last seq seen.
     cursor: HashMap<String, u64>,
+    /// What the resume's own `joined` said of each room, and when.
+    resume_joined: HashMap<String, (u64, Instant)>,
     // Per connection.
     closed: bool,
     close_code: Option<u16>,
@@ -1881,6 +1905,7 @@ impl Client {
             current: None,
             last: HashMap::new(),
             cursor: HashMap::new(),
+            resume_joined: HashMap::new(),
             closed: false,
             close_code: None,
             write_failed: false,
@@ -2304,6 +2329,7 @@ impl Client {
         self.stall_mark = None;
         self.stall_unread = None;
         self.stall_answers = 0;
+        self.resume_joined.clear();
     }
 
     /// A fresh connection (`resume`: a WebSocket client takes its session back).
@@ -2516,9 +2542,12 @@ impl Client {
             .end_reason
             .take()
             .unwrap_or_else(|| "end of stream".to_string());
+        let local = self.stream().and_then(|s| s.local_addr().ok());
         let why = format!(
-            "{why} (close frame {:?}, write failed {})",
-            self.close_code, self.write_failed
+            "{why} (close frame {:?}, write failed {}, from {})",
+            self.close_code,
+            self.write_failed,
+            local.map_or_else(|| "?".to_string(), |a| a.to_string())
         );
         let expected = self.slow_dropped
             || self.violated
@@ -3030,8 +3059,11 @@ impl Client {
                 self.fail(
                     "errors",
                     format!(
-                        "rate_limited during a burst of {BURST_MSGS} after {} s without sending",
-                        BURST_PREP.as_secs()
+                        "rate_limited during a burst of {BURST_MSGS} after {} s without sending: {message} (from {})",
+                        BURST_PREP.as_secs(),
+                        self.stream()
+                            .and_then(|s| s.local_addr().ok())
+                            .map_or_else(|| "?".to_string(), |a| a.to_string())
                     ),
                 );
             }
@@ -3207,12 +3239,21 @@ impl Client {
             // or past the server's replay budget for one turn) the client
             // is to page on with `history`; this one does not, so there is
             // nothing more to compare.
-            if let (Some(&c), false) = (self.cursor.get(&room), gap) {
+            // A room the resume did not replay (a leave in flight when the
+            // client vanished: the session had left it, the client did not
+            // know) is joined afresh by this request: its catch-up stands
+            // alone, checked above.
+            let replayed = self.resume_joined.contains_key(&room);
+            if let (Some(&c), false, true) = (self.cursor.get(&room), gap, replayed) {
                 if c != last_seq {
                     self.fail(
                         "ws_seq",
                         format!(
-                            "catch-up of #{room} says last_seq {last_seq}, the stream is at {c}"
+                            "catch-up of #{room} says last_seq {last_seq}, the stream is at {c} (since {since}; the resume's joined said {})",
+                            match self.resume_joined.get(&room) {
+                                Some((l, at)) => format!("{l}, {} ms before", at.elapsed().as_millis()),
+                                None => "nothing".to_string(),
+                            }
                         ),
                     );
                 }
@@ -3223,6 +3264,8 @@ impl Client {
             self.finish_resume_check();
         } else if let Some(rc) = &mut self.resume_check {
             rc.seen.insert(room.clone());
+            self.resume_joined
+                .insert(room.clone(), (last_seq, Instant::now()));
             if let Some(&c) = self.cursor.get(&room) {
                 if last_seq < c {
                     self.fail(
@@ -3926,11 +3969,15 @@ fn note_gap(gaps: &mut VecDeque<(Instant, Duration)>, idle_since: Instant) {
     }
 }
 
-/// A connection (`small`: with a 16 KiB receive buffer, set before connect).
+/// A connection (`small`: with a 128 KiB receive buffer, set before connect,
+/// so it does not grow). Not smaller: a receive window under one loopback
+/// segment (64 KiB) makes Linux time `TCP_USER_TIMEOUT` for zero-window
+/// probes from an earlier stall, and the server's kernel aborts a client
+/// that reads (ETIMEDOUT, `tcp_timeout` in `/metrics`; docs/LIFECYCLE.md).
 fn tcp_connect(addr: SocketAddr, small: bool) -> io::Result<TcpStream> {
     let stream = if small {
         let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
-        s.set_recv_buffer_size(16 * 1024)?;
+        s.set_recv_buffer_size(128 * 1024)?;
         s.connect_timeout(&addr.into(), Duration::from_secs(10))?;
         TcpStream::from(s)
     } else {
