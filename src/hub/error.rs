@@ -28,6 +28,28 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order (the order of PROTOCOL.md's list).
+    /// A test's exhaustive match fails to compile until a new variant is
+    /// named there, and then fails until it is here too.
+    pub const ALL: [ErrorCode; 16] = [
+        ErrorCode::BadRequest,
+        ErrorCode::BadJson,
+        ErrorCode::BadUtf8,
+        ErrorCode::UnknownType,
+        ErrorCode::UnknownCommand,
+        ErrorCode::NickInvalid,
+        ErrorCode::NickTaken,
+        ErrorCode::RoomInvalid,
+        ErrorCode::NotInRoom,
+        ErrorCode::NoSuchUser,
+        ErrorCode::TooLong,
+        ErrorCode::TooLarge,
+        ErrorCode::BadImage,
+        ErrorCode::RateLimited,
+        ErrorCode::ServerFull,
+        ErrorCode::SlowConsumer,
+    ];
+
     /// The wire string: the only place these spellings live.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -76,29 +98,47 @@ impl HubError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
+
+    /// `ALL` is every variant, once, in declaration order.
+    #[test]
+    fn all_names_every_variant() {
+        // The match must name every variant or this does not compile; the
+        // list it is built from must then equal `ALL`, so a variant added
+        // to the enum but not to `ALL` fails here.
+        macro_rules! every_variant {
+            ($($v:ident),* $(,)?) => {{
+                let _exhaustive = |c: ErrorCode| match c {
+                    $(ErrorCode::$v => (),)*
+                };
+                [$(ErrorCode::$v),*]
+            }};
+        }
+        let listed = every_variant![
+            BadRequest,
+            BadJson,
+            BadUtf8,
+            UnknownType,
+            UnknownCommand,
+            NickInvalid,
+            NickTaken,
+            RoomInvalid,
+            NotInRoom,
+            NoSuchUser,
+            TooLong,
+            TooLarge,
+            BadImage,
+            RateLimited,
+            ServerFull,
+            SlowConsumer,
+        ];
+        assert_eq!(listed, ErrorCode::ALL);
+    }
 
     #[test]
     fn every_code_has_a_distinct_snake_case_spelling() {
-        let all = [
-            ErrorCode::BadRequest,
-            ErrorCode::BadJson,
-            ErrorCode::BadUtf8,
-            ErrorCode::UnknownType,
-            ErrorCode::UnknownCommand,
-            ErrorCode::NickInvalid,
-            ErrorCode::NickTaken,
-            ErrorCode::RoomInvalid,
-            ErrorCode::NotInRoom,
-            ErrorCode::NoSuchUser,
-            ErrorCode::TooLong,
-            ErrorCode::TooLarge,
-            ErrorCode::BadImage,
-            ErrorCode::RateLimited,
-            ErrorCode::ServerFull,
-            ErrorCode::SlowConsumer,
-        ];
-        let mut seen = std::collections::HashSet::new();
-        for code in all {
+        let mut seen = BTreeSet::new();
+        for code in ErrorCode::ALL {
             let s = code.as_str();
             assert!(
                 s.bytes()
@@ -107,6 +147,64 @@ mod tests {
             );
             assert!(seen.insert(s), "duplicate {s}");
         }
-        assert_eq!(seen.len(), 16);
+        assert_eq!(seen.len(), ErrorCode::ALL.len());
+    }
+
+    /// The codes listed under PROTOCOL.md's "## Error codes": the section's
+    /// first sentence, a comma-separated list of backquoted codes.
+    fn documented_codes(doc: &str) -> Vec<&str> {
+        let section = doc
+            .split("\n## ")
+            .find_map(|s| s.strip_prefix("Error codes\n"))
+            .expect("PROTOCOL.md has a \"## Error codes\" section");
+        // The list ends at the first full stop outside backquotes.
+        let mut quoted = false;
+        let end = section
+            .char_indices()
+            .find(|&(_, c)| {
+                quoted ^= c == '`';
+                c == '.' && !quoted
+            })
+            .map(|(i, _)| i)
+            .expect("the list of codes ends with a full stop");
+        let list = &section[..end];
+        list.split(',')
+            .map(|item| {
+                let item = item.trim();
+                item.strip_prefix('`')
+                    .and_then(|i| i.strip_suffix('`'))
+                    .filter(|code| !code.is_empty() && !code.contains('`'))
+                    .unwrap_or_else(|| {
+                        panic!("{item:?} in PROTOCOL.md's list of error codes is not a `code`")
+                    })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn protocol_md_lists_exactly_the_enum_codes() {
+        let doc = include_str!("../../docs/PROTOCOL.md");
+        let documented = documented_codes(doc);
+        let doc_set: BTreeSet<&str> = documented.iter().copied().collect();
+        assert_eq!(
+            doc_set.len(),
+            documented.len(),
+            "PROTOCOL.md lists a code twice: {documented:?}"
+        );
+        let enum_set: BTreeSet<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        let undocumented: Vec<_> = enum_set.difference(&doc_set).collect();
+        let unknown: Vec<_> = doc_set.difference(&enum_set).collect();
+        assert!(
+            undocumented.is_empty() && unknown.is_empty(),
+            "ErrorCode and docs/PROTOCOL.md \"## Error codes\" disagree: \
+             in the enum but not documented: {undocumented:?}; \
+             documented but not in the enum: {unknown:?}"
+        );
+    }
+
+    #[test]
+    fn documented_codes_parser_reads_the_list_and_stops_at_its_end() {
+        let doc = "# t\n\n## Error codes\n\n`a_b`, `c`,\n`d`. `e` is not listed.\n\n## Next\n`f`.";
+        assert_eq!(documented_codes(doc), ["a_b", "c", "d"]);
     }
 }
