@@ -49,7 +49,7 @@
 //! duplicated or reordered message.
 
 #[path = "../examples/loadgen.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unreachable_pub)]
 mod loadgen;
 
 use std::io::{Read, Write};

@@ -27,7 +27,7 @@
 //!   message delivered exactly once, in order.
 
 #[path = "loadgen.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unreachable_pub)]
 mod loadgen;
 
 use std::net::SocketAddr;

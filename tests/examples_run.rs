@@ -6,13 +6,13 @@
 //! load against the threaded example and against the natter binary.
 
 #[path = "../examples/compare_threads.rs"]
-#[allow(dead_code)] // its main and option parsing are not used here
+#[allow(dead_code, unreachable_pub)] // its main and option parsing are not used here
 mod compare_threads;
 #[path = "../examples/minimal_loop.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unreachable_pub)]
 mod minimal_loop;
 #[path = "../examples/threaded.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unreachable_pub)]
 mod threaded;
 
 use std::io::{self, BufRead, BufReader, ErrorKind, Write};

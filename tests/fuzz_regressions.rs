@@ -3,7 +3,7 @@
 //! (`fuzz/src/lib.rs`, included here), and so is every input a fuzzer found
 //! a bug with, each in its own test below.
 
-#[allow(dead_code)]
+#[allow(dead_code, unreachable_pub)]
 #[path = "../fuzz/src/lib.rs"]
 mod checks;
 

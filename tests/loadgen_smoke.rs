@@ -5,7 +5,7 @@
 //! their own messages back once; the delivery ratio is exactly 1.
 
 #[path = "../examples/loadgen.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unreachable_pub)]
 mod loadgen;
 
 use std::io::{BufRead, BufReader, Read};

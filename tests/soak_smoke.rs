@@ -2,7 +2,7 @@
 //! `make soak` runs the real thing (`examples/soak.rs`, which this file
 //! includes as a module: cargo does not hand example binaries to tests).
 
-#[allow(dead_code)] // `main` and the CLI are the example's, unused here
+#[allow(dead_code, unreachable_pub)] // `main` and the CLI are the example's, unused here
 #[path = "../examples/soak.rs"]
 mod soak;
 

@@ -18,7 +18,7 @@ use super::event::ClientId;
 use super::names::Nick;
 
 #[derive(Debug, Default)]
-pub struct Members {
+pub(crate) struct Members {
     list: Rc<Vec<ClientId>>,
     /// Each member's index in `list`, and its nick's key.
     index: HashMap<ClientId, (usize, String)>,
@@ -30,7 +30,7 @@ pub struct Members {
 
 impl Members {
     /// Adds `id`, known as `nick`; false if it was a member already.
-    pub fn insert(&mut self, id: ClientId, nick: &Nick) -> bool {
+    pub(crate) fn insert(&mut self, id: ClientId, nick: &Nick) -> bool {
         if self.index.contains_key(&id) {
             return false;
         }
@@ -44,7 +44,7 @@ impl Members {
 
     /// Removes `id` (the last member takes its place); false if it was not
     /// a member.
-    pub fn remove(&mut self, id: ClientId) -> bool {
+    pub(crate) fn remove(&mut self, id: ClientId) -> bool {
         let Some((at, key)) = self.index.remove(&id) else {
             return false;
         };
@@ -60,7 +60,7 @@ impl Members {
     }
 
     /// Member `id` is now known as `nick`.
-    pub fn rename(&mut self, id: ClientId, nick: &Nick) {
+    pub(crate) fn rename(&mut self, id: ClientId, nick: &Nick) {
         if let Some((_, key)) = self.index.get_mut(&id) {
             self.nicks.remove(key);
             *key = nick.key();
@@ -69,29 +69,29 @@ impl Members {
     }
 
     /// The members' nicks, sorted case-insensitively.
-    pub fn nicks(&self) -> impl Iterator<Item = &Nick> + '_ {
+    pub(crate) fn nicks(&self) -> impl Iterator<Item = &Nick> + '_ {
         self.nicks.values()
     }
 
-    pub fn contains(&self, id: ClientId) -> bool {
+    pub(crate) fn contains(&self, id: ClientId) -> bool {
         self.index.contains_key(&id)
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.list.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
 
     #[cfg(test)]
-    pub fn iter(&self) -> impl Iterator<Item = ClientId> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = ClientId> + '_ {
         self.list.iter().copied()
     }
 
     /// The members now, as a delivery's recipients (shared, not copied).
-    pub fn snapshot(&self) -> Rc<Vec<ClientId>> {
+    pub(crate) fn snapshot(&self) -> Rc<Vec<ClientId>> {
         Rc::clone(&self.list)
     }
 }

@@ -20,15 +20,15 @@ const ANIMALS: [&str; 32] = [
 
 const CODE_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
 
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(seed)
     }
 
     /// SplitMix64.
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -37,18 +37,18 @@ impl Rng {
     }
 
     /// Uniform enough in `0..n` for names (n is small).
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }
 
-    pub fn nick(&mut self) -> String {
+    pub(crate) fn nick(&mut self) -> String {
         let a = ADJECTIVES[self.below(ADJECTIVES.len() as u64) as usize];
         let b = ANIMALS[self.below(ANIMALS.len() as u64) as usize];
         format!("{a}-{b}-{}", 10 + self.below(90))
     }
 
     /// A room code: lowercase letters and digits, without look-alikes.
-    pub fn code(&mut self, len: usize) -> String {
+    pub(crate) fn code(&mut self, len: usize) -> String {
         (0..len)
             .map(|_| CODE_ALPHABET[self.below(CODE_ALPHABET.len() as u64) as usize] as char)
             .collect()

@@ -5,7 +5,9 @@
 //! `std::net::TcpStream`s with read timeouts, so a server that fails to
 //! answer makes a test fail, not hang.
 
-#![allow(dead_code)] // each test file uses a different part of this module
+// Each test file uses a different part of this module; its `pub` is for
+// those files (`mod common;` is private to each test crate).
+#![allow(dead_code, unreachable_pub)]
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
