@@ -31,3 +31,6 @@ pub mod hub;
 pub mod proto;
 pub mod server;
 pub mod store;
+
+#[cfg(test)]
+pub(crate) mod testrng;

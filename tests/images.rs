@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use common::testrng::Rng;
 use common::*;
 
 /// Room messages and images as fast as a test can send them.
@@ -360,9 +361,7 @@ fn refused_images_are_neither_stored_nor_delivered() {
     let mut other = ws_in(s.addr, "other", "lobby");
     let mut line = s.line_client();
     let img = |data: &[u8]| json!({"type":"image","room":"lobby","data":b64(data),"text":"look"});
-    let random: Vec<u8> = (0..1500u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
+    let random = Rng::new(1).bytes(1500);
     assert!(!random.starts_with(b"\x89PNG") && !random.starts_with(b"\xff\xd8"));
 
     let svg = br#"<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>"#;

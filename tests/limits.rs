@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use common::testrng::Rng;
 use common::*;
 
 #[test]
@@ -53,18 +54,12 @@ fn garbage_truncated_frames_and_resets_leave_the_server_healthy() {
     let mut a = s.line_client();
     let mut b = s.line_client();
     a.line(); // b joined
-    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     for round in 0..30 {
         let mut t = TcpStream::connect(s.addr).expect("connect");
         match round % 3 {
             0 => {
-                let junk: Vec<u8> = (0..4096).map(|_| next() as u8).collect();
+                let junk = rng.bytes(4096);
                 let _ = t.write_all(&junk);
             }
             1 => {
@@ -79,7 +74,7 @@ fn garbage_truncated_frames_and_resets_leave_the_server_healthy() {
                     b"{\"type\":\"rooms\"}",
                     [1, 2, 3, 4],
                 );
-                let cut = (next() as usize) % frame.len();
+                let cut = rng.below(frame.len());
                 let _ = t.write_all(&frame[..cut]);
             }
             _ => {

@@ -10,6 +10,7 @@
 //! have generous deadlines and nothing asserts a timing.
 
 mod common;
+use common::testrng::Rng;
 use common::*;
 
 use std::collections::HashSet;
@@ -398,26 +399,6 @@ fn mass_reset_mid_conversation() {
     }
 }
 
-/// xorshift64*: deterministic bytes without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn fill(&mut self, buf: &mut [u8]) {
-        for b in buf {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            *b = (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8;
-        }
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut v = vec![0; n];
-        self.fill(&mut v);
-        v
-    }
-}
-
 /// A control character other than tab: nothing of the kind may reach a
 /// netcat user's terminal.
 fn has_control(l: &str) -> bool {
@@ -531,7 +512,7 @@ fn garbage_never_stalls_the_others() {
     await_event(&mut b, &format!("#lobby --> {g_nick} joined"));
     let g_out = drain_to_channel(g.stream().try_clone().expect("clone"));
     let g_in = g.stream().try_clone().expect("clone");
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
 
     // A second one that sends binary before the server ever spoke and
     // never reads: sniffed as a line client, it must not hurt anyone.

@@ -490,6 +490,7 @@ fn inclusive_range(page: &Page) -> Option<(i64, i64)> {
 mod tests {
     use super::*;
     use crate::store::MemStore;
+    use crate::testrng::Rng;
     use std::path::PathBuf;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -997,25 +998,9 @@ mod tests {
         assert_eq!(mode, "wal");
     }
 
-    /// splitmix64: a fixed seed gives the same run on every machine.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-
-        fn maybe(&mut self, n: u64) -> Option<u64> {
-            (self.below(3) > 0).then(|| self.below(n))
-        }
+    /// A bound in `0..n` two times out of three, else none.
+    fn maybe(rng: &mut Rng, n: u64) -> Option<u64> {
+        (rng.below(3) > 0).then(|| rng.next_u64() % n)
     }
 
     #[test]
@@ -1032,17 +1017,17 @@ mod tests {
         ];
         for seed in 1..=4u64 {
             db.remove();
-            let mut rng = Rng(seed);
+            let mut rng = Rng::new(seed);
             let mut mem = MemStore::new("mem".into());
             let mut sql = open(&db, "sql");
             for step in 0..400 {
-                let r = &rooms[rng.below(rooms.len() as u64) as usize];
+                let r = &rooms[rng.below(rooms.len())];
                 match rng.below(10) {
                     0..=3 => {
                         // A batch across rooms, each room's seqs consecutive.
                         let mut batch = Vec::new();
                         for _ in 0..rng.below(6) {
-                            let r = &rooms[rng.below(rooms.len() as u64) as usize];
+                            let r = &rooms[rng.below(rooms.len())];
                             let seq = mem.last_seq(r).unwrap()
                                 + batch.iter().filter(|m: &&Rc<Message>| m.room == *r).count()
                                     as u64
@@ -1050,9 +1035,9 @@ mod tests {
                             batch.push(Rc::new(Message {
                                 room: r.clone(),
                                 seq,
-                                ts: rng.next() >> 1,
+                                ts: rng.next_u64() >> 1,
                                 from: format!("u{}", rng.below(5)),
-                                text: texts[rng.below(texts.len() as u64) as usize].into(),
+                                text: texts[rng.below(texts.len())].into(),
                                 action: rng.below(4) == 0,
                                 image: None,
                             }));
@@ -1073,7 +1058,7 @@ mod tests {
                     }
                     _ => {
                         let top = mem.last_seq(r).unwrap() + 3;
-                        let p = page(rng.maybe(top), rng.maybe(top), rng.below(12) as usize);
+                        let p = page(maybe(&mut rng, top), maybe(&mut rng, top), rng.below(12));
                         assert_eq!(
                             mem.history(r, p).unwrap(),
                             sql.history(r, p).unwrap(),

@@ -9,6 +9,9 @@
 // those files (`mod common;` is private to each test crate).
 #![allow(dead_code, unreachable_pub)]
 
+#[path = "../../src/testrng.rs"]
+pub mod testrng;
+
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};

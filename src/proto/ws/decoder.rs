@@ -533,6 +533,7 @@ mod tests {
     use super::*;
     use crate::proto::ws::frame::encode_client_frame;
     use crate::proto::ws::frame::opcode::{BINARY, CLOSE, CONTINUATION, PING, PONG, TEXT};
+    use crate::testrng::Rng;
 
     const MASK: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
     const BIG: usize = 1 << 20;
@@ -1149,45 +1150,27 @@ mod tests {
     // Fast path against slow path, random frames
     // -----------------------------------------------------------------------
 
-    /// xorshift64*: deterministic, no crate.
-    struct Rng(u64);
+    /// A WebSocket client's masking key.
+    fn random_mask(rng: &mut Rng) -> [u8; 4] {
+        (rng.next_u64() as u32).to_le_bytes()
+    }
 
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-
-        fn mask(&mut self) -> [u8; 4] {
-            (self.next() as u32).to_le_bytes()
-        }
-
-        fn bytes(&mut self, n: usize) -> Vec<u8> {
-            (0..n).map(|_| self.next() as u8).collect()
-        }
-
-        fn text(&mut self, max_chars: usize) -> String {
-            const CHARS: [char; 10] = [
-                'a',
-                'z',
-                ' ',
-                '\u{7f}',
-                '\u{e9}',
-                '\u{7ff}',
-                '\u{800}',
-                '\u{20ac}',
-                '\u{ffff}',
-                '\u{1f600}',
-            ];
-            let n = self.below(max_chars + 1);
-            (0..n).map(|_| CHARS[self.below(CHARS.len())]).collect()
-        }
+    /// Up to `max_chars` chars, of 1 to 4 bytes in UTF-8, edges included.
+    fn random_text(rng: &mut Rng, max_chars: usize) -> String {
+        const CHARS: [char; 10] = [
+            'a',
+            'z',
+            ' ',
+            '\u{7f}',
+            '\u{e9}',
+            '\u{7ff}',
+            '\u{800}',
+            '\u{20ac}',
+            '\u{ffff}',
+            '\u{1f600}',
+        ];
+        let n = rng.below(max_chars + 1);
+        (0..n).map(|_| CHARS[rng.below(CHARS.len())]).collect()
     }
 
     /// A random ping or pong.
@@ -1199,7 +1182,7 @@ mod tests {
         } else {
             (PONG, Ev::Pong(payload.clone()))
         };
-        out.extend(encode_client_frame(true, 0, op, &payload, rng.mask()));
+        out.extend(encode_client_frame(true, 0, op, &payload, random_mask(rng)));
         events.push(event);
     }
 
@@ -1210,14 +1193,20 @@ mod tests {
         for _ in 0..1 + rng.below(5) {
             match rng.below(10) {
                 0..=2 => {
-                    let s = rng.text(40);
-                    out.extend(encode_client_frame(true, 0, TEXT, s.as_bytes(), rng.mask()));
+                    let s = random_text(rng, 40);
+                    out.extend(encode_client_frame(
+                        true,
+                        0,
+                        TEXT,
+                        s.as_bytes(),
+                        random_mask(rng),
+                    ));
                     events.push(t(&s));
                 }
                 3..=5 => {
                     // Fragments cut at random bytes, chars included, with
                     // control frames between them.
-                    let s = rng.text(60);
+                    let s = random_text(rng, 60);
                     let bytes = s.as_bytes();
                     let mut cuts: Vec<usize> = (0..rng.below(5))
                         .map(|_| rng.below(bytes.len() + 1))
@@ -1233,7 +1222,7 @@ mod tests {
                             0,
                             op,
                             &bytes[start..cut],
-                            rng.mask(),
+                            random_mask(rng),
                         ));
                         start = cut;
                         if !fin && rng.below(3) == 0 {
@@ -1247,12 +1236,18 @@ mod tests {
                     // Around the length-form boundaries.
                     let len = [125, 126, 127, 65535, 65536][rng.below(5)];
                     let s = "q".repeat(len);
-                    out.extend(encode_client_frame(true, 0, TEXT, s.as_bytes(), rng.mask()));
+                    out.extend(encode_client_frame(
+                        true,
+                        0,
+                        TEXT,
+                        s.as_bytes(),
+                        random_mask(rng),
+                    ));
                     events.push(t(&s));
                 }
                 _ => {
                     let code: u16 = [1000, 1001, 1011, 1012, 3000, 4000, 4999][rng.below(7)];
-                    let reason = rng.text(20);
+                    let reason = random_text(rng, 20);
                     let mut body = code.to_be_bytes().to_vec();
                     body.extend_from_slice(reason.as_bytes());
                     body.truncate(125);
@@ -1260,7 +1255,7 @@ mod tests {
                     if reason.contains('\u{fffd}') {
                         continue; // cut inside a char: not a valid close
                     }
-                    out.extend(encode_client_frame(true, 0, CLOSE, &body, rng.mask()));
+                    out.extend(encode_client_frame(true, 0, CLOSE, &body, random_mask(rng)));
                     events.push(Ev::Close(Some(code), reason));
                     break;
                 }
@@ -1271,7 +1266,7 @@ mod tests {
 
     #[test]
     fn fast_path_matches_slow_path_on_random_frames() {
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
         let (mut clean, mut broken, mut texts) = (0, 0, 0);
         let mut codes = std::collections::BTreeSet::new();
         for case in 0..400 {
