@@ -62,7 +62,11 @@
 //!   burst in a 3-minute run); if it was not dropped by then, it must have
 //!   received every message each sender got in (all 20, or exactly the
 //!   acknowledged ones of a WebSocket sender), each sender's in order (the
-//!   order check above);
+//!   order check above). No burst may be refused: a sender told
+//!   `rate_limited` fails unless its whole burst got through (flood control
+//!   goes by when the server reads, so a burst that flow control held back
+//!   and the sender's next message can be read in the same moment, and that
+//!   next message is refused: counted, not a failure);
 //! - the server keeps `Threads: 1`, answers `GET /healthz` at the end, and
 //!   exits 0 on SIGTERM;
 //! - release: once the clients have gone, every connection and room must be
@@ -690,7 +694,7 @@ pub fn run(cfg: &Config) -> Report {
     ));
     let bursts = judge_bursts(&shared, &plans);
     out.line(format!(
-        "soak: bursts: {} planned ({} s apart, {} s to settle), {} writes of {} messages ({} line, {} ws; {} skipped: not connected or not in the room), {:.1} MiB written; {} reader reports checked {} deliveries, {} missing; {} senders rate-limited",
+        "soak: bursts: {} planned ({} s apart, {} s to settle), {} writes of {} messages ({} line, {} ws; {} skipped: not connected or not in the room), {:.1} MiB written; {} reader reports checked {} deliveries, {} missing; {} senders rate-limited ({} within the burst)",
         plans.len(),
         burst_every.as_secs(),
         burst_settle.as_secs(),
@@ -704,6 +708,7 @@ pub fn run(cfg: &Config) -> Report {
         bursts.checked,
         bursts.missing,
         bursts.rate_limited,
+        bursts.refused,
     ));
     for e in bursts.examples.iter().take(6) {
         out.line(format!("soak:   bursts: {e}"));
@@ -848,10 +853,11 @@ pub fn run(cfg: &Config) -> Report {
     checks.add(
         bursts.missing == 0
             && bursts.lost == 0
+            && bursts.refused == 0
             && (plans.is_empty() || (bursts.writes > 0 && bursts.reports > 0)),
         format!(
-            "bursts: every reader got every message ({} writes, {} reader reports, {} missing, {} lost)",
-            bursts.writes, bursts.reports, bursts.missing, bursts.lost
+            "bursts: every reader got every message, no burst refused ({} writes, {} reader reports, {} missing, {} lost, {} refused in part)",
+            bursts.writes, bursts.reports, bursts.missing, bursts.lost, bursts.refused
         ),
     );
     check_cat(
@@ -1288,6 +1294,8 @@ struct BurstVerdict {
     missing: usize,
     lost: usize,
     rate_limited: usize,
+    /// Rate-limited senders whose burst itself was refused in part.
+    refused: usize,
     examples: Vec<String>,
 }
 
@@ -1305,9 +1313,6 @@ fn judge_bursts(sh: &Shared, plans: &[BurstPlan]) -> BurstVerdict {
         v.writes_line += sends.iter().filter(|s| !s.ws).count();
         v.reports += seen.len();
         for s in &sends {
-            if s.rate_limited {
-                v.rate_limited += 1;
-            }
             let readers: Vec<&&BurstSeen> = seen.iter().filter(|r| r.key != s.key).collect();
             let got_any: BTreeSet<u64> = readers
                 .iter()
@@ -1315,6 +1320,30 @@ fn judge_bursts(sh: &Shared, plans: &[BurstPlan]) -> BurstVerdict {
                 .flatten()
                 .copied()
                 .collect();
+            if s.rate_limited {
+                // The refusal may be for the sender's next message, read in
+                // the same moment as a burst the server read late (flood
+                // control goes by when the server reads): only a burst that
+                // was not taken whole fails.
+                v.rate_limited += 1;
+                let whole = if s.ws {
+                    s.acked.len() as u64 == s.count
+                } else {
+                    readers.is_empty() || (s.n0..s.n0 + s.count).all(|n| got_any.contains(&n))
+                };
+                if s.written && s.survived && !whole {
+                    v.refused += 1;
+                    if v.examples.len() < 6 {
+                        v.examples.push(format!(
+                            "burst {} in #{}: sender {} ({}) was rate-limited within its burst",
+                            plan.k,
+                            plan.room,
+                            s.key,
+                            if s.ws { "ws" } else { "line" },
+                        ));
+                    }
+                }
+            }
             let expected: BTreeSet<u64> = if s.ws && s.survived {
                 s.acked.clone()
             } else if !s.ws && s.written && s.survived && !s.rate_limited {
@@ -3052,20 +3081,11 @@ impl Client {
                 self.stall_answers = self.stall_answers.saturating_sub(1);
             }
             "slow_consumer" => self.on_slow_drop(),
+            // Judged with the readers' reports: see judge_bursts.
             "rate_limited" if self.own_burst.is_some() => {
                 if let Some(o) = &mut self.own_burst {
                     o.rate_limited = true;
                 }
-                self.fail(
-                    "errors",
-                    format!(
-                        "rate_limited during a burst of {BURST_MSGS} after {} s without sending: {message} (from {})",
-                        BURST_PREP.as_secs(),
-                        self.stream()
-                            .and_then(|s| s.local_addr().ok())
-                            .map_or_else(|| "?".to_string(), |a| a.to_string())
-                    ),
-                );
             }
             "bad_utf8" | "too_long" | "unknown_command" | "bad_json" | "unknown_type"
             | "bad_request" | "room_invalid"
@@ -3079,9 +3099,9 @@ impl Client {
 
     fn check_flood(&mut self, now: Instant) {
         if let Some(at) = self.flood_check {
-            if now > at + Duration::from_secs(5) {
+            if now > at + Duration::from_secs(10) {
                 self.flood_check = None;
-                self.fail("flood", "a flood got no rate_limited within 5 s".into());
+                self.fail("flood", "a flood got no rate_limited within 10 s".into());
             }
         }
     }
@@ -3649,7 +3669,10 @@ impl Client {
         }
     }
 
-    /// Flood past --rate: 40 messages at once; rate_limited must come back.
+    /// Flood past --rate: three bursts' worth (60 messages) at once;
+    /// rate_limited must come back. (Two bursts' worth is not enough under
+    /// flow control: a flood the server holds back and then reads over 2 s
+    /// is within --rate by the time it is read, plus the credit for the hold.)
     fn flood(&mut self) {
         let Some(room) = self.pick_my_room() else {
             return self.join_or_leave(true);
@@ -3664,7 +3687,7 @@ impl Client {
         } else {
             self.line_to(&room)
         };
-        for _ in 0..40 {
+        for _ in 0..60 {
             self.n += 1;
             let (sent, expected) = compose(self.id, self.gen, self.n, &self.nick_out, "in", &room);
             self.sh.stats.said.inc();
