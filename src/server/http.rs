@@ -246,10 +246,11 @@ impl Server {
         if req.method != "GET" {
             return refuse(400, "a WebSocket upgrade is a GET");
         }
-        if req.header("sec-websocket-version") != Some("13") {
+        if req.header("sec-websocket-version") != Some(handshake::VERSION) {
+            let detail = format!("only WebSocket version {} is spoken", handshake::VERSION);
             return Answer::Respond(
-                crate::proto::http::error_response(426, "only WebSocket version 13 is spoken")
-                    .with_header("Sec-WebSocket-Version", "13"),
+                crate::proto::http::error_response(426, &detail)
+                    .with_header("Sec-WebSocket-Version", handshake::VERSION),
             );
         }
         let Some(key) = req
