@@ -1,7 +1,9 @@
 //! HTTP connections: requests parsed by `proto::http`, answered here.
 //!
 //! The routes of PROTOCOL.md "HTTP": the page, `/healthz`, `/metrics`, the
-//! JSON API and the upgrade to WebSocket at `/ws`. Answers are queued like
+//! JSON API and the upgrade to WebSocket at `/ws`. Which path is which is
+//! `proto::http::Route::parse`'s to say; this file matches on the
+//! [`Route`] it gives and says what is answered there. Answers are queued like
 //! any other output; a connection that must close (HTTP/1.0,
 //! `Connection: close`, an error) closes once its answer is flushed.
 
@@ -18,28 +20,9 @@ use crate::hub::command::{Command, Page};
 use crate::hub::event::ClientKind;
 use crate::hub::names::RoomName;
 use crate::hub::MAX_HISTORY_PAGE;
-use crate::proto::http::{Request, Response, Status};
+use crate::proto::http::{Asset, Request, Response, Route, RouteError, Status};
 use crate::proto::json;
 use crate::proto::ws::handshake;
-
-/// The chat page, carried inside the binary: (path, type, bytes).
-const ASSETS: [(&str, &str, &[u8]); 3] = [
-    (
-        "/",
-        "text/html; charset=utf-8",
-        include_bytes!("../../web/index.html"),
-    ),
-    (
-        "/app.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../web/app.js"),
-    ),
-    (
-        "/style.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../../web/style.css"),
-    ),
-];
 
 /// What a request leads to.
 enum Answer {
@@ -148,63 +131,34 @@ impl Server {
         }
     }
 
+    /// The answer to a request: [`Route::parse`] decides where it goes
+    /// (or its 404, 405 or 400), this decides what is said there.
     fn route(&mut self, req: &Request) -> Answer {
-        let path = req.path();
-        if req.method != "GET" && req.method != "HEAD" {
-            let known = matches!(
-                path,
-                "/" | "/index.html"
-                    | "/app.js"
-                    | "/style.css"
-                    | "/ws"
-                    | "/healthz"
-                    | "/metrics"
-                    | "/api/rooms"
-                    | "/api/stats"
-            ) || path.starts_with("/api/rooms/")
-                || path.starts_with("/media/");
-            let resp = if known {
-                crate::proto::http::error_response(405, "only GET and HEAD are served here")
-                    .with_header("Allow", "GET, HEAD")
-            } else {
-                crate::proto::http::error_response(404, "no such page")
-            };
-            return Answer::Respond(resp);
-        }
-        let resp = match path {
-            "/" | "/index.html" | "/app.js" | "/style.css" => self.asset(path, req),
-            "/healthz" => Response::text(200, "ok"),
-            "/metrics" => Response {
+        let route = match Route::parse(&req.method, req.path()) {
+            Ok(route) => route,
+            Err(e) => return Answer::Respond(e.response()),
+        };
+        let resp = match route {
+            Route::Asset(asset) => self.asset(asset, req),
+            Route::Healthz => Response::text(200, "ok"),
+            Route::Metrics => Response {
                 body: Bytes::from(self.metrics()),
                 ..Response::new(200)
             }
             .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
-            "/api/stats" => Response::json(200, self.stats_json()),
-            "/api/rooms" => Response::json(200, json::render_rooms(&self.hub.listed_rooms())),
-            "/ws" => return self.check_upgrade(req, false),
-            "/echo" if self.config.ws_echo => return self.check_upgrade(req, true),
-            _ => {
-                if let Some(id) = path.strip_prefix("/media/") {
-                    self.media(id)
-                } else if let Some(room) = path
-                    .strip_prefix("/api/rooms/")
-                    .and_then(|rest| rest.strip_suffix("/messages"))
-                {
-                    self.messages(room, req)
-                } else {
-                    crate::proto::http::error_response(404, "no such page")
-                }
-            }
+            Route::Stats => Response::json(200, self.stats_json()),
+            Route::Rooms => Response::json(200, json::render_rooms(&self.hub.listed_rooms())),
+            Route::RoomMessages(room) => self.messages(&room, req),
+            Route::Media(id) => self.media(id),
+            Route::WebSocket => return self.check_upgrade(req, false),
+            Route::Echo if self.config.ws_echo => return self.check_upgrade(req, true),
+            Route::Echo => RouteError::NotFound.response(),
         };
         Answer::Respond(resp)
     }
 
     /// The page and its assets, with a policy that runs no inline script.
-    fn asset(&self, path: &str, req: &Request) -> Response {
-        let path = if path == "/index.html" { "/" } else { path };
-        let Some((_, mime, bytes)) = ASSETS.iter().find(|(p, _, _)| *p == path) else {
-            return crate::proto::http::error_response(404, "no such page");
-        };
+    fn asset(&self, asset: &'static Asset, req: &Request) -> Response {
         // `connect-src 'self'` covers ws: on the same host in current
         // browsers; the explicit ws:// and wss:// sources cover the rest.
         let host = req
@@ -224,8 +178,8 @@ impl Server {
              connect-src {connect}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
         );
         Response::new(200)
-            .with_body(Bytes::from_static(bytes))
-            .with_header("Content-Type", *mime)
+            .with_body(Bytes::from_static(asset.body))
+            .with_header("Content-Type", asset.content_type)
             .with_header("Content-Security-Policy", csp)
             .with_header("X-Content-Type-Options", "nosniff")
             .with_header("Referrer-Policy", "no-referrer")
@@ -254,11 +208,7 @@ impl Server {
     }
 
     /// `GET /api/rooms/ROOM/messages?limit=N&before=SEQ` (or `after=SEQ`).
-    fn messages(&mut self, room: &str, req: &Request) -> Response {
-        let room = match percent_decode(room).map(|r| RoomName::parse(&r)) {
-            Some(Ok(room)) => room,
-            _ => return crate::proto::http::error_response(400, "invalid room name"),
-        };
+    fn messages(&mut self, room: &RoomName, req: &Request) -> Response {
         let number = |name: &str| -> Result<Option<u64>, Response> {
             match req.query_param(name) {
                 None => Ok(None),
@@ -280,8 +230,8 @@ impl Server {
             },
             (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
         };
-        let messages = self.hub.page(&room, page);
-        Response::json(200, json::render_page(&room, &messages))
+        let messages = self.hub.page(room, page);
+        Response::json(200, json::render_page(room, &messages))
     }
 
     fn check_upgrade(&self, req: &Request, echo: bool) -> Answer {
@@ -296,10 +246,11 @@ impl Server {
         if req.method != "GET" {
             return refuse(400, "a WebSocket upgrade is a GET");
         }
-        if req.header("sec-websocket-version") != Some("13") {
+        if req.header("sec-websocket-version") != Some(handshake::VERSION) {
+            let detail = format!("only WebSocket version {} is spoken", handshake::VERSION);
             return Answer::Respond(
-                crate::proto::http::error_response(426, "only WebSocket version 13 is spoken")
-                    .with_header("Sec-WebSocket-Version", "13"),
+                crate::proto::http::error_response(426, &detail)
+                    .with_header("Sec-WebSocket-Version", handshake::VERSION),
             );
         }
         let Some(key) = req
@@ -630,25 +581,6 @@ fn host_port(authority: &str, default_port: &str) -> String {
     }
 }
 
-/// Decodes `%XX` escapes in a path segment; `None` if invalid.
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -659,14 +591,5 @@ mod tests {
         assert_eq!(host_port("example.com:8080", "80"), "example.com:8080");
         assert_eq!(host_port("[::1]", "443"), "[::1]:443");
         assert_eq!(host_port("[::1]:7878", "80"), "[::1]:7878");
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("%23lobby").as_deref(), Some("#lobby"));
-        assert_eq!(percent_decode("lobby").as_deref(), Some("lobby"));
-        assert_eq!(percent_decode("%2"), None);
-        assert_eq!(percent_decode("%zz"), None);
-        assert_eq!(percent_decode("%ff"), None);
     }
 }

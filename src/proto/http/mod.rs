@@ -8,27 +8,32 @@
 //! [`Response`] renders a status, headers and a body into the bytes on the
 //! wire. [`HttpError`] is every way a peer can get its request head wrong,
 //! with one renderer for all of them; [`error_response`] renders the errors
-//! the shell finds itself (404, 405, 408, 426, 503) the same way.
+//! the shell finds itself (408, 426, 503, ...) the same way.
+//!
+//! [`Route::parse`] maps a method and path to a [`Route`] (or the 404, 405
+//! or 400 a [`RouteError`] renders), from tables: which path leads where is
+//! decided there and only there; what each route answers is the shell's.
 //!
 //! This module never touches a socket, a clock or mio, and never panics on
-//! what a peer sends. It does not route: which path gets which answer is the
-//! shell's business. It writes no `Date` header because it reads no clock.
+//! what a peer sends. It writes no `Date` header because it reads no clock.
 //!
 //! Read next: `request` (the parser and the rules it checks, with their RFC
-//! 9112 sections), `response`, then `proto::ws` (the upgrade handshake built
-//! on a parsed [`Request`]) and `server::conn` (who feeds the parser, drains
-//! the consumed bytes and queues the answer).
+//! 9112 sections), `response`, `route`, then `proto::ws` (the upgrade
+//! handshake built on a parsed [`Request`]) and `server::conn` (who feeds the
+//! parser, drains the consumed bytes and queues the answer).
 
 use std::fmt;
 
 mod request;
 mod response;
+mod route;
 
 pub use request::{
     decode_path_segment, decode_query_component, Request, RequestParser, Status, Version, MAX_HEAD,
     MAX_HEADERS, MAX_LEADING_EMPTY_LINES, MAX_REQUEST_LINE,
 };
 pub use response::{error_response, reason, Response};
+pub use route::{Asset, Methods, Route, RouteError, ASSETS, GET_HEAD};
 
 /// A request head the peer got wrong (or, for [`HttpError::Timeout`], too
 /// slowly). Every variant is the peer's fault and is answered with

@@ -962,6 +962,43 @@ mod tests {
     }
 
     #[test]
+    fn path_segments_decode_only_two_hex_digits() {
+        let cases = [
+            ("lobby", Some("lobby")),
+            ("%23lobby", Some("#lobby")),
+            ("lob%62y", Some("lobby")),
+            ("%4c%4F", Some("LO")),
+            ("", Some("")),
+            // Not an escape: the `%` and what follows stay as sent.
+            ("%", Some("%")),
+            ("%2", Some("%2")),
+            ("%zz", Some("%zz")),
+            ("%%31", Some("%1")),
+            // A sign is not a hex digit: `%+1` is not byte 1 (str::from_str_radix
+            // would take it), nor is `%-1` or `%1+`.
+            ("%+1", Some("%+1")),
+            ("%+f", Some("%+f")),
+            ("%-1", Some("%-1")),
+            ("%1+", Some("%1+")),
+            ("% 1", Some("% 1")),
+            // Decoded bytes must be UTF-8.
+            ("%ff", None),
+            ("%C3", None),
+            ("%C3%A9", Some("é")),
+        ];
+        for (input, want) in cases {
+            assert_eq!(decode_path_segment(input).as_deref(), want, "{input:?}");
+        }
+        for input in ["%+1", "a%+1b", "%+1%+1"] {
+            let decoded = decode_path_segment(input).unwrap_or_default();
+            assert!(
+                !decoded.contains('\u{1}'),
+                "{input:?} decoded to byte 1: {decoded:?}"
+            );
+        }
+    }
+
+    #[test]
     fn headers_are_found_case_insensitively_and_tokens_across_repeats() {
         let (r, _) = complete(
             b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\nX-A: 1\r\nx-a: 2\r\nCONNECTION: Upgrade ,\tfoo\r\nUpgrade: WebSocket\r\n\r\n",
