@@ -6,7 +6,8 @@
 //! lines of PROTOCOL.md "Line protocol". Nothing here touches a socket or a
 //! clock: timestamps come inside the events.
 //!
-//! Read next: `server::conn` (who feeds the decoder and queues the output).
+//! Read next: `server` (`feed_line`: who feeds the decoder and hands its
+//! lines to the hub).
 
 use std::fmt::Write as _;
 

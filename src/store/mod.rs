@@ -139,63 +139,14 @@ impl Store for MemStore {
 }
 
 #[cfg(test)]
+pub(crate) mod contract;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
-    fn msg(room: &RoomName, seq: u64) -> Rc<Message> {
-        Rc::new(Message {
-            room: room.clone(),
-            seq,
-            ts: seq * 1000,
-            from: "a".into(),
-            text: format!("m{seq}"),
-            action: false,
-            image: None,
-        })
-    }
-
-    fn seqs(v: Vec<Rc<Message>>) -> Vec<u64> {
-        v.iter().map(|m| m.seq).collect()
-    }
-
     #[test]
-    fn pages_with_exclusive_bounds() {
-        let r = RoomName::parse("lobby").unwrap();
-        let mut s = MemStore::new("test".into());
-        let batch: Vec<_> = (1..=10).map(|i| msg(&r, i)).collect();
-        s.append(&batch).unwrap();
-        assert_eq!(s.last_seq(&r).unwrap(), 10);
-        let page = |before, after, limit| Page {
-            before,
-            after,
-            limit,
-        };
-        assert_eq!(
-            seqs(s.history(&r, page(None, None, 3)).unwrap()),
-            [8, 9, 10]
-        );
-        assert_eq!(
-            seqs(s.history(&r, page(Some(5), None, 3)).unwrap()),
-            [2, 3, 4]
-        );
-        assert_eq!(
-            seqs(s.history(&r, page(None, Some(5), 3)).unwrap()),
-            [6, 7, 8]
-        );
-        assert_eq!(
-            seqs(s.history(&r, page(Some(8), Some(5), 50)).unwrap()),
-            [6, 7]
-        );
-        assert_eq!(
-            seqs(s.history(&r, page(Some(3), Some(5), 50)).unwrap()),
-            Vec::<u64>::new()
-        );
-        assert_eq!(
-            seqs(s.history(&r, page(None, Some(10), 50)).unwrap()),
-            Vec::<u64>::new()
-        );
-        let other = RoomName::parse("empty").unwrap();
-        assert!(s.history(&other, page(None, None, 50)).unwrap().is_empty());
-        assert_eq!(s.last_seq(&other).unwrap(), 0);
+    fn memstore_keeps_the_store_contract() {
+        contract::run_all(|| Box::new(MemStore::new("test".into())));
     }
 }

@@ -19,7 +19,7 @@
 //!
 //! Read next: `request` (the parser and the rules it checks, with their RFC
 //! 9112 sections), `response`, `route`, then `proto::ws` (the upgrade
-//! handshake built on a parsed [`Request`]) and `server::conn` (who feeds the
+//! handshake built on a parsed [`Request`]) and `server::http` (who feeds the
 //! parser, drains the consumed bytes and queues the answer).
 
 use std::fmt;

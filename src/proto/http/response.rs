@@ -7,7 +7,7 @@
 //! [`error_response`], so they all look alike.
 //!
 //! Nothing here writes to a socket or reads a clock (hence no `Date`; the
-//! shell may add one). Read next: `server::conn`, which queues the bytes.
+//! shell may add one). Read next: `server::http`, which queues the bytes.
 
 use bytes::Bytes;
 

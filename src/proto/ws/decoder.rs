@@ -20,7 +20,7 @@
 //! Never here: writing, answering (the shell queues the pong for a
 //! [`Incoming::Ping`] and echoes a [`Incoming::Close`]), timers, JSON.
 //!
-//! Read next: `frame.rs` (the layout), `server::conn` (who feeds this and
+//! Read next: `frame.rs` (the layout), `server::ws` (who feeds this and
 //! queues the answers).
 
 use std::fmt;

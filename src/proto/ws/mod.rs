@@ -10,10 +10,11 @@
 //! - [`utf8`]: UTF-8 validation that keeps its state across fragments.
 //!
 //! Nothing here reads a socket, a clock or the hub: bytes in, events and
-//! bytes out. The shell answers pings (one pending pong is enough), echoes a
+//! bytes out. The shell answers every ping with a pong (up to 32 per read, then the
+//! newest replaces the last), echoes a
 //! close code, and sends the close frame a [`WsError`] names.
 //!
-//! Read next: `decoder.rs`, then `server::conn` (who drives it).
+//! Read next: `decoder.rs`, then `server::ws` (who drives it).
 
 pub mod decoder;
 pub mod frame;

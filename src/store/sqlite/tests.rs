@@ -1,0 +1,502 @@
+//! Tests of the SQLite store (the contract every store keeps is in
+//! `store::contract`; these are what only SQLite does: files, crashes,
+//! checkpoints, schema).
+
+use super::*;
+use crate::store::MemStore;
+use crate::testrng::Rng;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A database path under the temp dir, unique per test and process; its
+/// files (with `-wal` and `-shm`) are removed when it is dropped.
+struct TempDb {
+    path: PathBuf,
+}
+
+impl TempDb {
+    fn new(tag: &str) -> TempDb {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let name = format!("natter-sqlite-{}-{tag}-{n}.db", std::process::id());
+        let t = TempDb {
+            path: std::env::temp_dir().join(name),
+        };
+        t.remove();
+        t
+    }
+
+    fn path(&self) -> &str {
+        self.path.to_str().unwrap()
+    }
+
+    fn remove(&self) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.path()));
+        }
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+fn room(name: &str) -> RoomName {
+    RoomName::parse(name).unwrap()
+}
+
+fn msg(room: &RoomName, seq: u64) -> Rc<Message> {
+    Rc::new(Message {
+        room: room.clone(),
+        seq,
+        ts: seq.wrapping_mul(1000) >> 1,
+        from: "a".into(),
+        text: format!("m{seq}"),
+        action: false,
+        image: None,
+    })
+}
+
+fn seqs(v: Vec<Rc<Message>>) -> Vec<u64> {
+    v.iter().map(|m| m.seq).collect()
+}
+
+fn page(before: Option<u64>, after: Option<u64>, limit: usize) -> Page {
+    Page {
+        before,
+        after,
+        limit,
+    }
+}
+
+fn open(db: &TempDb, id: &str) -> SqliteStore {
+    let id = id.to_owned();
+    SqliteStore::open(db.path(), move || id).unwrap()
+}
+
+fn open_err(path: &str) -> String {
+    match SqliteStore::open(path, || "x".into()) {
+        Ok(_) => panic!("{path} opened"),
+        Err(e) => e.0,
+    }
+}
+
+#[test]
+fn keeps_the_store_contract() {
+    super::super::contract::run_all(|| Box::new(SqliteStore::open(MEMORY, || "t".into()).unwrap()));
+}
+
+#[test]
+fn a_seq_sqlite_cannot_hold_is_an_error_and_nothing_is_stored() {
+    let r = room("lobby");
+    let mut s = SqliteStore::open(MEMORY, || "t".into()).unwrap();
+    s.append(&(1..=3).map(|i| msg(&r, i)).collect::<Vec<_>>())
+        .unwrap();
+    let err = s.append(&[msg(&r, 4), msg(&r, u64::MAX)]).unwrap_err();
+    assert!(err.0.contains("too large"), "{err}");
+    assert_eq!(s.last_seq(&r).unwrap(), 3);
+}
+
+#[test]
+fn seq_and_store_id_survive_reopen() {
+    let db = TempDb::new("reopen");
+    let (a, b) = (room("a"), room("b"));
+    {
+        let mut s = open(&db, "first");
+        assert_eq!(s.store_id(), "first");
+        s.append(&[msg(&a, 1), msg(&a, 2), msg(&b, 1)]).unwrap();
+    }
+    let mut s = SqliteStore::open(db.path(), || panic!("id made twice")).unwrap();
+    assert_eq!(s.store_id(), "first");
+    assert_eq!(s.last_seq(&a).unwrap(), 2);
+    assert_eq!(s.last_seq(&b).unwrap(), 1);
+    s.append(&[msg(&a, 3)]).unwrap();
+    assert_eq!(
+        seqs(s.history(&a, page(None, None, 50)).unwrap()),
+        [1, 2, 3]
+    );
+}
+
+#[test]
+fn committed_batch_survives_a_crash() {
+    // `forget` skips the close (and its checkpoint), as `kill -9` would:
+    // what a reopen sees was committed to the WAL, not tidied up at exit.
+    let db = TempDb::new("crash");
+    let r = room("lobby");
+    let mut s = open(&db, "id");
+    s.append(&[msg(&r, 1), msg(&r, 2)]).unwrap();
+    std::mem::forget(s);
+    let mut s = open(&db, "other");
+    assert_eq!(s.store_id(), "id");
+    assert_eq!(seqs(s.history(&r, page(None, None, 50)).unwrap()), [1, 2]);
+}
+
+#[test]
+fn commits_leave_checkpoints_to_the_caller() {
+    let db = TempDb::new("checkpoint");
+    let r = room("lobby");
+    let mut s = open(&db, "id");
+    let mut seq = 0;
+    // One message per commit, as at chat rates: past SQLite's own
+    // 1000-page threshold, and no commit has checkpointed.
+    let mut last = 0;
+    while s.wal_pages() <= 1500 {
+        seq += 1;
+        s.append(&[msg(&r, seq)]).unwrap();
+        assert!(s.wal_pages() > last, "the WAL grows with every commit");
+        last = s.wal_pages();
+    }
+    s.checkpoint().unwrap();
+    assert_eq!(s.wal_pages(), 0);
+    s.append(&[msg(&r, seq + 1)]).unwrap();
+    assert!(s.wal_pages() < 10, "the WAL starts over: {}", s.wal_pages());
+    std::mem::forget(s);
+    let mut s = open(&db, "other");
+    let all = s.history(&r, page(None, None, 500)).unwrap();
+    assert_eq!(all.len(), 500);
+    assert_eq!(s.last_seq(&r).unwrap(), seq + 1);
+    assert_eq!(
+        SqliteStore::open(MEMORY, || "m".into())
+            .unwrap()
+            .wal_pages(),
+        0
+    );
+}
+
+#[test]
+fn a_reader_holding_a_snapshot_leaves_the_rest_of_the_wal_for_later() {
+    let db = TempDb::new("checkpoint-reader");
+    let r = room("lobby");
+    let mut s = open(&db, "id");
+    s.append(&[msg(&r, 1)]).unwrap();
+    // A `sqlite3` shell in the middle of a read: its snapshot pins the
+    // WAL frames written after it began.
+    let reader = Connection::open(db.path()).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let n: i64 = reader
+        .query_row("SELECT count(*) FROM messages", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+    for seq in 2..=50 {
+        s.append(&[msg(&r, seq)]).unwrap();
+    }
+    let before = s.wal_pages();
+    s.checkpoint().unwrap();
+    assert!(s.wal_pages() > 0, "a checkpoint past the reader's snapshot");
+    assert_eq!(
+        s.wal_pages(),
+        before,
+        "the count stays until the WAL starts over"
+    );
+    reader.execute_batch("COMMIT").unwrap();
+    s.checkpoint().unwrap();
+    assert_eq!(s.wal_pages(), 0, "once the reader is done, all of it");
+    assert_eq!(s.last_seq(&r).unwrap(), 50);
+}
+
+#[test]
+fn memory_starts_empty_with_a_fresh_id() {
+    let r = room("lobby");
+    let mut one = SqliteStore::open(MEMORY, || "one".into()).unwrap();
+    one.append(&[msg(&r, 1)]).unwrap();
+    let mut two = SqliteStore::open(MEMORY, || "two".into()).unwrap();
+    assert_eq!(two.store_id(), "two");
+    assert_eq!(two.last_seq(&r).unwrap(), 0);
+    assert!(two.history(&r, page(None, None, 50)).unwrap().is_empty());
+    assert_eq!(one.last_seq(&r).unwrap(), 1);
+}
+
+#[test]
+fn refuses_a_file_that_is_not_sqlite() {
+    let db = TempDb::new("notdb");
+    std::fs::write(&db.path, "natter log\n".repeat(200)).unwrap();
+    assert_eq!(
+        open_err(db.path()),
+        format!("{} is not a SQLite database", db.path())
+    );
+    // And leaves it alone.
+    assert_eq!(
+        std::fs::read_to_string(&db.path).unwrap(),
+        "natter log\n".repeat(200)
+    );
+    // Shorter than a SQLite header, too.
+    std::fs::write(&db.path, "hello").unwrap();
+    assert_eq!(
+        open_err(db.path()),
+        format!("{} is not a SQLite database", db.path())
+    );
+}
+
+#[test]
+fn refuses_a_newer_schema_untouched() {
+    let db = TempDb::new("newer");
+    {
+        let c = Connection::open(db.path()).unwrap();
+        c.execute_batch("CREATE TABLE messages (x); PRAGMA user_version = 2;")
+            .unwrap();
+    }
+    assert_eq!(
+        open_err(db.path()),
+        format!(
+            "{} has schema version 2, newer than this natter understands (1); upgrade natter",
+            db.path()
+        )
+    );
+    let c = Connection::open(db.path()).unwrap();
+    let mode: String = c
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "delete", "journal mode changed on a refused file");
+}
+
+#[test]
+fn refuses_another_programs_database() {
+    let db = TempDb::new("foreign");
+    {
+        let c = Connection::open(db.path()).unwrap();
+        c.execute_batch("CREATE TABLE recipes (name TEXT);")
+            .unwrap();
+    }
+    let e = open_err(db.path());
+    assert!(e.contains("some other program"), "{e}");
+}
+
+#[test]
+fn unopenable_paths_name_the_path_and_the_reason() {
+    let dir = std::env::temp_dir().join(format!("natter-no-such-dir-{}", std::process::id()));
+    let missing = format!("{}/natter.db", dir.to_str().unwrap());
+    let e = open_err(&missing);
+    assert!(e.contains(&missing), "{e}");
+    assert!(e.contains("No such file or directory"), "{e}");
+
+    // A directory that cannot hold files: here one that is a plain file
+    // (a permission test would pass as root, which CI may be).
+    let file = TempDb::new("notadir");
+    std::fs::write(&file.path, b"").unwrap();
+    let under = format!("{}/natter.db", file.path());
+    let e = open_err(&under);
+    assert!(e.contains(&under), "{e}");
+    assert!(e.contains("Not a directory"), "{e}");
+
+    // A read-only directory, where permissions apply (not as root).
+    use std::os::unix::fs::PermissionsExt;
+    let ro = std::env::temp_dir().join(format!("natter-ro-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&ro).unwrap();
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let probe = ro.join("probe");
+    let root = std::fs::write(&probe, b"").is_ok();
+    let inside = format!("{}/natter.db", ro.to_str().unwrap());
+    let result = SqliteStore::open(&inside, || "x".into());
+    let _ = std::fs::remove_file(&probe);
+    let _ = std::fs::remove_file(&inside);
+    std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _ = std::fs::remove_dir_all(&ro);
+    if !root {
+        let e = result.err().unwrap().0;
+        assert!(e.contains(&inside), "{e}");
+        assert!(e.contains("Permission denied"), "{e}");
+    }
+}
+
+#[test]
+fn failed_append_leaves_nothing() {
+    let db = TempDb::new("atomic");
+    let r = room("lobby");
+    let mut s = open(&db, "id");
+    s.append(&[msg(&r, 1), msg(&r, 2)]).unwrap();
+    // 3 and 4 would be fine on their own; the repeated 2 sinks them all.
+    let e = s.append(&[msg(&r, 3), msg(&r, 4), msg(&r, 2)]).unwrap_err();
+    assert!(e.0.contains("UNIQUE"), "{e}");
+    assert_eq!(s.last_seq(&r).unwrap(), 2);
+    assert_eq!(seqs(s.history(&r, page(None, None, 50)).unwrap()), [1, 2]);
+    // The store is still usable, and the good messages can be retried.
+    s.append(&[msg(&r, 3), msg(&r, 4)]).unwrap();
+    drop(s);
+    let mut s = open(&db, "id");
+    assert_eq!(
+        seqs(s.history(&r, page(None, None, 50)).unwrap()),
+        [1, 2, 3, 4]
+    );
+}
+
+#[test]
+fn image_commits_with_its_append() {
+    let db = TempDb::new("image");
+    let r = room("lobby");
+    let png = b"\x89PNG\r\n\x1a\n\0\0 pretend pixels".to_vec();
+    let mut s = open(&db, "id");
+    s.put_image("abc123", "image/png", &png).unwrap();
+    assert_eq!(s.pending_images(), 1);
+    // Not stored until its message is.
+    assert_eq!(s.get_image("abc123").unwrap(), None);
+    s.append(&[msg(&r, 1)]).unwrap();
+    assert_eq!(s.pending_images(), 0);
+    assert_eq!(
+        s.get_image("abc123").unwrap(),
+        Some(("image/png".to_owned(), png.clone()))
+    );
+    // The same id again keeps the first bytes and fails nobody's batch.
+    s.put_image("abc123", "image/gif", b"GIF89a").unwrap();
+    s.append(&[msg(&r, 2)]).unwrap();
+    std::mem::forget(s);
+    let mut s = open(&db, "id");
+    assert_eq!(
+        s.get_image("abc123").unwrap(),
+        Some(("image/png".to_owned(), png))
+    );
+    assert_eq!(s.get_image("nope").unwrap(), None);
+    assert_eq!(s.last_seq(&r).unwrap(), 2);
+}
+
+#[test]
+fn image_without_append_is_lost_in_a_crash() {
+    let db = TempDb::new("lostimg");
+    let mut s = open(&db, "id");
+    s.put_image("img1", "image/png", b"bytes").unwrap();
+    std::mem::forget(s);
+    let mut s = open(&db, "id");
+    assert_eq!(s.get_image("img1").unwrap(), None);
+}
+
+#[test]
+fn image_of_a_failed_append_waits_for_the_next() {
+    let r = room("lobby");
+    let mut s = SqliteStore::open(MEMORY, || "t".into()).unwrap();
+    s.append(&[msg(&r, 1)]).unwrap();
+    s.put_image("img", "image/webp", b"RIFF....WEBP").unwrap();
+    s.append(&[msg(&r, 1)]).unwrap_err();
+    assert_eq!(s.get_image("img").unwrap(), None);
+    assert_eq!(s.pending_images(), 1);
+    s.append(&[msg(&r, 2)]).unwrap();
+    assert!(s.get_image("img").unwrap().is_some());
+    // Images alone (an empty batch) are committed too.
+    s.put_image("solo", "image/gif", b"GIF89a").unwrap();
+    s.append(&[]).unwrap();
+    assert!(s.get_image("solo").unwrap().is_some());
+}
+
+#[test]
+fn queries_walk_the_primary_key() {
+    let s = SqliteStore::open(MEMORY, || "t".into()).unwrap();
+    for (sql, params) in [
+        (LAST_SEQ, 1),
+        (PAGE_ASC, 4),
+        (PAGE_DESC, 4),
+        (INSERT_MESSAGE, 9),
+        (GET_IMAGE, 1),
+    ] {
+        let args: Vec<String> = (1..=params).map(|i| format!("?{i}")).collect();
+        let mut stmt = s
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(args.iter().map(|_| 1)), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let plan = plan.join(" | ");
+        println!("{sql}\n  -> {plan}");
+        assert!(!plan.contains("SCAN"), "{sql}: {plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{sql}: {plan}");
+        if sql != INSERT_MESSAGE {
+            assert!(
+                plan.contains("USING PRIMARY KEY") || plan.contains("USING INDEX"),
+                "{sql}: {plan}"
+            );
+        }
+        if sql == PAGE_ASC || sql == PAGE_DESC {
+            assert!(
+                plan.contains("(room=? AND seq>? AND seq<?)"),
+                "{sql}: {plan}"
+            );
+        }
+    }
+}
+
+#[test]
+fn schema_version_is_set() {
+    let db = TempDb::new("version");
+    drop(open(&db, "id"));
+    let c = Connection::open(db.path()).unwrap();
+    assert_eq!(user_version(&c).unwrap(), SCHEMA_VERSION as i64);
+    let mode: String = c
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+/// A bound in `0..n` two times out of three, else none.
+fn maybe(rng: &mut Rng, n: u64) -> Option<u64> {
+    (rng.below(3) > 0).then(|| rng.next_u64() % n)
+}
+
+#[test]
+fn agrees_with_memstore() {
+    let db = TempDb::new("prop");
+    let rooms: Vec<RoomName> = ["lobby", "rust", "quiet"].iter().map(|n| room(n)).collect();
+    let texts = [
+        "hi",
+        "",
+        "naïve café",
+        "\u{1f980} crab",
+        "it's \"quoted\"",
+        "a\tb",
+    ];
+    for seed in 1..=4u64 {
+        db.remove();
+        let mut rng = Rng::new(seed);
+        let mut mem = MemStore::new("mem".into());
+        let mut sql = open(&db, "sql");
+        for step in 0..400 {
+            let r = &rooms[rng.below(rooms.len())];
+            match rng.below(10) {
+                0..=3 => {
+                    // A batch across rooms, each room's seqs consecutive.
+                    let mut batch = Vec::new();
+                    for _ in 0..rng.below(6) {
+                        let r = &rooms[rng.below(rooms.len())];
+                        let seq = mem.last_seq(r).unwrap()
+                            + batch.iter().filter(|m: &&Rc<Message>| m.room == *r).count() as u64
+                            + 1;
+                        batch.push(Rc::new(Message {
+                            room: r.clone(),
+                            seq,
+                            ts: rng.next_u64() >> 1,
+                            from: format!("u{}", rng.below(5)),
+                            text: texts[rng.below(texts.len())].into(),
+                            action: rng.below(4) == 0,
+                            image: None,
+                        }));
+                    }
+                    mem.append(&batch).unwrap();
+                    sql.append(&batch).unwrap();
+                }
+                4 => assert_eq!(
+                    mem.last_seq(r).unwrap(),
+                    sql.last_seq(r).unwrap(),
+                    "seed {seed} step {step}"
+                ),
+                5 => {
+                    // Reopen: everything must come back from the file.
+                    drop(sql);
+                    sql = open(&db, "unused");
+                    assert_eq!(sql.store_id(), "sql");
+                }
+                _ => {
+                    let top = mem.last_seq(r).unwrap() + 3;
+                    let p = page(maybe(&mut rng, top), maybe(&mut rng, top), rng.below(12));
+                    assert_eq!(
+                        mem.history(r, p).unwrap(),
+                        sql.history(r, p).unwrap(),
+                        "seed {seed} step {step} {p:?}"
+                    );
+                }
+            }
+        }
+    }
+}
