@@ -113,7 +113,7 @@ impl Server {
     }
 
     fn http_state(&mut self, id: ConnId) -> Option<&mut HttpState> {
-        match self.conns.get_mut(id.key()).filter(|c| c.id == id) {
+        match self.conns.get_mut(id) {
             Some(super::conn::Conn {
                 phase: Phase::Http(http),
                 ..
@@ -125,7 +125,7 @@ impl Server {
     /// Queues an answer; closes after it when asked to.
     pub(super) fn respond(&mut self, id: ConnId, resp: &Response, head_only: bool, close: bool) {
         self.counters.http_responses += 1;
-        self.queue(id, resp.encode(head_only, close));
+        self.conns.queue(id, resp.encode(head_only, close));
         if close {
             self.close_after_flush(id);
         }
@@ -318,7 +318,7 @@ impl Server {
     fn upgrade(&mut self, id: ConnId, up: Upgrade) {
         let now = Instant::now();
         let max = self.config.max_ws_message;
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
         let state = if up.echo {
@@ -332,7 +332,8 @@ impl Server {
         let HttpState { buf: leftover, .. } = http;
         conn.in_hub = !up.echo;
         self.move_kind(super::conn::Kind::Http, super::conn::Kind::Ws);
-        self.queue(id, handshake::switching_protocols(&up.accept));
+        self.conns
+            .queue(id, handshake::switching_protocols(&up.accept));
         debug!("{id}: WebSocket{}", if up.echo { " (echo)" } else { "" });
         self.timers
             .arm(now + self.config.ping_interval(), id, TimerKind::WsPing);
@@ -386,7 +387,7 @@ impl Server {
             (
                 "natter_bytes_queued",
                 "Bytes waiting in output queues.",
-                c.bytes_queued as u64,
+                self.conns.bytes_queued() as u64,
             ),
             (
                 "natter_bytes_queued_limit",
@@ -492,7 +493,7 @@ impl Server {
     /// `GET /api/stats`: the loop's own figures.
     fn stats_json(&self) -> Vec<u8> {
         let c = &self.counters;
-        let stats = c.snapshot(self.hub.messages_total());
+        let stats = c.snapshot(self.hub.messages_total(), self.conns.bytes_queued());
         let paused_us = c.input_paused_us
             + self
                 .paused_since
@@ -502,7 +503,7 @@ impl Server {
             "loop_iterations": c.loop_iterations,
             "poll_events": c.poll_events,
             "events_per_wakeup": stats.events_per_wakeup(),
-            "bytes_queued": c.bytes_queued,
+            "bytes_queued": self.conns.bytes_queued(),
             "bytes_in": c.bytes_in,
             "bytes_out": c.bytes_out,
             "messages": self.hub.messages_total(),
@@ -514,7 +515,7 @@ impl Server {
                       "checkpoint_us_max": c.checkpoint_us_max},
             "flushes": {"count": c.flushes, "us_total": c.flush_us_total,
                         "pass_us_max": c.flush_pass_us_max},
-            "output": {"bytes_queued": c.bytes_queued,
+            "output": {"bytes_queued": self.conns.bytes_queued(),
                        "max_outbound": self.limits.max_outbound,
                        "max_outbound_total": self.limits.max_total,
                        "behind": self.watch.len(),
@@ -532,7 +533,7 @@ impl Server {
     pub(super) fn http_timer(&mut self, id: ConnId, now: Instant) {
         let header = self.config.header_timeout();
         let idle = self.config.http_idle();
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
         if conn.close.is_some() {

@@ -17,6 +17,7 @@
 //! Read next: `conn` (a connection's phases), `outbox`, `timers`.
 
 pub mod conn;
+mod conns;
 mod http;
 pub mod outbox;
 pub mod per_ip;
@@ -37,7 +38,6 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
-use slab::Slab;
 
 use crate::config::Config;
 use crate::hub::error::{ErrorCode, HubError};
@@ -52,6 +52,7 @@ use crate::proto::ws::frame;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use conn::{describe, Close, Conn, ConnId, HttpState, Kind, Phase};
+use conns::Conns;
 use outbox::Flushed;
 use per_ip::PerIp;
 use pressure::{Limits, Slow};
@@ -118,8 +119,6 @@ struct Counters {
     deliveries: u64,
     bytes_in: u64,
     bytes_out: u64,
-    /// Sum of every outbox's length.
-    bytes_queued: usize,
     pending: usize,
     line: usize,
     http: usize,
@@ -171,7 +170,7 @@ impl Counters {
         }
     }
 
-    fn snapshot(&self, messages: u64) -> Stats {
+    fn snapshot(&self, messages: u64, bytes_queued: usize) -> Stats {
         Stats {
             line: self.line,
             http: self.http,
@@ -179,7 +178,7 @@ impl Counters {
             pending: self.pending,
             loop_iterations: self.loop_iterations,
             poll_events: self.poll_events,
-            bytes_queued: self.bytes_queued,
+            bytes_queued,
             messages,
             deliveries: self.deliveries,
         }
@@ -189,16 +188,13 @@ impl Counters {
 pub struct Server {
     poll: Poll,
     listeners: Vec<TcpListener>,
-    conns: Slab<Conn>,
-    next_gen: u32,
+    conns: Conns,
     hub: Hub,
     timers: Timers,
     config: Config,
     scratch: Vec<u8>,
     /// Effects taken from the hub, reused between iterations.
     effects: Vec<Effect>,
-    /// Connections with output queued since their last flush.
-    dirty: Vec<ConnId>,
     /// Connections that stopped within their read budget, still readable.
     backlog: Vec<ConnId>,
     /// Chat connections that got nothing of a turn's input budget: they are
@@ -314,14 +310,12 @@ impl Server {
         Ok(Server {
             poll,
             listeners,
-            conns: Slab::new(),
-            next_gen: 1,
+            conns: Conns::new(),
             hub,
             timers: Timers::default(),
             config,
             scratch: vec![0; SCRATCH],
             effects: Vec::new(),
-            dirty: Vec::new(),
             backlog: Vec::new(),
             starved: Vec::new(),
             doomed: Vec::new(),
@@ -410,12 +404,7 @@ impl Server {
             self.turn_input = 0;
             self.turn_recipients = 0;
             for id in std::mem::take(&mut self.more_output) {
-                if let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) {
-                    if !conn.dirty {
-                        conn.dirty = true;
-                        self.dirty.push(id);
-                    }
-                }
+                self.conns.mark_dirty(id);
             }
             // Connections left readable last turn go first (those that got
             // nothing of the turn's input budget before those that did),
@@ -435,7 +424,7 @@ impl Server {
                     self.accept(token - LISTENER_BASE);
                     continue;
                 }
-                let Some(conn) = self.conns.get_mut(token) else {
+                let Some(conn) = self.conns.at_token(token) else {
                     continue; // a spurious event for a slot already reaped
                 };
                 trace!(
@@ -450,24 +439,21 @@ impl Server {
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
                     conn.readable = true;
                 }
+                let mut flush = false;
                 if event.is_writable() || event.is_write_closed() {
                     conn.writable = true;
-                    if !conn.outbox.is_empty() && !conn.dirty {
-                        conn.dirty = true;
-                        self.dirty.push(conn.id);
-                    }
+                    flush = !conn.outbox.is_empty();
                 }
-                let id = conn.id;
-                if conn.readable {
+                let (id, readable) = (conn.id, conn.readable);
+                if flush {
+                    self.conns.mark_dirty(id);
+                }
+                if readable {
                     self.on_readable(id);
                 }
             }
             self.before_sleep();
         }
-    }
-
-    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
-        self.conns.get_mut(id.key()).filter(|c| c.id == id)
     }
 
     fn accept(&mut self, i: usize) {
@@ -528,9 +514,9 @@ impl Server {
         for mut l in std::mem::take(&mut self.listeners) {
             let _ = self.poll.registry().deregister(&mut l);
         }
-        let ids: Vec<ConnId> = self.conns.iter().map(|(_, c)| c.id).collect();
+        let ids: Vec<ConnId> = self.conns.iter().map(|c| c.id).collect();
         for id in ids {
-            let Some(conn) = self.conn_mut(id) else {
+            let Some(conn) = self.conns.get_mut(id) else {
                 continue;
             };
             // Everyone goes at once: no leave lines for rooms that are
@@ -541,7 +527,8 @@ impl Server {
             }
             match conn.phase {
                 Phase::Line { .. } => {
-                    self.queue(id, Bytes::from_static(b"*** server shutting down\n"));
+                    self.conns
+                        .queue(id, Bytes::from_static(b"*** server shutting down\n"));
                     self.close_after_flush(id);
                 }
                 Phase::Ws(_) => {
@@ -579,21 +566,25 @@ impl Server {
             warn!("socket options for {peer}: {e}");
         }
         let now = Instant::now();
-        let entry = self.conns.vacant_entry();
-        let id = ConnId::new(entry.key(), self.next_gen);
-        self.next_gen = self.next_gen.wrapping_add(1);
-        if let Err(e) = self.poll.registry().register(
-            &mut stream,
-            Token(entry.key()),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            error!("register {peer}: {e}");
-            self.per_ip.release(peer.ip());
-            return;
-        }
-        let mut conn = Conn::new(id, stream, peer, now);
-        conn.refused = refused;
-        entry.insert(conn);
+        let registry = self.poll.registry();
+        let added = self.conns.insert(|id| {
+            registry.register(
+                &mut stream,
+                Token(id.key()),
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            let mut conn = Conn::new(id, stream, peer, now);
+            conn.refused = refused;
+            Ok(conn)
+        });
+        let id = match added {
+            Ok(id) => id,
+            Err(e) => {
+                error!("register {peer}: {e}");
+                self.per_ip.release(peer.ip());
+                return;
+            }
+        };
         self.counters.pending += 1;
         self.counters.accepted += 1;
         self.timers
@@ -612,7 +603,7 @@ impl Server {
             let turn_budget = self.turn_budget();
             let paused = self.paused_since.is_some();
             let high = self.limits.high();
-            let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
+            let Some(conn) = self.conns.get_mut(id) else {
                 return;
             };
             if matches!(conn.close, Some(Close::AfterFlush | Close::Doomed)) {
@@ -698,7 +689,7 @@ impl Server {
     fn on_bytes(&mut self, id: ConnId, n: usize) {
         let scratch = std::mem::take(&mut self.scratch);
         let data = &scratch[..n];
-        let verdict = match self.conn_mut(id).map(|c| &mut c.phase) {
+        let verdict = match self.conns.get_mut(id).map(|c| &mut c.phase) {
             Some(Phase::Sniffing { buf }) => {
                 buf.extend_from_slice(data);
                 Some(sniff::sniff(buf))
@@ -728,7 +719,7 @@ impl Server {
     /// new one built, and bytes already read are passed on.
     fn become_(&mut self, id: ConnId, to: Sniff) {
         let max_line = self.config.max_line;
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
         let old = std::mem::replace(&mut conn.phase, Phase::Sniffing { buf: Vec::new() });
@@ -748,7 +739,7 @@ impl Server {
                     ErrorCode::ServerFull
                 ))
             };
-            self.queue(id, answer);
+            self.conns.queue(id, answer);
             self.close_after_flush(id);
             return;
         }
@@ -826,10 +817,13 @@ impl Server {
             config,
             ..
         } = self;
+        // For `/stats`. Handling lines queues nothing: the hub's answers
+        // are queued before the loop sleeps.
+        let bytes_queued = conns.bytes_queued();
         let Some(Conn {
             phase: Phase::Line { decoder, started },
             ..
-        }) = conns.get_mut(id.key()).filter(|c| c.id == id)
+        }) = conns.get_mut(id)
         else {
             return;
         };
@@ -857,7 +851,7 @@ impl Server {
             Frame::Line(bytes) => match line::parse(bytes) {
                 Ok(Input::Command(cmd)) => hub.handle(now, client, cmd, None),
                 Ok(Input::Stats) => {
-                    let stats = counters.snapshot(hub.messages_total());
+                    let stats = counters.snapshot(hub.messages_total(), bytes_queued);
                     hub.reply(client, Reply::Stats(stats), None);
                 }
                 Ok(Input::Nothing) => {}
@@ -880,7 +874,7 @@ impl Server {
                 ErrorCode::BadRequest
             );
             self.end_client(id, LeaveReason::Disconnect);
-            self.queue(id, Bytes::from(msg));
+            self.conns.queue(id, Bytes::from(msg));
             self.close_after_flush(id);
         }
     }
@@ -889,7 +883,7 @@ impl Server {
     /// our answers). Its last line is handled, it leaves its rooms now, and
     /// the connection closes once what is queued for it is sent.
     fn on_eof(&mut self, id: ConnId) {
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
         match (&conn.phase, &conn.close) {
@@ -909,7 +903,7 @@ impl Server {
 
     /// Takes the connection's client out of the hub; its rooms see it leave.
     fn end_client(&mut self, id: ConnId, reason: LeaveReason) {
-        if let Some(conn) = self.conn_mut(id) {
+        if let Some(conn) = self.conns.get_mut(id) {
             if std::mem::take(&mut conn.in_hub) {
                 self.hub.disconnect(wall_clock(), id.client(), reason);
             }
@@ -932,7 +926,7 @@ impl Server {
     /// As `detach_client`, for a connection still open (its close frame is
     /// on its way): the hub lets go of the connection, not of the session.
     fn hold_session(&mut self, id: ConnId) {
-        if let Some(conn) = self.conn_mut(id) {
+        if let Some(conn) = self.conns.get_mut(id) {
             if std::mem::take(&mut conn.in_hub) {
                 self.detach_client(id);
             }
@@ -941,32 +935,13 @@ impl Server {
 
     /// Reads nothing more; closes once the queued output is out.
     fn close_after_flush(&mut self, id: ConnId) {
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
         if conn.close.is_none() {
             conn.close = Some(Close::AfterFlush);
         }
-        if !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(id);
-        }
-    }
-
-    /// Queues bytes for a connection and schedules its flush. Nothing is
-    /// decided here: whether a connection is behind is judged after the
-    /// flush, on what its socket did not take (see `pressure`).
-    fn queue(&mut self, id: ConnId, bytes: Bytes) {
-        let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
-            return;
-        };
-        let n = bytes.len();
-        conn.outbox.push(bytes);
-        self.counters.bytes_queued += n;
-        if !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(id);
-        }
+        self.conns.mark_dirty(id);
     }
 
     /// The turn's budget of chat input (see `pressure::turn_budget`).
@@ -981,7 +956,7 @@ impl Server {
         let mut slow = Vec::new();
         let mut behind = Vec::new();
         self.watch.retain(|&id| {
-            let Some(conn) = self.conns.get(id.key()).filter(|c| c.id == id) else {
+            let Some(conn) = self.conns.get(id) else {
                 return false;
             };
             if conn.close.is_some() || !conn.pressure.high {
@@ -998,20 +973,17 @@ impl Server {
         });
         let high = behind.len();
         for (id, why) in slow {
-            if let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) {
+            if let Some(conn) = self.conns.get_mut(id) {
                 if why == Slow::Stalled && !conn.pressure.poked {
                     // Try a write before believing it: the next flush says.
                     conn.pressure.poked = true;
                     conn.writable = true;
-                    if !conn.dirty {
-                        conn.dirty = true;
-                        self.dirty.push(id);
-                    }
+                    self.conns.mark_dirty(id);
                     self.watch.push(id);
                     continue;
                 }
             }
-            let unsent = self.conn_mut(id).map_or(0, |c| c.outbox.len());
+            let unsent = self.conns.get(id).map_or(0, |c| c.outbox.len());
             let what = match why {
                 Slow::Stalled => "stopped reading",
                 Slow::NotCatchingUp => "did not catch up",
@@ -1023,15 +995,15 @@ impl Server {
             );
             self.drop_slow_consumer(id, &goodbye, "slow_consumer");
         }
-        if self.counters.bytes_queued > limits.total_high() {
+        if self.conns.bytes_queued() > limits.total_high() {
             let mut conns: Vec<(ConnId, usize, Instant)> = self
                 .conns
                 .iter()
-                .filter(|(_, c)| c.close.is_none() && !c.outbox.is_empty())
-                .map(|(_, c)| (c.id, c.outbox.len(), c.pressure.progress_at))
+                .filter(|c| c.close.is_none() && !c.outbox.is_empty())
+                .map(|c| (c.id, c.outbox.len(), c.pressure.progress_at))
                 .collect();
             let victims =
-                pressure::total_victims(&mut conns, self.counters.bytes_queued, now, &limits);
+                pressure::total_victims(&mut conns, self.conns.bytes_queued(), now, &limits);
             for id in victims {
                 debug!("{id}: the biggest backlog over --max-outbound-total; slow consumer");
                 self.drop_slow_consumer(
@@ -1041,7 +1013,7 @@ impl Server {
                 );
             }
         }
-        let total = self.counters.bytes_queued > limits.total_high();
+        let total = self.conns.bytes_queued() > limits.total_high();
         let pause = match self.paused_since {
             None => total || pressure::readers_behind(high, self.turn_recipients),
             Some(_) => total || pressure::still_behind(high, self.pause_population),
@@ -1065,7 +1037,8 @@ impl Server {
             (true, None) => {
                 debug!(
                     "pausing chat input: {high} of {} recipients behind, {} bytes queued",
-                    self.turn_recipients, self.counters.bytes_queued
+                    self.turn_recipients,
+                    self.conns.bytes_queued()
                 );
                 self.paused_since = Some(now);
                 self.pause_population = self.turn_recipients.max(high);
@@ -1102,7 +1075,7 @@ impl Server {
     /// A held connection is read again; flood control is told how long its
     /// input waited.
     fn unhold(&mut self, id: ConnId) {
-        let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
         conn.held = false;
@@ -1120,13 +1093,9 @@ impl Server {
     /// leave (`slow consumer`), it is sent one goodbye in its protocol, and
     /// it is closed once that is out or after a deadline, whichever first.
     fn drop_slow_consumer(&mut self, id: ConnId, why: &str, metric: &'static str) {
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        // The unsent rest of a line or frame already begun must still go
-        // out, or the goodbye would land in the middle of it.
-        let dropped = conn.outbox.discard_unstarted();
-        let kept = conn.outbox.len();
         let goodbye = match &mut conn.phase {
             Phase::Ws(ws) if !ws.close_sent => {
                 ws.close_sent = true;
@@ -1141,20 +1110,19 @@ impl Server {
             ))),
             _ => None,
         };
-        if let Some(bytes) = goodbye {
-            conn.outbox.push(bytes);
-        }
-        let queued = conn.outbox.len() - kept;
         conn.close = Some(Close::Dropping);
         let now = Instant::now();
         conn.pressure.progress_at = now;
         conn.drop_by = Some(now + DROP_MAX);
-        if !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(id);
+        let readable = conn.readable;
+        // The unsent rest of a line or frame already begun must still go
+        // out, or the goodbye would land in the middle of it.
+        self.conns.discard_unstarted(id);
+        if let Some(bytes) = goodbye {
+            self.conns.queue(id, bytes);
         }
-        self.counters.bytes_queued = self.counters.bytes_queued - dropped + queued;
-        if conn_readable(&self.conns, id) {
+        self.conns.mark_dirty(id);
+        if readable {
             // Its input is read and thrown away from now on (as when
             // lingering): closing with unread input would send a reset.
             self.backlog.push(id);
@@ -1166,7 +1134,7 @@ impl Server {
 
     /// Marks a connection for removal before the loop sleeps.
     fn doom(&mut self, id: ConnId, reason: LeaveReason) {
-        if let Some(conn) = self.conn_mut(id) {
+        if let Some(conn) = self.conns.get_mut(id) {
             if conn.close != Some(Close::Doomed) {
                 conn.close = Some(Close::Doomed);
                 self.doomed.push((id, reason));
@@ -1194,7 +1162,7 @@ impl Server {
             // After the flush: slow consumers, and whether input pauses.
             // A drop queues a goodbye and tells the hub: go round again.
             self.review_pressure(Instant::now());
-            if self.doomed.is_empty() && !self.hub.has_effects() && self.dirty.is_empty() {
+            if self.doomed.is_empty() && !self.hub.has_effects() && !self.conns.has_dirty() {
                 break;
             }
         }
@@ -1244,7 +1212,7 @@ impl Server {
             }
             if matches!(kind, TimerKind::Sniff | TimerKind::FirstLine)
                 && matches!(
-                    self.conn_mut(id).map(|c| &c.phase),
+                    self.conns.get_mut(id).map(|c| &c.phase),
                     Some(Phase::Sniffing { .. })
                 )
             {
@@ -1254,7 +1222,7 @@ impl Server {
                 self.on_readable(id);
             }
             let idle = self.config.line_idle();
-            let Some(conn) = self.conn_mut(id) else {
+            let Some(conn) = self.conns.get_mut(id) else {
                 continue; // the connection is gone: the timer no longer applies
             };
             match kind {
@@ -1308,7 +1276,7 @@ impl Server {
 
     /// Our last reply is out: half-close, then linger for the peer's EOF.
     fn last_byte_out(&mut self, id: ConnId) {
-        let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
         let _ = conn.stream.shutdown(Shutdown::Write);
@@ -1328,11 +1296,12 @@ impl Server {
     /// so a reader that is slow but reading gets the rest of its last line
     /// and its goodbye whole; one that takes nothing is closed.
     fn poke_dropping(&mut self, id: ConnId, now: Instant) {
-        let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
+        let Some((conn, written)) = self.conns.write_out(id, WRITE_BUDGET) else {
             return;
         };
-        match write_out(conn, &mut self.counters) {
+        match written {
             Ok((how, n)) => {
+                self.counters.bytes_out += n as u64;
                 if n > 0 {
                     conn.pressure.progress_at = now;
                 }
@@ -1370,14 +1339,14 @@ impl Server {
                 Effect::Deliver { to, event } => self.deliver(&to, &event),
                 Effect::Close(client) => {
                     let id = ConnId::from_client(client);
-                    if let Some(conn) = self.conn_mut(id) {
+                    if let Some(conn) = self.conns.get_mut(id) {
                         conn.in_hub = false; // the hub has let it go already
                     }
                     self.close_after_flush(id);
                 }
                 Effect::Replaced(client) => {
                     let id = ConnId::from_client(client);
-                    if let Some(conn) = self.conn_mut(id) {
+                    if let Some(conn) = self.conns.get_mut(id) {
                         conn.in_hub = false; // its session lives on elsewhere
                     }
                     debug!("{id}: session resumed by another connection");
@@ -1400,7 +1369,7 @@ impl Server {
         let public_url = self.public_url.clone();
         for client in to.iter() {
             let id = ConnId::from_client(client);
-            let Some(conn) = self.conn_mut(id) else {
+            let Some(conn) = self.conns.get_mut(id) else {
                 continue;
             };
             if matches!(
@@ -1428,25 +1397,24 @@ impl Server {
                 Phase::Ws(_) | Phase::Sniffing { .. } | Phase::Http(_) => continue,
             };
             self.counters.deliveries += 1;
-            self.queue(id, bytes);
+            self.conns.queue(id, bytes);
         }
     }
 
     /// Flushes every connection with queued output; a connection whose
     /// socket is full waits for its writable event.
     fn flush_dirty(&mut self) {
-        if self.dirty.is_empty() {
+        if !self.conns.has_dirty() {
             return;
         }
         let started = Instant::now();
         let now = started;
         let limits = self.limits;
         let flushes = self.counters.flushes;
-        for id in std::mem::take(&mut self.dirty) {
-            let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
+        for id in self.conns.take_dirty() {
+            let Some(conn) = self.conns.flushing(id) else {
                 continue;
             };
-            conn.dirty = false;
             if conn.close == Some(Close::Doomed) {
                 continue;
             }
@@ -1462,8 +1430,12 @@ impl Server {
             }
             let before = conn.outbox.len();
             self.counters.flushes += 1;
-            match write_out(conn, &mut self.counters) {
+            let Some((conn, written)) = self.conns.write_out(id, WRITE_BUDGET) else {
+                continue;
+            };
+            match written {
                 Ok((how, n)) => {
+                    self.counters.bytes_out += n as u64;
                     trace!("  {id}: wrote {n} of {before} bytes ({how:?})");
                     let unsent = conn.outbox.len();
                     if pressure::after_flush(&mut conn.pressure, n, unsent, now, &limits) {
@@ -1500,10 +1472,9 @@ impl Server {
     /// Removes doomed connections; the hub tells their rooms.
     fn reap(&mut self) {
         for (id, reason) in std::mem::take(&mut self.doomed) {
-            if self.conn_mut(id).is_none() {
+            let Some(mut conn) = self.conns.remove(id) else {
                 continue;
-            }
-            let mut conn = self.conns.remove(id.key());
+            };
             debug!("close {id} {} ({})", conn.peer, describe(&reason));
             let _ = self.poll.registry().deregister(&mut conn.stream);
             // Input left unread (held, or come since the last read) would
@@ -1516,7 +1487,6 @@ impl Server {
                     _ => break,
                 }
             }
-            self.counters.bytes_queued -= conn.outbox.len();
             *self.counters.kind_mut(conn.phase.kind()) -= 1;
             self.per_ip.release(conn.peer.ip());
             if conn.refused {
@@ -1537,15 +1507,6 @@ impl Server {
             }
         }
     }
-}
-
-/// Writes what the connection's socket takes of its queue, at most
-/// `WRITE_BUDGET`, and counts it.
-fn write_out(conn: &mut Conn, counters: &mut Counters) -> io::Result<(Flushed, usize)> {
-    let (how, n) = conn.outbox.flush(&mut conn.stream, WRITE_BUDGET)?;
-    counters.bytes_out += n as u64;
-    counters.bytes_queued -= n;
-    Ok((how, n))
 }
 
 /// Keepalive and a user timeout, so a peer whose network died is noticed;
@@ -1580,12 +1541,6 @@ fn seed() -> u64 {
         return u64::from_le_bytes(b);
     }
     wall_clock().ms ^ u64::from(std::process::id()) << 32
-}
-
-fn conn_readable(conns: &Slab<Conn>, id: ConnId) -> bool {
-    conns
-        .get(id.key())
-        .is_some_and(|c| c.id == id && c.readable)
 }
 
 /// The process or the system is out of file descriptors.

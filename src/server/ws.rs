@@ -30,7 +30,7 @@ impl Server {
             urandom,
             ..
         } = self;
-        let Some(conn) = conns.get_mut(id.key()).filter(|c| c.id == id) else {
+        let Some(conn) = conns.get_mut(id) else {
             return;
         };
         let Phase::Ws(ws) = &mut conn.phase else {
@@ -87,7 +87,7 @@ impl Server {
             Incoming::Close { code, .. } => close = Some((code, true)),
         });
         for bytes in out {
-            self.queue(id, bytes);
+            self.conns.queue(id, bytes);
         }
         if let Err(e) = result {
             debug!("{id}: WebSocket protocol error {}: {}", e.code, e.reason);
@@ -114,7 +114,7 @@ impl Server {
     /// Sends our close frame (once) and closes the TCP connection after it:
     /// the server closes first (RFC 6455 §7.1.1).
     pub(super) fn close_ws(&mut self, id: ConnId, code: Option<u16>, reason: &str) {
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
         let Phase::Ws(ws) = &mut conn.phase else {
@@ -124,14 +124,14 @@ impl Server {
             return;
         }
         ws.close_sent = true;
-        self.queue(id, frame::encode_close(code, reason));
+        self.conns.queue(id, frame::encode_close(code, reason));
         self.close_after_flush(id);
     }
 
     /// The ping timer: ping a silent client; drop one that stayed silent.
     pub(super) fn ws_timer(&mut self, id: ConnId, now: Instant) {
         let interval = self.config.ping_interval();
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
         if conn.close.is_some() {
@@ -157,7 +157,7 @@ impl Server {
             None if now >= ws.last_frame + interval => {
                 ws.ping_sent = Some(now);
                 self.timers.arm(now + interval, id, TimerKind::WsPing);
-                self.queue(id, frame::encode_ping(b"natter"));
+                self.conns.queue(id, frame::encode_ping(b"natter"));
             }
             None => {
                 let due = ws.last_frame + interval;
