@@ -14,8 +14,9 @@ use bytes::Bytes;
 use log::debug;
 
 use super::conn::{ConnId, HttpState, Phase, WsState};
+use super::os::wall_clock;
 use super::timers::TimerKind;
-use super::{wall_clock, Server};
+use super::Server;
 use crate::hub::command::{Command, Page};
 use crate::hub::event::ClientKind;
 use crate::hub::names::RoomName;

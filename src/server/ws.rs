@@ -11,8 +11,9 @@ use std::time::Instant;
 use log::debug;
 
 use super::conn::{ConnId, Phase};
+use super::os::{random_hex, wall_clock};
 use super::timers::TimerKind;
-use super::{random_hex, wall_clock, Server};
+use super::Server;
 use crate::hub::command::Command;
 use crate::hub::event::LeaveReason;
 use crate::proto::json;
