@@ -19,6 +19,7 @@
 pub mod conn;
 mod conns;
 mod http;
+mod metrics;
 mod os;
 pub mod outbox;
 pub mod per_ip;
@@ -26,7 +27,7 @@ pub mod pressure;
 pub mod timers;
 mod ws;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -41,7 +42,7 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::config::Config;
 use crate::hub::error::{ErrorCode, HubError};
-use crate::hub::event::{ClientKind, Effect, Event, LeaveReason, Recipients, Reply, Stats};
+use crate::hub::event::{ClientKind, Effect, Event, LeaveReason, Recipients, Reply};
 use crate::hub::limits::RateLimit;
 use crate::hub::names::RoomName;
 use crate::hub::{Hub, HubConfig};
@@ -53,6 +54,7 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use conn::{describe, Close, Conn, ConnId, HttpState, Kind, Phase};
 use conns::Conns;
+use metrics::Counters;
 use os::{open_file_limit, random_hex, seed, tune, wall_clock};
 use outbox::Flushed;
 use per_ip::PerIp;
@@ -106,79 +108,6 @@ const CHECKPOINT_PAGES: u32 = 1000;
 /// A recipient with this much output queued is behind: typing hints, which
 /// are worthless late, are dropped for it rather than queued.
 const BEHIND: usize = 64 * 1024;
-/// The loop's own figures; `/stats` and metrics read them.
-#[derive(Default, Debug)]
-struct Counters {
-    loop_iterations: u64,
-    poll_events: u64,
-    deliveries: u64,
-    bytes_in: u64,
-    bytes_out: u64,
-    pending: usize,
-    line: usize,
-    http: usize,
-    ws: usize,
-    accepted: u64,
-    http_responses: u64,
-    /// Store commits that wrote something, and their time in microseconds.
-    commits: u64,
-    commit_us_total: u64,
-    commit_us_max: u64,
-    /// WAL checkpoints and their time in microseconds.
-    checkpoints: u64,
-    checkpoint_us_total: u64,
-    checkpoint_us_max: u64,
-    /// Per-connection flushes (one `send` or `writev` each, unless a queue
-    /// is longer than one call takes), the time they took in microseconds,
-    /// and the longest pass over the dirty connections.
-    flushes: u64,
-    flush_us_total: u64,
-    flush_pass_us_max: u64,
-    /// Connections the server dropped, by reason (for metrics).
-    dropped: BTreeMap<&'static str, u64>,
-    /// Times chat input was paused because readers fell behind, and for
-    /// how long in all (microseconds).
-    input_pauses: u64,
-    input_paused_us: u64,
-}
-
-impl Counters {
-    fn kind_mut(&mut self, kind: Kind) -> &mut usize {
-        match kind {
-            Kind::Pending => &mut self.pending,
-            Kind::Line => &mut self.line,
-            Kind::Http => &mut self.http,
-            Kind::Ws => &mut self.ws,
-        }
-    }
-
-    fn drop_reason(&mut self, reason: &'static str) {
-        *self.dropped.entry(reason).or_default() += 1;
-    }
-
-    /// A socket the kernel gave up on: `TCP_USER_TIMEOUT` or keepalive
-    /// ran out (the peer's network died, or its receive window stayed shut;
-    /// see docs/LIFECYCLE.md). Resets and the like are the peer's doing.
-    fn socket_error(&mut self, e: &io::Error) {
-        if e.kind() == ErrorKind::TimedOut {
-            self.drop_reason("tcp_timeout");
-        }
-    }
-
-    fn snapshot(&self, messages: u64, bytes_queued: usize) -> Stats {
-        Stats {
-            line: self.line,
-            http: self.http,
-            ws: self.ws,
-            pending: self.pending,
-            loop_iterations: self.loop_iterations,
-            poll_events: self.poll_events,
-            bytes_queued,
-            messages,
-            deliveries: self.deliveries,
-        }
-    }
-}
 
 pub struct Server {
     poll: Poll,
@@ -795,11 +724,6 @@ impl Server {
     fn session_token(&mut self) -> Option<String> {
         let token = random_hex(&mut self.urandom, 16);
         (!token.is_empty()).then_some(token)
-    }
-
-    fn move_kind(&mut self, from: Kind, to: Kind) {
-        *self.counters.kind_mut(from) -= 1;
-        *self.counters.kind_mut(to) += 1;
     }
 
     /// Frames, parses and dispatches a line client's bytes; with `data`
