@@ -16,6 +16,7 @@
 //! Nothing is written to a socket before the commit: persist, then send.
 //! Read next: `conn` (a connection's phases), `outbox`, `timers`.
 
+mod accept;
 pub mod conn;
 mod conns;
 mod http;
@@ -35,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use log::{debug, error, info, trace, warn};
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -55,7 +56,7 @@ use crate::store::Store;
 use conn::{describe, Close, Conn, ConnId, HttpState, Kind, Phase};
 use conns::Conns;
 use metrics::Counters;
-use os::{open_file_limit, random_hex, seed, tune, wall_clock};
+use os::{random_hex, seed, wall_clock};
 use outbox::Flushed;
 use per_ip::PerIp;
 use pressure::{Limits, Slow};
@@ -67,10 +68,6 @@ const LISTENER_BASE: usize = usize::MAX - 1024;
 const SIGNALS: usize = usize::MAX;
 /// How long a shutdown may spend flushing goodbyes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// How long to wait before accepting again when the process is out of file
-/// descriptors (EMFILE): the pending connections stay in the kernel's
-/// backlog meanwhile, and the loop does not spin on them.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Bytes read from one connection per wake-up before others get their turn.
 const READ_BUDGET: usize = 256 * 1024;
 /// Bytes written to one connection per turn: a reader with a big backlog
@@ -86,13 +83,6 @@ const LINGER: Duration = Duration::from_secs(2);
 /// most to receive the rest of a line or frame already begun and its
 /// goodbye, so that it is not cut off inside a line.
 const DROP_MAX: Duration = Duration::from_secs(30);
-/// Connections beyond `--max-connections` kept just long enough to be told
-/// `server_full` (or `503`).
-const REFUSING: usize = 64;
-/// File descriptors kept free under the open-file limit for listeners,
-/// the store, logs and the refusals above.
-const FD_RESERVE: usize = 128;
-
 /// SQLite checkpoints (see `store::sqlite`). A checkpoint stalls the loop
 /// for two `fsync`s and more the bigger it is, so: a small one as soon as
 /// the loop has been quiet for `CHECKPOINT_QUIET` with `CHECKPOINT_EARLY`
@@ -185,9 +175,7 @@ impl Server {
             max_outbound: config.max_outbound,
             max_total: config.max_outbound_total,
         };
-        let max_connections = config.max_connections.unwrap_or_else(|| {
-            open_file_limit().map_or(1024, |n| n.saturating_sub(FD_RESERVE).max(16))
-        });
+        let max_connections = accept::connection_cap(&config);
         info!("at most {max_connections} connections");
         let mut urandom = File::open("/dev/urandom").ok();
         let store = SqliteStore::open(&config.db, || random_hex(&mut urandom, 8))
@@ -380,46 +368,6 @@ impl Server {
         }
     }
 
-    fn accept(&mut self, i: usize) {
-        if self.accept_paused.is_some() {
-            return; // the backoff timer will come back for the backlog
-        }
-        loop {
-            let Some(listener) = self.listeners.get(i) else {
-                return;
-            };
-            match listener.accept() {
-                Ok((stream, peer)) => self.on_accept(stream, peer),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if is_fd_exhaustion(&e) => {
-                    // Out of descriptors: the connection stays in the
-                    // kernel's backlog. Retrying at once would spin at 100%
-                    // CPU (and edge-triggered, no new event may come), so
-                    // pause and retry from a timer.
-                    warn!("accept: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
-                    self.counters.drop_reason("accept_emfile");
-                    let at = Instant::now() + ACCEPT_BACKOFF;
-                    self.accept_paused = Some(at);
-                    self.timers.arm(at, ConnId::new(0, 0), TimerKind::Accept);
-                    return;
-                }
-                Err(e) => {
-                    error!("accept on listener {i}: {e}");
-                    return;
-                }
-            }
-        }
-    }
-
-    /// The accept backoff is over: drain every listener's backlog again.
-    fn resume_accepting(&mut self) {
-        self.accept_paused = None;
-        for i in 0..self.listeners.len() {
-            self.accept(i);
-        }
-    }
-
     /// SIGINT or SIGTERM: stop accepting, say goodbye in every protocol,
     /// flush for at most 5 s, then `run` returns (exit 0). A second signal
     /// ends the wait.
@@ -462,58 +410,6 @@ impl Server {
                 Phase::Sniffing { .. } => self.doom(id, LeaveReason::Shutdown),
             }
         }
-    }
-
-    fn on_accept(&mut self, mut stream: TcpStream, peer: SocketAddr) {
-        if !self.per_ip.admit(peer.ip()) {
-            debug!("refusing {peer}: over --max-per-ip");
-            let msg = format!(
-                "!!! {}: too many connections from your address\n",
-                ErrorCode::ServerFull
-            );
-            let _ = stream.write(msg.as_bytes());
-            return;
-        }
-        // At the cap, a few connections more are accepted only to be told so
-        // in their own protocol once sniffed; past those, closed at once.
-        let refused = self.conns.len() - self.refusing >= self.max_connections;
-        if refused {
-            if self.refusing >= REFUSING {
-                debug!("refusing {peer}: full");
-                self.per_ip.release(peer.ip());
-                return;
-            }
-            self.refusing += 1;
-            self.counters.drop_reason("server_full");
-        }
-        if let Err(e) = tune(&stream) {
-            warn!("socket options for {peer}: {e}");
-        }
-        let now = Instant::now();
-        let registry = self.poll.registry();
-        let added = self.conns.insert(|id| {
-            registry.register(
-                &mut stream,
-                Token(id.key()),
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
-            let mut conn = Conn::new(id, stream, peer, now);
-            conn.refused = refused;
-            Ok(conn)
-        });
-        let id = match added {
-            Ok(id) => id,
-            Err(e) => {
-                error!("register {peer}: {e}");
-                self.per_ip.release(peer.ip());
-                return;
-            }
-        };
-        self.counters.pending += 1;
-        self.counters.accepted += 1;
-        self.timers
-            .arm(now + self.config.sniff_timeout(), id, TimerKind::Sniff);
-        debug!("accept {id} from {peer}");
     }
 
     /// Reads until `WouldBlock`, the read budget, or the end of the stream.
@@ -1426,13 +1322,6 @@ impl Server {
             }
         }
     }
-}
-
-/// The process or the system is out of file descriptors.
-fn is_fd_exhaustion(e: &io::Error) -> bool {
-    // EMFILE (24) and ENFILE (23) on Linux; ENOBUFS/ENOMEM also mean "not
-    // now" for accept.
-    matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12))
 }
 
 /// A line client's first line that is an HTTP request line (`GET / HTTP/1.1`).
