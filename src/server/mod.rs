@@ -25,6 +25,7 @@ mod os;
 pub mod outbox;
 pub mod per_ip;
 pub mod pressure;
+mod shutdown;
 pub mod timers;
 mod ws;
 
@@ -38,7 +39,6 @@ use bytes::Bytes;
 use log::{debug, error, info, trace, warn};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::config::Config;
@@ -66,8 +66,6 @@ use timers::{TimerKind, Timers};
 const LISTENER_BASE: usize = usize::MAX - 1024;
 /// SIGINT and SIGTERM arrive as readiness on this token.
 const SIGNALS: usize = usize::MAX;
-/// How long a shutdown may spend flushing goodbyes.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Bytes read from one connection per wake-up before others get their turn.
 const READ_BUDGET: usize = 256 * 1024;
 /// Bytes written to one connection per turn: a reader with a big backlog
@@ -182,9 +180,7 @@ impl Server {
             .map_err(|e| io::Error::other(format!("--db {}: {}", config.db, e.0)))?;
         info!("history in {} (store {})", config.db, store.store_id());
         let poll = Poll::new()?;
-        let mut signals = Signals::new([SIGINT, SIGTERM])?;
-        poll.registry()
-            .register(&mut signals, Token(SIGNALS), Interest::READABLE)?;
+        let signals = shutdown::listen_for_signals(&poll)?;
         let mut listeners = Vec::new();
         for (i, addr) in config.listen.iter().enumerate() {
             let mut listener = TcpListener::bind(*addr)
@@ -260,22 +256,13 @@ impl Server {
         self.listeners.iter().map(|l| l.local_addr()).collect()
     }
 
-    /// Runs the loop until an unrecoverable `poll` error.
+    /// Runs the loop until a shutdown is over (`Ok`) or `poll` fails.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
-            if let Some(by) = self.shutdown_by {
-                if self.conns.is_empty() || now >= by {
-                    info!(
-                        "shut down ({} connections left unflushed)",
-                        self.conns.len()
-                    );
-                    if let Err(e) = self.hub.commit() {
-                        error!("final commit failed: {e}");
-                    }
-                    return Ok(());
-                }
+            if self.shutdown_over(now) {
+                return Ok(());
             }
             let checkpoint_due = self.wal_growth() >= CHECKPOINT_EARLY;
             let timeout = if self.backlog.is_empty()
@@ -365,50 +352,6 @@ impl Server {
                 }
             }
             self.before_sleep();
-        }
-    }
-
-    /// SIGINT or SIGTERM: stop accepting, say goodbye in every protocol,
-    /// flush for at most 5 s, then `run` returns (exit 0). A second signal
-    /// ends the wait.
-    fn on_signal(&mut self) {
-        let got: Vec<i32> = self.signals.pending().collect();
-        if got.is_empty() {
-            return;
-        }
-        if self.shutdown_by.is_some() {
-            info!("second signal: exiting now");
-            self.shutdown_by = Some(Instant::now());
-            return;
-        }
-        info!("signal {got:?}: shutting down");
-        self.shutdown_by = Some(Instant::now() + SHUTDOWN_GRACE);
-        for mut l in std::mem::take(&mut self.listeners) {
-            let _ = self.poll.registry().deregister(&mut l);
-        }
-        let ids: Vec<ConnId> = self.conns.iter().map(|c| c.id).collect();
-        for id in ids {
-            let Some(conn) = self.conns.get_mut(id) else {
-                continue;
-            };
-            // Everyone goes at once: no leave lines for rooms that are
-            // emptying anyway, just the goodbye.
-            conn.in_hub = false;
-            if conn.close.is_some() {
-                continue;
-            }
-            match conn.phase {
-                Phase::Line { .. } => {
-                    self.conns
-                        .queue(id, Bytes::from_static(b"*** server shutting down\n"));
-                    self.close_after_flush(id);
-                }
-                Phase::Ws(_) => {
-                    self.close_ws(id, Some(frame::close::GOING_AWAY), "server shutting down")
-                }
-                Phase::Http(_) => self.close_after_flush(id),
-                Phase::Sniffing { .. } => self.doom(id, LeaveReason::Shutdown),
-            }
         }
     }
 
