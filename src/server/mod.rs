@@ -20,6 +20,7 @@ mod accept;
 pub mod conn;
 mod conns;
 mod http;
+mod line;
 mod metrics;
 mod os;
 pub mod outbox;
@@ -42,18 +43,18 @@ use mio::{Events, Interest, Poll, Token};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::config::Config;
-use crate::hub::error::{ErrorCode, HubError};
-use crate::hub::event::{ClientKind, Effect, Event, LeaveReason, Recipients, Reply};
+use crate::hub::error::ErrorCode;
+use crate::hub::event::{ClientKind, Effect, Event, LeaveReason, Recipients};
 use crate::hub::limits::RateLimit;
 use crate::hub::names::RoomName;
 use crate::hub::{Hub, HubConfig};
 use crate::proto::json;
-use crate::proto::line::{self, Frame, Input, LineDecoder};
+use crate::proto::line::LineDecoder;
 use crate::proto::sniff::{self, Sniff};
 use crate::proto::ws::frame;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
-use conn::{describe, Close, Conn, ConnId, HttpState, Kind, Phase};
+use conn::{describe, Close, ConnId, HttpState, Kind, Phase};
 use conns::Conns;
 use metrics::Counters;
 use os::{random_hex, seed, wall_clock};
@@ -565,78 +566,6 @@ impl Server {
         (!token.is_empty()).then_some(token)
     }
 
-    /// Frames, parses and dispatches a line client's bytes; with `data`
-    /// `None` the stream has ended and an unfinished last line counts too.
-    fn feed_line(&mut self, id: ConnId, data: Option<&[u8]>) {
-        let Server {
-            conns,
-            hub,
-            counters,
-            config,
-            ..
-        } = self;
-        // For `/stats`. Handling lines queues nothing: the hub's answers
-        // are queued before the loop sleeps.
-        let bytes_queued = conns.bytes_queued();
-        let Some(Conn {
-            phase: Phase::Line { decoder, started },
-            ..
-        }) = conns.get_mut(id)
-        else {
-            return;
-        };
-        let client = id.client();
-        let now = wall_clock();
-        // An HTTP client the sniff took for a line client (it said nothing
-        // for --sniff-ms): its request line and headers are never chat.
-        let mut http = false;
-        let on_frame = |frame: Frame<'_>| match frame {
-            _ if http => {}
-            Frame::Line(bytes) if !std::mem::replace(started, true) && looks_like_http(bytes) => {
-                http = true;
-            }
-            Frame::TooLong => hub.error(
-                client,
-                HubError::new(
-                    ErrorCode::TooLong,
-                    format!(
-                        "a line is at most {} bytes; that one was dropped",
-                        config.max_line
-                    ),
-                ),
-                None,
-            ),
-            Frame::Line(bytes) => match line::parse(bytes) {
-                Ok(Input::Command(cmd)) => hub.handle(now, client, cmd, None),
-                Ok(Input::Stats) => {
-                    let stats = counters.snapshot(hub.messages_total(), bytes_queued);
-                    hub.reply(client, Reply::Stats(stats), None);
-                }
-                Ok(Input::Nothing) => {}
-                Err(e) => {
-                    debug!("{id}: {} on line {:?}", e.code, sample(bytes));
-                    hub.error(client, e, None);
-                }
-            },
-        };
-        match data {
-            Some(data) => decoder.decode(data, on_frame),
-            None => decoder.finish(on_frame),
-        }
-        if http {
-            debug!("{id}: an HTTP request line after the line greeting; closing");
-            self.counters.drop_reason("late_http");
-            let msg = format!(
-                "!!! {}: that was an HTTP request, sent after this server had taken the connection \
-                 for a line client; connect again and send it at once\n",
-                ErrorCode::BadRequest
-            );
-            self.end_client(id, LeaveReason::Disconnect);
-            self.conns.queue(id, Bytes::from(msg));
-            self.close_after_flush(id);
-        }
-    }
-
     /// The peer will send nothing more (it may still read: `nc -N` waits for
     /// our answers). Its last line is handled, it leaves its rooms now, and
     /// the connection closes once what is queued for it is sent.
@@ -979,7 +908,6 @@ impl Server {
                 // yet), and decide on that.
                 self.on_readable(id);
             }
-            let idle = self.config.line_idle();
             let Some(conn) = self.conns.get_mut(id) else {
                 continue; // the connection is gone: the timer no longer applies
             };
@@ -1005,21 +933,7 @@ impl Server {
                         self.become_(id, to);
                     }
                 }
-                TimerKind::LineIdle => {
-                    let (Some(idle), None) = (idle, &conn.close) else {
-                        continue;
-                    };
-                    if conn.held {
-                        conn.last_input = now; // its input waits unread: not idle
-                    }
-                    let due = conn.last_input + idle;
-                    if due <= now {
-                        debug!("{id}: silent for {idle:?}; dropping");
-                        self.doom(id, LeaveReason::Timeout);
-                    } else {
-                        self.timers.arm(due, id, TimerKind::LineIdle);
-                    }
-                }
+                TimerKind::LineIdle => self.line_timer(id, now),
                 TimerKind::Http => self.http_timer(id, now),
                 TimerKind::WsPing => self.ws_timer(id, now),
                 TimerKind::HubExpiry | TimerKind::Accept | TimerKind::Review => {}
@@ -1141,7 +1055,7 @@ impl Server {
             }
             let bytes = match &conn.phase {
                 Phase::Line { .. } => line_bytes
-                    .get_or_insert_with(|| line::render(event, &public_url))
+                    .get_or_insert_with(|| crate::proto::line::render(event, &public_url))
                     .clone(),
                 Phase::Ws(ws) if !ws.close_sent => {
                     let framed = ws_bytes.get_or_insert_with(|| {
@@ -1265,17 +1179,6 @@ impl Server {
             }
         }
     }
-}
-
-/// A line client's first line that is an HTTP request line (`GET / HTTP/1.1`).
-fn looks_like_http(line: &[u8]) -> bool {
-    sniff::is_request_line(line.strip_suffix(b"\r").unwrap_or(line))
-}
-
-/// A short printable sample of a client's bad input, for debug logs.
-fn sample(bytes: &[u8]) -> String {
-    let cut = &bytes[..bytes.len().min(40)];
-    String::from_utf8_lossy(cut).escape_debug().to_string()
 }
 
 /// Logs where the server listens; printed on stdout so scripts can read it.
