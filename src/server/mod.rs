@@ -1,6 +1,7 @@
 //! The imperative shell: the only code that touches sockets.
 //!
-//! One thread, one `mio::Poll`, a `Slab` of connections. Each iteration:
+//! One thread, one `mio::Poll`, a `Slab` of connections (`Conns`). Each
+//! iteration:
 //!
 //! 1. `poll` sleeps until a socket is ready or the earliest timer is due;
 //! 2. each event updates the connection's remembered readiness, and a
@@ -14,6 +15,20 @@
 //!    write, then closed connections are reaped.
 //!
 //! Nothing is written to a socket before the commit: persist, then send.
+//!
+//! This file is the loop itself: `run`, reading (`on_readable`), phase
+//! changes (`become_`), the end of a turn (`before_sleep`), timers, and
+//! closing (`reap`). The rest of the shell:
+//!
+//! - `accept`: accepting, `--max-per-ip`, the connection cap;
+//! - `conns`: the open connections, their output and the queued total;
+//! - `line`, `http`, `ws`: the shell halves of the three protocols;
+//! - `fanout`: effects rendered and queued, flushes, and the output
+//!   pressure rule (`pressure`, pure) applied;
+//! - `shutdown`: SIGINT and SIGTERM;
+//! - `metrics`: the loop's counters, `/metrics` and `/api/stats`;
+//! - `os`: socket options, `/proc`, the wall clock, randomness.
+//!
 //! Read next: `conn` (a connection's phases), `outbox`, `timers`.
 
 mod accept;
@@ -533,25 +548,6 @@ impl Server {
         }
     }
 
-    /// Gives up held WebSocket sessions whose grace ran out, and sets a
-    /// timer for the next one (the hub keeps wall-clock deadlines).
-    fn expire_sessions(&mut self, now: Instant) {
-        let wall = wall_clock();
-        self.hub.expire(wall);
-        if let Some(next) = self.hub.next_deadline() {
-            let wait = Duration::from_millis(next.saturating_sub(wall.ms));
-            self.timers
-                .arm(now + wait, ConnId::new(0, 0), TimerKind::HubExpiry);
-        }
-    }
-
-    /// A fresh session token: 128 bits from the OS, in hex. `None` if the
-    /// OS has no randomness to give (then the client cannot resume).
-    fn session_token(&mut self) -> Option<String> {
-        let token = random_hex(&mut self.urandom, 16);
-        (!token.is_empty()).then_some(token)
-    }
-
     /// The peer will send nothing more (it may still read: `nc -N` waits for
     /// our answers). Its last line is handled, it leaves its rooms now, and
     /// the connection closes once what is queued for it is sent.
@@ -574,59 +570,10 @@ impl Server {
         self.close_after_flush(id);
     }
 
-    /// Takes the connection's client out of the hub; its rooms see it leave.
-    fn end_client(&mut self, id: ConnId, reason: LeaveReason) {
-        if let Some(conn) = self.conns.get_mut(id) {
-            if std::mem::take(&mut conn.in_hub) {
-                self.hub.disconnect(wall_clock(), id.client(), reason);
-            }
-        }
-    }
-
-    /// A WebSocket client that went away without leaving (it vanished, or
-    /// its page was closed or reloaded): its nick and rooms are held for
-    /// `--resume-grace`, then its rooms see it leave (`timeout`).
-    fn detach_client(&mut self, id: ConnId) {
-        self.hub
-            .detach(wall_clock(), id.client(), LeaveReason::Timeout);
-        self.timers.arm(
-            Instant::now() + self.config.resume_grace(),
-            id,
-            TimerKind::HubExpiry,
-        );
-    }
-
-    /// As `detach_client`, for a connection still open (its close frame is
-    /// on its way): the hub lets go of the connection, not of the session.
-    fn hold_session(&mut self, id: ConnId) {
-        if let Some(conn) = self.conns.get_mut(id) {
-            if std::mem::take(&mut conn.in_hub) {
-                self.detach_client(id);
-            }
-        }
-    }
-
-    /// Reads nothing more; closes once the queued output is out.
-    fn close_after_flush(&mut self, id: ConnId) {
-        let Some(conn) = self.conns.get_mut(id) else {
-            return;
-        };
-        if conn.close.is_none() {
-            conn.close = Some(Close::AfterFlush);
-        }
-        self.conns.mark_dirty(id);
-    }
-
-    /// Marks a connection for removal before the loop sleeps.
-    fn doom(&mut self, id: ConnId, reason: LeaveReason) {
-        if let Some(conn) = self.conns.get_mut(id) {
-            if conn.close != Some(Close::Doomed) {
-                conn.close = Some(Close::Doomed);
-                self.doomed.push((id, reason));
-            }
-        }
-    }
-
+    /// The end of a turn: due timers, then, until nothing more happens,
+    /// reap, commit, fan out, flush and review the output pressure (a
+    /// dropped slow consumer is queued a goodbye and leaves its rooms);
+    /// then a checkpoint if the WAL has grown too long.
     fn before_sleep(&mut self) {
         self.fire_timers(Instant::now());
         loop {
@@ -657,30 +604,8 @@ impl Server {
         }
     }
 
-    /// WAL pages written since the last checkpoint.
-    fn wal_growth(&mut self) -> u32 {
-        let pages = self.hub.wal_pages();
-        if pages < self.wal_left {
-            self.wal_left = 0; // the WAL started over
-        }
-        pages - self.wal_left
-    }
-
-    /// Copies the SQLite WAL into the database file (two `fsync`s), timed.
-    fn checkpoint(&mut self) {
-        let started = Instant::now();
-        if let Err(e) = self.hub.checkpoint() {
-            // Harmless for now: the WAL keeps every commit; retried later.
-            warn!("checkpoint failed: {e}");
-        }
-        self.wal_left = self.hub.wal_pages();
-        let us = started.elapsed().as_micros() as u64;
-        debug!("checkpoint in {us} us ({} pages left)", self.wal_left);
-        self.counters.checkpoints += 1;
-        self.counters.checkpoint_us_total += us;
-        self.counters.checkpoint_us_max = self.counters.checkpoint_us_max.max(us);
-    }
-
+    /// Fires every timer due at `now`. Timers are never cancelled: each
+    /// checks whether it still applies.
     fn fire_timers(&mut self, now: Instant) {
         while let Some((id, kind)) = self.timers.pop_due(now) {
             if kind == TimerKind::HubExpiry {
@@ -697,7 +622,7 @@ impl Server {
             }
             if matches!(kind, TimerKind::Sniff | TimerKind::FirstLine)
                 && matches!(
-                    self.conns.get_mut(id).map(|c| &c.phase),
+                    self.conns.get(id).map(|c| &c.phase),
                     Some(Phase::Sniffing { .. })
                 )
             {
@@ -744,21 +669,6 @@ impl Server {
         }
     }
 
-    /// Our last reply is out: half-close, then linger for the peer's EOF.
-    fn last_byte_out(&mut self, id: ConnId) {
-        let Some(conn) = self.conns.get_mut(id) else {
-            return;
-        };
-        let _ = conn.stream.shutdown(Shutdown::Write);
-        conn.close = Some(Close::Lingering);
-        if conn.readable {
-            // Bytes may already wait, with no new edge to come.
-            self.backlog.push(id);
-        }
-        self.timers
-            .arm(Instant::now() + LINGER, id, TimerKind::Linger);
-    }
-
     /// Removes doomed connections; the hub tells their rooms.
     fn reap(&mut self) {
         for (id, reason) in std::mem::take(&mut self.doomed) {
@@ -796,6 +706,117 @@ impl Server {
                 self.hub.disconnect(wall_clock(), id.client(), reason);
             }
         }
+    }
+
+    /// Reads nothing more; closes once the queued output is out.
+    fn close_after_flush(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if conn.close.is_none() {
+            conn.close = Some(Close::AfterFlush);
+        }
+        self.conns.mark_dirty(id);
+    }
+
+    /// Our last reply is out: half-close, then linger for the peer's EOF.
+    fn last_byte_out(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        let _ = conn.stream.shutdown(Shutdown::Write);
+        conn.close = Some(Close::Lingering);
+        if conn.readable {
+            // Bytes may already wait, with no new edge to come.
+            self.backlog.push(id);
+        }
+        self.timers
+            .arm(Instant::now() + LINGER, id, TimerKind::Linger);
+    }
+
+    /// Marks a connection for removal before the loop sleeps.
+    fn doom(&mut self, id: ConnId, reason: LeaveReason) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            if conn.close != Some(Close::Doomed) {
+                conn.close = Some(Close::Doomed);
+                self.doomed.push((id, reason));
+            }
+        }
+    }
+
+    /// Takes the connection's client out of the hub; its rooms see it leave.
+    fn end_client(&mut self, id: ConnId, reason: LeaveReason) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            if std::mem::take(&mut conn.in_hub) {
+                self.hub.disconnect(wall_clock(), id.client(), reason);
+            }
+        }
+    }
+
+    /// A WebSocket client that went away without leaving (it vanished, or
+    /// its page was closed or reloaded): its nick and rooms are held for
+    /// `--resume-grace`, then its rooms see it leave (`timeout`).
+    fn detach_client(&mut self, id: ConnId) {
+        self.hub
+            .detach(wall_clock(), id.client(), LeaveReason::Timeout);
+        self.timers.arm(
+            Instant::now() + self.config.resume_grace(),
+            id,
+            TimerKind::HubExpiry,
+        );
+    }
+
+    /// As `detach_client`, for a connection still open (its close frame is
+    /// on its way): the hub lets go of the connection, not of the session.
+    fn hold_session(&mut self, id: ConnId) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            if std::mem::take(&mut conn.in_hub) {
+                self.detach_client(id);
+            }
+        }
+    }
+
+    /// Gives up held WebSocket sessions whose grace ran out, and sets a
+    /// timer for the next one (the hub keeps wall-clock deadlines).
+    fn expire_sessions(&mut self, now: Instant) {
+        let wall = wall_clock();
+        self.hub.expire(wall);
+        if let Some(next) = self.hub.next_deadline() {
+            let wait = Duration::from_millis(next.saturating_sub(wall.ms));
+            self.timers
+                .arm(now + wait, ConnId::new(0, 0), TimerKind::HubExpiry);
+        }
+    }
+
+    /// A fresh session token: 128 bits from the OS, in hex. `None` if the
+    /// OS has no randomness to give (then the client cannot resume).
+    fn session_token(&mut self) -> Option<String> {
+        let token = random_hex(&mut self.urandom, 16);
+        (!token.is_empty()).then_some(token)
+    }
+
+    /// WAL pages written since the last checkpoint.
+    fn wal_growth(&mut self) -> u32 {
+        let pages = self.hub.wal_pages();
+        if pages < self.wal_left {
+            self.wal_left = 0; // the WAL started over
+        }
+        pages - self.wal_left
+    }
+
+    /// Copies the SQLite WAL into the database file (two `fsync`s), timed.
+    fn checkpoint(&mut self) {
+        let started = Instant::now();
+        if let Err(e) = self.hub.checkpoint() {
+            // Harmless for now: the WAL keeps every commit; retried later.
+            warn!("checkpoint failed: {e}");
+        }
+        self.wal_left = self.hub.wal_pages();
+        let us = started.elapsed().as_micros() as u64;
+        debug!("checkpoint in {us} us ({} pages left)", self.wal_left);
+        self.counters.checkpoints += 1;
+        self.counters.checkpoint_us_total += us;
+        self.counters.checkpoint_us_max = self.counters.checkpoint_us_max.max(us);
     }
 }
 
