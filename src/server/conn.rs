@@ -186,7 +186,7 @@ pub struct Conn {
     /// A slow consumer being dropped is given until then at most to take
     /// its goodbye, as long as its socket keeps taking bytes.
     pub drop_by: Option<Instant>,
-    /// Already on the server's list of connections to flush.
+    /// Already on the list of connections to flush (kept by `Conns`).
     pub dirty: bool,
     pub close: Option<Close>,
     /// The hub knows this connection as a client.

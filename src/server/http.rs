@@ -3,19 +3,20 @@
 //! The routes of PROTOCOL.md "HTTP": the page, `/healthz`, `/metrics`, the
 //! JSON API and the upgrade to WebSocket at `/ws`. Which path is which is
 //! `proto::http::Route::parse`'s to say; this file matches on the
-//! [`Route`] it gives and says what is answered there. Answers are queued like
-//! any other output; a connection that must close (HTTP/1.0,
+//! [`Route`] it gives and says what is answered there (the figures of
+//! `/metrics` and `/api/stats` are rendered in `metrics`). Answers are
+//! queued like any other output; a connection that must close (HTTP/1.0,
 //! `Connection: close`, an error) closes once its answer is flushed.
 
-use std::fmt::Write as _;
 use std::time::Instant;
 
 use bytes::Bytes;
 use log::debug;
 
 use super::conn::{ConnId, HttpState, Phase, WsState};
+use super::os::wall_clock;
 use super::timers::TimerKind;
-use super::{wall_clock, Server};
+use super::Server;
 use crate::hub::command::{Command, Page};
 use crate::hub::event::ClientKind;
 use crate::hub::names::RoomName;
@@ -113,7 +114,7 @@ impl Server {
     }
 
     fn http_state(&mut self, id: ConnId) -> Option<&mut HttpState> {
-        match self.conns.get_mut(id.key()).filter(|c| c.id == id) {
+        match self.conns.get_mut(id) {
             Some(super::conn::Conn {
                 phase: Phase::Http(http),
                 ..
@@ -125,7 +126,7 @@ impl Server {
     /// Queues an answer; closes after it when asked to.
     pub(super) fn respond(&mut self, id: ConnId, resp: &Response, head_only: bool, close: bool) {
         self.counters.http_responses += 1;
-        self.queue(id, resp.encode(head_only, close));
+        self.conns.queue(id, resp.encode(head_only, close));
         if close {
             self.close_after_flush(id);
         }
@@ -318,7 +319,7 @@ impl Server {
     fn upgrade(&mut self, id: ConnId, up: Upgrade) {
         let now = Instant::now();
         let max = self.config.max_ws_message;
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
         let state = if up.echo {
@@ -332,7 +333,8 @@ impl Server {
         let HttpState { buf: leftover, .. } = http;
         conn.in_hub = !up.echo;
         self.move_kind(super::conn::Kind::Http, super::conn::Kind::Ws);
-        self.queue(id, handshake::switching_protocols(&up.accept));
+        self.conns
+            .queue(id, handshake::switching_protocols(&up.accept));
         debug!("{id}: WebSocket{}", if up.echo { " (echo)" } else { "" });
         self.timers
             .arm(now + self.config.ping_interval(), id, TimerKind::WsPing);
@@ -359,180 +361,12 @@ impl Server {
         }
     }
 
-    /// Prometheus text format: the loop counts these itself.
-    fn metrics(&self) -> String {
-        let c = &self.counters;
-        let mut m = String::with_capacity(2048);
-        family(
-            &mut m,
-            "natter_connections",
-            "gauge",
-            "Open connections by protocol.",
-        );
-        for (kind, n) in [
-            ("line", c.line),
-            ("http", c.http),
-            ("ws", c.ws),
-            ("pending", c.pending),
-        ] {
-            let _ = writeln!(m, "natter_connections{{kind=\"{kind}\"}} {n}");
-        }
-        let gauges: [(&str, &str, u64); 5] = [
-            (
-                "natter_rooms",
-                "Rooms with members.",
-                self.hub.rooms() as u64,
-            ),
-            (
-                "natter_bytes_queued",
-                "Bytes waiting in output queues.",
-                c.bytes_queued as u64,
-            ),
-            (
-                "natter_bytes_queued_limit",
-                "--max-outbound-total: past half of it chat input pauses.",
-                self.limits.max_total as u64,
-            ),
-            (
-                "natter_input_paused",
-                "1 while chat input is paused because readers are behind.",
-                u64::from(self.paused_since.is_some()),
-            ),
-            (
-                "natter_connections_behind",
-                "Connections with over half of --max-outbound unsent after a flush.",
-                self.watch.len() as u64,
-            ),
-        ];
-        for (name, help, v) in gauges {
-            family(&mut m, name, "gauge", help);
-            let _ = writeln!(m, "{name} {v}");
-        }
-        let paused_us = c.input_paused_us
-            + self
-                .paused_since
-                .map_or(0, |t| t.elapsed().as_micros() as u64);
-        let counters: [(&str, &str, u64); 12] = [
-            (
-                "natter_messages_total",
-                "Room messages accepted.",
-                self.hub.messages_total(),
-            ),
-            (
-                "natter_deliveries_total",
-                "Events queued to a recipient.",
-                c.deliveries,
-            ),
-            (
-                "natter_bytes_out_total",
-                "Bytes written to sockets.",
-                c.bytes_out,
-            ),
-            (
-                "natter_bytes_in_total",
-                "Bytes read from sockets.",
-                c.bytes_in,
-            ),
-            (
-                "natter_loop_iterations_total",
-                "Wake-ups of the event loop.",
-                c.loop_iterations,
-            ),
-            (
-                "natter_poll_events_total",
-                "Readiness events returned by poll.",
-                c.poll_events,
-            ),
-            ("natter_accepted_total", "Connections accepted.", c.accepted),
-            (
-                "natter_http_responses_total",
-                "HTTP responses sent.",
-                c.http_responses,
-            ),
-            (
-                "natter_store_commits_total",
-                "SQLite transactions that stored messages.",
-                c.commits,
-            ),
-            (
-                "natter_store_checkpoints_total",
-                "SQLite WAL checkpoints, run when the loop was quiet.",
-                c.checkpoints,
-            ),
-            (
-                "natter_input_pauses_total",
-                "Times chat input paused because readers fell behind.",
-                c.input_pauses,
-            ),
-            (
-                "natter_input_paused_microseconds_total",
-                "Time chat input was paused, in microseconds.",
-                paused_us,
-            ),
-        ];
-        for (name, help, v) in counters {
-            family(&mut m, name, "counter", help);
-            let _ = writeln!(m, "{name} {v}");
-        }
-        family(
-            &mut m,
-            "natter_dropped_connections_total",
-            "counter",
-            "Connections the server dropped, by reason.",
-        );
-        for (reason, n) in c.dropped.iter() {
-            let _ = writeln!(
-                m,
-                "natter_dropped_connections_total{{reason=\"{reason}\"}} {n}"
-            );
-        }
-        m
-    }
-
-    /// `GET /api/stats`: the loop's own figures.
-    fn stats_json(&self) -> Vec<u8> {
-        let c = &self.counters;
-        let stats = c.snapshot(self.hub.messages_total());
-        let paused_us = c.input_paused_us
-            + self
-                .paused_since
-                .map_or(0, |t| t.elapsed().as_micros() as u64);
-        let value = serde_json::json!({
-            "connections": {"line": c.line, "http": c.http, "ws": c.ws, "pending": c.pending},
-            "loop_iterations": c.loop_iterations,
-            "poll_events": c.poll_events,
-            "events_per_wakeup": stats.events_per_wakeup(),
-            "bytes_queued": c.bytes_queued,
-            "bytes_in": c.bytes_in,
-            "bytes_out": c.bytes_out,
-            "messages": self.hub.messages_total(),
-            "deliveries": c.deliveries,
-            "rooms": self.hub.rooms(),
-            "store": {"commits": c.commits, "commit_us_total": c.commit_us_total,
-                      "commit_us_max": c.commit_us_max, "checkpoints": c.checkpoints,
-                      "checkpoint_us_total": c.checkpoint_us_total,
-                      "checkpoint_us_max": c.checkpoint_us_max},
-            "flushes": {"count": c.flushes, "us_total": c.flush_us_total,
-                        "pass_us_max": c.flush_pass_us_max},
-            "output": {"bytes_queued": c.bytes_queued,
-                       "max_outbound": self.limits.max_outbound,
-                       "max_outbound_total": self.limits.max_total,
-                       "behind": self.watch.len(),
-                       "input_paused": self.paused_since.is_some(),
-                       "input_pauses": c.input_pauses,
-                       "input_paused_us_total": paused_us,
-                       "held": self.held.len(),
-                       "dropped": &c.dropped},
-        });
-        serde_json::to_vec(&value).unwrap_or_default()
-    }
-
     /// Checks an HTTP connection's deadlines: 408 for a request head that
     /// takes too long, a quiet close for an idle keep-alive connection.
     pub(super) fn http_timer(&mut self, id: ConnId, now: Instant) {
         let header = self.config.header_timeout();
         let idle = self.config.http_idle();
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
         if conn.close.is_some() {
@@ -560,11 +394,6 @@ impl Server {
             self.close_after_flush(id);
         }
     }
-}
-
-/// The `# HELP` and `# TYPE` lines of one metric family.
-fn family(m: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 /// `host[:port]` with the port made explicit, lowercased.

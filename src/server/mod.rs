@@ -1,6 +1,7 @@
 //! The imperative shell: the only code that touches sockets.
 //!
-//! One thread, one `mio::Poll`, a `Slab` of connections. Each iteration:
+//! One thread, one `mio::Poll`, a `Slab` of connections (`Conns`). Each
+//! iteration:
 //!
 //! 1. `poll` sleeps until a socket is ready or the earliest timer is due;
 //! 2. each event updates the connection's remembered readiness, and a
@@ -14,81 +15,78 @@
 //!    write, then closed connections are reaped.
 //!
 //! Nothing is written to a socket before the commit: persist, then send.
+//!
+//! This file is the loop itself: `run`, reading (`on_readable`), phase
+//! changes (`become_`), the end of a turn (`before_sleep`), timers, and
+//! closing (`reap`). The rest of the shell:
+//!
+//! - `accept`: accepting, `--max-per-ip`, the connection cap;
+//! - `conns`: the open connections, their output and the queued total;
+//! - `line`, `http`, `ws`: the shell halves of the three protocols;
+//! - `fanout`: effects rendered and queued, flushes, and the output
+//!   pressure rule (`pressure`, pure) applied;
+//! - `shutdown`: SIGINT and SIGTERM;
+//! - `metrics`: the loop's counters, `/metrics` and `/api/stats`;
+//! - `os`: socket options, `/proc`, the wall clock, randomness.
+//!
 //! Read next: `conn` (a connection's phases), `outbox`, `timers`.
 
+mod accept;
 pub mod conn;
+mod conns;
+mod fanout;
 mod http;
+mod line;
+mod metrics;
+mod os;
 pub mod outbox;
 pub mod per_ip;
 pub mod pressure;
+mod shutdown;
 pub mod timers;
 mod ws;
 
-use std::collections::{BTreeMap, HashSet};
-use std::fmt::Write as _;
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use log::{debug, error, info, trace, warn};
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
-use slab::Slab;
 
 use crate::config::Config;
-use crate::hub::error::{ErrorCode, HubError};
-use crate::hub::event::{ClientKind, Effect, Event, LeaveReason, Recipients, Reply, Stats};
+use crate::hub::error::ErrorCode;
+use crate::hub::event::{ClientKind, Effect, LeaveReason};
 use crate::hub::limits::RateLimit;
 use crate::hub::names::RoomName;
-use crate::hub::{Hub, HubConfig, Now};
-use crate::proto::json;
-use crate::proto::line::{self, Frame, Input, LineDecoder};
+use crate::hub::{Hub, HubConfig};
+use crate::proto::line::LineDecoder;
 use crate::proto::sniff::{self, Sniff};
-use crate::proto::ws::frame;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
-use conn::{describe, Close, Conn, ConnId, HttpState, Kind, Phase};
-use outbox::Flushed;
+use conn::{describe, Close, ConnId, HttpState, Kind, Phase};
+use conns::Conns;
+use metrics::Counters;
+use os::{random_hex, seed, wall_clock};
 use per_ip::PerIp;
-use pressure::{Limits, Slow};
+use pressure::Limits;
 use timers::{TimerKind, Timers};
 
 /// Listener tokens sit at the top of the token space; slab keys never get there.
 const LISTENER_BASE: usize = usize::MAX - 1024;
 /// SIGINT and SIGTERM arrive as readiness on this token.
 const SIGNALS: usize = usize::MAX;
-/// How long a shutdown may spend flushing goodbyes.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// How long to wait before accepting again when the process is out of file
-/// descriptors (EMFILE): the pending connections stay in the kernel's
-/// backlog meanwhile, and the loop does not spin on them.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Bytes read from one connection per wake-up before others get their turn.
 const READ_BUDGET: usize = 256 * 1024;
-/// Bytes written to one connection per turn: a reader with a big backlog
-/// (a burst, a history page) gets the rest in the next turns, so one turn's
-/// flush pass, and everyone's latency, stays short.
-const WRITE_BUDGET: usize = 128 * 1024;
 /// The shared read buffer: every read lands here first.
 const SCRATCH: usize = 64 * 1024;
 /// How long a closing connection waits for the peer's EOF, and a dropped
 /// slow consumer for its socket to take more of its goodbye.
 const LINGER: Duration = Duration::from_secs(2);
-/// A dropped slow consumer that keeps reading, slowly, gets this long at
-/// most to receive the rest of a line or frame already begun and its
-/// goodbye, so that it is not cut off inside a line.
-const DROP_MAX: Duration = Duration::from_secs(30);
-/// Connections beyond `--max-connections` kept just long enough to be told
-/// `server_full` (or `503`).
-const REFUSING: usize = 64;
-/// File descriptors kept free under the open-file limit for listeners,
-/// the store, logs and the refusals above.
-const FD_RESERVE: usize = 128;
-
 /// SQLite checkpoints (see `store::sqlite`). A checkpoint stalls the loop
 /// for two `fsync`s and more the bigger it is, so: a small one as soon as
 /// the loop has been quiet for `CHECKPOINT_QUIET` with `CHECKPOINT_EARLY`
@@ -101,104 +99,16 @@ const CHECKPOINT_EARLY: u32 = 250;
 const CHECKPOINT_QUIET: Duration = Duration::from_millis(2);
 const CHECKPOINT_PAGES: u32 = 1000;
 
-/// A recipient with this much output queued is behind: typing hints, which
-/// are worthless late, are dropped for it rather than queued.
-const BEHIND: usize = 64 * 1024;
-/// TCP keepalive and user timeout: a dead peer is noticed in about 90 s.
-const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
-const KEEPALIVE_PROBES: u32 = 3;
-const USER_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// The loop's own figures; `/stats` and metrics read them.
-#[derive(Default, Debug)]
-struct Counters {
-    loop_iterations: u64,
-    poll_events: u64,
-    deliveries: u64,
-    bytes_in: u64,
-    bytes_out: u64,
-    /// Sum of every outbox's length.
-    bytes_queued: usize,
-    pending: usize,
-    line: usize,
-    http: usize,
-    ws: usize,
-    accepted: u64,
-    http_responses: u64,
-    /// Store commits that wrote something, and their time in microseconds.
-    commits: u64,
-    commit_us_total: u64,
-    commit_us_max: u64,
-    /// WAL checkpoints and their time in microseconds.
-    checkpoints: u64,
-    checkpoint_us_total: u64,
-    checkpoint_us_max: u64,
-    /// Per-connection flushes (one `send` or `writev` each, unless a queue
-    /// is longer than one call takes), the time they took in microseconds,
-    /// and the longest pass over the dirty connections.
-    flushes: u64,
-    flush_us_total: u64,
-    flush_pass_us_max: u64,
-    /// Connections the server dropped, by reason (for metrics).
-    dropped: BTreeMap<&'static str, u64>,
-    /// Times chat input was paused because readers fell behind, and for
-    /// how long in all (microseconds).
-    input_pauses: u64,
-    input_paused_us: u64,
-}
-
-impl Counters {
-    fn kind_mut(&mut self, kind: Kind) -> &mut usize {
-        match kind {
-            Kind::Pending => &mut self.pending,
-            Kind::Line => &mut self.line,
-            Kind::Http => &mut self.http,
-            Kind::Ws => &mut self.ws,
-        }
-    }
-
-    fn drop_reason(&mut self, reason: &'static str) {
-        *self.dropped.entry(reason).or_default() += 1;
-    }
-
-    /// A socket the kernel gave up on: `TCP_USER_TIMEOUT` or keepalive
-    /// ran out (the peer's network died, or its receive window stayed shut;
-    /// see docs/LIFECYCLE.md). Resets and the like are the peer's doing.
-    fn socket_error(&mut self, e: &io::Error) {
-        if e.kind() == ErrorKind::TimedOut {
-            self.drop_reason("tcp_timeout");
-        }
-    }
-
-    fn snapshot(&self, messages: u64) -> Stats {
-        Stats {
-            line: self.line,
-            http: self.http,
-            ws: self.ws,
-            pending: self.pending,
-            loop_iterations: self.loop_iterations,
-            poll_events: self.poll_events,
-            bytes_queued: self.bytes_queued,
-            messages,
-            deliveries: self.deliveries,
-        }
-    }
-}
-
 pub struct Server {
     poll: Poll,
     listeners: Vec<TcpListener>,
-    conns: Slab<Conn>,
-    next_gen: u32,
+    conns: Conns,
     hub: Hub,
     timers: Timers,
     config: Config,
     scratch: Vec<u8>,
     /// Effects taken from the hub, reused between iterations.
     effects: Vec<Effect>,
-    /// Connections with output queued since their last flush.
-    dirty: Vec<ConnId>,
     /// Connections that stopped within their read budget, still readable.
     backlog: Vec<ConnId>,
     /// Chat connections that got nothing of a turn's input budget: they are
@@ -265,18 +175,14 @@ impl Server {
             max_outbound: config.max_outbound,
             max_total: config.max_outbound_total,
         };
-        let max_connections = config.max_connections.unwrap_or_else(|| {
-            open_file_limit().map_or(1024, |n| n.saturating_sub(FD_RESERVE).max(16))
-        });
+        let max_connections = accept::connection_cap(&config);
         info!("at most {max_connections} connections");
         let mut urandom = File::open("/dev/urandom").ok();
         let store = SqliteStore::open(&config.db, || random_hex(&mut urandom, 8))
             .map_err(|e| io::Error::other(format!("--db {}: {}", config.db, e.0)))?;
         info!("history in {} (store {})", config.db, store.store_id());
         let poll = Poll::new()?;
-        let mut signals = Signals::new([SIGINT, SIGTERM])?;
-        poll.registry()
-            .register(&mut signals, Token(SIGNALS), Interest::READABLE)?;
+        let signals = shutdown::listen_for_signals(&poll)?;
         let mut listeners = Vec::new();
         for (i, addr) in config.listen.iter().enumerate() {
             let mut listener = TcpListener::bind(*addr)
@@ -314,14 +220,12 @@ impl Server {
         Ok(Server {
             poll,
             listeners,
-            conns: Slab::new(),
-            next_gen: 1,
+            conns: Conns::new(),
             hub,
             timers: Timers::default(),
             config,
             scratch: vec![0; SCRATCH],
             effects: Vec::new(),
-            dirty: Vec::new(),
             backlog: Vec::new(),
             starved: Vec::new(),
             doomed: Vec::new(),
@@ -354,22 +258,13 @@ impl Server {
         self.listeners.iter().map(|l| l.local_addr()).collect()
     }
 
-    /// Runs the loop until an unrecoverable `poll` error.
+    /// Runs the loop until a shutdown is over (`Ok`) or `poll` fails.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = Instant::now();
-            if let Some(by) = self.shutdown_by {
-                if self.conns.is_empty() || now >= by {
-                    info!(
-                        "shut down ({} connections left unflushed)",
-                        self.conns.len()
-                    );
-                    if let Err(e) = self.hub.commit() {
-                        error!("final commit failed: {e}");
-                    }
-                    return Ok(());
-                }
+            if self.shutdown_over(now) {
+                return Ok(());
             }
             let checkpoint_due = self.wal_growth() >= CHECKPOINT_EARLY;
             let timeout = if self.backlog.is_empty()
@@ -410,12 +305,7 @@ impl Server {
             self.turn_input = 0;
             self.turn_recipients = 0;
             for id in std::mem::take(&mut self.more_output) {
-                if let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) {
-                    if !conn.dirty {
-                        conn.dirty = true;
-                        self.dirty.push(id);
-                    }
-                }
+                self.conns.mark_dirty(id);
             }
             // Connections left readable last turn go first (those that got
             // nothing of the turn's input budget before those that did),
@@ -435,7 +325,7 @@ impl Server {
                     self.accept(token - LISTENER_BASE);
                     continue;
                 }
-                let Some(conn) = self.conns.get_mut(token) else {
+                let Some(conn) = self.conns.at_token(token) else {
                     continue; // a spurious event for a slot already reaped
                 };
                 trace!(
@@ -450,155 +340,21 @@ impl Server {
                 if event.is_readable() || event.is_read_closed() || event.is_error() {
                     conn.readable = true;
                 }
+                let mut flush = false;
                 if event.is_writable() || event.is_write_closed() {
                     conn.writable = true;
-                    if !conn.outbox.is_empty() && !conn.dirty {
-                        conn.dirty = true;
-                        self.dirty.push(conn.id);
-                    }
+                    flush = !conn.outbox.is_empty();
                 }
-                let id = conn.id;
-                if conn.readable {
+                let (id, readable) = (conn.id, conn.readable);
+                if flush {
+                    self.conns.mark_dirty(id);
+                }
+                if readable {
                     self.on_readable(id);
                 }
             }
             self.before_sleep();
         }
-    }
-
-    fn conn_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
-        self.conns.get_mut(id.key()).filter(|c| c.id == id)
-    }
-
-    fn accept(&mut self, i: usize) {
-        if self.accept_paused.is_some() {
-            return; // the backoff timer will come back for the backlog
-        }
-        loop {
-            let Some(listener) = self.listeners.get(i) else {
-                return;
-            };
-            match listener.accept() {
-                Ok((stream, peer)) => self.on_accept(stream, peer),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if is_fd_exhaustion(&e) => {
-                    // Out of descriptors: the connection stays in the
-                    // kernel's backlog. Retrying at once would spin at 100%
-                    // CPU (and edge-triggered, no new event may come), so
-                    // pause and retry from a timer.
-                    warn!("accept: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
-                    self.counters.drop_reason("accept_emfile");
-                    let at = Instant::now() + ACCEPT_BACKOFF;
-                    self.accept_paused = Some(at);
-                    self.timers.arm(at, ConnId::new(0, 0), TimerKind::Accept);
-                    return;
-                }
-                Err(e) => {
-                    error!("accept on listener {i}: {e}");
-                    return;
-                }
-            }
-        }
-    }
-
-    /// The accept backoff is over: drain every listener's backlog again.
-    fn resume_accepting(&mut self) {
-        self.accept_paused = None;
-        for i in 0..self.listeners.len() {
-            self.accept(i);
-        }
-    }
-
-    /// SIGINT or SIGTERM: stop accepting, say goodbye in every protocol,
-    /// flush for at most 5 s, then `run` returns (exit 0). A second signal
-    /// ends the wait.
-    fn on_signal(&mut self) {
-        let got: Vec<i32> = self.signals.pending().collect();
-        if got.is_empty() {
-            return;
-        }
-        if self.shutdown_by.is_some() {
-            info!("second signal: exiting now");
-            self.shutdown_by = Some(Instant::now());
-            return;
-        }
-        info!("signal {got:?}: shutting down");
-        self.shutdown_by = Some(Instant::now() + SHUTDOWN_GRACE);
-        for mut l in std::mem::take(&mut self.listeners) {
-            let _ = self.poll.registry().deregister(&mut l);
-        }
-        let ids: Vec<ConnId> = self.conns.iter().map(|(_, c)| c.id).collect();
-        for id in ids {
-            let Some(conn) = self.conn_mut(id) else {
-                continue;
-            };
-            // Everyone goes at once: no leave lines for rooms that are
-            // emptying anyway, just the goodbye.
-            conn.in_hub = false;
-            if conn.close.is_some() {
-                continue;
-            }
-            match conn.phase {
-                Phase::Line { .. } => {
-                    self.queue(id, Bytes::from_static(b"*** server shutting down\n"));
-                    self.close_after_flush(id);
-                }
-                Phase::Ws(_) => {
-                    self.close_ws(id, Some(frame::close::GOING_AWAY), "server shutting down")
-                }
-                Phase::Http(_) => self.close_after_flush(id),
-                Phase::Sniffing { .. } => self.doom(id, LeaveReason::Shutdown),
-            }
-        }
-    }
-
-    fn on_accept(&mut self, mut stream: TcpStream, peer: SocketAddr) {
-        if !self.per_ip.admit(peer.ip()) {
-            debug!("refusing {peer}: over --max-per-ip");
-            let msg = format!(
-                "!!! {}: too many connections from your address\n",
-                ErrorCode::ServerFull
-            );
-            let _ = stream.write(msg.as_bytes());
-            return;
-        }
-        // At the cap, a few connections more are accepted only to be told so
-        // in their own protocol once sniffed; past those, closed at once.
-        let refused = self.conns.len() - self.refusing >= self.max_connections;
-        if refused {
-            if self.refusing >= REFUSING {
-                debug!("refusing {peer}: full");
-                self.per_ip.release(peer.ip());
-                return;
-            }
-            self.refusing += 1;
-            self.counters.drop_reason("server_full");
-        }
-        if let Err(e) = tune(&stream) {
-            warn!("socket options for {peer}: {e}");
-        }
-        let now = Instant::now();
-        let entry = self.conns.vacant_entry();
-        let id = ConnId::new(entry.key(), self.next_gen);
-        self.next_gen = self.next_gen.wrapping_add(1);
-        if let Err(e) = self.poll.registry().register(
-            &mut stream,
-            Token(entry.key()),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
-            error!("register {peer}: {e}");
-            self.per_ip.release(peer.ip());
-            return;
-        }
-        let mut conn = Conn::new(id, stream, peer, now);
-        conn.refused = refused;
-        entry.insert(conn);
-        self.counters.pending += 1;
-        self.counters.accepted += 1;
-        self.timers
-            .arm(now + self.config.sniff_timeout(), id, TimerKind::Sniff);
-        debug!("accept {id} from {peer}");
     }
 
     /// Reads until `WouldBlock`, the read budget, or the end of the stream.
@@ -612,7 +368,7 @@ impl Server {
             let turn_budget = self.turn_budget();
             let paused = self.paused_since.is_some();
             let high = self.limits.high();
-            let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
+            let Some(conn) = self.conns.get_mut(id) else {
                 return;
             };
             if matches!(conn.close, Some(Close::AfterFlush | Close::Doomed)) {
@@ -698,7 +454,7 @@ impl Server {
     fn on_bytes(&mut self, id: ConnId, n: usize) {
         let scratch = std::mem::take(&mut self.scratch);
         let data = &scratch[..n];
-        let verdict = match self.conn_mut(id).map(|c| &mut c.phase) {
+        let verdict = match self.conns.get_mut(id).map(|c| &mut c.phase) {
             Some(Phase::Sniffing { buf }) => {
                 buf.extend_from_slice(data);
                 Some(sniff::sniff(buf))
@@ -728,7 +484,7 @@ impl Server {
     /// new one built, and bytes already read are passed on.
     fn become_(&mut self, id: ConnId, to: Sniff) {
         let max_line = self.config.max_line;
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
         let old = std::mem::replace(&mut conn.phase, Phase::Sniffing { buf: Vec::new() });
@@ -748,7 +504,7 @@ impl Server {
                     ErrorCode::ServerFull
                 ))
             };
-            self.queue(id, answer);
+            self.conns.queue(id, answer);
             self.close_after_flush(id);
             return;
         }
@@ -792,104 +548,11 @@ impl Server {
         }
     }
 
-    /// Gives up held WebSocket sessions whose grace ran out, and sets a
-    /// timer for the next one (the hub keeps wall-clock deadlines).
-    fn expire_sessions(&mut self, now: Instant) {
-        let wall = wall_clock();
-        self.hub.expire(wall);
-        if let Some(next) = self.hub.next_deadline() {
-            let wait = Duration::from_millis(next.saturating_sub(wall.ms));
-            self.timers
-                .arm(now + wait, ConnId::new(0, 0), TimerKind::HubExpiry);
-        }
-    }
-
-    /// A fresh session token: 128 bits from the OS, in hex. `None` if the
-    /// OS has no randomness to give (then the client cannot resume).
-    fn session_token(&mut self) -> Option<String> {
-        let token = random_hex(&mut self.urandom, 16);
-        (!token.is_empty()).then_some(token)
-    }
-
-    fn move_kind(&mut self, from: Kind, to: Kind) {
-        *self.counters.kind_mut(from) -= 1;
-        *self.counters.kind_mut(to) += 1;
-    }
-
-    /// Frames, parses and dispatches a line client's bytes; with `data`
-    /// `None` the stream has ended and an unfinished last line counts too.
-    fn feed_line(&mut self, id: ConnId, data: Option<&[u8]>) {
-        let Server {
-            conns,
-            hub,
-            counters,
-            config,
-            ..
-        } = self;
-        let Some(Conn {
-            phase: Phase::Line { decoder, started },
-            ..
-        }) = conns.get_mut(id.key()).filter(|c| c.id == id)
-        else {
-            return;
-        };
-        let client = id.client();
-        let now = wall_clock();
-        // An HTTP client the sniff took for a line client (it said nothing
-        // for --sniff-ms): its request line and headers are never chat.
-        let mut http = false;
-        let on_frame = |frame: Frame<'_>| match frame {
-            _ if http => {}
-            Frame::Line(bytes) if !std::mem::replace(started, true) && looks_like_http(bytes) => {
-                http = true;
-            }
-            Frame::TooLong => hub.error(
-                client,
-                HubError::new(
-                    ErrorCode::TooLong,
-                    format!(
-                        "a line is at most {} bytes; that one was dropped",
-                        config.max_line
-                    ),
-                ),
-                None,
-            ),
-            Frame::Line(bytes) => match line::parse(bytes) {
-                Ok(Input::Command(cmd)) => hub.handle(now, client, cmd, None),
-                Ok(Input::Stats) => {
-                    let stats = counters.snapshot(hub.messages_total());
-                    hub.reply(client, Reply::Stats(stats), None);
-                }
-                Ok(Input::Nothing) => {}
-                Err(e) => {
-                    debug!("{id}: {} on line {:?}", e.code, sample(bytes));
-                    hub.error(client, e, None);
-                }
-            },
-        };
-        match data {
-            Some(data) => decoder.decode(data, on_frame),
-            None => decoder.finish(on_frame),
-        }
-        if http {
-            debug!("{id}: an HTTP request line after the line greeting; closing");
-            self.counters.drop_reason("late_http");
-            let msg = format!(
-                "!!! {}: that was an HTTP request, sent after this server had taken the connection \
-                 for a line client; connect again and send it at once\n",
-                ErrorCode::BadRequest
-            );
-            self.end_client(id, LeaveReason::Disconnect);
-            self.queue(id, Bytes::from(msg));
-            self.close_after_flush(id);
-        }
-    }
-
     /// The peer will send nothing more (it may still read: `nc -N` waits for
     /// our answers). Its last line is handled, it leaves its rooms now, and
     /// the connection closes once what is queued for it is sent.
     fn on_eof(&mut self, id: ConnId) {
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
         match (&conn.phase, &conn.close) {
@@ -907,9 +570,183 @@ impl Server {
         self.close_after_flush(id);
     }
 
+    /// The end of a turn: due timers, then, until nothing more happens,
+    /// reap, commit, fan out, flush and review the output pressure (a
+    /// dropped slow consumer is queued a goodbye and leaves its rooms);
+    /// then a checkpoint if the WAL has grown too long.
+    fn before_sleep(&mut self) {
+        self.fire_timers(Instant::now());
+        loop {
+            self.reap();
+            let started = Instant::now();
+            match self.hub.commit() {
+                Ok(0) => {}
+                Ok(_) => {
+                    let us = started.elapsed().as_micros() as u64;
+                    self.counters.commits += 1;
+                    self.counters.commit_us_total += us;
+                    self.counters.commit_us_max = self.counters.commit_us_max.max(us);
+                }
+                Err(e) => error!("commit failed: {e}"),
+            }
+            self.apply_effects();
+            self.flush_dirty();
+            // After the flush: slow consumers, and whether input pauses.
+            // A drop queues a goodbye and tells the hub: go round again.
+            self.review_pressure(Instant::now());
+            if self.doomed.is_empty() && !self.hub.has_effects() && !self.conns.has_dirty() {
+                break;
+            }
+        }
+        if self.wal_growth() >= CHECKPOINT_PAGES {
+            // Never quiet: the WAL must not grow without bound.
+            self.checkpoint();
+        }
+    }
+
+    /// Fires every timer due at `now`. Timers are never cancelled: each
+    /// checks whether it still applies.
+    fn fire_timers(&mut self, now: Instant) {
+        while let Some((id, kind)) = self.timers.pop_due(now) {
+            if kind == TimerKind::HubExpiry {
+                self.expire_sessions(now);
+                continue;
+            }
+            if kind == TimerKind::Accept {
+                self.resume_accepting();
+                continue;
+            }
+            if kind == TimerKind::Review {
+                self.review_armed = false; // review_pressure runs after the timers
+                continue;
+            }
+            if matches!(kind, TimerKind::Sniff | TimerKind::FirstLine)
+                && matches!(
+                    self.conns.get(id).map(|c| &c.phase),
+                    Some(Phase::Sniffing { .. })
+                )
+            {
+                // Silence means silence: first read what is already waiting
+                // in the socket (a busy loop may not have seen its event
+                // yet), and decide on that.
+                self.on_readable(id);
+            }
+            let Some(conn) = self.conns.get_mut(id) else {
+                continue; // the connection is gone: the timer no longer applies
+            };
+            match kind {
+                TimerKind::Sniff => {
+                    if let Phase::Sniffing { buf } = &conn.phase {
+                        let to = sniff::on_silence(buf);
+                        trace!("  {id}: sniff timer, {to:?}");
+                        if to == Sniff::NeedMore {
+                            // A started request line: HTTP's header timeout
+                            // bounds the wait for the rest of it.
+                            let at = conn.accepted + self.config.header_timeout();
+                            self.timers.arm(at, id, TimerKind::FirstLine);
+                        } else {
+                            self.become_(id, to);
+                        }
+                    }
+                }
+                TimerKind::FirstLine => {
+                    if let Phase::Sniffing { buf } = &conn.phase {
+                        let to = sniff::on_first_line_timeout(buf);
+                        debug!("{id}: first line unfinished at the header timeout, {to:?}");
+                        self.become_(id, to);
+                    }
+                }
+                TimerKind::LineIdle => self.line_timer(id, now),
+                TimerKind::Http => self.http_timer(id, now),
+                TimerKind::WsPing => self.ws_timer(id, now),
+                TimerKind::HubExpiry | TimerKind::Accept | TimerKind::Review => {}
+                TimerKind::Linger => match conn.close {
+                    Some(Close::Dropping) => self.poke_dropping(id, now),
+                    Some(Close::Lingering) => self.doom(id, LeaveReason::Disconnect),
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    /// Removes doomed connections; the hub tells their rooms.
+    fn reap(&mut self) {
+        for (id, reason) in std::mem::take(&mut self.doomed) {
+            let Some(mut conn) = self.conns.remove(id) else {
+                continue;
+            };
+            debug!("close {id} {} ({})", conn.peer, describe(&reason));
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+            // Input left unread (held, or come since the last read) would
+            // make the close a reset, and the kernel would throw away what
+            // it has not yet sent: the end of our last reply, a goodbye.
+            let mut drained = 0;
+            while drained < READ_BUDGET {
+                match conn.stream.read(&mut self.scratch) {
+                    Ok(n) if n > 0 => drained += n,
+                    _ => break,
+                }
+            }
+            *self.counters.kind_mut(conn.phase.kind()) -= 1;
+            self.per_ip.release(conn.peer.ip());
+            if conn.refused {
+                self.refusing -= 1;
+            }
+            if reason == LeaveReason::Timeout {
+                self.counters.drop_reason("timeout");
+            }
+            if !conn.in_hub {
+                continue;
+            }
+            let vanished = matches!(reason, LeaveReason::Disconnect | LeaveReason::Timeout);
+            if matches!(conn.phase, Phase::Ws(_)) && vanished {
+                // No close frame: hold its nick and rooms for a resume.
+                self.detach_client(id);
+            } else {
+                self.hub.disconnect(wall_clock(), id.client(), reason);
+            }
+        }
+    }
+
+    /// Reads nothing more; closes once the queued output is out.
+    fn close_after_flush(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if conn.close.is_none() {
+            conn.close = Some(Close::AfterFlush);
+        }
+        self.conns.mark_dirty(id);
+    }
+
+    /// Our last reply is out: half-close, then linger for the peer's EOF.
+    fn last_byte_out(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        let _ = conn.stream.shutdown(Shutdown::Write);
+        conn.close = Some(Close::Lingering);
+        if conn.readable {
+            // Bytes may already wait, with no new edge to come.
+            self.backlog.push(id);
+        }
+        self.timers
+            .arm(Instant::now() + LINGER, id, TimerKind::Linger);
+    }
+
+    /// Marks a connection for removal before the loop sleeps.
+    fn doom(&mut self, id: ConnId, reason: LeaveReason) {
+        if let Some(conn) = self.conns.get_mut(id) {
+            if conn.close != Some(Close::Doomed) {
+                conn.close = Some(Close::Doomed);
+                self.doomed.push((id, reason));
+            }
+        }
+    }
+
     /// Takes the connection's client out of the hub; its rooms see it leave.
     fn end_client(&mut self, id: ConnId, reason: LeaveReason) {
-        if let Some(conn) = self.conn_mut(id) {
+        if let Some(conn) = self.conns.get_mut(id) {
             if std::mem::take(&mut conn.in_hub) {
                 self.hub.disconnect(wall_clock(), id.client(), reason);
             }
@@ -932,276 +769,30 @@ impl Server {
     /// As `detach_client`, for a connection still open (its close frame is
     /// on its way): the hub lets go of the connection, not of the session.
     fn hold_session(&mut self, id: ConnId) {
-        if let Some(conn) = self.conn_mut(id) {
+        if let Some(conn) = self.conns.get_mut(id) {
             if std::mem::take(&mut conn.in_hub) {
                 self.detach_client(id);
             }
         }
     }
 
-    /// Reads nothing more; closes once the queued output is out.
-    fn close_after_flush(&mut self, id: ConnId) {
-        let Some(conn) = self.conn_mut(id) else {
-            return;
-        };
-        if conn.close.is_none() {
-            conn.close = Some(Close::AfterFlush);
-        }
-        if !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(id);
+    /// Gives up held WebSocket sessions whose grace ran out, and sets a
+    /// timer for the next one (the hub keeps wall-clock deadlines).
+    fn expire_sessions(&mut self, now: Instant) {
+        let wall = wall_clock();
+        self.hub.expire(wall);
+        if let Some(next) = self.hub.next_deadline() {
+            let wait = Duration::from_millis(next.saturating_sub(wall.ms));
+            self.timers
+                .arm(now + wait, ConnId::new(0, 0), TimerKind::HubExpiry);
         }
     }
 
-    /// Queues bytes for a connection and schedules its flush. Nothing is
-    /// decided here: whether a connection is behind is judged after the
-    /// flush, on what its socket did not take (see `pressure`).
-    fn queue(&mut self, id: ConnId, bytes: Bytes) {
-        let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
-            return;
-        };
-        let n = bytes.len();
-        conn.outbox.push(bytes);
-        self.counters.bytes_queued += n;
-        if !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(id);
-        }
-    }
-
-    /// The turn's budget of chat input (see `pressure::turn_budget`).
-    fn turn_budget(&self) -> usize {
-        pressure::turn_budget(&self.limits, self.counters.line + self.counters.ws)
-    }
-
-    /// After the turn's flush: who is a slow consumer, whether chat input
-    /// pauses or resumes (see `pressure` for the rule).
-    fn review_pressure(&mut self, now: Instant) {
-        let limits = self.limits;
-        let mut slow = Vec::new();
-        let mut behind = Vec::new();
-        self.watch.retain(|&id| {
-            let Some(conn) = self.conns.get(id.key()).filter(|c| c.id == id) else {
-                return false;
-            };
-            if conn.close.is_some() || !conn.pressure.high {
-                return false;
-            }
-            if let Some(why) = pressure::verdict(&conn.pressure, now) {
-                slow.push((id, why));
-                return false;
-            }
-            if conn.pressure.draining(now) {
-                behind.push(id);
-            }
-            true
-        });
-        let high = behind.len();
-        for (id, why) in slow {
-            if let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) {
-                if why == Slow::Stalled && !conn.pressure.poked {
-                    // Try a write before believing it: the next flush says.
-                    conn.pressure.poked = true;
-                    conn.writable = true;
-                    if !conn.dirty {
-                        conn.dirty = true;
-                        self.dirty.push(id);
-                    }
-                    self.watch.push(id);
-                    continue;
-                }
-            }
-            let unsent = self.conn_mut(id).map_or(0, |c| c.outbox.len());
-            let what = match why {
-                Slow::Stalled => "stopped reading",
-                Slow::NotCatchingUp => "did not catch up",
-            };
-            debug!("{id}: {unsent} bytes unsent, {what}; slow consumer");
-            let goodbye = format!(
-                "you fell more than {} bytes behind; disconnected",
-                limits.max_outbound
-            );
-            self.drop_slow_consumer(id, &goodbye, "slow_consumer");
-        }
-        if self.counters.bytes_queued > limits.total_high() {
-            let mut conns: Vec<(ConnId, usize, Instant)> = self
-                .conns
-                .iter()
-                .filter(|(_, c)| c.close.is_none() && !c.outbox.is_empty())
-                .map(|(_, c)| (c.id, c.outbox.len(), c.pressure.progress_at))
-                .collect();
-            let victims =
-                pressure::total_victims(&mut conns, self.counters.bytes_queued, now, &limits);
-            for id in victims {
-                debug!("{id}: the biggest backlog over --max-outbound-total; slow consumer");
-                self.drop_slow_consumer(
-                    id,
-                    "the server's output buffers are full and yours held the most; disconnected",
-                    "outbound_total",
-                );
-            }
-        }
-        let total = self.counters.bytes_queued > limits.total_high();
-        let pause = match self.paused_since {
-            None => total || pressure::readers_behind(high, self.turn_recipients),
-            Some(_) => total || pressure::still_behind(high, self.pause_population),
-        };
-        if pause {
-            // Whose input to hold: everyone when memory is the reason, else
-            // the members of the rooms whose readers are behind (other
-            // rooms go on). A change lets the held ones be looked at again.
-            let scope = (!total).then(|| {
-                behind
-                    .iter()
-                    .flat_map(|&id| self.hub.rooms_of(id.client()).iter().cloned())
-                    .collect::<HashSet<RoomName>>()
-            });
-            if self.paused_since.is_some() && scope != self.pause_scope {
-                self.release_held();
-            }
-            self.pause_scope = scope;
-        }
-        match (pause, self.paused_since) {
-            (true, None) => {
-                debug!(
-                    "pausing chat input: {high} of {} recipients behind, {} bytes queued",
-                    self.turn_recipients, self.counters.bytes_queued
-                );
-                self.paused_since = Some(now);
-                self.pause_population = self.turn_recipients.max(high);
-                self.counters.input_pauses += 1;
-            }
-            (false, Some(since)) => {
-                let us = now.saturating_duration_since(since).as_micros() as u64;
-                debug!("resuming chat input after {us} us");
-                self.counters.input_paused_us += us;
-                self.paused_since = None;
-                self.pause_scope = None;
-                self.release_held();
-            }
-            _ => {}
-        }
-        if (self.paused_since.is_some() || !self.watch.is_empty()) && !self.review_armed {
-            // Stalled readers raise no events: look again soon.
-            self.review_armed = true;
-            self.timers.arm(
-                now + pressure::REVIEW_EVERY,
-                ConnId::new(0, 0),
-                TimerKind::Review,
-            );
-        }
-    }
-
-    /// Held connections are read again (the next turn looks at each).
-    fn release_held(&mut self) {
-        for id in std::mem::take(&mut self.held) {
-            self.unhold(id);
-        }
-    }
-
-    /// A held connection is read again; flood control is told how long its
-    /// input waited.
-    fn unhold(&mut self, id: ConnId) {
-        let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
-            return;
-        };
-        conn.held = false;
-        if let Some(since) = conn.held_since.take() {
-            let ms = since.elapsed().as_millis() as u64;
-            if ms > 0 && conn.in_hub {
-                debug!("{id}: input held {ms} ms; credited");
-                self.hub.credit(id.client(), ms);
-            }
-        }
-        self.backlog.push(id);
-    }
-
-    /// A client too far behind: its backlog is thrown away, its rooms see it
-    /// leave (`slow consumer`), it is sent one goodbye in its protocol, and
-    /// it is closed once that is out or after a deadline, whichever first.
-    fn drop_slow_consumer(&mut self, id: ConnId, why: &str, metric: &'static str) {
-        let Some(conn) = self.conn_mut(id) else {
-            return;
-        };
-        // The unsent rest of a line or frame already begun must still go
-        // out, or the goodbye would land in the middle of it.
-        let dropped = conn.outbox.discard_unstarted();
-        let kept = conn.outbox.len();
-        let goodbye = match &mut conn.phase {
-            Phase::Ws(ws) if !ws.close_sent => {
-                ws.close_sent = true;
-                Some(frame::encode_close(
-                    Some(frame::close::POLICY),
-                    "slow consumer",
-                ))
-            }
-            Phase::Line { .. } => Some(Bytes::from(format!(
-                "!!! {}: {why}\n",
-                ErrorCode::SlowConsumer
-            ))),
-            _ => None,
-        };
-        if let Some(bytes) = goodbye {
-            conn.outbox.push(bytes);
-        }
-        let queued = conn.outbox.len() - kept;
-        conn.close = Some(Close::Dropping);
-        let now = Instant::now();
-        conn.pressure.progress_at = now;
-        conn.drop_by = Some(now + DROP_MAX);
-        if !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(id);
-        }
-        self.counters.bytes_queued = self.counters.bytes_queued - dropped + queued;
-        if conn_readable(&self.conns, id) {
-            // Its input is read and thrown away from now on (as when
-            // lingering): closing with unread input would send a reset.
-            self.backlog.push(id);
-        }
-        self.counters.drop_reason(metric);
-        self.timers.arm(now + LINGER, id, TimerKind::Linger);
-        self.end_client(id, LeaveReason::SlowConsumer);
-    }
-
-    /// Marks a connection for removal before the loop sleeps.
-    fn doom(&mut self, id: ConnId, reason: LeaveReason) {
-        if let Some(conn) = self.conn_mut(id) {
-            if conn.close != Some(Close::Doomed) {
-                conn.close = Some(Close::Doomed);
-                self.doomed.push((id, reason));
-            }
-        }
-    }
-
-    fn before_sleep(&mut self) {
-        self.fire_timers(Instant::now());
-        loop {
-            self.reap();
-            let started = Instant::now();
-            match self.hub.commit() {
-                Ok(0) => {}
-                Ok(_) => {
-                    let us = started.elapsed().as_micros() as u64;
-                    self.counters.commits += 1;
-                    self.counters.commit_us_total += us;
-                    self.counters.commit_us_max = self.counters.commit_us_max.max(us);
-                }
-                Err(e) => error!("commit failed: {e}"),
-            }
-            self.apply_effects();
-            self.flush_dirty();
-            // After the flush: slow consumers, and whether input pauses.
-            // A drop queues a goodbye and tells the hub: go round again.
-            self.review_pressure(Instant::now());
-            if self.doomed.is_empty() && !self.hub.has_effects() && self.dirty.is_empty() {
-                break;
-            }
-        }
-        if self.wal_growth() >= CHECKPOINT_PAGES {
-            // Never quiet: the WAL must not grow without bound.
-            self.checkpoint();
-        }
+    /// A fresh session token: 128 bits from the OS, in hex. `None` if the
+    /// OS has no randomness to give (then the client cannot resume).
+    fn session_token(&mut self) -> Option<String> {
+        let token = random_hex(&mut self.urandom, 16);
+        (!token.is_empty()).then_some(token)
     }
 
     /// WAL pages written since the last checkpoint.
@@ -1227,405 +818,6 @@ impl Server {
         self.counters.checkpoint_us_total += us;
         self.counters.checkpoint_us_max = self.counters.checkpoint_us_max.max(us);
     }
-
-    fn fire_timers(&mut self, now: Instant) {
-        while let Some((id, kind)) = self.timers.pop_due(now) {
-            if kind == TimerKind::HubExpiry {
-                self.expire_sessions(now);
-                continue;
-            }
-            if kind == TimerKind::Accept {
-                self.resume_accepting();
-                continue;
-            }
-            if kind == TimerKind::Review {
-                self.review_armed = false; // review_pressure runs after the timers
-                continue;
-            }
-            if matches!(kind, TimerKind::Sniff | TimerKind::FirstLine)
-                && matches!(
-                    self.conn_mut(id).map(|c| &c.phase),
-                    Some(Phase::Sniffing { .. })
-                )
-            {
-                // Silence means silence: first read what is already waiting
-                // in the socket (a busy loop may not have seen its event
-                // yet), and decide on that.
-                self.on_readable(id);
-            }
-            let idle = self.config.line_idle();
-            let Some(conn) = self.conn_mut(id) else {
-                continue; // the connection is gone: the timer no longer applies
-            };
-            match kind {
-                TimerKind::Sniff => {
-                    if let Phase::Sniffing { buf } = &conn.phase {
-                        let to = sniff::on_silence(buf);
-                        trace!("  {id}: sniff timer, {to:?}");
-                        if to == Sniff::NeedMore {
-                            // A started request line: HTTP's header timeout
-                            // bounds the wait for the rest of it.
-                            let at = conn.accepted + self.config.header_timeout();
-                            self.timers.arm(at, id, TimerKind::FirstLine);
-                        } else {
-                            self.become_(id, to);
-                        }
-                    }
-                }
-                TimerKind::FirstLine => {
-                    if let Phase::Sniffing { buf } = &conn.phase {
-                        let to = sniff::on_first_line_timeout(buf);
-                        debug!("{id}: first line unfinished at the header timeout, {to:?}");
-                        self.become_(id, to);
-                    }
-                }
-                TimerKind::LineIdle => {
-                    let (Some(idle), None) = (idle, &conn.close) else {
-                        continue;
-                    };
-                    if conn.held {
-                        conn.last_input = now; // its input waits unread: not idle
-                    }
-                    let due = conn.last_input + idle;
-                    if due <= now {
-                        debug!("{id}: silent for {idle:?}; dropping");
-                        self.doom(id, LeaveReason::Timeout);
-                    } else {
-                        self.timers.arm(due, id, TimerKind::LineIdle);
-                    }
-                }
-                TimerKind::Http => self.http_timer(id, now),
-                TimerKind::WsPing => self.ws_timer(id, now),
-                TimerKind::HubExpiry | TimerKind::Accept | TimerKind::Review => {}
-                TimerKind::Linger => match conn.close {
-                    Some(Close::Dropping) => self.poke_dropping(id, now),
-                    Some(Close::Lingering) => self.doom(id, LeaveReason::Disconnect),
-                    _ => {}
-                },
-            }
-        }
-    }
-
-    /// Our last reply is out: half-close, then linger for the peer's EOF.
-    fn last_byte_out(&mut self, id: ConnId) {
-        let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
-            return;
-        };
-        let _ = conn.stream.shutdown(Shutdown::Write);
-        conn.close = Some(Close::Lingering);
-        if conn.readable {
-            // Bytes may already wait, with no new edge to come.
-            self.backlog.push(id);
-        }
-        self.timers
-            .arm(Instant::now() + LINGER, id, TimerKind::Linger);
-    }
-
-    /// A dropped slow consumer's deadline: write what its socket takes now
-    /// (the kernel reports a full socket writable again only once a third
-    /// of its buffer is free, which a slow reader may take seconds to
-    /// make). It gets 2 s more while it keeps taking bytes, 30 s at most,
-    /// so a reader that is slow but reading gets the rest of its last line
-    /// and its goodbye whole; one that takes nothing is closed.
-    fn poke_dropping(&mut self, id: ConnId, now: Instant) {
-        let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
-            return;
-        };
-        match write_out(conn, &mut self.counters) {
-            Ok((how, n)) => {
-                if n > 0 {
-                    conn.pressure.progress_at = now;
-                }
-                let recent = conn.pressure.progress_at + LINGER > now;
-                let by = conn.drop_by.unwrap_or(now);
-                if how == Flushed::All {
-                    self.last_byte_out(id);
-                } else if recent && by > now {
-                    conn.writable = how != Flushed::WouldBlock;
-                    if how == Flushed::Budget {
-                        self.more_output.push(id);
-                    }
-                    self.timers
-                        .arm((now + LINGER).min(by), id, TimerKind::Linger);
-                } else {
-                    debug!("{id}: dropped slow consumer took nothing for {LINGER:?}; closing");
-                    self.doom(id, LeaveReason::Disconnect);
-                }
-            }
-            Err(e) => {
-                debug!("write {id}: {e}");
-                self.counters.socket_error(&e);
-                self.doom(id, LeaveReason::Disconnect);
-            }
-        }
-    }
-
-    /// Renders each event once per wire format and queues the same bytes
-    /// to every recipient.
-    fn apply_effects(&mut self) {
-        let mut effects = std::mem::take(&mut self.effects);
-        self.hub.drain_effects(&mut effects);
-        for effect in effects.drain(..) {
-            match effect {
-                Effect::Deliver { to, event } => self.deliver(&to, &event),
-                Effect::Close(client) => {
-                    let id = ConnId::from_client(client);
-                    if let Some(conn) = self.conn_mut(id) {
-                        conn.in_hub = false; // the hub has let it go already
-                    }
-                    self.close_after_flush(id);
-                }
-                Effect::Replaced(client) => {
-                    let id = ConnId::from_client(client);
-                    if let Some(conn) = self.conn_mut(id) {
-                        conn.in_hub = false; // its session lives on elsewhere
-                    }
-                    debug!("{id}: session resumed by another connection");
-                    self.close_ws(
-                        id,
-                        Some(frame::close::SESSION_REPLACED),
-                        "session resumed elsewhere",
-                    );
-                }
-            }
-        }
-        self.effects = effects;
-    }
-
-    fn deliver(&mut self, to: &Recipients, event: &Event) {
-        let mut line_bytes: Option<Bytes> = None;
-        // The JSON text framed once; `None` inside: not for WebSocket clients.
-        let mut ws_bytes: Option<Option<Bytes>> = None;
-        let droppable = matches!(event, Event::Typing(_));
-        let public_url = self.public_url.clone();
-        for client in to.iter() {
-            let id = ConnId::from_client(client);
-            let Some(conn) = self.conn_mut(id) else {
-                continue;
-            };
-            if matches!(
-                conn.close,
-                Some(Close::Doomed | Close::Lingering | Close::Dropping)
-            ) {
-                continue;
-            }
-            if droppable && conn.outbox.len() > BEHIND {
-                continue;
-            }
-            let bytes = match &conn.phase {
-                Phase::Line { .. } => line_bytes
-                    .get_or_insert_with(|| line::render(event, &public_url))
-                    .clone(),
-                Phase::Ws(ws) if !ws.close_sent => {
-                    let framed = ws_bytes.get_or_insert_with(|| {
-                        json::render(event).map(|text| frame::encode_text(&text))
-                    });
-                    match framed {
-                        Some(b) => b.clone(),
-                        None => continue,
-                    }
-                }
-                Phase::Ws(_) | Phase::Sniffing { .. } | Phase::Http(_) => continue,
-            };
-            self.counters.deliveries += 1;
-            self.queue(id, bytes);
-        }
-    }
-
-    /// Flushes every connection with queued output; a connection whose
-    /// socket is full waits for its writable event.
-    fn flush_dirty(&mut self) {
-        if self.dirty.is_empty() {
-            return;
-        }
-        let started = Instant::now();
-        let now = started;
-        let limits = self.limits;
-        let flushes = self.counters.flushes;
-        for id in std::mem::take(&mut self.dirty) {
-            let Some(conn) = self.conns.get_mut(id.key()).filter(|c| c.id == id) else {
-                continue;
-            };
-            conn.dirty = false;
-            if conn.close == Some(Close::Doomed) {
-                continue;
-            }
-            self.turn_recipients += 1;
-            if !conn.writable {
-                // The socket is full: nothing goes out, but the backlog
-                // still counts (a reader that stopped falls behind too).
-                let unsent = conn.outbox.len();
-                if pressure::after_flush(&mut conn.pressure, 0, unsent, now, &limits) {
-                    self.watch.push(id);
-                }
-                continue;
-            }
-            let before = conn.outbox.len();
-            self.counters.flushes += 1;
-            match write_out(conn, &mut self.counters) {
-                Ok((how, n)) => {
-                    trace!("  {id}: wrote {n} of {before} bytes ({how:?})");
-                    let unsent = conn.outbox.len();
-                    if pressure::after_flush(&mut conn.pressure, n, unsent, now, &limits) {
-                        trace!("  {id}: {unsent} bytes unsent after a flush: high");
-                        self.watch.push(id);
-                    }
-                    // Held for its own backlog, which is out now?
-                    let unhold = conn.held && unsent <= limits.high();
-                    if how == Flushed::WouldBlock {
-                        conn.writable = false;
-                    } else if how == Flushed::Budget {
-                        self.more_output.push(id);
-                    } else if matches!(conn.close, Some(Close::AfterFlush | Close::Dropping)) {
-                        self.last_byte_out(id);
-                    }
-                    if unhold {
-                        self.unhold(id);
-                    }
-                }
-                Err(e) => {
-                    debug!("write {id}: {e}");
-                    self.counters.socket_error(&e);
-                    self.doom(id, LeaveReason::Disconnect);
-                }
-            }
-        }
-        if self.counters.flushes > flushes {
-            let us = started.elapsed().as_micros() as u64;
-            self.counters.flush_us_total += us;
-            self.counters.flush_pass_us_max = self.counters.flush_pass_us_max.max(us);
-        }
-    }
-
-    /// Removes doomed connections; the hub tells their rooms.
-    fn reap(&mut self) {
-        for (id, reason) in std::mem::take(&mut self.doomed) {
-            if self.conn_mut(id).is_none() {
-                continue;
-            }
-            let mut conn = self.conns.remove(id.key());
-            debug!("close {id} {} ({})", conn.peer, describe(&reason));
-            let _ = self.poll.registry().deregister(&mut conn.stream);
-            // Input left unread (held, or come since the last read) would
-            // make the close a reset, and the kernel would throw away what
-            // it has not yet sent: the end of our last reply, a goodbye.
-            let mut drained = 0;
-            while drained < READ_BUDGET {
-                match conn.stream.read(&mut self.scratch) {
-                    Ok(n) if n > 0 => drained += n,
-                    _ => break,
-                }
-            }
-            self.counters.bytes_queued -= conn.outbox.len();
-            *self.counters.kind_mut(conn.phase.kind()) -= 1;
-            self.per_ip.release(conn.peer.ip());
-            if conn.refused {
-                self.refusing -= 1;
-            }
-            if reason == LeaveReason::Timeout {
-                self.counters.drop_reason("timeout");
-            }
-            if !conn.in_hub {
-                continue;
-            }
-            let vanished = matches!(reason, LeaveReason::Disconnect | LeaveReason::Timeout);
-            if matches!(conn.phase, Phase::Ws(_)) && vanished {
-                // No close frame: hold its nick and rooms for a resume.
-                self.detach_client(id);
-            } else {
-                self.hub.disconnect(wall_clock(), id.client(), reason);
-            }
-        }
-    }
-}
-
-/// Writes what the connection's socket takes of its queue, at most
-/// `WRITE_BUDGET`, and counts it.
-fn write_out(conn: &mut Conn, counters: &mut Counters) -> io::Result<(Flushed, usize)> {
-    let (how, n) = conn.outbox.flush(&mut conn.stream, WRITE_BUDGET)?;
-    counters.bytes_out += n as u64;
-    counters.bytes_queued -= n;
-    Ok((how, n))
-}
-
-/// Keepalive and a user timeout, so a peer whose network died is noticed;
-/// no Nagle delay, since the loop already batches writes per iteration.
-fn tune(stream: &TcpStream) -> io::Result<()> {
-    stream.set_nodelay(true)?;
-    let sock = socket2::SockRef::from(stream);
-    let keepalive = socket2::TcpKeepalive::new()
-        .with_time(KEEPALIVE_IDLE)
-        .with_interval(KEEPALIVE_INTERVAL)
-        .with_retries(KEEPALIVE_PROBES);
-    sock.set_tcp_keepalive(&keepalive)?;
-    sock.set_tcp_user_timeout(Some(USER_TIMEOUT))?;
-    Ok(())
-}
-
-/// Wall-clock time for timestamps; the loop's deadlines use `Instant`.
-fn wall_clock() -> Now {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    Now { ms }
-}
-
-/// A seed for nick and room-code generation, from the OS when it can.
-fn seed() -> u64 {
-    let mut b = [0u8; 8];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_ok()
-    {
-        return u64::from_le_bytes(b);
-    }
-    wall_clock().ms ^ u64::from(std::process::id()) << 32
-}
-
-fn conn_readable(conns: &Slab<Conn>, id: ConnId) -> bool {
-    conns
-        .get(id.key())
-        .is_some_and(|c| c.id == id && c.readable)
-}
-
-/// The process or the system is out of file descriptors.
-fn is_fd_exhaustion(e: &io::Error) -> bool {
-    // EMFILE (24) and ENFILE (23) on Linux; ENOBUFS/ENOMEM also mean "not
-    // now" for accept.
-    matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12))
-}
-
-/// The soft open-file limit of this process, from `/proc/self/limits`.
-fn open_file_limit() -> Option<usize> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
-}
-
-/// `n` random bytes from the OS in hex; empty if there is no randomness.
-fn random_hex(urandom: &mut Option<File>, n: usize) -> String {
-    let mut b = vec![0u8; n];
-    match urandom.as_mut().map(|f| f.read_exact(&mut b)) {
-        Some(Ok(())) => b.iter().fold(String::with_capacity(2 * n), |mut s, x| {
-            let _ = write!(s, "{x:02x}");
-            s
-        }),
-        _ => {
-            error!("no randomness from /dev/urandom");
-            String::new()
-        }
-    }
-}
-
-/// A line client's first line that is an HTTP request line (`GET / HTTP/1.1`).
-fn looks_like_http(line: &[u8]) -> bool {
-    sniff::is_request_line(line.strip_suffix(b"\r").unwrap_or(line))
-}
-
-/// A short printable sample of a client's bad input, for debug logs.
-fn sample(bytes: &[u8]) -> String {
-    let cut = &bytes[..bytes.len().min(40)];
-    String::from_utf8_lossy(cut).escape_debug().to_string()
 }
 
 /// Logs where the server listens; printed on stdout so scripts can read it.
@@ -1635,34 +827,4 @@ pub fn announce(addrs: &[SocketAddr]) {
         println!("natter listening on {a}");
     }
     let _ = io::stdout().flush();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// What `tune` sets is what the kernel reports back on a real socket:
-    /// the integration tests can see keepalive with `ss`, not the user timeout.
-    #[test]
-    fn accepted_sockets_get_nodelay_keepalive_and_a_user_timeout() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let _client =
-            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
-        let (accepted, _) = listener.accept().expect("accept");
-        let stream = TcpStream::from_std(accepted);
-        tune(&stream).expect("tune");
-        assert!(stream.nodelay().expect("nodelay"));
-        let sock = socket2::SockRef::from(&stream);
-        assert!(sock.keepalive().expect("keepalive"));
-        assert_eq!(sock.keepalive_time().expect("idle"), KEEPALIVE_IDLE);
-        assert_eq!(
-            sock.keepalive_interval().expect("interval"),
-            KEEPALIVE_INTERVAL
-        );
-        assert_eq!(sock.keepalive_retries().expect("probes"), KEEPALIVE_PROBES);
-        assert_eq!(
-            sock.tcp_user_timeout().expect("user timeout"),
-            Some(USER_TIMEOUT)
-        );
-    }
 }

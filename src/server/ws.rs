@@ -11,8 +11,9 @@ use std::time::Instant;
 use log::debug;
 
 use super::conn::{ConnId, Phase};
+use super::os::{random_hex, wall_clock};
 use super::timers::TimerKind;
-use super::{random_hex, wall_clock, Server};
+use super::Server;
 use crate::hub::command::Command;
 use crate::hub::event::LeaveReason;
 use crate::proto::json;
@@ -30,7 +31,7 @@ impl Server {
             urandom,
             ..
         } = self;
-        let Some(conn) = conns.get_mut(id.key()).filter(|c| c.id == id) else {
+        let Some(conn) = conns.get_mut(id) else {
             return;
         };
         let Phase::Ws(ws) = &mut conn.phase else {
@@ -87,7 +88,7 @@ impl Server {
             Incoming::Close { code, .. } => close = Some((code, true)),
         });
         for bytes in out {
-            self.queue(id, bytes);
+            self.conns.queue(id, bytes);
         }
         if let Err(e) = result {
             debug!("{id}: WebSocket protocol error {}: {}", e.code, e.reason);
@@ -114,7 +115,7 @@ impl Server {
     /// Sends our close frame (once) and closes the TCP connection after it:
     /// the server closes first (RFC 6455 §7.1.1).
     pub(super) fn close_ws(&mut self, id: ConnId, code: Option<u16>, reason: &str) {
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
         let Phase::Ws(ws) = &mut conn.phase else {
@@ -124,14 +125,14 @@ impl Server {
             return;
         }
         ws.close_sent = true;
-        self.queue(id, frame::encode_close(code, reason));
+        self.conns.queue(id, frame::encode_close(code, reason));
         self.close_after_flush(id);
     }
 
     /// The ping timer: ping a silent client; drop one that stayed silent.
     pub(super) fn ws_timer(&mut self, id: ConnId, now: Instant) {
         let interval = self.config.ping_interval();
-        let Some(conn) = self.conn_mut(id) else {
+        let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
         if conn.close.is_some() {
@@ -157,7 +158,7 @@ impl Server {
             None if now >= ws.last_frame + interval => {
                 ws.ping_sent = Some(now);
                 self.timers.arm(now + interval, id, TimerKind::WsPing);
-                self.queue(id, frame::encode_ping(b"natter"));
+                self.conns.queue(id, frame::encode_ping(b"natter"));
             }
             None => {
                 let due = ws.last_frame + interval;

@@ -1,0 +1,268 @@
+//! The loop's own figures: [`Counters`], kept as the loop runs, and the
+//! two ways they are read over HTTP, `GET /metrics` (Prometheus text) and
+//! `GET /api/stats` (JSON); `/stats` on a line connection shows
+//! [`Counters::snapshot`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, ErrorKind};
+
+use super::conn::Kind;
+use super::Server;
+use crate::hub::event::Stats;
+
+/// The loop's own figures; `/stats` and metrics read them. (The bytes
+/// queued are not here: `Conns` keeps that total.)
+#[derive(Default, Debug)]
+pub(super) struct Counters {
+    pub(super) loop_iterations: u64,
+    pub(super) poll_events: u64,
+    pub(super) deliveries: u64,
+    pub(super) bytes_in: u64,
+    pub(super) bytes_out: u64,
+    pub(super) pending: usize,
+    pub(super) line: usize,
+    pub(super) http: usize,
+    pub(super) ws: usize,
+    pub(super) accepted: u64,
+    pub(super) http_responses: u64,
+    /// Store commits that wrote something, and their time in microseconds.
+    pub(super) commits: u64,
+    pub(super) commit_us_total: u64,
+    pub(super) commit_us_max: u64,
+    /// WAL checkpoints and their time in microseconds.
+    pub(super) checkpoints: u64,
+    pub(super) checkpoint_us_total: u64,
+    pub(super) checkpoint_us_max: u64,
+    /// Per-connection flushes (one `send` or `writev` each, unless a queue
+    /// is longer than one call takes), the time they took in microseconds,
+    /// and the longest pass over the dirty connections.
+    pub(super) flushes: u64,
+    pub(super) flush_us_total: u64,
+    pub(super) flush_pass_us_max: u64,
+    /// Connections the server dropped, by reason (for metrics).
+    pub(super) dropped: BTreeMap<&'static str, u64>,
+    /// Times chat input was paused because readers fell behind, and for
+    /// how long in all (microseconds).
+    pub(super) input_pauses: u64,
+    pub(super) input_paused_us: u64,
+}
+
+impl Counters {
+    pub(super) fn kind_mut(&mut self, kind: Kind) -> &mut usize {
+        match kind {
+            Kind::Pending => &mut self.pending,
+            Kind::Line => &mut self.line,
+            Kind::Http => &mut self.http,
+            Kind::Ws => &mut self.ws,
+        }
+    }
+
+    pub(super) fn drop_reason(&mut self, reason: &'static str) {
+        *self.dropped.entry(reason).or_default() += 1;
+    }
+
+    /// A socket the kernel gave up on: `TCP_USER_TIMEOUT` or keepalive
+    /// ran out (the peer's network died, or its receive window stayed shut;
+    /// see docs/LIFECYCLE.md). Resets and the like are the peer's doing.
+    pub(super) fn socket_error(&mut self, e: &io::Error) {
+        if e.kind() == ErrorKind::TimedOut {
+            self.drop_reason("tcp_timeout");
+        }
+    }
+
+    pub(super) fn snapshot(&self, messages: u64, bytes_queued: usize) -> Stats {
+        Stats {
+            line: self.line,
+            http: self.http,
+            ws: self.ws,
+            pending: self.pending,
+            loop_iterations: self.loop_iterations,
+            poll_events: self.poll_events,
+            bytes_queued,
+            messages,
+            deliveries: self.deliveries,
+        }
+    }
+}
+
+impl Server {
+    /// A connection changed protocol: it is counted under its new kind.
+    pub(super) fn move_kind(&mut self, from: Kind, to: Kind) {
+        *self.counters.kind_mut(from) -= 1;
+        *self.counters.kind_mut(to) += 1;
+    }
+
+    /// Prometheus text format: the loop counts these itself.
+    pub(super) fn metrics(&self) -> String {
+        let c = &self.counters;
+        let mut m = String::with_capacity(2048);
+        family(
+            &mut m,
+            "natter_connections",
+            "gauge",
+            "Open connections by protocol.",
+        );
+        for (kind, n) in [
+            ("line", c.line),
+            ("http", c.http),
+            ("ws", c.ws),
+            ("pending", c.pending),
+        ] {
+            let _ = writeln!(m, "natter_connections{{kind=\"{kind}\"}} {n}");
+        }
+        let gauges: [(&str, &str, u64); 5] = [
+            (
+                "natter_rooms",
+                "Rooms with members.",
+                self.hub.rooms() as u64,
+            ),
+            (
+                "natter_bytes_queued",
+                "Bytes waiting in output queues.",
+                self.conns.bytes_queued() as u64,
+            ),
+            (
+                "natter_bytes_queued_limit",
+                "--max-outbound-total: past half of it chat input pauses.",
+                self.limits.max_total as u64,
+            ),
+            (
+                "natter_input_paused",
+                "1 while chat input is paused because readers are behind.",
+                u64::from(self.paused_since.is_some()),
+            ),
+            (
+                "natter_connections_behind",
+                "Connections with over half of --max-outbound unsent after a flush.",
+                self.watch.len() as u64,
+            ),
+        ];
+        for (name, help, v) in gauges {
+            family(&mut m, name, "gauge", help);
+            let _ = writeln!(m, "{name} {v}");
+        }
+        let paused_us = c.input_paused_us
+            + self
+                .paused_since
+                .map_or(0, |t| t.elapsed().as_micros() as u64);
+        let counters: [(&str, &str, u64); 12] = [
+            (
+                "natter_messages_total",
+                "Room messages accepted.",
+                self.hub.messages_total(),
+            ),
+            (
+                "natter_deliveries_total",
+                "Events queued to a recipient.",
+                c.deliveries,
+            ),
+            (
+                "natter_bytes_out_total",
+                "Bytes written to sockets.",
+                c.bytes_out,
+            ),
+            (
+                "natter_bytes_in_total",
+                "Bytes read from sockets.",
+                c.bytes_in,
+            ),
+            (
+                "natter_loop_iterations_total",
+                "Wake-ups of the event loop.",
+                c.loop_iterations,
+            ),
+            (
+                "natter_poll_events_total",
+                "Readiness events returned by poll.",
+                c.poll_events,
+            ),
+            ("natter_accepted_total", "Connections accepted.", c.accepted),
+            (
+                "natter_http_responses_total",
+                "HTTP responses sent.",
+                c.http_responses,
+            ),
+            (
+                "natter_store_commits_total",
+                "SQLite transactions that stored messages.",
+                c.commits,
+            ),
+            (
+                "natter_store_checkpoints_total",
+                "SQLite WAL checkpoints, run when the loop was quiet.",
+                c.checkpoints,
+            ),
+            (
+                "natter_input_pauses_total",
+                "Times chat input paused because readers fell behind.",
+                c.input_pauses,
+            ),
+            (
+                "natter_input_paused_microseconds_total",
+                "Time chat input was paused, in microseconds.",
+                paused_us,
+            ),
+        ];
+        for (name, help, v) in counters {
+            family(&mut m, name, "counter", help);
+            let _ = writeln!(m, "{name} {v}");
+        }
+        family(
+            &mut m,
+            "natter_dropped_connections_total",
+            "counter",
+            "Connections the server dropped, by reason.",
+        );
+        for (reason, n) in c.dropped.iter() {
+            let _ = writeln!(
+                m,
+                "natter_dropped_connections_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        m
+    }
+
+    /// `GET /api/stats`: the loop's own figures.
+    pub(super) fn stats_json(&self) -> Vec<u8> {
+        let c = &self.counters;
+        let stats = c.snapshot(self.hub.messages_total(), self.conns.bytes_queued());
+        let paused_us = c.input_paused_us
+            + self
+                .paused_since
+                .map_or(0, |t| t.elapsed().as_micros() as u64);
+        let value = serde_json::json!({
+            "connections": {"line": c.line, "http": c.http, "ws": c.ws, "pending": c.pending},
+            "loop_iterations": c.loop_iterations,
+            "poll_events": c.poll_events,
+            "events_per_wakeup": stats.events_per_wakeup(),
+            "bytes_queued": self.conns.bytes_queued(),
+            "bytes_in": c.bytes_in,
+            "bytes_out": c.bytes_out,
+            "messages": self.hub.messages_total(),
+            "deliveries": c.deliveries,
+            "rooms": self.hub.rooms(),
+            "store": {"commits": c.commits, "commit_us_total": c.commit_us_total,
+                      "commit_us_max": c.commit_us_max, "checkpoints": c.checkpoints,
+                      "checkpoint_us_total": c.checkpoint_us_total,
+                      "checkpoint_us_max": c.checkpoint_us_max},
+            "flushes": {"count": c.flushes, "us_total": c.flush_us_total,
+                        "pass_us_max": c.flush_pass_us_max},
+            "output": {"bytes_queued": self.conns.bytes_queued(),
+                       "max_outbound": self.limits.max_outbound,
+                       "max_outbound_total": self.limits.max_total,
+                       "behind": self.watch.len(),
+                       "input_paused": self.paused_since.is_some(),
+                       "input_pauses": c.input_pauses,
+                       "input_paused_us_total": paused_us,
+                       "held": self.held.len(),
+                       "dropped": &c.dropped},
+        });
+        serde_json::to_vec(&value).unwrap_or_default()
+    }
+}
+
+/// The `# HELP` and `# TYPE` lines of one metric family.
+fn family(m: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}

@@ -1,0 +1,105 @@
+//! What the shell asks of the operating system besides sockets and
+//! `poll`: socket options, the open-file limit, the wall clock and
+//! randomness.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, Read};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use log::error;
+use mio::net::TcpStream;
+
+use crate::hub::Now;
+
+/// TCP keepalive and user timeout: a dead peer is noticed in about 90 s.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_PROBES: u32 = 3;
+const USER_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Keepalive and a user timeout, so a peer whose network died is noticed;
+/// no Nagle delay, since the loop already batches writes per iteration.
+pub(super) fn tune(stream: &TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let sock = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(KEEPALIVE_PROBES);
+    sock.set_tcp_keepalive(&keepalive)?;
+    sock.set_tcp_user_timeout(Some(USER_TIMEOUT))?;
+    Ok(())
+}
+
+/// Wall-clock time for timestamps; the loop's deadlines use `Instant`.
+pub(super) fn wall_clock() -> Now {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    Now { ms }
+}
+
+/// A seed for nick and room-code generation, from the OS when it can.
+pub(super) fn seed() -> u64 {
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_ok()
+    {
+        return u64::from_le_bytes(b);
+    }
+    wall_clock().ms ^ u64::from(std::process::id()) << 32
+}
+
+/// The soft open-file limit of this process, from `/proc/self/limits`.
+pub(super) fn open_file_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// `n` random bytes from the OS in hex; empty if there is no randomness.
+pub(super) fn random_hex(urandom: &mut Option<File>, n: usize) -> String {
+    let mut b = vec![0u8; n];
+    match urandom.as_mut().map(|f| f.read_exact(&mut b)) {
+        Some(Ok(())) => b.iter().fold(String::with_capacity(2 * n), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        }),
+        _ => {
+            error!("no randomness from /dev/urandom");
+            String::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `tune` sets is what the kernel reports back on a real socket:
+    /// the integration tests can see keepalive with `ss`, not the user timeout.
+    #[test]
+    fn accepted_sockets_get_nodelay_keepalive_and_a_user_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let _client =
+            std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("connect");
+        let (accepted, _) = listener.accept().expect("accept");
+        let stream = TcpStream::from_std(accepted);
+        tune(&stream).expect("tune");
+        assert!(stream.nodelay().expect("nodelay"));
+        let sock = socket2::SockRef::from(&stream);
+        assert!(sock.keepalive().expect("keepalive"));
+        assert_eq!(sock.keepalive_time().expect("idle"), KEEPALIVE_IDLE);
+        assert_eq!(
+            sock.keepalive_interval().expect("interval"),
+            KEEPALIVE_INTERVAL
+        );
+        assert_eq!(sock.keepalive_retries().expect("probes"), KEEPALIVE_PROBES);
+        assert_eq!(
+            sock.tcp_user_timeout().expect("user timeout"),
+            Some(USER_TIMEOUT)
+        );
+    }
+}
