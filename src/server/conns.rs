@@ -150,10 +150,11 @@ impl Conns {
         budget: usize,
     ) -> Option<(&mut Conn, io::Result<(Flushed, usize)>)> {
         let conn = find(&mut self.slab, id)?;
+        let before = conn.outbox.len();
         let res = conn.outbox.flush(&mut conn.stream, budget);
-        if let Ok((_, n)) = res {
-            self.bytes_queued -= n;
-        }
+        // What left the outbox, whatever the result: a write that fails
+        // after others went out has still sent those.
+        self.bytes_queued -= before - conn.outbox.len();
         Some((conn, res))
     }
 

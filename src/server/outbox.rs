@@ -180,6 +180,37 @@ mod tests {
         }
     }
 
+    /// Takes `ok` bytes, then fails as a reset peer does.
+    struct Breaks {
+        ok: usize,
+    }
+
+    impl Write for Breaks {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            match self.ok.min(buf.len()) {
+                0 => Err(io::ErrorKind::ConnectionReset.into()),
+                n => {
+                    self.ok -= n;
+                    Ok(n)
+                }
+            }
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn what_went_out_before_an_error_has_left_the_queue() {
+        // The shell keeps its queued-bytes total by the queue's length
+        // before and after a flush, error or not.
+        let mut ob = Outbox::default();
+        ob.push(Bytes::from_static(b"first\n"));
+        ob.push(Bytes::from_static(b"second\n"));
+        assert!(ob.flush(&mut Breaks { ok: 8 }, usize::MAX).is_err());
+        assert_eq!(ob.len(), 13 - 8);
+    }
+
     #[test]
     fn a_busy_turn_keeps_its_queue_and_a_burst_gives_it_back() {
         let mut w = Trickle {
