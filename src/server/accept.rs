@@ -12,9 +12,9 @@ use log::{debug, error, warn};
 use mio::net::TcpStream;
 use mio::{Interest, Token};
 
-use super::conn::{Conn, ConnId};
+use super::conn::Conn;
 use super::os::{open_file_limit, tune};
-use super::timers::TimerKind;
+use super::timers::{LoopTimer, TimerKind};
 use super::Server;
 use crate::config::Config;
 use crate::hub::error::ErrorCode;
@@ -54,7 +54,7 @@ impl Server {
                     self.counters.drop_reason("accept_emfile");
                     let at = Instant::now() + ACCEPT_BACKOFF;
                     self.accept_paused = Some(at);
-                    self.timers.arm(at, ConnId::new(0, 0), TimerKind::Accept);
+                    self.timers.arm_loop(at, LoopTimer::Accept);
                     return;
                 }
                 Err(e) => {

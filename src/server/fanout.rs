@@ -13,7 +13,7 @@ use log::{debug, trace};
 use super::conn::{Close, ConnId, Phase};
 use super::outbox::Flushed;
 use super::pressure::{self, Slow};
-use super::timers::TimerKind;
+use super::timers::{LoopTimer, TimerKind};
 use super::{Server, LINGER};
 use crate::hub::error::ErrorCode;
 use crate::hub::event::{Effect, Event, LeaveReason, Recipients};
@@ -288,11 +288,8 @@ impl Server {
         if (self.paused_since.is_some() || !self.watch.is_empty()) && !self.review_armed {
             // Stalled readers raise no events: look again soon.
             self.review_armed = true;
-            self.timers.arm(
-                now + pressure::REVIEW_EVERY,
-                ConnId::new(0, 0),
-                TimerKind::Review,
-            );
+            self.timers
+                .arm_loop(now + pressure::REVIEW_EVERY, LoopTimer::Review);
         }
     }
 

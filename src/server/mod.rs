@@ -74,7 +74,7 @@ use metrics::Counters;
 use os::{random_hex, seed, wall_clock};
 use per_ip::PerIp;
 use pressure::Limits;
-use timers::{TimerKind, Timers};
+use timers::{Due, LoopTimer, TimerKind, Timers};
 
 /// Listener tokens sit at the top of the token space; slab keys never get there.
 const LISTENER_BASE: usize = usize::MAX - 1024;
@@ -607,19 +607,22 @@ impl Server {
     /// Fires every timer due at `now`. Timers are never cancelled: each
     /// checks whether it still applies.
     fn fire_timers(&mut self, now: Instant) {
-        while let Some((id, kind)) = self.timers.pop_due(now) {
-            if kind == TimerKind::HubExpiry {
-                self.expire_sessions(now);
-                continue;
-            }
-            if kind == TimerKind::Accept {
-                self.resume_accepting();
-                continue;
-            }
-            if kind == TimerKind::Review {
-                self.review_armed = false; // review_pressure runs after the timers
-                continue;
-            }
+        while let Some(due) = self.timers.pop_due(now) {
+            let (id, kind) = match due {
+                Due::Conn(id, kind) => (id, kind),
+                Due::Loop(LoopTimer::SessionExpiry) => {
+                    self.expire_sessions(now);
+                    continue;
+                }
+                Due::Loop(LoopTimer::Accept) => {
+                    self.resume_accepting();
+                    continue;
+                }
+                Due::Loop(LoopTimer::Review) => {
+                    self.review_armed = false; // review_pressure runs after the timers
+                    continue;
+                }
+            };
             if matches!(kind, TimerKind::Sniff | TimerKind::FirstLine)
                 && matches!(
                     self.conns.get(id).map(|c| &c.phase),
@@ -659,7 +662,6 @@ impl Server {
                 TimerKind::LineIdle => self.line_timer(id, now),
                 TimerKind::Http => self.http_timer(id, now),
                 TimerKind::WsPing => self.ws_timer(id, now),
-                TimerKind::HubExpiry | TimerKind::Accept | TimerKind::Review => {}
                 TimerKind::Linger => match conn.close {
                     Some(Close::Dropping) => self.poke_dropping(id, now),
                     Some(Close::Lingering) => self.doom(id, LeaveReason::Disconnect),
@@ -759,10 +761,9 @@ impl Server {
     fn detach_client(&mut self, id: ConnId) {
         self.hub
             .detach(wall_clock(), id.client(), LeaveReason::Timeout);
-        self.timers.arm(
+        self.timers.arm_loop(
             Instant::now() + self.config.resume_grace(),
-            id,
-            TimerKind::HubExpiry,
+            LoopTimer::SessionExpiry,
         );
     }
 
@@ -783,8 +784,7 @@ impl Server {
         self.hub.expire(wall);
         if let Some(next) = self.hub.next_deadline() {
             let wait = Duration::from_millis(next.saturating_sub(wall.ms));
-            self.timers
-                .arm(now + wait, ConnId::new(0, 0), TimerKind::HubExpiry);
+            self.timers.arm_loop(now + wait, LoopTimer::SessionExpiry);
         }
     }
 

@@ -1,6 +1,7 @@
 //! Deadlines for the loop: the earliest one becomes `poll`'s timeout.
 //!
-//! A binary heap of `(when, conn, kind)`. Timers are never cancelled: when
+//! A binary heap of `(when, what)`: a connection's timer names the
+//! connection, a loop-wide one names only its kind. Timers are never cancelled: when
 //! one fires, the loop checks whether it still applies (the connection may
 //! be gone, or may have been active since). That keeps arming a timer O(log n)
 //! and cancelling free, as in most event loops.
@@ -25,37 +26,53 @@ pub enum TimerKind {
     Http,
     /// Ping a silent WebSocket client, or give up on one.
     WsPing,
-    /// Held WebSocket sessions may be due to be given up (not per connection).
-    HubExpiry,
-    /// Accepting was paused for lack of file descriptors (not per connection).
+}
+
+/// Timers of the loop as a whole, not of one connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LoopTimer {
+    /// Held WebSocket sessions may be due to be given up.
+    SessionExpiry,
+    /// Accepting was paused for lack of file descriptors.
     Accept,
-    /// Chat input is paused: review who is behind (not per connection).
+    /// Chat input is paused or readers are behind: review who is.
     Review,
+}
+
+/// What a due timer is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Due {
+    Conn(ConnId, TimerKind),
+    Loop(LoopTimer),
 }
 
 #[derive(Default)]
 pub struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, ConnId, TimerKind)>>,
+    heap: BinaryHeap<Reverse<(Instant, Due)>>,
 }
 
 impl Timers {
+    /// A connection's timer.
     pub fn arm(&mut self, at: Instant, conn: ConnId, kind: TimerKind) {
-        self.heap.push(Reverse((at, conn, kind)));
+        self.heap.push(Reverse((at, Due::Conn(conn, kind))));
+    }
+
+    /// A timer of the loop as a whole.
+    pub fn arm_loop(&mut self, at: Instant, timer: LoopTimer) {
+        self.heap.push(Reverse((at, Due::Loop(timer))));
     }
 
     /// How long `poll` may sleep: until the earliest deadline.
     pub fn timeout(&self, now: Instant) -> Option<Duration> {
         self.heap
             .peek()
-            .map(|Reverse((at, _, _))| at.saturating_duration_since(now))
+            .map(|Reverse((at, _))| at.saturating_duration_since(now))
     }
 
     /// Removes and returns the earliest timer due at `now`.
-    pub fn pop_due(&mut self, now: Instant) -> Option<(ConnId, TimerKind)> {
+    pub fn pop_due(&mut self, now: Instant) -> Option<Due> {
         match self.heap.peek() {
-            Some(Reverse((at, _, _))) if *at <= now => {
-                self.heap.pop().map(|Reverse((_, id, kind))| (id, kind))
-            }
+            Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse((_, due))| due),
             _ => None,
         }
     }
@@ -86,14 +103,17 @@ mod tests {
         assert_eq!(t.pop_due(t0), None);
         assert_eq!(
             t.pop_due(t0 + Duration::from_millis(150)),
-            Some((b, TimerKind::Linger))
+            Some(Due::Conn(b, TimerKind::Linger))
         );
         assert_eq!(t.pop_due(t0 + Duration::from_millis(150)), None);
         assert_eq!(t.timeout(t0 + Duration::from_secs(1)), Some(Duration::ZERO));
         assert_eq!(
             t.pop_due(t0 + Duration::from_secs(1)),
-            Some((a, TimerKind::Sniff))
+            Some(Due::Conn(a, TimerKind::Sniff))
         );
         assert!(t.is_empty());
+        // A loop-wide timer names no connection.
+        t.arm_loop(t0, LoopTimer::Review);
+        assert_eq!(t.pop_due(t0), Some(Due::Loop(LoopTimer::Review)));
     }
 }
