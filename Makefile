@@ -7,7 +7,7 @@ SHELL := /bin/bash
 
 # Every unit and integration test, the examples' tests and a short smoke run
 # of each benchmark; then one closing line that sums up every test binary.
-test: deps browser-deps web-unit fmt-check clippy
+test: deps browser-deps fmt-check clippy web-unit
 	@mkdir -p target
 	set -o pipefail; $(CARGO) test --all-targets 2>&1 | tee target/test.log
 	set -o pipefail; AUTOBAHN_TIMEOUT=600 scripts/autobahn.sh 2>&1 | tee target/autobahn.log
