@@ -3,11 +3,11 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test deps browser-deps check-install browser-test browser-run fmt-check clippy build run bench autobahn soak fuzz compare-threads bench-compare
+.PHONY: test deps browser-deps check-install browser-test browser-run web-unit fmt-check clippy build run bench autobahn soak fuzz compare-threads bench-compare
 
 # Every unit and integration test, the examples' tests and a short smoke run
 # of each benchmark; then one closing line that sums up every test binary.
-test: deps browser-deps fmt-check clippy
+test: deps browser-deps fmt-check clippy web-unit
 	@mkdir -p target
 	set -o pipefail; $(CARGO) test --all-targets 2>&1 | tee target/test.log
 	set -o pipefail; AUTOBAHN_TIMEOUT=600 scripts/autobahn.sh 2>&1 | tee target/autobahn.log
@@ -15,7 +15,15 @@ test: deps browser-deps fmt-check clippy
 	@awk '/^test result:/ { p += $$4; f += $$6 } /^autobahn: [0-9]+ passed/ { p += $$2; f += $$4 } \
 		/^# pass [0-9]+$$/ { p += $$3 } /^# fail [0-9]+$$/ { f += $$3 } \
 		END { printf "tests: %d passed, %d failed\n", p, f; if (p == 0 || f > 0) exit 1 }' \
-		target/test.log target/autobahn.log target/browser.log
+		target/test.log target/autobahn.log target/web-unit.log target/browser.log
+
+# The chat page's pure modules (web/util.js, protocol.js, room.js,
+# session.js: no DOM, no window) under Node's own test runner, with a fake
+# WebSocket, clock and storage (tests/web): no browser and no npm install.
+web-unit:
+	@command -v node >/dev/null || { echo "web-unit: needs Node.js >= 20 on PATH" >&2; exit 1; }
+	@mkdir -p target
+	set -o pipefail; node --test --test-reporter=tap tests/web/*.test.mjs 2>&1 | tee target/web-unit.log
 
 # The browser tests (tests/browser) drive Debian's Chromium with
 # playwright-core from npm (which downloads no browser); install what is missing.

@@ -298,6 +298,84 @@ fn the_page_is_html() {
     assert!(r.text().to_lowercase().contains("<html"), "{}", r.text());
 }
 
+/// The page is ES modules (`web/*.js`, `app.js` the entry): each one is
+/// served as JavaScript (a module script with another type is refused by
+/// the browser), byte for byte, under the same Content-Security-Policy as
+/// the page, and every module another one imports is served.
+#[test]
+fn every_page_module_is_served_as_javascript() {
+    let s = Server::start(&[]);
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    let mut modules: Vec<String> = std::fs::read_dir(&web)
+        .expect("web/")
+        .map(|e| e.expect("entry").file_name().into_string().expect("UTF-8"))
+        .filter(|name| name.ends_with(".js"))
+        .collect();
+    modules.sort();
+    assert!(modules.contains(&"app.js".to_string()), "{modules:?}");
+    let page = get(s.addr, "/");
+    let csp = page
+        .header("content-security-policy")
+        .expect("CSP")
+        .to_string();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(
+        page.text()
+            .contains(r#"<script type="module" src="/app.js"></script>"#),
+        "index.html loads /app.js as a module"
+    );
+    for preload in page
+        .text()
+        .split(r#"<link rel="modulepreload" href="/"#)
+        .skip(1)
+    {
+        let target = &preload[..preload.find('"').expect("a quoted href")];
+        assert!(
+            modules.iter().any(|m| m == target),
+            "index.html preloads /{target}, which web/ does not have"
+        );
+    }
+    for name in &modules {
+        let path = format!("/{name}");
+        assert!(
+            name == "app.js"
+                || page
+                    .text()
+                    .contains(&format!(r#"<link rel="modulepreload" href="{path}">"#)),
+            "index.html preloads {path}"
+        );
+        let r = get(s.addr, &path);
+        assert_eq!(r.status, 200, "GET {path}: is web/{name} in ASSETS?");
+        assert_eq!(
+            r.header("content-type"),
+            Some("text/javascript; charset=utf-8"),
+            "{path}"
+        );
+        assert_eq!(
+            r.header("content-security-policy"),
+            Some(&csp[..]),
+            "{path}"
+        );
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
+        assert_eq!(
+            r.body,
+            std::fs::read(web.join(name)).expect("read"),
+            "{path} is web/{name}"
+        );
+        for import in r.text().split(" from './").skip(1) {
+            let target = &import[..import.find('\'').expect("a quoted specifier")];
+            assert!(
+                modules.iter().any(|m| m == target),
+                "{path} imports ./{target}, which web/ does not have"
+            );
+        }
+    }
+}
+
 #[test]
 fn head_works_wherever_get_does() {
     let s = Server::start(&[]);

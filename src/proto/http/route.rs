@@ -48,23 +48,47 @@ pub struct Asset {
     pub body: &'static [u8],
 }
 
-/// The chat page and its assets, all answering [`GET_HEAD`].
-pub static ASSETS: [Asset; 3] = [
+/// One of the page's JavaScript modules, `web/NAME` served at `/NAME`.
+/// Module scripts need a JavaScript MIME type (the HTML standard refuses
+/// any other), and `script-src 'self'` lets the page import them.
+macro_rules! module {
+    ($name:literal) => {
+        Asset {
+            paths: &[concat!("/", $name)],
+            content_type: "text/javascript; charset=utf-8",
+            body: include_bytes!(concat!("../../../web/", $name)),
+        }
+    };
+}
+
+/// The chat page and its assets, all answering [`GET_HEAD`]. `app.js` is
+/// the entry module; it imports the others (docs/ARCHITECTURE.md, "The
+/// chat page"). Every `.js` file in `web/` is listed here, which
+/// `tests/http.rs` checks (and that `index.html` preloads each one).
+pub static ASSETS: [Asset; 15] = [
     Asset {
         paths: &["/", "/index.html"],
         content_type: "text/html; charset=utf-8",
         body: include_bytes!("../../../web/index.html"),
     },
     Asset {
-        paths: &["/app.js"],
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../../web/app.js"),
-    },
-    Asset {
         paths: &["/style.css"],
         content_type: "text/css; charset=utf-8",
         body: include_bytes!("../../../web/style.css"),
     },
+    module!("app.js"),
+    module!("util.js"),
+    module!("protocol.js"),
+    module!("room.js"),
+    module!("session.js"),
+    module!("dom.js"),
+    module!("state.js"),
+    module!("view.js"),
+    module!("chat.js"),
+    module!("composer.js"),
+    module!("images.js"),
+    module!("landing.js"),
+    module!("roombar.js"),
 ];
 
 /// What a request leads to, once its method and path are known good.
@@ -271,6 +295,7 @@ mod tests {
             ("/", Route::Asset(asset("/"))),
             ("/index.html", Route::Asset(asset("/"))),
             ("/app.js", Route::Asset(asset("/app.js"))),
+            ("/protocol.js", Route::Asset(asset("/protocol.js"))),
             ("/style.css", Route::Asset(asset("/style.css"))),
             ("/ws", Route::WebSocket),
             ("/echo", Route::Echo),
@@ -309,6 +334,20 @@ mod tests {
             panic!("no style");
         };
         assert_eq!(css.content_type, "text/css; charset=utf-8");
+        // Every module of the page is JavaScript, at one path of its own.
+        for asset in &ASSETS {
+            let is_js = asset.paths.iter().any(|p| p.ends_with(".js"));
+            assert_eq!(
+                is_js,
+                asset.content_type == "text/javascript; charset=utf-8",
+                "{:?}",
+                asset.paths
+            );
+            if is_js {
+                assert_eq!(asset.paths.len(), 1, "{:?}", asset.paths);
+                assert!(!asset.body.is_empty(), "{:?}", asset.paths);
+            }
+        }
     }
 
     #[test]
@@ -317,6 +356,7 @@ mod tests {
             "/",
             "/index.html",
             "/app.js",
+            "/protocol.js",
             "/style.css",
             "/ws",
             "/healthz",
@@ -373,6 +413,9 @@ mod tests {
             "/media",
             "/mediax/1",
             "/static/app.js",
+            "/web/app.js",
+            "/protocol",
+            "/package.json",
         ];
         for path in paths {
             for method in ["GET", "HEAD"].iter().chain(&WRONG_METHODS) {

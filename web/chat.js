@@ -1,0 +1,456 @@
+// chat.js: what the page does with each message from the server (handle),
+// and the requests the page makes on the user's behalf: change the nick,
+// join or create a room, quit.
+//
+// The protocol is docs/PROTOCOL.md. Requests carry a `ref` that the answer
+// (or an error) echoes; its prefix says what it was for:
+//   j:ROOM  a join the user asked for (open the room)
+//   c:ID    a room the user created
+//   rj:ROOM a rejoin after a reconnect (quietly, in the background)
+//   hb:ROOM an older page of history (scrolling up)
+//   ha:ROOM a catch-up page after a gap
+//   hc:ROOM /history typed in the box
+//   nick:NAME, nick:restore  a nick asked for by the user, or asked back
+//   CID     a message or image (the outbox's cid)
+
+import { S, client, store, saveState } from './state.js';
+import { ui } from './dom.js';
+import { NICK_RE, ROOM_RE, sameNick, sortNicks, cleanRoom, newCid } from './util.js';
+import {
+  CATCH_UP_PAGE, rejoinSince, startCatchUp, continueCatchUp, olderArrived, setMembers, addMember,
+  removeMember, renameMember, renameSelf, startTyping,
+} from './room.js';
+import {
+  refreshState, makeTab, activate, removeTab, dmTab, renderBadge, updateTitle, showLanding,
+  showLandingError, clearLandingError, renderOpenRooms, resetPromptButton, showPromptError,
+  isAtBottom, scrollToBottom, resetRoom, mergeRoom, firstPending, resolveOutbox, noteIncoming,
+  renderMessage, systemLine, markFailed, renderMembers, renderTyping, renderRoomBar, maybeFill,
+  listOf,
+} from './view.js';
+
+// --------------------------------------------------------------- dispatch
+
+export function handle(m) {
+  switch (m.type) {
+    case 'welcome': return onWelcome(m);
+    case 'nick': return onNick(m);
+    case 'joined': return onJoined(m);
+    case 'left': return onLeft(m);
+    case 'message': return onMessage(m);
+    case 'presence': return onPresence(m);
+    case 'typing': return onTyping(m);
+    case 'dm': return onDm(m);
+    case 'history': return onHistory(m);
+    case 'rooms': return onRooms(m);
+    case 'who': return onWho(m);
+    case 'error': return onError(m);
+    default: return undefined;
+  }
+}
+
+// The socket closed; protocol.js reconnects.
+export function onDropped(code) {
+  if (code === 4000) systemLine(S.active, 'This session was opened elsewhere; reconnecting with a new one.');
+  for (const r of S.rooms.values()) r.typing.clear();
+  renderTyping();
+}
+
+function onWelcome(m) {
+  const { resumed, wasConnected } = client.welcome(m);
+  store.markLive(true, client.session);
+  if (m.limits && typeof m.limits === 'object') Object.assign(S.limits, m.limits);
+  const storeChanged = !!S.storeId && !!m.store_id && m.store_id !== S.storeId;
+  if (m.store_id) S.storeId = m.store_id;
+  // A new session has a generated nick: ours is asked back below. Known
+  // before the generated one shows, so the name fields keep ours.
+  const restoring = !resumed && !!S.wantNick && S.wantNick !== m.nick;
+  if (restoring) S.pendingNick = S.wantNick;
+  setNick(m.nick);
+  refreshState();
+
+  if (storeChanged) {
+    // Our seq positions mean nothing any more: start the rooms afresh.
+    for (const r of S.rooms.values()) {
+      resetRoom(r);
+      r.storeId = m.store_id;
+      systemLine(r, 'The server’s history was reset; reloading.');
+    }
+  }
+  if (wasConnected) {
+    for (const t of S.order) systemLine(t, resumed ? 'Reconnected.' : 'Reconnected (new session).');
+  }
+  if (resumed) {
+    S.wantNick = m.nick;
+  } else if (restoring) {
+    client.send({ type: 'nick', nick: S.wantNick, ref: 'nick:restore' });
+  }
+  // After a reload: a resumed session is sent its rooms by the server; a
+  // lost one (expired, or the server restarted) joins them again.
+  const restore = S.restore;
+  S.restore = null;
+  if (restore && resumed) {
+    S.resumeActive = restore.active || '';
+  } else if (restore) {
+    for (const room of restore.rooms) {
+      if (S.rooms.has(room)) continue;
+      client.send({ type: 'join', room, ref: (room === restore.active ? 'j:' : 'rj:') + room });
+    }
+  }
+  // Catch up on every room we were in, from the highest seq we hold.
+  for (const r of S.rooms.values()) {
+    const req = { type: 'join', room: r.name, ref: 'rj:' + r.name };
+    const since = rejoinSince(r);
+    if (since !== undefined) req.since = since;
+    client.send(req);
+  }
+  client.flushQueued();
+  client.flushOutbox();
+  if (S.landingOpen) client.send({ type: 'rooms', ref: 'landing' });
+}
+
+// ------------------------------------------------------------------ names
+
+function setNick(nick) {
+  if (typeof nick !== 'string' || !nick) return;
+  const old = S.nick;
+  S.nick = nick;
+  if (!S.wantNick) S.wantNick = nick;
+  ui.me.textContent = nick;
+  showName(nick);
+  if (old && old !== nick) {
+    for (const r of S.rooms.values()) renameSelf(r, old, nick);
+    renderMembers();
+  }
+  saveState();
+}
+
+// The name field shows the nick, but never over a name typed since the
+// page last filled it in: the answer to an earlier request (restoring the
+// nick after a reload, say) may arrive while the user types, and what
+// they typed is asked for when they submit it.
+function showName(nick) {
+  fillName(ui.name, 'shownName', nick);
+  fillName(ui.promptName, 'promptShown', nick);
+}
+
+function fillName(field, shown, nick) {
+  const typed = field.value.trim();
+  // A nick asked for is on its way: the field keeps showing it meanwhile.
+  if (S.pendingNick && sameNick(typed, S.pendingNick) && !sameNick(nick, S.pendingNick)) return;
+  if (!typed || typed === S[shown] || sameNick(typed, nick)) {
+    const replaced = field.value !== nick;
+    field.value = nick;
+    S[shown] = nick;
+    // Offered, not typed: selected, so typing replaces it and Enter keeps it.
+    if (replaced && field === ui.promptName && document.activeElement === field) field.select();
+  }
+}
+
+function onNick(m) {
+  const old = S.nick;
+  const ref = typeof m.ref === 'string' ? m.ref : '';
+  S.pendingNick = null;
+  S.wantNick = m.nick;
+  setNick(m.nick);
+  clearLandingError();
+  // A name the user chose (not one the page asked back) is kept for the next visit.
+  if (ref.startsWith('nick:') && ref !== 'nick:restore') store.rememberName(m.nick);
+  if (old && old !== m.nick && S.active) systemLine(S.active, 'You are now known as ' + m.nick + '.');
+  if (S.promptJoin && sameNick(m.nick, S.promptJoin.nick)) finishPrompt();
+}
+
+// ------------------------------------------------------------ room events
+
+function onJoined(m) {
+  if (typeof m.room !== 'string') return;
+  const ref = typeof m.ref === 'string' ? m.ref : '';
+  let r = S.rooms.get(m.room);
+  const fresh = !r;
+  if (!r) r = makeTab('room', m.room);
+  if (r.storeId && m.store_id && r.storeId !== m.store_id) resetRoom(r);
+  if (m.store_id) r.storeId = m.store_id;
+  setMembers(r, m.members);
+  if (typeof m.last_seq === 'number') r.lastSeq = m.last_seq;
+  const msgs = Array.isArray(m.messages) ? m.messages : [];
+  const userJoin = ref.startsWith('j:') || ref.startsWith('c:');
+  mergeRoom(r, msgs, false);
+  if (r.lastSeq === 0 || r.minSeq === 1) r.reachedStart = true;
+  if (m.gap) {
+    const after = startCatchUp(r, msgs);
+    client.send({ type: 'history', room: r.name, after, limit: CATCH_UP_PAGE, ref: 'ha:' + r.name });
+  }
+  if (ref.startsWith('c:')) {
+    r.created = true;
+    systemLine(r, 'You created the unlisted room ' + r.name + '. Only people with its code or link can join: share them with the buttons above.');
+  } else if (fresh && userJoin) {
+    systemLine(r, 'You joined #' + r.name + ' (' + r.members.length + ' here).');
+  }
+  if (S.notice && userJoin) systemLine(r, S.notice, 'error');
+  const wasActive = !!S.resumeActive && r.name === S.resumeActive; // shown before the reload
+  if (wasActive) S.resumeActive = '';
+  if (userJoin || !S.active || wasActive) activate(r);
+  else if (r === S.active) {
+    renderMembers();
+    renderRoomBar();
+  }
+  saveState();
+}
+
+function onLeft(m) {
+  const r = S.rooms.get(m.room);
+  if (r) removeTab(r);
+}
+
+function onMessage(m) {
+  const r = S.rooms.get(m.room);
+  if (!r) {
+    resolveOutbox(m);
+    return;
+  }
+  if (typeof m.from === 'string' && r.typing.delete(m.from) && r === S.active) renderTyping();
+  const own = client.pending(m.cid);
+  mergeRoom(r, [m], !own && !sameNick(m.from, S.nick));
+  if (own && r === S.active) scrollToBottom();
+}
+
+const LEAVE_REASONS = {
+  leave: '',
+  quit: 'quit',
+  disconnect: 'disconnected',
+  timeout: 'timed out',
+  slow_consumer: 'too slow',
+  shutdown: 'server shutting down',
+};
+
+function onPresence(m) {
+  const r = S.rooms.get(m.room);
+  if (!r || typeof m.nick !== 'string') return;
+  if (m.event === 'join') {
+    addMember(r, m.nick);
+    systemLine(r, [{ nick: m.nick }, ' joined'], 'presence join');
+  } else if (m.event === 'leave') {
+    removeMember(r, m.nick);
+    let why = LEAVE_REASONS[m.reason] !== undefined ? LEAVE_REASONS[m.reason] : String(m.reason || '');
+    if (m.reason === 'quit' && typeof m.message === 'string' && m.message) why = 'quit: ' + m.message;
+    systemLine(r, [{ nick: m.nick }, ' left' + (why ? ' (' + why + ')' : '')], 'presence leave');
+  } else if (m.event === 'nick' && typeof m.old === 'string') {
+    renameMember(r, m.old, m.nick);
+    systemLine(r, [{ nick: m.old }, ' is now known as ', { nick: m.nick }], 'presence nick');
+    renameDm(m.old, m.nick);
+  }
+  if (r === S.active) {
+    renderMembers();
+    renderTyping();
+  }
+}
+
+function renameDm(old, nick) {
+  const t = S.dms.get(old.toLowerCase());
+  if (!t || S.dms.has(nick.toLowerCase())) return;
+  S.dms.delete(old.toLowerCase());
+  t.name = nick;
+  t.key = 'd:' + nick.toLowerCase();
+  t.tabEl.dataset.dm = nick;
+  t.labelEl.textContent = '@' + nick;
+  S.dms.set(nick.toLowerCase(), t);
+  systemLine(t, [{ nick: old }, ' is now known as ', { nick }], 'presence nick');
+  renderBadge(t);
+  if (t === S.active) {
+    renderMembers();
+    updateTitle();
+  }
+}
+
+function onTyping(m) {
+  const r = S.rooms.get(m.room);
+  if (!r || typeof m.nick !== 'string' || sameNick(m.nick, S.nick)) return;
+  startTyping(r, m.nick, Date.now());
+  if (r === S.active) renderTyping();
+}
+
+function onDm(m) {
+  if (typeof m.from !== 'string' || typeof m.to !== 'string') return;
+  const mine = sameNick(m.from, S.nick);
+  const hadEntry = client.pending(m.cid);
+  // A DM to yourself comes back twice; only the copy with our cid is shown.
+  if (mine && sameNick(m.to, S.nick) && !hadEntry && typeof m.cid !== 'string') return;
+  const peer = mine ? m.to : m.from;
+  const t = dmTab(peer);
+  resolveOutbox(m);
+  const box = listOf(t);
+  const stick = t === S.active && (S.stick || isAtBottom());
+  box.insertBefore(renderMessage(m), firstPending(box));
+  if (stick || hadEntry) {
+    if (t === S.active) scrollToBottom();
+  }
+  if (!mine) noteIncoming(t, m.from, m.text);
+}
+
+function onHistory(m) {
+  const r = S.rooms.get(m.room);
+  const ref = typeof m.ref === 'string' ? m.ref : '';
+  const msgs = Array.isArray(m.messages) ? m.messages : [];
+  if (!r) return;
+  if (ref.startsWith('hb:')) {
+    mergeRoom(r, msgs, false);
+    olderArrived(r, msgs.length);
+    renderRoomBar();
+    requestAnimationFrame(maybeFill);
+  } else if (ref.startsWith('ha:')) {
+    mergeRoom(r, msgs, false);
+    const after = continueCatchUp(r, msgs);
+    if (after) client.send({ type: 'history', room: r.name, after, limit: CATCH_UP_PAGE, ref: 'ha:' + r.name });
+  } else if (ref.startsWith('hc:')) {
+    const n = mergeRoom(r, msgs, false);
+    if (r.minSeq === 1) r.reachedStart = true;
+    systemLine(r, msgs.length
+      ? 'History of #' + r.name + ': the last ' + msgs.length + (msgs.length === 1 ? ' message' : ' messages') +
+        (n ? ' (' + n + ' not shown before)' : ', all shown above') + '.'
+      : 'History of #' + r.name + ': no messages.');
+  } else {
+    mergeRoom(r, msgs, false);
+  }
+}
+
+function onRooms(m) {
+  const rooms = Array.isArray(m.rooms) ? m.rooms : [];
+  renderOpenRooms(rooms);
+  if (m.ref === 'cmd:rooms' && S.active) {
+    systemLine(S.active, rooms.length
+      ? 'Rooms: ' + rooms.map((x) => '#' + x.name + ' (' + x.members + ')').join(', ')
+      : 'Rooms: none.');
+  }
+}
+
+function onWho(m) {
+  const r = S.rooms.get(m.room);
+  const members = sortNicks(m.members);
+  if (r) {
+    r.members = members;
+    if (r === S.active) renderMembers();
+  }
+  if (m.ref === 'cmd:who' && S.active) {
+    systemLine(S.active, '#' + m.room + ' (' + members.length + '): ' + members.join(', '));
+  }
+}
+
+function onError(m) {
+  const ref = typeof m.ref === 'string' ? m.ref : '';
+  const text = (typeof m.message === 'string' && m.message ? m.message : 'something went wrong') +
+    (m.code ? ' (' + m.code + ')' : '');
+  const e = ref && client.take(ref);
+  if (e) {
+    markFailed(e, text);
+    refreshState();
+    return;
+  }
+  if (ref.startsWith('nick')) {
+    S.pendingNick = null;
+    if (ref === 'nick:restore') S.wantNick = S.nick;
+    const msg = 'Could not change your name: ' + text;
+    if (S.prompt) {
+      // The name prompt stays, with the name that failed, to be edited.
+      S.promptJoin = null;
+      resetPromptButton();
+      showPromptError(ref === 'nick:restore' ? 'Your name from last time is not free: ' + text : msg);
+      ui.promptName.focus();
+      ui.promptName.select();
+      return;
+    }
+    if (S.landingOpen) {
+      showLandingError(msg);
+      ui.name.focus();
+      S.notice = msg; // a join sent with it may open the chat next
+    }
+    if (S.active) systemLine(S.active, msg, 'error');
+    if (ref === 'nick:' + ui.name.value.trim()) {
+      ui.name.value = S.nick;
+      S.shownName = S.nick;
+    }
+    return;
+  }
+  if (ref.startsWith('hb:')) {
+    const r = S.rooms.get(ref.slice(3));
+    if (r) r.loadingOlder = false;
+  }
+  if (ref.startsWith('rj:')) {
+    const r = S.rooms.get(ref.slice(3));
+    if (r) systemLine(r, 'Could not rejoin #' + r.name + ': ' + text, 'error');
+    return;
+  }
+  if (S.prompt) {
+    S.promptJoin = null;
+    resetPromptButton();
+    showPromptError(text);
+    return;
+  }
+  if (S.landingOpen || !S.active) showLandingError(text);
+  else systemLine(S.active, text, 'error');
+}
+
+// ---------------------------------------------------------------- actions
+
+export function changeNick(name) {
+  if (!NICK_RE.test(name)) {
+    const msg = 'A name is 1–24 letters, digits, _ or -, starting with a letter.';
+    if (S.landingOpen) showLandingError(msg);
+    else if (S.active) systemLine(S.active, msg, 'error');
+    return false;
+  }
+  if (name === S.nick || name === S.pendingNick) return true;
+  S.pendingNick = name;
+  S.wantNick = name;
+  client.request({ type: 'nick', nick: name, ref: 'nick:' + name });
+  return true;
+}
+
+// The landing page's name field, if it was changed: asked for before a
+// join or a create. False if the name is not valid.
+export function applyName() {
+  const v = ui.name.value.trim();
+  if (!v || v === S.nick || v === S.pendingNick) return true;
+  return changeNick(v);
+}
+
+export function joinRoom(room) {
+  room = cleanRoom(room);
+  if (!ROOM_RE.test(room)) {
+    const msg = 'A room code or name is 1–32 letters, digits, _ or -.';
+    if (S.landingOpen || !S.active) showLandingError(msg);
+    else systemLine(S.active, msg, 'error');
+    return;
+  }
+  const known = S.rooms.get(room.toLowerCase());
+  const req = { type: 'join', room, ref: 'j:' + room.toLowerCase() };
+  if (known) {
+    activate(known);
+    const since = rejoinSince(known);
+    if (since !== undefined) req.since = since;
+  }
+  client.request(req);
+}
+
+export function createRoom() {
+  client.request({ type: 'create', ref: 'c:' + newCid().slice(0, 8) });
+}
+
+// The name prompt's nick is confirmed: join its room under it.
+export function finishPrompt() {
+  const p = S.promptJoin;
+  if (!p) return;
+  S.promptJoin = null;
+  store.rememberName(p.nick);
+  joinRoom(p.room); // its joined opens the chat, which hides the prompt
+}
+
+// /quit: the session ends now (every room sees the leave at once) and is
+// forgotten; the page starts afresh on the landing, keeping the name.
+export function quit() {
+  const ws = client.end();
+  S.restore = null;
+  for (const t of S.order.slice()) removeTab(t);
+  saveState();
+  showLanding();
+  showLandingError('You quit: your rooms saw you leave. Pick a room to chat again.');
+  client.closeThenConnect(ws);
+}

@@ -1,0 +1,214 @@
+// composer.js: the message box. Enter sends (each line typed with
+// Shift+Enter as its own message), a line starting with '/' is a command
+// (the line protocol's: /nick, /join, /msg, /me, ...; '//' sends a literal
+// '/'), and typing in a room tells the others, at most once a second.
+
+import { S, client, currentRoom } from './state.js';
+import { ui } from './dom.js';
+import { ROOM_RE, byteLength, cleanRoom, fmtSize, newCid } from './util.js';
+import { activate, dmTab, removeTab, systemLine, enqueue, clearPreview, autosize, clearInput } from './view.js';
+import { changeNick, joinRoom, createRoom, quit } from './chat.js';
+import { sendPreview } from './images.js';
+
+const TYPING_SEND_MS = 1000; // at most one typing notice a second
+
+function tooLong(t, size) {
+  systemLine(t, 'That message is ' + size + ' bytes; at most ' + S.limits.max_message + ' can be sent.', 'error');
+}
+
+// A message (or a /me action) to the active tab.
+function sendText(text, action) {
+  const t = S.active;
+  if (!t) return false;
+  if (!text.trim()) return false;
+  const size = byteLength(text);
+  if (size > S.limits.max_message) {
+    tooLong(t, size);
+    return false;
+  }
+  const cid = newCid();
+  if (t.kind === 'room') {
+    const payload = { type: 'say', room: t.name, text, cid, ref: cid };
+    if (action) payload.action = true;
+    enqueue(payload, t, { from: S.nick, text, action, ts: Date.now() });
+  } else {
+    if (action) {
+      systemLine(t, '/me works in rooms only.', 'error');
+      return false;
+    }
+    enqueue({ type: 'dm', to: t.name, text, cid, ref: cid }, t, { from: S.nick, text, ts: Date.now() });
+  }
+  return true;
+}
+
+// /msg NICK TEXT: opens (or shows) the conversation's tab.
+function sendDm(to, text) {
+  const size = byteLength(text);
+  const t = dmTab(to);
+  activate(t);
+  if (size > S.limits.max_message) {
+    tooLong(t, size);
+    return false;
+  }
+  const cid = newCid();
+  enqueue({ type: 'dm', to, text, cid, ref: cid }, t, { from: S.nick, text, ts: Date.now() });
+  return true;
+}
+
+function submit() {
+  if (S.preview) {
+    sendPreview();
+    return;
+  }
+  // The server turns control characters (newlines too) into U+FFFD, so
+  // each line typed with Shift+Enter goes as its own message, as if typed
+  // one after the other.
+  const lines = ui.input.value.split(/\r?\n/).map((l) => l.replace(/\s+$/, '')).filter((l) => l.trim());
+  if (!lines.length) return;
+  const most = Math.max(1, Number(S.limits.burst) || 20);
+  if (lines.length > most) {
+    if (S.active) systemLine(S.active, 'That is ' + lines.length + ' lines; at most ' + most + ' can be sent at once.', 'error');
+    return;
+  }
+  const long = lines.find((l) => byteLength(l) > S.limits.max_message);
+  if (long) {
+    if (S.active) systemLine(S.active, 'A message is ' + byteLength(long) + ' bytes; at most ' + S.limits.max_message + ' can be sent.', 'error');
+    return;
+  }
+  for (const raw of lines) {
+    if (raw.startsWith('/') && !raw.startsWith('//')) command(raw.trim());
+    else sendText(raw.startsWith('//') ? raw.slice(1) : raw, false);
+  }
+  clearInput();
+}
+
+function help(t) {
+  const lines = [
+    'Commands:',
+    '/nick NAME: change your name',
+    '/join ROOM: join ROOM (made if absent) and switch to it',
+    '/create: make an unlisted room with a fresh code',
+    '/leave [ROOM] or /part: leave ROOM or this room',
+    '/rooms: the open rooms with their member counts',
+    '/who [ROOM]: who is in ROOM or this room',
+    '/msg NICK TEXT: a direct message (opens its own tab)',
+    '/me TEXT: an action',
+    '/history [N]: the last N messages of this room (default 20, at most 200)',
+    '/quit: leave every room now and start afresh',
+    '//text: send “/text”',
+    'Enter sends, Shift+Enter starts a new line; paste or drop an image to send it. Limits: messages up to ' +
+      S.limits.max_message + ' bytes, images up to ' + fmtSize(S.limits.max_image) + '.',
+  ];
+  for (const l of lines) systemLine(t, l, 'help');
+}
+
+function needConnection(t) {
+  if (client.ready()) return true;
+  systemLine(t, 'Not connected right now; try again once the connection is back.', 'error');
+  return false;
+}
+
+function command(line) {
+  const m = line.match(/^\/(\S+)\s*([\s\S]*)$/);
+  const t = S.active;
+  if (!m || !t) return;
+  const cmd = m[1].toLowerCase();
+  const rest = m[2].trim();
+  const usage = (u) => systemLine(t, 'Usage: ' + u, 'error');
+  switch (cmd) {
+    case 'nick':
+      if (!rest) return usage('/nick NAME');
+      if (needConnection(t)) changeNick(rest);
+      return;
+    case 'join': {
+      const room = cleanRoom(rest);
+      if (!room) return usage('/join ROOM');
+      if (!ROOM_RE.test(room)) return systemLine(t, 'A room name is 1–32 letters, digits, _ or -.', 'error');
+      if (needConnection(t)) joinRoom(room);
+      return;
+    }
+    case 'create':
+      if (needConnection(t)) createRoom();
+      return;
+    case 'leave':
+    case 'part': {
+      const room = cleanRoom(rest.split(/\s+/)[0]);
+      if (!room && t.kind === 'dm') return removeTab(t);
+      const target = room || currentRoom();
+      if (!target) return usage('/leave ROOM');
+      if (needConnection(t)) client.send({ type: 'leave', room: target, ref: 'leave:' + target });
+      return;
+    }
+    case 'rooms':
+    case 'list':
+      if (needConnection(t)) client.send({ type: 'rooms', ref: 'cmd:rooms' });
+      return;
+    case 'who':
+    case 'names': {
+      const room = cleanRoom(rest.split(/\s+/)[0]) || currentRoom();
+      if (!room) return usage('/who ROOM');
+      if (needConnection(t)) client.send({ type: 'who', room, ref: 'cmd:who' });
+      return;
+    }
+    case 'msg':
+    case 'query': {
+      const mm = rest.match(/^(\S+)\s+([\s\S]+)$/);
+      if (!mm) return usage('/msg NICK TEXT');
+      sendDm(mm[1], mm[2]);
+      return;
+    }
+    case 'me':
+      if (!rest) return usage('/me TEXT');
+      sendText(rest, true);
+      return;
+    case 'history': {
+      const room = currentRoom();
+      if (!room) return systemLine(t, '/history works in rooms only.', 'error');
+      let n = 20;
+      if (rest) {
+        if (!/^\d+$/.test(rest)) return usage('/history [N]');
+        n = Math.min(200, parseInt(rest, 10));
+      }
+      if (n === 0) return systemLine(t, 'History of #' + room + ': no messages.');
+      if (needConnection(t)) client.send({ type: 'history', room, limit: n, ref: 'hc:' + room });
+      return;
+    }
+    case 'help':
+      help(t);
+      return;
+    case 'quit':
+      quit();
+      return;
+    default:
+      systemLine(t, 'Unknown command /' + m[1] + ': /help lists the commands.', 'error');
+  }
+}
+
+export function wireComposer() {
+  ui.input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+      e.preventDefault();
+      submit();
+    } else if (e.key === 'Escape' && S.preview) {
+      clearPreview();
+    }
+  });
+
+  ui.input.addEventListener('input', () => {
+    autosize();
+    const t = S.active;
+    const v = ui.input.value;
+    if (!t || t.kind !== 'room' || !v.trim() || (v.startsWith('/') && !v.startsWith('//'))) return;
+    const now = Date.now();
+    if (now - S.lastTyping >= TYPING_SEND_MS && client.ready()) {
+      S.lastTyping = now;
+      client.send({ type: 'typing', room: t.name });
+    }
+  });
+
+  ui.composer.addEventListener('submit', (e) => {
+    e.preventDefault();
+    submit();
+    ui.input.focus();
+  });
+}

@@ -1,0 +1,62 @@
+// state.js: what the page knows, shared by its modules, and the browser's
+// side of the two pure modules: the connection (protocol.js's Client, on a
+// real WebSocket and real timers) and storage (session.js's SessionStore,
+// on sessionStorage and localStorage).
+
+import { Client } from './protocol.js';
+import { SessionStore } from './session.js';
+
+export const S = {
+  state: 'connecting', // what the status line shows
+  nick: '',
+  wantNick: '', // the nick to get back after a reconnect without resume
+  pendingNick: null,
+  shownName: '', // what the page last put in the name field
+  storeId: '',
+  limits: { max_message: 4000, max_ws_message: 2097152, max_image: 1048576, history: 50 },
+  rooms: new Map(), // room name -> tab
+  dms: new Map(), // lowercase nick -> tab
+  order: [], // tabs in display order
+  active: null,
+  lastTyping: 0,
+  notify: false,
+  preview: null,
+  stick: true, // the message list follows new messages
+  landingOpen: true,
+  notice: '', // an error to show in the next room opened from the landing
+  prompt: '', // the room a share link asks to join, while the page asks for a name
+  promptShown: '', // what the page last put in the prompt's name field
+  promptJoin: null, // {room, nick}: join once the server has confirmed this nick
+  restore: null, // {rooms, active}: what to rejoin if the session cannot be resumed
+  resumeActive: '', // after a resume, the room to show when the server sends it
+};
+
+export const client = new Client({
+  open: (url) => new WebSocket(url),
+  url: () => (location.protocol === 'https:' ? 'wss:' : 'ws:') + '//' + location.host + '/ws',
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (id) => clearTimeout(id),
+  now: () => Date.now(),
+  random: () => Math.random(),
+  online: () => navigator.onLine !== false,
+});
+
+export const store = new SessionStore({
+  session: () => sessionStorage,
+  local: () => localStorage,
+  now: () => Date.now(),
+});
+
+export function currentRoom() {
+  return S.active && S.active.kind === 'room' ? S.active.name : '';
+}
+
+// This tab's nick, rooms and session, for a reload (session.js).
+export function saveState() {
+  store.save({
+    nick: S.wantNick || S.nick,
+    rooms: Array.from(S.rooms.keys()),
+    active: currentRoom(),
+    session: S.rooms.size ? client.session : '',
+  });
+}
