@@ -10,11 +10,11 @@ use crate::hub::command::Page;
 use crate::hub::event::Message;
 use crate::hub::names::RoomName;
 
-fn room(name: &str) -> RoomName {
+pub(crate) fn room(name: &str) -> RoomName {
     RoomName::parse(name).expect("a valid room name")
 }
 
-fn msg(room: &RoomName, seq: u64) -> Rc<Message> {
+pub(crate) fn msg(room: &RoomName, seq: u64) -> Rc<Message> {
     Rc::new(Message {
         room: room.clone(),
         seq,
@@ -26,11 +26,11 @@ fn msg(room: &RoomName, seq: u64) -> Rc<Message> {
     })
 }
 
-fn seqs(v: Vec<Rc<Message>>) -> Vec<u64> {
+pub(crate) fn seqs(v: Vec<Rc<Message>>) -> Vec<u64> {
     v.iter().map(|m| m.seq).collect()
 }
 
-fn page(before: Option<u64>, after: Option<u64>, limit: usize) -> Page {
+pub(crate) fn page(before: Option<u64>, after: Option<u64>, limit: usize) -> Page {
     Page {
         before,
         after,

@@ -3,6 +3,7 @@
 //! checkpoints, schema).
 
 use super::*;
+use crate::store::contract::{msg, page, room, seqs};
 use crate::store::MemStore;
 use crate::testrng::Rng;
 use std::path::PathBuf;
@@ -43,34 +44,6 @@ impl Drop for TempDb {
     }
 }
 
-fn room(name: &str) -> RoomName {
-    RoomName::parse(name).unwrap()
-}
-
-fn msg(room: &RoomName, seq: u64) -> Rc<Message> {
-    Rc::new(Message {
-        room: room.clone(),
-        seq,
-        ts: seq.wrapping_mul(1000) >> 1,
-        from: "a".into(),
-        text: format!("m{seq}"),
-        action: false,
-        image: None,
-    })
-}
-
-fn seqs(v: Vec<Rc<Message>>) -> Vec<u64> {
-    v.iter().map(|m| m.seq).collect()
-}
-
-fn page(before: Option<u64>, after: Option<u64>, limit: usize) -> Page {
-    Page {
-        before,
-        after,
-        limit,
-    }
-}
-
 fn open(db: &TempDb, id: &str) -> SqliteStore {
     let id = id.to_owned();
     SqliteStore::open(db.path(), move || id).unwrap()
@@ -85,7 +58,7 @@ fn open_err(path: &str) -> String {
 
 #[test]
 fn keeps_the_store_contract() {
-    super::super::contract::run_all(|| Box::new(SqliteStore::open(MEMORY, || "t".into()).unwrap()));
+    crate::store::contract::run_all(|| Box::new(SqliteStore::open(MEMORY, || "t".into()).unwrap()));
 }
 
 #[test]
