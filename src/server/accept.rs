@@ -6,7 +6,7 @@
 
 use std::io::{self, ErrorKind, Write};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use log::{debug, error, warn};
 use mio::net::TcpStream;
@@ -52,7 +52,7 @@ impl Server {
                     // pause and retry from a timer.
                     warn!("accept: {e}; pausing accepts for {ACCEPT_BACKOFF:?}");
                     self.counters.drop_reason("accept_emfile");
-                    let at = Instant::now() + ACCEPT_BACKOFF;
+                    let at = self.now + ACCEPT_BACKOFF;
                     self.accept_paused = Some(at);
                     self.timers.arm_loop(at, LoopTimer::Accept);
                     return;
@@ -102,7 +102,7 @@ impl Server {
         if let Err(e) = tune(&stream) {
             warn!("socket options for {peer}: {e}");
         }
-        let now = Instant::now();
+        let now = self.now;
         let registry = self.poll.registry();
         let added = self.conns.insert(|id| {
             registry.register(

@@ -114,7 +114,7 @@ impl Server {
             return;
         }
         let started = Instant::now();
-        let now = started;
+        let now = self.now;
         let limits = self.limits;
         let flushes = self.counters.flushes;
         for id in self.conns.take_dirty() {
@@ -308,7 +308,7 @@ impl Server {
         };
         conn.held = false;
         if let Some(since) = conn.held_since.take() {
-            let ms = since.elapsed().as_millis() as u64;
+            let ms = self.now.saturating_duration_since(since).as_millis() as u64;
             if ms > 0 && conn.in_hub {
                 debug!("{id}: input held {ms} ms; credited");
                 self.hub.credit(id.client(), ms);
@@ -339,7 +339,7 @@ impl Server {
             _ => None,
         };
         conn.close = Some(Close::Dropping);
-        let now = Instant::now();
+        let now = self.now;
         conn.pressure.progress_at = now;
         conn.drop_by = Some(now + DROP_MAX);
         let readable = conn.readable;

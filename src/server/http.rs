@@ -14,7 +14,6 @@ use bytes::Bytes;
 use log::debug;
 
 use super::conn::{ConnId, HttpState, Phase, WsState};
-use super::os::wall_clock;
 use super::timers::TimerKind;
 use super::Server;
 use crate::hub::command::{Command, Page};
@@ -47,7 +46,7 @@ impl Server {
     /// Bytes for an HTTP connection: parse every complete request in the
     /// buffer and answer each in order (pipelining), keeping the rest.
     pub(super) fn on_http(&mut self, id: ConnId, data: &[u8]) {
-        let now = Instant::now();
+        let now = self.now;
         let header = self.config.header_timeout();
         let Some(http) = self.http_state(id) else {
             return;
@@ -317,7 +316,7 @@ impl Server {
     /// Switches to WebSocket: the 101 goes out first, then the hub welcomes
     /// the client (or takes it back, with `resume`).
     fn upgrade(&mut self, id: ConnId, up: Upgrade) {
-        let now = Instant::now();
+        let now = self.now;
         let max = self.config.max_ws_message;
         let Some(conn) = self.conns.get_mut(id) else {
             return;
@@ -340,7 +339,7 @@ impl Server {
             .arm(now + self.config.ping_interval(), id, TimerKind::WsPing);
         if !up.echo {
             let client = id.client();
-            let wall = wall_clock();
+            let wall = self.wall;
             let resumed = up
                 .resume
                 .as_deref()

@@ -9,7 +9,6 @@ use bytes::Bytes;
 use log::debug;
 
 use super::conn::{Conn, ConnId, Phase};
-use super::os::wall_clock;
 use super::timers::TimerKind;
 use super::Server;
 use crate::hub::error::{ErrorCode, HubError};
@@ -26,6 +25,7 @@ impl Server {
             hub,
             counters,
             config,
+            wall,
             ..
         } = self;
         // For `/stats`. Handling lines queues nothing: the hub's answers
@@ -39,7 +39,7 @@ impl Server {
             return;
         };
         let client = id.client();
-        let now = wall_clock();
+        let now = *wall;
         // An HTTP client the sniff took for a line client (it said nothing
         // for --sniff-ms): its request line and headers are never chat.
         let mut http = false;

@@ -143,9 +143,9 @@ impl Server {
             let _ = writeln!(m, "{name} {v}");
         }
         let paused_us = c.input_paused_us
-            + self
-                .paused_since
-                .map_or(0, |t| t.elapsed().as_micros() as u64);
+            + self.paused_since.map_or(0, |t| {
+                self.now.saturating_duration_since(t).as_micros() as u64
+            });
         let counters: [(&str, &str, u64); 12] = [
             (
                 "natter_messages_total",
@@ -228,9 +228,9 @@ impl Server {
         let c = &self.counters;
         let stats = c.snapshot(self.hub.messages_total(), self.conns.bytes_queued());
         let paused_us = c.input_paused_us
-            + self
-                .paused_since
-                .map_or(0, |t| t.elapsed().as_micros() as u64);
+            + self.paused_since.map_or(0, |t| {
+                self.now.saturating_duration_since(t).as_micros() as u64
+            });
         let value = serde_json::json!({
             "connections": {"line": c.line, "http": c.http, "ws": c.ws, "pending": c.pending},
             "loop_iterations": c.loop_iterations,

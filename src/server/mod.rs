@@ -159,6 +159,11 @@ pub struct Server {
     /// (a `sqlite3` shell, say) kept it from copying everything; the next
     /// checkpoint counts only the pages written since.
     wal_left: u32,
+    /// This turn's time, read once when `poll` returns (see `run`).
+    now: Instant,
+    /// The same moment on the wall clock, for the hub (message times,
+    /// session deadlines).
+    wall: crate::hub::Now,
 }
 
 impl Server {
@@ -250,6 +255,8 @@ impl Server {
             accept_paused: None,
             last_event: Instant::now(),
             wal_left: 0,
+            now: Instant::now(),
+            wall: wall_clock(),
         })
     }
 
@@ -290,9 +297,13 @@ impl Server {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
+            // The turn's time, read once: everything this turn decides or
+            // stamps (timers, deadlines, the hub's clock) uses it.
+            self.now = Instant::now();
+            self.wall = wall_clock();
             let n_events = events.iter().count();
             if n_events > 0 {
-                self.last_event = Instant::now();
+                self.last_event = self.now;
             } else if checkpoint_due && self.last_event.elapsed() >= CHECKPOINT_QUIET {
                 self.checkpoint();
             }
@@ -368,6 +379,7 @@ impl Server {
             let turn_budget = self.turn_budget();
             let paused = self.paused_since.is_some();
             let high = self.limits.high();
+            let now = self.now;
             let Some(conn) = self.conns.get_mut(id) else {
                 return;
             };
@@ -395,7 +407,7 @@ impl Server {
                 if held {
                     if !conn.held {
                         conn.held = true;
-                        conn.held_since.get_or_insert_with(Instant::now);
+                        conn.held_since.get_or_insert(now);
                         self.held.push(id);
                     }
                     return;
@@ -424,7 +436,7 @@ impl Server {
                         got_some = true;
                     }
                     if !lingering {
-                        conn.last_input = Instant::now();
+                        conn.last_input = now;
                         self.on_bytes(id, n);
                     }
                     self.counters.bytes_in += n as u64;
@@ -525,7 +537,7 @@ impl Server {
                     .arm(accepted + self.config.header_timeout(), id, TimerKind::Http);
                 self.on_http(id, &buf);
                 // Decided by the first-line timeout: the head is late already.
-                self.http_timer(id, Instant::now());
+                self.http_timer(id, self.now);
             }
             Sniff::Line => {
                 debug!("{id}: line client");
@@ -534,10 +546,10 @@ impl Server {
                     started: false,
                 };
                 conn.in_hub = true;
-                let now = Instant::now();
+                let now = self.now;
                 self.move_kind(from, Kind::Line);
                 self.hub
-                    .connect(wall_clock(), id.client(), ClientKind::Line, None, None);
+                    .connect(self.wall, id.client(), ClientKind::Line, None, None);
                 if let Some(idle) = self.config.line_idle() {
                     self.timers.arm(now + idle, id, TimerKind::LineIdle);
                 }
@@ -575,7 +587,7 @@ impl Server {
     /// dropped slow consumer is queued a goodbye and leaves its rooms);
     /// then a checkpoint if the WAL has grown too long.
     fn before_sleep(&mut self) {
-        self.fire_timers(Instant::now());
+        self.fire_timers(self.now);
         loop {
             self.reap();
             let started = Instant::now();
@@ -593,7 +605,7 @@ impl Server {
             self.flush_dirty();
             // After the flush: slow consumers, and whether input pauses.
             // A drop queues a goodbye and tells the hub: go round again.
-            self.review_pressure(Instant::now());
+            self.review_pressure(self.now);
             if self.doomed.is_empty() && !self.hub.has_effects() && !self.conns.has_dirty() {
                 break;
             }
@@ -705,7 +717,7 @@ impl Server {
                 // No close frame: hold its nick and rooms for a resume.
                 self.detach_client(id);
             } else {
-                self.hub.disconnect(wall_clock(), id.client(), reason);
+                self.hub.disconnect(self.wall, id.client(), reason);
             }
         }
     }
@@ -732,8 +744,7 @@ impl Server {
             // Bytes may already wait, with no new edge to come.
             self.backlog.push(id);
         }
-        self.timers
-            .arm(Instant::now() + LINGER, id, TimerKind::Linger);
+        self.timers.arm(self.now + LINGER, id, TimerKind::Linger);
     }
 
     /// Marks a connection for removal before the loop sleeps.
@@ -750,7 +761,7 @@ impl Server {
     fn end_client(&mut self, id: ConnId, reason: LeaveReason) {
         if let Some(conn) = self.conns.get_mut(id) {
             if std::mem::take(&mut conn.in_hub) {
-                self.hub.disconnect(wall_clock(), id.client(), reason);
+                self.hub.disconnect(self.wall, id.client(), reason);
             }
         }
     }
@@ -760,9 +771,9 @@ impl Server {
     /// `--resume-grace`, then its rooms see it leave (`timeout`).
     fn detach_client(&mut self, id: ConnId) {
         self.hub
-            .detach(wall_clock(), id.client(), LeaveReason::Timeout);
+            .detach(self.wall, id.client(), LeaveReason::Timeout);
         self.timers.arm_loop(
-            Instant::now() + self.config.resume_grace(),
+            self.now + self.config.resume_grace(),
             LoopTimer::SessionExpiry,
         );
     }
@@ -780,7 +791,7 @@ impl Server {
     /// Gives up held WebSocket sessions whose grace ran out, and sets a
     /// timer for the next one (the hub keeps wall-clock deadlines).
     fn expire_sessions(&mut self, now: Instant) {
-        let wall = wall_clock();
+        let wall = self.wall;
         self.hub.expire(wall);
         if let Some(next) = self.hub.next_deadline() {
             let wait = Duration::from_millis(next.saturating_sub(wall.ms));

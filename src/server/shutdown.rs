@@ -39,11 +39,11 @@ impl Server {
         }
         if self.shutdown_by.is_some() {
             info!("second signal: exiting now");
-            self.shutdown_by = Some(Instant::now());
+            self.shutdown_by = Some(self.now);
             return;
         }
         info!("signal {got:?}: shutting down");
-        self.shutdown_by = Some(Instant::now() + SHUTDOWN_GRACE);
+        self.shutdown_by = Some(self.now + SHUTDOWN_GRACE);
         for mut l in std::mem::take(&mut self.listeners) {
             let _ = self.poll.registry().deregister(&mut l);
         }

@@ -6,12 +6,12 @@
 //! violation with the RFC's close code. A client silent for
 //! `--ping-interval` is pinged; silent as long again, it has vanished.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::debug;
 
 use super::conn::{ConnId, Phase};
-use super::os::{random_hex, wall_clock};
+use super::os::random_hex;
 use super::timers::TimerKind;
 use super::Server;
 use crate::hub::command::Command;
@@ -40,10 +40,10 @@ impl Server {
         if ws.close_sent {
             return; // after our close frame, nothing more is read (RFC 6455 §5.5.1)
         }
-        ws.last_frame = Instant::now();
+        ws.last_frame = self.now;
         ws.ping_sent = None;
         let client = id.client();
-        let now = wall_clock();
+        let now = self.wall;
         let echo = ws.echo;
         let mut close: Option<(Option<u16>, bool)> = None;
         // Pongs (and echoes) in the order their frames came, so a pong for
@@ -148,22 +148,88 @@ impl Server {
             ws.last_frame = now;
             ws.ping_sent = None;
         }
-        match ws.ping_sent {
-            Some(sent) if now >= sent + interval => {
+        match ping_step(ws.last_frame, ws.ping_sent, now, interval) {
+            PingStep::Vanished => {
                 debug!("{id}: no frame for {:?} after a ping; vanished", interval);
                 self.counters.drop_reason("ping_timeout");
                 self.doom(id, LeaveReason::Timeout);
             }
-            Some(sent) => self.timers.arm(sent + interval, id, TimerKind::WsPing),
-            None if now >= ws.last_frame + interval => {
+            PingStep::Ping { again_at } => {
                 ws.ping_sent = Some(now);
-                self.timers.arm(now + interval, id, TimerKind::WsPing);
+                self.timers.arm(again_at, id, TimerKind::WsPing);
                 self.conns.queue(id, frame::encode_ping(b"natter"));
             }
-            None => {
-                let due = ws.last_frame + interval;
-                self.timers.arm(due, id, TimerKind::WsPing);
-            }
+            PingStep::WaitUntil(at) => self.timers.arm(at, id, TimerKind::WsPing),
         }
+    }
+}
+
+/// What the ping timer does for a WebSocket client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PingStep {
+    /// Pinged, and no frame since for a whole interval: it is gone.
+    Vanished,
+    /// Silent for an interval: ping it, and look again at `again_at`.
+    Ping { again_at: Instant },
+    /// Nothing due yet: look again then.
+    WaitUntil(Instant),
+}
+
+/// The ping rule as a function of time alone (so it is tested in virtual
+/// time): a client silent for `interval` is pinged; one that then stays
+/// silent for another `interval` has vanished. Any frame clears the ping.
+fn ping_step(
+    last_frame: Instant,
+    ping_sent: Option<Instant>,
+    now: Instant,
+    interval: Duration,
+) -> PingStep {
+    match ping_sent {
+        Some(sent) if now >= sent + interval => PingStep::Vanished,
+        Some(sent) => PingStep::WaitUntil(sent + interval),
+        None if now >= last_frame + interval => PingStep::Ping {
+            again_at: now + interval,
+        },
+        None => PingStep::WaitUntil(last_frame + interval),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silent_is_pinged_then_gone_a_frame_clears_it() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let iv = s(30);
+        // A frame at t0: nothing due until t0 + 30 s.
+        assert_eq!(
+            ping_step(t0, None, t0 + s(10), iv),
+            PingStep::WaitUntil(t0 + s(30))
+        );
+        // Silent for 30 s: pinged, looked at again 30 s later.
+        assert_eq!(
+            ping_step(t0, None, t0 + s(30), iv),
+            PingStep::Ping {
+                again_at: t0 + s(60)
+            }
+        );
+        // A timer firing early (another one armed before) waits for the ping's.
+        assert_eq!(
+            ping_step(t0, Some(t0 + s(30)), t0 + s(45), iv),
+            PingStep::WaitUntil(t0 + s(60))
+        );
+        // No frame for an interval after the ping: vanished.
+        assert_eq!(
+            ping_step(t0, Some(t0 + s(30)), t0 + s(60), iv),
+            PingStep::Vanished
+        );
+        // A frame after the ping (the decoder clears ping_sent): counted
+        // from that frame again.
+        assert_eq!(
+            ping_step(t0 + s(50), None, t0 + s(60), iv),
+            PingStep::WaitUntil(t0 + s(80))
+        );
     }
 }
