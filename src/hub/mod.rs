@@ -28,7 +28,7 @@ mod tests;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
-use log::{debug, error, trace};
+use log::{debug, error};
 
 use crate::store::{Store, StoreError};
 use command::{Command, Page};
@@ -537,10 +537,7 @@ impl Hub {
             return false;
         };
         match client.bucket.take(limit, now.ms) {
-            Verdict::Allow => {
-                trace!("{id:?} admitted at {} ms: {:?}", now.ms, client.bucket);
-                true
-            }
+            Verdict::Allow => true,
             Verdict::Drop => false,
             Verdict::DropAndWarn => {
                 debug!("{id:?} rate limited at {} ms: {:?}", now.ms, client.bucket);

@@ -266,3 +266,18 @@ impl Server {
 fn family(m: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(m, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_kernel_timeout_counts_as_tcp_timeout() {
+        let mut c = Counters::default();
+        c.socket_error(&io::Error::from(ErrorKind::ConnectionReset));
+        c.socket_error(&io::Error::from(ErrorKind::BrokenPipe));
+        assert!(c.dropped.is_empty(), "{:?}", c.dropped);
+        c.socket_error(&io::Error::from(ErrorKind::TimedOut));
+        assert_eq!(c.dropped.get("tcp_timeout"), Some(&1));
+    }
+}
