@@ -14,7 +14,7 @@ use natter::hub::event::{ClientId, ClientKind, Effect};
 use natter::hub::limits::RateLimit;
 use natter::hub::names::RoomName;
 use natter::hub::{Hub, HubConfig, Now};
-use natter::store::MemStore;
+use natter::store::{self, MemStore};
 
 fn hub() -> Hub {
     let config = HubConfig {
@@ -31,11 +31,25 @@ fn hub() -> Hub {
             burst: 1 << 40,
         },
     };
-    Hub::new(config, Box::new(MemStore::new("bench".into())), 7)
+    Hub::new(config, "bench".into(), 7)
+}
+
+/// The end of a hub turn as the shell does it: the batch to the store (in
+/// memory, answering at once), then the effects taken.
+fn end_turn(h: &mut Hub, store: &mut MemStore, effects: &mut Vec<Effect>) {
+    h.close_batch();
+    let mut ops = Vec::new();
+    while h.has_store_ops() {
+        h.take_store_ops(&mut ops);
+        for op in ops.drain(..) {
+            h.answer(Now { ms: 2 }, store::execute(store, op));
+        }
+    }
+    h.drain_effects(effects);
 }
 
 /// A hub with `n` WebSocket clients in `#big`, its effects drained.
-fn room_of(n: u64, effects: &mut Vec<Effect>) -> Hub {
+fn room_of(n: u64, store: &mut MemStore, effects: &mut Vec<Effect>) -> Hub {
     let mut h = hub();
     let room = RoomName::parse("big").expect("room");
     for i in 0..n {
@@ -45,8 +59,7 @@ fn room_of(n: u64, effects: &mut Vec<Effect>) -> Hub {
             since: None,
         };
         h.handle(Now { ms: 1 }, ClientId(i), join, None);
-        h.commit().expect("commit");
-        h.drain_effects(effects);
+        end_turn(&mut h, store, effects);
         effects.clear();
     }
     h
@@ -56,7 +69,8 @@ fn room_of(n: u64, effects: &mut Vec<Effect>) -> Hub {
 /// take the effects), for about `budget`.
 fn messages(n: u64, budget: Duration) -> f64 {
     let mut effects = Vec::new();
-    let mut h = room_of(n, &mut effects);
+    let mut store = MemStore::new("bench".into());
+    let mut h = room_of(n, &mut store, &mut effects);
     let room = RoomName::parse("big").expect("room");
     let start = Instant::now();
     let mut sent = 0u64;
@@ -69,8 +83,7 @@ fn messages(n: u64, budget: Duration) -> f64 {
                 cid: None,
             };
             h.handle(Now { ms: 2 }, ClientId(sent % n), say, None);
-            h.commit().expect("commit");
-            h.drain_effects(&mut effects);
+            end_turn(&mut h, &mut store, &mut effects);
             black_box(&effects);
             effects.clear();
             sent += 1;
@@ -83,7 +96,8 @@ fn messages(n: u64, budget: Duration) -> f64 {
 /// leaves and joins again, so the room keeps its size).
 fn joins(n: u64, budget: Duration) -> f64 {
     let mut effects = Vec::new();
-    let mut h = room_of(n, &mut effects);
+    let mut store = MemStore::new("bench".into());
+    let mut h = room_of(n, &mut store, &mut effects);
     let room = RoomName::parse("big").expect("room");
     let start = Instant::now();
     let mut done = 0u64;
@@ -96,8 +110,7 @@ fn joins(n: u64, budget: Duration) -> f64 {
             since: None,
         };
         h.handle(Now { ms: 2 }, who, join, None);
-        h.commit().expect("commit");
-        h.drain_effects(&mut effects);
+        end_turn(&mut h, &mut store, &mut effects);
         black_box(&effects);
         effects.clear();
         done += 1;

@@ -10,11 +10,16 @@
 //!   from its first bytes; `line` frames, parses and renders the netcat
 //!   protocol. Bytes in, events out; no mio, no clock.
 //! - [`hub`]: the deterministic chat core. Rooms, nicks, presence, direct
-//!   messages, history rules. Commands in, effects out, time passed in.
-//! - [`store`]: message history behind a trait, so the hub never sees SQL.
+//!   messages, history rules. Commands in, effects out, time passed in;
+//!   what it needs stored or read goes out as requests through its
+//!   persistence port (`hub::port`) and the answers come back in.
+//! - [`store`]: message history behind a trait that answers the hub's
+//!   requests, so the hub never sees SQL.
 //!
 //! Dependencies point one way: `server` -> `proto`, `hub`, `store`;
-//! `proto` uses `hub`'s vocabulary types; `hub` and `proto` never import mio.
+//! `proto` uses `hub`'s vocabulary types; `store` implements `hub`'s port;
+//! `hub` and `proto` never import mio, SQL, `store` or `server`
+//! (`tests/architecture.rs`).
 //!
 //! One loop iteration: poll -> for each ready socket, read until
 //! `WouldBlock` -> decode -> `Hub::handle` -> before sleeping: timers,

@@ -9,8 +9,9 @@
 //! the file's module and its inline `mod x { ... }` blocks) is checked.
 //! Test code counts too: a `#[cfg(test)]` import is still an import.
 //!
-//! Three edges go against the intended direction today and are pinned file
-//! by file below (`KNOWN_*`): each test fails if its set of files grows, and
+//! `hub` names no `store`: the hub defines its persistence port
+//! (`hub::port`) and the store implements it. Two edges are pinned file by
+//! file below (`KNOWN_*`): each test fails if its set of files grows, and
 //! also if it shrinks, so the list stays exact.
 
 use std::collections::BTreeSet;
@@ -24,11 +25,6 @@ const IO_CRATES: &[&str] = &[
     "signal_hook",
     "signal_hook_mio",
 ];
-
-/// Known exception (issue 13 is to remove it): the hub owns a `Box<dyn Store>`
-/// and commits through it, and its tests use `MemStore`. These are exactly
-/// the hub files that name `crate::store` today.
-const KNOWN_HUB_TO_STORE: &[&str] = &["src/hub/mod.rs", "src/hub/tests.rs"];
 
 /// Known exception, test code only: the hub's tests render events with the
 /// line protocol to compare them as text.
@@ -59,24 +55,55 @@ const HUB_VOCABULARY: &[&str] = &[
 ];
 
 #[test]
-fn hub_names_no_io_crate_no_server_and_store_only_where_known() {
+fn hub_names_no_io_crate_no_server_and_no_store() {
     let files = scan("hub");
     let mut bad = Vec::new();
     for f in &files {
         bad.extend(f.uses_of_crates(IO_CRATES));
         bad.extend(f.uses_of_module("server"));
+        bad.extend(f.uses_of_module("store"));
     }
     assert!(
         bad.is_empty(),
         "hub must not import these:\n{}",
         bad.join("\n")
     );
-    // The hub -> store edge: see hub_files_naming_store_are_exactly_the_known_ones.
 }
 
+/// What of the hub `store` may name: the vocabulary and the port, never
+/// the machinery.
+const STORE_MAY_NAME: &[&str] = &["command", "event", "image", "names", "port"];
+
 #[test]
-fn hub_files_naming_store_are_exactly_the_known_ones() {
-    assert_pinned(&scan("hub"), "store", KNOWN_HUB_TO_STORE, "hub -> store");
+fn store_names_only_the_hubs_vocabulary_and_port() {
+    assert_names_of_hub_only("store", STORE_MAY_NAME);
+}
+
+/// Fails unless every path the files under `src/<dir>` name in the hub
+/// starts with one of `allowed` (`crate::hub::<allowed>::...`).
+fn assert_names_of_hub_only(dir: &str, allowed: &[&str]) {
+    let mut bad = Vec::new();
+    for f in &scan(dir) {
+        for u in &f.uses {
+            if u.path.first().map(String::as_str) == Some("hub") {
+                let item = u.path.get(1).map(String::as_str).unwrap_or("");
+                if !allowed.contains(&item) {
+                    bad.push(format!(
+                        "{}:{}: crate::{}",
+                        f.rel,
+                        u.line,
+                        u.path.join("::")
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{dir} may name only hub::{{{}}}:\n{}",
+        allowed.join(", "),
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -107,28 +134,7 @@ fn proto_files_naming_hub_are_exactly_the_known_ones() {
 
 #[test]
 fn proto_names_only_the_hubs_vocabulary() {
-    let mut bad = Vec::new();
-    for f in &scan("proto") {
-        for u in &f.uses {
-            if u.path.first().map(String::as_str) == Some("hub") {
-                let item = u.path.get(1).map(String::as_str).unwrap_or("");
-                if !HUB_VOCABULARY.contains(&item) {
-                    bad.push(format!(
-                        "{}:{}: crate::{}",
-                        f.rel,
-                        u.line,
-                        u.path.join("::")
-                    ));
-                }
-            }
-        }
-    }
-    assert!(
-        bad.is_empty(),
-        "proto may name only hub::{{{}}}:\n{}",
-        HUB_VOCABULARY.join(", "),
-        bad.join("\n")
-    );
+    assert_names_of_hub_only("proto", HUB_VOCABULARY);
 }
 
 #[test]

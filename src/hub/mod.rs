@@ -4,10 +4,13 @@
 //! [`Hub::handle`] and [`Hub::disconnect`], each with the time as an
 //! argument; what must happen comes out as [`Effect`]s, drained by the shell
 //! with [`Hub::drain_effects`]. The hub never reads a clock, a socket or a
-//! file; history goes through the [`Store`] trait. Messages accepted during
-//! one loop iteration wait in `pending` until the shell calls
-//! [`Hub::commit`], and the shell delivers nothing before that: persist,
-//! then send.
+//! file, and it never calls a store: what it needs stored or read goes out
+//! as [`port::StoreOp`]s and the results come back in through
+//! [`Hub::answer`] (see [`port`]). Messages accepted during one loop turn
+//! gather in one batch until the shell ends the turn with
+//! [`Hub::close_batch`]; nothing produced after the batch's first message
+//! is released by `drain_effects` before the store reports the batch
+//! stored: persist, then send.
 //!
 //! Read next: `proto::line` (how events become netcat lines), then
 //! `server` (who calls this).
@@ -20,17 +23,17 @@ pub mod limits;
 mod members;
 pub mod names;
 mod nickgen;
+pub mod port;
 pub mod session;
 
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 
 use log::{debug, error};
 
-use crate::store::{Store, StoreError};
 use command::{Command, Page};
 use error::{ErrorCode, HubError};
 use event::{
@@ -40,6 +43,7 @@ use event::{
 use limits::{Bucket, RateLimit, Verdict};
 use members::Members;
 use names::{message_text, sanitize, Nick, RoomName};
+use port::{Batch, Load, Loaded, NewImage, StoreAnswer, StoreError, StoreOp};
 use session::{check_cid, Sent, SentLog};
 
 /// Most messages one `/history` or `history` request returns.
@@ -99,6 +103,75 @@ struct Client {
     /// resumed: the time (ms) it is given up.
     held_until: Option<u64>,
     last_typing_ms: Option<u64>,
+    /// Waiting for a read from the store: what the client asks meanwhile
+    /// waits in `deferred`, in order.
+    busy: bool,
+    deferred: VecDeque<Deferred>,
+}
+
+/// What a client asked, or what happened to it, while it waited for the
+/// store; carried out in order once the answer is in.
+enum Deferred {
+    Command(Command, Option<String>),
+    Reply(Reply, Option<String>),
+    Detach(LeaveReason),
+    Disconnect(LeaveReason),
+    /// A resume's replays, which wait for a read the session had out.
+    Replay(Vec<RoomName>),
+}
+
+/// A read the hub waits for, and what to do with the answer.
+struct Waiting {
+    client: ClientId,
+    room: RoomName,
+    then: Then,
+    /// For a replay: the client's `since`, and whether it may be sent
+    /// history this turn (if not: nothing, and `gap`).
+    since: Option<u64>,
+    replay: bool,
+    /// The room's `seq` when the read was asked for (0 if not in memory).
+    known_seq: u64,
+    /// Messages of `room` accepted after the read was asked for: the
+    /// store's answer cannot have them, the client must.
+    tail: Vec<Rc<Message>>,
+}
+
+impl Waiting {
+    /// A read that replays nothing (`/create`'s check, a history page).
+    fn read(client: ClientId, room: RoomName, then: Then) -> Waiting {
+        Waiting {
+            client,
+            room,
+            then,
+            since: None,
+            replay: false,
+            known_seq: 0,
+            tail: Vec::new(),
+        }
+    }
+}
+
+/// What a read is for.
+enum Then {
+    /// A join (or a WebSocket client's join of a room it is in) replays it.
+    Join {
+        created: bool,
+        r#ref: Option<String>,
+    },
+    /// A resumed session's rooms are replayed one at a time: `rest` next.
+    Resume { rest: Vec<RoomName> },
+    /// `/create` tries a code: a code with stored messages is taken.
+    Create { r#ref: Option<String> },
+    /// A history page.
+    History { r#ref: Option<String> },
+}
+
+/// A batch the shell took and the store has not answered yet.
+struct Inflight {
+    id: u64,
+    messages: Vec<Rc<Message>>,
+    /// Who sent each message, with its cid (same order).
+    from: Vec<(ClientId, Option<String>)>,
 }
 
 struct Room {
@@ -108,7 +181,8 @@ struct Room {
 
 pub struct Hub {
     config: HubConfig,
-    store: Box<dyn Store>,
+    /// Told to clients (`welcome`, `joined`): see `store::Store::store_id`.
+    store_id: String,
     clients: HashMap<ClientId, Client>,
     /// Lowercase nick -> its holder.
     nicks: HashMap<String, ClientId>,
@@ -120,11 +194,25 @@ pub struct Hub {
     sessions: HashMap<String, ClientId>,
     /// Held sessions by deadline.
     held: BTreeSet<(u64, ClientId)>,
-    /// Accepted this iteration, not yet committed.
+    /// Accepted this turn: the batch being gathered, numbered `next_batch`.
     pending: Vec<Rc<Message>>,
     /// Who sent each pending message, with its cid (same order as `pending`).
     pending_from: Vec<(ClientId, Option<String>)>,
-    effects: Vec<Effect>,
+    /// The images the pending messages carry.
+    pending_images: Vec<NewImage>,
+    next_batch: u64,
+    /// Batches handed to the store and not answered yet, oldest first.
+    inflight: VecDeque<Inflight>,
+    /// Every batch up to this one is answered.
+    settled: u64,
+    /// For the shell to carry out (see `port`).
+    ops: Vec<StoreOp>,
+    /// Reads asked for and not answered yet, by id.
+    loads: HashMap<u64, Waiting>,
+    next_load: u64,
+    /// Effects in the order they happened, each with the batch it waits
+    /// for: released once every batch up to that one is answered.
+    effects: VecDeque<(u64, Effect)>,
     /// History bytes sent to each client this turn (see `history_per_turn`):
     /// pages, and join or resume replays, counted apart.
     history_sent: HashMap<ClientId, (usize, usize)>,
@@ -133,10 +221,12 @@ pub struct Hub {
 }
 
 impl Hub {
-    pub fn new(config: HubConfig, store: Box<dyn Store>, seed: u64) -> Hub {
+    /// A hub with no clients. `store_id` is the store's (see
+    /// [`StoreOp`]); `seed` feeds the nick and room-code generator.
+    pub fn new(config: HubConfig, store_id: String, seed: u64) -> Hub {
         Hub {
             config,
-            store,
+            store_id,
             clients: HashMap::new(),
             nicks: HashMap::new(),
             rooms: HashMap::new(),
@@ -145,7 +235,14 @@ impl Hub {
             held: BTreeSet::new(),
             pending: Vec::new(),
             pending_from: Vec::new(),
-            effects: Vec::new(),
+            pending_images: Vec::new(),
+            next_batch: 1,
+            inflight: VecDeque::new(),
+            settled: 0,
+            ops: Vec::new(),
+            loads: HashMap::new(),
+            next_load: 1,
+            effects: VecDeque::new(),
             history_sent: HashMap::new(),
             rng: nickgen::Rng::new(seed),
             messages_total: 0,
@@ -184,12 +281,32 @@ impl Hub {
         self.clients.get(&id).map_or(&[], |c| &c.rooms)
     }
 
-    /// Moves every effect produced so far into `out` (which should be empty).
+    /// Moves every effect that may go now into `out` (which should be
+    /// empty): all of them, in order, up to the first that waits for a
+    /// batch the store has not reported stored.
     pub fn drain_effects(&mut self, out: &mut Vec<Effect>) {
-        out.append(&mut self.effects);
+        while let Some((gate, _)) = self.effects.front() {
+            if *gate > self.settled {
+                break;
+            }
+            if let Some((_, e)) = self.effects.pop_front() {
+                out.push(e);
+            }
+        }
         if !self.history_sent.is_empty() {
             self.history_sent.clear(); // a new turn
         }
+    }
+
+    /// Queues an effect behind the batch being gathered, if it has
+    /// messages, or else behind the last batch taken.
+    fn push(&mut self, e: Effect) {
+        let gate = if self.pending.is_empty() {
+            self.next_batch - 1
+        } else {
+            self.next_batch
+        };
+        self.effects.push_back((gate, e));
     }
 
     /// Whether `id` may be sent another history page this turn.
@@ -218,51 +335,118 @@ impl Hub {
         }
     }
 
-    /// Whether effects wait to be drained.
+    /// Whether effects may be drained now.
     pub fn has_effects(&self) -> bool {
-        !self.effects.is_empty()
+        self.effects
+            .front()
+            .is_some_and(|(gate, _)| *gate <= self.settled)
     }
 
-    /// Pages in the store's write-ahead log awaiting a checkpoint.
-    pub fn wal_pages(&self) -> u32 {
-        self.store.wal_pages()
-    }
-
-    /// Checkpoints the store's write-ahead log (the shell picks the moment).
-    pub fn checkpoint(&mut self) -> Result<(), StoreError> {
-        self.store.checkpoint()
-    }
-
-    /// Stores the messages accepted since the last commit, in one batch.
-    /// The shell calls this before it delivers any effect.
-    pub fn commit(&mut self) -> Result<usize, StoreError> {
+    /// Ends the turn's batch: the messages accepted since the last one go
+    /// to the store as one [`StoreOp::Append`] (group commit). The shell
+    /// calls this once a turn, before it takes the store operations.
+    pub fn close_batch(&mut self) {
         if self.pending.is_empty() {
-            return Ok(0);
+            return;
         }
-        if let Err(e) = self.store.append(&self.pending) {
-            self.abort_pending();
-            return Err(e);
-        }
-        let n = self.pending.len();
-        self.pending.clear();
-        self.pending_from.clear();
-        Ok(n)
+        let id = self.next_batch;
+        self.next_batch += 1;
+        let messages = std::mem::take(&mut self.pending);
+        self.inflight.push_back(Inflight {
+            id,
+            messages: messages.clone(),
+            from: std::mem::take(&mut self.pending_from),
+        });
+        let images = std::mem::take(&mut self.pending_images);
+        self.ops.push(StoreOp::Append(Batch {
+            id,
+            messages,
+            images,
+        }));
     }
 
-    /// The store refused this iteration's batch: nothing of it may reach
-    /// anyone. Its deliveries are taken back, each sender is told (and may
-    /// retry with the same cid), and the seqs are skipped, never reused.
-    fn abort_pending(&mut self) {
-        let failed = std::mem::take(&mut self.pending);
-        let from = std::mem::take(&mut self.pending_from);
+    /// Moves the store operations asked for so far into `out`, oldest
+    /// first; the store must carry them out in that order.
+    pub fn take_store_ops(&mut self, out: &mut Vec<StoreOp>) {
+        out.append(&mut self.ops);
+    }
+
+    /// Whether store operations wait to be taken.
+    pub fn has_store_ops(&self) -> bool {
+        !self.ops.is_empty()
+    }
+
+    /// The store's answer to one operation (in any turn after it was
+    /// taken). A stored batch releases what waited for it; a read lets
+    /// the client that waited for it go on.
+    pub fn answer(&mut self, now: Now, answer: StoreAnswer) {
+        match answer {
+            StoreAnswer::Committed { batch, result } => {
+                let Some(pos) = self.inflight.iter().position(|b| b.id == batch) else {
+                    return;
+                };
+                let Some(done) = self.inflight.remove(pos) else {
+                    return;
+                };
+                self.settled = self
+                    .inflight
+                    .front()
+                    .map_or(self.next_batch - 1, |b| b.id - 1);
+                if let Err(e) = result {
+                    error!(
+                        "batch {batch} of {} messages not stored: {e}",
+                        done.messages.len()
+                    );
+                    self.abort(done);
+                }
+            }
+            StoreAnswer::Loaded { load, result } => {
+                let Some(w) = self.loads.remove(&load) else {
+                    return;
+                };
+                let id = w.client;
+                let Some(c) = self.clients.get_mut(&id) else {
+                    return; // gone meanwhile
+                };
+                c.busy = false;
+                self.loaded(now, w, result);
+                self.run_deferred(now, id);
+            }
+        }
+    }
+
+    /// The store refused a batch: nothing of it may reach anyone. Its
+    /// deliveries are taken back (from replays and pages still waiting too),
+    /// each sender is told (and may retry with the same cid), and the seqs
+    /// are skipped, never reused.
+    fn abort(&mut self, batch: Inflight) {
+        let Inflight {
+            messages: failed,
+            from,
+            ..
+        } = batch;
         let is_failed = |m: &Rc<Message>| failed.iter().any(|f| Rc::ptr_eq(f, m));
-        self.effects.retain(|e| match e {
+        self.effects.retain_mut(|(_, e)| match e {
             Effect::Deliver {
                 event: Event::Message(m) | Event::Reply(Reply::Sent(m, _), _),
                 ..
             } => !is_failed(m),
+            Effect::Deliver {
+                event:
+                    Event::Reply(
+                        Reply::Joined { messages, .. } | Reply::History { messages, .. },
+                        _,
+                    ),
+                ..
+            } => {
+                messages.retain(|m| !is_failed(m));
+                true
+            }
             _ => true,
         });
+        for w in self.loads.values_mut() {
+            w.tail.retain(|m| !is_failed(m));
+        }
         self.messages_total -= failed.len() as u64;
         for (sender, cid) in from {
             if let (Some(cid), Some(c)) = (&cid, self.clients.get_mut(&sender)) {
@@ -321,7 +505,7 @@ impl Hub {
         let welcome = Reply::Welcome {
             nick: nick.to_string(),
             session: session.clone(),
-            store_id: self.store.store_id().to_string(),
+            store_id: self.store_id.clone(),
             limits: self.limits(),
         };
         self.clients.insert(
@@ -336,6 +520,8 @@ impl Hub {
                 sent: SentLog::default(),
                 held_until: None,
                 last_typing_ms: None,
+                busy: false,
+                deferred: VecDeque::new(),
             },
         );
         self.reply(id, welcome, None);
@@ -366,8 +552,14 @@ impl Hub {
         if let Some(until) = client.held_until.take() {
             self.held.remove(&(until, old));
         } else {
-            self.effects.push(Effect::Replaced(old));
+            self.push(Effect::Replaced(old));
         }
+        // What the old connection asked and the store still holds up goes
+        // on under the new one; its going away does not.
+        client
+            .deferred
+            .retain(|d| !matches!(d, Deferred::Detach(_) | Deferred::Disconnect(_)));
+        self.renumber(old, id);
         self.nicks.insert(client.nick.key(), id);
         self.sessions.insert(token.to_string(), id);
         for room in &client.rooms {
@@ -381,17 +573,44 @@ impl Hub {
         let welcome = Reply::Welcome {
             nick: client.nick.to_string(),
             session: client.session.clone(),
-            store_id: self.store.store_id().to_string(),
+            store_id: self.store_id.clone(),
             limits: self.limits(),
         };
+        let busy = client.busy;
         self.clients.insert(id, client);
         self.reply(id, welcome, None);
-        for room in rooms {
-            let (messages, gap) = self.catch_up(id, &room, None);
-            let joined = self.joined_reply(&room, messages, false, gap);
-            self.reply(id, joined, None);
+        match self.clients.get_mut(&id) {
+            // The old connection's read is still out: the replays follow
+            // its answer, before anything else the session asked.
+            Some(c) if busy => c.deferred.push_front(Deferred::Replay(rooms)),
+            _ => self.resume_rooms(now, id, rooms),
         }
         true
+    }
+
+    /// A resumed client's rooms, replayed one at a time in order.
+    fn resume_rooms(&mut self, now: Now, id: ClientId, mut rooms: Vec<RoomName>) {
+        if rooms.is_empty() {
+            return;
+        }
+        let room = rooms.remove(0);
+        self.catch_up(now, id, room, None, Then::Resume { rest: rooms });
+    }
+
+    /// Points what waits for the store on behalf of `old` at `new` (a
+    /// resumed session).
+    fn renumber(&mut self, old: ClientId, new: ClientId) {
+        for w in self.loads.values_mut() {
+            if w.client == old {
+                w.client = new;
+            }
+        }
+        let froms = self.inflight.iter_mut().flat_map(|b| b.from.iter_mut());
+        for (sender, _) in froms.chain(self.pending_from.iter_mut()) {
+            if *sender == old {
+                *sender = new;
+            }
+        }
     }
 
     /// The client's connection vanished without saying goodbye. A client
@@ -401,6 +620,10 @@ impl Hub {
         let Some(client) = self.clients.get_mut(&id) else {
             return;
         };
+        if client.busy {
+            client.deferred.push_back(Deferred::Detach(reason));
+            return;
+        }
         if client.session.is_none() || client.held_until.is_some() {
             self.disconnect(now, id, reason);
             return;
@@ -429,7 +652,13 @@ impl Hub {
 
     /// The client is gone (EOF, reset, timeout, ...): its rooms see it leave.
     /// Unknown ids are ignored, so calling this twice is harmless.
+    /// A client waiting for the store leaves once what it asked before is
+    /// done.
     pub fn disconnect(&mut self, now: Now, id: ClientId, reason: LeaveReason) {
+        if let Some(c) = self.clients.get_mut(&id).filter(|c| c.busy) {
+            c.deferred.push_back(Deferred::Disconnect(reason));
+            return;
+        }
         let Some(client) = self.clients.remove(&id) else {
             return;
         };
@@ -445,20 +674,59 @@ impl Hub {
         }
     }
 
+    /// A reply from the shell (`/stats`, a refused frame or line): in
+    /// order with the answers to the client's requests, so after those of
+    /// requests still waiting for the store.
+    pub fn tell(&mut self, id: ClientId, reply: Reply, r#ref: Option<String>) {
+        match self.clients.get_mut(&id) {
+            Some(c) if c.busy => c.deferred.push_back(Deferred::Reply(reply, r#ref)),
+            _ => self.reply(id, reply, r#ref),
+        }
+    }
+
+    /// An error from the shell, as [`Hub::tell`].
+    pub fn tell_error(&mut self, id: ClientId, e: HubError, r#ref: Option<String>) {
+        let reply = Reply::Error {
+            code: e.code,
+            message: e.message,
+        };
+        self.tell(id, reply, r#ref);
+    }
+
+    /// Carries out what `id` asked while it waited for the store, until it
+    /// waits again or nothing is left.
+    fn run_deferred(&mut self, now: Now, id: ClientId) {
+        loop {
+            let Some(c) = self.clients.get_mut(&id).filter(|c| !c.busy) else {
+                return;
+            };
+            let Some(next) = c.deferred.pop_front() else {
+                return;
+            };
+            match next {
+                Deferred::Command(cmd, r#ref) => self.handle(now, id, cmd, r#ref),
+                Deferred::Reply(reply, r#ref) => self.reply(id, reply, r#ref),
+                Deferred::Detach(reason) => self.detach(now, id, reason),
+                Deferred::Disconnect(reason) => self.disconnect(now, id, reason),
+                Deferred::Replay(rooms) => self.resume_rooms(now, id, rooms),
+            }
+        }
+    }
+
     /// Queues a reply for one client; nothing for a client that has gone
     /// (after `/quit`, later lines of the same read earn no answers).
-    pub fn reply(&mut self, id: ClientId, reply: Reply, r#ref: Option<String>) {
+    fn reply(&mut self, id: ClientId, reply: Reply, r#ref: Option<String>) {
         if !self.clients.contains_key(&id) {
             return;
         }
-        self.effects.push(Effect::Deliver {
+        self.push(Effect::Deliver {
             to: Recipients::One(id),
             event: Event::Reply(reply, r#ref),
         });
     }
 
     /// Queues an error for one client, in order with everything else it gets.
-    pub fn error(&mut self, id: ClientId, e: HubError, r#ref: Option<String>) {
+    fn error(&mut self, id: ClientId, e: HubError, r#ref: Option<String>) {
         self.reply(
             id,
             Reply::Error {
@@ -469,9 +737,14 @@ impl Hub {
         );
     }
 
-    /// One request from a connected client.
+    /// One request from a connected client. A client waiting for the
+    /// store has it carried out once the answer is in.
     pub fn handle(&mut self, now: Now, id: ClientId, cmd: Command, r#ref: Option<String>) {
-        if !self.clients.contains_key(&id) {
+        let Some(c) = self.clients.get_mut(&id) else {
+            return;
+        };
+        if c.busy {
+            c.deferred.push_back(Deferred::Command(cmd, r#ref));
             return;
         }
         let counted = matches!(
@@ -519,7 +792,7 @@ impl Hub {
             Command::Quit(reason) => {
                 let reason = reason.map(|r| clip(&sanitize(&r), self.config.max_message));
                 self.reply(id, Reply::Bye, r#ref.clone());
-                self.effects.push(Effect::Close(id));
+                self.push(Effect::Close(id));
                 self.disconnect(now, id, LeaveReason::Quit(reason));
                 Ok(())
             }
@@ -593,7 +866,7 @@ impl Hub {
             _ => message_text(text, self.config.max_message)?,
         };
         let image = match image {
-            Some((image_id, data)) => Some(self.check_image(&room, id, image_id, &data)?),
+            Some((image_id, data)) => Some(self.check_image(&room, id, image_id, data)?),
             None => None,
         };
         let client = self.client(id)?;
@@ -620,6 +893,13 @@ impl Hub {
             members: r.members.snapshot(),
             except: Some(id),
         };
+        if !self.loads.is_empty() {
+            for w in self.loads.values_mut() {
+                if w.room == msg.room && !matches!(w.then, Then::History { .. }) {
+                    w.tail.push(msg.clone());
+                }
+            }
+        }
         self.pending.push(msg.clone());
         self.pending_from.push((id, cid.clone()));
         self.messages_total += 1;
@@ -633,14 +913,14 @@ impl Hub {
         Ok(())
     }
 
-    /// Validates an image and hands its bytes to the store, which commits
-    /// them with the message; returns what the message carries.
+    /// Validates an image and keeps its bytes to be stored with the
+    /// message's batch; returns what the message carries.
     fn check_image(
         &mut self,
         room: &RoomName,
         sender: ClientId,
         image_id: String,
-        data: &[u8],
+        data: Vec<u8>,
     ) -> Result<event::ImageRef, HubError> {
         if !self
             .rooms
@@ -666,31 +946,22 @@ impl Hub {
                 ),
             ));
         }
-        let mime = image::detect(data).ok_or_else(|| {
+        let mime = image::detect(&data).ok_or_else(|| {
             HubError::new(
                 ErrorCode::BadImage,
                 "only PNG, JPEG, GIF and WebP images are accepted (told from the file's bytes)",
             )
         })?;
-        self.store
-            .put_image(&image_id, mime, data)
-            .map_err(store_failed)?;
+        let size = data.len();
+        self.pending_images.push(NewImage {
+            id: image_id.clone(),
+            mime,
+            data,
+        });
         Ok(event::ImageRef {
             id: image_id,
             mime,
-            size: data.len(),
-        })
-    }
-
-    /// An image's type and bytes from the store, for `/media/ID`.
-    pub fn image(&mut self, image_id: &str) -> Option<(String, Vec<u8>)> {
-        // An image of this iteration is committed with its message first.
-        if let Err(e) = self.commit() {
-            error!("{e}");
-        }
-        self.store.get_image(image_id).unwrap_or_else(|e| {
-            error!("image {image_id}: {e}");
-            None
+            size,
         })
     }
 
@@ -812,35 +1083,224 @@ impl Hub {
         r#ref: Option<String>,
     ) -> Result<(), HubError> {
         let client = self.client(id)?;
-        let kind = client.kind;
         if client.rooms.contains(&room) {
+            let kind = client.kind;
             if let Some(c) = self.clients.get_mut(&id) {
                 c.current = Some(room.clone());
             }
             // A line user is told; a WebSocket client (after a resume, say)
             // gets the room's state again, caught up from `since`.
-            let reply = if kind == ClientKind::Line {
-                Reply::Current { room }
-            } else {
-                let (messages, gap) = self.catch_up(id, &room, since);
-                self.joined_reply(&room, messages, false, gap)
-            };
-            self.reply(id, reply, r#ref);
-            return Ok(());
+            if kind == ClientKind::Line {
+                self.reply(id, Reply::Current { room }, r#ref);
+                return Ok(());
+            }
         }
-        let nick = client.nick.clone();
+        self.catch_up(now, id, room, since, Then::Join { created, r#ref });
+        Ok(())
+    }
+
+    /// Replays `room` to `id` for a join or a resume: the latest
+    /// `--history` messages, or with `since` those after it (at most 500,
+    /// and `gap` if more were missed), read from the store; then `then`.
+    /// Nothing (and `gap`) once the client has had its replays for this
+    /// turn. A room not in memory is read for its latest `seq` too.
+    fn catch_up(&mut self, now: Now, id: ClientId, room: RoomName, since: Option<u64>, then: Then) {
+        let replay = self.replay_allowed(id);
+        let known_seq = self.rooms.get(&room).map(|r| r.last_seq);
+        let w = Waiting {
+            client: id,
+            room,
+            then,
+            since,
+            replay,
+            known_seq: known_seq.unwrap_or(0),
+            tail: Vec::new(),
+        };
+        if !replay && known_seq.is_some() {
+            self.caught_up(now, w, Loaded::default());
+            return;
+        }
+        let page = match (replay, since) {
+            (false, _) => Page {
+                limit: 0,
+                ..Page::default()
+            },
+            (true, None) => Page {
+                limit: self.config.history,
+                ..Page::default()
+            },
+            (true, Some(since)) => Page {
+                after: Some(since),
+                limit: MAX_CATCH_UP + 1,
+                ..Page::default()
+            },
+        };
+        self.load(w, page, known_seq.is_none());
+    }
+
+    /// Asks the store for a room's history (and its latest `seq`); the
+    /// client waits for the answer. The batch being gathered goes first,
+    /// so the read sees it: a room that empties and refills within one
+    /// turn carries on its `seq`.
+    fn load(&mut self, w: Waiting, page: Page, last_seq: bool) {
+        self.close_batch();
+        let id = self.next_load;
+        self.next_load += 1;
+        if let Some(c) = self.clients.get_mut(&w.client) {
+            debug_assert!(!c.busy, "one read at a time per client");
+            c.busy = true;
+        }
+        self.ops.push(StoreOp::Load(Load {
+            id,
+            room: w.room.clone(),
+            page,
+            last_seq,
+        }));
+        self.loads.insert(id, w);
+    }
+
+    /// The store's answer to a read `w` waited for.
+    fn loaded(&mut self, now: Now, w: Waiting, result: Result<Loaded, StoreError>) {
+        let id = w.client;
+        match (&w.then, result) {
+            (Then::History { .. }, result) => {
+                let messages = result.map_or_else(
+                    |e| {
+                        error!("history of #{} unavailable: {e}", w.room);
+                        Vec::new()
+                    },
+                    |l| l.messages,
+                );
+                self.charge_history(id, &messages, false);
+                let Then::History { r#ref } = w.then else {
+                    return;
+                };
+                let reply = Reply::History {
+                    room: w.room,
+                    messages,
+                };
+                self.reply(id, reply, r#ref);
+            }
+            (Then::Create { .. }, result) => {
+                let Then::Create { r#ref } = w.then else {
+                    return;
+                };
+                let result = match result {
+                    Ok(l) => {
+                        let used = l.last_seq.unwrap_or(0) > 0
+                            || !w.tail.is_empty()
+                            || self.rooms.contains_key(&w.room)
+                            || self.unlisted.contains(&w.room);
+                        if used {
+                            self.create(now, id, r#ref.clone())
+                        } else {
+                            self.unlisted.insert(w.room.clone());
+                            self.join(now, id, w.room, None, true, r#ref.clone())
+                        }
+                    }
+                    Err(e) => Err(store_failed(e)),
+                };
+                if let Err(e) = result {
+                    self.error(id, e, r#ref);
+                }
+            }
+            (_, Ok(l)) => self.caught_up(now, w, l),
+            (_, Err(e)) if self.rooms.contains_key(&w.room) => {
+                // The room is known: the join goes on without a replay.
+                error!("history of #{} unavailable: {e}", w.room);
+                self.caught_up(now, w, Loaded::default());
+            }
+            (_, Err(e)) => {
+                let e = store_failed(e);
+                match w.then {
+                    Then::Join { r#ref, .. } => self.error(id, e, r#ref),
+                    Then::Resume { rest } => {
+                        self.error(id, e, None);
+                        self.resume_rooms(now, id, rest);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// A join or a resume has what the store had of the room: the client is
+    /// sent `joined` (and, if it was not in the room, enters it).
+    fn caught_up(&mut self, now: Now, w: Waiting, loaded: Loaded) {
+        let Waiting {
+            client: id,
+            room,
+            then,
+            since,
+            replay,
+            known_seq,
+            tail,
+        } = w;
         if !self.rooms.contains_key(&room) {
-            // Messages of this room may still be pending (it emptied and
-            // refills within one iteration): commit them, or seq would repeat.
-            self.commit().map_err(store_failed)?;
-            let last_seq = self.store.last_seq(&room).map_err(store_failed)?;
+            // Read for its latest seq, or emptied while the read was out.
+            let last_seq = [loaded.last_seq.unwrap_or(0), known_seq]
+                .into_iter()
+                .chain(tail.last().map(|m| m.seq))
+                .max()
+                .unwrap_or(0);
             let r = Room {
                 members: Members::default(),
                 last_seq,
             };
             self.rooms.insert(room.clone(), r);
         }
-        let (messages, gap) = self.catch_up(id, &room, since);
+        let (messages, gap) = if replay {
+            let mut messages = loaded.messages;
+            messages.extend(tail);
+            if since.is_some() {
+                let gap = messages.len() > MAX_CATCH_UP;
+                messages.truncate(MAX_CATCH_UP);
+                (messages, gap)
+            } else {
+                let extra = messages.len().saturating_sub(self.config.history);
+                messages.drain(..extra);
+                (messages, false)
+            }
+        } else {
+            (Vec::new(), true)
+        };
+        self.charge_history(id, &messages, true);
+        match then {
+            Then::Join { created, r#ref } => {
+                self.enter(now, id, room, messages, gap, created, r#ref)
+            }
+            Then::Resume { rest } => {
+                let joined = self.joined_reply(&room, messages, false, gap);
+                self.reply(id, joined, None);
+                self.resume_rooms(now, id, rest);
+            }
+            Then::Create { .. } | Then::History { .. } => {}
+        }
+    }
+
+    /// `id` is sent `joined`; if it was not in `room`, it enters and the
+    /// others are told.
+    // The parts of a `joined`, as `caught_up` has them.
+    #[allow(clippy::too_many_arguments)]
+    fn enter(
+        &mut self,
+        now: Now,
+        id: ClientId,
+        room: RoomName,
+        messages: Vec<Rc<Message>>,
+        gap: bool,
+        created: bool,
+        r#ref: Option<String>,
+    ) {
+        let Some(client) = self.clients.get(&id) else {
+            return;
+        };
+        if client.rooms.contains(&room) {
+            let joined = self.joined_reply(&room, messages, created, gap);
+            self.reply(id, joined, r#ref);
+            return;
+        }
+        let nick = client.nick.clone();
         let others = self.others(&room, id);
         if let Some(r) = self.rooms.get_mut(&room) {
             r.members.insert(id, &nick);
@@ -858,40 +1318,6 @@ impl Hub {
             ts: now.ms,
         };
         self.deliver(others, Event::Presence(Rc::new(presence)));
-        Ok(())
-    }
-
-    /// The messages a join replays: the latest `--history`, or with `since`
-    /// those after it, at most 500, saying whether more were missed. None
-    /// (and a gap) once the client has had its history for this turn.
-    fn catch_up(
-        &mut self,
-        id: ClientId,
-        room: &RoomName,
-        since: Option<u64>,
-    ) -> (Vec<Rc<Message>>, bool) {
-        if !self.replay_allowed(id) {
-            return (Vec::new(), true);
-        }
-        let Some(since) = since else {
-            let page = Page {
-                limit: self.config.history,
-                ..Page::default()
-            };
-            let messages = self.read_history(room, page);
-            self.charge_history(id, &messages, true);
-            return (messages, false);
-        };
-        let page = Page {
-            after: Some(since),
-            limit: MAX_CATCH_UP + 1,
-            ..Page::default()
-        };
-        let mut messages = self.read_history(room, page);
-        let gap = messages.len() > MAX_CATCH_UP;
-        messages.truncate(MAX_CATCH_UP);
-        self.charge_history(id, &messages, true);
-        (messages, gap)
     }
 
     fn joined_reply(
@@ -908,26 +1334,29 @@ impl Hub {
             created,
             last_seq: self.rooms.get(room).map_or(0, |r| r.last_seq),
             gap,
-            store_id: self.store.store_id().to_string(),
+            store_id: self.store_id.clone(),
         }
     }
 
-    fn create(&mut self, now: Now, id: ClientId, r#ref: Option<String>) -> Result<(), HubError> {
-        self.commit().map_err(store_failed)?;
+    /// `/create`: a fresh code nobody has used (no members, not made by
+    /// `/create` before, no stored messages: the store is asked), joined.
+    fn create(&mut self, _now: Now, id: ClientId, r#ref: Option<String>) -> Result<(), HubError> {
         let room = loop {
             let code = self.rng.code(6);
             let Ok(room) = RoomName::parse(&code) else {
                 continue;
             };
-            let used = self.rooms.contains_key(&room)
-                || self.unlisted.contains(&room)
-                || self.store.last_seq(&room).map_err(store_failed)? > 0;
-            if !used {
+            if !self.rooms.contains_key(&room) && !self.unlisted.contains(&room) {
                 break room;
             }
         };
-        self.unlisted.insert(room.clone());
-        self.join(now, id, room, None, true, r#ref)
+        let w = Waiting::read(id, room, Then::Create { r#ref });
+        let page = Page {
+            limit: 0,
+            ..Page::default()
+        };
+        self.load(w, page, true);
+        Ok(())
     }
 
     fn leave(
@@ -1020,27 +1449,9 @@ impl Hub {
             ));
         }
         page.limit = page.limit.min(MAX_HISTORY_PAGE);
-        let messages = self.read_history(&room, page);
-        self.charge_history(id, &messages, false);
-        self.reply(id, Reply::History { room, messages }, r#ref);
+        let w = Waiting::read(id, room, Then::History { r#ref });
+        self.load(w, page, false);
         Ok(())
-    }
-
-    /// A page of a room's stored history (for the HTTP API), whether or not
-    /// the room has members now.
-    pub fn page(&mut self, room: &RoomName, mut page: Page) -> Vec<Rc<Message>> {
-        page.limit = page.limit.min(MAX_HISTORY_PAGE);
-        self.read_history(room, page)
-    }
-
-    /// Reads history through the store, committing first so that messages
-    /// accepted earlier in this iteration are part of it.
-    fn read_history(&mut self, room: &RoomName, page: Page) -> Vec<Rc<Message>> {
-        let read = self.commit().and_then(|_| self.store.history(room, page));
-        read.unwrap_or_else(|e| {
-            error!("history of #{room} unavailable: {e}");
-            Vec::new()
-        })
     }
 
     /// Takes `id` out of `room`, tells the others why, forgets an empty room.
@@ -1075,7 +1486,7 @@ impl Hub {
 
     fn deliver(&mut self, to: Recipients, event: Event) {
         if !to.is_empty() {
-            self.effects.push(Effect::Deliver { to, event });
+            self.push(Effect::Deliver { to, event });
         }
     }
 

@@ -9,10 +9,7 @@
 
 use super::*;
 
-use std::cell::RefCell;
-
 use crate::proto::line::render;
-use crate::store::MemStore;
 
 // ---------------------------------------------------------------------------
 // Harness
@@ -51,44 +48,109 @@ fn config(history: usize) -> HubConfig {
     }
 }
 
-/// A [`MemStore`] the test can look into while the hub owns it, and make
-/// fail (`.1`: appends refused, as a full disk would).
-#[derive(Clone, Default)]
-struct SharedStore(Rc<RefCell<MemStore>>, Rc<std::cell::Cell<bool>>);
+/// How the test store answers the hub's operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+enum Answers {
+    /// At once, as SQLite on the loop's thread does.
+    #[default]
+    AtOnce,
+    /// At the next turn (the next `flush`), as a store across the network
+    /// would: nothing the hub asks is answered in the turn it asks.
+    NextTurn,
+}
 
-impl Store for SharedStore {
-    fn store_id(&self) -> &str {
-        "test-store"
-    }
+/// The store the hub's tests drive the way the shell drives a real one
+/// (the hub cannot name `store`: dependencies point one way). Rooms and
+/// images in memory; batches and reads can be made to fail.
+#[derive(Default)]
+struct TestStore {
+    rooms: HashMap<RoomName, Vec<Rc<Message>>>,
+    images: HashMap<String, (String, Vec<u8>)>,
+    answers: Answers,
+    /// Batches are refused, as on a full disk.
+    refuse_batches: bool,
+    /// Reads fail.
+    refuse_reads: bool,
+    /// Answers of this turn, held for the next one.
+    later: Vec<StoreAnswer>,
+    /// Answers of the last turn, given to the hub when this one ends.
+    due: Vec<StoreAnswer>,
+    /// Batches answered, and reads, for the tests to look at.
+    batches: usize,
+    reads: usize,
+}
 
-    fn last_seq(&mut self, room: &RoomName) -> Result<u64, StoreError> {
-        self.0.borrow_mut().last_seq(room)
-    }
-
-    fn append(&mut self, batch: &[Rc<Message>]) -> Result<(), StoreError> {
-        if self.1.get() {
-            return Err(StoreError("disk full".into()));
+impl TestStore {
+    fn execute(&mut self, op: StoreOp) -> StoreAnswer {
+        match op {
+            StoreOp::Append(batch) => {
+                self.batches += 1;
+                let result = if self.refuse_batches {
+                    Err(StoreError("disk full".into()))
+                } else {
+                    for i in batch.images {
+                        self.images.insert(i.id, (i.mime.to_string(), i.data));
+                    }
+                    for m in batch.messages {
+                        let stored = self.rooms.entry(m.room.clone()).or_default();
+                        assert!(
+                            stored.last().is_none_or(|last| last.seq < m.seq),
+                            "seq {} of #{} stored after {:?}",
+                            m.seq,
+                            m.room,
+                            stored.last().map(|l| l.seq)
+                        );
+                        stored.push(m);
+                    }
+                    Ok(())
+                };
+                StoreAnswer::Committed {
+                    batch: batch.id,
+                    result,
+                }
+            }
+            StoreOp::Load(load) => {
+                self.reads += 1;
+                let result = if self.refuse_reads {
+                    Err(StoreError("unreachable".into()))
+                } else {
+                    let all = self.rooms.get(&load.room).map_or(&[][..], |v| &v[..]);
+                    let last_seq = load.last_seq.then(|| all.last().map_or(0, |m| m.seq));
+                    Ok(Loaded {
+                        messages: page_of(all, load.page),
+                        last_seq,
+                    })
+                };
+                StoreAnswer::Loaded {
+                    load: load.id,
+                    result,
+                }
+            }
         }
-        self.0.borrow_mut().append(batch)
     }
+}
 
-    fn history(&mut self, room: &RoomName, page: Page) -> Result<Vec<Rc<Message>>, StoreError> {
-        self.0.borrow_mut().history(room, page)
-    }
-
-    fn put_image(&mut self, id: &str, mime: &str, data: &[u8]) -> Result<(), StoreError> {
-        self.0.borrow_mut().put_image(id, mime, data)
-    }
-
-    fn get_image(&mut self, id: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
-        self.0.borrow_mut().get_image(id)
+/// `page` of `all` (ascending `seq`), as the store contract says.
+fn page_of(all: &[Rc<Message>], page: Page) -> Vec<Rc<Message>> {
+    let inside: Vec<Rc<Message>> = all
+        .iter()
+        .filter(|m| page.after.is_none_or(|a| m.seq > a) && page.before.is_none_or(|b| m.seq < b))
+        .cloned()
+        .collect();
+    if page.after.is_some() {
+        inside.into_iter().take(page.limit).collect()
+    } else {
+        let skip = inside.len().saturating_sub(page.limit);
+        inside.into_iter().skip(skip).collect()
     }
 }
 
 /// A hub, its store, and what each client has been sent so far.
 struct Chat {
     hub: Hub,
-    store: SharedStore,
+    store: TestStore,
+    /// The time of the latest request, for the store's answers.
+    now: Now,
     next_id: u64,
     lines: HashMap<ClientId, Vec<String>>,
     closed: Vec<ClientId>,
@@ -104,13 +166,36 @@ impl Chat {
     }
 
     fn with_config(config: HubConfig) -> Chat {
-        let store = SharedStore::default();
         Chat {
-            hub: Hub::new(config, Box::new(store.clone()), 0x5eed),
-            store,
+            hub: Hub::new(config, "test-store".into(), 0x5eed),
+            store: TestStore::default(),
+            now: at(0, 0, 0),
             next_id: 1,
             lines: HashMap::new(),
             closed: Vec::new(),
+        }
+    }
+
+    /// A chat whose store answers a turn late.
+    fn late() -> Chat {
+        let mut t = Chat::new();
+        t.store.answers = Answers::NextTurn;
+        t
+    }
+
+    /// Carries out what the hub asked of the store: answered at once, or
+    /// kept for the next turn.
+    fn persist(&mut self) {
+        let mut ops = Vec::new();
+        while self.hub.has_store_ops() {
+            self.hub.take_store_ops(&mut ops);
+            for op in ops.drain(..) {
+                let answer = self.store.execute(op);
+                match self.store.answers {
+                    Answers::AtOnce => self.hub.answer(self.now, answer),
+                    Answers::NextTurn => self.store.later.push(answer),
+                }
+            }
         }
     }
 
@@ -119,7 +204,9 @@ impl Chat {
         self.next_id += 1;
         // WebSocket clients get a session token, as the shell gives them.
         let session = (kind == ClientKind::Ws).then(|| format!("token-{}", id.0));
+        self.now = now;
         self.hub.connect(now, id, kind, wanted, session);
+        self.persist();
         id
     }
 
@@ -138,18 +225,33 @@ impl Chat {
     }
 
     fn cmd(&mut self, now: Now, id: ClientId, cmd: Command) {
+        self.now = now;
         self.hub.handle(now, id, cmd, None);
+        self.persist();
+    }
+
+    fn resume(&mut self, now: Now, id: ClientId, token: &str) -> bool {
+        self.now = now;
+        let resumed = self.hub.resume(now, id, token);
+        self.persist();
+        resumed
     }
 
     fn nick_of(&self, id: ClientId) -> String {
         self.hub.nick_of(id).expect("connected").to_string()
     }
 
-    /// What the server does before it sleeps: commit, then drain and send.
-    /// Every delivery is rendered once and appended to each recipient's
-    /// lines; the raw effects are returned.
+    /// What the server does before it sleeps: the turn's batch to the
+    /// store (and a late store's answers from the last turn to the hub),
+    /// then drain and send. Every delivery is rendered once and appended
+    /// to each recipient's lines; the raw effects are returned.
     fn flush(&mut self) -> Vec<Effect> {
-        self.hub.commit().expect("commit");
+        for answer in std::mem::take(&mut self.store.due) {
+            self.hub.answer(self.now, answer);
+        }
+        self.hub.close_batch();
+        self.persist();
+        self.store.due = std::mem::take(&mut self.store.later);
         let mut effects = Vec::new();
         self.hub.drain_effects(&mut effects);
         for effect in &effects {
@@ -158,6 +260,15 @@ impl Chat {
                     let unique: HashSet<ClientId> = to.iter().collect();
                     assert_eq!(unique.len(), to.len(), "a recipient twice: {effect:?}");
                     assert!(!to.is_empty(), "a delivery to nobody: {effect:?}");
+                    if let Event::Message(m) | Event::Reply(Reply::Sent(m, _), _) = event {
+                        assert!(
+                            self.store
+                                .rooms
+                                .get(&m.room)
+                                .is_some_and(|s| s.iter().any(|s| Rc::ptr_eq(s, m))),
+                            "delivered before it was stored: {m:?}"
+                        );
+                    }
                     let bytes = render(event, "http://127.0.0.1:7878");
                     if bytes.is_empty() {
                         // Typing: not a line-protocol event.
@@ -187,6 +298,11 @@ impl Chat {
         self.lines.remove(&id).unwrap_or_default()
     }
 
+    /// What `id` was sent by the turns so far, without ending another.
+    fn sent(&mut self, id: ClientId) -> Vec<String> {
+        self.lines.remove(&id).unwrap_or_default()
+    }
+
     /// Forgets what everyone was sent so far.
     fn clear(&mut self) {
         self.flush();
@@ -196,22 +312,22 @@ impl Chat {
 
     /// Drops the pending effects without rendering them (for big scenarios).
     fn discard(&mut self) {
-        self.hub.commit().expect("commit");
+        for answer in std::mem::take(&mut self.store.due) {
+            self.hub.answer(self.now, answer);
+        }
+        self.hub.close_batch();
+        self.persist();
+        self.store.due = std::mem::take(&mut self.store.later);
         let mut effects = Vec::new();
         self.hub.drain_effects(&mut effects);
     }
 
     /// `(seq, from, text)` of every message stored for `r`.
     fn stored(&self, r: &str) -> Vec<(u64, String, String)> {
-        let page = Page {
-            limit: usize::MAX,
-            ..Page::default()
-        };
         self.store
-            .0
-            .borrow_mut()
-            .history(&room(r), page)
-            .expect("history")
+            .rooms
+            .get(&room(r))
+            .map_or(&[][..], |v| &v[..])
             .iter()
             .map(|m| (m.seq, m.from.clone(), m.text.clone()))
             .collect()
@@ -1759,7 +1875,7 @@ fn resume_moves_nick_and_rooms_to_the_new_connection_without_presence() {
     check(&t.take(l), &[]);
     // A new connection resumes with the token.
     let w2 = ClientId(500);
-    assert!(t.hub.resume(at(10, 2, 30), w2, &format!("token-{}", w.0)));
+    assert!(t.resume(at(10, 2, 30), w2, &format!("token-{}", w.0)));
     let effects = t.flush();
     let to_w2 = events_for(&effects, w2);
     assert!(
@@ -1781,7 +1897,7 @@ fn resume_moves_nick_and_rooms_to_the_new_connection_without_presence() {
     t.cmd(at(10, 3, 0), w, say_in("lobby", "ghost"));
     check(&t.take(l), &["[10:03:00] #lobby <webby> back"]);
     // An unknown token resumes nothing.
-    assert!(!t.hub.resume(at(10, 3, 1), ClientId(501), "nope"));
+    assert!(!t.resume(at(10, 3, 1), ClientId(501), "nope"));
 }
 
 #[test]
@@ -1950,18 +2066,9 @@ fn an_image_is_stored_with_its_message_and_shown_to_line_clients() {
         &t.take(l),
         &["[11:00:02] #lobby <webby> [image] http://127.0.0.1:7878/media/ab01 (image/png, 16 B) look"],
     );
-    let stored = t.store.0.borrow_mut().get_image("ab01").unwrap();
+    let stored = t.store.images.get("ab01").cloned();
     assert_eq!(stored, Some(("image/png".to_string(), PNG.to_vec())));
-    let page = Page {
-        limit: 10,
-        ..Page::default()
-    };
-    let history = t
-        .store
-        .0
-        .borrow_mut()
-        .history(&room("lobby"), page)
-        .unwrap();
+    let history = &t.store.rooms[&room("lobby")];
     let img = history[0].image.as_ref().expect("image");
     assert_eq!(
         (img.id.as_str(), img.mime, img.size),
@@ -2012,7 +2119,7 @@ fn bad_images_are_refused_and_nothing_is_stored() {
     );
     assert!(t.stored_seqs("lobby").is_empty());
     for id in ["b1", "b2", "b3"] {
-        assert_eq!(t.store.0.borrow_mut().get_image(id).unwrap(), None);
+        assert_eq!(t.store.images.get(id), None);
     }
 }
 
@@ -2024,15 +2131,10 @@ fn a_failed_commit_sends_nothing_of_the_batch_and_tells_the_senders() {
     t.cmd(at(12, 0, 1), w, join_since("lobby", None));
     t.cmd(at(12, 0, 2), l, say("before"));
     t.clear();
-    t.store.1.set(true);
+    t.store.refuse_batches = true;
     t.cmd(at(12, 0, 3), w, say_cid("lobby", "lost", "c9"));
     t.cmd(at(12, 0, 3), l, say("lost too"));
-    assert!(t.hub.commit().is_err());
-    let effects = {
-        let mut e = Vec::new();
-        t.hub.drain_effects(&mut e);
-        e
-    };
+    let effects = t.flush();
     for e in &effects {
         if let Effect::Deliver { event, .. } = e {
             assert!(
@@ -2048,8 +2150,9 @@ fn a_failed_commit_sends_nothing_of_the_batch_and_tells_the_senders() {
             .count()
     };
     assert_eq!((errors(w), errors(l)), (1, 1));
+    t.lines.clear();
     // The store recovers; the same cid is not a repeat: it goes through.
-    t.store.1.set(false);
+    t.store.refuse_batches = false;
     t.cmd(at(12, 0, 4), w, say_cid("lobby", "retry", "c9"));
     check(&t.take(l), &["[12:00:04] #lobby <webby> retry"]);
     // Seqs are never reused: the failed ones are skipped.
@@ -2139,5 +2242,270 @@ fn history_is_bounded_per_client_per_turn() {
         got.iter()
             .any(|l| l.starts_with("*** history of #side (1 message)")),
         "the next turn replays again"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The persistence port: a store that answers late, or fails
+// ---------------------------------------------------------------------------
+
+/// Two line users in the lobby, with a store that answers a turn late:
+/// each join waits one turn for its read.
+fn late_lobby() -> (Chat, ClientId, ClientId) {
+    let mut t = Chat::late();
+    let alice = t.line(at(12, 0, 0), "alice");
+    let bob = t.line(at(12, 0, 0), "bob");
+    t.flush(); // the reads go out
+    t.clear(); // their answers come in: both are in the lobby
+    assert_eq!(t.hub.rooms(), 1);
+    (t, alice, bob)
+}
+
+#[test]
+fn a_late_store_holds_every_delivery_until_its_batch_is_reported_stored() {
+    let (mut t, alice, bob) = late_lobby();
+    t.cmd(at(12, 0, 1), alice, say("hi"));
+    t.cmd(at(12, 0, 1), bob, nick("robert"));
+    // The turn ends: the batch goes to the store, which answers next turn.
+    // Nothing after the message may overtake it, not even bob's rename.
+    t.flush();
+    assert_eq!(t.sent(bob), Vec::<String>::new());
+    assert_eq!(t.sent(alice), Vec::<String>::new());
+    assert_eq!(t.stored_seqs("lobby"), [1], "the store has it, unanswered");
+    t.flush();
+    check(
+        &t.sent(bob),
+        &[
+            "[12:00:01] #lobby <alice> hi",
+            "*** you are now known as robert",
+        ],
+    );
+    check(
+        &t.sent(alice),
+        &["[12:00:01] #lobby --- bob is now known as robert"],
+    );
+}
+
+#[test]
+fn a_client_waiting_for_a_read_has_its_next_requests_carried_out_in_order() {
+    let (mut t, alice, bob) = late_lobby();
+    t.cmd(at(12, 0, 1), bob, join("dev"));
+    t.clear();
+    t.clear();
+    // One read of "/join dev\nin dev\n/who\n": the message and /who must
+    // wait for the join, which waits for the store.
+    t.cmd(at(12, 0, 2), alice, join("dev"));
+    t.cmd(at(12, 0, 2), alice, say("in dev"));
+    t.cmd(at(12, 0, 2), alice, who(None));
+    t.flush();
+    assert_eq!(t.sent(alice), Vec::<String>::new(), "nothing answered yet");
+    t.flush();
+    check(
+        &t.sent(alice),
+        &["*** you joined #dev (2 here: alice, bob)"],
+    );
+    check(&t.sent(bob), &["[12:00:02] #dev --> alice joined"]);
+    // The message was said when the answer came, and is sent when its own
+    // batch is reported stored, one turn later; the answer to /who, asked
+    // after it, comes after it.
+    t.flush();
+    check(&t.sent(bob), &["[12:00:02] #dev <alice> in dev"]);
+    check(&t.sent(alice), &["*** #dev (2): alice, bob"]);
+    assert_eq!(t.stored_seqs("dev"), [1]);
+}
+
+#[test]
+fn messages_said_while_a_join_waits_for_its_read_are_in_its_replay() {
+    let (mut t, alice, bob) = late_lobby();
+    t.cmd(at(12, 0, 1), bob, join("dev"));
+    t.cmd(at(12, 0, 1), bob, say("before"));
+    t.clear();
+    t.clear();
+    // alice's read goes out first; bob's message is stored after it, so
+    // the store's answer cannot have it: the hub adds it.
+    t.cmd(at(12, 0, 2), alice, join("dev"));
+    t.cmd(at(12, 0, 3), bob, say("while you waited"));
+    t.flush();
+    let lines = t.take(alice);
+    check(
+        &lines,
+        &[
+            "*** you joined #dev (2 here: alice, bob)",
+            "*** history of #dev (2 messages)",
+            "[12:00:01] #dev <bob> before",
+            "[12:00:03] #dev <bob> while you waited",
+            "*** end of history",
+        ],
+    );
+    t.cmd(at(12, 0, 4), bob, say("after"));
+    t.flush();
+    check(&t.take(alice), &["[12:00:04] #dev <bob> after"]);
+    assert_eq!(t.stored_seqs("dev"), [1, 2, 3]);
+}
+
+#[test]
+fn a_batch_a_late_store_refuses_reaches_no_one_and_its_senders_are_told() {
+    let (mut t, alice, bob) = late_lobby();
+    t.store.refuse_batches = true;
+    t.cmd(at(12, 0, 1), alice, say("lost"));
+    t.flush();
+    t.store.refuse_batches = false;
+    t.cmd(at(12, 0, 2), alice, say("kept"));
+    t.flush();
+    t.flush();
+    check(&t.take(bob), &["[12:00:02] #lobby <alice> kept"]);
+    check(&t.take(alice), &["!!! bad_request: *"]);
+    // Seqs are skipped, never reused.
+    assert_eq!(t.stored_seqs("lobby"), [2]);
+    assert_eq!(t.hub.messages_total(), 1);
+}
+
+#[test]
+fn a_refused_message_is_taken_out_of_a_replay_still_waiting_for_its_batch() {
+    let (mut t, alice, bob) = late_lobby();
+    t.cmd(at(12, 0, 1), bob, join("dev"));
+    t.clear();
+    t.clear();
+    t.cmd(at(12, 0, 2), alice, join("dev"));
+    t.store.refuse_batches = true;
+    t.cmd(at(12, 0, 3), bob, say("never stored"));
+    t.flush();
+    t.store.refuse_batches = false;
+    let lines = t.take(alice);
+    assert!(
+        lines.iter().any(|l| l.starts_with("*** you joined #dev")),
+        "{lines:?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("never stored")),
+        "{lines:?}"
+    );
+    // alice's join took effect when its read was answered (12:00:03),
+    // before the refusal of the batch stored after that read.
+    check(
+        &t.take(bob),
+        &["[12:00:03] #dev --> alice joined", "!!! bad_request: *"],
+    );
+}
+
+#[test]
+fn a_client_that_leaves_while_waiting_is_gone_after_its_requests() {
+    let (mut t, alice, bob) = late_lobby();
+    t.cmd(at(12, 0, 1), alice, join("dev"));
+    t.cmd(at(12, 0, 1), alice, say("hello dev"));
+    t.cmd(at(12, 0, 1), bob, join("dev"));
+    // The connection closes in the same turn (EOF after the lines).
+    t.hub
+        .disconnect(at(12, 0, 1), alice, LeaveReason::Disconnect);
+    assert_eq!(t.hub.clients(), 2, "alice still waits for the store");
+    for _ in 0..3 {
+        t.flush();
+    }
+    let lines = t.take(bob);
+    assert!(
+        lines.iter().any(|l| l.ends_with("#dev <alice> hello dev")),
+        "{lines:?}"
+    );
+    assert_eq!(t.hub.clients(), 1);
+    assert_eq!(t.hub.nick_of(alice), None);
+    assert_eq!(t.stored_seqs("dev"), [1]);
+}
+
+#[test]
+fn a_resumed_session_is_replayed_room_by_room_from_a_late_store() {
+    let mut t = Chat::late();
+    let w = t.ws(at(10, 0, 0), "webby");
+    let l = t.line(at(10, 0, 0), "liner");
+    t.cmd(at(10, 0, 1), w, join("lobby"));
+    t.clear();
+    t.clear();
+    t.cmd(at(10, 0, 2), w, join("dev"));
+    t.clear();
+    t.clear();
+    t.cmd(at(10, 0, 3), l, say("while away"));
+    t.hub.detach(at(10, 0, 3), w, LeaveReason::Disconnect);
+    t.clear();
+    t.clear();
+    let w2 = ClientId(900);
+    assert!(t.resume(at(10, 0, 4), w2, &format!("token-{}", w.0)));
+    let mut joined = Vec::new();
+    for _ in 0..4 {
+        for e in events_for(&t.flush(), w2) {
+            if let Event::Reply(Reply::Joined { room, messages, .. }, _) = e {
+                joined.push((room.to_string(), messages.len()));
+            }
+        }
+    }
+    assert_eq!(
+        joined,
+        [("lobby".to_string(), 1), ("dev".to_string(), 0)],
+        "in the order joined, with what was said while away"
+    );
+}
+
+#[test]
+fn a_read_that_fails_refuses_a_join_of_a_room_not_in_memory_only() {
+    let mut t = Chat::new();
+    let alice = t.line(at(12, 0, 0), "alice");
+    let bob = t.line(at(12, 0, 0), "bob");
+    t.cmd(at(12, 0, 1), bob, join("dev"));
+    t.clear();
+    t.store.refuse_reads = true;
+    // #dev is in memory: joined, without a replay.
+    t.cmd(at(12, 0, 2), alice, join("dev"));
+    // #ops is not: its latest seq is unknown, so no join.
+    t.cmd(at(12, 0, 3), alice, join("ops"));
+    check(
+        &t.take(alice),
+        &[
+            "*** you joined #dev (2 here: alice, bob)",
+            "!!! bad_request: *",
+        ],
+    );
+    assert_eq!(t.hub.rooms_of(alice), [room("lobby"), room("dev")]);
+}
+
+#[test]
+fn a_store_that_answers_at_once_is_asked_once_a_turn_for_messages() {
+    let mut t = Chat::new();
+    let alice = t.line(at(12, 0, 0), "alice");
+    let _bob = t.line(at(12, 0, 0), "bob");
+    t.clear();
+    let before = t.store.batches;
+    for i in 0..10 {
+        t.cmd(at(12, 0, 1), alice, say(&format!("m{i}")));
+    }
+    t.clear();
+    assert_eq!(t.store.batches - before, 1, "one batch: group commit");
+    assert_eq!(t.stored_seqs("lobby").len(), 10);
+}
+
+#[test]
+fn a_session_resumed_while_its_read_is_out_gets_the_answer_then_its_replays() {
+    let mut t = Chat::late();
+    let w = t.ws(at(10, 0, 0), "webby");
+    t.cmd(at(10, 0, 1), w, join("lobby"));
+    t.clear();
+    t.clear();
+    // The join's read goes out, the connection drops, a new one resumes,
+    // all before the store answers.
+    t.cmd(at(10, 0, 2), w, join("dev"));
+    t.hub.detach(at(10, 0, 2), w, LeaveReason::Disconnect);
+    let w2 = ClientId(900);
+    assert!(t.resume(at(10, 0, 2), w2, &format!("token-{}", w.0)));
+    let mut joined = Vec::new();
+    for _ in 0..4 {
+        for e in events_for(&t.flush(), w2) {
+            if let Event::Reply(Reply::Joined { room, .. }, _) = e {
+                joined.push(room.to_string());
+            }
+        }
+    }
+    assert_eq!(joined, ["dev", "lobby"]);
+    assert_eq!(t.hub.rooms_of(w2), [room("lobby"), room("dev")]);
+    assert_eq!(
+        t.hub.next_deadline(),
+        None,
+        "not held: the drop was superseded"
     );
 }

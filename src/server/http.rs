@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use bytes::Bytes;
-use log::debug;
+use log::{debug, error};
 
 use super::conn::{ConnId, HttpState, Phase, WsState};
 use super::timers::TimerKind;
@@ -192,7 +192,12 @@ impl Server {
         let well_formed =
             !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
         let found = if well_formed {
-            self.hub.image(id)
+            // The turn's messages (and their images) are stored first.
+            self.commit();
+            self.store.get_image(id).unwrap_or_else(|e| {
+                error!("image {id}: {e}");
+                None
+            })
         } else {
             None
         };
@@ -230,7 +235,11 @@ impl Server {
             },
             (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
         };
-        let messages = self.hub.page(room, page);
+        self.commit();
+        let messages = self.store.history(room, page).unwrap_or_else(|e| {
+            error!("history of #{room} unavailable: {e}");
+            Vec::new()
+        });
         Response::json(200, json::render_page(room, &messages))
     }
 

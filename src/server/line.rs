@@ -48,7 +48,7 @@ impl Server {
             Frame::Line(bytes) if !std::mem::replace(started, true) && looks_like_http(bytes) => {
                 http = true;
             }
-            Frame::TooLong => hub.error(
+            Frame::TooLong => hub.tell_error(
                 client,
                 HubError::new(
                     ErrorCode::TooLong,
@@ -63,12 +63,12 @@ impl Server {
                 Ok(Input::Command(cmd)) => hub.handle(now, client, cmd, None),
                 Ok(Input::Stats) => {
                     let stats = counters.snapshot(hub.messages_total(), bytes_queued);
-                    hub.reply(client, Reply::Stats(stats), None);
+                    hub.tell(client, Reply::Stats(stats), None);
                 }
                 Ok(Input::Nothing) => {}
                 Err(e) => {
                     debug!("{id}: {} on line {:?}", e.code, sample(bytes));
-                    hub.error(client, e, None);
+                    hub.tell_error(client, e, None);
                 }
             },
         };

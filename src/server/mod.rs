@@ -8,13 +8,15 @@
 //!    readable connection is read until `WouldBlock` (edge-triggered: no new
 //!    event comes for data we leave unread), within a per-wake-up budget;
 //! 3. the bytes go through the connection's codec into the hub, which answers
-//!    with effects;
-//! 4. `before_sleep`: expired timers, then the hub commits the iteration's
-//!    messages, then the effects are rendered once per wire format and
-//!    queued, then every connection with output is flushed with one vectored
-//!    write, then closed connections are reaped.
+//!    with effects, and asks the store for what it needs (`persist` carries
+//!    that out and hands the answers back);
+//! 4. `before_sleep`: expired timers, then the hub's batch of the turn's
+//!    messages is stored, then the effects are rendered once per wire
+//!    format and queued, then every connection with output is flushed with
+//!    one vectored write, then closed connections are reaped.
 //!
-//! Nothing is written to a socket before the commit: persist, then send.
+//! Nothing is written to a socket before the commit: persist, then send
+//! (the hub releases no effect before the store reports its batch stored).
 //!
 //! This file is the loop itself: `run`, reading (`on_readable`), phase
 //! changes (`become_`), the end of a turn (`before_sleep`), timers, and
@@ -25,6 +27,7 @@
 //! - `line`, `http`, `ws`: the shell halves of the three protocols;
 //! - `fanout`: effects rendered and queued, flushes, and the output
 //!   pressure rule (`pressure`, pure) applied;
+//! - `persist`: the hub's store requests carried out, answers handed back;
 //! - `shutdown`: SIGINT and SIGTERM;
 //! - `metrics`: the loop's counters, `/metrics` and `/api/stats`;
 //! - `os`: socket options, `/proc`, the wall clock, randomness.
@@ -41,6 +44,7 @@ mod metrics;
 mod os;
 pub mod outbox;
 pub mod per_ip;
+mod persist;
 pub mod pressure;
 mod shutdown;
 pub mod timers;
@@ -53,7 +57,7 @@ use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use log::{debug, error, info, trace, warn};
+use log::{debug, info, trace, warn};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use signal_hook_mio::v1_0::Signals;
@@ -63,6 +67,7 @@ use crate::hub::error::ErrorCode;
 use crate::hub::event::{ClientKind, Effect, LeaveReason};
 use crate::hub::limits::RateLimit;
 use crate::hub::names::RoomName;
+use crate::hub::port::StoreOp;
 use crate::hub::{Hub, HubConfig};
 use crate::proto::line::LineDecoder;
 use crate::proto::sniff::{self, Sniff};
@@ -104,6 +109,10 @@ pub struct Server {
     listeners: Vec<TcpListener>,
     conns: Conns,
     hub: Hub,
+    /// Where history lives; the hub asks through its port (see `persist`).
+    store: Box<dyn Store>,
+    /// Store operations taken from the hub, reused between turns.
+    store_ops: Vec<StoreOp>,
     timers: Timers,
     config: Config,
     scratch: Vec<u8>,
@@ -219,7 +228,7 @@ impl Server {
                 max_image: config.max_image,
                 history_per_turn: config.max_outbound,
             },
-            Box::new(store),
+            store.store_id().to_string(),
             seed(),
         );
         Ok(Server {
@@ -227,6 +236,8 @@ impl Server {
             listeners,
             conns: Conns::new(),
             hub,
+            store: Box::new(store),
+            store_ops: Vec::new(),
             timers: Timers::default(),
             config,
             scratch: vec![0; SCRATCH],
@@ -325,6 +336,7 @@ impl Server {
             again.append(&mut self.backlog);
             for id in again {
                 self.on_readable(id);
+                self.persist();
             }
             for event in events.iter() {
                 let token = event.token().0;
@@ -362,6 +374,7 @@ impl Server {
                 }
                 if readable {
                     self.on_readable(id);
+                    self.persist();
                 }
             }
             self.before_sleep();
@@ -590,17 +603,7 @@ impl Server {
         self.fire_timers(self.now);
         loop {
             self.reap();
-            let started = Instant::now();
-            match self.hub.commit() {
-                Ok(0) => {}
-                Ok(_) => {
-                    let us = started.elapsed().as_micros() as u64;
-                    self.counters.commits += 1;
-                    self.counters.commit_us_total += us;
-                    self.counters.commit_us_max = self.counters.commit_us_max.max(us);
-                }
-                Err(e) => error!("commit failed: {e}"),
-            }
+            self.commit();
             self.apply_effects();
             self.flush_dirty();
             // After the flush: slow consumers, and whether input pauses.
@@ -808,7 +811,7 @@ impl Server {
 
     /// WAL pages written since the last checkpoint.
     fn wal_growth(&mut self) -> u32 {
-        let pages = self.hub.wal_pages();
+        let pages = self.store.wal_pages();
         if pages < self.wal_left {
             self.wal_left = 0; // the WAL started over
         }
@@ -818,11 +821,11 @@ impl Server {
     /// Copies the SQLite WAL into the database file (two `fsync`s), timed.
     fn checkpoint(&mut self) {
         let started = Instant::now();
-        if let Err(e) = self.hub.checkpoint() {
+        if let Err(e) = self.store.checkpoint() {
             // Harmless for now: the WAL keeps every commit; retried later.
             warn!("checkpoint failed: {e}");
         }
-        self.wal_left = self.hub.wal_pages();
+        self.wal_left = self.store.wal_pages();
         let us = started.elapsed().as_micros() as u64;
         debug!("checkpoint in {us} us ({} pages left)", self.wal_left);
         self.counters.checkpoints += 1;

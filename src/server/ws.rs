@@ -63,7 +63,7 @@ impl Server {
                 }
                 Err(refusal) => {
                     debug!("{id}: {} in a WebSocket message", refusal.error.code);
-                    hub.error(client, refusal.error, refusal.r#ref);
+                    hub.tell_error(client, refusal.error, refusal.r#ref);
                 }
             },
             // Only an echo decoder delivers binary messages.

@@ -1,31 +1,25 @@
 //! Message history behind a small trait, so the hub never speaks SQL.
 //!
-//! The hub hands the store a batch of messages once per loop iteration
-//! (group commit) and reads history through it. [`MemStore`] keeps history in
-//! memory for the life of the process; the SQLite store implements the same
-//! trait. The store never sees a socket.
+//! The hub asks for what it needs through its persistence port
+//! (`hub::port`): batches to store (one per loop turn: group commit) and
+//! rooms to read. [`execute`] carries out one such request on a [`Store`]
+//! that answers at once: [`MemStore`] keeps history in memory for the life
+//! of the process, `sqlite::SqliteStore` in a file. The shell also reads
+//! pages and images directly for the HTTP API, and runs the store's
+//! upkeep (checkpoints). The store never sees a socket, and never the hub's
+//! machinery: only its vocabulary.
 
 pub mod sqlite;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::rc::Rc;
 
 use crate::hub::command::Page;
 use crate::hub::event::Message;
 use crate::hub::names::RoomName;
+use crate::hub::port::{Load, Loaded, StoreAnswer, StoreOp};
 
-/// A failure of the storage layer: the server's fault, never the client's.
-#[derive(Debug)]
-pub struct StoreError(pub String);
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "store: {}", self.0)
-    }
-}
-
-impl std::error::Error for StoreError {}
+pub use crate::hub::port::StoreError;
 
 pub trait Store {
     /// Random, made once with the store: a client that sees it change knows
@@ -54,6 +48,44 @@ pub trait Store {
     fn checkpoint(&mut self) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+/// Carries out one request of the hub's persistence port on a store that
+/// answers at once, and gives the answer for `Hub::answer`. A batch's
+/// images are handed over first and committed with its messages; a read
+/// with a zero `limit` reads no history.
+pub fn execute(store: &mut dyn Store, op: StoreOp) -> StoreAnswer {
+    match op {
+        StoreOp::Append(batch) => {
+            let result = batch
+                .images
+                .iter()
+                .try_for_each(|i| store.put_image(&i.id, i.mime, &i.data))
+                .and_then(|()| store.append(&batch.messages));
+            StoreAnswer::Committed {
+                batch: batch.id,
+                result,
+            }
+        }
+        StoreOp::Load(load) => StoreAnswer::Loaded {
+            load: load.id,
+            result: read(store, &load),
+        },
+    }
+}
+
+fn read(store: &mut dyn Store, load: &Load) -> Result<Loaded, StoreError> {
+    let last_seq = if load.last_seq {
+        Some(store.last_seq(&load.room)?)
+    } else {
+        None
+    };
+    let messages = if load.page.limit == 0 {
+        Vec::new()
+    } else {
+        store.history(&load.room, load.page)?
+    };
+    Ok(Loaded { messages, last_seq })
 }
 
 /// History kept in memory, per room, for as long as the process lives.
