@@ -25,6 +25,7 @@
 //! - `line`, `http`, `ws`: the shell halves of the three protocols;
 //! - `fanout`: effects rendered and queued, flushes, and the output
 //!   pressure rule (`pressure`, pure) applied;
+//! - `deadlines`: the connection timers' rules, pure, tested in virtual time;
 //! - `shutdown`: SIGINT and SIGTERM;
 //! - `metrics`: the loop's counters, `/metrics` and `/api/stats`;
 //! - `os`: socket options, `/proc`, the wall clock, randomness.
@@ -34,6 +35,7 @@
 mod accept;
 pub mod conn;
 mod conns;
+mod deadlines;
 mod fanout;
 mod http;
 mod line;
@@ -652,15 +654,16 @@ impl Server {
             match kind {
                 TimerKind::Sniff => {
                     if let Phase::Sniffing { buf } = &conn.phase {
-                        let to = sniff::on_silence(buf);
-                        trace!("  {id}: sniff timer, {to:?}");
-                        if to == Sniff::NeedMore {
+                        let header = self.config.header_timeout();
+                        let step = deadlines::silence_step(buf, conn.accepted, header);
+                        trace!("  {id}: sniff timer, {step:?}");
+                        match step {
                             // A started request line: HTTP's header timeout
                             // bounds the wait for the rest of it.
-                            let at = conn.accepted + self.config.header_timeout();
-                            self.timers.arm(at, id, TimerKind::FirstLine);
-                        } else {
-                            self.become_(id, to);
+                            deadlines::SilenceStep::AwaitFirstLine(at) => {
+                                self.timers.arm(at, id, TimerKind::FirstLine)
+                            }
+                            deadlines::SilenceStep::Become(to) => self.become_(id, to),
                         }
                     }
                 }
@@ -674,10 +677,10 @@ impl Server {
                 TimerKind::LineIdle => self.line_timer(id, now),
                 TimerKind::Http => self.http_timer(id, now),
                 TimerKind::WsPing => self.ws_timer(id, now),
-                TimerKind::Linger => match conn.close {
-                    Some(Close::Dropping) => self.poke_dropping(id, now),
-                    Some(Close::Lingering) => self.doom(id, LeaveReason::Disconnect),
-                    _ => {}
+                TimerKind::Linger => match deadlines::linger_step(conn.close.as_ref()) {
+                    deadlines::LingerStep::PokeDropping => self.poke_dropping(id, now),
+                    deadlines::LingerStep::Close => self.doom(id, LeaveReason::Disconnect),
+                    deadlines::LingerStep::Stale => {}
                 },
             }
         }
