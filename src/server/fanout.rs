@@ -11,6 +11,7 @@ use bytes::Bytes;
 use log::{debug, trace};
 
 use super::conn::{Close, ConnId, Phase};
+use super::deadlines::{drop_step, DropStep};
 use super::outbox::Flushed;
 use super::pressure::{self, Slow};
 use super::timers::{LoopTimer, TimerKind};
@@ -376,20 +377,20 @@ impl Server {
                 if n > 0 {
                     conn.pressure.progress_at = now;
                 }
-                let recent = conn.pressure.progress_at + LINGER > now;
-                let by = conn.drop_by.unwrap_or(now);
-                if how == Flushed::All {
-                    self.last_byte_out(id);
-                } else if recent && by > now {
-                    conn.writable = how != Flushed::WouldBlock;
-                    if how == Flushed::Budget {
-                        self.more_output.push(id);
+                let all_out = how == Flushed::All;
+                match drop_step(all_out, conn.pressure.progress_at, conn.drop_by, now) {
+                    DropStep::AllOut => self.last_byte_out(id),
+                    DropStep::WaitUntil(at) => {
+                        conn.writable = how != Flushed::WouldBlock;
+                        if how == Flushed::Budget {
+                            self.more_output.push(id);
+                        }
+                        self.timers.arm(at, id, TimerKind::Linger);
                     }
-                    self.timers
-                        .arm((now + LINGER).min(by), id, TimerKind::Linger);
-                } else {
-                    debug!("{id}: dropped slow consumer took nothing for {LINGER:?}; closing");
-                    self.doom(id, LeaveReason::Disconnect);
+                    DropStep::GiveUp => {
+                        debug!("{id}: dropped slow consumer took nothing for {LINGER:?}; closing");
+                        self.doom(id, LeaveReason::Disconnect);
+                    }
                 }
             }
             Err(e) => {

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use log::{debug, error};
 
 use super::conn::{ConnId, HttpState, Phase, WsState};
+use super::deadlines::{http_step, HttpStep};
 use super::timers::TimerKind;
 use super::Server;
 use crate::hub::command::{Command, Page};
@@ -383,23 +384,21 @@ impl Server {
         let Phase::Http(http) = &conn.phase else {
             return;
         };
-        let due = match http.started {
-            Some(started) => started + header,
-            None => http.idle_since + idle,
-        };
-        if due > now {
-            self.timers.arm(due, id, TimerKind::Http);
-            return;
-        }
-        if http.started.is_some() {
-            debug!("{id}: request head not complete within {header:?}");
-            self.counters.drop_reason("header_timeout");
-            let resp =
-                crate::proto::http::error_response(408, "the request head did not arrive in time");
-            self.respond(id, &resp, false, true);
-        } else {
-            debug!("{id}: idle keep-alive connection closed");
-            self.close_after_flush(id);
+        match http_step(http.started, http.idle_since, now, header, idle) {
+            HttpStep::WaitUntil(due) => self.timers.arm(due, id, TimerKind::Http),
+            HttpStep::HeadLate => {
+                debug!("{id}: request head not complete within {header:?}");
+                self.counters.drop_reason("header_timeout");
+                let resp = crate::proto::http::error_response(
+                    408,
+                    "the request head did not arrive in time",
+                );
+                self.respond(id, &resp, false, true);
+            }
+            HttpStep::Idle => {
+                debug!("{id}: idle keep-alive connection closed");
+                self.close_after_flush(id);
+            }
         }
     }
 }

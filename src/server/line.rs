@@ -9,6 +9,7 @@ use bytes::Bytes;
 use log::debug;
 
 use super::conn::{Conn, ConnId, Phase};
+use super::deadlines::{line_idle_step, LineIdleStep};
 use super::timers::TimerKind;
 use super::Server;
 use crate::hub::error::{ErrorCode, HubError};
@@ -103,12 +104,12 @@ impl Server {
         if conn.held {
             conn.last_input = now; // its input waits unread: not idle
         }
-        let due = conn.last_input + idle;
-        if due <= now {
-            debug!("{id}: silent for {idle:?}; dropping");
-            self.doom(id, LeaveReason::Timeout);
-        } else {
-            self.timers.arm(due, id, TimerKind::LineIdle);
+        match line_idle_step(conn.last_input, now, idle) {
+            LineIdleStep::Silent => {
+                debug!("{id}: silent for {idle:?}; dropping");
+                self.doom(id, LeaveReason::Timeout);
+            }
+            LineIdleStep::WaitUntil(due) => self.timers.arm(due, id, TimerKind::LineIdle),
         }
     }
 }

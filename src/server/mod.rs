@@ -27,6 +27,7 @@
 //! - `line`, `http`, `ws`: the shell halves of the three protocols;
 //! - `fanout`: effects rendered and queued, flushes, and the output
 //!   pressure rule (`pressure`, pure) applied;
+//! - `deadlines`: the connection timers' rules, pure, tested in virtual time;
 //! - `persist`: the hub's store requests carried out, answers handed back;
 //! - `shutdown`: SIGINT and SIGTERM;
 //! - `metrics`: the loop's counters, `/metrics` and `/api/stats`;
@@ -37,6 +38,7 @@
 mod accept;
 pub mod conn;
 mod conns;
+mod deadlines;
 mod fanout;
 mod http;
 mod line;
@@ -655,15 +657,16 @@ impl Server {
             match kind {
                 TimerKind::Sniff => {
                     if let Phase::Sniffing { buf } = &conn.phase {
-                        let to = sniff::on_silence(buf);
-                        trace!("  {id}: sniff timer, {to:?}");
-                        if to == Sniff::NeedMore {
+                        let header = self.config.header_timeout();
+                        let step = deadlines::silence_step(buf, conn.accepted, header);
+                        trace!("  {id}: sniff timer, {step:?}");
+                        match step {
                             // A started request line: HTTP's header timeout
                             // bounds the wait for the rest of it.
-                            let at = conn.accepted + self.config.header_timeout();
-                            self.timers.arm(at, id, TimerKind::FirstLine);
-                        } else {
-                            self.become_(id, to);
+                            deadlines::SilenceStep::AwaitFirstLine(at) => {
+                                self.timers.arm(at, id, TimerKind::FirstLine)
+                            }
+                            deadlines::SilenceStep::Become(to) => self.become_(id, to),
                         }
                     }
                 }
@@ -677,10 +680,10 @@ impl Server {
                 TimerKind::LineIdle => self.line_timer(id, now),
                 TimerKind::Http => self.http_timer(id, now),
                 TimerKind::WsPing => self.ws_timer(id, now),
-                TimerKind::Linger => match conn.close {
-                    Some(Close::Dropping) => self.poke_dropping(id, now),
-                    Some(Close::Lingering) => self.doom(id, LeaveReason::Disconnect),
-                    _ => {}
+                TimerKind::Linger => match deadlines::linger_step(conn.close.as_ref()) {
+                    deadlines::LingerStep::PokeDropping => self.poke_dropping(id, now),
+                    deadlines::LingerStep::Close => self.doom(id, LeaveReason::Disconnect),
+                    deadlines::LingerStep::Stale => {}
                 },
             }
         }
