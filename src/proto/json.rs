@@ -23,14 +23,23 @@ pub const SERVER: &str = concat!("natter/", env!("CARGO_PKG_VERSION"));
 /// One parsed client request.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Request {
+    /// What the message's `type` and fields ask of the hub. An `image`
+    /// carries an empty `id`: the shell names it.
     pub command: Command,
+    /// The request's `ref`, a string of the client's choosing, to be copied
+    /// into the reply or error that answers it.
     pub r#ref: Option<String>,
 }
 
 /// A refused request: the error and the `ref` to answer it with.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Refusal {
+    /// What was wrong: `bad_json`, `bad_request` (not an object, a field
+    /// missing or mistyped), `unknown_type`, `bad_image` (`data` not base64)
+    /// or `room_invalid`.
     pub error: HubError,
+    /// The request's `ref`; `None` if it had none or it could not be read
+    /// (not JSON, not an object, a `ref` that is not a string).
     pub r#ref: Option<String>,
 }
 

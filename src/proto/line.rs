@@ -41,6 +41,8 @@ pub struct LineDecoder {
 }
 
 impl LineDecoder {
+    /// A decoder for lines of at most `max` bytes, the line ending not
+    /// counted; a longer line comes out as [`Frame::TooLong`].
     pub fn new(max: usize) -> LineDecoder {
         LineDecoder {
             max,
@@ -112,6 +114,8 @@ impl LineDecoder {
 /// What one input line asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Input {
+    /// A command for the hub: a `/command`, or any other line as `say` in
+    /// the current room (`//TEXT` says `/TEXT`).
     Command(Command),
     /// `/stats`: answered by the shell, which owns the figures.
     Stats,

@@ -8,11 +8,18 @@
 /// Longest first line that can still be an HTTP request line.
 pub const MAX_REQUEST_LINE: usize = 8 * 1024;
 
+/// What a new connection speaks, as far as its first bytes tell.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sniff {
     /// Could still become an HTTP request line: wait for more bytes.
     NeedMore,
+    /// The first line is an HTTP request line, or the start of one that is
+    /// over [`MAX_REQUEST_LINE`] (the parser answers 414) or never finished
+    /// (see [`on_first_line_timeout`]): an HTTP connection.
     Http,
+    /// A line (netcat) client: its first line is not a request line, or it
+    /// stayed silent (see [`on_silence`]). Bytes already received are its
+    /// first input.
     Line,
     /// A TLS ClientHello while TLS is not configured: close quietly.
     Tls,

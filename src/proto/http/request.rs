@@ -29,9 +29,15 @@ pub const MAX_HEADERS: usize = 100;
 /// for free.
 pub const MAX_LEADING_EMPTY_LINES: usize = 16;
 
+/// The HTTP-version of a request line (RFC 9112 §2.3). Only these two are
+/// served; any other version is a 400.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Version {
+    /// `HTTP/1.0`: the connection is closed after the answer (see
+    /// [`Request::keep_alive`]); `Host` is optional.
     Http10,
+    /// `HTTP/1.1`: persistent unless `Connection: close`; the head must
+    /// carry exactly one `Host` (RFC 9112 §3.2).
     Http11,
 }
 
@@ -44,6 +50,8 @@ pub struct Request {
     /// Origin-form as sent, not decoded, e.g. `/api/rooms/lobby/messages?limit=5`;
     /// or `*` for `OPTIONS`. Printable ASCII only.
     pub target: String,
+    /// From the request line; decides [`Request::keep_alive`] and whether
+    /// `Host` is required.
     pub version: Version,
     /// In the order sent. Names lowercased; values with surrounding spaces
     /// and tabs trimmed, non-ASCII bytes (obs-text) decoded lossily as UTF-8.
@@ -104,6 +112,9 @@ impl Request {
         self.version == Version::Http11 && !self.header_has_token("connection", "close")
     }
 
+    /// Whether the method is `HEAD` (case-sensitive): the answer then goes
+    /// out without its body (RFC 9110 §9.3.2), see
+    /// [`Response::encode`](super::Response::encode).
     pub fn is_head(&self) -> bool {
         self.method == "HEAD"
     }
@@ -161,7 +172,13 @@ pub enum Status {
     /// A complete head. `consumed` counts its bytes from the start of the
     /// buffer: any empty lines before it, the request line, the headers and
     /// the empty line that ends it. The caller drains exactly that many.
-    Complete { request: Request, consumed: usize },
+    Complete {
+        /// The head, owned: nothing in it borrows from the buffer.
+        request: Request,
+        /// Head bytes at the start of the buffer, counted as above; a body
+        /// ([`Request::body_len`]) is not included.
+        consumed: usize,
+    },
 }
 
 /// A resumable request head parser.
@@ -210,6 +227,8 @@ impl Default for Stage {
 }
 
 impl RequestParser {
+    /// A parser at the start of a stream: nothing scanned, no request line
+    /// yet.
     pub fn new() -> RequestParser {
         RequestParser::default()
     }

@@ -17,10 +17,15 @@ use bytes::Bytes;
 /// [`encode`]: Response::encode
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Response {
+    /// The status code (RFC 9110 §15); [`reason`] gives the phrase on the
+    /// status line.
     pub status: u16,
     /// Headers in the order they go out. Must not hold `Content-Length`,
     /// `Server` or `Connection: close`: `encode` writes those.
     pub headers: Vec<(&'static str, String)>,
+    /// The content. Its length is the `Content-Length`, also in the answer
+    /// to a `HEAD`, which leaves the bytes out. A 1xx, 204 or 304 never
+    /// carries it (RFC 9110 §15).
     pub body: Bytes,
 }
 

@@ -27,6 +27,8 @@ pub struct Methods {
 }
 
 impl Methods {
+    /// Whether `method` (as sent, case-sensitive) is one of
+    /// [`names`](Methods::names).
     pub fn accepts(&self, method: &str) -> bool {
         self.names.contains(&method)
     }
@@ -44,7 +46,9 @@ pub const GET_HEAD: Methods = Methods {
 pub struct Asset {
     /// The paths it is served at.
     pub paths: &'static [&'static str],
+    /// Its `Content-Type`, with `charset=utf-8` for text.
     pub content_type: &'static str,
+    /// The file's bytes, taken from `web/` at build time.
     pub body: &'static [u8],
 }
 
@@ -122,13 +126,18 @@ pub enum RouteError {
     /// 404: no route has this path.
     NotFound,
     /// 405: the path is served, but not to this method.
-    MethodNotAllowed { allow: &'static str },
+    MethodNotAllowed {
+        /// The methods the path does take, for the `Allow` header a 405
+        /// must carry (RFC 9110 §15.5.6): [`Methods::allow`].
+        allow: &'static str,
+    },
     /// 400: `/api/rooms/ROOM/messages` whose ROOM, once decoded, is not a
     /// room name (or not UTF-8).
     InvalidRoom,
 }
 
 impl RouteError {
+    /// The status code it is answered with: 404, 405 or 400.
     pub fn status(&self) -> u16 {
         match self {
             RouteError::NotFound => 404,

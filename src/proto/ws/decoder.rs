@@ -36,11 +36,20 @@ pub enum Incoming<'a> {
     /// One complete binary message; only from a decoder made with
     /// [`Decoder::accepting_binary`] (the chat protocol is text only).
     Binary(&'a [u8]),
+    /// A ping's application data (at most 125 bytes), to be answered by a
+    /// pong carrying the same data (§5.5.2, §5.5.3).
     Ping(&'a [u8]),
+    /// A pong's application data (§5.5.3): the answer to a ping, or an
+    /// unsolicited heartbeat. It needs no answer.
     Pong(&'a [u8]),
     /// A valid close frame; after it the decoder accepts nothing more.
     Close {
+        /// The status code (§7.4), already checked with
+        /// [`is_valid_close_code`](super::frame::is_valid_close_code);
+        /// `None` for a close frame without a body.
         code: Option<u16>,
+        /// The reason after the code, valid UTF-8 (§5.5.1); empty when
+        /// there is none.
         reason: &'a str,
     },
 }
@@ -49,7 +58,11 @@ pub enum Incoming<'a> {
 /// `reason` as the close reason (it always fits in a close frame).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WsError {
+    /// The close code to send (§7.4.1): 1002 for a framing rule broken,
+    /// 1003 for a binary message, 1007 for text that is not UTF-8, 1009 for
+    /// a message over `max_message`.
     pub code: u16,
+    /// What the client did wrong, in a few words: the close frame's reason.
     pub reason: &'static str,
 }
 

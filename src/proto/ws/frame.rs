@@ -12,11 +12,20 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 /// Opcodes (§5.2, "Opcode: 4 bits"). The others are reserved.
 pub mod opcode {
+    /// The next fragment of a message begun by a text or binary frame
+    /// without FIN (§5.4).
     pub const CONTINUATION: u8 = 0x0;
+    /// A text message (or its first fragment); the whole message must be
+    /// UTF-8 (§5.6).
     pub const TEXT: u8 = 0x1;
+    /// A binary message (or its first fragment), for the application to
+    /// interpret (§5.6).
     pub const BINARY: u8 = 0x2;
+    /// A close frame, optionally with a status code and a reason (§5.5.1).
     pub const CLOSE: u8 = 0x8;
+    /// A ping, to be answered with a pong (§5.5.2).
     pub const PING: u8 = 0x9;
+    /// A pong: the answer to a ping, or an unsolicited heartbeat (§5.5.3).
     pub const PONG: u8 = 0xA;
 
     /// §5.5: "Control frames are identified by opcodes where the most
@@ -29,13 +38,24 @@ pub mod opcode {
 /// Close codes the server sends (§7.4.1, plus natter's own from the
 /// private-use range 4000-4999).
 pub mod close {
+    /// Normal closure: the purpose of the connection is fulfilled.
     pub const NORMAL: u16 = 1000;
+    /// Going away, such as a server shutting down.
     pub const GOING_AWAY: u16 = 1001;
+    /// Protocol error: the peer broke RFC 6455's framing rules.
     pub const PROTOCOL: u16 = 1002;
+    /// A type of data the endpoint cannot accept: for natter's text-only
+    /// chat, a binary message.
     pub const UNSUPPORTED: u16 = 1003;
+    /// Data inconsistent with its message type: text (or a close reason)
+    /// that is not UTF-8.
     pub const INVALID_DATA: u16 = 1007;
+    /// Policy violation: the generic code when no more specific one fits.
     pub const POLICY: u16 = 1008;
+    /// A message too big to process.
     pub const TOO_BIG: u16 = 1009;
+    /// The server met an unexpected condition that kept it from fulfilling
+    /// the request.
     pub const INTERNAL: u16 = 1011;
     /// The same session was resumed on another connection.
     pub const SESSION_REPLACED: u16 = 4000;
@@ -52,9 +72,11 @@ pub const MAX_HEADER: usize = 14;
 /// a missing mask and an oversized length all parse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameHeader {
+    /// FIN: this frame is the last fragment of its message (§5.2).
     pub fin: bool,
     /// RSV1..RSV3 as the low three bits.
     pub rsv: u8,
+    /// The 4-bit opcode as sent, reserved values included (see [`opcode`]).
     pub opcode: u8,
     /// The masking key, if the MASK bit is set.
     pub mask: Option<[u8; 4]>,

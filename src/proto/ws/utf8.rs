@@ -27,6 +27,7 @@ pub struct Utf8Validator {
 }
 
 impl Utf8Validator {
+    /// A validator at the start of a stream: no sequence in progress.
     pub fn new() -> Utf8Validator {
         Utf8Validator::default()
     }
@@ -59,6 +60,8 @@ impl Utf8Validator {
         self.need == 0
     }
 
+    /// Back to the start of a stream: for the next message, or after an
+    /// error.
     pub fn reset(&mut self) {
         *self = Utf8Validator::default();
     }
