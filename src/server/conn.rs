@@ -22,29 +22,29 @@ use crate::proto::ws::Decoder;
 /// timer or an event addressed to a connection that has gone never reaches
 /// the next one in the same slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId {
+pub(super) struct ConnId {
     gen: u32,
     key: u32,
 }
 
 impl ConnId {
-    pub fn new(key: usize, gen: u32) -> ConnId {
+    pub(super) fn new(key: usize, gen: u32) -> ConnId {
         ConnId {
             gen,
             key: key as u32,
         }
     }
 
-    pub fn key(self) -> usize {
+    pub(super) fn key(self) -> usize {
         self.key as usize
     }
 
     /// The hub's name for this connection's client.
-    pub fn client(self) -> ClientId {
+    pub(super) fn client(self) -> ClientId {
         ClientId((u64::from(self.gen) << 32) | u64::from(self.key))
     }
 
-    pub fn from_client(id: ClientId) -> ConnId {
+    pub(super) fn from_client(id: ClientId) -> ConnId {
         ConnId {
             gen: (id.0 >> 32) as u32,
             key: id.0 as u32,
@@ -59,7 +59,7 @@ impl fmt::Display for ConnId {
 }
 
 /// What the connection speaks. Exactly one at a time.
-pub enum Phase {
+pub(super) enum Phase {
     /// Just accepted: the first bytes, or 300 ms of silence, decide.
     Sniffing { buf: Vec<u8> },
     /// A netcat-style client, framed by lines. `started`: a first line has
@@ -71,7 +71,7 @@ pub enum Phase {
     Ws(WsState),
 }
 
-pub struct HttpState {
+pub(super) struct HttpState {
     /// Bytes of the request being received (and any pipelined after it).
     pub buf: Vec<u8>,
     pub parser: RequestParser,
@@ -84,7 +84,7 @@ pub struct HttpState {
 }
 
 impl HttpState {
-    pub fn new(now: Instant) -> HttpState {
+    pub(super) fn new(now: Instant) -> HttpState {
         HttpState {
             buf: Vec::new(),
             parser: RequestParser::new(),
@@ -95,7 +95,7 @@ impl HttpState {
     }
 }
 
-pub struct WsState {
+pub(super) struct WsState {
     pub decoder: Decoder,
     /// Last frame of any kind from the client (liveness).
     pub last_frame: Instant,
@@ -108,7 +108,7 @@ pub struct WsState {
 }
 
 impl WsState {
-    pub fn new(max_message: usize, now: Instant) -> WsState {
+    pub(super) fn new(max_message: usize, now: Instant) -> WsState {
         WsState {
             decoder: Decoder::new(max_message),
             last_frame: now,
@@ -119,7 +119,7 @@ impl WsState {
     }
 
     /// For `/echo`: text and binary messages come back as they came.
-    pub fn echo(max_message: usize, now: Instant) -> WsState {
+    pub(super) fn echo(max_message: usize, now: Instant) -> WsState {
         WsState {
             decoder: Decoder::new(max_message).accepting_binary(),
             echo: true,
@@ -130,7 +130,7 @@ impl WsState {
 
 /// Kinds counted for `/stats` and metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     Pending,
     Line,
     Http,
@@ -138,7 +138,7 @@ pub enum Kind {
 }
 
 impl Phase {
-    pub fn kind(&self) -> Kind {
+    pub(super) fn kind(&self) -> Kind {
         match self {
             Phase::Sniffing { .. } => Kind::Pending,
             Phase::Line { .. } => Kind::Line,
@@ -150,7 +150,7 @@ impl Phase {
 
 /// How a connection is going away.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Close {
+pub(super) enum Close {
     /// Read nothing more; send what is queued, then shut down our side.
     AfterFlush,
     /// A slow consumer: its backlog was thrown away and one goodbye queued
@@ -166,7 +166,7 @@ pub enum Close {
     Lingering,
 }
 
-pub struct Conn {
+pub(super) struct Conn {
     pub id: ConnId,
     pub stream: TcpStream,
     pub peer: SocketAddr,
@@ -198,7 +198,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(id: ConnId, stream: TcpStream, peer: SocketAddr, now: Instant) -> Conn {
+    pub(super) fn new(id: ConnId, stream: TcpStream, peer: SocketAddr, now: Instant) -> Conn {
         Conn {
             id,
             stream,
@@ -223,7 +223,7 @@ impl Conn {
 }
 
 /// Why the server removes a connection, for the log and the hub.
-pub fn describe(reason: &LeaveReason) -> &'static str {
+pub(super) fn describe(reason: &LeaveReason) -> &'static str {
     match reason {
         LeaveReason::Leave => "left",
         LeaveReason::Quit(_) => "quit",

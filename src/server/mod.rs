@@ -36,7 +36,7 @@
 //! Read next: `conn` (a connection's phases), `outbox`, `timers`.
 
 mod accept;
-pub mod conn;
+mod conn;
 mod conns;
 mod deadlines;
 mod fanout;
@@ -44,12 +44,12 @@ mod http;
 mod line;
 mod metrics;
 mod os;
-pub mod outbox;
-pub mod per_ip;
+mod outbox;
+mod per_ip;
 mod persist;
-pub mod pressure;
+mod pressure;
 mod shutdown;
-pub mod timers;
+mod timers;
 mod ws;
 
 use std::collections::HashSet;

@@ -17,7 +17,7 @@ const MAX_IOVECS: usize = 64;
 const KEEP_CHUNKS: usize = 128;
 
 #[derive(Default, Debug)]
-pub struct Outbox {
+pub(super) struct Outbox {
     chunks: VecDeque<Bytes>,
     /// Invariant: the sum of `chunks[i].len()`.
     len: usize,
@@ -28,7 +28,7 @@ pub struct Outbox {
 
 /// How a flush ended.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Flushed {
+pub(super) enum Flushed {
     /// Everything queued was written.
     All,
     /// The socket's send buffer is full: wait for a writable event.
@@ -38,7 +38,7 @@ pub enum Flushed {
 }
 
 impl Outbox {
-    pub fn push(&mut self, chunk: Bytes) {
+    pub(super) fn push(&mut self, chunk: Bytes) {
         if !chunk.is_empty() {
             self.len += chunk.len();
             self.chunks.push_back(chunk);
@@ -46,16 +46,16 @@ impl Outbox {
     }
 
     /// Bytes queued and not yet written.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.len
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Drops everything queued (the connection is going away now).
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.chunks = VecDeque::new();
         self.len = 0;
         self.front_started = false;
@@ -64,7 +64,7 @@ impl Outbox {
     /// Drops what is queued, except the unsent rest of a chunk already
     /// partly written, which the stream needs to stay well-formed; returns
     /// the bytes dropped.
-    pub fn discard_unstarted(&mut self) -> usize {
+    pub(super) fn discard_unstarted(&mut self) -> usize {
         let keep = if self.front_started {
             self.chunks.pop_front()
         } else {
@@ -83,7 +83,7 @@ impl Outbox {
     /// Writes until the queue is empty, the writer would block, or `budget`
     /// bytes are written. Returns the outcome and the bytes written; a real
     /// error is returned as such.
-    pub fn flush(&mut self, w: &mut impl Write, budget: usize) -> io::Result<(Flushed, usize)> {
+    pub(super) fn flush(&mut self, w: &mut impl Write, budget: usize) -> io::Result<(Flushed, usize)> {
         let mut written = 0;
         while !self.chunks.is_empty() {
             if written >= budget {

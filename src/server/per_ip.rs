@@ -7,14 +7,14 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 #[derive(Debug)]
-pub struct PerIp {
+pub(super) struct PerIp {
     max: usize,
     /// Only addresses with at least one open connection are present.
     open: HashMap<IpAddr, usize>,
 }
 
 impl PerIp {
-    pub fn new(max: usize) -> PerIp {
+    pub(super) fn new(max: usize) -> PerIp {
         PerIp {
             max,
             open: HashMap::new(),
@@ -23,7 +23,7 @@ impl PerIp {
 
     /// Counts a new connection from `ip`, or refuses it (`false`) when the
     /// address already has `max` open. Loopback is never limited.
-    pub fn admit(&mut self, ip: IpAddr) -> bool {
+    pub(super) fn admit(&mut self, ip: IpAddr) -> bool {
         if exempt(ip) {
             return true;
         }
@@ -39,7 +39,7 @@ impl PerIp {
     }
 
     /// A connection from `ip` closed.
-    pub fn release(&mut self, ip: IpAddr) {
+    pub(super) fn release(&mut self, ip: IpAddr) {
         if exempt(ip) {
             return;
         }
@@ -51,8 +51,9 @@ impl PerIp {
         }
     }
 
-    /// Addresses with open connections (for tests and stats).
-    pub fn addresses(&self) -> usize {
+    /// Addresses with open connections (for tests).
+    #[cfg(test)]
+    pub(super) fn addresses(&self) -> usize {
         self.open.len()
     }
 }

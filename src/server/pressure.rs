@@ -44,39 +44,39 @@ use std::time::{Duration, Instant};
 
 /// A connection whose socket takes nothing for this long has stopped
 /// reading.
-pub const STALL: Duration = Duration::from_secs(2);
+pub(super) const STALL: Duration = Duration::from_secs(2);
 /// An over connection must get back under half of `--max-outbound` within
 /// this long.
-pub const CATCH_UP: Duration = Duration::from_secs(5);
+pub(super) const CATCH_UP: Duration = Duration::from_secs(5);
 /// How often the shell reviews while input is paused or a connection is
 /// over (stalled connections raise no events).
-pub const REVIEW_EVERY: Duration = Duration::from_millis(250);
+pub(super) const REVIEW_EVERY: Duration = Duration::from_millis(250);
 /// Chat input read per turn, at least (one long line) and at most.
-pub const TURN_INPUT_MIN: usize = 4 * 1024;
-pub const TURN_INPUT_MAX: usize = 256 * 1024;
+pub(super) const TURN_INPUT_MIN: usize = 4 * 1024;
+pub(super) const TURN_INPUT_MAX: usize = 256 * 1024;
 
 /// The two limits, from `--max-outbound` and `--max-outbound-total`.
 #[derive(Clone, Copy, Debug)]
-pub struct Limits {
+pub(super) struct Limits {
     pub max_outbound: usize,
     pub max_total: usize,
 }
 
 impl Limits {
     /// Input pauses while the total is over this.
-    pub fn total_high(&self) -> usize {
+    pub(super) fn total_high(&self) -> usize {
         self.max_total / 2
     }
 
     /// A connection with more than this unsent is high.
-    pub fn high(&self) -> usize {
+    pub(super) fn high(&self) -> usize {
         self.max_outbound / 2
     }
 }
 
 /// One connection's output, as the policy sees it.
 #[derive(Clone, Copy, Debug)]
-pub struct Backlog {
+pub(super) struct Backlog {
     /// The last time its socket took bytes or a flush found its queue
     /// empty: "no progress since" is measured from here.
     pub progress_at: Instant,
@@ -92,7 +92,7 @@ pub struct Backlog {
 }
 
 impl Backlog {
-    pub fn new(now: Instant) -> Backlog {
+    pub(super) fn new(now: Instant) -> Backlog {
         Backlog {
             progress_at: now,
             high: false,
@@ -102,7 +102,7 @@ impl Backlog {
     }
 
     /// Its socket took bytes within `STALL`.
-    pub fn draining(&self, now: Instant) -> bool {
+    pub(super) fn draining(&self, now: Instant) -> bool {
         now.saturating_duration_since(self.progress_at) < STALL
     }
 }
@@ -110,7 +110,7 @@ impl Backlog {
 /// Called after each flush (or skipped flush) of a connection: `wrote`
 /// bytes went out and `unsent` are left. Returns true when it just became
 /// high (the shell starts watching it).
-pub fn after_flush(
+pub(super) fn after_flush(
     b: &mut Backlog,
     wrote: usize,
     unsent: usize,
@@ -134,7 +134,7 @@ pub fn after_flush(
 
 /// Why a connection is a slow consumer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Slow {
+pub(super) enum Slow {
     /// Over, and its socket took nothing for `STALL`.
     Stalled,
     /// Over for `CATCH_UP` without getting back under half the limit.
@@ -142,7 +142,7 @@ pub enum Slow {
 }
 
 /// The verdict on an over connection.
-pub fn verdict(b: &Backlog, now: Instant) -> Option<Slow> {
+pub(super) fn verdict(b: &Backlog, now: Instant) -> Option<Slow> {
     let since = b.over_since?;
     if !b.draining(now) {
         Some(Slow::Stalled)
@@ -155,13 +155,13 @@ pub fn verdict(b: &Backlog, now: Instant) -> Option<Slow> {
 
 /// Do the readers as a whole fall behind? `high` of the `recipients` the
 /// turn wrote to are high and draining.
-pub fn readers_behind(high: usize, recipients: usize) -> bool {
+pub(super) fn readers_behind(high: usize, recipients: usize) -> bool {
     high > 0 && recipients > 0 && high * 2 >= recipients
 }
 
 /// A pause that began with `population` recipients goes on while at least
 /// half of them are still high and draining.
-pub fn still_behind(high: usize, population: usize) -> bool {
+pub(super) fn still_behind(high: usize, population: usize) -> bool {
     high > 0 && high * 2 >= population
 }
 
@@ -169,7 +169,7 @@ pub fn still_behind(high: usize, population: usize) -> bool {
 /// progress_at)`. Over the whole limit, the biggest go first until the
 /// total is under it; then, while over half of it, the biggest of those
 /// that took nothing for `STALL`. Returns the ids in the order to drop.
-pub fn total_victims<T: Copy>(
+pub(super) fn total_victims<T: Copy>(
     conns: &mut [(T, usize, Instant)],
     mut total: usize,
     now: Instant,
@@ -206,7 +206,7 @@ pub fn total_victims<T: Copy>(
 /// quarter of one connection's limit (so a reader under half of it that
 /// takes nothing in one flush is still under the limit after the next
 /// turn), between one long line and the per-connection read budget.
-pub fn turn_budget(limits: &Limits, clients: usize) -> usize {
+pub(super) fn turn_budget(limits: &Limits, clients: usize) -> usize {
     let by_total = limits.max_total / 8 / clients.max(1);
     by_total
         .min(limits.max_outbound / 4)

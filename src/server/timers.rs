@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::conn::ConnId;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum TimerKind {
+pub(super) enum TimerKind {
     /// No bytes since accept: the client is a line client.
     Sniff,
     /// A first line started but never finished: stop waiting for it.
@@ -30,7 +30,7 @@ pub enum TimerKind {
 
 /// Timers of the loop as a whole, not of one connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LoopTimer {
+pub(super) enum LoopTimer {
     /// Held WebSocket sessions may be due to be given up.
     SessionExpiry,
     /// Accepting was paused for lack of file descriptors.
@@ -41,47 +41,45 @@ pub enum LoopTimer {
 
 /// What a due timer is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Due {
+pub(super) enum Due {
     Conn(ConnId, TimerKind),
     Loop(LoopTimer),
 }
 
 #[derive(Default)]
-pub struct Timers {
+pub(super) struct Timers {
     heap: BinaryHeap<Reverse<(Instant, Due)>>,
 }
 
 impl Timers {
     /// A connection's timer.
-    pub fn arm(&mut self, at: Instant, conn: ConnId, kind: TimerKind) {
+    pub(super) fn arm(&mut self, at: Instant, conn: ConnId, kind: TimerKind) {
         self.heap.push(Reverse((at, Due::Conn(conn, kind))));
     }
 
     /// A timer of the loop as a whole.
-    pub fn arm_loop(&mut self, at: Instant, timer: LoopTimer) {
+    pub(super) fn arm_loop(&mut self, at: Instant, timer: LoopTimer) {
         self.heap.push(Reverse((at, Due::Loop(timer))));
     }
 
     /// How long `poll` may sleep: until the earliest deadline.
-    pub fn timeout(&self, now: Instant) -> Option<Duration> {
+    pub(super) fn timeout(&self, now: Instant) -> Option<Duration> {
         self.heap
             .peek()
             .map(|Reverse((at, _))| at.saturating_duration_since(now))
     }
 
     /// Removes and returns the earliest timer due at `now`.
-    pub fn pop_due(&mut self, now: Instant) -> Option<Due> {
+    pub(super) fn pop_due(&mut self, now: Instant) -> Option<Due> {
         match self.heap.peek() {
             Some(Reverse((at, _))) if *at <= now => self.heap.pop().map(|Reverse((_, due))| due),
             _ => None,
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.heap.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
+    /// Whether no timer is armed (for tests).
+    #[cfg(test)]
+    pub(super) fn is_empty(&self) -> bool {
         self.heap.is_empty()
     }
 }
