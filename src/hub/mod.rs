@@ -60,15 +60,18 @@ pub const TYPING_EVERY_MS: u64 = 1000;
 /// The time of a request, as the shell read it: milliseconds since the epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Now {
+    /// Milliseconds since 1970-01-01 UTC.
     pub ms: u64,
 }
 
 /// The settings the hub needs, taken from the command line by the shell.
 #[derive(Clone, Debug)]
 pub struct HubConfig {
+    /// The room line clients are put in when they connect (`--default-room`).
     pub default_room: RoomName,
     /// Messages replayed on join.
     pub history: usize,
+    /// Longest message text in bytes (`--max-message`).
     pub max_message: usize,
     /// Only reported to clients (`/help`); the line framer enforces it.
     pub max_line: usize,
@@ -78,6 +81,7 @@ pub struct HubConfig {
     pub resume_grace_ms: u64,
     /// Told to WebSocket clients in `welcome`; enforced by the shell.
     pub max_ws_message: usize,
+    /// Largest image in bytes (`--max-image`).
     pub max_image: usize,
     /// Bytes of history (join replays and history pages) one client is
     /// sent in one turn (between two `drain_effects`): a client asking for
@@ -179,6 +183,8 @@ struct Room {
     last_seq: u64,
 }
 
+/// The chat's state: clients, nicks, rooms, held sessions, and what waits
+/// for the store. One per server, owned by the loop's thread.
 pub struct Hub {
     config: HubConfig,
     /// Told to clients (`welcome`, `joined`): see `store::Store::store_id`.
@@ -249,6 +255,7 @@ impl Hub {
         }
     }
 
+    /// Clients the hub knows, held sessions included.
     pub fn clients(&self) -> usize {
         self.clients.len()
     }
@@ -263,6 +270,7 @@ impl Hub {
         self.messages_total
     }
 
+    /// The nick `id` holds, if it is a client.
     pub fn nick_of(&self, id: ClientId) -> Option<&str> {
         self.clients.get(&id).map(|c| c.nick.as_str())
     }

@@ -61,14 +61,19 @@ pub struct Batch {
     pub id: u64,
     /// In `seq` order within each room.
     pub messages: Vec<Rc<Message>>,
+    /// The images these messages carry, to be stored in the same
+    /// transaction.
     pub images: Vec<NewImage>,
 }
 
 /// An image's bytes, stored with the message that carries it.
 #[derive(Debug)]
 pub struct NewImage {
+    /// Random hex, made by the shell; the image's address is `/media/ID`.
     pub id: String,
+    /// The type told from the bytes (`image/png`, ...).
     pub mime: &'static str,
+    /// The bytes as uploaded.
     pub data: Vec<u8>,
 }
 
@@ -77,6 +82,7 @@ pub struct NewImage {
 pub struct Load {
     /// Matches the answer to the request.
     pub id: u64,
+    /// The room to read.
     pub room: RoomName,
     /// The history wanted; a `limit` of 0 reads none.
     pub page: Page,
@@ -90,12 +96,16 @@ pub struct Load {
 pub enum StoreAnswer {
     /// The batch with this id is stored, or was refused.
     Committed {
+        /// The batch's id.
         batch: u64,
+        /// `Err`: nothing of it was stored.
         result: Result<(), StoreError>,
     },
     /// The read with this id.
     Loaded {
+        /// The read's id.
         load: u64,
+        /// What the store has of the room.
         result: Result<Loaded, StoreError>,
     },
 }

@@ -162,8 +162,9 @@ pub(super) enum Close {
     Doomed,
     /// Our side is shut down; wait briefly for the peer's EOF so that the
     /// kernel does not answer its late bytes with a reset that could destroy
-    /// our last reply in flight.
-    Lingering,
+    /// our last reply in flight. Until then (`LINGER` after the last byte
+    /// went out).
+    Lingering(Instant),
 }
 
 pub(super) struct Conn {

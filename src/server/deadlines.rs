@@ -111,22 +111,23 @@ pub(super) fn line_idle_step(last_input: Instant, now: Instant, idle: Duration) 
 pub(super) enum LingerStep {
     /// A dropped slow consumer: write what its socket takes, then `drop_step`.
     PokeDropping,
-    /// Lingering, and the peer's end of stream has not come: closed.
+    /// Lingering for `LINGER`, and the peer's end of stream has not come:
+    /// closed.
     Close,
     /// Doomed since (the timer has outlived what it was for): nothing to do.
     Stale,
 }
 
 /// The `Linger` rule, by how the connection is closing. It is armed for
-/// `LINGER` when a connection starts lingering (`last_byte_out`) and when
-/// a slow consumer is dropped (`drop_slow_consumer`, then `drop_step`).
-/// There is no deadline to check: any `Linger` timer that finds the
-/// connection lingering closes it, its own or one armed while it was
-/// still being dropped (which cuts that linger short).
-pub(super) fn linger_step(close: Option<&Close>) -> LingerStep {
+/// `LINGER` when a connection starts lingering (`last_byte_out`, which
+/// keeps the deadline in `Close::Lingering`) and when a slow consumer is
+/// dropped (`drop_slow_consumer`, then `drop_step`). A timer armed while
+/// the connection was still being dropped may fire after it started
+/// lingering: it is stale, and the linger runs its full time.
+pub(super) fn linger_step(close: Option<&Close>, now: Instant) -> LingerStep {
     match close {
         Some(Close::Dropping) => LingerStep::PokeDropping,
-        Some(Close::Lingering) => LingerStep::Close,
+        Some(Close::Lingering(until)) if now >= *until => LingerStep::Close,
         _ => LingerStep::Stale,
     }
 }
@@ -312,14 +313,29 @@ mod tests {
 
     #[test]
     fn a_linger_timer_acts_on_how_the_connection_is_closing() {
+        let t0 = Instant::now();
+        let tick = Duration::from_nanos(1);
         assert_eq!(
-            linger_step(Some(&Close::Dropping)),
+            linger_step(Some(&Close::Dropping), t0),
             LingerStep::PokeDropping
         );
-        assert_eq!(linger_step(Some(&Close::Lingering)), LingerStep::Close);
-        assert_eq!(linger_step(Some(&Close::Doomed)), LingerStep::Stale);
-        assert_eq!(linger_step(Some(&Close::AfterFlush)), LingerStep::Stale);
-        assert_eq!(linger_step(None), LingerStep::Stale);
+        let until = t0 + LINGER;
+        let lingering = Close::Lingering(until);
+        assert_eq!(linger_step(Some(&lingering), until), LingerStep::Close);
+        assert_eq!(
+            linger_step(Some(&lingering), until + tick),
+            LingerStep::Close
+        );
+        // A timer armed while it was being dropped, firing a tick after it
+        // started to linger: the linger runs its full time.
+        assert_eq!(linger_step(Some(&lingering), t0 + tick), LingerStep::Stale);
+        assert_eq!(
+            linger_step(Some(&lingering), until - tick),
+            LingerStep::Stale
+        );
+        assert_eq!(linger_step(Some(&Close::Doomed), t0), LingerStep::Stale);
+        assert_eq!(linger_step(Some(&Close::AfterFlush), t0), LingerStep::Stale);
+        assert_eq!(linger_step(None, t0), LingerStep::Stale);
     }
 
     #[test]

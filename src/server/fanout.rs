@@ -81,7 +81,7 @@ impl Server {
             };
             if matches!(
                 conn.close,
-                Some(Close::Doomed | Close::Lingering | Close::Dropping)
+                Some(Close::Doomed | Close::Lingering(_) | Close::Dropping)
             ) {
                 continue;
             }

@@ -106,6 +106,8 @@ const CHECKPOINT_EARLY: u32 = 250;
 const CHECKPOINT_QUIET: Duration = Duration::from_millis(2);
 const CHECKPOINT_PAGES: u32 = 1000;
 
+/// The server: its listeners, its connections, the hub, the store and the
+/// loop that drives them. `bind`, then `run`.
 pub struct Server {
     poll: Poll,
     listeners: Vec<TcpListener>,
@@ -402,7 +404,7 @@ impl Server {
                 return; // ignore input until our reply is out
             }
             // Input of a connection on its way out is read and thrown away.
-            let lingering = matches!(conn.close, Some(Close::Lingering | Close::Dropping));
+            let lingering = matches!(conn.close, Some(Close::Lingering(_) | Close::Dropping));
             let chat = !lingering && matches!(conn.phase, Phase::Line { .. } | Phase::Ws(_));
             let mut want = self.scratch.len();
             if chat {
@@ -680,7 +682,7 @@ impl Server {
                 TimerKind::LineIdle => self.line_timer(id, now),
                 TimerKind::Http => self.http_timer(id, now),
                 TimerKind::WsPing => self.ws_timer(id, now),
-                TimerKind::Linger => match deadlines::linger_step(conn.close.as_ref()) {
+                TimerKind::Linger => match deadlines::linger_step(conn.close.as_ref(), now) {
                     deadlines::LingerStep::PokeDropping => self.poke_dropping(id, now),
                     deadlines::LingerStep::Close => self.doom(id, LeaveReason::Disconnect),
                     deadlines::LingerStep::Stale => {}
@@ -745,12 +747,13 @@ impl Server {
             return;
         };
         let _ = conn.stream.shutdown(Shutdown::Write);
-        conn.close = Some(Close::Lingering);
+        let until = self.now + LINGER;
+        conn.close = Some(Close::Lingering(until));
         if conn.readable {
             // Bytes may already wait, with no new edge to come.
             self.backlog.push(id);
         }
-        self.timers.arm(self.now + LINGER, id, TimerKind::Linger);
+        self.timers.arm(until, id, TimerKind::Linger);
     }
 
     /// Marks a connection for removal before the loop sleeps.

@@ -83,7 +83,11 @@ impl Outbox {
     /// Writes until the queue is empty, the writer would block, or `budget`
     /// bytes are written. Returns the outcome and the bytes written; a real
     /// error is returned as such.
-    pub(super) fn flush(&mut self, w: &mut impl Write, budget: usize) -> io::Result<(Flushed, usize)> {
+    pub(super) fn flush(
+        &mut self,
+        w: &mut impl Write,
+        budget: usize,
+    ) -> io::Result<(Flushed, usize)> {
         let mut written = 0;
         while !self.chunks.is_empty() {
             if written >= budget {

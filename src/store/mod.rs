@@ -21,6 +21,8 @@ use crate::hub::port::{Load, Loaded, StoreAnswer, StoreOp};
 
 pub use crate::hub::port::StoreError;
 
+/// A store that answers at once: what [`execute`] needs to carry out the
+/// hub's requests, and what the shell reads or runs itself.
 pub trait Store {
     /// Random, made once with the store: a client that sees it change knows
     /// its `seq` positions mean nothing any more.
