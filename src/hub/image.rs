@@ -26,18 +26,6 @@ pub fn known_mime(mime: &str) -> Option<&'static str> {
         .find(|m| *m == mime)
 }
 
-/// `512 B`, `34 KiB`, `1.5 MiB`: a size for people.
-pub fn human_size(n: usize) -> String {
-    const KIB: usize = 1024;
-    if n < KIB {
-        format!("{n} B")
-    } else if n < KIB * KIB {
-        format!("{} KiB", (n + KIB / 2) / KIB)
-    } else {
-        format!("{:.1} MiB", n as f64 / (KIB * KIB) as f64)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,16 +51,5 @@ mod tests {
         }
         assert_eq!(known_mime("image/gif"), Some("image/gif"));
         assert_eq!(known_mime("image/svg+xml"), None);
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(human_size(0), "0 B");
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(1023), "1023 B");
-        assert_eq!(human_size(1024), "1 KiB");
-        assert_eq!(human_size(34_123), "33 KiB");
-        assert_eq!(human_size(1024 * 1024), "1.0 MiB");
-        assert_eq!(human_size(1_572_864), "1.5 MiB");
     }
 }

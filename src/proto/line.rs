@@ -16,7 +16,6 @@ use bytes::Bytes;
 use crate::hub::command::{Command, Page};
 use crate::hub::error::{ErrorCode, HubError};
 use crate::hub::event::{Dm, Event, LeaveReason, Message, Presence, PresenceKind, Reply};
-use crate::hub::image::human_size;
 use crate::hub::names::RoomName;
 use crate::hub::{DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE};
 
@@ -445,6 +444,18 @@ const HELP: &str = "\
 ***   /help             this list
 ***   /quit [REASON]    say goodbye and close
 ";
+
+/// `512 B`, `34 KiB`, `1.5 MiB`: a size for people.
+fn human_size(n: usize) -> String {
+    const KIB: usize = 1024;
+    if n < KIB {
+        format!("{n} B")
+    } else if n < KIB * KIB {
+        format!("{} KiB", (n + KIB / 2) / KIB)
+    } else {
+        format!("{:.1} MiB", n as f64 / (KIB * KIB) as f64)
+    }
+}
 
 #[cfg(test)]
 mod tests;

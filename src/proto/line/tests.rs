@@ -1111,3 +1111,14 @@ fn finish_emits_an_unterminated_last_line_once() {
     assert_eq!(got, vec![Owned::TooLong]);
     dec.finish(|_| panic!("the too-long line was reported already"));
 }
+
+#[test]
+fn image_sizes_are_told_for_people() {
+    assert_eq!(human_size(0), "0 B");
+    assert_eq!(human_size(512), "512 B");
+    assert_eq!(human_size(1023), "1023 B");
+    assert_eq!(human_size(1024), "1 KiB");
+    assert_eq!(human_size(34_123), "33 KiB");
+    assert_eq!(human_size(1024 * 1024), "1.0 MiB");
+    assert_eq!(human_size(1_572_864), "1.5 MiB");
+}
