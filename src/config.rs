@@ -112,26 +112,36 @@ pub struct Config {
 }
 
 impl Config {
+    /// `--sniff-ms`: how long a new connection may stay silent before it is
+    /// taken for a line client.
     pub fn sniff_timeout(&self) -> Duration {
         Duration::from_millis(self.sniff_ms)
     }
 
+    /// `--header-timeout`: how long an HTTP request head may take.
     pub fn header_timeout(&self) -> Duration {
         Duration::from_secs(self.header_timeout)
     }
 
+    /// `--http-idle-timeout`: how long an idle keep-alive connection is kept.
     pub fn http_idle(&self) -> Duration {
         Duration::from_secs(self.http_idle_timeout)
     }
 
+    /// `--ping-interval`, at least 1 s: the silence after which a WebSocket
+    /// client is pinged, and the wait for an answer after that.
     pub fn ping_interval(&self) -> Duration {
         Duration::from_secs(self.ping_interval.max(1))
     }
 
+    /// `--resume-grace`: how long a vanished WebSocket client's session is
+    /// held for it to resume.
     pub fn resume_grace(&self) -> Duration {
         Duration::from_secs(self.resume_grace)
     }
 
+    /// `--line-idle-timeout`: the silence after which a line client is
+    /// dropped; `None` (off) when not given.
     pub fn line_idle(&self) -> Option<Duration> {
         self.line_idle_timeout.map(Duration::from_secs)
     }

@@ -5,8 +5,14 @@ use super::names::RoomName;
 /// Paging bounds for history; both exclusive, as PROTOCOL.md says.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Page {
+    /// Only messages with a smaller `seq` (JSON `before`); without `after`,
+    /// the page is the latest of them.
     pub before: Option<u64>,
+    /// Only messages with a larger `seq` (JSON `after`); the page is then
+    /// the earliest of them.
     pub after: Option<u64>,
+    /// Most messages in the page: `/history N` (default 20) or JSON `limit`
+    /// (default 50), at most 200 for a history request.
     pub limit: usize,
 }
 
@@ -14,44 +20,85 @@ pub struct Page {
 /// `cid` is the client's id for an idempotent send (WebSocket clients).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
+    /// Say something in a room: a plain line (`//text` says `/text`),
+    /// `/me TEXT`, or JSON `say`. Counts against flood control.
     Say {
+        /// The room; `None` for the current room.
         room: Option<RoomName>,
+        /// The text as sent; the hub checks it against `--max-message`,
+        /// refuses it empty and sanitizes it.
         text: String,
+        /// An action (`/me`, `"action":true`) rather than a plain message.
         action: bool,
+        /// JSON `cid`, 1-64 characters: a repeat within 10 minutes is
+        /// answered with the original message instead of being sent again.
         cid: Option<String>,
     },
     /// Share an image (bytes already decoded) with an optional caption.
     /// `id` is made by the shell from the OS's randomness: it is the
     /// image's unguessable name in `/media/ID`.
     Image {
+        /// The room to share it in.
         room: RoomName,
+        /// The file's bytes, decoded from the base64 `data`; refused over
+        /// `--max-image` (`too_large`) or if not PNG, JPEG, GIF or WebP by
+        /// its magic bytes (`bad_image`).
         data: Vec<u8>,
+        /// The caption (JSON `text`); may be absent or empty.
         text: Option<String>,
+        /// As in `Say`.
         cid: Option<String>,
+        /// 128 random bits in hex; empty when the shell had no randomness,
+        /// and the image is then refused (`bad_image`).
         id: String,
     },
+    /// `/nick NAME` or JSON `nick`: the nick wanted, not yet validated
+    /// (`nick_invalid`, `nick_taken`).
     Nick(String),
     /// Join a room; with `since`, catch up on the messages after that seq
     /// instead of the latest `--history`.
     Join {
+        /// The room to join (made if absent) and make current.
         room: RoomName,
+        /// JSON `since`: the last `seq` the client has of the room.
         since: Option<u64>,
     },
+    /// `/create` or JSON `create`: make an unlisted room with a fresh
+    /// random 6-character code and join it (answered with `joined`).
     Create,
+    /// `/leave [ROOM]` (`/part`) or JSON `leave`: leave the room, or the
+    /// current room for `None`.
     Leave(Option<RoomName>),
+    /// `/rooms` (`/list`) or JSON `rooms`: the rooms anyone may find (with
+    /// members, not made by `/create`) and their member counts.
     Rooms,
+    /// `/who [ROOM]` (`/names`) or JSON `who`: list the members of the
+    /// room, or of the current room for `None`.
     Who(Option<RoomName>),
+    /// A direct message: `/msg NICK TEXT` or JSON `dm`. Never stored;
+    /// counts against flood control.
     Dm {
+        /// The recipient's nick, compared case-insensitively; nobody by
+        /// that nick is `no_such_user`.
         to: String,
+        /// The text as sent, checked and sanitized as in `Say`.
         text: String,
+        /// As in `Say`.
         cid: Option<String>,
     },
+    /// A page of a room's stored messages: `/history [N]` or JSON
+    /// `history`.
     History {
+        /// The room; `None` for the current room.
         room: Option<RoomName>,
+        /// Which messages, and how many.
         page: Page,
     },
     /// "I am typing" in a room: relayed to its WebSocket members, never stored.
     Typing(RoomName),
+    /// `/help`: the commands and the limits in force (line clients).
     Help,
+    /// `/quit [REASON]`: answered `*** bye`, then the connection closes and
+    /// its rooms see it leave (`quit`, with REASON if given; line clients).
     Quit(Option<String>),
 }

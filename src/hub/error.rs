@@ -9,21 +9,53 @@ use std::fmt;
 /// One code per row of PROTOCOL.md "Error codes".
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
+    /// `bad_request`: a request that cannot be carried out as sent: a JSON
+    /// field missing or mistyped, a command without its arguments (`/nick`,
+    /// `/msg NICK`), an empty text, a `cid` not 1-64 characters. Also sent
+    /// for the server's own faults (a message the store could not keep, a
+    /// store that cannot be read), which the contract has no code for.
     BadRequest,
+    /// `bad_json`: a WebSocket message that is not valid JSON.
     BadJson,
+    /// `bad_utf8`: a line that is not valid UTF-8; it is dropped. (Invalid
+    /// UTF-8 on a WebSocket is close code 1007 instead.)
     BadUtf8,
+    /// `unknown_type`: a JSON request with a `type` the server does not know.
     UnknownType,
+    /// `unknown_command`: a line starting with `/` that names no command.
     UnknownCommand,
+    /// `nick_invalid`: a nick that breaks PROTOCOL.md's rules (1-24
+    /// characters of `A-Z a-z 0-9 _ -`, starting with a letter).
     NickInvalid,
+    /// `nick_taken`: a nick someone else holds, compared case-insensitively.
     NickTaken,
+    /// `room_invalid`: a room name that breaks PROTOCOL.md's rules (1-32
+    /// characters of `A-Z a-z 0-9 _ -`).
     RoomInvalid,
+    /// `not_in_room`: a message, image, typing hint or leave for a room the
+    /// client is not in, or a request for the current room while in none.
     NotInRoom,
+    /// `no_such_user`: a direct message to a nick nobody holds.
     NoSuchUser,
+    /// `too_long`: a line over `--max-line` (dropped, the connection stays
+    /// open) or a text over `--max-message`.
     TooLong,
+    /// `too_large`: an image over `--max-image`.
     TooLarge,
+    /// `bad_image`: image data that is not base64, or not a PNG, JPEG, GIF
+    /// or WebP file by its magic bytes.
     BadImage,
+    /// `rate_limited`: messages past `--rate` and `--burst` (dropped, told at
+    /// most once a second), or more history asked for in one loop turn than
+    /// a client may be sent.
     RateLimited,
+    /// `server_full`: a connection past `--max-per-ip` or
+    /// `--max-connections`, told so once and closed (past
+    /// `--max-connections`, an HTTP client gets `503` instead).
     ServerFull,
+    /// `slow_consumer`: the goodbye to a line client dropped as a slow
+    /// consumer (`--max-outbound`, `--max-outbound-total`); a WebSocket
+    /// client gets close code 1008 instead.
     SlowConsumer,
 }
 
@@ -82,11 +114,15 @@ impl fmt::Display for ErrorCode {
 /// A refusal sent back to the client that caused it: a code and a sentence.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HubError {
+    /// Which error: the `CODE` of `!!! CODE: message`, JSON `code`.
     pub code: ErrorCode,
+    /// What was wrong, for a person to read; it may quote the client's
+    /// input.
     pub message: String,
 }
 
 impl HubError {
+    /// An error with `code` and the sentence `message`.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> HubError {
         HubError {
             code,

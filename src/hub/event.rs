@@ -27,11 +27,17 @@ pub enum ClientKind {
 /// A stored room message. `seq` numbers one room's messages 1, 2, 3, ...
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
+    /// The room it was said in.
     pub room: RoomName,
+    /// Its number in `room`, given by the hub when it accepts the message;
+    /// never reused, even across restarts.
     pub seq: u64,
     /// Milliseconds since the Unix epoch, set by the server.
     pub ts: u64,
+    /// The sender's nick when it was sent.
     pub from: String,
+    /// The text, control characters (but tab) replaced with U+FFFD; for an
+    /// image, its caption, possibly empty.
     pub text: String,
     /// `/me` action rather than a plain message.
     pub action: bool,
@@ -47,6 +53,8 @@ pub struct ImageRef {
     pub id: String,
     /// Told from the file's magic bytes, never from the client.
     pub mime: &'static str,
+    /// The file's length in bytes, at most `--max-image`; line clients see
+    /// it as `512 B`, `34 KiB`, `1.5 MiB`.
     pub size: usize,
 }
 
@@ -55,63 +63,106 @@ pub struct ImageRef {
 pub enum LeaveReason {
     /// `/leave`: the plain `left` line.
     Leave,
+    /// `/quit [MESSAGE]` or a WebSocket close frame: `(quit)` or
+    /// `(quit: MESSAGE)`; JSON `quit`, with `message`. The message is
+    /// sanitized and cut to `--max-message` bytes.
     Quit(Option<String>),
+    /// The connection ended without a goodbye (end of stream, a reset, a
+    /// WebSocket protocol violation): `(disconnected)`; JSON `disconnect`.
     Disconnect,
+    /// The client vanished and did not come back: a WebSocket session not
+    /// resumed within `--resume-grace`, or a line client silent for
+    /// `--line-idle-timeout`: `(timeout)`; JSON `timeout`.
     Timeout,
+    /// Dropped as a slow consumer: too much of its output stayed unsent
+    /// (`--max-outbound`, `--max-outbound-total`): `(slow consumer)`; JSON
+    /// `slow_consumer`.
     SlowConsumer,
+    /// The server is shutting down: `(server shutting down)`; JSON
+    /// `shutdown`.
     Shutdown,
 }
 
 /// Something that happened in a room, seen by its members.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PresenceKind {
+    /// `nick` entered the room: `--> nick joined`; JSON `"event":"join"`.
     Join,
+    /// `nick` left the room, for this reason: `<-- nick left (REASON)`;
+    /// JSON `"event":"leave"` with `reason`.
     Leave(LeaveReason),
-    Nick { old: String },
+    /// A member now known as `nick`: `--- old is now known as nick`; JSON
+    /// `"event":"nick"` with `old`.
+    Nick {
+        /// The nick it had before.
+        old: String,
+    },
 }
 
+/// A join, leave or nick change, told to the room's other members: the
+/// `-->`, `<--` and `---` lines, JSON `{"type":"presence"}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Presence {
+    /// The room it happened in.
     pub room: RoomName,
+    /// What happened.
     pub kind: PresenceKind,
     /// The nick concerned (the new one for a nick change).
     pub nick: String,
+    /// Milliseconds since the Unix epoch, set by the server.
     pub ts: u64,
 }
 
 /// Someone typing in a room.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Typing {
+    /// The room typed in.
     pub room: RoomName,
+    /// Who is typing.
     pub nick: String,
+    /// Milliseconds since the Unix epoch, set by the server.
     pub ts: u64,
 }
 
 /// A direct message. Not stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Dm {
+    /// The sender's nick.
     pub from: String,
+    /// The recipient's nick, as its holder spells it.
     pub to: String,
+    /// Milliseconds since the Unix epoch, set by the server.
     pub ts: u64,
+    /// The text, control characters (but tab) replaced with U+FFFD.
     pub text: String,
 }
 
 /// The loop's own figures, filled in by the shell for `/stats`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Stats {
+    /// Open line (netcat) connections.
     pub line: usize,
+    /// Open HTTP connections (WebSockets not counted).
     pub http: usize,
+    /// Open WebSocket connections.
     pub ws: usize,
     /// Connections still being sniffed (no protocol chosen yet).
     pub pending: usize,
+    /// `poll` wake-ups since the server started.
     pub loop_iterations: u64,
+    /// Readiness events `poll` reported since the server started.
     pub poll_events: u64,
+    /// Output queued to all connections and not yet written, in bytes.
     pub bytes_queued: usize,
+    /// Room messages accepted since the server started.
     pub messages: u64,
+    /// Events queued to a recipient since the server started, one per
+    /// recipient.
     pub deliveries: u64,
 }
 
 impl Stats {
+    /// Open connections of every kind, undecided ones included.
     pub fn connections(&self) -> usize {
         self.line + self.http + self.ws + self.pending
     }
@@ -129,34 +180,58 @@ impl Stats {
 /// The limits a client is told about (`/help`, `welcome`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
+    /// `--max-line`: longest line a line client may send, in bytes (line
+    /// ending not counted). Shown by `/help` only.
     pub max_line: usize,
+    /// `--max-message`: longest message text, in bytes, as sent.
     pub max_message: usize,
+    /// `--history`: messages replayed on join.
     pub history: usize,
-    /// Messages a second, and the burst allowed before that applies.
+    /// `--rate`: messages a second.
     pub rate: u64,
+    /// `--burst`: the burst allowed before `rate` applies.
     pub burst: u64,
-    /// Largest WebSocket message, and largest image, in bytes.
+    /// `--max-ws-message`: largest WebSocket message, in bytes.
     pub max_ws_message: usize,
+    /// `--max-image`: largest image, in bytes.
     pub max_image: usize,
 }
 
 /// An answer to one client about its own request or state.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Reply {
+    /// The first thing a new or resumed client gets: `*** welcome to
+    /// natter, you are NICK; /help lists commands`; JSON `welcome`.
     Welcome {
+        /// The client's nick: the one it asked for if valid and free, a
+        /// generated one otherwise, or its session's on a resume.
         nick: String,
         /// The session token a WebSocket client may resume with.
         session: Option<String>,
+        /// The store's random id: a client that sees it change knows its
+        /// `seq` positions mean nothing any more.
         store_id: String,
+        /// The limits in force (JSON `limits`).
         limits: Limits,
     },
     /// Your nick is now this.
     Nick {
+        /// The new nick, as the client spelled it: `*** you are now known
+        /// as NICK`; JSON `nick`.
         nick: String,
     },
+    /// The client is in `room` (it joined, made it with `/create`, or
+    /// resumed its session): `*** you joined #room (N here: a, b)` and the
+    /// history block; JSON `joined`. A WebSocket client's `join` of a room
+    /// it is already in gets it again, with nothing told to the room.
     Joined {
+        /// The room joined.
         room: RoomName,
+        /// The room's nicks, the client's own included, sorted
+        /// case-insensitively.
         members: Vec<Nick>,
+        /// The replay, ascending `seq`: the latest `--history` messages, or
+        /// with `since` those after it (at most 500).
         messages: Vec<Rc<Message>>,
         /// Set when the room was just made by `/create`.
         created: bool,
@@ -164,24 +239,42 @@ pub enum Reply {
         last_seq: u64,
         /// A catch-up (`since`) found more missed messages than it carries.
         gap: bool,
+        /// The store's id, as in `Welcome`.
         store_id: String,
     },
     /// `/join` of a room you are already in: it is now current.
     Current {
+        /// The room now current: `*** #room is your current room` (line
+        /// clients only).
         room: RoomName,
     },
+    /// The client left a room (`/leave`, `leave`): `*** you left #room`;
+    /// JSON `left`.
     Left {
+        /// The room left.
         room: RoomName,
     },
+    /// The answer to `/who` or `who`: `*** #room (N): a, b`; JSON `who`.
     Who {
+        /// The room asked about.
         room: RoomName,
+        /// Its members' nicks, sorted case-insensitively; empty for a room
+        /// nobody is in.
         members: Vec<Nick>,
     },
+    /// The answer to `/rooms` or `rooms`: `*** rooms: #lobby (3), #dev (1)`
+    /// (`*** rooms: none`); JSON `rooms`.
     Rooms {
+        /// The listed rooms (with members, not made by `/create`) and their
+        /// member counts, busiest first, then by name.
         rooms: Vec<(RoomName, usize)>,
     },
+    /// The answer to `/history` or `history`: a history block (`*** history
+    /// of #room (N messages)` ... `*** end of history`); JSON `history`.
     History {
+        /// The room the page is from.
         room: RoomName,
+        /// The page, ascending `seq`; empty when there are none.
         messages: Vec<Rc<Message>>,
     },
     /// The copy of a direct message its sender gets, with the sender's `cid`.
@@ -189,11 +282,22 @@ pub enum Reply {
     /// The copy of its own room message a WebSocket sender gets once it is
     /// stored: its acknowledgement, with its `cid`.
     Sent(Rc<Message>, Option<String>),
+    /// The answer to `/help`: the commands, and a `*** limits:` line with
+    /// these limits. Line clients only.
     Help(Limits),
+    /// The answer to `/stats`, filled in by the shell: a `*** stats:` line.
+    /// Line clients only.
     Stats(Stats),
+    /// The answer to `/quit`: `*** bye`, then the connection closes. Line
+    /// clients only.
     Bye,
+    /// A refused request, or a fault to report: `!!! CODE: message`; JSON
+    /// `error`.
     Error {
+        /// Which error, from PROTOCOL.md's list.
         code: ErrorCode,
+        /// What was wrong, for a person to read; it may quote the client's
+        /// input.
         message: String,
     },
 }
@@ -201,7 +305,11 @@ pub enum Reply {
 /// Anything delivered to a client.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
+    /// A room message, action or image, to the room's members but its
+    /// sender: `[HH:MM:SS] #room <nick> text` (or `* nick`, `[image]`);
+    /// JSON `message`.
     Message(Rc<Message>),
+    /// A join, leave or nick change, to the room's other members.
     Presence(Rc<Presence>),
     /// A direct message, to its recipient.
     Dm(Rc<Dm>),
@@ -214,17 +322,22 @@ pub enum Event {
 /// Who gets one event.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Recipients {
+    /// One client: a reply, or a direct message's recipient.
     One(ClientId),
+    /// The clients listed (a typing hint's WebSocket recipients, say).
     List(Vec<ClientId>),
     /// A room's members when the event happened (the room's own list,
     /// shared), less `except` (the sender, say).
     Room {
+        /// The room's member list as it was then, shared, not copied.
         members: Rc<Vec<ClientId>>,
+        /// A member left out.
         except: Option<ClientId>,
     },
 }
 
 impl Recipients {
+    /// Every recipient, `except` left out.
     pub fn iter(&self) -> impl Iterator<Item = ClientId> + '_ {
         let (all, except) = match self {
             Recipients::One(id) => (std::slice::from_ref(id), None),
@@ -234,14 +347,17 @@ impl Recipients {
         all.iter().copied().filter(move |&c| Some(c) != except)
     }
 
+    /// Whether nobody gets the event.
     pub fn is_empty(&self) -> bool {
         self.iter().next().is_none()
     }
 
+    /// How many clients get the event (counted: linear in the room's size).
     pub fn len(&self) -> usize {
         self.iter().count()
     }
 
+    /// Whether `id` gets the event.
     pub fn contains(&self, id: ClientId) -> bool {
         self.iter().any(|c| c == id)
     }
@@ -251,7 +367,12 @@ impl Recipients {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
     /// Send `event` to every client in `to`, encoded once per wire format.
-    Deliver { to: Recipients, event: Event },
+    Deliver {
+        /// Who gets it.
+        to: Recipients,
+        /// What they get.
+        event: Event,
+    },
     /// Close the client's connection once its queued output is flushed.
     Close(ClientId),
     /// The client's session was resumed by another connection: close this

@@ -8,6 +8,8 @@
 /// Milli-tokens: integer arithmetic, no drift.
 const MILLI: u64 = 1000;
 
+/// Flood control's settings, `--rate` and `--burst`: the same for every
+/// client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimit {
     /// Tokens added per second.
@@ -19,6 +21,7 @@ pub struct RateLimit {
 /// What the bucket says about one message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
+    /// Let it through: it took a token.
     Allow,
     /// Drop it and tell the client.
     DropAndWarn,
@@ -26,6 +29,8 @@ pub enum Verdict {
     Drop,
 }
 
+/// One client's bucket: it holds up to `burst` tokens, gains `rate` a
+/// second, and each room message, action, image or direct message takes one.
 #[derive(Clone, Debug)]
 pub struct Bucket {
     milli_tokens: u64,

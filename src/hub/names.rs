@@ -44,6 +44,7 @@ impl Nick {
         self.0.to_ascii_lowercase()
     }
 
+    /// The nick as its holder spelled it.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -97,6 +98,7 @@ impl RoomName {
         }
     }
 
+    /// The lowercase name, without a `#`.
     pub fn as_str(&self) -> &str {
         &self.0
     }

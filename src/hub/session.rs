@@ -19,10 +19,16 @@ pub const MAX_CID: usize = 64;
 /// What a remembered send produced.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Sent {
+    /// A room message, action or image: a repeat gets it back as its
+    /// acknowledgement (`Reply::Sent`).
     Message(Rc<Message>),
+    /// A direct message: a repeat gets the sender's copy back
+    /// (`Reply::DmSent`).
     Dm(Rc<Dm>),
 }
 
+/// One session's `cid`s from the last 10 minutes (`CID_TTL_MS`), with what
+/// each produced.
 #[derive(Default, Debug)]
 pub struct SentLog {
     by_cid: HashMap<String, (u64, Sent)>,
@@ -37,6 +43,7 @@ impl SentLog {
         self.by_cid.get(cid).map(|(_, sent)| sent.clone())
     }
 
+    /// Remembers that `cid` produced `sent` at `now_ms`.
     pub fn insert(&mut self, now_ms: u64, cid: String, sent: Sent) {
         self.prune(now_ms);
         self.order.push_back((now_ms, cid.clone()));
@@ -48,10 +55,12 @@ impl SentLog {
         self.by_cid.remove(cid);
     }
 
+    /// `cid`s remembered, expired ones not yet forgotten included.
     pub fn len(&self) -> usize {
         self.by_cid.len()
     }
 
+    /// Whether no `cid` is remembered.
     pub fn is_empty(&self) -> bool {
         self.by_cid.is_empty()
     }
