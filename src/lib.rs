@@ -28,6 +28,8 @@
 //! vectored write, reap closed connections.
 
 #![forbid(unsafe_code)]
+// Every public item says what it is (CI denies warnings).
+#![warn(missing_docs)]
 // Nothing a client sends may panic the server; tests may unwrap freely.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 

@@ -4,8 +4,6 @@
 //! `http` parses requests and renders responses, `ws` is RFC 6455 framing
 //! and the upgrade handshake, `json` the WebSocket chat protocol.
 
-#![warn(missing_docs)]
-
 pub mod http;
 pub mod json;
 pub mod line;
