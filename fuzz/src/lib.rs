@@ -60,12 +60,11 @@ pub mod line {
     use natter::hub::command::Command;
     use natter::hub::error::{ErrorCode, HubError};
     use natter::hub::event::{
-        Dm, Event, ImageRef, LeaveReason, Limits, Message, Presence, PresenceKind, Reply, Stats,
-        Typing,
+        Dm, Event, ImageRef, LeaveReason, Limits, Message, Presence, PresenceKind, Reply, Typing,
     };
     use natter::hub::names::{sanitize, Nick, RoomName};
     use natter::hub::MAX_HISTORY_PAGE;
-    use natter::proto::line::{parse, render, Frame, Input, LineDecoder};
+    use natter::proto::line::{parse, render, render_stats, Frame, Input, LineDecoder, Stats};
 
     use super::{assert_same, chunks, controls_except};
 
@@ -319,7 +318,7 @@ pub mod line {
             reply(Reply::DmSent(dm, Some(raw.clone()))),
             reply(Reply::Sent(messages[0].clone(), Some(raw.clone()))),
             reply(Reply::Help(Limits::default())),
-            reply(Reply::Stats(Stats::default())),
+            reply(Reply::Report(render_stats(&Stats::default()))),
             reply(Reply::Bye),
             reply(Reply::Error {
                 code: ErrorCode::BadRequest,

@@ -137,46 +137,6 @@ pub struct Dm {
     pub text: String,
 }
 
-/// The loop's own figures, filled in by the shell for `/stats`.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Stats {
-    /// Open line (netcat) connections.
-    pub line: usize,
-    /// Open HTTP connections (WebSockets not counted).
-    pub http: usize,
-    /// Open WebSocket connections.
-    pub ws: usize,
-    /// Connections still being sniffed (no protocol chosen yet).
-    pub pending: usize,
-    /// `poll` wake-ups since the server started.
-    pub loop_iterations: u64,
-    /// Readiness events `poll` reported since the server started.
-    pub poll_events: u64,
-    /// Output queued to all connections and not yet written, in bytes.
-    pub bytes_queued: usize,
-    /// Room messages accepted since the server started.
-    pub messages: u64,
-    /// Events queued to a recipient since the server started, one per
-    /// recipient.
-    pub deliveries: u64,
-}
-
-impl Stats {
-    /// Open connections of every kind, undecided ones included.
-    pub fn connections(&self) -> usize {
-        self.line + self.http + self.ws + self.pending
-    }
-
-    /// Mean readiness events per `poll` wake-up.
-    pub fn events_per_wakeup(&self) -> f64 {
-        if self.loop_iterations == 0 {
-            0.0
-        } else {
-            self.poll_events as f64 / self.loop_iterations as f64
-        }
-    }
-}
-
 /// The limits a client is told about (`/help`, `welcome`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Limits {
@@ -285,9 +245,11 @@ pub enum Reply {
     /// The answer to `/help`: the commands, and a `*** limits:` line with
     /// these limits. Line clients only.
     Help(Limits),
-    /// The answer to `/stats`, filled in by the shell: a `*** stats:` line.
-    /// Line clients only.
-    Stats(Stats),
+    /// A report the shell wrote for a line client (the answer to `/stats`),
+    /// passed through the hub only so that it comes in order with the
+    /// client's other replies: its lines as they are sent. Line clients
+    /// only.
+    Report(String),
     /// The answer to `/quit`: `*** bye`, then the connection closes. Line
     /// clients only.
     Bye,

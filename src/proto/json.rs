@@ -492,7 +492,7 @@ fn render_reply(reply: &Reply, r#ref: Option<&str>) -> Option<Vec<u8>> {
             r#ref,
         }),
         // Line-protocol conversation only.
-        Reply::Current { .. } | Reply::Help(_) | Reply::Stats(_) | Reply::Bye => None,
+        Reply::Current { .. } | Reply::Help(_) | Reply::Report(_) | Reply::Bye => None,
     }
 }
 

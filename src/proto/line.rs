@@ -405,21 +405,7 @@ fn reply(out: &mut String, reply: &Reply, public_url: &str) {
                 limits.max_line, limits.max_message, limits.rate, limits.burst, limits.history
             )
         }
-        Reply::Stats(s) => writeln!(
-            out,
-            "*** stats: {} connections (line {}, http {}, ws {}, undecided {}), {} loop iterations, \
-             {:.2} events per wake-up, {} bytes queued, {} messages, {} deliveries",
-            s.connections(),
-            s.line,
-            s.http,
-            s.ws,
-            s.pending,
-            s.loop_iterations,
-            s.events_per_wakeup(),
-            s.bytes_queued,
-            s.messages,
-            s.deliveries
-        ),
+        Reply::Report(text) => out.write_str(text),
         Reply::Bye => writeln!(out, "*** bye"),
         // Messages may quote client input: never let a control byte through.
         Reply::Error { code, message } => {
@@ -444,6 +430,64 @@ const HELP: &str = "\
 ***   /help             this list
 ***   /quit [REASON]    say goodbye and close
 ";
+
+/// The loop's own figures, filled in by the shell for `/stats`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// Open line (netcat) connections.
+    pub line: usize,
+    /// Open HTTP connections (WebSockets not counted).
+    pub http: usize,
+    /// Open WebSocket connections.
+    pub ws: usize,
+    /// Connections still being sniffed (no protocol chosen yet).
+    pub pending: usize,
+    /// `poll` wake-ups since the server started.
+    pub loop_iterations: u64,
+    /// Readiness events `poll` reported since the server started.
+    pub poll_events: u64,
+    /// Output queued to all connections and not yet written, in bytes.
+    pub bytes_queued: usize,
+    /// Room messages accepted since the server started.
+    pub messages: u64,
+    /// Events queued to a recipient since the server started, one per
+    /// recipient.
+    pub deliveries: u64,
+}
+
+impl Stats {
+    /// Open connections of every kind, undecided ones included.
+    pub fn connections(&self) -> usize {
+        self.line + self.http + self.ws + self.pending
+    }
+
+    /// Mean readiness events per `poll` wake-up.
+    pub fn events_per_wakeup(&self) -> f64 {
+        if self.loop_iterations == 0 {
+            0.0
+        } else {
+            self.poll_events as f64 / self.loop_iterations as f64
+        }
+    }
+}
+
+/// The `/stats` report: one `*** stats:` line.
+pub fn render_stats(s: &Stats) -> String {
+    format!(
+        "*** stats: {} connections (line {}, http {}, ws {}, undecided {}), {} loop iterations, \
+         {:.2} events per wake-up, {} bytes queued, {} messages, {} deliveries\n",
+        s.connections(),
+        s.line,
+        s.http,
+        s.ws,
+        s.pending,
+        s.loop_iterations,
+        s.events_per_wakeup(),
+        s.bytes_queued,
+        s.messages,
+        s.deliveries
+    )
+}
 
 /// `512 B`, `34 KiB`, `1.5 MiB`: a size for people.
 fn human_size(n: usize) -> String {

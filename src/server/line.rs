@@ -64,7 +64,7 @@ impl Server {
                 Ok(Input::Command(cmd)) => hub.handle(now, client, cmd, None),
                 Ok(Input::Stats) => {
                     let stats = counters.snapshot(hub.messages_total(), bytes_queued);
-                    hub.tell(client, Reply::Stats(stats), None);
+                    hub.tell(client, Reply::Report(line::render_stats(&stats)), None);
                 }
                 Ok(Input::Nothing) => {}
                 Err(e) => {

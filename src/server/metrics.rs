@@ -9,7 +9,7 @@ use std::io::{self, ErrorKind};
 
 use super::conn::Kind;
 use super::Server;
-use crate::hub::event::Stats;
+use crate::proto::line::Stats;
 
 /// The loop's own figures; `/stats` and metrics read them. (The bytes
 /// queued are not here: `Conns` keeps that total.)

@@ -413,7 +413,7 @@ fn renders_every_reply() {
         Reply::Current { room: room("a") },
         Reply::Help(Limits::default()),
         Reply::Bye,
-        Reply::Stats(Default::default()),
+        Reply::Report("*** stats: ...\n".into()),
     ] {
         assert_eq!(render(&Event::Reply(line_only, None)), None);
     }

@@ -5,7 +5,7 @@ const ORIGIN: &str = "http://127.0.0.1:7878";
 
 use std::rc::Rc;
 
-use crate::hub::event::{Limits, Stats};
+use crate::hub::event::Limits;
 
 // ---------------------------------------------------------------------------
 // LineDecoder: framing
@@ -1065,12 +1065,12 @@ fn render_stats_line() {
         deliveries: 9,
     };
     assert_eq!(
-        rendered(&reply(Reply::Stats(stats))),
+        render_stats(&stats),
         "*** stats: 7 connections (line 2, http 1, ws 3, undecided 1), 4 loop iterations, \
          2.50 events per wake-up, 123 bytes queued, 5 messages, 9 deliveries\n"
     );
     assert_eq!(
-        rendered(&reply(Reply::Stats(Stats::default()))),
+        render_stats(&Stats::default()),
         "*** stats: 0 connections (line 0, http 0, ws 0, undecided 0), 0 loop iterations, \
          0.00 events per wake-up, 0 bytes queued, 0 messages, 0 deliveries\n"
     );
