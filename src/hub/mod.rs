@@ -107,10 +107,16 @@ struct Client {
     /// resumed: the time (ms) it is given up.
     held_until: Option<u64>,
     last_typing_ms: Option<u64>,
-    /// Waiting for a read from the store: what the client asks meanwhile
-    /// waits in `deferred`, in order.
+}
+
+/// A client that waits for a read from the store (`busy`), and what it
+/// asked meanwhile, carried out in order once the answer is in. Kept apart
+/// from `Client`: almost no client ever waits, and an idle client costs
+/// no more for it.
+#[derive(Default)]
+struct Parked {
     busy: bool,
-    deferred: VecDeque<Deferred>,
+    queue: VecDeque<Deferred>,
 }
 
 /// What a client asked, or what happened to it, while it waited for the
@@ -215,6 +221,8 @@ pub struct Hub {
     ops: Vec<StoreOp>,
     /// Reads asked for and not answered yet, by id.
     loads: HashMap<u64, Waiting>,
+    /// Clients waiting for a read, or whose queue is being worked off.
+    parked: HashMap<ClientId, Parked>,
     next_load: u64,
     /// Effects in the order they happened, each with the batch it waits
     /// for: released once every batch up to that one is answered.
@@ -247,6 +255,7 @@ impl Hub {
             settled: 0,
             ops: Vec::new(),
             loads: HashMap::new(),
+            parked: HashMap::new(),
             next_load: 1,
             effects: VecDeque::new(),
             history_sent: HashMap::new(),
@@ -413,10 +422,12 @@ impl Hub {
                     return;
                 };
                 let id = w.client;
-                let Some(c) = self.clients.get_mut(&id) else {
+                if let Some(p) = self.parked.get_mut(&id) {
+                    p.busy = false;
+                }
+                if !self.clients.contains_key(&id) {
                     return; // gone meanwhile
-                };
-                c.busy = false;
+                }
                 self.loaded(now, w, result);
                 self.run_deferred(now, id);
             }
@@ -528,8 +539,6 @@ impl Hub {
                 sent: SentLog::default(),
                 held_until: None,
                 last_typing_ms: None,
-                busy: false,
-                deferred: VecDeque::new(),
             },
         );
         self.reply(id, welcome, None);
@@ -564,9 +573,11 @@ impl Hub {
         }
         // What the old connection asked and the store still holds up goes
         // on under the new one; its going away does not.
-        client
-            .deferred
-            .retain(|d| !matches!(d, Deferred::Detach(_) | Deferred::Disconnect(_)));
+        let mut parked = self.parked.remove(&old);
+        if let Some(p) = &mut parked {
+            p.queue
+                .retain(|d| !matches!(d, Deferred::Detach(_) | Deferred::Disconnect(_)));
+        }
         self.renumber(old, id);
         self.nicks.insert(client.nick.key(), id);
         self.sessions.insert(token.to_string(), id);
@@ -584,13 +595,15 @@ impl Hub {
             store_id: self.store_id.clone(),
             limits: self.limits(),
         };
-        let busy = client.busy;
         self.clients.insert(id, client);
         self.reply(id, welcome, None);
-        match self.clients.get_mut(&id) {
+        match parked {
             // The old connection's read is still out: the replays follow
             // its answer, before anything else the session asked.
-            Some(c) if busy => c.deferred.push_front(Deferred::Replay(rooms)),
+            Some(mut p) if p.busy => {
+                p.queue.push_front(Deferred::Replay(rooms));
+                self.parked.insert(id, p);
+            }
             _ => self.resume_rooms(now, id, rooms),
         }
         true
@@ -625,13 +638,12 @@ impl Hub {
     /// with a session is held for `--resume-grace` (its rooms see nothing
     /// yet); any other leaves now with `reason`.
     pub fn detach(&mut self, now: Now, id: ClientId, reason: LeaveReason) {
+        let Some(reason) = self.park(id, reason, Deferred::Detach) else {
+            return;
+        };
         let Some(client) = self.clients.get_mut(&id) else {
             return;
         };
-        if client.busy {
-            client.deferred.push_back(Deferred::Detach(reason));
-            return;
-        }
         if client.session.is_none() || client.held_until.is_some() {
             self.disconnect(now, id, reason);
             return;
@@ -663,10 +675,10 @@ impl Hub {
     /// A client waiting for the store leaves once what it asked before is
     /// done.
     pub fn disconnect(&mut self, now: Now, id: ClientId, reason: LeaveReason) {
-        if let Some(c) = self.clients.get_mut(&id).filter(|c| c.busy) {
-            c.deferred.push_back(Deferred::Disconnect(reason));
+        let Some(reason) = self.park(id, reason, Deferred::Disconnect) else {
             return;
-        }
+        };
+        self.parked.remove(&id);
         let Some(client) = self.clients.remove(&id) else {
             return;
         };
@@ -686,9 +698,9 @@ impl Hub {
     /// order with the answers to the client's requests, so after those of
     /// requests still waiting for the store.
     pub fn tell(&mut self, id: ClientId, reply: Reply, r#ref: Option<String>) {
-        match self.clients.get_mut(&id) {
-            Some(c) if c.busy => c.deferred.push_back(Deferred::Reply(reply, r#ref)),
-            _ => self.reply(id, reply, r#ref),
+        if let Some((reply, r#ref)) = self.park(id, (reply, r#ref), |(r, f)| Deferred::Reply(r, f))
+        {
+            self.reply(id, reply, r#ref);
         }
     }
 
@@ -701,14 +713,30 @@ impl Hub {
         self.tell(id, reply, r#ref);
     }
 
+    /// Queues `what` (made into a [`Deferred`] by `later`) if `id` waits
+    /// for the store; otherwise hands it back, to be done now.
+    fn park<T>(&mut self, id: ClientId, what: T, later: impl FnOnce(T) -> Deferred) -> Option<T> {
+        match self.parked.get_mut(&id) {
+            Some(p) if p.busy => {
+                p.queue.push_back(later(what));
+                None
+            }
+            _ => Some(what),
+        }
+    }
+
     /// Carries out what `id` asked while it waited for the store, until it
     /// waits again or nothing is left.
     fn run_deferred(&mut self, now: Now, id: ClientId) {
         loop {
-            let Some(c) = self.clients.get_mut(&id).filter(|c| !c.busy) else {
+            let Some(p) = self.parked.get_mut(&id) else {
                 return;
             };
-            let Some(next) = c.deferred.pop_front() else {
+            if p.busy {
+                return;
+            }
+            let Some(next) = p.queue.pop_front() else {
+                self.parked.remove(&id);
                 return;
             };
             match next {
@@ -748,13 +776,13 @@ impl Hub {
     /// One request from a connected client. A client waiting for the
     /// store has it carried out once the answer is in.
     pub fn handle(&mut self, now: Now, id: ClientId, cmd: Command, r#ref: Option<String>) {
-        let Some(c) = self.clients.get_mut(&id) else {
-            return;
-        };
-        if c.busy {
-            c.deferred.push_back(Deferred::Command(cmd, r#ref));
+        if !self.clients.contains_key(&id) {
             return;
         }
+        let Some((cmd, r#ref)) = self.park(id, (cmd, r#ref), |(c, r)| Deferred::Command(c, r))
+        else {
+            return;
+        };
         let counted = matches!(
             cmd,
             Command::Say { .. } | Command::Dm { .. } | Command::Image { .. }
@@ -1154,9 +1182,10 @@ impl Hub {
         self.close_batch();
         let id = self.next_load;
         self.next_load += 1;
-        if let Some(c) = self.clients.get_mut(&w.client) {
-            debug_assert!(!c.busy, "one read at a time per client");
-            c.busy = true;
+        if self.clients.contains_key(&w.client) {
+            let p = self.parked.entry(w.client).or_default();
+            debug_assert!(!p.busy, "one read at a time per client");
+            p.busy = true;
         }
         self.ops.push(StoreOp::Load(Load {
             id,

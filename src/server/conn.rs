@@ -162,13 +162,17 @@ pub(super) enum Close {
     Doomed,
     /// Our side is shut down; wait briefly for the peer's EOF so that the
     /// kernel does not answer its late bytes with a reset that could destroy
-    /// our last reply in flight. Until then (`LINGER` after the last byte
-    /// went out).
-    Lingering(Instant),
+    /// our last reply in flight. Until `close_by` (`LINGER` after the last
+    /// byte went out).
+    Lingering,
 }
 
 pub(super) struct Conn {
     pub id: ConnId,
+    /// The one way bytes go in and out: `on_readable` reads it (and `reap`
+    /// drains it), `Outbox::flush` writes it, `last_byte_out` shuts its
+    /// write side. A TLS layer takes this field's place (a type with the
+    /// same `Read`/`Write`) and no protocol code changes.
     pub stream: TcpStream,
     pub peer: SocketAddr,
     pub phase: Phase,
@@ -184,9 +188,11 @@ pub(super) struct Conn {
     pub held: bool,
     /// Since when (for flood control, which does not count that time).
     pub held_since: Option<Instant>,
-    /// A slow consumer being dropped is given until then at most to take
-    /// its goodbye, as long as its socket keeps taking bytes.
-    pub drop_by: Option<Instant>,
+    /// A closing connection's deadline: a slow consumer being dropped is
+    /// given until then at most to take its goodbye (as long as its socket
+    /// keeps taking bytes); a lingering one waits until then for the
+    /// peer's end of stream.
+    pub close_by: Option<Instant>,
     /// Already on the list of connections to flush (kept by `Conns`).
     pub dirty: bool,
     pub close: Option<Close>,
@@ -212,7 +218,7 @@ impl Conn {
             pressure: Backlog::new(now),
             held: false,
             held_since: None,
-            drop_by: None,
+            close_by: None,
             dirty: false,
             close: None,
             in_hub: false,

@@ -120,14 +120,18 @@ pub(super) enum LingerStep {
 
 /// The `Linger` rule, by how the connection is closing. It is armed for
 /// `LINGER` when a connection starts lingering (`last_byte_out`, which
-/// keeps the deadline in `Close::Lingering`) and when a slow consumer is
+/// keeps the deadline in `Conn::close_by`) and when a slow consumer is
 /// dropped (`drop_slow_consumer`, then `drop_step`). A timer armed while
 /// the connection was still being dropped may fire after it started
 /// lingering: it is stale, and the linger runs its full time.
-pub(super) fn linger_step(close: Option<&Close>, now: Instant) -> LingerStep {
+pub(super) fn linger_step(
+    close: Option<&Close>,
+    close_by: Option<Instant>,
+    now: Instant,
+) -> LingerStep {
     match close {
         Some(Close::Dropping) => LingerStep::PokeDropping,
-        Some(Close::Lingering(until)) if now >= *until => LingerStep::Close,
+        Some(Close::Lingering) if close_by.is_none_or(|until| now >= until) => LingerStep::Close,
         _ => LingerStep::Stale,
     }
 }
@@ -147,19 +151,19 @@ pub(super) enum DropStep {
 /// The dropping rule: a dropped slow consumer gets `LINGER` more each time
 /// its socket is found to have taken bytes within the last `LINGER`
 /// (`progress_at`: the last time it did, `now` if this poke wrote some),
-/// never past `drop_by` (`DROP_MAX` after the drop; without one it is
+/// never past `close_by` (`DROP_MAX` after the drop; without one it is
 /// closed at once); once everything is out it lingers. So a reader that is
 /// slow but reading gets the rest of its last line and its goodbye whole.
 pub(super) fn drop_step(
     all_out: bool,
     progress_at: Instant,
-    drop_by: Option<Instant>,
+    close_by: Option<Instant>,
     now: Instant,
 ) -> DropStep {
     if all_out {
         return DropStep::AllOut;
     }
-    let by = drop_by.unwrap_or(now);
+    let by = close_by.unwrap_or(now);
     if progress_at + LINGER > now && by > now {
         DropStep::WaitUntil((now + LINGER).min(by))
     } else {
@@ -316,26 +320,36 @@ mod tests {
         let t0 = Instant::now();
         let tick = Duration::from_nanos(1);
         assert_eq!(
-            linger_step(Some(&Close::Dropping), t0),
+            linger_step(Some(&Close::Dropping), None, t0),
             LingerStep::PokeDropping
         );
-        let until = t0 + LINGER;
-        let lingering = Close::Lingering(until);
-        assert_eq!(linger_step(Some(&lingering), until), LingerStep::Close);
+        let until = Some(t0 + LINGER);
+        let lingering = Some(&Close::Lingering);
         assert_eq!(
-            linger_step(Some(&lingering), until + tick),
+            linger_step(lingering, until, t0 + LINGER),
+            LingerStep::Close
+        );
+        assert_eq!(
+            linger_step(lingering, until, t0 + LINGER + tick),
             LingerStep::Close
         );
         // A timer armed while it was being dropped, firing a tick after it
         // started to linger: the linger runs its full time.
-        assert_eq!(linger_step(Some(&lingering), t0 + tick), LingerStep::Stale);
+        assert_eq!(linger_step(lingering, until, t0 + tick), LingerStep::Stale);
         assert_eq!(
-            linger_step(Some(&lingering), until - tick),
+            linger_step(lingering, until, t0 + LINGER - tick),
             LingerStep::Stale
         );
-        assert_eq!(linger_step(Some(&Close::Doomed), t0), LingerStep::Stale);
-        assert_eq!(linger_step(Some(&Close::AfterFlush), t0), LingerStep::Stale);
-        assert_eq!(linger_step(None, t0), LingerStep::Stale);
+        assert_eq!(linger_step(lingering, None, t0), LingerStep::Close);
+        assert_eq!(
+            linger_step(Some(&Close::Doomed), None, t0),
+            LingerStep::Stale
+        );
+        assert_eq!(
+            linger_step(Some(&Close::AfterFlush), None, t0),
+            LingerStep::Stale
+        );
+        assert_eq!(linger_step(None, None, t0), LingerStep::Stale);
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl Server {
             };
             if matches!(
                 conn.close,
-                Some(Close::Doomed | Close::Lingering(_) | Close::Dropping)
+                Some(Close::Doomed | Close::Lingering | Close::Dropping)
             ) {
                 continue;
             }
@@ -342,7 +342,7 @@ impl Server {
         conn.close = Some(Close::Dropping);
         let now = self.now;
         conn.pressure.progress_at = now;
-        conn.drop_by = Some(now + DROP_MAX);
+        conn.close_by = Some(now + DROP_MAX);
         let readable = conn.readable;
         // The unsent rest of a line or frame already begun must still go
         // out, or the goodbye would land in the middle of it.
@@ -378,7 +378,7 @@ impl Server {
                     conn.pressure.progress_at = now;
                 }
                 let all_out = how == Flushed::All;
-                match drop_step(all_out, conn.pressure.progress_at, conn.drop_by, now) {
+                match drop_step(all_out, conn.pressure.progress_at, conn.close_by, now) {
                     DropStep::AllOut => self.last_byte_out(id),
                     DropStep::WaitUntil(at) => {
                         conn.writable = how != Flushed::WouldBlock;

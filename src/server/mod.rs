@@ -404,7 +404,7 @@ impl Server {
                 return; // ignore input until our reply is out
             }
             // Input of a connection on its way out is read and thrown away.
-            let lingering = matches!(conn.close, Some(Close::Lingering(_) | Close::Dropping));
+            let lingering = matches!(conn.close, Some(Close::Lingering | Close::Dropping));
             let chat = !lingering && matches!(conn.phase, Phase::Line { .. } | Phase::Ws(_));
             let mut want = self.scratch.len();
             if chat {
@@ -682,11 +682,13 @@ impl Server {
                 TimerKind::LineIdle => self.line_timer(id, now),
                 TimerKind::Http => self.http_timer(id, now),
                 TimerKind::WsPing => self.ws_timer(id, now),
-                TimerKind::Linger => match deadlines::linger_step(conn.close.as_ref(), now) {
-                    deadlines::LingerStep::PokeDropping => self.poke_dropping(id, now),
-                    deadlines::LingerStep::Close => self.doom(id, LeaveReason::Disconnect),
-                    deadlines::LingerStep::Stale => {}
-                },
+                TimerKind::Linger => {
+                    match deadlines::linger_step(conn.close.as_ref(), conn.close_by, now) {
+                        deadlines::LingerStep::PokeDropping => self.poke_dropping(id, now),
+                        deadlines::LingerStep::Close => self.doom(id, LeaveReason::Disconnect),
+                        deadlines::LingerStep::Stale => {}
+                    }
+                }
             }
         }
     }
@@ -748,7 +750,8 @@ impl Server {
         };
         let _ = conn.stream.shutdown(Shutdown::Write);
         let until = self.now + LINGER;
-        conn.close = Some(Close::Lingering(until));
+        conn.close = Some(Close::Lingering);
+        conn.close_by = Some(until);
         if conn.readable {
             // Bytes may already wait, with no new edge to come.
             self.backlog.push(id);
