@@ -426,6 +426,7 @@ impl Hub {
                     p.busy = false;
                 }
                 if !self.clients.contains_key(&id) {
+                    self.parked.remove(&id);
                     return; // gone meanwhile
                 }
                 self.loaded(now, w, result);
