@@ -4,8 +4,9 @@
 //! it. PROTOCOL.md "Durability" promises that after a crash (even `kill -9`)
 //! every message any client received is still in the history, `seq` carries on
 //! without a gap, and an image's bytes are committed with its message. The hub
-//! hands [`Store::append`] one batch per loop iteration and delivers the batch
-//! only once `append` returns `Ok`; one batch is one transaction.
+//! asks for one batch per loop iteration (`hub::port::StoreOp::Append`, carried
+//! out by `store::execute` as [`Store::append`]) and releases the batch's
+//! deliveries only once the answer says `Ok`; one batch is one transaction.
 //!
 //! Durability choice: WAL journal with `synchronous=NORMAL`. A commit then
 //! ends with the transaction written into the `-wal` file by `write(2)`, with
@@ -261,7 +262,7 @@ impl Store for SqliteStore {
 
     fn append(&mut self, batch: &[Rc<Message>]) -> Result<(), StoreError> {
         if batch.is_empty() && self.pending.is_empty() {
-            // The hub calls this every loop iteration; an empty one costs nothing.
+            // An empty batch costs nothing.
             return Ok(());
         }
         // IMMEDIATE takes the write lock up front, so a busy database fails
