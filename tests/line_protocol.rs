@@ -931,6 +931,31 @@ fn stats_line() {
     nothing_pending(&mut a);
 }
 
+/// A netcat user whose first bytes are several lines (`printf ... | nc`):
+/// they are handled in order, each as if alone, so `/stats` at the end
+/// counts the messages before it and the message after `/join` goes to
+/// the room joined.
+#[test]
+fn lines_sent_with_the_first_bytes_are_handled_in_order() {
+    let s = Server::start(&[]);
+    let mut c = LineClient::raw(s.addr);
+    c.send_bytes(b"/nick early\nhello lobby\n/join dev\nhello dev\n/who\n/stats\n");
+    let lines: Vec<String> = (0..6).map(|_| c.line()).collect();
+    assert!(lines[0].starts_with("*** welcome to natter"), "{lines:?}");
+    assert!(lines[1].starts_with("*** you joined #lobby"), "{lines:?}");
+    assert_eq!(lines[2], "*** you are now known as early");
+    assert_eq!(lines[3], "*** you joined #dev (1 here: early)");
+    assert_eq!(lines[4], "*** #dev (1): early");
+    assert!(lines[5].contains(", 2 messages,"), "{lines:?}");
+    let mut b = named(&s, "bob");
+    b.send("/join dev");
+    let got: Vec<String> = (0..4).map(|_| b.line()).collect();
+    assert!(
+        got.iter().any(|l| l.ends_with("#dev <early> hello dev")),
+        "{got:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // Input forms
 // ---------------------------------------------------------------------------

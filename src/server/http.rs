@@ -364,6 +364,7 @@ impl Server {
                 self.hub
                     .handle(wall, client, Command::Join { room, since }, None);
             }
+            self.persist(); // the reads these need, before its first frames
         }
         if !leftover.is_empty() {
             self.on_ws(id, &leftover);

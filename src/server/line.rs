@@ -10,6 +10,7 @@ use log::debug;
 
 use super::conn::{Conn, ConnId, Phase};
 use super::deadlines::{line_idle_step, LineIdleStep};
+use super::persist;
 use super::timers::TimerKind;
 use super::Server;
 use crate::hub::error::{ErrorCode, HubError};
@@ -24,6 +25,8 @@ impl Server {
         let Server {
             conns,
             hub,
+            store,
+            store_ops,
             counters,
             config,
             wall,
@@ -61,7 +64,10 @@ impl Server {
                 None,
             ),
             Frame::Line(bytes) => match line::parse(bytes) {
-                Ok(Input::Command(cmd)) => hub.handle(now, client, cmd, None),
+                Ok(Input::Command(cmd)) => {
+                    hub.handle(now, client, cmd, None);
+                    persist::run(hub, &mut **store, store_ops, counters, now);
+                }
                 Ok(Input::Stats) => {
                     let stats = counters.snapshot(hub.messages_total(), bytes_queued);
                     hub.tell(client, Reply::Report(line::render_stats(&stats)), None);

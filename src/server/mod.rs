@@ -567,6 +567,7 @@ impl Server {
                 self.move_kind(from, Kind::Line);
                 self.hub
                     .connect(self.wall, id.client(), ClientKind::Line, None, None);
+                self.persist(); // the join of the default room, before its lines
                 if let Some(idle) = self.config.line_idle() {
                     self.timers.arm(now + idle, id, TimerKind::LineIdle);
                 }

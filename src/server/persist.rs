@@ -16,30 +16,24 @@ use std::time::Instant;
 
 use log::error;
 
+use super::metrics::Counters;
 use super::Server;
 use crate::hub::port::{StoreAnswer, StoreOp};
-use crate::store;
+use crate::hub::{Hub, Now};
+use crate::store::{self, Store};
 
 impl Server {
-    /// Carries out every store operation the hub has asked for so far. The
-    /// loop calls this after each connection's input and before it drains
-    /// the hub's effects; `close_batch` first makes the turn's messages one
-    /// of them.
+    /// Carries out every store operation the hub has asked for so far.
     pub(super) fn persist(&mut self) {
-        let mut ops = std::mem::take(&mut self.store_ops);
-        while self.hub.has_store_ops() {
-            self.hub.take_store_ops(&mut ops);
-            for op in ops.drain(..) {
-                let append = matches!(op, StoreOp::Append(_));
-                let started = Instant::now();
-                let answer = store::execute(&mut *self.store, op);
-                if append {
-                    self.count_commit(started, &answer);
-                }
-                self.hub.answer(self.wall, answer);
-            }
-        }
-        self.store_ops = ops;
+        let Server {
+            hub,
+            store,
+            store_ops,
+            counters,
+            wall,
+            ..
+        } = self;
+        run(hub, &mut **store, store_ops, counters, *wall);
     }
 
     /// Ends the turn's batch and stores it (with anything else asked for).
@@ -47,23 +41,47 @@ impl Server {
         self.hub.close_batch();
         self.persist();
     }
+}
 
-    fn count_commit(&mut self, started: Instant, answer: &StoreAnswer) {
-        match answer {
-            StoreAnswer::Committed { result: Ok(()), .. } => {
-                let us = started.elapsed().as_micros() as u64;
-                let c = &mut self.counters;
-                c.commits += 1;
-                c.commit_us_total += us;
-                c.commit_us_max = c.commit_us_max.max(us);
+/// Carries out every store operation the hub has asked for so far, in
+/// order, and hands each answer back. The shell calls this right after it
+/// hands the hub a request (so with SQLite a client never waits for its
+/// read past that request, as if the hub had called the store itself) and
+/// before it drains the hub's effects; `close_batch` first makes the
+/// turn's messages one of the operations. `ops` is reused between calls.
+pub(super) fn run(
+    hub: &mut Hub,
+    store: &mut dyn Store,
+    ops: &mut Vec<StoreOp>,
+    counters: &mut Counters,
+    now: Now,
+) {
+    while hub.has_store_ops() {
+        hub.take_store_ops(ops);
+        for op in ops.drain(..) {
+            let append = matches!(op, StoreOp::Append(_));
+            let started = Instant::now();
+            let answer = store::execute(store, op);
+            if append {
+                count_commit(counters, started, &answer);
             }
-            StoreAnswer::Committed {
-                result: Err(e),
-                batch,
-            } => {
-                error!("commit of batch {batch} failed: {e}");
-            }
-            StoreAnswer::Loaded { .. } => {}
+            hub.answer(now, answer);
         }
+    }
+}
+
+fn count_commit(c: &mut Counters, started: Instant, answer: &StoreAnswer) {
+    match answer {
+        StoreAnswer::Committed { result: Ok(()), .. } => {
+            let us = started.elapsed().as_micros() as u64;
+            c.commits += 1;
+            c.commit_us_total += us;
+            c.commit_us_max = c.commit_us_max.max(us);
+        }
+        StoreAnswer::Committed {
+            result: Err(e),
+            batch,
+        } => error!("commit of batch {batch} failed: {e}"),
+        StoreAnswer::Loaded { .. } => {}
     }
 }

@@ -12,6 +12,7 @@ use log::debug;
 
 use super::conn::{ConnId, Phase};
 use super::os::random_hex;
+use super::persist;
 use super::timers::TimerKind;
 use super::Server;
 use crate::hub::command::Command;
@@ -28,6 +29,9 @@ impl Server {
         let Server {
             conns,
             hub,
+            store,
+            store_ops,
+            counters,
             urandom,
             ..
         } = self;
@@ -59,7 +63,8 @@ impl Server {
                     if let Command::Image { id, .. } = &mut req.command {
                         *id = random_hex(urandom, 16);
                     }
-                    hub.handle(now, client, req.command, req.r#ref)
+                    hub.handle(now, client, req.command, req.r#ref);
+                    persist::run(hub, &mut **store, store_ops, counters, now);
                 }
                 Err(refusal) => {
                     debug!("{id}: {} in a WebSocket message", refusal.error.code);
