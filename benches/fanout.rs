@@ -162,7 +162,7 @@ fn loop_stats(addr: SocketAddr) -> String {
     format!(
         "  server loop: {} iterations, {:.1} events per wake-up, {} messages, {} deliveries \
          (presence included), {:.1} MB out; {} commits, {:.0} us mean, {:.1} ms max; \
-         {} checkpoints, {:.1} ms max; \
+         {} checkpoints, {:.1} ms max (on the loop: {}, {:.1} ms max); WAL {} pages; \
          {} flushes, {:.2} us each, longest pass {:.1} ms; \
          input paused {} times, {:.0} ms in all; dropped {}",
         n("/loop_iterations"),
@@ -175,6 +175,9 @@ fn loop_stats(addr: SocketAddr) -> String {
         n("/store/commit_us_max") / 1000.0,
         n("/store/checkpoints"),
         n("/store/checkpoint_us_max") / 1000.0,
+        n("/store/loop_checkpoints"),
+        n("/store/loop_checkpoint_us_max") / 1000.0,
+        n("/store/wal_pages"),
         flushes,
         mean("/flushes/us_total", flushes),
         n("/flushes/pass_us_max") / 1000.0,

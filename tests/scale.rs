@@ -2,7 +2,8 @@
 //!
 //! - 500 line clients in one room, one message fanned out to the other 499;
 //! - several hundred clients come and go (quit, close, reset) and the server
-//!   still runs on one thread and still answers;
+//!   still runs on its two threads (the loop and the slow-jobs helper)
+//!   and still answers;
 //! - many clients reset mid-conversation: the rest see them leave;
 //! - a client that sends garbage never stalls the others.
 //!
@@ -189,7 +190,12 @@ fn five_hundred_clients_in_one_room() {
     // The default 300 ms sniff: all 500 timers run at once.
     let mut s = Server::start(&[]);
     let mut clients = crowd(s.addr, N);
-    assert_eq!(s.threads(), 1, "the server runs on one thread");
+    assert_eq!(
+        s.threads(),
+        THREADS,
+        "the loop and the helper, nothing per client"
+    );
+    assert_eq!(s.thread_names(), ["natter", "natter-helper"]);
 
     let sender = 123;
     let text = format!("hello to all {} of you", N - 1);
@@ -204,7 +210,7 @@ fn five_hundred_clients_in_one_room() {
     clients[sender].expect_silence(Duration::from_millis(300));
     clients[0].expect_silence(Duration::from_millis(100));
     assert!(s.is_alive());
-    assert_eq!(s.threads(), 1);
+    assert_eq!(s.threads(), THREADS);
 }
 
 #[test]
@@ -213,11 +219,11 @@ fn one_thread_after_hundreds_came_and_went() {
     const PER_WAVE: usize = 64;
     let mut s = Server::start(&["--sniff-ms", "50"]);
     let mut watcher = s.line_client();
-    assert_eq!(s.threads(), 1);
+    assert_eq!(s.threads(), THREADS);
 
     for wave in 0..WAVES {
         let mut clients = crowd(s.addr, PER_WAVE);
-        assert_eq!(s.threads(), 1, "wave {wave}: more than one thread");
+        assert_eq!(s.threads(), THREADS, "wave {wave}: more than one thread");
         // Everyone talks; the watcher hears it all before anyone goes, since
         // a TCP reset may legitimately discard what the server has not read.
         let mut want = HashSet::new();
@@ -266,7 +272,7 @@ fn one_thread_after_hundreds_came_and_went() {
         assert!(s.is_alive(), "wave {wave}: the server died");
     }
 
-    assert_eq!(s.threads(), 1, "Threads: after the churn");
+    assert_eq!(s.threads(), THREADS, "Threads: after the churn");
     watcher.send("/who");
     assert_eq!(
         next(&mut watcher),
@@ -296,7 +302,7 @@ fn one_thread_after_hundreds_came_and_went() {
         next_event(&mut late),
         format!("#lobby <{}> yes", watcher.nick)
     );
-    assert_eq!(s.threads(), 1);
+    assert_eq!(s.threads(), THREADS);
 }
 
 #[test]
@@ -373,7 +379,7 @@ fn mass_reset_mid_conversation() {
         expect_events(c, w);
     }
     assert!(s.is_alive(), "the server died");
-    assert_eq!(s.threads(), 1);
+    assert_eq!(s.threads(), THREADS);
 
     // Nothing else was pending: the next line every survivor sees is this.
     survivors[7].send("/who");
@@ -564,6 +570,6 @@ fn garbage_never_stalls_the_others() {
     }
     drop(rude);
     assert!(s.is_alive(), "the server died");
-    assert_eq!(s.threads(), 1);
+    assert_eq!(s.threads(), THREADS);
     drop(g);
 }

@@ -30,10 +30,15 @@ pub(super) struct Counters {
     pub(super) commits: u64,
     pub(super) commit_us_total: u64,
     pub(super) commit_us_max: u64,
-    /// WAL checkpoints and their time in microseconds.
+    /// WAL checkpoints on the helper thread and their time in microseconds.
     pub(super) checkpoints: u64,
     pub(super) checkpoint_us_total: u64,
     pub(super) checkpoint_us_max: u64,
+    /// Checkpoints the loop ran itself because the WAL fell far behind
+    /// (see `WAL_FAR`), and their time in microseconds.
+    pub(super) loop_checkpoints: u64,
+    pub(super) loop_checkpoint_us_total: u64,
+    pub(super) loop_checkpoint_us_max: u64,
     /// Per-connection flushes (one `send` or `writev` each, unless a queue
     /// is longer than one call takes), the time they took in microseconds,
     /// and the longest pass over the dirty connections.
@@ -111,7 +116,12 @@ impl Server {
         ] {
             let _ = writeln!(m, "natter_connections{{kind=\"{kind}\"}} {n}");
         }
-        let gauges: [(&str, &str, u64); 5] = [
+        let gauges: [(&str, &str, u64); 6] = [
+            (
+                "natter_store_wal_pages",
+                "Pages in SQLite's write-ahead log after the latest commit.",
+                u64::from(self.store.wal_pages()),
+            ),
             (
                 "natter_rooms",
                 "Rooms with members.",
@@ -146,7 +156,7 @@ impl Server {
             + self.paused_since.map_or(0, |t| {
                 self.now.saturating_duration_since(t).as_micros() as u64
             });
-        let counters: [(&str, &str, u64); 12] = [
+        let counters: [(&str, &str, u64); 14] = [
             (
                 "natter_messages_total",
                 "Room messages accepted.",
@@ -190,8 +200,18 @@ impl Server {
             ),
             (
                 "natter_store_checkpoints_total",
-                "SQLite WAL checkpoints, run when the loop was quiet.",
+                "SQLite WAL checkpoints, run on the helper thread.",
                 c.checkpoints,
+            ),
+            (
+                "natter_store_checkpoint_microseconds_total",
+                "Time the helper thread spent in checkpoints, in microseconds.",
+                c.checkpoint_us_total,
+            ),
+            (
+                "natter_store_loop_checkpoints_total",
+                "SQLite WAL checkpoints the loop ran itself: the WAL had fallen far behind.",
+                c.loop_checkpoints,
             ),
             (
                 "natter_input_pauses_total",
@@ -245,7 +265,11 @@ impl Server {
             "store": {"commits": c.commits, "commit_us_total": c.commit_us_total,
                       "commit_us_max": c.commit_us_max, "checkpoints": c.checkpoints,
                       "checkpoint_us_total": c.checkpoint_us_total,
-                      "checkpoint_us_max": c.checkpoint_us_max},
+                      "checkpoint_us_max": c.checkpoint_us_max,
+                      "loop_checkpoints": c.loop_checkpoints,
+                      "loop_checkpoint_us_total": c.loop_checkpoint_us_total,
+                      "loop_checkpoint_us_max": c.loop_checkpoint_us_max,
+                      "wal_pages": self.store.wal_pages()},
             "flushes": {"count": c.flushes, "us_total": c.flush_us_total,
                         "pass_us_max": c.flush_pass_us_max},
             "output": {"bytes_queued": self.conns.bytes_queued(),

@@ -40,6 +40,7 @@ mod conn;
 mod conns;
 mod deadlines;
 mod fanout;
+mod helper;
 mod http;
 mod line;
 mod metrics;
@@ -59,9 +60,9 @@ use std::net::{Shutdown, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use log::{debug, info, trace, warn};
+use log::{debug, info, trace};
 use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::config::Config;
@@ -73,10 +74,11 @@ use crate::hub::port::StoreOp;
 use crate::hub::{Hub, HubConfig};
 use crate::proto::line::LineDecoder;
 use crate::proto::sniff::{self, Sniff};
-use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite::{Checkpointer, SqliteStore};
 use crate::store::Store;
 use conn::{describe, Close, ConnId, HttpState, Kind, Phase};
 use conns::Conns;
+use helper::Helper;
 use metrics::Counters;
 use os::{random_hex, seed, wall_clock};
 use per_ip::PerIp;
@@ -87,6 +89,9 @@ use timers::{Due, LoopTimer, TimerKind, Timers};
 const LISTENER_BASE: usize = usize::MAX - 1024;
 /// SIGINT and SIGTERM arrive as readiness on this token.
 const SIGNALS: usize = usize::MAX;
+/// The helper thread's finished jobs arrive as readiness on this token
+/// (its `mio::Waker`), just below the listeners'.
+const HELPER: usize = LISTENER_BASE - 1;
 /// Bytes read from one connection per wake-up before others get their turn.
 const READ_BUDGET: usize = 256 * 1024;
 /// The shared read buffer: every read lands here first.
@@ -94,17 +99,6 @@ const SCRATCH: usize = 64 * 1024;
 /// How long a closing connection waits for the peer's EOF, and a dropped
 /// slow consumer for its socket to take more of its goodbye.
 const LINGER: Duration = Duration::from_secs(2);
-/// SQLite checkpoints (see `store::sqlite`). A checkpoint stalls the loop
-/// for two `fsync`s and more the bigger it is, so: a small one as soon as
-/// the loop has been quiet for `CHECKPOINT_QUIET` with `CHECKPOINT_EARLY`
-/// pages in the WAL; and if the loop is never quiet, one at the end of the
-/// turn (its messages already sent) that takes the WAL past
-/// `CHECKPOINT_PAGES`, SQLite's own threshold. Waiting longer for a quiet
-/// moment was measured worse: with 5000 messages a second, checkpoints of
-/// 2000 or 4000 pages stalled the loop 14-25 ms and doubled the p99.
-const CHECKPOINT_EARLY: u32 = 250;
-const CHECKPOINT_QUIET: Duration = Duration::from_millis(2);
-const CHECKPOINT_PAGES: u32 = 1000;
 
 /// The server: its listeners, its connections, the hub, the store and the
 /// loop that drives them. `bind`, then `run`.
@@ -166,12 +160,11 @@ pub struct Server {
     shutdown_by: Option<Instant>,
     /// Accepting is paused until then (out of file descriptors).
     accept_paused: Option<Instant>,
-    /// When `poll` last reported an event (for checkpoints in quiet times).
-    last_event: Instant,
-    /// The WAL's pages right after the last checkpoint: 0, unless a reader
-    /// (a `sqlite3` shell, say) kept it from copying everything; the next
-    /// checkpoint counts only the pages written since.
-    wal_left: u32,
+    /// The slow-jobs thread (SQLite checkpoints), see `helper`.
+    helper: Helper,
+    /// WAL pages the latest checkpoint copied into the database: the next
+    /// one is due when the WAL has grown well past them (see `persist`).
+    wal_copied: u32,
     /// This turn's time, read once when `poll` returns (see `run`).
     now: Instant,
     /// The same moment on the wall clock, for the hub (message times,
@@ -199,7 +192,11 @@ impl Server {
         let store = SqliteStore::open(&config.db, || random_hex(&mut urandom, 8))
             .map_err(|e| io::Error::other(format!("--db {}: {}", config.db, e.0)))?;
         info!("history in {} (store {})", config.db, store.store_id());
+        let checkpointer = Checkpointer::open(&config.db)
+            .map_err(|e| io::Error::other(format!("--db {}: {}", config.db, e.0)))?;
         let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), Token(HELPER))?;
+        let helper = Helper::start(checkpointer, waker)?;
         let signals = shutdown::listen_for_signals(&poll)?;
         let mut listeners = Vec::new();
         for (i, addr) in config.listen.iter().enumerate() {
@@ -268,8 +265,8 @@ impl Server {
             signals,
             shutdown_by: None,
             accept_paused: None,
-            last_event: Instant::now(),
-            wal_left: 0,
+            helper,
+            wal_copied: 0,
             now: Instant::now(),
             wall: wall_clock(),
         })
@@ -288,7 +285,6 @@ impl Server {
             if self.shutdown_over(now) {
                 return Ok(());
             }
-            let checkpoint_due = self.wal_growth() >= CHECKPOINT_EARLY;
             let timeout = if self.backlog.is_empty()
                 && self.starved.is_empty()
                 && self.more_output.is_empty()
@@ -296,12 +292,6 @@ impl Server {
                 let mut t = self.timers.timeout(now);
                 if let Some(by) = self.shutdown_by {
                     t = Some(t.map_or(by - now, |t| t.min(by - now)));
-                }
-                if checkpoint_due {
-                    // Wake up when the loop has been quiet long enough.
-                    let quiet_at =
-                        (self.last_event + CHECKPOINT_QUIET).saturating_duration_since(now);
-                    t = Some(t.map_or(quiet_at, |t| t.min(quiet_at)));
                 }
                 t
             } else {
@@ -317,11 +307,6 @@ impl Server {
             self.now = Instant::now();
             self.wall = wall_clock();
             let n_events = events.iter().count();
-            if n_events > 0 {
-                self.last_event = self.now;
-            } else if checkpoint_due && self.last_event.elapsed() >= CHECKPOINT_QUIET {
-                self.checkpoint();
-            }
             self.counters.loop_iterations += 1;
             self.counters.poll_events += n_events as u64;
             trace!(
@@ -346,6 +331,10 @@ impl Server {
                 let token = event.token().0;
                 if token == SIGNALS {
                     self.on_signal();
+                    continue;
+                }
+                if token == HELPER {
+                    self.on_helper();
                     continue;
                 }
                 if token >= LISTENER_BASE {
@@ -603,7 +592,8 @@ impl Server {
     /// The end of a turn: due timers, then, until nothing more happens,
     /// reap, commit, fan out, flush and review the output pressure (a
     /// dropped slow consumer is queued a goodbye and leaves its rooms);
-    /// then a checkpoint if the WAL has grown too long.
+    /// then the store's upkeep (a checkpoint handed to the helper thread
+    /// if the WAL has grown).
     fn before_sleep(&mut self) {
         self.fire_timers(self.now);
         loop {
@@ -618,10 +608,7 @@ impl Server {
                 break;
             }
         }
-        if self.wal_growth() >= CHECKPOINT_PAGES {
-            // Never quiet: the WAL must not grow without bound.
-            self.checkpoint();
-        }
+        self.store_upkeep();
     }
 
     /// Fires every timer due at `now`. Timers are never cancelled: each
@@ -817,30 +804,6 @@ impl Server {
     fn session_token(&mut self) -> Option<String> {
         let token = random_hex(&mut self.urandom, 16);
         (!token.is_empty()).then_some(token)
-    }
-
-    /// WAL pages written since the last checkpoint.
-    fn wal_growth(&mut self) -> u32 {
-        let pages = self.store.wal_pages();
-        if pages < self.wal_left {
-            self.wal_left = 0; // the WAL started over
-        }
-        pages - self.wal_left
-    }
-
-    /// Copies the SQLite WAL into the database file (two `fsync`s), timed.
-    fn checkpoint(&mut self) {
-        let started = Instant::now();
-        if let Err(e) = self.store.checkpoint() {
-            // Harmless for now: the WAL keeps every commit; retried later.
-            warn!("checkpoint failed: {e}");
-        }
-        self.wal_left = self.store.wal_pages();
-        let us = started.elapsed().as_micros() as u64;
-        debug!("checkpoint in {us} us ({} pages left)", self.wal_left);
-        self.counters.checkpoints += 1;
-        self.counters.checkpoint_us_total += us;
-        self.counters.checkpoint_us_max = self.counters.checkpoint_us_max.max(us);
     }
 }
 

@@ -10,12 +10,21 @@
 //! store that answers later would hand its answers to `Hub::answer` when
 //! they arrive; the hub holds back what depends on them meanwhile.
 //!
-//! Read next: `hub::port` (the vocabulary), `store::execute`.
+//! Also the store's upkeep: SQLite's WAL grows with every commit, and a
+//! checkpoint copies it into the database file with two `fsync`s, which
+//! take milliseconds on a real disk. The loop never runs one in the
+//! ordinary course: it hands the job to the helper thread (`helper`) as
+//! soon as the WAL has grown by `CHECKPOINT_EARLY` pages, and goes on
+//! committing while the helper copies. See `store_upkeep` for the one case
+//! where the loop still runs one itself.
+//!
+//! Read next: `hub::port` (the vocabulary), `store::execute`, `helper`.
 
 use std::time::Instant;
 
-use log::error;
+use log::{debug, error, warn};
 
+use super::helper::{Done, Job};
 use super::metrics::Counters;
 use super::Server;
 use crate::hub::port::{StoreAnswer, StoreOp};
@@ -40,6 +49,97 @@ impl Server {
     pub(super) fn commit(&mut self) {
         self.hub.close_batch();
         self.persist();
+    }
+}
+
+/// A checkpoint is handed to the helper thread once the WAL has grown by
+/// this many pages since the last one copied (SQLite's own default). Off
+/// the loop, a checkpoint's length no longer matters to anyone; fewer,
+/// larger ones sync less often: with 250 pages the helper ran four times as
+/// many for the same load (fanout scenario 3: 268 against 69 in 10 s) with
+/// no gain in latency (docs/BENCHMARKS.md).
+const CHECKPOINT_EARLY: u32 = 1000;
+
+/// Past this many pages the WAL is not being kept short by the helper's
+/// checkpoints, and the loop runs one itself. SQLite starts the WAL over
+/// only when a checkpoint has copied all of it before the next commit
+/// begins; a loop that commits every turn without a pause for as long as
+/// a checkpoint takes never gives it that moment, and the WAL (a file on
+/// disk) would grow for as long as the load lasts. The loop's own
+/// checkpoint copies only what the helper has not (the helper is kept
+/// close behind), then the next commit starts the WAL over. 40,000 pages
+/// of 4 KiB: a WAL of 160 MiB at most, about 6 s of fanout scenario 3
+/// (5,000 messages a second in 500 rooms); with 10,000 the loop ran six of
+/// these in 10 s, with 40,000 one.
+const WAL_FAR: u32 = 40_000;
+
+impl Server {
+    /// The end of a turn's store work: a checkpoint handed to the helper
+    /// thread if the WAL has grown and the helper is idle, or run here if
+    /// the WAL has fallen far behind.
+    pub(super) fn store_upkeep(&mut self) {
+        if !self.helper.idle() {
+            return;
+        }
+        let pages = self.store.wal_pages();
+        if pages < self.wal_copied {
+            self.wal_copied = 0; // the WAL started over
+        }
+        if pages - self.wal_copied < CHECKPOINT_EARLY {
+            return;
+        }
+        if pages >= WAL_FAR {
+            self.loop_checkpoint();
+        } else if !self.helper.submit(Job::Checkpoint) {
+            warn!("the helper thread is gone; checkpoints run on the loop");
+            self.loop_checkpoint();
+        }
+    }
+
+    /// The helper thread finished jobs (a wake-up on `HELPER`).
+    pub(super) fn on_helper(&mut self) {
+        while let Some(done) = self.helper.finished() {
+            match done {
+                Done::Checkpoint { result, us } => {
+                    let c = &mut self.counters;
+                    c.checkpoints += 1;
+                    c.checkpoint_us_total += us;
+                    c.checkpoint_us_max = c.checkpoint_us_max.max(us);
+                    match result {
+                        Ok(Some(done)) => {
+                            debug!(
+                                "checkpoint on the helper in {us} us: {} of {} pages",
+                                done.copied, done.log
+                            );
+                            self.wal_copied = done.copied;
+                        }
+                        Ok(None) => debug!("checkpoint: SQLite stayed busy; asked again later"),
+                        // Harmless for now: the WAL keeps every commit.
+                        Err(e) => warn!("checkpoint failed: {e}"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// A checkpoint on the loop's own connection (two `fsync`s while
+    /// everyone waits), timed and counted apart.
+    fn loop_checkpoint(&mut self) {
+        let started = Instant::now();
+        if let Err(e) = self.store.checkpoint() {
+            warn!("checkpoint failed: {e}");
+        }
+        self.wal_copied = self.store.wal_pages();
+        let us = started.elapsed().as_micros() as u64;
+        warn!(
+            "the WAL fell {WAL_FAR} pages behind; checkpointed on the loop in {us} us \
+             ({} pages left)",
+            self.wal_copied
+        );
+        let c = &mut self.counters;
+        c.loop_checkpoints += 1;
+        c.loop_checkpoint_us_total += us;
+        c.loop_checkpoint_us_max = c.loop_checkpoint_us_max.max(us);
     }
 }
 

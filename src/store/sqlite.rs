@@ -19,12 +19,17 @@
 //! transaction count low either way.
 //!
 //! Checkpoints: SQLite would copy the WAL into the database file inside the
-//! commit that takes the WAL past 1000 pages, with two `fsync`s (2.5-4 ms
+//! commit that takes the WAL past 1000 pages, with two `fsync`s (2.5-13 ms
 //! here), while every recipient of that commit's messages waits. A WAL hook
 //! replaces that automatic checkpoint and only counts the WAL's pages
-//! ([`Store::wal_pages`]); the loop calls [`Store::checkpoint`] when it has
-//! been idle for a moment, or after it has sent a turn's messages if the WAL
-//! has passed 1000 pages all the same.
+//! ([`Store::wal_pages`]). The copying is done by a [`Checkpointer`], a
+//! second connection that the server's helper thread drives
+//! (`server::helper`), so the loop's connection goes on committing while
+//! the files are synced; [`Store::checkpoint`] remains for the loop's rare
+//! own checkpoint (`server::persist`). The guarantee does not move: a commit
+//! is in the WAL file (written, not synced) when `append` returns, which
+//! survives `kill -9`; who later copies the WAL into the database, and on
+//! which thread, changes nothing about what a crash keeps.
 //!
 //! Must never: panic (every SQLite failure is a [`StoreError`]); touch a
 //! database it does not understand (a newer schema, a file that is not SQLite,
@@ -216,6 +221,68 @@ impl SqliteStore {
     /// Images handed to `put_image` and not yet committed.
     pub fn pending_images(&self) -> usize {
         self.pending.len()
+    }
+}
+
+/// A second connection to the same database, for checkpoints only, so
+/// they can run on another thread than the writer's: WAL mode lets a
+/// checkpoint copy the log into the database file while the writer goes on
+/// appending to the log. It never writes a row.
+pub struct Checkpointer {
+    conn: Connection,
+}
+
+/// What one checkpoint did, in WAL frames (pages).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Checkpointed {
+    /// Frames in the WAL when it started.
+    pub log: u32,
+    /// Frames copied into the database so far (all of `log`, unless a
+    /// reader held some back).
+    pub copied: u32,
+}
+
+impl Checkpointer {
+    /// Opens the database at `path` (already opened, and so migrated, by
+    /// [`SqliteStore::open`]). `None` for [`MEMORY`]: an in-memory
+    /// database has no WAL file to copy, and no second connection can see it.
+    pub fn open(path: &str) -> Result<Option<Checkpointer>, StoreError> {
+        if path == MEMORY {
+            return Ok(None);
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
+        // The checkpoint syncs the WAL, then the database file: NORMAL is
+        // what makes it sync at all (per connection, like the writer's).
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| open_error(path, e))?;
+        // It may wait for a lock here without holding anybody up.
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(|e| open_error(path, e))?;
+        Ok(Some(Checkpointer { conn }))
+    }
+
+    /// Copies what it can of the WAL into the database file and syncs it
+    /// (PASSIVE: it never waits for the writer or a reader, and never
+    /// blocks them). Slow: two `fsync`s and more the bigger the WAL.
+    /// `Ok(None)`: it could not start just now (SQLite said busy: the
+    /// writer was starting the WAL over, say); try again a moment later.
+    pub fn checkpoint(&mut self) -> Result<Option<Checkpointed>, StoreError> {
+        let (log, copied) = match self
+            .conn
+            .wal_checkpoint_v2(Some("main"), CheckpointMode::PASSIVE)
+        {
+            Ok(done) => done,
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::DatabaseBusy => {
+                return Ok(None)
+            }
+            Err(e) => return Err(fail("checkpoint")(e)),
+        };
+        let frames = |n: std::ffi::c_int| u32::try_from(n).unwrap_or(0);
+        Ok(Some(Checkpointed {
+            log: frames(log),
+            copied: frames(copied),
+        }))
     }
 }
 

@@ -69,6 +69,18 @@ impl Server {
         self.child.id()
     }
 
+    /// The names of the server's threads, from `/proc/PID/task/*/comm`,
+    /// sorted.
+    pub fn thread_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", self.pid()))
+            .expect("read /proc task")
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .map(|n| n.trim().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Threads of the server process, from `/proc/PID/status`.
     pub fn threads(&self) -> usize {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
@@ -97,6 +109,11 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// The server's threads: the event loop, and the helper thread that runs
+/// slow jobs (SQLite checkpoints) off it (docs/ARCHITECTURE.md, "Slow jobs
+/// off the loop"). No thread per client, ever.
+pub const THREADS: usize = 2;
 
 /// A netcat-like client speaking the line protocol.
 pub struct LineClient {

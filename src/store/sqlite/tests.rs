@@ -138,6 +138,49 @@ fn commits_leave_checkpoints_to_the_caller() {
     );
 }
 
+/// The helper thread's connection: it copies the WAL while the writer
+/// goes on committing on another thread, the writer's next commit after a
+/// complete copy starts the WAL over, and nothing is lost.
+#[test]
+fn a_checkpointer_on_another_thread_copies_the_wal_beside_the_writer() {
+    let db = TempDb::new("checkpointer");
+    let r = room("lobby");
+    let mut s = open(&db, "id");
+    assert!(Checkpointer::open(MEMORY).unwrap().is_none());
+    let mut cp = Checkpointer::open(db.path()).unwrap().expect("a file");
+    let mut seq = 0;
+    while s.wal_pages() <= 1200 {
+        seq += 1;
+        s.append(&[msg(&r, seq)]).unwrap();
+    }
+    let copying = std::thread::spawn(move || {
+        let mut done = None;
+        while done.is_none() {
+            done = cp.checkpoint().unwrap(); // None: busy this instant
+        }
+        (cp, done)
+    });
+    // The writer is not held up meanwhile: it commits on.
+    for _ in 0..200 {
+        seq += 1;
+        s.append(&[msg(&r, seq)]).unwrap();
+    }
+    let (mut cp, done) = copying.join().unwrap();
+    let done = done.expect("checkpointed");
+    assert!(done.log > 1200 && done.copied > 1000, "{done:?}");
+    // Copy the rest with the writer quiet: its next commit starts over.
+    let rest = cp.checkpoint().unwrap().expect("not busy");
+    assert_eq!(rest.copied, rest.log);
+    seq += 1;
+    s.append(&[msg(&r, seq)]).unwrap();
+    assert!(s.wal_pages() < 10, "the WAL starts over: {}", s.wal_pages());
+    std::mem::forget(s); // no close, no checkpoint on close: as kill -9
+    let mut s = open(&db, "other");
+    assert_eq!(s.last_seq(&r).unwrap(), seq);
+    let all = s.history(&r, page(None, None, 200)).unwrap();
+    assert_eq!(all.last().map(|m| m.seq), Some(seq));
+}
+
 #[test]
 fn a_reader_holding_a_snapshot_leaves_the_rest_of_the_wal_for_later() {
     let db = TempDb::new("checkpoint-reader");
