@@ -81,15 +81,18 @@ impl Helper {
         })
     }
 
-    /// Whether no job is running.
+    /// Whether no job is running (or the thread is gone, which `submit`
+    /// then says: a thread that died mid-job must not leave the loop
+    /// waiting for a report that never comes).
     pub(super) fn idle(&self) -> bool {
-        self.running == 0
+        self.running == 0 || self.thread.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
     /// Hands `job` over; false if the thread is gone (it then stays gone:
     /// the loop carries on without it).
     pub(super) fn submit(&mut self, job: Job) -> bool {
-        let sent = self.jobs.as_ref().is_some_and(|j| j.send(job).is_ok());
+        let alive = self.thread.as_ref().is_some_and(|t| !t.is_finished());
+        let sent = alive && self.jobs.as_ref().is_some_and(|j| j.send(job).is_ok());
         if sent {
             self.running += 1;
         }
@@ -153,5 +156,78 @@ fn work(
         // The loop reads the result on its next turn; if waking fails the
         // result still waits there for the next turn that comes anyway.
         let _ = waker.wake();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::event::Message;
+    use crate::hub::names::RoomName;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::Store;
+    use mio::{Events, Poll, Token};
+    use std::rc::Rc;
+
+    /// Waits on `poll` until the helper's waker fires, then takes the
+    /// finished job.
+    fn wait_done(poll: &mut Poll, helper: &mut Helper) -> Done {
+        let mut events = Events::with_capacity(4);
+        for _ in 0..100 {
+            if let Some(done) = helper.finished() {
+                return done;
+            }
+            poll.poll(&mut events, Some(Duration::from_millis(100)))
+                .unwrap();
+        }
+        panic!("the helper never reported");
+    }
+
+    #[test]
+    fn a_checkpoint_is_done_beside_the_loop_and_reported_through_the_waker() {
+        let path = std::env::temp_dir().join(format!("natter-helper-{}.db", std::process::id()));
+        let path = path.to_str().unwrap().to_string();
+        let mut store = SqliteStore::open(&path, || "id".into()).unwrap();
+        let room = RoomName::parse("lobby").unwrap();
+        let mut seq = 0;
+        while store.wal_pages() < 300 {
+            seq += 1;
+            let m = Message {
+                room: room.clone(),
+                seq,
+                ts: seq,
+                from: "a".into(),
+                text: "hello".into(),
+                action: false,
+                image: None,
+            };
+            store.append(&[Rc::new(m)]).unwrap();
+        }
+        let mut poll = Poll::new().unwrap();
+        let waker = Waker::new(poll.registry(), Token(7)).unwrap();
+        let cp = Checkpointer::open(&path).unwrap();
+        let mut helper = Helper::start(cp, waker).unwrap();
+        assert!(helper.idle());
+        assert!(helper.submit(Job::Checkpoint));
+        assert!(!helper.idle(), "one job running");
+        let Done::Checkpoint { result, .. } = wait_done(&mut poll, &mut helper);
+        let done = result.unwrap().expect("not busy: nobody else writes");
+        assert!(done.log >= 300 && done.copied == done.log, "{done:?}");
+        assert!(helper.idle());
+        drop(helper); // joins the thread
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+    }
+
+    #[test]
+    fn without_a_file_a_checkpoint_reports_nothing_done() {
+        let mut poll = Poll::new().unwrap();
+        let waker = Waker::new(poll.registry(), Token(7)).unwrap();
+        let mut helper = Helper::start(None, waker).unwrap();
+        assert!(helper.submit(Job::Checkpoint));
+        let Done::Checkpoint { result, .. } = wait_done(&mut poll, &mut helper);
+        assert!(matches!(result, Ok(None)), "{result:?}");
     }
 }
