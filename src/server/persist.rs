@@ -78,6 +78,9 @@ impl Server {
     /// thread if the WAL has grown and the helper is idle, or run here if
     /// the WAL has fallen far behind.
     pub(super) fn store_upkeep(&mut self) {
+        // Reports are read here too, not only on the waker's event: a
+        // report is never left waiting for a wake-up that did not come.
+        self.on_helper();
         if !self.helper.idle() {
             return;
         }
@@ -96,7 +99,8 @@ impl Server {
         }
     }
 
-    /// The helper thread finished jobs (a wake-up on `HELPER`).
+    /// The helper thread's finished jobs (after a wake-up on `HELPER`, and
+    /// at every turn's upkeep).
     pub(super) fn on_helper(&mut self) {
         while let Some(done) = self.helper.finished() {
             match done {
