@@ -1976,14 +1976,20 @@ impl Client {
         }
     }
 
+    /// The client as a report names it, with its connection's local
+    /// address: the server's debug log (`SOAK_SERVER_LOG`) names
+    /// connections by their peer address, so a failure can be followed
+    /// into it.
     fn who(&self) -> String {
+        let local = self.stream().and_then(|s| s.local_addr().ok());
         format!(
-            "client {} ({} {:?}, gen {}, nick {})",
+            "client {} ({} {:?}, gen {}, nick {}, from {})",
             self.id,
             if self.ws { "ws" } else { "line" },
             self.role,
             self.gen,
-            self.nick
+            self.nick,
+            local.map_or_else(|| "?".to_string(), |a| a.to_string())
         )
     }
 
