@@ -67,6 +67,7 @@ fn main() {
     );
 
     let msg = Rc::new(Message {
+        account: None,
         room: RoomName::parse("lobby").expect("room"),
         seq: 17,
         ts: 1_763_800_000_000,

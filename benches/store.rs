@@ -72,6 +72,7 @@ fn rate_timed(
                     text: "a chat message of a typical length, say sixty characters".into(),
                     action: false,
                     image: None,
+                    account: None,
                 })
             })
             .collect();

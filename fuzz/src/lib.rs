@@ -227,6 +227,13 @@ pub mod line {
             }
             Command::Image { .. } | Command::Typing(_) => panic!("{s:?} gave {cmd:?}"),
             Command::Create | Command::Rooms | Command::Help => {}
+            // WIP(proto): the account and moderation commands' checks.
+            Command::Register { .. }
+            | Command::Login { .. }
+            | Command::LoginToken(_)
+            | Command::Logout
+            | Command::Password { .. }
+            | Command::Mod { .. } => {}
         }
     }
 
@@ -240,6 +247,7 @@ pub mod line {
         let text = sanitize(text);
         let message = |action, image: Option<ImageRef>| {
             Rc::new(Message {
+                account: None,
                 room: room.clone(),
                 seq: ts,
                 ts,
@@ -268,6 +276,7 @@ pub mod line {
             }))
         };
         let dm = Rc::new(Dm {
+            account: None,
             from: nick.clone(),
             to: "bob".to_string(),
             ts,
@@ -295,6 +304,7 @@ pub mod line {
                 session: Some(raw.clone()),
                 store_id: raw.clone(),
                 limits: Limits::default(),
+                account: None,
             }),
             reply(Reply::Nick { nick: nick.clone() }),
             reply(Reply::Current { room: room.clone() }),
@@ -328,6 +338,8 @@ pub mod line {
         for created in [false, true] {
             for messages in [vec![], messages.clone()] {
                 events.push(reply(Reply::Joined {
+                    info: Default::default(),
+                    role: natter::hub::event::Role::Member,
                     room: room.clone(),
                     members: members.clone(),
                     messages,
@@ -922,6 +934,7 @@ pub mod json {
     pub fn check_render(text: &str) {
         let room = RoomName::parse("lobby").unwrap();
         let message = Message {
+            account: None,
             room,
             seq: 1,
             ts: 2,

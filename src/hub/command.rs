@@ -101,4 +101,104 @@ pub enum Command {
     /// `/quit [REASON]`: answered `*** bye`, then the connection closes and
     /// its rooms see it leave (`quit`, with REASON if given; line clients).
     Quit(Option<String>),
+    /// `/register PASSWORD` or JSON `register`: registers the current nick
+    /// as an account and logs in (PROTOCOL-2 section 1).
+    Register {
+        /// 8 to 128 bytes.
+        password: String,
+    },
+    /// `/login NICK PASSWORD` or JSON `login` with `nick` and `password`.
+    Login {
+        /// The account's name, compared case-insensitively.
+        nick: String,
+        /// Its password.
+        password: String,
+    },
+    /// JSON `login` with `token`: a login token given out earlier.
+    LoginToken(String),
+    /// `/logout` or JSON `logout`: back to a fresh guest nick; this
+    /// login's token is revoked.
+    Logout,
+    /// `/password OLD NEW` or JSON `password`: every token of the account
+    /// is revoked, and this connection is given a new one.
+    Password {
+        /// The password now.
+        old: String,
+        /// The password wanted, 8 to 128 bytes.
+        new: String,
+    },
+    /// A moderation action (`/kick`, `/ban`, ..., or JSON `mod`).
+    Mod {
+        /// The room; `None` for the current room (line clients).
+        room: Option<RoomName>,
+        /// What to do.
+        action: ModAction,
+    },
+}
+
+/// What a moderator asks (PROTOCOL-2 section 2). Nicks are as typed, not
+/// yet validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModAction {
+    /// `/kick NICK [REASON]`: NICK's connections leave the room.
+    Kick {
+        /// Who.
+        nick: String,
+        /// Why (the rest of the line).
+        reason: Option<String>,
+    },
+    /// `/ban NICK [REASON]`: kick, and no coming back (an account by its
+    /// name, a guest by its address).
+    Ban {
+        /// Who.
+        nick: String,
+        /// Why.
+        reason: Option<String>,
+    },
+    /// `/unban NICK`.
+    Unban {
+        /// Who, as the ban list spells it.
+        nick: String,
+    },
+    /// `/mute NICK [SECS]`: no saying in the room, for SECS seconds or
+    /// until unmuted.
+    Mute {
+        /// Who.
+        nick: String,
+        /// For how long; `None` until `/unmute`.
+        secs: Option<u64>,
+    },
+    /// `/unmute NICK`.
+    Unmute {
+        /// Who.
+        nick: String,
+    },
+    /// `/op NICK` (owner only; NICK must be an account).
+    Op {
+        /// Who.
+        nick: String,
+    },
+    /// `/deop NICK` (owner only).
+    Deop {
+        /// Who.
+        nick: String,
+    },
+    /// `/topic TEXT`: empty clears it.
+    Topic {
+        /// The topic.
+        text: String,
+    },
+    /// `/invite-only on|off`.
+    InviteOnly {
+        /// On or off.
+        on: bool,
+    },
+    /// `/invite NICK`.
+    Invite {
+        /// Who.
+        nick: String,
+    },
+    /// `/bans` or JSON `"action":"bans"`: the room's ban list, for ops (a
+    /// natter addition: the page's settings panel lists bans to lift).
+    Bans,
 }

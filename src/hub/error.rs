@@ -57,13 +57,29 @@ pub enum ErrorCode {
     /// consumer (`--max-outbound`, `--max-outbound-total`); a WebSocket
     /// client gets close code 1008 instead.
     SlowConsumer,
+    /// `nick_registered`: a nick that is a registered account, asked for by a guest (PROTOCOL-2 section 1).
+    NickRegistered,
+    /// `login_failed`: a wrong nick or password, or an unknown or expired login token; never says which.
+    LoginFailed,
+    /// `login_required`: under `--require-login`, a guest's join, message, image or direct message.
+    LoginRequired,
+    /// `insecure`: a password sent over plain TCP from an address that is not loopback (unless `--allow-plaintext-passwords`).
+    Insecure,
+    /// `not_permitted`: a moderation action by someone not allowed it, `/register` under `--registration closed`, a nick change while logged in.
+    NotPermitted,
+    /// `banned`: a join of a room one is banned from.
+    Banned,
+    /// `muted`: a message, image or reaction in a room one is muted in; says until when.
+    Muted,
+    /// `invite_only`: a join of an invite-only room without an invite.
+    InviteOnly,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (the order of PROTOCOL.md's list).
     /// A test's exhaustive match fails to compile until a new variant is
     /// named there, and then fails until it is here too.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::BadRequest,
         ErrorCode::BadJson,
         ErrorCode::BadUtf8,
@@ -80,6 +96,14 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::ServerFull,
         ErrorCode::SlowConsumer,
+        ErrorCode::NickRegistered,
+        ErrorCode::LoginFailed,
+        ErrorCode::LoginRequired,
+        ErrorCode::Insecure,
+        ErrorCode::NotPermitted,
+        ErrorCode::Banned,
+        ErrorCode::Muted,
+        ErrorCode::InviteOnly,
     ];
 
     /// The wire string: the only place these spellings live.
@@ -101,6 +125,14 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::ServerFull => "server_full",
             ErrorCode::SlowConsumer => "slow_consumer",
+            ErrorCode::NickRegistered => "nick_registered",
+            ErrorCode::LoginFailed => "login_failed",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::Insecure => "insecure",
+            ErrorCode::NotPermitted => "not_permitted",
+            ErrorCode::Banned => "banned",
+            ErrorCode::Muted => "muted",
+            ErrorCode::InviteOnly => "invite_only",
         }
     }
 }
@@ -167,6 +199,14 @@ mod tests {
             RateLimited,
             ServerFull,
             SlowConsumer,
+            NickRegistered,
+            LoginFailed,
+            LoginRequired,
+            Insecure,
+            NotPermitted,
+            Banned,
+            Muted,
+            InviteOnly,
         ];
         assert_eq!(listed, ErrorCode::ALL);
     }

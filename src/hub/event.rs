@@ -43,6 +43,9 @@ pub struct Message {
     pub action: bool,
     /// An image shared with this message (`text` is then its caption).
     pub image: Option<ImageRef>,
+    /// The account the sender was logged in as (JSON `account`); `None`
+    /// for a guest.
+    pub account: Option<String>,
 }
 
 /// An image's identity and kind; its bytes live in the store, served at
@@ -81,6 +84,11 @@ pub enum LeaveReason {
     /// The server is shutting down: `(server shutting down)`; JSON
     /// `shutdown`.
     Shutdown,
+    /// Kicked by an op (PROTOCOL-2 section 2): JSON `kicked`. Line clients
+    /// see no presence line for it: the `mod` event's line said it.
+    Kicked,
+    /// Banned by an op: JSON `banned`; no presence line for line clients.
+    Banned,
 }
 
 /// Something that happened in a room, seen by its members.
@@ -135,6 +143,8 @@ pub struct Dm {
     pub ts: u64,
     /// The text, control characters (but tab) replaced with U+FFFD.
     pub text: String,
+    /// The account the sender was logged in as; `None` for a guest.
+    pub account: Option<String>,
 }
 
 /// The limits a client is told about (`/help`, `welcome`).
@@ -173,6 +183,9 @@ pub enum Reply {
         store_id: String,
         /// The limits in force (JSON `limits`).
         limits: Limits,
+        /// The account the client is logged in as (JSON `account`, null
+        /// for a guest): after `/ws?token=`, or on a resume.
+        account: Option<String>,
     },
     /// Your nick is now this.
     Nick {
@@ -201,6 +214,10 @@ pub enum Reply {
         gap: bool,
         /// The store's id, as in `Welcome`.
         store_id: String,
+        /// The room's owner, ops, topic and invite-only flag.
+        info: RoomInfo,
+        /// The joiner's own role in the room.
+        role: Role,
     },
     /// `/join` of a room you are already in: it is now current.
     Current {
@@ -253,6 +270,32 @@ pub enum Reply {
     /// The answer to `/quit`: `*** bye`, then the connection closes. Line
     /// clients only.
     Bye,
+    /// An account change of this connection (PROTOCOL-2 section 1): JSON
+    /// `{"type":"account","account":...,"token":...}`; the line client's
+    /// confirmation depends on `what`.
+    Account {
+        /// What happened.
+        what: AccountChange,
+        /// The account now logged in, `None` after a logout.
+        account: Option<String>,
+        /// The connection's nick after the change (the fresh guest nick
+        /// after a logout).
+        nick: String,
+        /// A login token for the page (register, login, password change).
+        token: Option<String>,
+    },
+    /// The op's own copy of the moderation event it caused: the same
+    /// JSON `mod` event as the room's, with the request's `ref`.
+    Mod(Rc<ModEvent>),
+    /// The bans of a room, for its ops (`{"type":"mod","action":"bans"}`):
+    /// JSON `{"type":"bans","room":...,"bans":[...]}`; line `*** bans of
+    /// #room: ...`.
+    Bans {
+        /// The room.
+        room: RoomName,
+        /// Its bans, oldest first.
+        bans: Vec<BanInfo>,
+    },
     /// A refused request, or a fault to report: `!!! CODE: message`; JSON
     /// `error`.
     Error {
@@ -277,6 +320,9 @@ pub enum Event {
     Dm(Rc<Dm>),
     /// Someone is typing; never stored, dropped for a recipient that is behind.
     Typing(Rc<Typing>),
+    /// A moderation action in a room, to its members but the op who
+    /// asked (who gets [`Reply::Mod`], with the request's `ref`).
+    Mod(Rc<ModEvent>),
     /// An answer for one client, with the `ref` of the request it answers.
     Reply(Reply, Option<String>),
 }
@@ -340,4 +386,169 @@ pub enum Effect {
     /// The client's session was resumed by another connection: close this
     /// one (WebSocket code 4000). The client lives on under the new id.
     Replaced(ClientId),
+}
+
+/// What changed in an [`Reply::Account`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountChange {
+    /// `*** account alice registered; you are logged in as alice`.
+    Registered,
+    /// `*** you are logged in as alice`.
+    LoggedIn,
+    /// `*** you are logged out; you are now quiet-heron-42`.
+    LoggedOut,
+    /// `*** password changed`.
+    PasswordChanged,
+}
+
+/// One's standing in a room (`joined`'s `role`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The account that made the room: `owner`.
+    Owner,
+    /// Named an op by the owner, or an `--admin`: `op`.
+    Op,
+    /// Anyone else: `member`.
+    Member,
+}
+
+impl Role {
+    /// The wire string: `owner`, `op`, `member`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Op => "op",
+            Role::Member => "member",
+        }
+    }
+
+    /// Owners and ops moderate.
+    pub fn moderates(self) -> bool {
+        self != Role::Member
+    }
+}
+
+/// A room's settings as `joined` tells them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoomInfo {
+    /// The topic; `None` when none is set.
+    pub topic: Option<String>,
+    /// The owning account; `None` for a room made by a guest.
+    pub owner: Option<String>,
+    /// The accounts the owner made ops, sorted.
+    pub ops: Vec<String>,
+    /// Only ops and invited nicks may join.
+    pub invite_only: bool,
+}
+
+/// One ban, as an op sees it in the ban list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BanInfo {
+    /// The nick banned, as it was spelled.
+    pub nick: String,
+    /// Whether it is an account's ban (by name) rather than a guest's (by
+    /// address; the address is never shown).
+    pub account: bool,
+    /// Who banned.
+    pub by: String,
+    /// The reason given, if any.
+    pub reason: Option<String>,
+    /// When, in milliseconds since the epoch.
+    pub ts: u64,
+}
+
+/// A moderation action (PROTOCOL-2 section 2), as every member of the room
+/// is told it: `{"type":"mod","room":"r","action":"kick","nick":"bob",
+/// "by":"alice","reason":"...","ts":...}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModEvent {
+    /// The room.
+    pub room: RoomName,
+    /// The op (or owner, or admin) who acted.
+    pub by: String,
+    /// What was done.
+    pub action: ModKind,
+    /// Milliseconds since the epoch.
+    pub ts: u64,
+}
+
+/// The actions of a [`ModEvent`], with what each carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModKind {
+    /// `<-- bob was kicked by alice (REASON)`.
+    Kick {
+        /// Who was kicked.
+        nick: String,
+        /// Why, if said.
+        reason: Option<String>,
+    },
+    /// `<-- bob was banned by alice (REASON)`.
+    Ban {
+        /// Who was banned.
+        nick: String,
+        /// Why, if said.
+        reason: Option<String>,
+    },
+    /// `--- alice unbanned bob`.
+    Unban {
+        /// Who may come back.
+        nick: String,
+    },
+    /// `--- alice muted bob for 300 s` (or `--- alice muted bob`).
+    Mute {
+        /// Who was muted.
+        nick: String,
+        /// For how long, in seconds; `None` until unmuted.
+        secs: Option<u64>,
+        /// When it ends (ms since the epoch); JSON `until`.
+        until: Option<u64>,
+    },
+    /// `--- alice unmuted bob`.
+    Unmute {
+        /// Who may speak again.
+        nick: String,
+    },
+    /// `--- alice made bob an op`.
+    Op {
+        /// The new op (an account).
+        nick: String,
+    },
+    /// `--- alice removed bob as op`.
+    Deop {
+        /// The former op.
+        nick: String,
+    },
+    /// `--- alice set the topic: TEXT` (`--- alice cleared the topic`).
+    Topic {
+        /// The new topic; empty clears it.
+        text: String,
+    },
+    /// `--- alice made the room invite-only` (or `open to all`).
+    InviteOnly {
+        /// Whether it is now invite-only.
+        on: bool,
+    },
+    /// `--- alice invited bob`.
+    Invite {
+        /// Who may now join.
+        nick: String,
+    },
+}
+
+impl ModKind {
+    /// The JSON `action`.
+    pub fn action(&self) -> &'static str {
+        match self {
+            ModKind::Kick { .. } => "kick",
+            ModKind::Ban { .. } => "ban",
+            ModKind::Unban { .. } => "unban",
+            ModKind::Mute { .. } => "mute",
+            ModKind::Unmute { .. } => "unmute",
+            ModKind::Op { .. } => "op",
+            ModKind::Deop { .. } => "deop",
+            ModKind::Topic { .. } => "topic",
+            ModKind::InviteOnly { .. } => "invite_only",
+            ModKind::Invite { .. } => "invite",
+        }
+    }
 }

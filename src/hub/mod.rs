@@ -379,6 +379,7 @@ impl Hub {
             id,
             messages,
             images,
+            changes: Vec::new(), // WIP(hub)
         }));
     }
 
@@ -527,6 +528,7 @@ impl Hub {
             session: session.clone(),
             store_id: self.store_id.clone(),
             limits: self.limits(),
+            account: None, // WIP(hub)
         };
         self.clients.insert(
             id,
@@ -595,6 +597,7 @@ impl Hub {
             session: client.session.clone(),
             store_id: self.store_id.clone(),
             limits: self.limits(),
+            account: None, // WIP(hub)
         };
         self.clients.insert(id, client);
         self.reply(id, welcome, None);
@@ -826,6 +829,12 @@ impl Hub {
                 self.reply(id, Reply::Help(self.limits()), r#ref.clone());
                 Ok(())
             }
+            Command::Register { .. }
+            | Command::Login { .. }
+            | Command::LoginToken(_)
+            | Command::Logout
+            | Command::Password { .. }
+            | Command::Mod { .. } => Err(HubError::new(ErrorCode::NotPermitted, "WIP(hub)")),
             Command::Quit(reason) => {
                 let reason = reason.map(|r| clip(&sanitize(&r), self.config.max_message));
                 self.reply(id, Reply::Bye, r#ref.clone());
@@ -922,6 +931,7 @@ impl Hub {
             text,
             action,
             image,
+            account: None, // WIP(hub)
         });
         // The sender never gets the room's copy: a line client's terminal
         // already shows what it typed, and a WebSocket client gets its own
@@ -1373,6 +1383,8 @@ impl Hub {
             last_seq: self.rooms.get(room).map_or(0, |r| r.last_seq),
             gap,
             store_id: self.store_id.clone(),
+            info: Default::default(), // WIP(hub)
+            role: event::Role::Member,
         }
     }
 
@@ -1459,6 +1471,7 @@ impl Hub {
         let from = self.client(id)?.nick.to_string();
         let to = self.client(target)?.nick.to_string();
         let dm = Rc::new(Dm {
+            account: None, // WIP(hub)
             from,
             to,
             ts: now.ms,

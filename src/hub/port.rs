@@ -64,6 +64,199 @@ pub struct Batch {
     /// The images these messages carry, to be stored in the same
     /// transaction.
     pub images: Vec<NewImage>,
+    /// Accounts, login tokens and room settings changed this turn, in the
+    /// order they happened; stored in the same transaction. The answers
+    /// that confirm them wait for the batch like its messages do.
+    pub changes: Vec<Change>,
+}
+
+/// A change to what the store keeps besides history: accounts, login
+/// tokens, and each room's settings and moderation lists (PROTOCOL-2
+/// sections 1 and 2). Names are stored as spelled; the store keys them
+/// lowercase (`Nick::key`), as the hub compares them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// Add an account, or set its password hash.
+    AccountPut(AccountRecord),
+    /// Remove an account and its login tokens (`natter accounts del`).
+    /// Room entries naming it stay until an op removes them.
+    AccountDel {
+        /// The account's name.
+        name: String,
+    },
+    /// Remember a login token (its hash only).
+    TokenPut(TokenRecord),
+    /// Forget one login token (logout).
+    TokenDel {
+        /// The token's hash.
+        hash: String,
+    },
+    /// Forget every login token of an account (password change).
+    TokensDel {
+        /// The account's name.
+        account: String,
+    },
+    /// Set a room's owner, topic and invite-only flag (the row is made if
+    /// absent).
+    RoomPut {
+        /// The room.
+        room: RoomName,
+        /// Its settings.
+        settings: RoomRecord,
+    },
+    /// Add or replace one entry of a room's lists.
+    EntryPut {
+        /// The room.
+        room: RoomName,
+        /// The entry.
+        entry: RoomEntry,
+    },
+    /// Remove one entry of a room's lists.
+    EntryDel {
+        /// The room.
+        room: RoomName,
+        /// Which list.
+        kind: EntryKind,
+        /// Whom it names, as in [`RoomEntry::subject`].
+        subject: String,
+    },
+}
+
+/// An account as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountRecord {
+    /// The name (a valid nick), as registered.
+    pub name: String,
+    /// The password's Argon2id hash, a PHC string.
+    pub phc: String,
+    /// When it was registered, ms since the epoch.
+    pub created: u64,
+}
+
+/// A login token as stored: never the token, only its hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// SHA-256 of the token, in hex.
+    pub hash: String,
+    /// The account it logs in.
+    pub account: String,
+    /// When it stops working, ms since the epoch.
+    pub expires: u64,
+}
+
+/// A room's settings as stored (rooms that never had any have no row).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoomRecord {
+    /// The owning account.
+    pub owner: Option<String>,
+    /// The topic (empty: none).
+    pub topic: String,
+    /// Only ops and invitees may join.
+    pub invite_only: bool,
+}
+
+/// Which list of a room an entry belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    /// An op (`subject`: an account name).
+    Op,
+    /// A ban (`subject`: an account name, or `ip:ADDR` for a guest).
+    Ban,
+    /// A mute (`subject` as for a ban; `until` when timed).
+    Mute,
+    /// An account's invite (guests' invites are not stored).
+    Invite,
+}
+
+impl EntryKind {
+    /// The stored spelling: `op`, `ban`, `mute`, `invite`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Op => "op",
+            EntryKind::Ban => "ban",
+            EntryKind::Mute => "mute",
+            EntryKind::Invite => "invite",
+        }
+    }
+
+    /// The kind a stored spelling names.
+    pub fn parse(s: &str) -> Option<EntryKind> {
+        match s {
+            "op" => Some(EntryKind::Op),
+            "ban" => Some(EntryKind::Ban),
+            "mute" => Some(EntryKind::Mute),
+            "invite" => Some(EntryKind::Invite),
+            _ => None,
+        }
+    }
+}
+
+/// One entry of a room's op, ban, mute or invite list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomEntry {
+    /// Which list.
+    pub kind: EntryKind,
+    /// Whom it names: an account's name (lowercase key), or `ip:ADDR` for a
+    /// guest's ban or mute.
+    pub subject: String,
+    /// The nick as it was spelled when the entry was made (shown in lists).
+    pub nick: String,
+    /// Who made it.
+    pub by: String,
+    /// The reason given (bans), if any.
+    pub reason: Option<String>,
+    /// When it ends (timed mutes), ms since the epoch.
+    pub until: Option<u64>,
+    /// When it was made, ms since the epoch.
+    pub ts: u64,
+}
+
+/// Everything besides history that the store keeps, read once at start
+/// (and accounts and tokens again when another process, `natter
+/// accounts`, changed them).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    /// Every account.
+    pub accounts: Vec<AccountRecord>,
+    /// Every login token not yet expired.
+    pub tokens: Vec<TokenRecord>,
+    /// Every room with settings, with its entries.
+    pub rooms: Vec<(RoomName, RoomRecord, Vec<RoomEntry>)>,
+}
+
+/// Password work for the helper thread: Argon2id takes tens of
+/// milliseconds on purpose, far too long for the loop. The shell runs it
+/// off the loop and hands back a [`PasswordDone`] with the same `id`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordJob {
+    /// Matches the answer to the job.
+    pub id: u64,
+    /// Check this password against this PHC string.
+    pub check: Option<(String, String)>,
+    /// Hash this password (done only if `check`, when given, passed).
+    pub hash: Option<String>,
+}
+
+impl fmt::Debug for PasswordJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Passwords are never logged.
+        write!(f, "PasswordJob {{ id: {}, .. }}", self.id)
+    }
+}
+
+/// The helper's answer to a [`PasswordJob`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasswordDone {
+    /// The job's id.
+    pub id: u64,
+    /// Whether the check passed (true when there was none).
+    pub matched: bool,
+    /// The new hash, when one was asked for and the check passed; `Err`
+    /// if hashing failed.
+    pub phc: Option<Result<String, String>>,
+    /// A fresh login token, 128 random bits from the OS in hex, for the
+    /// hub to give out if the job succeeds.
+    pub token: String,
 }
 
 /// An image's bytes, stored with the message that carries it.

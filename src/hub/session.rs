@@ -107,6 +107,7 @@ mod tests {
             text: "t".into(),
             action: false,
             image: None,
+            account: None,
         }))
     }
 

@@ -388,6 +388,8 @@ pub fn reason_str(reason: &LeaveReason) -> &'static str {
         LeaveReason::Timeout => "timeout",
         LeaveReason::SlowConsumer => "slow_consumer",
         LeaveReason::Shutdown => "shutdown",
+        LeaveReason::Kicked => "kicked",
+        LeaveReason::Banned => "banned",
     }
 }
 
@@ -431,6 +433,7 @@ pub fn render(event: &Event) -> Option<Vec<u8>> {
             })
         }
         Event::Reply(reply, r#ref) => render_reply(reply, r#ref.as_deref()),
+        Event::Mod(_) => None, // WIP(proto)
     }
 }
 
@@ -441,6 +444,7 @@ fn render_reply(reply: &Reply, r#ref: Option<&str>) -> Option<Vec<u8>> {
             session,
             store_id,
             limits,
+            ..
         } => to_vec(&Out::Welcome {
             nick,
             server: SERVER,
@@ -493,6 +497,7 @@ fn render_reply(reply: &Reply, r#ref: Option<&str>) -> Option<Vec<u8>> {
         }),
         // Line-protocol conversation only.
         Reply::Current { .. } | Reply::Help(_) | Reply::Report(_) | Reply::Bye => None,
+        Reply::Account { .. } | Reply::Mod(_) | Reply::Bans { .. } => None, // WIP(proto)
     }
 }
 

@@ -252,7 +252,7 @@ pub fn render(event: &Event, public_url: &str) -> Bytes {
         Event::Presence(p) => presence(&mut out, p),
         Event::Dm(dm) => direct(&mut out, dm, false),
         // Typing is for WebSocket clients only; the hub never sends it here.
-        Event::Typing(_) => {}
+        Event::Typing(_) | Event::Mod(_) => {} // WIP(proto)
         Event::Reply(reply, _) => self::reply(&mut out, reply, public_url),
     }
     Bytes::from(out)
@@ -302,6 +302,7 @@ fn presence(out: &mut String, p: &Presence) {
                 LeaveReason::Timeout => write!(out, " (timeout)"),
                 LeaveReason::SlowConsumer => write!(out, " (slow consumer)"),
                 LeaveReason::Shutdown => write!(out, " (server shutting down)"),
+                LeaveReason::Kicked | LeaveReason::Banned => Ok(()), // WIP(proto)
             };
             writeln!(out)
         }
@@ -407,6 +408,7 @@ fn reply(out: &mut String, reply: &Reply, public_url: &str) {
         }
         Reply::Report(text) => out.write_str(text),
         Reply::Bye => writeln!(out, "*** bye"),
+        Reply::Account { .. } | Reply::Mod(_) | Reply::Bans { .. } => Ok(()), // WIP(proto)
         // Messages may quote client input: never let a control byte through.
         Reply::Error { code, message } => {
             writeln!(out, "!!! {code}: {}", crate::hub::names::sanitize(message))

@@ -238,5 +238,7 @@ pub(super) fn describe(reason: &LeaveReason) -> &'static str {
         LeaveReason::Timeout => "timeout",
         LeaveReason::SlowConsumer => "slow consumer",
         LeaveReason::Shutdown => "shutdown",
+        LeaveReason::Kicked => "kicked",
+        LeaveReason::Banned => "banned",
     }
 }

@@ -200,6 +200,7 @@ mod tests {
                 text: "hello".into(),
                 action: false,
                 image: None,
+                account: None,
             };
             store.append(&[Rc::new(m)]).unwrap();
         }

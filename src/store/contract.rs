@@ -23,6 +23,7 @@ pub(crate) fn msg(room: &RoomName, seq: u64) -> Rc<Message> {
         text: format!("m{seq}"),
         action: false,
         image: None,
+        account: None,
     })
 }
 
@@ -51,6 +52,7 @@ pub(crate) fn round_trip(s: &mut dyn Store) {
             text: "hi 'there'; DROP TABLE messages; -- \u{1f600} ünï".into(),
             action: false,
             image: None,
+            account: None,
         }),
         Rc::new(Message {
             room: r.clone(),
@@ -60,6 +62,7 @@ pub(crate) fn round_trip(s: &mut dyn Store) {
             text: String::new(),
             action: true,
             image: None,
+            account: None,
         }),
     ];
     s.append(&batch).unwrap();

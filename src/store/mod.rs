@@ -17,7 +17,7 @@ use std::rc::Rc;
 use crate::hub::command::Page;
 use crate::hub::event::Message;
 use crate::hub::names::RoomName;
-use crate::hub::port::{Load, Loaded, StoreAnswer, StoreOp};
+use crate::hub::port::{Change, Load, Loaded, State, StoreAnswer, StoreOp};
 
 pub use crate::hub::port::StoreError;
 
@@ -29,8 +29,21 @@ pub trait Store {
     fn store_id(&self) -> &str;
     /// The highest `seq` ever stored for `room` (0 for a room without messages).
     fn last_seq(&mut self, room: &RoomName) -> Result<u64, StoreError>;
-    /// Stores a batch atomically: all of it or none of it.
-    fn append(&mut self, batch: &[Rc<Message>]) -> Result<(), StoreError>;
+    /// Stores a batch atomically: all of it or none of it, the messages
+    /// and the changes (accounts, tokens, room settings) together.
+    fn commit(&mut self, batch: &[Rc<Message>], changes: &[Change]) -> Result<(), StoreError>;
+    /// Stores messages alone, atomically.
+    fn append(&mut self, batch: &[Rc<Message>]) -> Result<(), StoreError> {
+        self.commit(batch, &[])
+    }
+    /// Everything besides history: accounts, unexpired login tokens, and
+    /// rooms' settings and lists (read once at start).
+    fn load_state(&mut self) -> Result<State, StoreError>;
+    /// Whether another process (`natter accounts`) changed the store since
+    /// the last call; the shell then reads accounts and tokens again.
+    fn changed_elsewhere(&mut self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
     /// Messages of `room` within the page's exclusive bounds, ascending `seq`.
     /// With `after` the earliest `limit` are returned, otherwise the latest.
     fn history(&mut self, room: &RoomName, page: Page) -> Result<Vec<Rc<Message>>, StoreError>;
@@ -63,7 +76,7 @@ pub fn execute(store: &mut dyn Store, op: StoreOp) -> StoreAnswer {
                 .images
                 .iter()
                 .try_for_each(|i| store.put_image(&i.id, i.mime, &i.data))
-                .and_then(|()| store.append(&batch.messages));
+                .and_then(|()| store.commit(&batch.messages, &batch.changes));
             StoreAnswer::Committed {
                 batch: batch.id,
                 result,
@@ -135,7 +148,7 @@ impl Store for MemStore {
         Ok(self.images.get(id).cloned())
     }
 
-    fn append(&mut self, batch: &[Rc<Message>]) -> Result<(), StoreError> {
+    fn commit(&mut self, batch: &[Rc<Message>], _changes: &[Change]) -> Result<(), StoreError> {
         for (id, mime, data) in self.pending_images.drain(..) {
             self.images.entry(id).or_insert((mime, data));
         }
@@ -146,6 +159,10 @@ impl Store for MemStore {
                 .push(m.clone());
         }
         Ok(())
+    }
+
+    fn load_state(&mut self) -> Result<State, StoreError> {
+        Ok(State::default())
     }
 
     fn history(&mut self, room: &RoomName, page: Page) -> Result<Vec<Rc<Message>>, StoreError> {

@@ -56,6 +56,7 @@ use crate::hub::command::Page;
 use crate::hub::event::{ImageRef, Message};
 use crate::hub::image::known_mime;
 use crate::hub::names::RoomName;
+use crate::hub::port::{Change, State};
 
 /// What `path` means an in-memory database that vanishes with the process.
 pub const MEMORY: &str = ":memory:";
@@ -287,6 +288,10 @@ impl Checkpointer {
 }
 
 impl Store for SqliteStore {
+    fn load_state(&mut self) -> Result<State, StoreError> {
+        Ok(State::default()) // WIP(store)
+    }
+
     fn store_id(&self) -> &str {
         &self.id
     }
@@ -327,7 +332,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn append(&mut self, batch: &[Rc<Message>]) -> Result<(), StoreError> {
+    fn commit(&mut self, batch: &[Rc<Message>], _changes: &[Change]) -> Result<(), StoreError> {
         if batch.is_empty() && self.pending.is_empty() {
             // An empty batch costs nothing.
             return Ok(());
@@ -384,6 +389,7 @@ impl Store for SqliteStore {
         let rows = stmt
             .query_map(params![room.as_str(), lo, hi, limit], |r| {
                 Ok(Message {
+                    account: None, // WIP(store)
                     room: room.clone(),
                     seq: get_u64(r, 0)?,
                     ts: get_u64(r, 1)?,

@@ -216,6 +216,7 @@ fn msg(seq: u64, action: bool) -> Rc<Message> {
         text: "hi \"there\" \u{1F600}".into(),
         action,
         image: None,
+        account: None,
     })
 }
 
@@ -283,6 +284,7 @@ fn renders_every_event_as_protocol_md_spells_it() {
         json!({"type":"typing","room":"dev","nick":"bob","ts":9})
     );
     let dm = Rc::new(Dm {
+        account: None,
         from: "alice".into(),
         to: "bob".into(),
         ts: 7,
@@ -317,6 +319,7 @@ fn renders_every_reply() {
     assert_eq!(
         reply(
             Reply::Welcome {
+                account: None,
                 nick: "quiet-heron-42".into(),
                 session: Some("tok".into()),
                 store_id: "sid".into(),
@@ -339,6 +342,8 @@ fn renders_every_reply() {
         json!({"type":"nick","nick":"alice","ref":"n"})
     );
     let joined = Reply::Joined {
+        info: Default::default(),
+        role: crate::hub::event::Role::Member,
         room: room("lobby"),
         members: crate::hub::names::nick_list(&["alice", "bob"]),
         messages: vec![msg(119, false), msg(120, false)],
@@ -357,6 +362,8 @@ fn renders_every_reply() {
     assert_eq!(v["ref"], "j");
     assert!(v.get("gap").is_none(), "gap only when true");
     let gap = Reply::Joined {
+        info: Default::default(),
+        role: crate::hub::event::Role::Member,
         room: room("lobby"),
         members: Vec::new(),
         messages: vec![],

@@ -614,6 +614,7 @@ fn msg(room_name: &str, ts: u64, from: &str, text: &str, action: bool) -> Rc<Mes
         text: text.into(),
         action,
         image: None,
+        account: None,
     })
 }
 
@@ -628,6 +629,7 @@ fn presence_event(kind: PresenceKind, nick: &str) -> Event {
 
 fn dm(from: &str, to: &str, text: &str) -> Rc<Dm> {
     Rc::new(Dm {
+        account: None,
         from: from.into(),
         to: to.into(),
         ts: TS,
@@ -757,6 +759,7 @@ fn render_direct_messages() {
 fn render_welcome_and_nick() {
     assert_eq!(
         rendered(&reply(Reply::Welcome {
+            account: None,
             nick: "quiet-heron-42".into(),
             session: None,
             store_id: "s".into(),
@@ -776,6 +779,8 @@ fn render_welcome_and_nick() {
 fn render_joined_without_history() {
     assert_eq!(
         rendered(&reply(Reply::Joined {
+            info: Default::default(),
+            role: crate::hub::event::Role::Member,
             room: room("lobby"),
             members: crate::hub::names::nick_list(&["alice", "bob", "quiet-heron-42"]),
             messages: vec![],
@@ -788,6 +793,8 @@ fn render_joined_without_history() {
     );
     assert_eq!(
         rendered(&reply(Reply::Joined {
+            info: Default::default(),
+            role: crate::hub::event::Role::Member,
             room: room("dev"),
             members: crate::hub::names::nick_list(&["alice"]),
             messages: vec![],
@@ -808,6 +815,8 @@ fn render_joined_with_history_matches_the_protocol_example() {
     ];
     assert_eq!(
         rendered(&reply(Reply::Joined {
+            info: Default::default(),
+            role: crate::hub::event::Role::Member,
             room: room("lobby"),
             members: crate::hub::names::nick_list(&["alice", "bob", "quiet-heron-42"]),
             messages,
@@ -828,6 +837,8 @@ fn render_joined_with_history_matches_the_protocol_example() {
 fn render_joined_with_one_message_says_message() {
     assert_eq!(
         rendered(&reply(Reply::Joined {
+            info: Default::default(),
+            role: crate::hub::event::Role::Member,
             room: room("lobby"),
             members: crate::hub::names::nick_list(&["alice"]),
             messages: vec![msg("lobby", TS, "bob", "hi", false)],
@@ -846,6 +857,8 @@ fn render_joined_with_one_message_says_message() {
 #[test]
 fn render_created_room() {
     let out = rendered(&reply(Reply::Joined {
+        info: Default::default(),
+        role: crate::hub::event::Role::Member,
         room: room("k3j9x2"),
         members: crate::hub::names::nick_list(&["alice"]),
         messages: vec![],

@@ -487,6 +487,7 @@ fn agrees_with_memstore() {
                             text: texts[rng.below(texts.len())].into(),
                             action: rng.below(4) == 0,
                             image: None,
+                            account: None,
                         }));
                     }
                     mem.append(&batch).unwrap();
