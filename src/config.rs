@@ -109,6 +109,38 @@ pub struct Config {
     /// biggest backlogs are dropped until it is under.
     #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024 * 1024)]
     pub max_outbound_total: usize,
+
+    /// Guests may only register and log in: joining, saying, images and direct messages need
+    /// an account.
+    #[arg(long)]
+    pub require_login: bool,
+
+    /// Whether anyone may /register (open), or only the operator adds accounts with `natter
+    /// accounts add` (closed).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = Registration::Open)]
+    pub registration: Registration,
+
+    /// An account that is an op in every room; repeatable.
+    #[arg(long = "admin", value_name = "NAME")]
+    pub admin: Vec<String>,
+
+    /// Days a login token (the page's remembered login) stays valid.
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub login_days: u64,
+
+    /// Accept passwords over plain TCP from addresses other than loopback (they travel in
+    /// clear text: use TLS instead where you can).
+    #[arg(long)]
+    pub allow_plaintext_passwords: bool,
+}
+
+/// `--registration`: who makes accounts.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Registration {
+    /// Anyone may `/register` the nick they hold.
+    Open,
+    /// `/register` answers `not_permitted`; `natter accounts add` makes accounts.
+    Closed,
 }
 
 impl Config {

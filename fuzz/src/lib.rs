@@ -269,6 +269,7 @@ pub mod line {
         ];
         let presence = |kind| {
             Event::Presence(Rc::new(Presence {
+                account: None,
                 room: room.clone(),
                 kind,
                 nick: nick.clone(),

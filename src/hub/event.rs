@@ -119,6 +119,9 @@ pub struct Presence {
     pub nick: String,
     /// Milliseconds since the Unix epoch, set by the server.
     pub ts: u64,
+    /// For a join or a nick change: the account the nick is logged in as
+    /// (JSON `account`, left out for a guest), so a page can mark it.
+    pub account: Option<String>,
 }
 
 /// Someone typing in a room.
@@ -439,6 +442,9 @@ pub struct RoomInfo {
     pub ops: Vec<String>,
     /// Only ops and invited nicks may join.
     pub invite_only: bool,
+    /// The members who are logged in (their nicks are their accounts),
+    /// sorted: a page marks them.
+    pub accounts: Vec<String>,
 }
 
 /// One ban, as an op sees it in the ban list.

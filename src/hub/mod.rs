@@ -1107,6 +1107,7 @@ impl Hub {
                 r.members.rename(id, &nick);
             }
             let presence = Presence {
+                account: None,
                 room: room.clone(),
                 kind: PresenceKind::Nick {
                     old: old.to_string(),
@@ -1360,6 +1361,7 @@ impl Hub {
         let joined = self.joined_reply(&room, messages, created, gap);
         self.reply(id, joined, r#ref);
         let presence = Presence {
+            account: None,
             room,
             kind: PresenceKind::Join,
             nick: nick.to_string(),
@@ -1527,6 +1529,7 @@ impl Hub {
             except: None,
         };
         let presence = Presence {
+            account: None,
             room: room.clone(),
             kind: PresenceKind::Leave(reason),
             nick: nick.to_string(),

@@ -239,6 +239,7 @@ fn renders_every_event_as_protocol_md_spells_it() {
     );
     let presence = |kind| {
         Event::Presence(Rc::new(Presence {
+            account: None,
             room: room("lobby"),
             kind,
             nick: "bob".into(),

@@ -620,6 +620,7 @@ fn msg(room_name: &str, ts: u64, from: &str, text: &str, action: bool) -> Rc<Mes
 
 fn presence_event(kind: PresenceKind, nick: &str) -> Event {
     Event::Presence(Rc::new(Presence {
+        account: None,
         room: room("lobby"),
         kind,
         nick: nick.into(),
