@@ -35,6 +35,7 @@
 
 pub mod config;
 pub mod hub;
+pub mod password;
 pub mod proto;
 pub mod server;
 pub mod store;

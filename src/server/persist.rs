@@ -81,6 +81,7 @@ impl Server {
         // Reports are read here too, not only on the waker's event: a
         // report is never left waiting for a wake-up that did not come.
         self.on_helper();
+        self.submit_password_jobs();
         if !self.helper.idle() {
             return;
         }
@@ -99,11 +100,39 @@ impl Server {
         }
     }
 
+    /// Hands the hub's password jobs to the helper thread (or, if the
+    /// thread is gone, does them here: a login held up beats no login).
+    fn submit_password_jobs(&mut self) {
+        if !self.hub.has_password_jobs() {
+            return;
+        }
+        let mut jobs = Vec::new();
+        self.hub.take_password_jobs(&mut jobs);
+        for job in jobs {
+            if !self.helper.submit(Job::Password(job.clone())) {
+                warn!("the helper thread is gone; a password is hashed on the loop");
+                let started = Instant::now();
+                let done = super::helper::password_job(&job, &mut self.urandom);
+                self.password_done(done, started.elapsed().as_micros() as u64);
+            }
+        }
+    }
+
+    fn password_done(&mut self, done: crate::hub::port::PasswordDone, us: u64) {
+        let c = &mut self.counters;
+        c.password_jobs += 1;
+        c.password_us_total += us;
+        c.password_us_max = c.password_us_max.max(us);
+        self.hub.password_done(self.wall, done);
+        self.persist();
+    }
+
     /// The helper thread's finished jobs (after a wake-up on `HELPER`, and
     /// at every turn's upkeep).
     pub(super) fn on_helper(&mut self) {
         while let Some(done) = self.helper.finished() {
             match done {
+                Done::Password { done, us } => self.password_done(done, us),
                 Done::Checkpoint { result, us } => {
                     let c = &mut self.counters;
                     c.checkpoints += 1;
