@@ -3,6 +3,8 @@
 //! Module map, in reading order:
 //!
 //! - [`config`]: every option, named after its `--flag`.
+//! - [`password`]: Argon2id hashes of passwords and hashes of login
+//!   tokens.
 //! - [`server`]: the imperative shell. The only code that touches sockets:
 //!   the poll loop, accepting, reading until `WouldBlock`, outboxes, timers,
 //!   closing. It moves bytes between sockets and the pure parts below.
@@ -35,6 +37,7 @@
 
 pub mod config;
 pub mod hub;
+pub mod password;
 pub mod proto;
 pub mod server;
 pub mod store;
