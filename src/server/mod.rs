@@ -167,6 +167,8 @@ pub struct Server {
     /// WAL pages the latest checkpoint copied into the database: the next
     /// one is due when the WAL has grown well past them (see `persist`).
     wal_copied: u32,
+    /// When the store was last asked whether `natter accounts` changed it.
+    accounts_checked: Option<Instant>,
     /// This turn's time, read once when `poll` returns (see `run`).
     now: Instant,
     /// The same moment on the wall clock, for the hub (message times,
@@ -291,6 +293,7 @@ impl Server {
             accept_paused: None,
             helper,
             wal_copied: 0,
+            accounts_checked: None,
             now: Instant::now(),
             wall: wall_clock(),
         })
@@ -339,6 +342,7 @@ impl Server {
             );
             self.turn_input = 0;
             self.turn_recipients = 0;
+            self.accounts_upkeep();
             for id in std::mem::take(&mut self.more_output) {
                 self.conns.mark_dirty(id);
             }

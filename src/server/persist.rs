@@ -22,7 +22,7 @@
 
 use std::time::Instant;
 
-use log::{debug, error, warn};
+use log::{debug, error, info, warn};
 
 use super::helper::{Done, Job};
 use super::metrics::Counters;
@@ -73,6 +73,9 @@ const CHECKPOINT_EARLY: u32 = 1000;
 /// these in 10 s, with 40,000 one.
 const WAL_FAR: u32 = 40_000;
 
+/// How often the store is asked whether `natter accounts` changed it.
+const ACCOUNTS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl Server {
     /// The end of a turn's store work: a checkpoint handed to the helper
     /// thread if the WAL has grown and the helper is idle, or run here if
@@ -97,6 +100,35 @@ impl Server {
         } else if !self.helper.submit(Job::Checkpoint) {
             warn!("the helper thread is gone; checkpoints run on the loop");
             self.loop_checkpoint();
+        }
+    }
+
+    /// Accounts made, changed or removed by `natter accounts` while the
+    /// server runs: at the start of a turn, at most twice a second, the
+    /// store is asked whether another process wrote to it (a pragma, a
+    /// microsecond), and if so the hub is given the accounts and tokens
+    /// again, before the turn's requests are handled.
+    pub(super) fn accounts_upkeep(&mut self) {
+        if self
+            .accounts_checked
+            .is_some_and(|t| self.now.saturating_duration_since(t) < ACCOUNTS_EVERY)
+        {
+            return;
+        }
+        self.accounts_checked = Some(self.now);
+        match self.store.changed_elsewhere() {
+            Ok(false) => {}
+            Ok(true) => match self.store.load_state() {
+                Ok(state) => {
+                    info!(
+                        "the database was changed by another process: {} accounts now",
+                        state.accounts.len()
+                    );
+                    self.hub.set_accounts(self.wall, state.accounts, state.tokens);
+                }
+                Err(e) => warn!("reading accounts again: {e}"),
+            },
+            Err(e) => warn!("asking the store for changes: {e}"),
         }
     }
 
