@@ -80,6 +80,12 @@ impl Hub {
             .collect();
     }
 
+    /// Whether `room` is invite-only (its history is then not served
+    /// over HTTP).
+    pub fn invite_only(&self, room: &RoomName) -> bool {
+        self.settings.get(room).is_some_and(|s| s.invite_only)
+    }
+
     /// The rank of account `key` (or a guest, `None`) in `room`.
     fn rank_of(&self, key: Option<&str>, room: &RoomName) -> u8 {
         let Some(key) = key else {

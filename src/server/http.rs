@@ -217,7 +217,15 @@ impl Server {
     }
 
     /// `GET /api/rooms/ROOM/messages?limit=N&before=SEQ` (or `after=SEQ`).
+    /// An invite-only room's history is for its members, and HTTP has no
+    /// identity: `403`.
     fn messages(&mut self, room: &RoomName, req: &Request) -> Response {
+        if self.hub.invite_only(room) {
+            return crate::proto::http::error_response(
+                403,
+                &format!("#{room} is invite-only: its history is for its members"),
+            );
+        }
         let number = |name: &str| -> Result<Option<u64>, Response> {
             match req.query_param(name) {
                 None => Ok(None),
