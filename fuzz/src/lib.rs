@@ -445,7 +445,7 @@ pub mod line {
             for created in [false, true] {
                 for messages in [vec![], messages.clone()] {
                     events.push(reply(Reply::Joined {
-                        info: info.clone(),
+                        info: Box::new(info.clone()),
                         role,
                         room: room.clone(),
                         members: members.clone(),
@@ -1312,10 +1312,10 @@ pub mod json {
                         last_seq: 0,
                         gap: false,
                         store_id: String::new(),
-                        info: natter::hub::event::RoomInfo {
+                        info: Box::new(natter::hub::event::RoomInfo {
                             topic: Some(text.to_string()),
                             ..Default::default()
-                        },
+                        }),
                         role: natter::hub::event::Role::Member,
                     },
                     None,

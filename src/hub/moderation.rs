@@ -295,7 +295,7 @@ impl Hub {
             ModAction::Kick { nick, reason } => {
                 let (nick, conns) = self.present(&room, &nick)?;
                 self.outranks(rank, &nick, &room)?;
-                let reason = reason.map(|r| sanitize(&r));
+                let reason = self.reason(reason);
                 let kind = ModKind::Kick {
                     nick: nick.to_string(),
                     reason,
@@ -307,7 +307,7 @@ impl Hub {
             ModAction::Ban { nick, reason } => {
                 let (nick, subject) = self.subject_for(&nick)?;
                 self.outranks(rank, &nick, &room)?;
-                let reason = reason.map(|r| sanitize(&r));
+                let reason = self.reason(reason);
                 self.put_entry(
                     now,
                     &room,
@@ -442,6 +442,13 @@ impl Hub {
         };
         self.announce(now, id, &room, by, kind, r#ref);
         Ok(())
+    }
+
+    /// A kick's or ban's reason, cleaned and cut to `--max-message` bytes.
+    fn reason(&self, reason: Option<String>) -> Option<String> {
+        reason
+            .map(|r| super::clip(&sanitize(r.trim()), self.config.max_message))
+            .filter(|r| !r.is_empty())
     }
 
     /// The event to the room's members, and the op's own copy with `ref`.

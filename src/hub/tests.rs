@@ -328,12 +328,6 @@ impl Chat {
                         // line said it): not line-protocol events.
                         let silent = match event {
                             Event::Typing(_) => true,
-                            // WIP(proto): rendered once the codecs land.
-                            Event::Mod(_)
-                            | Event::Reply(
-                                Reply::Account { .. } | Reply::Mod(_) | Reply::Bans { .. },
-                                _,
-                            ) => true,
                             Event::Presence(p) => matches!(
                                 p.kind,
                                 PresenceKind::Leave(LeaveReason::Kicked | LeaveReason::Banned)

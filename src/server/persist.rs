@@ -124,7 +124,8 @@ impl Server {
                         "the database was changed by another process: {} accounts now",
                         state.accounts.len()
                     );
-                    self.hub.set_accounts(self.wall, state.accounts, state.tokens);
+                    self.hub
+                        .set_accounts(self.wall, state.accounts, state.tokens);
                 }
                 Err(e) => warn!("reading accounts again: {e}"),
             },

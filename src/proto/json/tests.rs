@@ -787,7 +787,7 @@ fn joined_carries_the_room_settings_and_the_role() {
     let joined = |info: RoomInfo, role: Role| {
         json(&Event::Reply(
             Reply::Joined {
-                info,
+                info: Box::new(info),
                 role,
                 room: room("dev"),
                 members: crate::hub::names::nick_list(&["alice", "bob", "quiet-heron-42"]),

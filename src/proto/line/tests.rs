@@ -1514,7 +1514,7 @@ fn render_kicked_and_banned_leaves_are_nothing_for_line_clients() {
 
 fn joined_with(info: RoomInfo, messages: Vec<Rc<Message>>) -> Event {
     reply(Reply::Joined {
-        info,
+        info: Box::new(info),
         role: Role::Op,
         room: room("dev"),
         members: crate::hub::names::nick_list(&["alice", "bob"]),
