@@ -12,6 +12,7 @@ use super::*;
 use crate::proto::line::render;
 
 mod accounts;
+mod churn;
 
 // ---------------------------------------------------------------------------
 // Harness
