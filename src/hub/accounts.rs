@@ -706,24 +706,7 @@ impl Hub {
             let guest = self.fresh_nick();
             self.leave_account(now, id, guest);
         }
-        // A guest holding the name (the account was made elsewhere while it
-        // was connected) is moved to a fresh nick.
-        if let Some(&holder) = self.nicks.get(key) {
-            if holder != id
-                && self
-                    .clients
-                    .get(&holder)
-                    .is_some_and(|c| c.account.is_none())
-            {
-                let fresh = self.fresh_nick();
-                self.rename(now, holder, fresh, None);
-                if let Some(c) = self.clients.get(&holder) {
-                    let nick = c.nick.to_string();
-                    self.reply(holder, Reply::Nick { nick }, None);
-                }
-                self.error(holder, registered(&name), None);
-            }
-        }
+        self.displace_guest(now, id, &name);
         if let Some(c) = self.clients.get_mut(&id) {
             c.account = Some(key.to_string());
             c.token_hash = token.as_ref().map(|(h, _)| h.clone());
@@ -764,6 +747,30 @@ impl Hub {
                 self.error(id, e, None);
             }
         }
+    }
+
+    /// A guest holding the account's name (the account was made by `natter
+    /// accounts` while it was connected) is moved to a fresh nick, so that
+    /// `id` can take it.
+    pub(super) fn displace_guest(&mut self, now: Now, id: ClientId, name: &Nick) {
+        let Some(&holder) = self.nicks.get(&name.key()) else {
+            return;
+        };
+        if holder == id
+            || self
+                .clients
+                .get(&holder)
+                .is_none_or(|c| c.account.is_some())
+        {
+            return;
+        }
+        let fresh = self.fresh_nick();
+        self.rename(now, holder, fresh, None);
+        if let Some(c) = self.clients.get(&holder) {
+            let nick = c.nick.to_string();
+            self.reply(holder, Reply::Nick { nick }, None);
+        }
+        self.error(holder, registered(name), None);
     }
 
     /// `id` stops being logged in and takes the guest nick `fresh`.

@@ -571,7 +571,11 @@ impl Hub {
             key.map(|k| (k, hash))
         });
         let nick = match (&login, wanted.as_deref().map(Nick::parse)) {
-            (Some((key, _)), _) => self.accounts.by_key[key].name.clone(),
+            (Some((key, _)), _) => {
+                let name = self.accounts.by_key[key].name.clone();
+                self.displace_guest(now, id, &name);
+                name
+            }
             (None, Some(Ok(n))) if self.accounts.exists(&n.key()) => {
                 refusal = Some(accounts::registered(&n));
                 self.fresh_nick()

@@ -879,3 +879,34 @@ fn invite_only_rooms_admit_ops_and_invitees() {
     .expect("joined");
     assert!(info.invite_only);
 }
+
+#[test]
+fn an_account_made_elsewhere_takes_its_name_from_a_guest_holding_it() {
+    let mut t = Chat::new();
+    let guest = t.ws(at(9, 0, 0), "carol");
+    t.cmd(at(9, 0, 1), guest, join("x"));
+    let other = t.ws(at(9, 0, 2), "dave");
+    t.cmd(at(9, 0, 3), other, join("x"));
+    t.clear();
+    // `natter accounts add carol` while the guest carol is connected.
+    t.hub.set_accounts(
+        at(9, 1, 0),
+        vec![port::AccountRecord {
+            name: "carol".into(),
+            phc: "fake:password1".into(),
+            created: 1,
+        }],
+        vec![],
+    );
+    let c = t.connect(at(9, 1, 1), ClientKind::Ws, None);
+    t.login(at(9, 1, 2), c, "carol", "password1");
+    assert_eq!(t.nick_of(c), "carol");
+    let moved = t.nick_of(guest);
+    assert!(is_generated(&moved), "{moved}");
+    assert_eq!(errors(&t.events(guest)), [ErrorCode::NickRegistered]);
+    assert_eq!(
+        presences(&t.events(other)),
+        [("nick from carol".into(), moved)],
+        "the room sees the guest renamed"
+    );
+}
