@@ -97,6 +97,10 @@ impl Hub {
         let Some(s) = self.settings.get(room) else {
             return MEMBER;
         };
+        if s.entries.contains_key(&(EntryKind::Ban, key.to_string())) {
+            // Banned: no owner's or op's powers in the room either.
+            return MEMBER;
+        }
         if s.owner.as_deref() == Some(key) {
             OWNER
         } else if s.entries.contains_key(&(EntryKind::Op, key.to_string())) {
@@ -181,14 +185,14 @@ impl Hub {
         let Some(subject) = self.subject_of(id) else {
             return Ok(());
         };
-        if self.rank(id, room) > MEMBER {
-            return Ok(());
-        }
         if s.entries.contains_key(&(EntryKind::Ban, subject.clone())) {
             return Err(HubError::new(
                 ErrorCode::Banned,
                 format!("you are banned from #{room}"),
             ));
+        }
+        if self.rank(id, room) > MEMBER {
+            return Ok(());
         }
         if s.invite_only {
             let invited = s.entries.contains_key(&(EntryKind::Invite, subject))
@@ -249,7 +253,11 @@ impl Hub {
     }
 
     /// A room made by a logged-in client is owned by its account.
+    /// The default room is nobody's: everyone is put there.
     pub(super) fn claim(&mut self, id: ClientId, room: &RoomName) {
+        if *room == self.config.default_room {
+            return;
+        }
         let Some(key) = self.clients.get(&id).and_then(|c| c.account.clone()) else {
             return;
         };

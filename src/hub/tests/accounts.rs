@@ -910,3 +910,78 @@ fn an_account_made_elsewhere_takes_its_name_from_a_guest_holding_it() {
         "the room sees the guest renamed"
     );
 }
+
+#[test]
+fn a_ban_keeps_out_an_op_or_an_owner_too_and_takes_their_powers() {
+    let mut config = config(50);
+    config.accounts.admins = vec!["root".into()];
+    let mut t = Chat::with_config(config);
+    let mk = |t: &mut Chat, n: &str| {
+        let id = t.ws(at(9, 0, 0), n);
+        t.register(at(9, 0, 0), id, "password1");
+        id
+    };
+    let (alice, bob, root) = (mk(&mut t, "alice"), mk(&mut t, "bob"), mk(&mut t, "root"));
+    t.cmd(at(9, 0, 1), alice, join("den"));
+    t.cmd(at(9, 0, 2), bob, join("den"));
+    t.act(
+        at(9, 0, 3),
+        alice,
+        "den",
+        ModAction::Op { nick: "bob".into() },
+    );
+    t.act(
+        at(9, 0, 4),
+        alice,
+        "den",
+        ModAction::Ban {
+            nick: "bob".into(),
+            reason: None,
+        },
+    );
+    t.clear();
+    t.cmd(at(9, 0, 5), bob, join("den"));
+    assert_eq!(errors(&t.events(bob)), [ErrorCode::Banned]);
+    t.act(
+        at(9, 0, 6),
+        bob,
+        "den",
+        ModAction::Unban { nick: "bob".into() },
+    );
+    assert_eq!(
+        errors(&t.events(bob)),
+        [ErrorCode::NotPermitted],
+        "no unbanning oneself"
+    );
+    // An admin bans the owner: out, and no owner's powers meanwhile.
+    t.act(
+        at(9, 1, 0),
+        root,
+        "den",
+        ModAction::Ban {
+            nick: "alice".into(),
+            reason: None,
+        },
+    );
+    t.cmd(at(9, 1, 1), alice, join("den"));
+    t.act(
+        at(9, 1, 2),
+        alice,
+        "den",
+        ModAction::Unban { nick: "bob".into() },
+    );
+    assert_eq!(
+        errors(&t.events(alice)),
+        [ErrorCode::Banned, ErrorCode::NotPermitted]
+    );
+}
+
+#[test]
+fn the_default_room_has_no_owner() {
+    let mut t = Chat::new();
+    let a = t.ws(at(9, 0, 0), "alice");
+    t.register(at(9, 0, 1), a, "password1");
+    t.cmd(at(9, 0, 2), a, join("lobby"));
+    let (info, role, _) = joined_of(&t.events(a)).expect("joined");
+    assert_eq!((info.owner, role), (None, Role::Member));
+}
