@@ -1065,3 +1065,43 @@ fn a_line_client_is_greeted_with_the_default_rooms_topic() {
     );
     assert_eq!(nc.event(), "#lobby <root> hello");
 }
+
+// A ban keeps NICK out (PROTOCOL-2 section 2: "kick, and NICK may not join
+// again"), whatever NICK's rank was: whoever may ban someone outranks them
+// (README: nobody acts on someone of their own rank or above). These two
+// fail against the server as it is: `Hub::may_join` lets anyone above a
+// member in (`rank > MEMBER`) before it looks at the bans, so an op the
+// owner banned, or an owner an admin banned, joins again at once (and the
+// banned op, still an op, may even unban himself).
+
+#[test]
+fn a_banned_op_stays_out() {
+    let s = Server::start(&[]);
+    let mut alice = account_ws(&s, "alice");
+    alice.join("den");
+    let mut bob = account_ws(&s, "bob");
+    bob.join("den");
+    alice.ok(act("den", "op", json!({"nick": "bob"})), "mod");
+    // The owner outranks an op, so she may ban him; a ban means he may not
+    // join again (PROTOCOL-2 section 2).
+    alice.ok(
+        act("den", "ban", json!({"nick": "bob", "reason": "abuse"})),
+        "mod",
+    );
+    next_mod(&mut bob, "ban");
+    assert_eq!(bob.recv(), json!({"type": "left", "room": "den"}));
+    bob.refused(json!({"type": "join", "room": "den"}), "banned");
+}
+
+#[test]
+fn an_owner_banned_by_an_admin_stays_out() {
+    let s = Server::start(&["--admin", "root"]);
+    let mut alice = account_ws(&s, "alice");
+    alice.join("den");
+    let mut root = account_ws(&s, "root");
+    root.join("den");
+    root.ok(act("den", "ban", json!({"nick": "alice"})), "mod");
+    next_mod(&mut alice, "ban");
+    assert_eq!(alice.recv(), json!({"type": "left", "room": "den"}));
+    alice.refused(json!({"type": "join", "room": "den"}), "banned");
+}
