@@ -13,7 +13,7 @@
 pub mod testrng;
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -127,7 +127,27 @@ impl LineClient {
     /// Connects, stays silent so the server sniffs it as a line client, and
     /// reads the greeting up to the join line and any history block.
     pub fn connect(addr: SocketAddr) -> LineClient {
-        let mut c = LineClient::raw(addr);
+        LineClient::raw(addr).greeted()
+    }
+
+    /// Like `connect`, from the local address `from` (see `connect_from`).
+    pub fn connect_from_ip(from: IpAddr, addr: SocketAddr) -> LineClient {
+        LineClient::on(connect_from(from, addr)).greeted()
+    }
+
+    /// A client on `stream` that has read nothing yet.
+    pub fn on(stream: TcpStream) -> LineClient {
+        stream.set_read_timeout(Some(WAIT)).expect("timeout");
+        LineClient {
+            reader: BufReader::new(stream),
+            nick: String::new(),
+            greeting: Vec::new(),
+        }
+    }
+
+    /// Reads the greeting: the welcome, the join line and any history block.
+    fn greeted(mut self) -> LineClient {
+        let c = &mut self;
         let welcome = c.line();
         let nick = nick_in_welcome(&welcome);
         c.nick = nick;
@@ -148,18 +168,12 @@ impl LineClient {
                 }
             }
         }
-        c
+        self
     }
 
     /// Connects without reading anything.
     pub fn raw(addr: SocketAddr) -> LineClient {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(WAIT)).expect("timeout");
-        LineClient {
-            reader: BufReader::new(stream),
-            nick: String::new(),
-            greeting: Vec::new(),
-        }
+        LineClient::on(TcpStream::connect(addr).expect("connect"))
     }
 
     pub fn stream(&self) -> &TcpStream {
@@ -298,7 +312,20 @@ impl WsClient {
 
     /// Connects without reading anything.
     pub fn raw(addr: SocketAddr, query: &str) -> WsClient {
-        let stream = TcpStream::connect(addr).expect("connect");
+        WsClient::raw_on(TcpStream::connect(addr).expect("connect"), addr, query)
+    }
+
+    /// Like `connect`, from the local address `from` (see `connect_from`).
+    pub fn connect_from_ip(from: IpAddr, addr: SocketAddr, query: &str) -> WsClient {
+        let mut c = WsClient::raw_on(connect_from(from, addr), addr, query);
+        let welcome = c.recv();
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        c.welcome = welcome;
+        c
+    }
+
+    /// The handshake for `/ws?QUERY` on `stream`, connected to `addr`.
+    fn raw_on(stream: TcpStream, addr: SocketAddr, query: &str) -> WsClient {
         stream.set_read_timeout(Some(WAIT)).expect("timeout");
         let url = if query.is_empty() {
             format!("ws://{addr}/ws")
@@ -513,4 +540,359 @@ impl Server {
             _ => None,
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// Shared by accounts.rs and moderation.rs: clients from a chosen address,
+// the host's own address, requests answered by `ref`, netcat, and
+// `natter accounts`.
+// ---------------------------------------------------------------------------
+
+/// A TCP connection to `addr` from the local address `from` (any port).
+/// `127.0.0.2` is loopback too, but a different address to the server:
+/// what a second machine would be to its per-address limits and bans.
+pub fn connect_from(from: IpAddr, addr: SocketAddr) -> TcpStream {
+    let domain = socket2::Domain::for_address(addr);
+    let sock = socket2::Socket::new(domain, socket2::Type::STREAM, None).expect("socket");
+    sock.bind(&SocketAddr::new(from, 0).into())
+        .unwrap_or_else(|e| panic!("bind to {from}: {e}"));
+    sock.connect(&addr.into())
+        .unwrap_or_else(|e| panic!("connect from {from} to {addr}: {e}"));
+    sock.into()
+}
+
+/// `127.0.0.2`: another loopback address.
+pub fn other_loopback() -> IpAddr {
+    IpAddr::from([127, 0, 0, 2])
+}
+
+/// This host's own IPv4 address that is not loopback: the source address
+/// the kernel would use towards a public address (a UDP `connect` sends
+/// nothing), else the first of `hostname -I`. Fails, never skips, when
+/// there is none.
+pub fn host_ip() -> IpAddr {
+    let usable = |ip: &IpAddr| ip.is_ipv4() && !ip.is_loopback() && !ip.is_unspecified();
+    let routed = std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| {
+            s.connect("8.8.8.8:53")?;
+            s.local_addr()
+        })
+        .ok()
+        .map(|a| a.ip())
+        .filter(usable);
+    if let Some(ip) = routed {
+        return ip;
+    }
+    let listed = Command::new("hostname")
+        .arg("-I")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    listed
+        .split_whitespace()
+        .filter_map(|w| w.parse::<IpAddr>().ok())
+        .find(usable)
+        .unwrap_or_else(|| {
+            panic!(
+                "this host has no IPv4 address other than loopback (no route to a public \
+                 address, and `hostname -I` says {listed:?}): the insecure-transport tests \
+                 need one to connect from an address that is not loopback"
+            )
+        })
+}
+
+impl LineClient {
+    /// The next line that is not a timestamped room or DM event: a `***`
+    /// confirmation or a `!!!` error.
+    pub fn answer(&mut self) -> String {
+        self.line_where(|l| strip_clock(l).is_none())
+    }
+
+    /// `/register PASSWORD` for the nick it holds; checks the confirmation.
+    pub fn register(&mut self, password: &str) {
+        self.send(&format!("/register {password}"));
+        let nick = self.nick.clone();
+        assert_eq!(
+            self.answer(),
+            format!("*** account {nick} registered; you are logged in as {nick}")
+        );
+    }
+
+    /// `/nick NICK`, then `/register PASSWORD`.
+    pub fn nick_and_register(&mut self, nick: &str, password: &str) {
+        self.send(&format!("/nick {nick}"));
+        assert_eq!(self.answer(), format!("*** you are now known as {nick}"));
+        self.nick = nick.to_string();
+        self.register(password);
+    }
+
+    /// `/login NICK PASSWORD`; checks the confirmation.
+    pub fn login(&mut self, nick: &str, password: &str) {
+        self.send(&format!("/login {nick} {password}"));
+        assert_eq!(self.answer(), format!("*** you are logged in as {nick}"));
+        self.nick = nick.to_string();
+    }
+}
+
+impl WsClient {
+    /// Sends `req` with a fresh `ref`; returns the first message carrying
+    /// that ref whose type is `kind` or `error` (others are skipped).
+    pub fn ask(&mut self, req: serde_json::Value, kind: &str) -> serde_json::Value {
+        self.answer_where(req, |v| v["type"] == kind || v["type"] == "error")
+    }
+
+    /// Sends `req` with a fresh `ref`; returns the first message carrying
+    /// that ref for which `pred` holds (others are skipped).
+    fn answer_where(
+        &mut self,
+        mut req: serde_json::Value,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let r = format!("r{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        req["ref"] = serde_json::Value::from(r.as_str());
+        self.send(req.clone());
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Some(v) = self.try_recv(deadline - Instant::now()) {
+                if v["ref"] == r.as_str() && pred(&v) {
+                    return v;
+                }
+            }
+        }
+        panic!("no answer to {req} within {WAIT:?}");
+    }
+
+    /// `ask`, which must not be answered with an error.
+    pub fn ok(&mut self, req: serde_json::Value, kind: &str) -> serde_json::Value {
+        let v = self.ask(req.clone(), kind);
+        assert_eq!(v["type"], kind, "{req} was answered {v}");
+        v
+    }
+
+    /// `ask`, which must be answered with the error `code`; returns it.
+    pub fn refused(&mut self, req: serde_json::Value, code: &str) -> serde_json::Value {
+        // The first answer of any type: a request that succeeds fails here
+        // at once, with what it was answered.
+        let v = self.answer_where(req.clone(), |_| true);
+        assert_eq!(v["type"], "error", "{req} was answered {v}");
+        assert_eq!(v["code"], code, "{req} was answered {v}");
+        v
+    }
+
+    /// Registers the nick it holds; returns the login token.
+    pub fn register(&mut self, password: &str) -> String {
+        let v = self.ok(
+            serde_json::json!({"type": "register", "password": password}),
+            "account",
+        );
+        assert_eq!(v["account"].as_str(), Some(self.nick().as_str()), "{v}");
+        v["token"].as_str().expect("a token").to_string()
+    }
+
+    /// Logs in with a password; returns the login token.
+    pub fn login(&mut self, nick: &str, password: &str) -> String {
+        let v = self.ok(
+            serde_json::json!({"type": "login", "nick": nick, "password": password}),
+            "account",
+        );
+        assert_eq!(v["account"], nick, "{v}");
+        self.welcome["nick"] = serde_json::Value::from(nick);
+        v["token"].as_str().expect("a token").to_string()
+    }
+
+    /// Joins `room`; returns the `joined`.
+    pub fn join(&mut self, room: &str) -> serde_json::Value {
+        self.ok(serde_json::json!({"type": "join", "room": room}), "joined")
+    }
+
+    /// A close handshake, so the server lets the session go at once (a
+    /// vanished WebSocket client is held for `--resume-grace`).
+    pub fn close(mut self) {
+        let _ = self.ws.close(None);
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            match self.ws.read() {
+                Ok(_) => continue,
+                Err(_) => return,
+            }
+        }
+        panic!("the server did not complete the close handshake");
+    }
+}
+
+/// The OpenBSD netcat on `PATH`; fails with instructions when it is
+/// missing (`make deps` installs it).
+pub fn nc_path() -> std::path::PathBuf {
+    let path = std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .chain([
+            std::path::PathBuf::from("/usr/bin"),
+            std::path::PathBuf::from("/bin"),
+        ])
+        .map(|dir| dir.join("nc"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "netcat is not installed: these tests drive the real `nc` \
+                 (netcat-openbsd). Install it with `make deps` or \
+                 `apt-get install netcat-openbsd`."
+            )
+        });
+    let help = Command::new(&path).arg("-h").output().expect("run nc -h");
+    let text =
+        String::from_utf8_lossy(&help.stderr).into_owned() + &String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("OpenBSD netcat"),
+        "{} is not netcat-openbsd; install netcat-openbsd",
+        path.display()
+    );
+    path
+}
+
+/// An interactive `nc HOST PORT`, as a person at a terminal runs it.
+pub struct Nc {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    out: std::sync::mpsc::Receiver<String>,
+}
+
+impl Nc {
+    pub fn start(addr: SocketAddr) -> Nc {
+        let mut child = Command::new(nc_path())
+            .arg(addr.ip().to_string())
+            .arg(addr.port().to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nc");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, out) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            loop {
+                let mut buf = Vec::new();
+                match r.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        let l = String::from_utf8(buf).expect("netcat showed invalid UTF-8");
+                        let l = l.strip_suffix('\n').expect("unterminated last line");
+                        if tx.send(l.to_string()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Nc { child, stdin, out }
+    }
+
+    /// Types a line into netcat.
+    pub fn send(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin
+            .write_all(format!("{text}\n").as_bytes())
+            .expect("write to nc");
+        stdin.flush().expect("flush nc stdin");
+    }
+
+    /// The next line netcat shows.
+    pub fn line(&mut self) -> String {
+        self.out
+            .recv_timeout(WAIT * 2)
+            .unwrap_or_else(|e| panic!("nc showed no line: {e}"))
+    }
+
+    /// The next line, which must carry a clock; returns the rest.
+    pub fn event(&mut self) -> String {
+        let l = self.line();
+        strip_clock(&l).unwrap_or_else(|| panic!("nc: no timestamp on {l:?}"))
+    }
+}
+
+impl Drop for Nc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `natter accounts ARGS... --db DB` with `stdin` as its standard input,
+/// as an operator runs it from a shell; panics unless it succeeds.
+pub fn natter_accounts(db: &TempDb, args: &[&str], stdin: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_natter"))
+        .arg("accounts")
+        .args(args)
+        .args(["--db", db.arg()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn natter accounts");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.as_bytes())
+        .expect("write the password");
+    drop(input);
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "natter accounts {args:?} failed: {stderr}"
+    );
+    stderr
+}
+
+impl LineClient {
+    /// Asserts that nothing is queued for this client: it asks `/rooms`,
+    /// and the answer must be the next line. Whatever the server sent
+    /// before it handled the request would come first, so this needs no
+    /// waiting.
+    pub fn nothing_more(&mut self) {
+        self.send("/rooms");
+        let l = self.line();
+        assert!(l.starts_with("*** rooms: "), "{}: got {l:?}", self.nick);
+    }
+}
+
+impl WsClient {
+    /// Asserts that nothing is queued for this client (as
+    /// `LineClient::nothing_more`, with `rooms`).
+    pub fn nothing_more(&mut self) {
+        self.send(serde_json::json!({"type": "rooms", "ref": "nothing-more"}));
+        let v = self.recv();
+        assert!(
+            v["type"] == "rooms" && v["ref"] == "nothing-more",
+            "{}: got {v}",
+            self.nick()
+        );
+    }
+}
+
+/// `HH:MM:SS` (UTC) of a time in milliseconds since the epoch.
+pub fn clock(ms: u64) -> String {
+    let secs = (ms / 1000) % 86_400;
+    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// A line client that has left `#lobby`, so that others coming and going
+/// there do not show up in what it reads.
+pub fn quiet_line(s: &Server) -> LineClient {
+    let mut c = s.line_client();
+    c.send("/leave lobby");
+    assert_eq!(c.line(), "*** you left #lobby");
+    c
+}
+
+/// The error a line client was sent, as `(code, message)`.
+pub fn line_error(line: &str) -> (String, String) {
+    let rest = line
+        .strip_prefix("!!! ")
+        .unwrap_or_else(|| panic!("not an error line: {line:?}"));
+    let (code, message) = rest.split_once(": ").expect("CODE: message");
+    (code.to_string(), message.to_string())
 }
