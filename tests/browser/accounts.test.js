@@ -179,6 +179,40 @@ test('A3. a stored login the server refuses is forgotten, and the page says so',
   h.assertClean(P);
 });
 
+test('A5. a share link opened logged out: "Have an account? Log in" joins under the account', { timeout: 90_000 }, async () => {
+  const owner = `ow${h.uniq(5)}`;
+  const carol = `ca${h.uniq(5)}`;
+  const A = await page('page A (in the room)');
+  const code = await h.createRoom(A, server.base, owner);
+  // carol signs up somewhere else first.
+  const elsewhere = await page('carol elsewhere');
+  await h.gotoPage(elsewhere, server.base + '/');
+  await h.waitConnected(elsewhere);
+  await elsewhere.fill('#name', carol);
+  await elsewhere.press('#name', 'Enter');
+  await h.waitNick(elsewhere, carol);
+  await h.signUp(elsewhere, carol, PASSWORD);
+
+  // A new browser, no login stored: the share link asks for a name, and
+  // offers to log in instead.
+  const D = await page('page D (share link)');
+  await h.gotoPage(D, `${server.base}/#${code}`);
+  await h.waitVisible(D, '#prompt', 'the share link asks for a name');
+  await D.click('#prompt-login');
+  await h.waitVisible(D, '#login-form', 'the log-in form');
+  await D.fill('#login-nick', carol);
+  await D.fill('#login-password', PASSWORD);
+  await D.press('#login-password', 'Enter');
+  await h.waitAccount(D, carol);
+  await h.waitActiveRoom(D, code);
+  await h.waitNick(D, carol);
+  await h.waitIn(A, `${carol} should join A's room with the account mark`, (n) => !!document.querySelector(`#members li[data-nick="${n}"] .acct`), carol);
+  const joins = (await h.systemLines(A)).filter((l) => / joined$/.test(l));
+  assert.equal(joins.length, 1, `the room sees one join, the account's, never a generated name: ${JSON.stringify(joins)}`);
+  assert.ok(joins[0].endsWith(`${carol} joined`), joins[0]);
+  for (const p of [A, D]) h.assertClean(p);
+});
+
 const SIZES = [
   { tag: '1280x800', label: 'desktop 1280x800', opts: { viewport: { width: 1280, height: 800 } } },
   { tag: '390x844', label: 'phone 390x844', opts: { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 1 } },
