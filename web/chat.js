@@ -628,6 +628,12 @@ function onError(m) {
 // ---------------------------------------------------------------- actions
 
 export function changeNick(name) {
+  if (S.account && !sameNick(name, S.nick)) {
+    const msg = 'You are logged in as ' + S.account + ': your name is your account’s. Log out first to use another one.';
+    if (S.landingOpen) showLandingError(msg);
+    else if (S.active) systemLine(S.active, msg, 'error');
+    return false;
+  }
   if (!NICK_RE.test(name)) {
     const msg = 'A name is 1–24 letters, digits, _ or -, starting with a letter.';
     if (S.landingOpen) showLandingError(msg);

@@ -9,7 +9,8 @@ const $ = (id) => document.getElementById(id);
 
 export const ui = {
   landing: $('landing'), chat: $('chat'), me: $('me'), status: $('status'), retry: $('retry'),
-  landingError: $('landing-error'), nameForm: $('name-form'), name: $('name'),
+  landingError: $('landing-error'), nameForm: $('name-form'), name: $('name'), nameHint: $('name-hint'),
+  nameBtn: $('name-btn'),
   create: $('create-room'), joinForm: $('join-form'), joinCode: $('join-code'),
   openRooms: $('open-rooms'), noRooms: $('no-rooms'), refreshRooms: $('refresh-rooms'),
   backToChat: $('back-to-chat'), tabs: $('tabs'), newTab: $('new-tab'),

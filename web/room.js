@@ -156,9 +156,15 @@ export function renameMember(room, old, nick) {
 }
 
 // Our own nick changed: renamed in place where it is listed.
+// (Logging in where another connection of the account is already in the
+// room: that nick is listed already, and the old one just goes.)
 export function renameSelf(room, old, nick) {
-  const i = room.members.findIndex((n) => sameNick(n, old));
-  if (i >= 0) room.members[i] = nick;
+  if (room.members.some((n) => sameNick(n, nick)) && !sameNick(old, nick)) {
+    room.members = room.members.filter((n) => !sameNick(n, old));
+  } else {
+    const i = room.members.findIndex((n) => sameNick(n, old));
+    if (i >= 0) room.members[i] = nick;
+  }
   room.members = sortNicks(room.members);
   if (room.accounts.delete(String(old).toLowerCase())) room.accounts.add(String(nick).toLowerCase());
 }
@@ -238,9 +244,12 @@ export function renameAccount(room, old, nick, account) {
 // ------------------------------------------------------------- moderation
 
 // The actions an op may take on a member, for the member menu: what to
-// send ({action, secs}) and its label. None on yourself, none for a member
-// (or guest), none on the owner; `op`/`deop` only for the owner, and only
-// on a member who is logged in (ops are accounts).
+// send ({action, secs}) and its label. The server's ranks: an --admin over
+// the owner over ops over everyone else, and nobody moderates their own
+// rank or above. So none on yourself, none for a member (or guest), none
+// on the owner, none by an op on another op; `op`/`deop` only for the
+// owner (or an admin), and only on a member who is logged in (ops are
+// accounts).
 export const MUTES = [
   { secs: 300, label: 'Mute for 5 minutes' },
   { secs: 3600, label: 'Mute for 1 hour' },
@@ -249,14 +258,15 @@ export const MUTES = [
 
 export function memberActions(room, nick, me) {
   if (!canModerate(room) || typeof nick !== 'string' || sameNick(nick, me)) return [];
-  if (room.owner && sameNick(room.owner, nick)) return [];
+  if (room.owner && sameNick(room.owner, nick) && !room.admin) return [];
+  if (isOp(room, nick) && room.role === 'op' && !room.admin) return [];
   const list = [
     { action: 'kick', label: 'Kick', ask: true },
     { action: 'ban', label: 'Ban', ask: true },
   ];
   for (const m of MUTES) list.push({ action: 'mute', secs: m.secs, label: m.label });
   list.push({ action: 'unmute', label: 'Unmute' });
-  if (room.role === 'owner' && isAccount(room, nick)) {
+  if ((room.role === 'owner' || room.admin) && isAccount(room, nick) && !sameNick(room.owner, nick)) {
     if (isOp(room, nick)) list.push({ action: 'deop', label: 'Remove as op' });
     else list.push({ action: 'op', label: 'Make op' });
   }

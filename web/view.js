@@ -869,6 +869,15 @@ export function renderAccount() {
   ui.accountTitle.textContent = a ? 'Your account' : 'Log in or sign up';
   ui.accountName.textContent = a || '';
   ui.pwUser.value = a || '';
+  // Logged in, the name is the account's (the server refuses /nick).
+  if (!ui.nameHint.dataset.guest) ui.nameHint.dataset.guest = ui.nameHint.textContent;
+  ui.name.readOnly = !!a;
+  if (a && S.nick) {
+    ui.name.value = S.nick;
+    S.shownName = S.nick;
+  }
+  ui.nameBtn.disabled = !!a;
+  ui.nameHint.textContent = a ? 'You are logged in: your name is your account’s. Log out (top right) to use another one.' : ui.nameHint.dataset.guest;
 }
 
 // Something to tell the user where they are looking: the name prompt, the

@@ -290,11 +290,23 @@ async function readRoomCode(page) {
   return raw.replace(/^#/, '').toLowerCase();
 }
 
+/**
+ * Landing page: types `nick` into #name, which is read-only for a page
+ * logged in (its name is its account's, and must be `nick` then).
+ */
+async function fillName(page, nick) {
+  if (await page.locator('#name').isEditable()) {
+    await page.fill('#name', nick);
+    return;
+  }
+  assert.equal(await page.inputValue('#name'), nick, `${page.label}: #name is read-only (logged in) and holds another name`);
+}
+
 /** Landing page: type a name, press #create-room; returns the room code. */
 async function createRoom(page, base, nick) {
   await gotoPage(page, base + '/');
   await waitVisible(page, '#landing', 'landing page');
-  await page.fill('#name', nick);
+  await fillName(page, nick);
   await page.click('#create-room');
   await waitVisible(page, '#chat', 'after #create-room the chat should show');
   const code = await readRoomCode(page);
@@ -307,7 +319,7 @@ async function createRoom(page, base, nick) {
 async function joinByCode(page, base, nick, code) {
   await gotoPage(page, base + '/');
   await waitVisible(page, '#landing', 'landing page');
-  await page.fill('#name', nick);
+  await fillName(page, nick);
   await page.fill('#join-code', code);
   await page.click('#join-btn');
   await waitVisible(page, '#chat', `after #join-btn with code ${code} the chat should show`);
@@ -777,6 +789,7 @@ module.exports = {
   assertClean,
   closeAll,
   cleanNick,
+  fillName,
   ACCOUNT_WAIT,
   accountOf,
   waitAccount,

@@ -278,6 +278,15 @@ test('account marks follow joins, nick changes, leaves and messages', () => {
   assert.equal(isAccount(r, 'ada2'), true);
 });
 
+test('logging in where the account is in the room already: its nick is listed once', () => {
+  const r = newRoom();
+  setMembers(r, ['ada', 'quiet-heron-42', 'bob']);
+  renameSelf(r, 'quiet-heron-42', 'Ada');
+  assert.deepEqual(r.members, ['ada', 'bob']);
+  renameSelf(r, 'bob', 'BOB');
+  assert.deepEqual(r.members, ['ada', 'BOB'], 'a change of case only is still a rename');
+});
+
 test('member menu: what an op, the owner and a member may do to whom', () => {
   const r = newRoom();
   setInfo(r, joined(), 'ada');
@@ -290,10 +299,18 @@ test('member menu: what an op, the owner and a member may do to whom', () => {
   assert.deepEqual(acts('dee').slice(-1), ['op']);
   assert.deepEqual(acts('ada'), [], 'nothing on yourself');
   assert.ok(memberActions(r, 'bob', 'ada').find((a) => a.action === 'kick').ask, 'kick asks for a reason');
-  // An op: moderates, but neither names ops nor touches the owner.
-  setInfo(r, joined({ role: 'op' }), 'carl');
+  // An op: moderates, but neither names ops nor touches the owner or
+  // another op (nobody moderates their own rank or above).
+  setInfo(r, joined({ role: 'op', ops: ['carl', 'eve'] }), 'carl');
   assert.deepEqual(acts('dee', 'carl'), ['kick', 'ban', 'mute:300', 'mute:3600', 'mute:forever', 'unmute']);
   assert.deepEqual(acts('ada', 'carl'), []);
+  assert.deepEqual(acts('eve', 'carl'), []);
+  // An --admin (an op not in the list) outranks everyone, and names ops.
+  setInfo(r, joined({ role: 'op', accounts: ['ada', 'carl', 'dee'] }), 'root');
+  assert.equal(r.admin, true);
+  assert.deepEqual(acts('ada', 'root'), ['kick', 'ban', 'mute:300', 'mute:3600', 'mute:forever', 'unmute'], 'the owner, but not made op');
+  assert.deepEqual(acts('carl', 'root').slice(-1), ['deop']);
+  assert.deepEqual(acts('dee', 'root').slice(-1), ['op']);
   // A member (a guest): no menu at all.
   setInfo(r, joined({ role: 'member' }), 'bob');
   assert.deepEqual(acts('dee', 'bob'), []);
