@@ -9,6 +9,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use natter::hub::accounts::Hello;
 use natter::hub::command::Command;
 use natter::hub::event::{ClientId, ClientKind, Effect};
 use natter::hub::limits::RateLimit;
@@ -26,6 +27,7 @@ fn hub() -> Hub {
         max_ws_message: 1 << 20,
         max_image: 1 << 20,
         history_per_turn: 1 << 20,
+        accounts: Default::default(),
         rate: RateLimit {
             rate: 1 << 40,
             burst: 1 << 40,
@@ -53,7 +55,11 @@ fn room_of(n: u64, store: &mut MemStore, effects: &mut Vec<Effect>) -> Hub {
     let mut h = hub();
     let room = RoomName::parse("big").expect("room");
     for i in 0..n {
-        h.connect(Now { ms: 1 }, ClientId(i), ClientKind::Ws, None, None);
+        h.connect(
+            Now { ms: 1 },
+            ClientId(i),
+            Hello::new(ClientKind::Ws, None, None),
+        );
         let join = Command::Join {
             room: room.clone(),
             since: None,

@@ -1899,7 +1899,13 @@ struct Client {
     /// The last resume failed: the next connection tries it again.
     resume_again: bool,
     vanished_at: Option<Instant>,
+    /// The last WebSocket requests and answers, in short: printed with an
+    /// unprovoked error, so that a rare failure can be followed.
+    trail: VecDeque<String>,
 }
+
+/// How many requests and answers a WebSocket client remembers.
+const TRAIL: usize = 40;
 
 impl Client {
     fn new(
@@ -1972,6 +1978,7 @@ impl Client {
             stall_unread: None,
             stall_answers: 0,
             resume_again: false,
+            trail: VecDeque::new(),
             vanished_at: None,
         }
     }
@@ -2619,6 +2626,7 @@ impl Client {
         // closed itself (a close frame came: a slow-consumer drop, say).
         let held = self.ws && self.close_code.is_none() && !self.slow_dropped && !self.violated;
         self.sh.stats.vanishes.inc();
+        self.note("--", &json!({"type": "vanish"}));
         let reset = self.rng.chance(0.5);
         if reset {
             self.sh.stats.resets.inc();
@@ -2673,8 +2681,37 @@ impl Client {
         self.send_raw(format!("{line}\n").as_bytes())
     }
 
+    /// Notes a request or an answer in the trail.
+    fn note(&mut self, dir: &str, v: &Value) {
+        let f = |k: &str| v[k].as_str().unwrap_or("").to_string();
+        let n = |k: &str| v[k].as_u64().map_or(String::new(), |x| x.to_string());
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() % 86_400_000);
+        let entry = format!(
+            "{:02}:{:02}:{:02}.{:03} {dir} {} {} {}{}{}{}",
+            ms / 3_600_000,
+            ms / 60_000 % 60,
+            ms / 1000 % 60,
+            ms % 1000,
+            f("type"),
+            f("room"),
+            f("ref"),
+            f("code"),
+            n("since"),
+            f("event"),
+        );
+        if self.trail.len() == TRAIL {
+            self.trail.pop_front();
+        }
+        self.trail.push_back(entry);
+    }
+
     fn send_json(&mut self, v: Value) -> bool {
         self.drain_out();
+        if !matches!(v["type"].as_str(), Some("typing")) {
+            self.note(">>", &v);
+        }
         let Conn::Ws(ws) = &mut self.conn else {
             return false;
         };
@@ -3097,10 +3134,17 @@ impl Client {
             "bad_utf8" | "too_long" | "unknown_command" | "bad_json" | "unknown_type"
             | "bad_request" | "room_invalid"
                 if self.garbage => {}
-            _ => self.fail(
-                "errors",
-                format!("unprovoked error {code}: {message} (ref {:?})", r#ref),
-            ),
+            _ => {
+                let trail: Vec<&str> = self.trail.iter().map(String::as_str).collect();
+                self.fail(
+                    "errors",
+                    format!(
+                        "unprovoked error {code}: {message} (ref {:?}); last requests and answers:\n    {}",
+                        r#ref,
+                        trail.join("\n    ")
+                    ),
+                )
+            }
         }
     }
 
@@ -3120,6 +3164,10 @@ impl Client {
             Ok(v) => v,
             Err(e) => return self.fail("malformed", format!("not JSON ({e}): {t:?}")),
         };
+        let own = v["ref"].as_str().is_some() || v["type"] != "message";
+        if own && v["type"] != "typing" && v["type"] != "presence" {
+            self.note("<<", &v);
+        }
         let s = |k: &str| v[k].as_str();
         let ok = match s("type").unwrap_or("") {
             "nick" => match s("nick") {

@@ -1,9 +1,11 @@
-//! Every option of the server, each named after its `--flag`.
+//! Every option of the server, each named after its `--flag`, and the
+//! subcommands that work on its database instead of serving it (`natter
+//! accounts ...`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// natter: one thread, one mio event loop, one port for netcat, the browser and bots.
 #[derive(Parser, Debug, Clone)]
@@ -13,8 +15,8 @@ pub struct Config {
     #[arg(long = "listen", value_name = "ADDR", default_value = "127.0.0.1:7878")]
     pub listen: Vec<SocketAddr>,
 
-    /// SQLite file of the message history and images (":memory:" keeps nothing).
-    #[arg(long, value_name = "PATH", default_value = "natter.db")]
+    /// SQLite file of the message history, images and accounts (":memory:" keeps nothing).
+    #[arg(long, value_name = "PATH", default_value = "natter.db", global = true)]
     pub db: String,
 
     /// Largest image, in bytes.
@@ -132,6 +134,43 @@ pub struct Config {
     /// clear text: use TLS instead where you can).
     #[arg(long)]
     pub allow_plaintext_passwords: bool,
+
+    /// Work on the database instead of serving (none: serve).
+    #[command(subcommand)]
+    pub command: Option<Sub>,
+}
+
+/// What `natter` does instead of serving.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum Sub {
+    /// Manage accounts in the --db file (the server may be running meanwhile).
+    Accounts {
+        /// What to do.
+        #[command(subcommand)]
+        action: AccountsCmd,
+    },
+}
+
+/// `natter accounts ...`: the operator's hand on accounts.
+#[derive(Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum AccountsCmd {
+    /// Register NAME; its password is the first line of standard input.
+    Add {
+        /// The account's name: a valid nick.
+        name: String,
+    },
+    /// Set NAME's password (first line of standard input) and log out all its logins.
+    Passwd {
+        /// The account's name.
+        name: String,
+    },
+    /// Delete NAME and log out all its logins.
+    Del {
+        /// The account's name.
+        name: String,
+    },
+    /// List every account with the day it was registered.
+    List,
 }
 
 /// `--registration`: who makes accounts.

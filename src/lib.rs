@@ -3,6 +3,9 @@
 //! Module map, in reading order:
 //!
 //! - [`config`]: every option, named after its `--flag`.
+//! - [`accounts_cli`]: `natter accounts ...`, the operator's commands on
+//!   the database's accounts; [`password`]: Argon2id hashes and login
+//!   tokens' hashes.
 //! - [`server`]: the imperative shell. The only code that touches sockets:
 //!   the poll loop, accepting, reading until `WouldBlock`, outboxes, timers,
 //!   closing. It moves bytes between sockets and the pure parts below.
@@ -33,8 +36,10 @@
 // Nothing a client sends may panic the server; tests may unwrap freely.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod accounts_cli;
 pub mod config;
 pub mod hub;
+pub mod password;
 pub mod proto;
 pub mod server;
 pub mod store;

@@ -34,6 +34,27 @@ fn assert_keys(v: &Value, expected: &[&str]) {
     assert_eq!(keys(v), want, "fields of {v}");
 }
 
+/// The fields of `joined`: version 1's, the room settings version 2 added
+/// (always present), and `extra`.
+fn joined_keys<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut keys = vec![
+        "type",
+        "room",
+        "members",
+        "messages",
+        "last_seq",
+        "store_id",
+        "topic",
+        "owner",
+        "ops",
+        "invite_only",
+        "role",
+        "accounts",
+    ];
+    keys.extend_from_slice(extra);
+    keys
+}
+
 /// Asserts that `v["ts"]` is milliseconds since the epoch, close to now.
 fn assert_ts(v: &Value) {
     let ts = v["ts"]
@@ -138,8 +159,12 @@ fn welcome_carries_nick_server_session_store_id_and_limits() {
     let w = &a.welcome;
     assert_keys(
         w,
-        &["type", "nick", "server", "session", "store_id", "limits"],
+        &[
+            "type", "nick", "server", "session", "store_id", "limits", "account",
+        ],
     );
+    // A guest: the account is there, and null.
+    assert_eq!(w["account"], Value::Null);
     let nick = w["nick"].as_str().expect("nick");
     assert!(
         !nick.is_empty() && nick.len() <= 24 && nick.as_bytes()[0].is_ascii_alphabetic(),
@@ -234,12 +259,7 @@ fn room_in_the_query_joins_at_once_and_without_it_no_room_is_joined() {
     // ?room= (with a leading # and capitals) joins at once.
     let mut a = WsClient::connect(s.addr, "nick=amy&room=%23Lobby");
     let j = a.recv();
-    assert_keys(
-        &j,
-        &[
-            "type", "room", "members", "messages", "last_seq", "store_id",
-        ],
-    );
+    assert_keys(&j, &joined_keys(&[]));
     assert_eq!(j["room"], "lobby");
     let mut members = vec!["amy".to_string(), line.nick.clone()];
     members.sort_by_key(|n| n.to_lowercase());
@@ -290,12 +310,7 @@ fn join_answers_members_messages_last_seq_and_store_id() {
     let mut b = WsClient::connect(s.addr, "nick=Bob");
     b.send(json!({"type":"join","room":"LOBBY","ref":"j1"}));
     let j = b.recv();
-    assert_keys(
-        &j,
-        &[
-            "type", "room", "members", "messages", "last_seq", "store_id", "ref",
-        ],
-    );
+    assert_keys(&j, &joined_keys(&["ref"]));
     assert_eq!(j["room"], "lobby");
     assert_eq!(j["members"], json!(["alice", "Bob"]));
     assert_eq!(j["last_seq"], 2);
@@ -345,12 +360,7 @@ fn join_with_since_catches_up_exactly_and_says_gap_past_500() {
     // A few missed: exactly those, no gap field.
     b.send(json!({"type":"join","room":"big","since":517,"ref":"s1"}));
     let j = b.recv();
-    assert_keys(
-        &j,
-        &[
-            "type", "room", "members", "messages", "last_seq", "store_id", "ref",
-        ],
-    );
+    assert_keys(&j, &joined_keys(&["ref"]));
     assert_eq!(seqs(&j["messages"]), vec![518, 519, 520]);
     assert_eq!(j["messages"][0]["text"], "m518");
     assert_eq!(j["last_seq"], 520);
@@ -402,12 +412,7 @@ fn create_answers_joined_with_an_unlisted_room() {
     let _ = a.recv();
     a.send(json!({"type":"create","ref":"c1"}));
     let j = a.recv();
-    assert_keys(
-        &j,
-        &[
-            "type", "room", "members", "messages", "last_seq", "store_id", "ref",
-        ],
-    );
+    assert_keys(&j, &joined_keys(&["ref"]));
     assert_eq!(j["type"], "joined");
     assert_eq!(j["ref"], "c1");
     let code = j["room"].as_str().expect("room").to_string();

@@ -37,6 +37,13 @@ fn main() {
             b"alice\n#Lobby\nhello \x1b[31mred\x1b[0m\ttab\xc2\x85nel\n",
         ),
     );
+    let accounts = b"/register correct horse  \n/login alice  two  spaces\r\n/logout\n\
+/password old new\n/password my old one new\n/register\n/login alice\n";
+    write("line", "accounts_session", &with(&[0x80, 7], accounts));
+    let moderation = b"/kick bob being rude \n/ban Bob spam\n/unban bob\n/mute bob 300\n\
+/mute bob\n/mute bob 0\n/mute bob 007\n/unmute bob\n/op carol\n/deop carol\n/topic Rust and chat\n\
+/topic\n/invite-only ON\n/invite-only maybe\n/invite dave\n/bans\n/kick\n/op bob please\n";
+    write("line", "moderation_session", &with(&[0x80, 11], moderation));
     write(
         "line",
         "framing_small_max",
@@ -135,6 +142,38 @@ fn main() {
         (
             "bad",
             r#"{"type":"say","room":"bad room","text":1,"ref":7}"#,
+        ),
+        (
+            "register",
+            r#"{"type":"register","password":"correct horse","ref":"a1"}"#,
+        ),
+        (
+            "login",
+            r#"{"type":"login","nick":"alice","password":" two  spaces "}"#,
+        ),
+        ("login_token", r#"{"type":"login","token":"5f0c8a1e9b2d"}"#),
+        ("logout", r#"{"type":"logout"}"#),
+        ("password", r#"{"type":"password","old":"a b","new":"c d"}"#),
+        (
+            "mod_kick",
+            r#"{"type":"mod","room":"dev","action":"kick","nick":"bob","reason":"spam","ref":"m1"}"#,
+        ),
+        (
+            "mod_mute",
+            r##"{"type":"mod","room":"#Dev","action":"mute","nick":"bob","secs":300}"##,
+        ),
+        (
+            "mod_topic",
+            r#"{"type":"mod","room":"dev","action":"topic","text":""}"#,
+        ),
+        (
+            "mod_invite_only",
+            r#"{"type":"mod","room":"dev","action":"invite_only","on":true}"#,
+        ),
+        ("mod_bans", r#"{"type":"mod","room":"dev","action":"bans"}"#),
+        (
+            "mod_bad",
+            r#"{"type":"mod","room":"dev","action":"smite","nick":"bob","ref":"x"}"#,
         ),
     ];
     for (name, text) in json {

@@ -57,10 +57,11 @@ pub mod line {
 
     use std::rc::Rc;
 
-    use natter::hub::command::Command;
+    use natter::hub::command::{Command, ModAction};
     use natter::hub::error::{ErrorCode, HubError};
     use natter::hub::event::{
-        Dm, Event, ImageRef, LeaveReason, Limits, Message, Presence, PresenceKind, Reply, Typing,
+        AccountChange, BanInfo, Dm, Event, ImageRef, LeaveReason, Limits, Message, ModEvent,
+        ModKind, Presence, PresenceKind, Reply, Role, RoomInfo, Typing,
     };
     use natter::hub::names::{sanitize, Nick, RoomName};
     use natter::hub::MAX_HISTORY_PAGE;
@@ -227,19 +228,106 @@ pub mod line {
             }
             Command::Image { .. } | Command::Typing(_) => panic!("{s:?} gave {cmd:?}"),
             Command::Create | Command::Rooms | Command::Help => {}
-            // WIP(proto): the account and moderation commands' checks.
-            Command::Register { .. }
-            | Command::Login { .. }
-            | Command::LoginToken(_)
-            | Command::Logout
-            | Command::Password { .. }
-            | Command::Mod { .. } => {}
+            Command::Register { password } => {
+                // The rest of the line after one whitespace character,
+                // untrimmed.
+                assert_eq!(name, "register");
+                assert!(!password.is_empty());
+                assert_eq!(after_one(&cmdline[name.len()..]), Some(password.as_str()));
+            }
+            Command::Login { nick, password } => {
+                assert_eq!(name, "login");
+                assert!(!nick.is_empty() && !nick.contains(char::is_whitespace));
+                assert!(!password.is_empty());
+                let words = cmdline[name.len()..].trim_start();
+                let after_nick = words.strip_prefix(nick.as_str()).expect("nick first");
+                assert_eq!(after_one(after_nick), Some(password.as_str()));
+            }
+            Command::LoginToken(_) => panic!("{s:?} gave {cmd:?}: tokens are JSON only"),
+            Command::Logout => assert_eq!(name, "logout"),
+            Command::Password { old, new } => {
+                assert_eq!(name, "password");
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                assert_eq!(words, [old.as_str(), new.as_str()]);
+            }
+            Command::Mod { room, action } => {
+                assert_eq!(room, None, "{s:?}: a line moderates its current room");
+                check_mod(&name, rest, &action);
+            }
+        }
+    }
+
+    /// `s` after its first character, which must be whitespace.
+    fn after_one(s: &str) -> Option<&str> {
+        let c = s.chars().next().filter(|c| c.is_whitespace())?;
+        Some(&s[c.len_utf8()..])
+    }
+
+    /// A moderation command agrees with its line: `name` (lowercased) and
+    /// `rest` (trimmed).
+    fn check_mod(name: &str, rest: &str, action: &ModAction) {
+        let one_nick = |nick: &str| {
+            assert!(!nick.is_empty() && !nick.contains(char::is_whitespace));
+        };
+        match action {
+            ModAction::Kick { nick, reason } | ModAction::Ban { nick, reason } => {
+                let want = if matches!(action, ModAction::Kick { .. }) {
+                    "kick"
+                } else {
+                    "ban"
+                };
+                assert_eq!(name, want);
+                one_nick(nick);
+                let after = rest.strip_prefix(nick.as_str()).expect("nick first");
+                let after = after.trim();
+                assert_eq!(reason.as_deref(), (!after.is_empty()).then_some(after));
+            }
+            ModAction::Unban { nick }
+            | ModAction::Unmute { nick }
+            | ModAction::Op { nick }
+            | ModAction::Deop { nick }
+            | ModAction::Invite { nick } => {
+                let want = match action {
+                    ModAction::Unban { .. } => "unban",
+                    ModAction::Unmute { .. } => "unmute",
+                    ModAction::Op { .. } => "op",
+                    ModAction::Deop { .. } => "deop",
+                    _ => "invite",
+                };
+                assert_eq!(name, want);
+                one_nick(nick);
+                assert_eq!(nick, rest);
+            }
+            ModAction::Mute { nick, secs } => {
+                assert_eq!(name, "mute");
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                assert_eq!(words.first(), Some(&nick.as_str()));
+                match secs {
+                    None => assert_eq!(words.len(), 1),
+                    Some(n) => {
+                        assert!(*n > 0);
+                        assert_eq!(words.len(), 2);
+                        assert!(words[1].bytes().all(|b| b.is_ascii_digit()));
+                        assert_eq!(words[1].parse::<u64>().ok(), Some(*n));
+                    }
+                }
+            }
+            ModAction::Topic { text } => {
+                assert_eq!(name, "topic");
+                assert_eq!(text, rest);
+            }
+            ModAction::InviteOnly { on } => {
+                assert_eq!(name, "invite-only");
+                assert_eq!(rest.to_ascii_lowercase(), if *on { "on" } else { "off" });
+            }
+            ModAction::Bans => assert_eq!(name, "bans"),
         }
     }
 
     /// The events `render` is checked on: every kind, with names that passed
     /// validation and texts that went through `sanitize` (as the hub does),
-    /// except the error message, which `render` must sanitize itself.
+    /// except the error message and the moderation texts (reasons, topics),
+    /// which `render` must clean itself.
     pub fn events(nick: &str, room: &str, text: &str, ts: u64) -> Vec<Event> {
         let nick = Nick::parse(nick).map_or("alice".to_string(), |n| n.to_string());
         let room = RoomName::parse(room).unwrap_or_else(|_| RoomName::parse("lobby").unwrap());
@@ -336,21 +424,125 @@ pub mod line {
                 message: raw.clone(),
             }),
         ];
-        for created in [false, true] {
-            for messages in [vec![], messages.clone()] {
-                events.push(reply(Reply::Joined {
-                    info: Default::default(),
-                    role: natter::hub::event::Role::Member,
-                    room: room.clone(),
-                    members: members.clone(),
-                    messages,
-                    created,
-                    last_seq: ts,
-                    gap: false,
-                    store_id: raw.clone(),
-                }));
+        // Version 1's joined, then with a topic (a raw text, never empty,
+        // so that it is one line whatever the fuzzer sent) and with an
+        // empty one (no line).
+        let infos = [
+            RoomInfo::default(),
+            RoomInfo {
+                topic: Some(format!("t{raw}")),
+                owner: Some(nick.clone()),
+                ops: vec![nick.clone()],
+                invite_only: true,
+                accounts: vec![nick.clone()],
+            },
+            RoomInfo {
+                topic: Some(String::new()),
+                ..RoomInfo::default()
+            },
+        ];
+        for (info, role) in infos.into_iter().zip([Role::Member, Role::Owner, Role::Op]) {
+            for created in [false, true] {
+                for messages in [vec![], messages.clone()] {
+                    events.push(reply(Reply::Joined {
+                        info: Box::new(info.clone()),
+                        role,
+                        room: room.clone(),
+                        members: members.clone(),
+                        messages,
+                        created,
+                        last_seq: ts,
+                        gap: false,
+                        store_id: raw.clone(),
+                    }));
+                }
             }
         }
+        // Version 2: a logged-in sender, the account answers, the
+        // moderation events (reasons and topics raw, as a client typed
+        // them: the renderer cleans them) and ban lists.
+        let mut logged_in = (*messages[0]).clone();
+        logged_in.account = Some(nick.clone());
+        events.push(Event::Message(Rc::new(logged_in)));
+        events.push(Event::Presence(Rc::new(Presence {
+            account: Some(nick.clone()),
+            room: room.clone(),
+            kind: PresenceKind::Join,
+            nick: nick.clone(),
+            ts,
+        })));
+        for what in [
+            AccountChange::Registered,
+            AccountChange::LoggedIn,
+            AccountChange::LoggedOut,
+            AccountChange::PasswordChanged,
+        ] {
+            let logged_out = what == AccountChange::LoggedOut;
+            events.push(reply(Reply::Account {
+                what,
+                account: (!logged_out).then(|| nick.clone()),
+                nick: nick.clone(),
+                token: (!logged_out).then(|| raw.clone()),
+            }));
+        }
+        let reason = Some(raw.clone());
+        for action in [
+            ModKind::Kick {
+                nick: nick.clone(),
+                reason: reason.clone(),
+            },
+            ModKind::Kick {
+                nick: nick.clone(),
+                reason: None,
+            },
+            ModKind::Ban {
+                nick: nick.clone(),
+                reason: reason.clone(),
+            },
+            ModKind::Unban { nick: nick.clone() },
+            ModKind::Mute {
+                nick: nick.clone(),
+                secs: Some(ts),
+                until: Some(ts),
+            },
+            ModKind::Mute {
+                nick: nick.clone(),
+                secs: None,
+                until: None,
+            },
+            ModKind::Unmute { nick: nick.clone() },
+            ModKind::Op { nick: nick.clone() },
+            ModKind::Deop { nick: nick.clone() },
+            ModKind::Topic { text: raw.clone() },
+            ModKind::InviteOnly {
+                on: ts.is_multiple_of(2),
+            },
+            ModKind::Invite { nick: nick.clone() },
+        ] {
+            let m = Rc::new(ModEvent {
+                room: room.clone(),
+                by: nick.clone(),
+                action,
+                ts,
+            });
+            events.push(Event::Mod(m.clone()));
+            events.push(reply(Reply::Mod(m)));
+        }
+        let ban = |account, reason: Option<String>| BanInfo {
+            nick: nick.clone(),
+            account,
+            by: "bob".to_string(),
+            reason,
+            ts,
+        };
+        events.push(reply(Reply::Bans {
+            room: room.clone(),
+            bans: vec![],
+        }));
+        events.push(reply(Reply::Bans {
+            room: room.clone(),
+            bans: vec![ban(true, reason.clone()), ban(false, None)],
+        }));
         for reason in [
             LeaveReason::Leave,
             LeaveReason::Quit(None),
@@ -359,10 +551,25 @@ pub mod line {
             LeaveReason::Timeout,
             LeaveReason::SlowConsumer,
             LeaveReason::Shutdown,
+            LeaveReason::Kicked,
+            LeaveReason::Banned,
         ] {
             events.push(presence(PresenceKind::Leave(reason)));
         }
         events
+    }
+
+    /// What line clients are never sent a line for: typing hints, and the
+    /// leaves of the kicked and banned (their `mod` line said it).
+    fn silent(event: &Event) -> bool {
+        match event {
+            Event::Typing(_) => true,
+            Event::Presence(p) => matches!(
+                p.kind,
+                PresenceKind::Leave(LeaveReason::Kicked | LeaveReason::Banned)
+            ),
+            _ => false,
+        }
     }
 
     pub const ORIGIN: &str = "http://127.0.0.1:7878";
@@ -384,8 +591,8 @@ pub mod line {
         for (event, baseline) in fuzzed.iter().zip(&plain) {
             let bytes = render(event, ORIGIN);
             let out = std::str::from_utf8(&bytes).expect("render gave invalid UTF-8");
-            if matches!(event, Event::Typing(_)) {
-                assert_eq!(out, "", "typing is not for line clients");
+            if silent(event) {
+                assert_eq!(out, "", "{event:?} is not for line clients");
                 continue;
             }
             assert!(out.ends_with('\n'), "{out:?} does not end in a newline");
@@ -813,9 +1020,9 @@ pub mod json {
     //! The JSON request parser: no panics, error codes from the allowed
     //! set, commands that agree with the JSON and satisfy their types.
 
-    use natter::hub::command::Command;
+    use natter::hub::command::{Command, ModAction};
     use natter::hub::error::ErrorCode;
-    use natter::hub::event::{Event, Message, Reply};
+    use natter::hub::event::{BanInfo, Event, Message, ModEvent, ModKind, Reply};
     use natter::hub::names::RoomName;
     use natter::hub::MAX_HISTORY_PAGE;
     use natter::proto::json::{parse, render, Refusal};
@@ -924,6 +1131,32 @@ pub mod json {
                         }
                     }
                     ("create", Command::Create) | ("rooms", Command::Rooms) => {}
+                    ("register", Command::Register { password }) => {
+                        assert_eq!(password, &string("password"));
+                    }
+                    ("login", Command::Login { nick, password }) => {
+                        assert_eq!((nick, password), (&string("nick"), &string("password")));
+                        assert!(matches!(obj.get("token"), None | Some(Value::Null)));
+                    }
+                    ("login", Command::LoginToken(token)) => {
+                        assert_eq!(token, &string("token"));
+                        assert!(matches!(obj.get("password"), None | Some(Value::Null)));
+                    }
+                    ("logout", Command::Logout) => {}
+                    ("password", Command::Password { old, new }) => {
+                        assert_eq!((old, new), (&string("old"), &string("new")));
+                    }
+                    (
+                        "mod",
+                        Command::Mod {
+                            room: Some(room),
+                            action,
+                        },
+                    ) => {
+                        room_ok(room);
+                        wants_room(obj, room);
+                        check_mod(obj, action);
+                    }
                     (kind, command) => panic!("type {kind:?} gave {command:?}"),
                 }
             }
@@ -931,12 +1164,70 @@ pub mod json {
         check_render(&text);
     }
 
+    /// A `mod` request's action agrees with its fields.
+    fn check_mod(obj: &serde_json::Map<String, Value>, action: &ModAction) {
+        let string = |name: &str| match obj.get(name) {
+            Some(Value::String(s)) => s.as_str(),
+            other => panic!("accepted a {name} of {other:?}"),
+        };
+        let name = match action {
+            ModAction::Kick { nick, reason } | ModAction::Ban { nick, reason } => {
+                assert_eq!(nick, string("nick"));
+                // A blank reason is none.
+                let sent = obj.get("reason").and_then(Value::as_str);
+                assert_eq!(reason.as_deref(), sent.filter(|r| !r.trim().is_empty()));
+                if matches!(action, ModAction::Kick { .. }) {
+                    "kick"
+                } else {
+                    "ban"
+                }
+            }
+            ModAction::Unban { nick } => {
+                assert_eq!(nick, string("nick"));
+                "unban"
+            }
+            ModAction::Mute { nick, secs } => {
+                assert_eq!(nick, string("nick"));
+                assert_eq!(*secs, obj.get("secs").and_then(Value::as_u64));
+                assert_ne!(*secs, Some(0));
+                "mute"
+            }
+            ModAction::Unmute { nick } => {
+                assert_eq!(nick, string("nick"));
+                "unmute"
+            }
+            ModAction::Op { nick } => {
+                assert_eq!(nick, string("nick"));
+                "op"
+            }
+            ModAction::Deop { nick } => {
+                assert_eq!(nick, string("nick"));
+                "deop"
+            }
+            ModAction::Topic { text } => {
+                assert_eq!(text, string("text"));
+                "topic"
+            }
+            ModAction::InviteOnly { on } => {
+                assert_eq!(Some(*on), obj.get("on").and_then(Value::as_bool));
+                "invite_only"
+            }
+            ModAction::Invite { nick } => {
+                assert_eq!(nick, string("nick"));
+                "invite"
+            }
+            ModAction::Bans => "bans",
+        };
+        assert_eq!(string("action"), name);
+    }
+
     /// What goes out is JSON whose strings are what went in.
     pub fn check_render(text: &str) {
+        use std::rc::Rc;
         let room = RoomName::parse("lobby").unwrap();
         let message = Message {
             account: None,
-            room,
+            room: room.clone(),
             seq: 1,
             ts: 2,
             from: "alice".to_string(),
@@ -944,25 +1235,99 @@ pub mod json {
             action: false,
             image: None,
         };
+        let moderation = |action| {
+            Rc::new(ModEvent {
+                room: room.clone(),
+                by: "alice".to_string(),
+                action,
+                ts: 3,
+            })
+        };
+        let kick = moderation(ModKind::Kick {
+            nick: "bob".to_string(),
+            reason: Some(text.to_string()),
+        });
+        let topic = moderation(ModKind::Topic {
+            text: text.to_string(),
+        });
+        // An empty reason is left out.
+        let reason = (!text.is_empty()).then_some(text);
         let events = [
-            Event::Message(std::rc::Rc::new(message)),
-            Event::Reply(
-                Reply::Error {
-                    code: ErrorCode::BadJson,
-                    message: text.to_string(),
-                },
-                Some(text.to_string()),
+            (Event::Message(Rc::new(message)), "/text", Some(text)),
+            (
+                Event::Reply(
+                    Reply::Error {
+                        code: ErrorCode::BadJson,
+                        message: text.to_string(),
+                    },
+                    Some(text.to_string()),
+                ),
+                "/message",
+                Some(text),
+            ),
+            (Event::Mod(kick.clone()), "/reason", reason),
+            (
+                Event::Reply(Reply::Mod(kick), Some(text.to_string())),
+                "/ref",
+                Some(text),
+            ),
+            (Event::Mod(topic), "/text", Some(text)),
+            (
+                Event::Reply(
+                    Reply::Bans {
+                        room: room.clone(),
+                        bans: vec![BanInfo {
+                            nick: "bob".to_string(),
+                            account: false,
+                            by: "alice".to_string(),
+                            reason: Some(text.to_string()),
+                            ts: 4,
+                        }],
+                    },
+                    None,
+                ),
+                "/bans/0/reason",
+                reason,
+            ),
+            (
+                Event::Reply(
+                    Reply::Account {
+                        what: natter::hub::event::AccountChange::LoggedIn,
+                        account: Some("alice".to_string()),
+                        nick: "alice".to_string(),
+                        token: Some(text.to_string()),
+                    },
+                    None,
+                ),
+                "/token",
+                Some(text),
+            ),
+            (
+                Event::Reply(
+                    Reply::Joined {
+                        room: room.clone(),
+                        members: vec![],
+                        messages: vec![],
+                        created: false,
+                        last_seq: 0,
+                        gap: false,
+                        store_id: String::new(),
+                        info: Box::new(natter::hub::event::RoomInfo {
+                            topic: Some(text.to_string()),
+                            ..Default::default()
+                        }),
+                        role: natter::hub::event::Role::Member,
+                    },
+                    None,
+                ),
+                "/topic",
+                Some(text),
             ),
         ];
-        for event in events {
+        for (event, field, want) in events {
             let out = render(&event).expect("rendered");
             let v: Value = serde_json::from_slice(&out).expect("render gave invalid JSON");
-            let field = if matches!(event, Event::Message(_)) {
-                "text"
-            } else {
-                "message"
-            };
-            assert_eq!(v[field].as_str(), Some(text));
+            assert_eq!(v.pointer(field).and_then(Value::as_str), want, "{field}");
         }
     }
 }

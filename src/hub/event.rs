@@ -217,8 +217,10 @@ pub enum Reply {
         gap: bool,
         /// The store's id, as in `Welcome`.
         store_id: String,
-        /// The room's owner, ops, topic and invite-only flag.
-        info: RoomInfo,
+        /// The room's owner, ops, topic and invite-only flag (boxed: most
+        /// rooms have none of them, and every event is as big as its
+        /// largest kind).
+        info: Box<RoomInfo>,
         /// The joiner's own role in the room.
         role: Role,
     },

@@ -22,10 +22,11 @@ pub(crate) struct Members {
     list: Rc<Vec<ClientId>>,
     /// Each member's index in `list`, and its nick's key.
     index: HashMap<ClientId, (usize, String)>,
-    /// The members' nicks by their case-insensitive key (unique: nicks are),
-    /// kept in order so that listing them (`/who`, a join's reply) is a walk,
-    /// not a sort.
-    nicks: BTreeMap<String, Nick>,
+    /// The members' nicks by their case-insensitive key, kept in order so
+    /// that listing them (`/who`, a join's reply) is a walk, not a sort;
+    /// with how many member connections hold each (an account logged in
+    /// on several connections holds one nick on all of them).
+    nicks: BTreeMap<String, (Nick, usize)>,
 }
 
 impl Members {
@@ -36,19 +37,20 @@ impl Members {
         }
         let list = Rc::make_mut(&mut self.list);
         let key = nick.key();
-        self.nicks.insert(key.clone(), nick.clone());
+        self.nicks
+            .entry(key.clone())
+            .or_insert_with(|| (nick.clone(), 0))
+            .1 += 1;
         self.index.insert(id, (list.len(), key));
         list.push(id);
         true
     }
 
-    /// Removes `id` (the last member takes its place); false if it was not
-    /// a member.
     pub(crate) fn remove(&mut self, id: ClientId) -> bool {
         let Some((at, key)) = self.index.remove(&id) else {
             return false;
         };
-        self.nicks.remove(&key);
+        self.forget_nick(&key);
         let list = Rc::make_mut(&mut self.list);
         list.swap_remove(at);
         if let Some(moved) = list.get(at) {
@@ -59,24 +61,50 @@ impl Members {
         true
     }
 
-    /// Member `id` is now known as `nick`.
     pub(crate) fn rename(&mut self, id: ClientId, nick: &Nick) {
-        if let Some((_, key)) = self.index.get_mut(&id) {
-            self.nicks.remove(key);
-            *key = nick.key();
-            self.nicks.insert(key.clone(), nick.clone());
+        let Some((_, key)) = self.index.get_mut(&id) else {
+            return;
+        };
+        let old = std::mem::replace(key, nick.key());
+        let entry = self
+            .nicks
+            .entry(nick.key())
+            .or_insert_with(|| (nick.clone(), 0));
+        entry.0 = nick.clone(); // the new spelling, "carol" -> "CAROL"
+        entry.1 += 1;
+        self.forget_nick(&old);
+    }
+
+    /// One connection fewer holds the nick `key`.
+    fn forget_nick(&mut self, key: &str) {
+        if let Some(entry) = self.nicks.get_mut(key) {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                self.nicks.remove(key);
+            }
         }
     }
 
-    /// The members' nicks, sorted case-insensitively.
+    /// Whether a member holds the nick with this (lowercase) key: several
+    /// connections of one account share one nick, listed once.
+    pub(crate) fn holds(&self, key: &str) -> bool {
+        self.nicks.contains_key(key)
+    }
+
     pub(crate) fn nicks(&self) -> impl Iterator<Item = &Nick> + '_ {
-        self.nicks.values()
+        self.nicks.values().map(|(n, _)| n)
     }
 
     pub(crate) fn contains(&self, id: ClientId) -> bool {
         self.index.contains_key(&id)
     }
 
+    /// How many nicks: an account on several connections counts once.
+    pub(crate) fn nick_count(&self) -> usize {
+        self.nicks.len()
+    }
+
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.list.len()
     }
@@ -153,6 +181,24 @@ mod tests {
         assert_eq!(names(&m), ["Alice", "CAROL", "Dave", "Zed"]);
         m.remove(ClientId(3));
         assert_eq!(names(&m), ["Alice", "CAROL", "Zed"]);
+    }
+
+    #[test]
+    fn connections_sharing_a_nick_list_it_once_until_the_last_leaves() {
+        let mut m = Members::default();
+        m.insert(ClientId(1), &nick("alice"));
+        m.insert(ClientId(2), &nick("Alice"));
+        m.insert(ClientId(3), &nick("bob"));
+        assert_eq!(m.nicks().count(), 2);
+        assert!(m.holds("alice"));
+        m.remove(ClientId(1));
+        assert!(m.holds("alice"), "the other connection still holds it");
+        m.rename(ClientId(3), &nick("alice"));
+        assert!(!m.holds("bob"));
+        m.remove(ClientId(2));
+        assert!(m.holds("alice"));
+        m.remove(ClientId(3));
+        assert!(!m.holds("alice") && m.nicks.is_empty());
     }
 
     #[test]

@@ -15,12 +15,14 @@
 //! Read next: `proto::line` (how events become netcat lines), then
 //! `server` (who calls this).
 
+pub mod accounts;
 pub mod command;
 pub mod error;
 pub mod event;
 pub mod image;
 pub mod limits;
 mod members;
+pub mod moderation;
 pub mod names;
 mod nickgen;
 pub mod port;
@@ -34,6 +36,8 @@ use std::rc::Rc;
 
 use log::{debug, error};
 
+use accounts::{AccountsConfig, Hello, Peer, Pending};
+
 use command::{Command, Page};
 use error::{ErrorCode, HubError};
 use event::{
@@ -43,7 +47,7 @@ use event::{
 use limits::{Bucket, RateLimit, Verdict};
 use members::Members;
 use names::{message_text, sanitize, Nick, RoomName};
-use port::{Batch, Load, Loaded, NewImage, StoreAnswer, StoreError, StoreOp};
+use port::{Batch, Change, Load, Loaded, NewImage, PasswordJob, StoreAnswer, StoreError, StoreOp};
 use session::{check_cid, Sent, SentLog};
 
 /// Most messages one `/history` or `history` request returns.
@@ -89,6 +93,14 @@ pub struct HubConfig {
     /// replays nothing and says `gap`. A few bytes of requests must not
     /// make the server load and queue unbounded pages (`--max-outbound`).
     pub history_per_turn: usize,
+    /// Accounts: registration, admins, tokens, plain-text passwords.
+    pub accounts: AccountsConfig,
+}
+
+/// The time of day of `ms` (since the epoch), `HH:MM:SS` UTC.
+pub(crate) fn clock_time(ms: u64) -> String {
+    let secs = (ms / 1000) % 86_400;
+    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 struct Client {
@@ -107,6 +119,15 @@ struct Client {
     /// resumed: the time (ms) it is given up.
     held_until: Option<u64>,
     last_typing_ms: Option<u64>,
+    /// The account logged in on this connection (lowercase key).
+    account: Option<String>,
+    /// The hash of the login token this connection logged in with or was
+    /// given: `/logout` revokes it.
+    token_hash: Option<String>,
+    /// Where the connection comes from.
+    peer: Peer,
+    /// Invite-only rooms a guest was invited to (while it is connected).
+    invited: Vec<RoomName>,
 }
 
 /// A client that waits for a read from the store (`busy`), and what it
@@ -182,6 +203,8 @@ struct Inflight {
     messages: Vec<Rc<Message>>,
     /// Who sent each message, with its cid (same order).
     from: Vec<(ClientId, Option<String>)>,
+    /// How many account and room changes it carries.
+    changes: usize,
 }
 
 struct Room {
@@ -232,6 +255,17 @@ pub struct Hub {
     history_sent: HashMap<ClientId, (usize, usize)>,
     rng: nickgen::Rng,
     messages_total: u64,
+    /// Accounts, tokens, logins.
+    accounts: accounts::Accounts,
+    /// Rooms' owners, topics, ops, bans, mutes and invites.
+    settings: HashMap<RoomName, moderation::Settings>,
+    /// Changes gathered for the turn's batch.
+    pending_changes: Vec<Change>,
+    /// Password jobs for the shell to take.
+    jobs: Vec<PasswordJob>,
+    /// Password jobs out, by id.
+    auth: HashMap<u64, Pending>,
+    next_job: u64,
 }
 
 impl Hub {
@@ -260,6 +294,12 @@ impl Hub {
             effects: VecDeque::new(),
             history_sent: HashMap::new(),
             rng: nickgen::Rng::new(seed),
+            accounts: accounts::Accounts::default(),
+            settings: HashMap::new(),
+            pending_changes: Vec::new(),
+            jobs: Vec::new(),
+            auth: HashMap::new(),
+            next_job: 0,
             messages_total: 0,
         }
     }
@@ -318,7 +358,7 @@ impl Hub {
     /// Queues an effect behind the batch being gathered, if it has
     /// messages, or else behind the last batch taken.
     fn push(&mut self, e: Effect) {
-        let gate = if self.pending.is_empty() {
+        let gate = if self.pending.is_empty() && self.pending_changes.is_empty() {
             self.next_batch - 1
         } else {
             self.next_batch
@@ -363,7 +403,7 @@ impl Hub {
     /// to the store as one [`StoreOp::Append`] (group commit). The shell
     /// calls this once a turn, before it takes the store operations.
     pub fn close_batch(&mut self) {
-        if self.pending.is_empty() {
+        if self.pending.is_empty() && self.pending_changes.is_empty() {
             return;
         }
         let id = self.next_batch;
@@ -373,13 +413,14 @@ impl Hub {
             id,
             messages: messages.clone(),
             from: std::mem::take(&mut self.pending_from),
+            changes: self.pending_changes.len(),
         });
         let images = std::mem::take(&mut self.pending_images);
         self.ops.push(StoreOp::Append(Batch {
             id,
             messages,
             images,
-            changes: Vec::new(), // WIP(hub)
+            changes: std::mem::take(&mut self.pending_changes),
         }));
     }
 
@@ -444,8 +485,14 @@ impl Hub {
         let Inflight {
             messages: failed,
             from,
+            changes,
             ..
         } = batch;
+        if changes > 0 {
+            // Accounts and room settings changed in memory stay changed
+            // until a restart; whoever was told keeps what it was told.
+            error!("{changes} account or room changes of the batch were not stored");
+        }
         let is_failed = |m: &Rc<Message>| failed.iter().any(|f| Rc::ptr_eq(f, m));
         self.effects.retain_mut(|(_, e)| match e {
             Effect::Deliver {
@@ -494,41 +541,74 @@ impl Hub {
         }
     }
 
-    /// A new client: gives it a nick (`wanted` if valid and free), welcomes
-    /// it, and joins a line client to the default room. `session` is the
-    /// token a WebSocket client may later resume with (made by the shell
-    /// from the OS's randomness: the hub's own generator is not secret).
-    pub fn connect(
-        &mut self,
-        now: Now,
-        id: ClientId,
-        kind: ClientKind,
-        wanted: Option<&str>,
-        session: Option<String>,
-    ) {
+    /// A new client: gives it a nick (the one it asked for if valid,
+    /// free and not an account's; its account's with a valid login token),
+    /// welcomes it, and joins a line client to the default room (under
+    /// `--require-login` only once it has logged in).
+    pub fn connect(&mut self, now: Now, id: ClientId, hello: Hello) {
+        let Hello {
+            kind,
+            peer,
+            nick: wanted,
+            session,
+            token,
+        } = hello;
         let mut refusal = None;
-        let nick = match wanted.map(Nick::parse) {
-            Some(Ok(n)) if !self.nicks.contains_key(&n.key()) => n,
-            Some(Ok(n)) => {
+        let login = token.as_deref().and_then(|t| {
+            let hash = accounts::token_hash(t);
+            let key = self
+                .accounts
+                .tokens
+                .get(&hash)
+                .filter(|tk| tk.expires > now.ms && self.accounts.exists(&tk.account))
+                .map(|tk| tk.account.clone());
+            if key.is_none() {
+                refusal = Some(HubError::new(
+                    ErrorCode::LoginFailed,
+                    "that login token is unknown or expired; log in again",
+                ));
+            }
+            key.map(|k| (k, hash))
+        });
+        let nick = match (&login, wanted.as_deref().map(Nick::parse)) {
+            (Some((key, _)), _) => {
+                let name = self.accounts.by_key[key].name.clone();
+                self.displace_guest(now, id, &name);
+                name
+            }
+            (None, Some(Ok(n))) if self.accounts.exists(&n.key()) => {
+                refusal = Some(accounts::registered(&n));
+                self.fresh_nick()
+            }
+            (None, Some(Ok(n))) if !self.nicks.contains_key(&n.key()) => n,
+            (None, Some(Ok(n))) => {
                 refusal = Some(taken(&n));
                 self.fresh_nick()
             }
-            Some(Err(e)) => {
+            (None, Some(Err(e))) => {
                 refusal = Some(e);
                 self.fresh_nick()
             }
-            None => self.fresh_nick(),
+            (None, None) => self.fresh_nick(),
         };
-        self.nicks.insert(nick.key(), id);
+        self.nicks.entry(nick.key()).or_insert(id);
         if let Some(token) = &session {
             self.sessions.insert(token.clone(), id);
+        }
+        let account = login.as_ref().map(|_| nick.to_string());
+        if let Some((key, _)) = &login {
+            self.accounts
+                .online
+                .entry(key.clone())
+                .or_default()
+                .push(id);
         }
         let welcome = Reply::Welcome {
             nick: nick.to_string(),
             session: session.clone(),
             store_id: self.store_id.clone(),
             limits: self.limits(),
-            account: None, // WIP(hub)
+            account,
         };
         self.clients.insert(
             id,
@@ -542,13 +622,17 @@ impl Hub {
                 sent: SentLog::default(),
                 held_until: None,
                 last_typing_ms: None,
+                account: login.as_ref().map(|(k, _)| k.clone()),
+                token_hash: login.map(|(_, h)| h),
+                peer,
+                invited: Vec::new(),
             },
         );
         self.reply(id, welcome, None);
         if let Some(e) = refusal {
             self.error(id, e, None);
         }
-        if kind == ClientKind::Line {
+        if kind == ClientKind::Line && self.logged_in_or_free(id) {
             let room = self.config.default_room.clone();
             if let Err(e) = self.join(now, id, room, None, false, None) {
                 self.error(id, e, None);
@@ -556,12 +640,19 @@ impl Hub {
         }
     }
 
+    /// Whether `id` may do more than log in: logged in, or no
+    /// `--require-login`.
+    fn logged_in_or_free(&self, id: ClientId) -> bool {
+        !self.config.accounts.require_login
+            || self.clients.get(&id).is_some_and(|c| c.account.is_some())
+    }
+
     /// A new connection `id` presents a session token: if the session is
     /// known, the connection takes over its nick and rooms (the room sees
     /// nothing), an older connection still open is replaced, and the client
     /// is welcomed back with a `joined` for each of its rooms. Returns false
     /// for an unknown token; the shell then connects it as a new client.
-    pub fn resume(&mut self, now: Now, id: ClientId, token: &str) -> bool {
+    pub fn resume(&mut self, now: Now, id: ClientId, peer: Peer, token: &str) -> bool {
         let Some(old) = self.sessions.get(token).copied() else {
             return false;
         };
@@ -582,8 +673,20 @@ impl Hub {
                 .retain(|d| !matches!(d, Deferred::Detach(_) | Deferred::Disconnect(_)));
         }
         self.renumber(old, id);
-        self.nicks.insert(client.nick.key(), id);
+        if self.nicks.get(&client.nick.key()) == Some(&old) {
+            self.nicks.insert(client.nick.key(), id);
+        }
+        if let Some(conns) = client
+            .account
+            .as_ref()
+            .and_then(|k| self.accounts.online.get_mut(k))
+        {
+            for c in conns.iter_mut().filter(|c| **c == old) {
+                *c = id;
+            }
+        }
         self.sessions.insert(token.to_string(), id);
+        client.peer = peer;
         for room in &client.rooms {
             if let Some(r) = self.rooms.get_mut(room) {
                 r.members.remove(old);
@@ -597,7 +700,7 @@ impl Hub {
             session: client.session.clone(),
             store_id: self.store_id.clone(),
             limits: self.limits(),
-            account: None, // WIP(hub)
+            account: client.account.as_ref().map(|_| client.nick.to_string()),
         };
         self.clients.insert(id, client);
         self.reply(id, welcome, None);
@@ -634,6 +737,11 @@ impl Hub {
         for (sender, _) in froms.chain(self.pending_from.iter_mut()) {
             if *sender == old {
                 *sender = new;
+            }
+        }
+        for p in self.auth.values_mut() {
+            if p.client == old {
+                p.client = new;
             }
         }
     }
@@ -692,7 +800,10 @@ impl Hub {
         if let Some(token) = &client.session {
             self.sessions.remove(token);
         }
-        self.nicks.remove(&client.nick.key());
+        if let Some(key) = &client.account {
+            self.forget_login(id, key);
+        }
+        self.release_nick(id, &client.nick);
         for room in &client.rooms {
             self.remove_member(now, id, &client.nick, room, reason.clone());
         }
@@ -715,6 +826,16 @@ impl Hub {
             message: e.message,
         };
         self.tell(id, reply, r#ref);
+    }
+
+    /// `id` waits for an answer (a read, or a password job): what it asks
+    /// meanwhile is queued.
+    fn park_on_work(&mut self, id: ClientId) {
+        if self.clients.contains_key(&id) {
+            let p = self.parked.entry(id).or_default();
+            debug_assert!(!p.busy, "one wait at a time per client");
+            p.busy = true;
+        }
     }
 
     /// Queues `what` (made into a [`Deferred`] by `later`) if `id` waits
@@ -787,6 +908,28 @@ impl Hub {
         else {
             return;
         };
+        let free = matches!(
+            cmd,
+            Command::Register { .. }
+                | Command::Login { .. }
+                | Command::LoginToken(_)
+                | Command::Logout
+                | Command::Password { .. }
+                | Command::Nick(_)
+                | Command::Rooms
+                | Command::Help
+                | Command::Quit(_)
+        );
+        if !free && !self.logged_in_or_free(id) {
+            if !matches!(cmd, Command::Typing(_)) {
+                let e = HubError::new(
+                    ErrorCode::LoginRequired,
+                    "this server needs an account: /register PASSWORD, or /login NICK PASSWORD",
+                );
+                self.error(id, e, r#ref);
+            }
+            return;
+        }
         let counted = matches!(
             cmd,
             Command::Say { .. } | Command::Dm { .. } | Command::Image { .. }
@@ -829,12 +972,14 @@ impl Hub {
                 self.reply(id, Reply::Help(self.limits()), r#ref.clone());
                 Ok(())
             }
-            Command::Register { .. }
-            | Command::Login { .. }
-            | Command::LoginToken(_)
-            | Command::Logout
-            | Command::Password { .. }
-            | Command::Mod { .. } => Err(HubError::new(ErrorCode::NotPermitted, "WIP(hub)")),
+            Command::Register { password } => self.register(id, password, r#ref.clone()),
+            Command::Login { nick, password } => {
+                self.login(now, id, &nick, password, r#ref.clone())
+            }
+            Command::LoginToken(token) => self.login_token(now, id, &token, r#ref.clone()),
+            Command::Logout => self.logout(now, id, r#ref.clone()),
+            Command::Password { old, new } => self.password(now, id, old, new, r#ref.clone()),
+            Command::Mod { room, action } => self.moderate(now, id, room, action, r#ref.clone()),
             Command::Quit(reason) => {
                 let reason = reason.map(|r| clip(&sanitize(&r), self.config.max_message));
                 self.reply(id, Reply::Bye, r#ref.clone());
@@ -906,6 +1051,7 @@ impl Hub {
             return Ok(());
         }
         let room = self.target_room(id, room)?;
+        self.check_muted(now, id, &room)?;
         let text = match image {
             // A caption may be empty; it is still checked and cleaned.
             Some(_) if text.is_empty() => String::new(),
@@ -917,6 +1063,7 @@ impl Hub {
         };
         let client = self.client(id)?;
         let (from, kind) = (client.nick.to_string(), client.kind);
+        let account = client.account.as_ref().map(|_| from.clone());
         let r = self
             .rooms
             .get_mut(&room)
@@ -931,7 +1078,7 @@ impl Hub {
             text,
             action,
             image,
-            account: None, // WIP(hub)
+            account,
         });
         // The sender never gets the room's copy: a line client's terminal
         // already shows what it typed, and a WebSocket client gets its own
@@ -1082,16 +1229,22 @@ impl Hub {
     ) -> Result<(), HubError> {
         let nick = Nick::parse(wanted)?;
         let key = nick.key();
+        let client = self.client(id)?;
+        if client.account.is_some() {
+            return Err(HubError::new(
+                ErrorCode::NotPermitted,
+                format!(
+                    "you are logged in as {}: your nick is your account's; /logout first",
+                    client.nick
+                ),
+            ));
+        }
+        if self.accounts.exists(&key) {
+            return Err(accounts::registered(&nick));
+        }
         if self.nicks.get(&key).is_some_and(|&holder| holder != id) {
             return Err(taken(&nick));
         }
-        let Some(client) = self.clients.get_mut(&id) else {
-            return Ok(());
-        };
-        let old = std::mem::replace(&mut client.nick, nick.clone());
-        let rooms = client.rooms.clone();
-        self.nicks.remove(&old.key());
-        self.nicks.insert(key, id);
         self.reply(
             id,
             Reply::Nick {
@@ -1099,25 +1252,7 @@ impl Hub {
             },
             r#ref,
         );
-        if old.as_str() == nick.as_str() {
-            return Ok(());
-        }
-        for room in rooms {
-            if let Some(r) = self.rooms.get_mut(&room) {
-                r.members.rename(id, &nick);
-            }
-            let presence = Presence {
-                account: None,
-                room: room.clone(),
-                kind: PresenceKind::Nick {
-                    old: old.to_string(),
-                },
-                nick: nick.to_string(),
-                ts: now.ms,
-            };
-            let to = self.others(&room, id);
-            self.deliver(to, Event::Presence(Rc::new(presence)));
-        }
+        self.rename(now, id, nick, None);
         Ok(())
     }
 
@@ -1142,6 +1277,8 @@ impl Hub {
                 self.reply(id, Reply::Current { room }, r#ref);
                 return Ok(());
             }
+        } else {
+            self.may_join(id, &room)?;
         }
         self.catch_up(now, id, room, since, Then::Join { created, r#ref });
         Ok(())
@@ -1194,11 +1331,7 @@ impl Hub {
         self.close_batch();
         let id = self.next_load;
         self.next_load += 1;
-        if self.clients.contains_key(&w.client) {
-            let p = self.parked.entry(w.client).or_default();
-            debug_assert!(!p.busy, "one read at a time per client");
-            p.busy = true;
-        }
+        self.park_on_work(w.client);
         self.ops.push(StoreOp::Load(Load {
             id,
             room: w.room.clone(),
@@ -1292,6 +1425,10 @@ impl Hub {
                 .chain(tail.last().map(|m| m.seq))
                 .max()
                 .unwrap_or(0);
+            // A room never used before is its maker's, if logged in.
+            if last_seq == 0 && matches!(then, Then::Join { .. }) {
+                self.claim(id, &room);
+            }
             let r = Room {
                 members: Members::default(),
                 last_seq,
@@ -1319,7 +1456,7 @@ impl Hub {
                 self.enter(now, id, room, messages, gap, created, r#ref)
             }
             Then::Resume { rest } => {
-                let joined = self.joined_reply(&room, messages, false, gap);
+                let joined = self.joined_reply(id, &room, messages, false, gap);
                 self.reply(id, joined, None);
                 self.resume_rooms(now, id, rest);
             }
@@ -1345,23 +1482,31 @@ impl Hub {
             return;
         };
         if client.rooms.contains(&room) {
-            let joined = self.joined_reply(&room, messages, created, gap);
+            let joined = self.joined_reply(id, &room, messages, created, gap);
             self.reply(id, joined, r#ref);
             return;
         }
         let nick = client.nick.clone();
+        let account = client.account.as_ref().map(|_| nick.to_string());
         let others = self.others(&room, id);
+        let mut first = true;
         if let Some(r) = self.rooms.get_mut(&room) {
+            // Another connection of the account is in already: the room
+            // sees nothing.
+            first = !r.members.holds(&nick.key());
             r.members.insert(id, &nick);
         }
         if let Some(c) = self.clients.get_mut(&id) {
             c.rooms.push(room.clone());
             c.current = Some(room.clone());
         }
-        let joined = self.joined_reply(&room, messages, created, gap);
+        let joined = self.joined_reply(id, &room, messages, created, gap);
         self.reply(id, joined, r#ref);
+        if !first {
+            return;
+        }
         let presence = Presence {
-            account: None,
+            account,
             room,
             kind: PresenceKind::Join,
             nick: nick.to_string(),
@@ -1372,6 +1517,7 @@ impl Hub {
 
     fn joined_reply(
         &self,
+        id: ClientId,
         room: &RoomName,
         messages: Vec<Rc<Message>>,
         created: bool,
@@ -1385,8 +1531,8 @@ impl Hub {
             last_seq: self.rooms.get(room).map_or(0, |r| r.last_seq),
             gap,
             store_id: self.store_id.clone(),
-            info: Default::default(), // WIP(hub)
-            role: event::Role::Member,
+            info: Box::new(self.room_info(room)),
+            role: self.role(id, room),
         }
     }
 
@@ -1466,21 +1612,36 @@ impl Hub {
                 format!("nobody is called {}", sanitize(to)),
             )
         };
-        let target = *self
-            .nicks
-            .get(&to.to_ascii_lowercase())
-            .ok_or_else(no_such)?;
-        let from = self.client(id)?.nick.to_string();
+        let targets = self.holders(&to.to_ascii_lowercase());
+        let &target = targets.first().ok_or_else(no_such)?;
+        let sender = self.client(id)?;
+        let from = sender.nick.to_string();
+        let account = sender.account.as_ref().map(|_| from.clone());
+        let own = sender.account.clone();
         let to = self.client(target)?.nick.to_string();
         let dm = Rc::new(Dm {
-            account: None, // WIP(hub)
+            account,
             from,
             to,
             ts: now.ms,
             text,
         });
-        self.deliver(Recipients::One(target), Event::Dm(dm.clone()));
+        // Every connection of the recipient's account gets it; the
+        // sender's other connections get the sender's copy.
+        let to_self = own.as_deref() == Some(dm.to.to_ascii_lowercase().as_str());
+        self.deliver(Recipients::List(targets), Event::Dm(dm.clone()));
         self.reply(id, Reply::DmSent(dm.clone(), cid.clone()), r#ref);
+        if let Some(key) = own.filter(|_| !to_self) {
+            let copies: Vec<ClientId> = self
+                .holders(&key)
+                .into_iter()
+                .filter(|&c| c != id)
+                .collect();
+            self.deliver(
+                Recipients::List(copies),
+                Event::Reply(Reply::DmSent(dm.clone(), None), None),
+            );
+        }
         if let (Some(cid), Some(c)) = (cid, self.clients.get_mut(&id)) {
             c.sent.insert(now.ms, cid, Sent::Dm(dm));
         }
@@ -1523,6 +1684,9 @@ impl Hub {
         if r.members.is_empty() {
             self.rooms.remove(room);
             return;
+        }
+        if r.members.holds(&nick.key()) {
+            return; // another connection of the account stays
         }
         let to = Recipients::Room {
             members: r.members.snapshot(),
@@ -1569,7 +1733,7 @@ impl Hub {
             .rooms
             .iter()
             .filter(|(name, _)| !self.unlisted.contains(*name))
-            .map(|(name, r)| (name.clone(), r.members.len()))
+            .map(|(name, r)| (name.clone(), r.members.nick_count()))
             .collect();
         rooms.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         rooms
@@ -1580,7 +1744,7 @@ impl Hub {
         for _ in 0..64 {
             let candidate = self.rng.nick();
             if let Ok(n) = Nick::parse(&candidate) {
-                if !self.nicks.contains_key(&n.key()) {
+                if !self.nicks.contains_key(&n.key()) && !self.accounts.exists(&n.key()) {
                     return n;
                 }
             }
@@ -1589,7 +1753,7 @@ impl Hub {
         loop {
             let candidate = format!("user-{}", self.rng.below(1_000_000_000));
             if let Ok(n) = Nick::parse(&candidate) {
-                if !self.nicks.contains_key(&n.key()) {
+                if !self.nicks.contains_key(&n.key()) && !self.accounts.exists(&n.key()) {
                     return n;
                 }
             }

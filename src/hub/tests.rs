@@ -11,6 +11,9 @@ use super::*;
 
 use crate::proto::line::render;
 
+mod accounts;
+mod churn;
+
 // ---------------------------------------------------------------------------
 // Harness
 // ---------------------------------------------------------------------------
@@ -39,6 +42,7 @@ fn config(history: usize) -> HubConfig {
         max_ws_message: 2 * 1024 * 1024,
         max_image: 1024 * 1024,
         history_per_turn: 1 << 20,
+        accounts: AccountsConfig::default(),
         // Generous: scenarios send many messages at one instant. Flood
         // control has its own scenario below with the default figures.
         rate: limits::RateLimit {
@@ -78,9 +82,31 @@ struct TestStore {
     /// Batches answered, and reads, for the tests to look at.
     batches: usize,
     reads: usize,
+    /// Every change stored, in order.
+    changes: Vec<Change>,
+    /// Password jobs done.
+    jobs: usize,
 }
 
 impl TestStore {
+    /// A password job done with a fake hash: `fake:PASSWORD`.
+    fn password_job(&mut self, job: PasswordJob) -> port::PasswordDone {
+        self.jobs += 1;
+        let matched = job
+            .check
+            .as_ref()
+            .is_none_or(|(pw, phc)| *phc == format!("fake:{pw}"));
+        port::PasswordDone {
+            id: job.id,
+            matched,
+            phc: job
+                .hash
+                .filter(|_| matched)
+                .map(|pw| Ok(format!("fake:{pw}"))),
+            token: format!("token{}", job.id),
+        }
+    }
+
     fn execute(&mut self, op: StoreOp) -> StoreAnswer {
         match op {
             StoreOp::Append(batch) => {
@@ -91,6 +117,7 @@ impl TestStore {
                     for i in batch.images {
                         self.images.insert(i.id, (i.mime.to_string(), i.data));
                     }
+                    self.changes.extend(batch.changes);
                     for m in batch.messages {
                         let stored = self.rooms.entry(m.room.clone()).or_default();
                         assert!(
@@ -153,6 +180,8 @@ struct Chat {
     now: Now,
     next_id: u64,
     lines: HashMap<ClientId, Vec<String>>,
+    /// Every event each client was sent, as the hub made it.
+    events: HashMap<ClientId, Vec<Event>>,
     closed: Vec<ClientId>,
 }
 
@@ -172,6 +201,7 @@ impl Chat {
             now: at(0, 0, 0),
             next_id: 1,
             lines: HashMap::new(),
+            events: HashMap::new(),
             closed: Vec::new(),
         }
     }
@@ -184,10 +214,17 @@ impl Chat {
     }
 
     /// Carries out what the hub asked of the store: answered at once, or
-    /// kept for the next turn.
+    /// kept for the next turn. Password jobs are done at once too, with a
+    /// fake hash (`fake:PASSWORD`) instead of Argon2id.
     fn persist(&mut self) {
         let mut ops = Vec::new();
-        while self.hub.has_store_ops() {
+        while self.hub.has_store_ops() || self.hub.has_password_jobs() {
+            let mut jobs = Vec::new();
+            self.hub.take_password_jobs(&mut jobs);
+            for job in jobs {
+                let done = self.store.password_job(job);
+                self.hub.password_done(self.now, done);
+            }
             self.hub.take_store_ops(&mut ops);
             for op in ops.drain(..) {
                 let answer = self.store.execute(op);
@@ -200,12 +237,26 @@ impl Chat {
     }
 
     fn connect(&mut self, now: Now, kind: ClientKind, wanted: Option<&str>) -> ClientId {
+        // WebSocket clients get a session token, as the shell gives them.
+        let session = (kind == ClientKind::Ws).then(|| format!("token-{}", self.next_id));
+        self.connect_with(
+            now,
+            Hello {
+                kind,
+                peer: Peer::loopback(),
+                nick: wanted.map(str::to_string),
+                session,
+                token: None,
+            },
+        )
+    }
+
+    /// A client introduced as `hello` says (its id is the next one).
+    fn connect_with(&mut self, now: Now, hello: Hello) -> ClientId {
         let id = ClientId(self.next_id);
         self.next_id += 1;
-        // WebSocket clients get a session token, as the shell gives them.
-        let session = (kind == ClientKind::Ws).then(|| format!("token-{}", id.0));
         self.now = now;
-        self.hub.connect(now, id, kind, wanted, session);
+        self.hub.connect(now, id, hello);
         self.persist();
         id
     }
@@ -232,7 +283,7 @@ impl Chat {
 
     fn resume(&mut self, now: Now, id: ClientId, token: &str) -> bool {
         self.now = now;
-        let resumed = self.hub.resume(now, id, token);
+        let resumed = self.hub.resume(now, id, Peer::loopback(), token);
         self.persist();
         resumed
     }
@@ -269,10 +320,22 @@ impl Chat {
                             "delivered before it was stored: {m:?}"
                         );
                     }
+                    for id in to.iter() {
+                        self.events.entry(id).or_default().push(event.clone());
+                    }
                     let bytes = render(event, "http://127.0.0.1:7878");
                     if bytes.is_empty() {
-                        // Typing: not a line-protocol event.
-                        assert!(matches!(event, Event::Typing(_)), "{event:?}");
+                        // Typing, and a kick's or ban's leave (the `mod`
+                        // line said it): not line-protocol events.
+                        let silent = match event {
+                            Event::Typing(_) => true,
+                            Event::Presence(p) => matches!(
+                                p.kind,
+                                PresenceKind::Leave(LeaveReason::Kicked | LeaveReason::Banned)
+                            ),
+                            _ => false,
+                        };
+                        assert!(silent, "{event:?}");
                         continue;
                     }
                     let text = std::str::from_utf8(&bytes).expect("rendered UTF-8");
@@ -307,6 +370,7 @@ impl Chat {
     fn clear(&mut self) {
         self.flush();
         self.lines.clear();
+        self.events.clear();
         self.closed.clear();
     }
 
@@ -1905,9 +1969,12 @@ fn resume_while_the_old_connection_is_open_replaces_it() {
     let mut t = Chat::new();
     let w = t.ws(at(10, 0, 0), "webby");
     t.clear();
-    assert!(t
-        .hub
-        .resume(at(10, 0, 5), ClientId(77), &format!("token-{}", w.0)));
+    assert!(t.hub.resume(
+        at(10, 0, 5),
+        ClientId(77),
+        Peer::loopback(),
+        &format!("token-{}", w.0)
+    ));
     let effects = t.flush();
     assert!(effects.contains(&Effect::Replaced(w)), "{effects:?}");
     assert_eq!(t.hub.nick_of(ClientId(77)), Some("webby"));
@@ -1926,9 +1993,12 @@ fn a_held_session_that_is_not_resumed_leaves_with_timeout() {
     check(&t.take(l), &[]);
     t.hub.expire(at(10, 3, 0));
     check(&t.take(l), &["[10:03:00] #lobby <-- webby left (timeout)"]);
-    assert!(!t
-        .hub
-        .resume(at(10, 3, 1), ClientId(9), &format!("token-{}", w.0)));
+    assert!(!t.hub.resume(
+        at(10, 3, 1),
+        ClientId(9),
+        Peer::loopback(),
+        &format!("token-{}", w.0)
+    ));
     // The nick is free again.
     let again = t.ws(at(10, 3, 2), "webby");
     assert_eq!(t.hub.nick_of(again), Some("webby"));

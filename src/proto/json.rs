@@ -9,9 +9,11 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::hub::command::{Command, Page};
+use crate::hub::command::{Command, ModAction, Page};
 use crate::hub::error::{ErrorCode, HubError};
-use crate::hub::event::{Dm, Event, LeaveReason, Limits, Message, PresenceKind, Reply};
+use crate::hub::event::{
+    Dm, Event, LeaveReason, Limits, Message, ModEvent, ModKind, PresenceKind, Reply,
+};
 use crate::hub::names::{Nick, RoomName};
 use crate::hub::MAX_HISTORY_PAGE;
 
@@ -130,6 +132,30 @@ fn command(obj: &Map<String, Value>) -> Result<Command, HubError> {
         "typing" => Command::Typing(f.room()?),
         "rooms" => Command::Rooms,
         "who" => Command::Who(f.opt_room()?),
+        "register" => Command::Register {
+            password: f.string("password")?.to_string(),
+        },
+        "login" => match f.opt_string("token")? {
+            Some(_) if !matches!(obj.get("password"), None | Some(Value::Null)) => {
+                return Err(bad(
+                    "a login carries either a \"token\" or a \"nick\" and \"password\", not both",
+                ))
+            }
+            Some(token) => Command::LoginToken(token),
+            None => Command::Login {
+                nick: f.string("nick")?.to_string(),
+                password: f.string("password")?.to_string(),
+            },
+        },
+        "logout" => Command::Logout,
+        "password" => Command::Password {
+            old: f.string("old")?.to_string(),
+            new: f.string("new")?.to_string(),
+        },
+        "mod" => Command::Mod {
+            room: Some(f.room()?),
+            action: mod_action(&f)?,
+        },
         other => {
             return Err(HubError::new(
                 ErrorCode::UnknownType,
@@ -138,6 +164,52 @@ fn command(obj: &Map<String, Value>) -> Result<Command, HubError> {
                     crate::hub::names::sanitize(other)
                 ),
             ))
+        }
+    })
+}
+
+/// The `action` of a `mod` request and the fields it needs.
+fn mod_action(f: &Fields<'_>) -> Result<ModAction, HubError> {
+    let nick = || f.string("nick").map(str::to_string);
+    // An empty or blank reason is no reason, as on a line.
+    let reason = || {
+        f.opt_string("reason")
+            .map(|r| r.filter(|r| !r.trim().is_empty()))
+    };
+    Ok(match f.string("action")? {
+        "kick" => ModAction::Kick {
+            nick: nick()?,
+            reason: reason()?,
+        },
+        "ban" => ModAction::Ban {
+            nick: nick()?,
+            reason: reason()?,
+        },
+        "unban" => ModAction::Unban { nick: nick()? },
+        "mute" => ModAction::Mute {
+            nick: nick()?,
+            secs: match f.opt_u64("secs")? {
+                Some(0) => return Err(bad("\"secs\" must be at least 1")),
+                secs => secs,
+            },
+        },
+        "unmute" => ModAction::Unmute { nick: nick()? },
+        "op" => ModAction::Op { nick: nick()? },
+        "deop" => ModAction::Deop { nick: nick()? },
+        "topic" => ModAction::Topic {
+            text: f.string("text")?.to_string(),
+        },
+        "invite_only" => ModAction::InviteOnly {
+            on: f.opt_bool("on")?.ok_or_else(|| bad("\"on\" is missing"))?,
+        },
+        "invite" => ModAction::Invite { nick: nick()? },
+        "bans" => ModAction::Bans,
+        other => {
+            return Err(bad(format!(
+                "unknown mod action {:?}; the actions are kick, ban, unban, mute, unmute, \
+                 op, deop, topic, invite_only, invite and bans",
+                crate::hub::names::sanitize(other)
+            )))
         }
     })
 }
@@ -203,6 +275,8 @@ struct MessageOut<'a> {
     seq: u64,
     ts: u64,
     from: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<&'a str>,
     text: &'a str,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     action: bool,
@@ -229,6 +303,7 @@ impl<'a> MessageOut<'a> {
             seq: m.seq,
             ts: m.ts,
             from: &m.from,
+            account: m.account.as_deref(),
             text: &m.text,
             action: m.action,
             image: m.image.as_ref().map(|i| ImageOut {
@@ -255,6 +330,8 @@ struct DmOut<'a> {
     ts: u64,
     text: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     cid: Option<&'a str>,
     #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
     r#ref: Option<&'a str>,
@@ -268,6 +345,7 @@ impl<'a> DmOut<'a> {
             to: &d.to,
             ts: d.ts,
             text: &d.text,
+            account: d.account.as_deref(),
             cid,
             r#ref,
         }
@@ -315,6 +393,7 @@ enum Out<'a> {
         session: Option<&'a str>,
         store_id: &'a str,
         limits: LimitsOut,
+        account: Option<&'a str>,
     },
     Nick {
         nick: &'a str,
@@ -329,6 +408,12 @@ enum Out<'a> {
         store_id: &'a str,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         gap: bool,
+        topic: Option<&'a str>,
+        owner: Option<&'a str>,
+        ops: &'a [String],
+        invite_only: bool,
+        role: &'static str,
+        accounts: &'a [String],
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<&'a str>,
     },
@@ -348,6 +433,8 @@ enum Out<'a> {
         reason: Option<&'static str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         message: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        account: Option<&'a str>,
     },
     Typing {
         room: &'a str,
@@ -371,12 +458,99 @@ enum Out<'a> {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<&'a str>,
     },
+    Account {
+        account: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        token: Option<&'a str>,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<&'a str>,
+    },
+    Bans {
+        room: &'a str,
+        bans: Vec<BanOut<'a>>,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<&'a str>,
+    },
     Error {
         code: &'static str,
         message: &'a str,
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<&'a str>,
     },
+}
+
+#[derive(Serialize)]
+struct BanOut<'a> {
+    nick: &'a str,
+    account: bool,
+    by: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    ts: u64,
+}
+
+/// A moderation event (PROTOCOL-2 section 2): the fields each action
+/// carries, the others left out.
+#[derive(Serialize)]
+struct ModOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    room: &'a str,
+    action: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nick: Option<&'a str>,
+    by: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secs: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    until: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    on: Option<bool>,
+    ts: u64,
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    r#ref: Option<&'a str>,
+}
+
+impl<'a> ModOut<'a> {
+    fn new(m: &'a ModEvent, r#ref: Option<&'a str>) -> ModOut<'a> {
+        let mut out = ModOut {
+            kind: "mod",
+            room: m.room.as_str(),
+            action: m.action.action(),
+            nick: None,
+            by: &m.by,
+            reason: None,
+            secs: None,
+            until: None,
+            text: None,
+            on: None,
+            ts: m.ts,
+            r#ref,
+        };
+        match &m.action {
+            ModKind::Kick { nick, reason } | ModKind::Ban { nick, reason } => {
+                out.nick = Some(nick);
+                out.reason = reason.as_deref().filter(|r| !r.is_empty());
+            }
+            ModKind::Mute { nick, secs, until } => {
+                out.nick = Some(nick);
+                out.secs = *secs;
+                out.until = *until;
+            }
+            ModKind::Unban { nick }
+            | ModKind::Unmute { nick }
+            | ModKind::Op { nick }
+            | ModKind::Deop { nick }
+            | ModKind::Invite { nick } => out.nick = Some(nick),
+            ModKind::Topic { text } => out.text = Some(text),
+            ModKind::InviteOnly { on } => out.on = Some(*on),
+        }
+        out
+    }
 }
 
 /// The wire spelling of a leave reason.
@@ -430,10 +604,11 @@ pub fn render(event: &Event) -> Option<Vec<u8>> {
                 old,
                 reason,
                 message,
+                account: p.account.as_deref(),
             })
         }
         Event::Reply(reply, r#ref) => render_reply(reply, r#ref.as_deref()),
-        Event::Mod(_) => None, // WIP(proto)
+        Event::Mod(m) => to_vec(&ModOut::new(m, None)),
     }
 }
 
@@ -444,13 +619,14 @@ fn render_reply(reply: &Reply, r#ref: Option<&str>) -> Option<Vec<u8>> {
             session,
             store_id,
             limits,
-            ..
+            account,
         } => to_vec(&Out::Welcome {
             nick,
             server: SERVER,
             session: session.as_deref(),
             store_id,
             limits: limits.into(),
+            account: account.as_deref(),
         }),
         Reply::Nick { nick } => to_vec(&Out::Nick { nick, r#ref }),
         Reply::Joined {
@@ -460,7 +636,9 @@ fn render_reply(reply: &Reply, r#ref: Option<&str>) -> Option<Vec<u8>> {
             last_seq,
             gap,
             store_id,
-            ..
+            info,
+            role,
+            created: _,
         } => to_vec(&Out::Joined {
             room: room.as_str(),
             members,
@@ -468,6 +646,12 @@ fn render_reply(reply: &Reply, r#ref: Option<&str>) -> Option<Vec<u8>> {
             last_seq: *last_seq,
             store_id,
             gap: *gap,
+            topic: info.topic.as_deref(),
+            owner: info.owner.as_deref(),
+            ops: &info.ops,
+            invite_only: info.invite_only,
+            role: role.as_str(),
+            accounts: &info.accounts,
             r#ref,
         }),
         Reply::Left { room } => to_vec(&Out::Left {
@@ -497,7 +681,26 @@ fn render_reply(reply: &Reply, r#ref: Option<&str>) -> Option<Vec<u8>> {
         }),
         // Line-protocol conversation only.
         Reply::Current { .. } | Reply::Help(_) | Reply::Report(_) | Reply::Bye => None,
-        Reply::Account { .. } | Reply::Mod(_) | Reply::Bans { .. } => None, // WIP(proto)
+        Reply::Account { account, token, .. } => to_vec(&Out::Account {
+            account: account.as_deref(),
+            token: token.as_deref(),
+            r#ref,
+        }),
+        Reply::Mod(m) => to_vec(&ModOut::new(m, r#ref)),
+        Reply::Bans { room, bans } => to_vec(&Out::Bans {
+            room: room.as_str(),
+            bans: bans
+                .iter()
+                .map(|b| BanOut {
+                    nick: &b.nick,
+                    account: b.account,
+                    by: &b.by,
+                    reason: b.reason.as_deref().filter(|r| !r.is_empty()),
+                    ts: b.ts,
+                })
+                .collect(),
+            r#ref,
+        }),
     }
 }
 

@@ -13,9 +13,12 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 
-use crate::hub::command::{Command, Page};
+use crate::hub::command::{Command, ModAction, Page};
 use crate::hub::error::{ErrorCode, HubError};
-use crate::hub::event::{Dm, Event, LeaveReason, Message, Presence, PresenceKind, Reply};
+use crate::hub::event::{
+    AccountChange, Dm, Event, LeaveReason, Message, ModEvent, ModKind, Presence, PresenceKind,
+    Reply,
+};
 use crate::hub::names::RoomName;
 use crate::hub::{DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE};
 
@@ -146,6 +149,9 @@ pub fn parse(line: &[u8]) -> Result<Input, HubError> {
         Some(i) => (&cmdline[..i], cmdline[i..].trim()),
         None => (cmdline, ""),
     };
+    // After the one whitespace character that ends the name, untrimmed: a
+    // password is the rest of the line and may begin or end with spaces.
+    let raw = after_one_space(&cmdline[name.len()..]);
     let opt_room = |rest: &str| -> Result<Option<RoomName>, HubError> {
         if rest.is_empty() {
             Ok(None)
@@ -203,6 +209,97 @@ pub fn parse(line: &[u8]) -> Result<Input, HubError> {
         "help" => Command::Help,
         "stats" => return Ok(Input::Stats),
         "quit" => Command::Quit((!rest.is_empty()).then(|| rest.to_string())),
+        "register" => Command::Register {
+            password: required(raw, "/register PASSWORD")?.to_string(),
+        },
+        "login" => {
+            let usage = "/login NICK PASSWORD";
+            let (nick, password) = raw
+                .trim_start()
+                .split_once(char::is_whitespace)
+                .ok_or_else(|| usage_error(usage))?;
+            if nick.is_empty() || password.is_empty() {
+                return Err(usage_error(usage));
+            }
+            Command::Login {
+                nick: nick.to_string(),
+                password: password.to_string(),
+            }
+        }
+        "logout" => Command::Logout,
+        "password" => {
+            let mut words = rest.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some(old), Some(new), None) => Command::Password {
+                    old: old.to_string(),
+                    new: new.to_string(),
+                },
+                _ => {
+                    return Err(HubError::new(
+                        ErrorCode::BadRequest,
+                        "usage: /password OLD NEW, two words; a password with spaces \
+                         is changed from the page or with the JSON request",
+                    ))
+                }
+            }
+        }
+        "kick" => {
+            let (nick, reason) = nick_and_reason(rest, "/kick NICK [REASON]")?;
+            moderate(ModAction::Kick { nick, reason })
+        }
+        "ban" => {
+            let (nick, reason) = nick_and_reason(rest, "/ban NICK [REASON]")?;
+            moderate(ModAction::Ban { nick, reason })
+        }
+        "unban" => moderate(ModAction::Unban {
+            nick: one_word(rest, "/unban NICK")?,
+        }),
+        "mute" => {
+            let usage = "/mute NICK [SECS], SECS a whole number of seconds, at least 1";
+            let mut words = rest.split_whitespace();
+            let (nick, secs) = match (words.next(), words.next(), words.next()) {
+                (Some(nick), secs, None) => (nick, secs),
+                _ => return Err(usage_error(usage)),
+            };
+            let secs = match secs {
+                None => None,
+                Some(s) => match s.parse::<u64>() {
+                    // Digits only: `parse` would take a leading `+`.
+                    Ok(n) if n > 0 && s.bytes().all(|b| b.is_ascii_digit()) => Some(n),
+                    _ => return Err(usage_error(usage)),
+                },
+            };
+            moderate(ModAction::Mute {
+                nick: nick.to_string(),
+                secs,
+            })
+        }
+        "unmute" => moderate(ModAction::Unmute {
+            nick: one_word(rest, "/unmute NICK")?,
+        }),
+        "op" => moderate(ModAction::Op {
+            nick: one_word(rest, "/op NICK")?,
+        }),
+        "deop" => moderate(ModAction::Deop {
+            nick: one_word(rest, "/deop NICK")?,
+        }),
+        "topic" => moderate(ModAction::Topic {
+            text: rest.to_string(),
+        }),
+        "invite-only" => {
+            let on = if rest.eq_ignore_ascii_case("on") {
+                true
+            } else if rest.eq_ignore_ascii_case("off") {
+                false
+            } else {
+                return Err(usage_error("/invite-only on|off"));
+            };
+            moderate(ModAction::InviteOnly { on })
+        }
+        "invite" => moderate(ModAction::Invite {
+            nick: one_word(rest, "/invite NICK")?,
+        }),
+        "bans" => moderate(ModAction::Bans),
         _ => {
             return Err(HubError::new(
                 ErrorCode::UnknownCommand,
@@ -223,6 +320,41 @@ fn say(text: String) -> Input {
         action: false,
         cid: None,
     })
+}
+
+/// A moderation action in the current room.
+fn moderate(action: ModAction) -> Command {
+    Command::Mod { room: None, action }
+}
+
+/// `s` without its first character if that is whitespace (the one space
+/// between a command's name or word and the rest of its line).
+fn after_one_space(s: &str) -> &str {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) if c.is_whitespace() => chars.as_str(),
+        _ => s,
+    }
+}
+
+/// `NICK [REASON]`: the first word, and the rest of the line (`None` if
+/// there is none).
+fn nick_and_reason(rest: &str, usage: &str) -> Result<(String, Option<String>), HubError> {
+    Ok(
+        match required(rest, usage)?.split_once(char::is_whitespace) {
+            Some((nick, reason)) => (nick.to_string(), Some(reason.trim().to_string())),
+            None => (rest.to_string(), None),
+        },
+    )
+}
+
+/// The single word a command takes (a nick): present, and alone.
+fn one_word(rest: &str, usage: &str) -> Result<String, HubError> {
+    if rest.is_empty() || rest.contains(char::is_whitespace) {
+        Err(usage_error(usage))
+    } else {
+        Ok(rest.to_string())
+    }
 }
 
 fn required<'a>(rest: &'a str, usage: &str) -> Result<&'a str, HubError> {
@@ -252,7 +384,8 @@ pub fn render(event: &Event, public_url: &str) -> Bytes {
         Event::Presence(p) => presence(&mut out, p),
         Event::Dm(dm) => direct(&mut out, dm, false),
         // Typing is for WebSocket clients only; the hub never sends it here.
-        Event::Typing(_) | Event::Mod(_) => {} // WIP(proto)
+        Event::Typing(_) => {}
+        Event::Mod(m) => moderation(&mut out, m),
         Event::Reply(reply, _) => self::reply(&mut out, reply, public_url),
     }
     Bytes::from(out)
@@ -289,6 +422,10 @@ fn message(out: &mut String, m: &Message, public_url: &str) {
 }
 
 fn presence(out: &mut String, p: &Presence) {
+    if let PresenceKind::Leave(LeaveReason::Kicked | LeaveReason::Banned) = p.kind {
+        // The `mod` event's line (`<-- bob was kicked by alice`) said it.
+        return;
+    }
     clock(out, p.ts);
     let _ = match &p.kind {
         PresenceKind::Join => writeln!(out, "#{} --> {} joined", p.room, p.nick),
@@ -302,7 +439,7 @@ fn presence(out: &mut String, p: &Presence) {
                 LeaveReason::Timeout => write!(out, " (timeout)"),
                 LeaveReason::SlowConsumer => write!(out, " (slow consumer)"),
                 LeaveReason::Shutdown => write!(out, " (server shutting down)"),
-                LeaveReason::Kicked | LeaveReason::Banned => Ok(()), // WIP(proto)
+                LeaveReason::Kicked | LeaveReason::Banned => Ok(()),
             };
             writeln!(out)
         }
@@ -310,6 +447,96 @@ fn presence(out: &mut String, p: &Presence) {
             writeln!(out, "#{} --- {} is now known as {}", p.room, old, p.nick)
         }
     };
+}
+
+/// Writes `s` with every control character but tab replaced by U+FFFD, as
+/// [`sanitize`](crate::hub::names::sanitize) does, without a copy: for the
+/// texts of moderation (reasons, topics) and the names they quote, which
+/// went into the hub as a client typed them.
+fn clean(out: &mut String, s: &str) {
+    out.extend(s.chars().map(|c| {
+        if c.is_control() && c != '\t' {
+            '\u{FFFD}'
+        } else {
+            c
+        }
+    }));
+}
+
+/// A moderation action, to its room and as the op's own answer:
+/// `[HH:MM:SS] #room <-- bob was kicked by alice (REASON)` and the `---`
+/// lines of PROTOCOL-2 section 2.
+fn moderation(out: &mut String, m: &ModEvent) {
+    clock(out, m.ts);
+    let _ = write!(out, "#{} ", m.room);
+    let by = |out: &mut String| clean(out, &m.by);
+    let reason = |out: &mut String, reason: &Option<String>| {
+        if let Some(r) = reason.as_deref().filter(|r| !r.is_empty()) {
+            out.push_str(" (");
+            clean(out, r);
+            out.push(')');
+        }
+    };
+    match &m.action {
+        ModKind::Kick { nick, reason: why } | ModKind::Ban { nick, reason: why } => {
+            out.push_str("<-- ");
+            clean(out, nick);
+            out.push_str(if matches!(m.action, ModKind::Kick { .. }) {
+                " was kicked by "
+            } else {
+                " was banned by "
+            });
+            by(out);
+            reason(out, why);
+        }
+        ModKind::Unban { nick }
+        | ModKind::Unmute { nick }
+        | ModKind::Op { nick }
+        | ModKind::Deop { nick }
+        | ModKind::Invite { nick } => {
+            let (verb, after) = match &m.action {
+                ModKind::Unban { .. } => ("unbanned", ""),
+                ModKind::Unmute { .. } => ("unmuted", ""),
+                ModKind::Op { .. } => ("made", " an op"),
+                ModKind::Deop { .. } => ("removed", " as op"),
+                _ => ("invited", ""),
+            };
+            out.push_str("--- ");
+            by(out);
+            let _ = write!(out, " {verb} ");
+            clean(out, nick);
+            out.push_str(after);
+        }
+        ModKind::Mute { nick, secs, .. } => {
+            out.push_str("--- ");
+            by(out);
+            out.push_str(" muted ");
+            clean(out, nick);
+            if let Some(secs) = secs {
+                let _ = write!(out, " for {secs} s");
+            }
+        }
+        ModKind::Topic { text } => {
+            out.push_str("--- ");
+            by(out);
+            if text.is_empty() {
+                out.push_str(" cleared the topic");
+            } else {
+                out.push_str(" set the topic: ");
+                clean(out, text);
+            }
+        }
+        ModKind::InviteOnly { on } => {
+            out.push_str("--- ");
+            by(out);
+            out.push_str(if *on {
+                " made the room invite-only"
+            } else {
+                " made the room open to all"
+            });
+        }
+    }
+    out.push('\n');
 }
 
 fn direct(out: &mut String, dm: &Dm, sent: bool) {
@@ -348,6 +575,7 @@ fn reply(out: &mut String, reply: &Reply, public_url: &str) {
             members,
             messages,
             created,
+            info,
             ..
         } => {
             if *created {
@@ -362,6 +590,11 @@ fn reply(out: &mut String, reply: &Reply, public_url: &str) {
                 members.len(),
                 members.join(", ")
             );
+            if let Some(topic) = info.topic.as_deref().filter(|t| !t.is_empty()) {
+                let _ = write!(out, "*** topic of #{room}: ");
+                clean(out, topic);
+                let _ = writeln!(out);
+            }
             if !messages.is_empty() {
                 history_block(out, room, messages, public_url);
             }
@@ -408,7 +641,52 @@ fn reply(out: &mut String, reply: &Reply, public_url: &str) {
         }
         Reply::Report(text) => out.write_str(text),
         Reply::Bye => writeln!(out, "*** bye"),
-        Reply::Account { .. } | Reply::Mod(_) | Reply::Bans { .. } => Ok(()), // WIP(proto)
+        Reply::Account {
+            what,
+            account,
+            nick,
+            ..
+        } => {
+            // `account` is `None` only after a logout; were it missing
+            // otherwise, the nick (a logged-in nick is its account's name)
+            // stands in.
+            let name = account.as_deref().unwrap_or(nick);
+            let _ = match what {
+                AccountChange::Registered => write!(
+                    out,
+                    "*** account {name} registered; you are logged in as {name}"
+                ),
+                AccountChange::LoggedIn => write!(out, "*** you are logged in as {name}"),
+                AccountChange::LoggedOut => {
+                    write!(out, "*** you are logged out; you are now {nick}")
+                }
+                AccountChange::PasswordChanged => write!(out, "*** password changed"),
+            };
+            writeln!(out)
+        }
+        Reply::Mod(m) => {
+            moderation(out, m);
+            Ok(())
+        }
+        Reply::Bans { room, bans } if bans.is_empty() => writeln!(out, "*** bans of #{room}: none"),
+        Reply::Bans { room, bans } => {
+            let _ = writeln!(out, "*** bans of #{room}:");
+            for ban in bans {
+                let _ = write!(out, "***   ");
+                clean(out, &ban.nick);
+                if !ban.account {
+                    let _ = write!(out, " (guest)");
+                }
+                let _ = write!(out, " (by ");
+                clean(out, &ban.by);
+                if let Some(reason) = ban.reason.as_deref().filter(|r| !r.is_empty()) {
+                    let _ = write!(out, ": ");
+                    clean(out, reason);
+                }
+                let _ = writeln!(out, ")");
+            }
+            Ok(())
+        }
         // Messages may quote client input: never let a control byte through.
         Reply::Error { code, message } => {
             writeln!(out, "!!! {code}: {}", crate::hub::names::sanitize(message))
@@ -431,6 +709,23 @@ const HELP: &str = "\
 ***   /stats            the server's own figures
 ***   /help             this list
 ***   /quit [REASON]    say goodbye and close
+*** accounts:
+***   /register PASSWORD     register your nick as an account and log in
+***   /login NICK PASSWORD   log in to the account NICK (you become NICK)
+***   /logout                log out; you get a fresh guest nick
+***   /password OLD NEW      change your password (one with spaces: use the page)
+*** moderation, in the current room (owners and ops):
+***   /kick NICK [REASON]    make NICK leave the room
+***   /ban NICK [REASON]     kick NICK and keep them out
+***   /unban NICK            let NICK back in
+***   /mute NICK [SECS]      keep NICK quiet, for SECS seconds or until /unmute
+***   /unmute NICK           let NICK speak again
+***   /op NICK               make the account NICK an op (owner only)
+***   /deop NICK             NICK is an op no more (owner only)
+***   /topic [TEXT]          set the room's topic; without TEXT, clear it
+***   /invite-only on|off    only ops and invited nicks may join, or anyone
+***   /invite NICK           let NICK join while the room is invite-only
+***   /bans                  list the room's bans
 ";
 
 /// The loop's own figures, filled in by the shell for `/stats`.

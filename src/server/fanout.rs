@@ -103,6 +103,9 @@ impl Server {
                 }
                 Phase::Ws(_) | Phase::Sniffing { .. } | Phase::Http(_) => continue,
             };
+            if bytes.is_empty() {
+                continue; // nothing on this wire (a kick's leave on a line)
+            }
             self.counters.deliveries += 1;
             self.conns.queue(id, bytes);
         }

@@ -13,8 +13,15 @@
 //! the loop's thread. Redis keeps its `fsync`s and slow closes on
 //! background threads for the same reason.
 //!
-//! One job at a time: a checkpoint asked for while one runs would only
-//! wait behind it, so the loop asks only when the helper is idle.
+//! The other slow job is a password's Argon2id hash (tens of
+//! milliseconds and 19 MiB, on purpose: PROTOCOL-2 section 1), for a
+//! registration, a login or a password change. The thread also makes the
+//! new login token and the hash's salt from the OS's randomness.
+//!
+//! Jobs run one after the other, in the order they were handed over. One
+//! checkpoint at a time: a checkpoint asked for while one is out would
+//! only wait behind it, so the loop asks only when none is out. Password
+//! jobs are bounded by the hub (`accounts::MAX_JOBS_OUT`).
 //!
 //! Read next: `store_upkeep` in `persist.rs` (when a checkpoint is asked
 //! for), `store::sqlite::Checkpointer` (what the job does).
@@ -25,16 +32,23 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use std::fs::File;
+
 use mio::Waker;
 
+use super::os::{random_bytes, random_hex};
+use crate::hub::port::{PasswordDone, PasswordJob};
+use crate::password;
 use crate::store::sqlite::{Checkpointed, Checkpointer};
 use crate::store::StoreError;
 
 /// A job for the helper thread.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Job {
     /// Copy the WAL into the database file (`Checkpointer::checkpoint`).
     Checkpoint,
+    /// Check and/or hash a password, and make a login token.
+    Password(PasswordJob),
 }
 
 /// A finished job.
@@ -47,6 +61,9 @@ pub(super) enum Done {
         result: Result<Option<Checkpointed>, StoreError>,
         us: u64,
     },
+    /// A password job's answer, for `Hub::password_done`, and how long it
+    /// took in microseconds.
+    Password { done: PasswordDone, us: u64 },
 }
 
 /// A checkpoint SQLite calls busy (it could not take its locks at that
@@ -61,6 +78,8 @@ pub(super) struct Helper {
     thread: Option<JoinHandle<()>>,
     /// Jobs handed over and not yet reported back.
     running: usize,
+    /// A checkpoint is among them.
+    checkpointing: bool,
 }
 
 impl Helper {
@@ -78,23 +97,31 @@ impl Helper {
             done,
             thread: Some(thread),
             running: 0,
+            checkpointing: false,
         })
     }
 
-    /// Whether no job is running (or the thread is gone, which `submit`
+    /// Whether no checkpoint is out (or the thread is gone, which `submit`
     /// then says: a thread that died mid-job must not leave the loop
     /// waiting for a report that never comes).
     pub(super) fn idle(&self) -> bool {
-        self.running == 0 || self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+        !self.checkpointing || self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Jobs handed over and not reported back yet.
+    pub(super) fn queued(&self) -> usize {
+        self.running
     }
 
     /// Hands `job` over; false if the thread is gone (it then stays gone:
     /// the loop carries on without it).
     pub(super) fn submit(&mut self, job: Job) -> bool {
         let alive = self.thread.as_ref().is_some_and(|t| !t.is_finished());
+        let checkpoint = job == Job::Checkpoint;
         let sent = alive && self.jobs.as_ref().is_some_and(|j| j.send(job).is_ok());
         if sent {
             self.running += 1;
+            self.checkpointing |= checkpoint;
         }
         sent
     }
@@ -104,6 +131,9 @@ impl Helper {
         match self.done.try_recv() {
             Ok(done) => {
                 self.running = self.running.saturating_sub(1);
+                if matches!(done, Done::Checkpoint { .. }) {
+                    self.checkpointing = false;
+                }
                 Some(done)
             }
             Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
@@ -130,6 +160,7 @@ fn work(
     outbox: &Sender<Done>,
     waker: &Waker,
 ) {
+    let mut urandom = File::open("/dev/urandom").ok();
     for job in inbox {
         let started = Instant::now();
         let done = match job {
@@ -149,6 +180,10 @@ fn work(
                     us: started.elapsed().as_micros() as u64,
                 }
             }
+            Job::Password(job) => Done::Password {
+                done: password_job(&job, &mut urandom),
+                us: started.elapsed().as_micros() as u64,
+            },
         };
         if outbox.send(done).is_err() {
             return;
@@ -156,6 +191,32 @@ fn work(
         // The loop reads the result on its next turn; if waking fails the
         // result still waits there for the next turn that comes anyway.
         let _ = waker.wake();
+    }
+}
+
+/// Carries out a password job (on the helper thread; on the loop only if
+/// the thread is gone): the check first, then the hash, and a fresh token.
+pub(super) fn password_job(job: &PasswordJob, urandom: &mut Option<File>) -> PasswordDone {
+    let matched = job
+        .check
+        .as_ref()
+        .is_none_or(|(pw, phc)| password::verify(pw, phc));
+    let phc = match &job.hash {
+        Some(pw) if matched => Some(match random_bytes(urandom, 16) {
+            Some(b) => {
+                let mut salt = [0u8; 16];
+                salt.copy_from_slice(&b);
+                password::hash(pw, salt)
+            }
+            None => Err("no randomness for a salt".to_string()),
+        }),
+        _ => None,
+    };
+    PasswordDone {
+        id: job.id,
+        matched,
+        phc,
+        token: random_hex(urandom, 16),
     }
 }
 
@@ -211,7 +272,9 @@ mod tests {
         assert!(helper.idle());
         assert!(helper.submit(Job::Checkpoint));
         assert!(!helper.idle(), "one job running");
-        let Done::Checkpoint { result, .. } = wait_done(&mut poll, &mut helper);
+        let Done::Checkpoint { result, .. } = wait_done(&mut poll, &mut helper) else {
+            panic!("not a checkpoint's report");
+        };
         let done = result.unwrap().expect("not busy: nobody else writes");
         assert!(done.log >= 300 && done.copied == done.log, "{done:?}");
         assert!(helper.idle());
@@ -228,7 +291,48 @@ mod tests {
         let waker = Waker::new(poll.registry(), Token(7)).unwrap();
         let mut helper = Helper::start(None, waker).unwrap();
         assert!(helper.submit(Job::Checkpoint));
-        let Done::Checkpoint { result, .. } = wait_done(&mut poll, &mut helper);
+        let Done::Checkpoint { result, .. } = wait_done(&mut poll, &mut helper) else {
+            panic!("not a checkpoint's report");
+        };
         assert!(matches!(result, Ok(None)), "{result:?}");
+    }
+
+    #[test]
+    fn a_password_job_is_checked_hashed_and_reported_through_the_waker() {
+        let mut poll = Poll::new().unwrap();
+        let waker = Waker::new(poll.registry(), Token(7)).unwrap();
+        let mut helper = Helper::start(None, waker).unwrap();
+        let job = |id, check: Option<(&str, &str)>, hash: Option<&str>| {
+            Job::Password(PasswordJob {
+                id,
+                check: check.map(|(a, b)| (a.to_string(), b.to_string())),
+                hash: hash.map(str::to_string),
+            })
+        };
+        assert!(helper.submit(job(1, None, Some("password1"))));
+        assert!(helper.idle(), "password jobs do not hold up checkpoints");
+        let Done::Password { done, .. } = wait_done(&mut poll, &mut helper) else {
+            panic!("not a password's report");
+        };
+        let phc = done.phc.expect("hashed").expect("no error");
+        assert!(done.matched && phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert_eq!(done.token.len(), 32, "128 bits in hex");
+        assert!(helper.submit(job(2, Some(("password1", &phc)), Some("password2"))));
+        assert!(helper.submit(job(3, Some(("wrong", &phc)), Some("password3"))));
+        let mut answers = Vec::new();
+        for _ in 0..2 {
+            let Done::Password { done, .. } = wait_done(&mut poll, &mut helper) else {
+                panic!("not a password's report");
+            };
+            answers.push(done);
+        }
+        assert_eq!(answers[0].id, 2);
+        assert!(answers[0].matched && answers[0].phc.as_ref().is_some_and(|p| p.is_ok()));
+        assert_ne!(answers[0].token, done.token);
+        assert_eq!(answers[1].id, 3);
+        assert!(
+            !answers[1].matched && answers[1].phc.is_none(),
+            "no hash after a failed check"
+        );
     }
 }

@@ -17,6 +17,7 @@ use super::conn::{ConnId, HttpState, Phase, WsState};
 use super::deadlines::{http_step, HttpStep};
 use super::timers::TimerKind;
 use super::Server;
+use crate::hub::accounts::Hello;
 use crate::hub::command::{Command, Page};
 use crate::hub::event::ClientKind;
 use crate::hub::names::RoomName;
@@ -41,6 +42,8 @@ struct Upgrade {
     room: Option<RoomName>,
     since: Option<u64>,
     resume: Option<String>,
+    /// `?token=`: a login token; the client connects logged in.
+    token: Option<String>,
 }
 
 impl Server {
@@ -214,7 +217,15 @@ impl Server {
     }
 
     /// `GET /api/rooms/ROOM/messages?limit=N&before=SEQ` (or `after=SEQ`).
+    /// An invite-only room's history is for its members, and HTTP has no
+    /// identity: `403`.
     fn messages(&mut self, room: &RoomName, req: &Request) -> Response {
+        if self.hub.invite_only(room) {
+            return crate::proto::http::error_response(
+                403,
+                &format!("#{room} is invite-only: its history is for its members"),
+            );
+        }
         let number = |name: &str| -> Result<Option<u64>, Response> {
             match req.query_param(name) {
                 None => Ok(None),
@@ -292,6 +303,7 @@ impl Server {
             room,
             since,
             resume: req.query_param("resume"),
+            token: req.query_param("token"),
         })
     }
 
@@ -341,6 +353,7 @@ impl Server {
         };
         let HttpState { buf: leftover, .. } = http;
         conn.in_hub = !up.echo;
+        let peer = super::peer_of(conn.peer);
         self.move_kind(super::conn::Kind::Http, super::conn::Kind::Ws);
         self.conns
             .queue(id, handshake::switching_protocols(&up.accept));
@@ -353,11 +366,17 @@ impl Server {
             let resumed = up
                 .resume
                 .as_deref()
-                .is_some_and(|token| self.hub.resume(wall, client, token));
+                .is_some_and(|token| self.hub.resume(wall, client, peer, token));
             if !resumed {
-                let token = self.session_token();
-                self.hub
-                    .connect(wall, client, ClientKind::Ws, up.nick.as_deref(), token);
+                let session = self.session_token();
+                let hello = Hello {
+                    kind: ClientKind::Ws,
+                    peer,
+                    nick: up.nick,
+                    session,
+                    token: up.token,
+                };
+                self.hub.connect(wall, client, hello);
             }
             if let Some(room) = up.room {
                 let since = up.since;

@@ -39,6 +39,11 @@ pub(super) struct Counters {
     pub(super) loop_checkpoints: u64,
     pub(super) loop_checkpoint_us_total: u64,
     pub(super) loop_checkpoint_us_max: u64,
+    /// Password jobs (Argon2id hashes and checks) done, and their time on
+    /// the helper thread in microseconds.
+    pub(super) password_jobs: u64,
+    pub(super) password_us_total: u64,
+    pub(super) password_us_max: u64,
     /// Per-connection flushes (one `send` or `writev` each, unless a queue
     /// is longer than one call takes), the time they took in microseconds,
     /// and the longest pass over the dirty connections.
@@ -156,7 +161,7 @@ impl Server {
             + self.paused_since.map_or(0, |t| {
                 self.now.saturating_duration_since(t).as_micros() as u64
             });
-        let counters: [(&str, &str, u64); 14] = [
+        let counters: [(&str, &str, u64); 16] = [
             (
                 "natter_messages_total",
                 "Room messages accepted.",
@@ -212,6 +217,16 @@ impl Server {
                 "natter_store_loop_checkpoints_total",
                 "SQLite WAL checkpoints the loop ran itself: the WAL had fallen far behind.",
                 c.loop_checkpoints,
+            ),
+            (
+                "natter_password_jobs_total",
+                "Passwords hashed or checked (Argon2id) on the helper thread.",
+                c.password_jobs,
+            ),
+            (
+                "natter_password_microseconds_total",
+                "Time the helper thread spent on passwords, in microseconds.",
+                c.password_us_total,
             ),
             (
                 "natter_input_pauses_total",
@@ -270,6 +285,9 @@ impl Server {
                       "loop_checkpoint_us_total": c.loop_checkpoint_us_total,
                       "loop_checkpoint_us_max": c.loop_checkpoint_us_max,
                       "wal_pages": self.store.wal_pages()},
+            "helper": {"queued": self.helper.queued(), "password_jobs": c.password_jobs,
+                       "password_us_total": c.password_us_total,
+                       "password_us_max": c.password_us_max},
             "flushes": {"count": c.flushes, "us_total": c.flush_us_total,
                         "pass_us_max": c.flush_pass_us_max},
             "output": {"bytes_queued": self.conns.bytes_queued(),

@@ -66,6 +66,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook_mio::v1_0::Signals;
 
 use crate::config::Config;
+use crate::config::Registration;
+use crate::hub::accounts::{AccountsConfig, Hello, Peer};
 use crate::hub::error::ErrorCode;
 use crate::hub::event::{ClientKind, Effect, LeaveReason};
 use crate::hub::limits::RateLimit;
@@ -165,6 +167,8 @@ pub struct Server {
     /// WAL pages the latest checkpoint copied into the database: the next
     /// one is due when the WAL has grown well past them (see `persist`).
     wal_copied: u32,
+    /// When the store was last asked whether `natter accounts` changed it.
+    accounts_checked: Option<Instant>,
     /// This turn's time, read once when `poll` returns (see `run`).
     now: Instant,
     /// The same moment on the wall clock, for the hub (message times,
@@ -214,7 +218,16 @@ impl Server {
             (None, Some(l)) => format!("http://{}", l.local_addr()?).into(),
             (None, None) => "http://localhost".into(),
         };
-        let hub = Hub::new(
+        let mut store = store;
+        let state = store
+            .load_state()
+            .map_err(|e| io::Error::other(format!("--db {}: {}", config.db, e.0)))?;
+        info!(
+            "{} accounts, {} rooms with settings",
+            state.accounts.len(),
+            state.rooms.len()
+        );
+        let mut hub = Hub::new(
             HubConfig {
                 default_room,
                 history: config.history,
@@ -228,10 +241,23 @@ impl Server {
                 max_ws_message: config.max_ws_message,
                 max_image: config.max_image,
                 history_per_turn: config.max_outbound,
+                accounts: AccountsConfig {
+                    require_login: config.require_login,
+                    registration_open: config.registration == Registration::Open,
+                    admins: config
+                        .admin
+                        .iter()
+                        .map(|a| a.to_ascii_lowercase())
+                        .collect(),
+                    token_ms: config.login_days.saturating_mul(24 * 3600 * 1000),
+                    allow_plaintext: config.allow_plaintext_passwords,
+                },
             },
             store.store_id().to_string(),
             seed(),
         );
+        hub.set_accounts(wall_clock(), state.accounts, state.tokens);
+        hub.set_rooms(state.rooms);
         Ok(Server {
             poll,
             listeners,
@@ -267,6 +293,7 @@ impl Server {
             accept_paused: None,
             helper,
             wal_copied: 0,
+            accounts_checked: None,
             now: Instant::now(),
             wall: wall_clock(),
         })
@@ -315,6 +342,7 @@ impl Server {
             );
             self.turn_input = 0;
             self.turn_recipients = 0;
+            self.accounts_upkeep();
             for id in std::mem::take(&mut self.more_output) {
                 self.conns.mark_dirty(id);
             }
@@ -552,10 +580,14 @@ impl Server {
                     started: false,
                 };
                 conn.in_hub = true;
+                let peer = peer_of(conn.peer);
                 let now = self.now;
                 self.move_kind(from, Kind::Line);
-                self.hub
-                    .connect(self.wall, id.client(), ClientKind::Line, None, None);
+                let hello = Hello {
+                    peer,
+                    ..Hello::new(ClientKind::Line, None, None)
+                };
+                self.hub.connect(self.wall, id.client(), hello);
                 self.persist(); // the join of the default room, before its lines
                 if let Some(idle) = self.config.line_idle() {
                     self.timers.arm(now + idle, id, TimerKind::LineIdle);
@@ -814,4 +846,19 @@ pub fn announce(addrs: &[SocketAddr]) {
         println!("natter listening on {a}");
     }
     let _ = io::stdout().flush();
+}
+
+/// What the hub needs to know of a connection's address: passwords may
+/// travel in clear text only over loopback (TLS is not there yet).
+fn peer_of(addr: SocketAddr) -> Peer {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    Peer {
+        ip,
+        secure: ip.is_loopback(),
+    }
 }

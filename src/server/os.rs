@@ -59,6 +59,18 @@ pub(super) fn open_file_limit() -> Option<usize> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
+/// `n` random bytes from the OS; `None` if there is no randomness.
+pub(super) fn random_bytes(urandom: &mut Option<File>, n: usize) -> Option<Vec<u8>> {
+    let mut b = vec![0u8; n];
+    match urandom.as_mut().map(|f| f.read_exact(&mut b)) {
+        Some(Ok(())) => Some(b),
+        _ => {
+            error!("no randomness from /dev/urandom");
+            None
+        }
+    }
+}
+
 /// `n` random bytes from the OS in hex; empty if there is no randomness.
 pub(super) fn random_hex(urandom: &mut Option<File>, n: usize) -> String {
     let mut b = vec![0u8; n];

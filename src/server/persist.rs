@@ -22,7 +22,7 @@
 
 use std::time::Instant;
 
-use log::{debug, error, warn};
+use log::{debug, error, info, warn};
 
 use super::helper::{Done, Job};
 use super::metrics::Counters;
@@ -73,6 +73,9 @@ const CHECKPOINT_EARLY: u32 = 1000;
 /// these in 10 s, with 40,000 one.
 const WAL_FAR: u32 = 40_000;
 
+/// How often the store is asked whether `natter accounts` changed it.
+const ACCOUNTS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
 impl Server {
     /// The end of a turn's store work: a checkpoint handed to the helper
     /// thread if the WAL has grown and the helper is idle, or run here if
@@ -81,6 +84,7 @@ impl Server {
         // Reports are read here too, not only on the waker's event: a
         // report is never left waiting for a wake-up that did not come.
         self.on_helper();
+        self.submit_password_jobs();
         if !self.helper.idle() {
             return;
         }
@@ -99,11 +103,69 @@ impl Server {
         }
     }
 
+    /// Accounts made, changed or removed by `natter accounts` while the
+    /// server runs: at the start of a turn, at most twice a second, the
+    /// store is asked whether another process wrote to it (a pragma, a
+    /// microsecond), and if so the hub is given the accounts and tokens
+    /// again, before the turn's requests are handled.
+    pub(super) fn accounts_upkeep(&mut self) {
+        if self
+            .accounts_checked
+            .is_some_and(|t| self.now.saturating_duration_since(t) < ACCOUNTS_EVERY)
+        {
+            return;
+        }
+        self.accounts_checked = Some(self.now);
+        match self.store.changed_elsewhere() {
+            Ok(false) => {}
+            Ok(true) => match self.store.load_state() {
+                Ok(state) => {
+                    info!(
+                        "the database was changed by another process: {} accounts now",
+                        state.accounts.len()
+                    );
+                    self.hub
+                        .set_accounts(self.wall, state.accounts, state.tokens);
+                }
+                Err(e) => warn!("reading accounts again: {e}"),
+            },
+            Err(e) => warn!("asking the store for changes: {e}"),
+        }
+    }
+
+    /// Hands the hub's password jobs to the helper thread (or, if the
+    /// thread is gone, does them here: a login held up beats no login).
+    fn submit_password_jobs(&mut self) {
+        if !self.hub.has_password_jobs() {
+            return;
+        }
+        let mut jobs = Vec::new();
+        self.hub.take_password_jobs(&mut jobs);
+        for job in jobs {
+            if !self.helper.submit(Job::Password(job.clone())) {
+                warn!("the helper thread is gone; a password is hashed on the loop");
+                let started = Instant::now();
+                let done = super::helper::password_job(&job, &mut self.urandom);
+                self.password_done(done, started.elapsed().as_micros() as u64);
+            }
+        }
+    }
+
+    fn password_done(&mut self, done: crate::hub::port::PasswordDone, us: u64) {
+        let c = &mut self.counters;
+        c.password_jobs += 1;
+        c.password_us_total += us;
+        c.password_us_max = c.password_us_max.max(us);
+        self.hub.password_done(self.wall, done);
+        self.persist();
+    }
+
     /// The helper thread's finished jobs (after a wake-up on `HELPER`, and
     /// at every turn's upkeep).
     pub(super) fn on_helper(&mut self) {
         while let Some(done) = self.helper.finished() {
             match done {
+                Done::Password { done, us } => self.password_done(done, us),
                 Done::Checkpoint { result, us } => {
                     let c = &mut self.counters;
                     c.checkpoints += 1;

@@ -8,16 +8,39 @@
 //! pages and images directly for the HTTP API, and runs the store's
 //! upkeep (checkpoints). The store never sees a socket, and never the hub's
 //! machinery: only its vocabulary.
+//!
+//! Besides history a store keeps accounts, login tokens and rooms' settings
+//! and lists, changed by the [`Change`]s committed with a batch and read back
+//! whole by [`Store::load_state`]. Both stores agree on what a change does:
+//!
+//! - Accounts and tokens name accounts case-insensitively (the name in
+//!   ASCII lowercase, as `Nick::key`). `AccountPut` of an existing account
+//!   sets its password hash only: the name as first spelled and the
+//!   registration time stay; a new account starts without tokens (any
+//!   stored for its name while it did not exist are dropped). `AccountDel` and `TokensDel` remove every token
+//!   of the account; `AccountDel` leaves room entries naming it.
+//! - `TokenPut` of a known hash replaces it. `RoomPut` sets all of a room's
+//!   settings. `EntryPut` replaces the entry with the same room, kind and
+//!   subject, and gives a room without settings a row with the defaults
+//!   (no owner, no topic, open), so its entries are read back with it.
+//!   Deleting what is not there is no error.
+//! - `load_state` lists accounts by lowercase name, tokens by hash (only
+//!   those of accounts that exist, naming the account as registered;
+//!   expired ones too: the hub drops them), rooms by name, each room's
+//!   entries by kind (`ban`, `invite`, `mute`, `op`) then subject.
 
 pub mod sqlite;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use crate::hub::command::Page;
 use crate::hub::event::Message;
 use crate::hub::names::RoomName;
-use crate::hub::port::{Change, Load, Loaded, State, StoreAnswer, StoreOp};
+use crate::hub::port::{
+    AccountRecord, Change, Load, Loaded, RoomEntry, RoomRecord, State, StoreAnswer, StoreOp,
+    TokenRecord,
+};
 
 pub use crate::hub::port::StoreError;
 
@@ -111,6 +134,20 @@ pub struct MemStore {
     images: HashMap<String, (String, Vec<u8>)>,
     /// Images put since the last append.
     pending_images: Vec<(String, String, Vec<u8>)>,
+    /// By lowercase name.
+    accounts: BTreeMap<String, AccountRecord>,
+    /// By hash; `account` as given, matched by its lowercase form.
+    tokens: BTreeMap<String, TokenRecord>,
+    /// Each room's settings and its entries by (kind, subject).
+    room_settings: BTreeMap<RoomName, MemRoom>,
+}
+
+/// A room's settings and lists in a [`MemStore`].
+#[derive(Default)]
+struct MemRoom {
+    settings: RoomRecord,
+    /// By kind's stored spelling, then subject: `load_state`'s order.
+    entries: BTreeMap<(&'static str, String), RoomEntry>,
 }
 
 impl MemStore {
@@ -121,6 +158,62 @@ impl MemStore {
             rooms: HashMap::new(),
             images: HashMap::new(),
             pending_images: Vec::new(),
+            accounts: BTreeMap::new(),
+            tokens: BTreeMap::new(),
+            room_settings: BTreeMap::new(),
+        }
+    }
+
+    /// Applies one change, as `SqliteStore` does (see the module docs).
+    fn apply(&mut self, change: &Change) {
+        match change {
+            Change::AccountPut(a) => {
+                let key = a.name.to_ascii_lowercase();
+                if !self.accounts.contains_key(&key) {
+                    self.tokens
+                        .retain(|_, t| t.account.to_ascii_lowercase() != key);
+                }
+                self.accounts
+                    .entry(key)
+                    .and_modify(|old| old.phc.clone_from(&a.phc))
+                    .or_insert_with(|| a.clone());
+            }
+            Change::AccountDel { name } => {
+                let key = name.to_ascii_lowercase();
+                self.accounts.remove(&key);
+                self.tokens
+                    .retain(|_, t| t.account.to_ascii_lowercase() != key);
+            }
+            Change::TokenPut(t) => {
+                self.tokens.insert(t.hash.clone(), t.clone());
+            }
+            Change::TokenDel { hash } => {
+                self.tokens.remove(hash);
+            }
+            Change::TokensDel { account } => {
+                let key = account.to_ascii_lowercase();
+                self.tokens
+                    .retain(|_, t| t.account.to_ascii_lowercase() != key);
+            }
+            Change::RoomPut { room, settings } => {
+                self.room_settings.entry(room.clone()).or_default().settings = settings.clone();
+            }
+            Change::EntryPut { room, entry } => {
+                self.room_settings
+                    .entry(room.clone())
+                    .or_default()
+                    .entries
+                    .insert((entry.kind.as_str(), entry.subject.clone()), entry.clone());
+            }
+            Change::EntryDel {
+                room,
+                kind,
+                subject,
+            } => {
+                if let Some(r) = self.room_settings.get_mut(room) {
+                    r.entries.remove(&(kind.as_str(), subject.clone()));
+                }
+            }
         }
     }
 }
@@ -148,7 +241,7 @@ impl Store for MemStore {
         Ok(self.images.get(id).cloned())
     }
 
-    fn commit(&mut self, batch: &[Rc<Message>], _changes: &[Change]) -> Result<(), StoreError> {
+    fn commit(&mut self, batch: &[Rc<Message>], changes: &[Change]) -> Result<(), StoreError> {
         for (id, mime, data) in self.pending_images.drain(..) {
             self.images.entry(id).or_insert((mime, data));
         }
@@ -158,11 +251,39 @@ impl Store for MemStore {
                 .or_default()
                 .push(m.clone());
         }
+        for change in changes {
+            self.apply(change);
+        }
         Ok(())
     }
 
     fn load_state(&mut self) -> Result<State, StoreError> {
-        Ok(State::default())
+        let tokens = self
+            .tokens
+            .values()
+            .filter_map(|t| {
+                let account = self.accounts.get(&t.account.to_ascii_lowercase())?;
+                Some(TokenRecord {
+                    account: account.name.clone(),
+                    ..t.clone()
+                })
+            })
+            .collect();
+        Ok(State {
+            accounts: self.accounts.values().cloned().collect(),
+            tokens,
+            rooms: self
+                .room_settings
+                .iter()
+                .map(|(name, r)| {
+                    (
+                        name.clone(),
+                        r.settings.clone(),
+                        r.entries.values().cloned().collect(),
+                    )
+                })
+                .collect(),
+        })
     }
 
     fn history(&mut self, room: &RoomName, page: Page) -> Result<Vec<Rc<Message>>, StoreError> {

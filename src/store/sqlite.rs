@@ -35,12 +35,22 @@
 //! database it does not understand (a newer schema, a file that is not SQLite,
 //! or someone else's SQLite file are refused at open, unchanged); block the
 //! loop for long (`busy_timeout` is small, see [`BUSY_TIMEOUT`]); scan a table
-//! (every query walks the `(room, seq)` primary key, checked by a test).
+//! on the way (every history query walks the `(room, seq)` primary key, every
+//! change its table's key or index, checked by a test; only `load_state`
+//! reads whole tables, once at start and when `natter accounts` changed
+//! something).
 //!
-//! Read next: `schema.sql` beside this file for the tables, `mod.rs` for the
-//! trait and the in-memory store this one must agree with (a property test
-//! below checks that it does).
+//! Besides history it keeps accounts, login tokens (their hashes) and rooms'
+//! settings and lists (schema version 2): [`Store::commit`] writes them in
+//! the same transaction as the turn's messages, [`Store::load_state`] reads
+//! them all, and [`Store::changed_elsewhere`] tells the server when another
+//! connection (`natter accounts`, run while the server is up) committed.
+//!
+//! Read next: `schema.sql` and `schema-2.sql` beside this file for the
+//! tables, `mod.rs` for the trait and the in-memory store this one must agree
+//! with (a property test below checks that it does).
 
+use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -56,14 +66,17 @@ use crate::hub::command::Page;
 use crate::hub::event::{ImageRef, Message};
 use crate::hub::image::known_mime;
 use crate::hub::names::RoomName;
-use crate::hub::port::{Change, State};
+use crate::hub::port::{
+    AccountRecord, Change, EntryKind, RoomEntry, RoomRecord, State, TokenRecord,
+};
 
 /// What `path` means an in-memory database that vanishes with the process.
 pub const MEMORY: &str = ":memory:";
 
 /// Schema migrations: entry `i` takes a database from `user_version` `i` to
-/// `i + 1`. Released entries are never edited; a change is a new entry.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+/// `i + 1`, each in its own transaction. Released entries are never edited;
+/// a change is a new entry.
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema-2.sql")];
 
 /// The `user_version` this build writes and understands.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -74,9 +87,9 @@ pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 /// rides out a checkpoint or a brief reader.
 pub const BUSY_TIMEOUT: Duration = Duration::from_millis(100);
 
-const INSERT_MESSAGE: &str =
-    "INSERT INTO messages (room, seq, ts, sender, text, action, image_id, image_mime, image_size) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+const INSERT_MESSAGE: &str = "INSERT INTO messages \
+     (room, seq, ts, sender, text, action, image_id, image_mime, image_size, account) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
 /// `OR IGNORE`: an id names one image for good (random or a content hash), so
 /// a second put of the same id is the same bytes again, and must not fail
@@ -86,16 +99,54 @@ const INSERT_IMAGE: &str = "INSERT OR IGNORE INTO images (id, mime, data) VALUES
 const LAST_SEQ: &str = "SELECT max(seq) FROM messages WHERE room = ?1";
 
 /// Inclusive bounds `?2..=?3`, see [`inclusive_range`]. The earliest `?4`.
-const PAGE_ASC: &str = "SELECT seq, ts, sender, text, action, image_id, image_mime, image_size \
+const PAGE_ASC: &str =
+    "SELECT seq, ts, sender, text, action, image_id, image_mime, image_size, account \
      FROM messages \
      WHERE room = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq ASC LIMIT ?4";
 
 /// Same bounds, the latest `?4` (read backwards, reversed in Rust).
-const PAGE_DESC: &str = "SELECT seq, ts, sender, text, action, image_id, image_mime, image_size \
+const PAGE_DESC: &str =
+    "SELECT seq, ts, sender, text, action, image_id, image_mime, image_size, account \
      FROM messages \
      WHERE room = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq DESC LIMIT ?4";
 
 const GET_IMAGE: &str = "SELECT mime, data FROM images WHERE id = ?1";
+
+/// A new account, or a new password hash for an existing one: the name as
+/// first registered and the registration time stay.
+const PUT_ACCOUNT: &str = "INSERT INTO accounts (key, name, phc, created) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (key) DO UPDATE SET phc = excluded.phc";
+/// Before [`PUT_ACCOUNT`]: a new account starts with no tokens, even if a
+/// token was stored for its name while there was no such account.
+const DEL_STRAY_TOKENS: &str = "DELETE FROM tokens WHERE account_key = ?1 \
+     AND NOT EXISTS (SELECT 1 FROM accounts WHERE key = ?1)";
+const DEL_ACCOUNT: &str = "DELETE FROM accounts WHERE key = ?1";
+const PUT_TOKEN: &str =
+    "INSERT OR REPLACE INTO tokens (hash, account_key, expires) VALUES (?1, ?2, ?3)";
+const DEL_TOKEN: &str = "DELETE FROM tokens WHERE hash = ?1";
+/// Walks the `tokens_by_account` index.
+const DEL_TOKENS_OF: &str = "DELETE FROM tokens WHERE account_key = ?1";
+const PUT_ROOM: &str =
+    "INSERT INTO rooms (room, owner, topic, invite_only) VALUES (?1, ?2, ?3, ?4) \
+     ON CONFLICT (room) DO UPDATE SET \
+     owner = excluded.owner, topic = excluded.topic, invite_only = excluded.invite_only";
+/// A room's row with no settings, for an entry of a room that had none.
+const ENSURE_ROOM: &str =
+    "INSERT OR IGNORE INTO rooms (room, owner, topic, invite_only) VALUES (?1, NULL, '', 0)";
+const PUT_ENTRY: &str = "INSERT OR REPLACE INTO room_entries \
+     (room, kind, subject, nick, \"by\", reason, until, ts) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+const DEL_ENTRY: &str = "DELETE FROM room_entries WHERE room = ?1 AND kind = ?2 AND subject = ?3";
+
+/// Every account, by key. (`load_state` reads whole tables: these scan.)
+const ALL_ACCOUNTS: &str = "SELECT name, phc, created FROM accounts ORDER BY key";
+/// Every token of an account that exists, by hash, naming the account as
+/// registered.
+const ALL_TOKENS: &str = "SELECT t.hash, a.name, t.expires \
+     FROM tokens t JOIN accounts a ON a.key = t.account_key ORDER BY t.hash";
+const ALL_ROOMS: &str = "SELECT room, owner, topic, invite_only FROM rooms ORDER BY room";
+const ALL_ENTRIES: &str = "SELECT room, kind, subject, nick, \"by\", reason, until, ts \
+     FROM room_entries ORDER BY room, kind, subject";
 
 /// An image waiting for the next [`Store::append`] to commit it.
 struct PendingImage {
@@ -114,6 +165,9 @@ pub struct SqliteStore {
     wal_pages: Arc<AtomicU32>,
     /// Images from [`SqliteStore::put_image`], written by the next `append`.
     pending: Vec<PendingImage>,
+    /// `PRAGMA data_version` when last looked at (by `load_state` or
+    /// `changed_elsewhere`): it changes when another connection commits.
+    data_version: Option<i64>,
 }
 
 impl SqliteStore {
@@ -126,6 +180,17 @@ impl SqliteStore {
     /// the OS's reason), a file that is not SQLite, a SQLite file of some
     /// other program, and a schema newer than [`SCHEMA_VERSION`].
     pub fn open(path: &str, new_id: impl FnOnce() -> String) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with_timeout(path, new_id, BUSY_TIMEOUT)
+    }
+
+    /// [`SqliteStore::open`] with another busy timeout than
+    /// [`BUSY_TIMEOUT`]: for a process that may wait for the server's
+    /// connection (`natter accounts`), where the loop must not.
+    pub fn open_with_timeout(
+        path: &str,
+        new_id: impl FnOnce() -> String,
+        busy_timeout: Duration,
+    ) -> Result<SqliteStore, StoreError> {
         if path != MEMORY {
             check_writable(path)?;
         }
@@ -135,7 +200,7 @@ impl SqliteStore {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
+        conn.busy_timeout(busy_timeout)
             .map_err(|e| open_error(path, e))?;
 
         // Look before changing anything: the first read is also where SQLite
@@ -184,6 +249,7 @@ impl SqliteStore {
             id,
             wal_pages,
             pending: Vec::new(),
+            data_version: None,
         })
     }
 
@@ -289,7 +355,21 @@ impl Checkpointer {
 
 impl Store for SqliteStore {
     fn load_state(&mut self) -> Result<State, StoreError> {
-        Ok(State::default()) // WIP(store)
+        // Before reading: a commit elsewhere after this look is reported by
+        // the next `changed_elsewhere`, even if this read already saw it.
+        self.data_version = Some(data_version(&self.conn)?);
+        // One read transaction: a consistent snapshot of all four tables.
+        let tx = self.conn.transaction().map_err(fail("load_state"))?;
+        let state = read_state(&tx).map_err(fail("load_state"))?;
+        tx.finish().map_err(fail("load_state"))?;
+        state
+    }
+
+    fn changed_elsewhere(&mut self) -> Result<bool, StoreError> {
+        let now = data_version(&self.conn)?;
+        let changed = self.data_version.is_some_and(|seen| seen != now);
+        self.data_version = Some(now);
+        Ok(changed)
     }
 
     fn store_id(&self) -> &str {
@@ -332,8 +412,8 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn commit(&mut self, batch: &[Rc<Message>], _changes: &[Change]) -> Result<(), StoreError> {
-        if batch.is_empty() && self.pending.is_empty() {
+    fn commit(&mut self, batch: &[Rc<Message>], changes: &[Change]) -> Result<(), StoreError> {
+        if batch.is_empty() && self.pending.is_empty() && changes.is_empty() {
             // An empty batch costs nothing.
             return Ok(());
         }
@@ -365,9 +445,13 @@ impl Store for SqliteStore {
                     m.image
                         .as_ref()
                         .map(|i| i64::try_from(i.size).unwrap_or(i64::MAX)),
+                    m.account,
                 ])
                 .map_err(fail("append"))?;
             }
+        }
+        for change in changes {
+            apply(&tx, change)?;
         }
         // Any early return above drops `tx`, which rolls the whole batch back.
         tx.commit().map_err(fail("append commit"))?;
@@ -389,7 +473,7 @@ impl Store for SqliteStore {
         let rows = stmt
             .query_map(params![room.as_str(), lo, hi, limit], |r| {
                 Ok(Message {
-                    account: None, // WIP(store)
+                    account: r.get(8)?,
                     room: room.clone(),
                     seq: get_u64(r, 0)?,
                     ts: get_u64(r, 1)?,
@@ -425,6 +509,150 @@ fn image_ref(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<ImageRef>> {
         }),
         _ => None,
     })
+}
+
+/// Writes one change inside the commit's transaction.
+fn apply(tx: &rusqlite::Transaction<'_>, change: &Change) -> Result<(), StoreError> {
+    let run = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<(), StoreError> {
+        let mut stmt = tx.prepare_cached(sql).map_err(fail("commit change"))?;
+        stmt.execute(p).map(drop).map_err(fail("commit change"))
+    };
+    match change {
+        Change::AccountPut(a) => {
+            run(DEL_STRAY_TOKENS, params![key(&a.name)])?;
+            run(
+                PUT_ACCOUNT,
+                params![
+                    key(&a.name),
+                    a.name,
+                    a.phc,
+                    to_sql_int("created", a.created)?
+                ],
+            )
+        }
+        Change::AccountDel { name } => {
+            run(DEL_ACCOUNT, params![key(name)])?;
+            run(DEL_TOKENS_OF, params![key(name)])
+        }
+        Change::TokenPut(t) => run(
+            PUT_TOKEN,
+            params![t.hash, key(&t.account), to_sql_int("expires", t.expires)?],
+        ),
+        Change::TokenDel { hash } => run(DEL_TOKEN, params![hash]),
+        Change::TokensDel { account } => run(DEL_TOKENS_OF, params![key(account)]),
+        Change::RoomPut { room, settings } => run(
+            PUT_ROOM,
+            params![
+                room.as_str(),
+                settings.owner,
+                settings.topic,
+                settings.invite_only
+            ],
+        ),
+        Change::EntryPut { room, entry } => {
+            run(ENSURE_ROOM, params![room.as_str()])?;
+            run(
+                PUT_ENTRY,
+                params![
+                    room.as_str(),
+                    entry.kind.as_str(),
+                    entry.subject,
+                    entry.nick,
+                    entry.by,
+                    entry.reason,
+                    entry.until.map(|u| to_sql_int("until", u)).transpose()?,
+                    to_sql_int("ts", entry.ts)?
+                ],
+            )
+        }
+        Change::EntryDel {
+            room,
+            kind,
+            subject,
+        } => run(DEL_ENTRY, params![room.as_str(), kind.as_str(), subject]),
+    }
+}
+
+/// An account's key: its name in ASCII lowercase, as `Nick::key`.
+fn key(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+fn data_version(conn: &Connection) -> Result<i64, StoreError> {
+    conn.pragma_query_value(None, "data_version", |r| r.get(0))
+        .map_err(fail("data_version"))
+}
+
+/// Reads accounts, tokens and rooms with their entries (see the queries
+/// for the order). The outer `Result` is SQLite's, the inner one a row
+/// natter could not have written.
+fn read_state(conn: &Connection) -> rusqlite::Result<Result<State, StoreError>> {
+    let mut state = State::default();
+    let mut stmt = conn.prepare_cached(ALL_ACCOUNTS)?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        state.accounts.push(AccountRecord {
+            name: r.get(0)?,
+            phc: r.get(1)?,
+            created: get_u64(r, 2)?,
+        });
+    }
+    let mut stmt = conn.prepare_cached(ALL_TOKENS)?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        state.tokens.push(TokenRecord {
+            hash: r.get(0)?,
+            account: r.get(1)?,
+            expires: get_u64(r, 2)?,
+        });
+    }
+    let mut rooms: BTreeMap<String, (RoomRecord, Vec<RoomEntry>)> = BTreeMap::new();
+    let mut stmt = conn.prepare_cached(ALL_ROOMS)?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let settings = RoomRecord {
+            owner: r.get(1)?,
+            topic: r.get(2)?,
+            invite_only: r.get(3)?,
+        };
+        rooms.insert(r.get(0)?, (settings, Vec::new()));
+    }
+    let mut stmt = conn.prepare_cached(ALL_ENTRIES)?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let kind: String = r.get(1)?;
+        let Some(kind) = EntryKind::parse(&kind) else {
+            return Ok(Err(StoreError(format!(
+                "load_state: a room entry of unknown kind {kind:?}"
+            ))));
+        };
+        let entry = RoomEntry {
+            kind,
+            subject: r.get(2)?,
+            nick: r.get(3)?,
+            by: r.get(4)?,
+            reason: r.get(5)?,
+            until: r
+                .get::<_, Option<i64>>(6)?
+                .map(|_| get_u64(r, 6))
+                .transpose()?,
+            ts: get_u64(r, 7)?,
+        };
+        // Every entry's room has a row (ENSURE_ROOM); one made by hand
+        // without gets the default settings.
+        rooms.entry(r.get(0)?).or_default().1.push(entry);
+    }
+    for (name, (settings, entries)) in rooms {
+        match RoomName::parse(&name) {
+            Ok(room) if room.as_str() == name => state.rooms.push((room, settings, entries)),
+            _ => {
+                return Ok(Err(StoreError(format!(
+                    "load_state: stored room name {name:?} is not a valid room name"
+                ))))
+            }
+        }
+    }
+    Ok(Ok(state))
 }
 
 /// Opens the file the way SQLite will, first, because SQLite's own report of
@@ -476,43 +704,44 @@ fn check_version(path: &str, version: i64) -> Result<usize, StoreError> {
     }
 }
 
-/// Brings the schema up to [`SCHEMA_VERSION`] and reads (or makes) the store
-/// id, all in one transaction: a crash half-way leaves the file as it was.
+/// Brings the schema up to [`SCHEMA_VERSION`], one version per transaction
+/// (each sets its `user_version`: a crash half-way leaves the file wholly at
+/// some version), then reads (or makes) the store id.
 fn migrate(
     conn: &mut Connection,
     path: &str,
     new_id: impl FnOnce() -> String,
 ) -> Result<String, StoreError> {
+    let from = check_version(path, user_version(conn).map_err(|e| open_error(path, e))?)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(from) {
+        let to = i + 1;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| open_error(path, e))?;
+        // Read again under the write lock: another process may have migrated
+        // the file since the first look.
+        let at = check_version(path, user_version(&tx).map_err(|e| open_error(path, e))?)?;
+        if at >= to {
+            continue; // dropping `tx` rolls back: nothing was written
+        }
+        tx.execute_batch(sql)
+            .map_err(|e| StoreError(format!("{path}: migrating to schema version {to}: {e}")))?;
+        tx.pragma_update(None, "user_version", to as i64)
+            .map_err(|e| open_error(path, e))?;
+        tx.commit().map_err(|e| open_error(path, e))?;
+    }
+    if let Some(id) = store_id(conn).map_err(|e| open_error(path, e))? {
+        return Ok(id);
+    }
+    // Only a new database lacks one (or one whose id was deleted by hand: a
+    // fresh id then rightly tells clients their seqs are void). Looked at
+    // again under the write lock, so two processes opening a new file agree.
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| open_error(path, e))?;
-    // Read again under the write lock: another process may have migrated the
-    // file since the first look.
-    let from = check_version(path, user_version(&tx).map_err(|e| open_error(path, e))?)?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(from) {
-        tx.execute_batch(sql).map_err(|e| {
-            StoreError(format!(
-                "{path}: migrating to schema version {}: {e}",
-                i + 1
-            ))
-        })?;
-    }
-    if from < SCHEMA_VERSION {
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION as i64)
-            .map_err(|e| open_error(path, e))?;
-    }
-    let existing: Option<String> = tx
-        .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
-            r.get(0)
-        })
-        .optional()
-        .map_err(|e| open_error(path, e))?
-        .flatten();
-    let id = match existing {
+    let id = match store_id(&tx).map_err(|e| open_error(path, e))? {
         Some(id) => id,
         None => {
-            // Only a new database lacks one (or one whose id was deleted by
-            // hand: a fresh id then rightly tells clients their seqs are void).
             let id = new_id();
             tx.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('store_id', ?1)",
@@ -524,6 +753,15 @@ fn migrate(
     };
     tx.commit().map_err(|e| open_error(path, e))?;
     Ok(id)
+}
+
+fn store_id(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = 'store_id'", [], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .flatten())
 }
 
 /// SQLite integers are signed 64-bit; a larger value is refused, not wrapped.

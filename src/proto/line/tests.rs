@@ -1136,3 +1136,553 @@ fn image_sizes_are_told_for_people() {
     assert_eq!(human_size(1024 * 1024), "1.0 MiB");
     assert_eq!(human_size(1_572_864), "1.5 MiB");
 }
+
+// ---------------------------------------------------------------------------
+// Version 2: accounts and moderation (PROTOCOL-2 sections 1 and 2)
+// ---------------------------------------------------------------------------
+
+use crate::hub::command::ModAction;
+use crate::hub::event::{AccountChange, BanInfo, ModEvent, ModKind, Role, RoomInfo};
+
+fn moderate(action: ModAction) -> Input {
+    cmd(Command::Mod { room: None, action })
+}
+
+fn kick(nick: &str, reason: Option<&str>) -> Input {
+    moderate(ModAction::Kick {
+        nick: nick.into(),
+        reason: reason.map(Into::into),
+    })
+}
+
+fn ban(nick: &str, reason: Option<&str>) -> Input {
+    moderate(ModAction::Ban {
+        nick: nick.into(),
+        reason: reason.map(Into::into),
+    })
+}
+
+fn mute(nick: &str, secs: Option<u64>) -> Input {
+    moderate(ModAction::Mute {
+        nick: nick.into(),
+        secs,
+    })
+}
+
+fn topic(text: &str) -> Input {
+    moderate(ModAction::Topic { text: text.into() })
+}
+
+#[test]
+fn parse_account_commands() {
+    let register = |p: &str| cmd(Command::Register { password: p.into() });
+    let login = |n: &str, p: &str| {
+        cmd(Command::Login {
+            nick: n.into(),
+            password: p.into(),
+        })
+    };
+    let password = |o: &str, n: &str| {
+        cmd(Command::Password {
+            old: o.into(),
+            new: n.into(),
+        })
+    };
+    let table: &[(&str, Input)] = &[
+        ("/register hunter22", register("hunter22")),
+        // The password is the rest of the line after one space: spaces
+        // inside, before and after it are its own.
+        (
+            "/register correct horse battery",
+            register("correct horse battery"),
+        ),
+        ("/register  two leading", register(" two leading")),
+        ("/register trailing  ", register("trailing  ")),
+        ("/register\ttabbed", register("tabbed")),
+        ("/REGISTER Secret99", register("Secret99")),
+        ("/login alice hunter22", login("alice", "hunter22")),
+        (
+            "/login alice correct horse battery",
+            login("alice", "correct horse battery"),
+        ),
+        ("/login alice  spaced ", login("alice", " spaced ")),
+        ("/login   alice pw", login("alice", "pw")),
+        ("/Login Alice pw", login("Alice", "pw")),
+        ("/logout", cmd(Command::Logout)),
+        ("/LOGOUT", cmd(Command::Logout)),
+        ("/password old1 new2", password("old1", "new2")),
+        ("/password   old1\tnew2  ", password("old1", "new2")),
+        ("/PassWord a b", password("a", "b")),
+    ];
+    for (line, want) in table {
+        assert_eq!(parse_str(line).as_ref(), Ok(want), "{line:?}");
+    }
+}
+
+#[test]
+fn parse_account_commands_without_their_arguments_are_bad_request() {
+    for line in [
+        "/register",
+        "/register ",
+        "/login",
+        "/login ",
+        "/login alice",
+        "/login alice ",
+        "/login   alice",
+        "/password",
+        "/password old",
+        "/password old ",
+    ] {
+        assert_eq!(code_of(line.as_bytes()), ErrorCode::BadRequest, "{line:?}");
+    }
+}
+
+#[test]
+fn parse_password_with_spaces_points_to_the_page() {
+    for line in ["/password old new extra", "/password my old one new"] {
+        let e = parse_str(line).unwrap_err();
+        assert_eq!(e.code, ErrorCode::BadRequest, "{line:?}");
+        assert!(e.message.contains("page"), "{}", e.message);
+        assert!(e.message.contains("JSON"), "{}", e.message);
+    }
+}
+
+#[test]
+fn parse_moderation_commands() {
+    let table: &[(&str, Input)] = &[
+        ("/kick bob", kick("bob", None)),
+        ("/kick bob   ", kick("bob", None)),
+        (
+            "/kick bob spamming links",
+            kick("bob", Some("spamming links")),
+        ),
+        ("/kick  bob \t rude  ", kick("bob", Some("rude"))),
+        ("/KICK Bob x", kick("Bob", Some("x"))),
+        ("/ban bob", ban("bob", None)),
+        ("/ban bob spam, again", ban("bob", Some("spam, again"))),
+        ("/Ban bob  ", ban("bob", None)),
+        (
+            "/unban bob",
+            moderate(ModAction::Unban { nick: "bob".into() }),
+        ),
+        ("/mute bob", mute("bob", None)),
+        ("/mute bob 300", mute("bob", Some(300))),
+        ("/mute  bob\t1 ", mute("bob", Some(1))),
+        (
+            "/mute bob 18446744073709551615",
+            mute("bob", Some(u64::MAX)),
+        ),
+        (
+            "/unmute bob",
+            moderate(ModAction::Unmute { nick: "bob".into() }),
+        ),
+        ("/op bob", moderate(ModAction::Op { nick: "bob".into() })),
+        ("/OP bob", moderate(ModAction::Op { nick: "bob".into() })),
+        (
+            "/deop bob",
+            moderate(ModAction::Deop { nick: "bob".into() }),
+        ),
+        ("/topic", topic("")),
+        ("/topic   ", topic("")),
+        ("/topic Rust and chat", topic("Rust and chat")),
+        ("/topic  spaced out  ", topic("spaced out")),
+        (
+            "/invite-only on",
+            moderate(ModAction::InviteOnly { on: true }),
+        ),
+        (
+            "/invite-only OFF",
+            moderate(ModAction::InviteOnly { on: false }),
+        ),
+        (
+            "/Invite-Only On ",
+            moderate(ModAction::InviteOnly { on: true }),
+        ),
+        (
+            "/invite bob",
+            moderate(ModAction::Invite { nick: "bob".into() }),
+        ),
+        ("/bans", moderate(ModAction::Bans)),
+        ("/BANS", moderate(ModAction::Bans)),
+    ];
+    for (line, want) in table {
+        assert_eq!(parse_str(line).as_ref(), Ok(want), "{line:?}");
+    }
+}
+
+#[test]
+fn parse_moderation_leaves_nick_validation_to_the_hub() {
+    assert_eq!(parse_str("/kick 1bad!"), Ok(kick("1bad!", None)));
+    assert_eq!(
+        parse_str("/invite x.y"),
+        Ok(moderate(ModAction::Invite { nick: "x.y".into() }))
+    );
+}
+
+#[test]
+fn parse_moderation_without_or_with_bad_arguments_is_bad_request() {
+    for line in [
+        "/kick",
+        "/kick   ",
+        "/ban",
+        "/unban",
+        "/unban bob extra",
+        "/mute",
+        "/mute bob x",
+        "/mute bob 0",
+        "/mute bob -5",
+        "/mute bob +5",
+        "/mute bob 1.5",
+        "/mute bob 5 more",
+        "/mute bob 99999999999999999999999",
+        "/unmute",
+        "/unmute bob now",
+        "/op",
+        "/op bob please",
+        "/deop",
+        "/invite-only",
+        "/invite-only yes",
+        "/invite-only on off",
+        "/invite",
+        "/invite bob and carol",
+    ] {
+        assert_eq!(code_of(line.as_bytes()), ErrorCode::BadRequest, "{line:?}");
+    }
+    let e = parse_str("/mute bob soon").unwrap_err();
+    assert!(e.message.starts_with("usage: /mute NICK [SECS]"), "{e:?}");
+    let e = parse_str("/kick").unwrap_err();
+    assert_eq!(e.message, "usage: /kick NICK [REASON]");
+}
+
+#[test]
+fn parse_moderation_lookalikes_are_unknown_commands() {
+    for line in ["/inviteonly on", "/invite_only on", "/kickban bob", "/ops"] {
+        assert_eq!(
+            code_of(line.as_bytes()),
+            ErrorCode::UnknownCommand,
+            "{line:?}"
+        );
+    }
+}
+
+fn mod_event(action: ModKind) -> Rc<ModEvent> {
+    Rc::new(ModEvent {
+        room: room("dev"),
+        by: "alice".into(),
+        action,
+        ts: TS,
+    })
+}
+
+fn nick_kind(f: fn(String) -> ModKind) -> ModKind {
+    f("bob".into())
+}
+
+#[test]
+fn render_every_moderation_line() {
+    let table = [
+        (
+            ModKind::Kick {
+                nick: "bob".into(),
+                reason: Some("spamming links".into()),
+            },
+            "[08:26:40] #dev <-- bob was kicked by alice (spamming links)\n",
+        ),
+        (
+            ModKind::Kick {
+                nick: "bob".into(),
+                reason: None,
+            },
+            "[08:26:40] #dev <-- bob was kicked by alice\n",
+        ),
+        (
+            ModKind::Kick {
+                nick: "bob".into(),
+                reason: Some(String::new()),
+            },
+            "[08:26:40] #dev <-- bob was kicked by alice\n",
+        ),
+        (
+            ModKind::Ban {
+                nick: "bob".into(),
+                reason: Some("spam".into()),
+            },
+            "[08:26:40] #dev <-- bob was banned by alice (spam)\n",
+        ),
+        (
+            ModKind::Ban {
+                nick: "bob".into(),
+                reason: None,
+            },
+            "[08:26:40] #dev <-- bob was banned by alice\n",
+        ),
+        (
+            nick_kind(|nick| ModKind::Unban { nick }),
+            "[08:26:40] #dev --- alice unbanned bob\n",
+        ),
+        (
+            ModKind::Mute {
+                nick: "bob".into(),
+                secs: Some(300),
+                until: Some(TS + 300_000),
+            },
+            "[08:26:40] #dev --- alice muted bob for 300 s\n",
+        ),
+        (
+            ModKind::Mute {
+                nick: "bob".into(),
+                secs: None,
+                until: None,
+            },
+            "[08:26:40] #dev --- alice muted bob\n",
+        ),
+        (
+            nick_kind(|nick| ModKind::Unmute { nick }),
+            "[08:26:40] #dev --- alice unmuted bob\n",
+        ),
+        (
+            nick_kind(|nick| ModKind::Op { nick }),
+            "[08:26:40] #dev --- alice made bob an op\n",
+        ),
+        (
+            nick_kind(|nick| ModKind::Deop { nick }),
+            "[08:26:40] #dev --- alice removed bob as op\n",
+        ),
+        (
+            ModKind::Topic {
+                text: "Rust and chat".into(),
+            },
+            "[08:26:40] #dev --- alice set the topic: Rust and chat\n",
+        ),
+        (
+            ModKind::Topic {
+                text: String::new(),
+            },
+            "[08:26:40] #dev --- alice cleared the topic\n",
+        ),
+        (
+            ModKind::InviteOnly { on: true },
+            "[08:26:40] #dev --- alice made the room invite-only\n",
+        ),
+        (
+            ModKind::InviteOnly { on: false },
+            "[08:26:40] #dev --- alice made the room open to all\n",
+        ),
+        (
+            nick_kind(|nick| ModKind::Invite { nick }),
+            "[08:26:40] #dev --- alice invited bob\n",
+        ),
+    ];
+    for (kind, want) in table {
+        let m = mod_event(kind);
+        assert_eq!(rendered(&Event::Mod(m.clone())), want, "{m:?}");
+        // The op's own copy is the same line; its ref is not shown.
+        assert_eq!(
+            rendered(&Event::Reply(Reply::Mod(m.clone()), Some("r".into()))),
+            want,
+            "{m:?}"
+        );
+    }
+}
+
+#[test]
+fn render_moderation_texts_are_sanitized() {
+    let kick = mod_event(ModKind::Kick {
+        nick: "bob".into(),
+        reason: Some("bad\n!!! fake: line\x1b[31m".into()),
+    });
+    assert_eq!(
+        rendered(&Event::Mod(kick)),
+        "[08:26:40] #dev <-- bob was kicked by alice (bad\u{FFFD}!!! fake: line\u{FFFD}[31m)\n"
+    );
+    let topic = mod_event(ModKind::Topic {
+        text: "a\tb\rc\u{85}".into(),
+    });
+    assert_eq!(
+        rendered(&Event::Mod(topic)),
+        "[08:26:40] #dev --- alice set the topic: a\tb\u{FFFD}c\u{FFFD}\n"
+    );
+}
+
+#[test]
+fn render_kicked_and_banned_leaves_are_nothing_for_line_clients() {
+    for reason in [LeaveReason::Kicked, LeaveReason::Banned] {
+        let out = render(&presence_event(PresenceKind::Leave(reason), "bob"), ORIGIN);
+        assert!(out.is_empty(), "{out:?}");
+    }
+}
+
+fn joined_with(info: RoomInfo, messages: Vec<Rc<Message>>) -> Event {
+    reply(Reply::Joined {
+        info: Box::new(info),
+        role: Role::Op,
+        room: room("dev"),
+        members: crate::hub::names::nick_list(&["alice", "bob"]),
+        messages,
+        created: false,
+        last_seq: 1,
+        gap: false,
+        store_id: "s".into(),
+    })
+}
+
+#[test]
+fn render_joined_shows_the_topic_before_the_history() {
+    let info = RoomInfo {
+        topic: Some("Rust and chat".into()),
+        owner: Some("alice".into()),
+        ops: vec!["bob".into()],
+        invite_only: true,
+        accounts: vec!["alice".into()],
+    };
+    assert_eq!(
+        rendered(&joined_with(info.clone(), vec![])),
+        "*** you joined #dev (2 here: alice, bob)\n\
+         *** topic of #dev: Rust and chat\n"
+    );
+    assert_eq!(
+        rendered(&joined_with(
+            info,
+            vec![msg("dev", TS, "alice", "hi", false)]
+        )),
+        "*** you joined #dev (2 here: alice, bob)\n\
+         *** topic of #dev: Rust and chat\n\
+         *** history of #dev (1 message)\n\
+         [08:26:40] #dev <alice> hi\n\
+         *** end of history\n"
+    );
+    let control = RoomInfo {
+        topic: Some("x\x1b]0;owned\x07".into()),
+        ..RoomInfo::default()
+    };
+    assert_eq!(
+        rendered(&joined_with(control, vec![])),
+        "*** you joined #dev (2 here: alice, bob)\n\
+         *** topic of #dev: x\u{FFFD}]0;owned\u{FFFD}\n"
+    );
+}
+
+#[test]
+fn render_joined_without_a_topic_is_as_in_version_1() {
+    let v1 = "*** you joined #dev (2 here: alice, bob)\n";
+    for topic in [None, Some(String::new())] {
+        // Owner, ops, invite-only, role and accounts are not shown.
+        let info = RoomInfo {
+            topic,
+            owner: Some("alice".into()),
+            ops: vec!["bob".into()],
+            invite_only: true,
+            accounts: vec!["alice".into(), "bob".into()],
+        };
+        assert_eq!(rendered(&joined_with(info, vec![])), v1);
+    }
+}
+
+fn account(what: AccountChange, account: Option<&str>, nick: &str) -> Event {
+    Event::Reply(
+        Reply::Account {
+            what,
+            account: account.map(Into::into),
+            nick: nick.into(),
+            token: Some("tok".into()),
+        },
+        Some("r".into()),
+    )
+}
+
+#[test]
+fn render_account_confirmations() {
+    let table = [
+        (
+            account(AccountChange::Registered, Some("alice"), "alice"),
+            "*** account alice registered; you are logged in as alice\n",
+        ),
+        (
+            account(AccountChange::LoggedIn, Some("Alice"), "Alice"),
+            "*** you are logged in as Alice\n",
+        ),
+        (
+            account(AccountChange::LoggedOut, None, "quiet-heron-42"),
+            "*** you are logged out; you are now quiet-heron-42\n",
+        ),
+        (
+            account(AccountChange::PasswordChanged, Some("alice"), "alice"),
+            "*** password changed\n",
+        ),
+    ];
+    for (event, want) in table {
+        assert_eq!(rendered(&event), want, "{event:?}");
+    }
+}
+
+fn ban_info(nick: &str, account: bool, reason: Option<&str>) -> BanInfo {
+    BanInfo {
+        nick: nick.into(),
+        account,
+        by: "alice".into(),
+        reason: reason.map(Into::into),
+        ts: TS,
+    }
+}
+
+#[test]
+fn render_ban_lists() {
+    assert_eq!(
+        rendered(&reply(Reply::Bans {
+            room: room("dev"),
+            bans: vec![],
+        })),
+        "*** bans of #dev: none\n"
+    );
+    assert_eq!(
+        rendered(&reply(Reply::Bans {
+            room: room("dev"),
+            bans: vec![
+                ban_info("bob", true, Some("spam")),
+                ban_info("carol", true, None),
+                ban_info("quiet-heron-42", false, Some("flooding")),
+                ban_info("brave-otter-7", false, None),
+                ban_info("dave", true, Some("a\nb")),
+            ],
+        })),
+        "*** bans of #dev:\n\
+         ***   bob (by alice: spam)\n\
+         ***   carol (by alice)\n\
+         ***   quiet-heron-42 (guest) (by alice: flooding)\n\
+         ***   brave-otter-7 (guest) (by alice)\n\
+         ***   dave (by alice: a\u{FFFD}b)\n"
+    );
+}
+
+#[test]
+fn render_help_lists_the_version_2_commands() {
+    let out = rendered(&reply(Reply::Help(Limits::default())));
+    for name in [
+        "/register PASSWORD",
+        "/login NICK PASSWORD",
+        "/logout",
+        "/password OLD NEW",
+        "/kick NICK [REASON]",
+        "/ban NICK [REASON]",
+        "/unban NICK",
+        "/mute NICK [SECS]",
+        "/unmute NICK",
+        "/op NICK",
+        "/deop NICK",
+        "/topic [TEXT]",
+        "/invite-only on|off",
+        "/invite NICK",
+        "/bans",
+    ] {
+        assert!(
+            out.contains(&format!("***   {name} ")),
+            "help lacks {name}: {out}"
+        );
+    }
+    // Version 1's list comes first, unchanged, and the limits stay last.
+    assert!(out.starts_with(
+        "*** commands:\n***   TEXT              say TEXT in your current room (//TEXT says /TEXT)\n"
+    ));
+    assert!(out.contains("***   /quit [REASON]    say goodbye and close\n*** accounts:\n"));
+    assert!(out.lines().last().unwrap().starts_with("*** limits: "));
+}

@@ -3,7 +3,8 @@
 //! checkpoints, schema).
 
 use super::*;
-use crate::store::contract::{msg, page, room, seqs};
+use crate::hub::port::{AccountRecord, EntryKind, RoomEntry, RoomRecord, TokenRecord};
+use crate::store::contract::{account, entry, msg, msg_from, page, room, seqs, token};
 use crate::store::MemStore;
 use crate::testrng::Rng;
 use std::path::PathBuf;
@@ -250,13 +251,13 @@ fn refuses_a_newer_schema_untouched() {
     let db = TempDb::new("newer");
     {
         let c = Connection::open(db.path()).unwrap();
-        c.execute_batch("CREATE TABLE messages (x); PRAGMA user_version = 2;")
+        c.execute_batch("CREATE TABLE messages (x); PRAGMA user_version = 3;")
             .unwrap();
     }
     assert_eq!(
         open_err(db.path()),
         format!(
-            "{} has schema version 2, newer than this natter understands (1); upgrade natter",
+            "{} has schema version 3, newer than this natter understands (2); upgrade natter",
             db.path()
         )
     );
@@ -400,8 +401,13 @@ fn queries_walk_the_primary_key() {
         (LAST_SEQ, 1),
         (PAGE_ASC, 4),
         (PAGE_DESC, 4),
-        (INSERT_MESSAGE, 9),
+        (INSERT_MESSAGE, 10),
         (GET_IMAGE, 1),
+        (DEL_STRAY_TOKENS, 1),
+        (DEL_ACCOUNT, 1),
+        (DEL_TOKEN, 1),
+        (DEL_TOKENS_OF, 1),
+        (DEL_ENTRY, 3),
     ] {
         let args: Vec<String> = (1..=params).map(|i| format!("?{i}")).collect();
         let mut stmt = s
@@ -421,9 +427,14 @@ fn queries_walk_the_primary_key() {
         assert!(!plan.contains("TEMP B-TREE"), "{sql}: {plan}");
         if sql != INSERT_MESSAGE {
             assert!(
-                plan.contains("USING PRIMARY KEY") || plan.contains("USING INDEX"),
+                plan.contains("USING PRIMARY KEY")
+                    || plan.contains("USING INDEX")
+                    || plan.contains("USING COVERING INDEX"),
                 "{sql}: {plan}"
             );
+        }
+        if sql == DEL_TOKENS_OF || sql == DEL_STRAY_TOKENS {
+            assert!(plan.contains("tokens_by_account"), "{sql}: {plan}");
         }
         if sql == PAGE_ASC || sql == PAGE_DESC {
             assert!(
@@ -444,6 +455,261 @@ fn schema_version_is_set() {
         .pragma_query_value(None, "journal_mode", |r| r.get(0))
         .unwrap();
     assert_eq!(mode, "wal");
+}
+
+/// A batch that fails (here on a repeated seq, or on a change SQLite
+/// cannot hold) stores none of its changes, none of its messages and none
+/// of its images; the store is usable after.
+#[test]
+fn a_failed_batch_stores_none_of_its_changes() {
+    let r = room("lobby");
+    let mut s = SqliteStore::open(MEMORY, || "t".into()).unwrap();
+    s.append(&[msg(&r, 1)]).unwrap();
+    let changes = vec![
+        Change::AccountPut(account("alice", "$a", 1)),
+        Change::TokenPut(token("t1", "alice", 10)),
+        Change::RoomPut {
+            room: r.clone(),
+            settings: RoomRecord {
+                owner: Some("alice".into()),
+                topic: "t".into(),
+                invite_only: true,
+            },
+        },
+        Change::EntryPut {
+            room: r.clone(),
+            entry: entry(EntryKind::Ban, "bob", None),
+        },
+    ];
+    s.put_image("img", "image/png", b"png").unwrap();
+    let e = s
+        .commit(&[msg_from(&r, 2, Some("alice")), msg(&r, 1)], &changes)
+        .unwrap_err();
+    assert!(e.0.contains("UNIQUE"), "{e}");
+    assert_eq!(s.load_state().unwrap(), State::default());
+    assert_eq!(s.last_seq(&r).unwrap(), 1);
+    assert_eq!(s.get_image("img").unwrap(), None);
+
+    // A change that fails sinks the messages before it too.
+    let mut bad = changes.clone();
+    bad.push(Change::TokenPut(token("t2", "alice", u64::MAX)));
+    let e = s.commit(&[msg(&r, 2)], &bad).unwrap_err();
+    assert!(e.0.contains("too large"), "{e}");
+    assert_eq!(s.load_state().unwrap(), State::default());
+    assert_eq!(s.last_seq(&r).unwrap(), 1);
+
+    s.commit(&[msg(&r, 2)], &changes).unwrap();
+    let state = s.load_state().unwrap();
+    assert_eq!(state.accounts, [account("alice", "$a", 1)]);
+    assert_eq!(state.tokens, [token("t1", "alice", 10)]);
+    assert_eq!(state.rooms.len(), 1);
+    assert_eq!(s.get_image("img").unwrap().unwrap().1, b"png");
+}
+
+/// The exact v1 schema, as a natter before accounts made it.
+const SCHEMA_1: &str = include_str!("../schema.sql");
+
+/// A database as natter 0.1 (schema version 1) left it: two rooms'
+/// messages, one with an image, and the image's bytes.
+fn make_v1(db: &TempDb) {
+    let c = Connection::open(db.path()).unwrap();
+    c.pragma_update(None, "journal_mode", "WAL").unwrap();
+    c.execute_batch(&format!(
+        "BEGIN; {SCHEMA_1} PRAGMA user_version = 1; COMMIT;"
+    ))
+    .unwrap();
+    c.execute(
+        "INSERT INTO meta (key, value) VALUES ('store_id', 'old-id')",
+        [],
+    )
+    .unwrap();
+    c.execute_batch(
+        "INSERT INTO messages VALUES ('lobby', 1, 1000, 'alice', 'hello', 0, NULL, NULL, NULL);
+         INSERT INTO messages VALUES ('lobby', 2, 2000, 'bob', 'waves', 1, NULL, NULL, NULL);
+         INSERT INTO messages VALUES ('lobby', 3, 3000, 'alice', 'cat', 0, 'img1', 'image/png', 3);
+         INSERT INTO messages VALUES ('rust', 1, 4000, 'carol', 'crab', 0, NULL, NULL, NULL);
+         INSERT INTO images VALUES ('img1', 'image/png', x'010203');",
+    )
+    .unwrap();
+}
+
+/// The schema's text, table by table, and the version.
+fn schema_of(path: &str) -> (Vec<String>, i64) {
+    let c = Connection::open(path).unwrap();
+    let mut stmt = c
+        .prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+        .unwrap();
+    let sql = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    (sql, user_version(&c).unwrap())
+}
+
+#[test]
+fn a_version_1_database_is_migrated_on_open() {
+    let db = TempDb::new("v1");
+    make_v1(&db);
+    let (lobby, rust) = (room("lobby"), room("rust"));
+    {
+        let mut s = SqliteStore::open(db.path(), || panic!("the id is kept")).unwrap();
+        assert_eq!(s.store_id(), "old-id");
+        let got = s.history(&lobby, page(None, None, 50)).unwrap();
+        assert_eq!(seqs(got.clone()), [1, 2, 3]);
+        assert!(got.iter().all(|m| m.account.is_none()));
+        assert_eq!(
+            (got[0].from.as_str(), got[0].text.as_str()),
+            ("alice", "hello")
+        );
+        assert!(got[1].action);
+        let img = got[2].image.as_ref().expect("the image message");
+        assert_eq!(
+            (img.id.as_str(), img.mime, img.size),
+            ("img1", "image/png", 3)
+        );
+        assert_eq!(
+            s.get_image("img1").unwrap(),
+            Some(("image/png".into(), vec![1, 2, 3]))
+        );
+        assert_eq!(s.last_seq(&rust).unwrap(), 1);
+        assert_eq!(s.load_state().unwrap(), State::default());
+        // The new tables and column work.
+        s.commit(
+            &[msg_from(&lobby, 4, Some("alice"))],
+            &[
+                Change::AccountPut(account("alice", "$a", 5)),
+                Change::TokenPut(token("t", "alice", 6)),
+                Change::EntryPut {
+                    room: rust.clone(),
+                    entry: entry(EntryKind::Op, "alice", None),
+                },
+            ],
+        )
+        .unwrap();
+    }
+    let migrated = schema_of(db.path());
+    assert_eq!(migrated.1, 2);
+    // The same schema as a database made new, which goes through version 1
+    // and then 2 too.
+    let fresh = TempDb::new("v1-fresh");
+    drop(open(&fresh, "id"));
+    assert_eq!(schema_of(fresh.path()), migrated);
+
+    // Opening again changes nothing.
+    let mut s = SqliteStore::open(db.path(), || panic!("the id is kept")).unwrap();
+    assert_eq!(schema_of(db.path()), migrated);
+    let c = Connection::open(db.path()).unwrap();
+    let schema_cookie: i64 = c
+        .pragma_query_value(None, "schema_version", |r| r.get(0))
+        .unwrap();
+    drop(s);
+    s = SqliteStore::open(db.path(), || panic!("the id is kept")).unwrap();
+    let again: i64 = c
+        .pragma_query_value(None, "schema_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(again, schema_cookie);
+    assert_eq!(
+        seqs(s.history(&lobby, page(None, None, 50)).unwrap()),
+        [1, 2, 3, 4]
+    );
+    assert_eq!(
+        s.history(&lobby, page(None, Some(3), 50)).unwrap()[0]
+            .account
+            .as_deref(),
+        Some("alice")
+    );
+    let state = s.load_state().unwrap();
+    assert_eq!(state.accounts, [account("alice", "$a", 5)]);
+    assert_eq!(state.tokens, [token("t", "alice", 6)]);
+    assert_eq!(state.rooms[0].2, [entry(EntryKind::Op, "alice", None)]);
+}
+
+/// Each version is its own transaction: a version 2 that cannot be applied
+/// leaves the file wholly at version 1, its history intact.
+#[test]
+fn a_failed_migration_leaves_the_previous_version() {
+    let db = TempDb::new("v1-stuck");
+    make_v1(&db);
+    {
+        // Something in the way of version 2 (a hand-made table).
+        let c = Connection::open(db.path()).unwrap();
+        c.execute_batch("CREATE TABLE rooms (x)").unwrap();
+    }
+    let e = open_err(db.path());
+    assert!(
+        e.contains("migrating to schema version 2") && e.contains("rooms"),
+        "{e}"
+    );
+    let c = Connection::open(db.path()).unwrap();
+    assert_eq!(user_version(&c).unwrap(), 1);
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 4);
+    // The column added first was rolled back with the rest.
+    assert!(c.prepare("SELECT account FROM messages").is_err());
+}
+
+/// `changed_elsewhere` reports commits of other connections (`natter
+/// accounts`), never the store's own, each once.
+#[test]
+fn changed_elsewhere_sees_other_connections_only() {
+    let db = TempDb::new("elsewhere");
+    let r = room("lobby");
+    let mut s = open(&db, "id");
+    assert!(!s.changed_elsewhere().unwrap(), "the first look");
+    s.commit(&[msg(&r, 1)], &[Change::AccountPut(account("a", "$a", 1))])
+        .unwrap();
+    assert!(!s.changed_elsewhere().unwrap(), "its own commit");
+
+    let mut other = open(&db, "unused");
+    other
+        .commit(&[], &[Change::AccountPut(account("b", "$b", 2))])
+        .unwrap();
+    assert!(s.changed_elsewhere().unwrap());
+    assert!(!s.changed_elsewhere().unwrap(), "told once");
+    // A read of the state counts as a look.
+    other
+        .commit(&[], &[Change::AccountDel { name: "a".into() }])
+        .unwrap();
+    assert_eq!(s.load_state().unwrap().accounts, [account("b", "$b", 2)]);
+    assert!(!s.changed_elsewhere().unwrap(), "load_state saw it");
+
+    // Checkpoints on the helper's connection change no data.
+    for seq in 2..=20 {
+        s.append(&[msg(&r, seq)]).unwrap();
+    }
+    let mut cp = Checkpointer::open(db.path()).unwrap().expect("a file");
+    cp.checkpoint().unwrap();
+    s.append(&[msg(&r, 21)]).unwrap();
+    assert!(!s.changed_elsewhere().unwrap(), "a checkpoint");
+
+    let mut mem = SqliteStore::open(MEMORY, || "m".into()).unwrap();
+    mem.append(&[msg(&r, 1)]).unwrap();
+    assert!(!mem.changed_elsewhere().unwrap());
+    assert!(!mem.changed_elsewhere().unwrap());
+}
+
+/// Changes that are stored may only be what natter writes: a stored
+/// entry of an unknown kind is an error, not a panic or a silent skip.
+#[test]
+fn a_state_natter_did_not_write_is_an_error() {
+    let mut s = SqliteStore::open(MEMORY, || "t".into()).unwrap();
+    s.conn
+        .execute_batch(
+            "INSERT INTO rooms VALUES ('lobby', NULL, '', 0);
+             INSERT INTO room_entries VALUES ('lobby', 'jester', 'bob', 'bob', 'a', NULL, NULL, 1);",
+        )
+        .unwrap();
+    let e = s.load_state().unwrap_err();
+    assert!(e.0.contains("jester"), "{e}");
+    s.conn.execute_batch("DELETE FROM room_entries").unwrap();
+    s.conn
+        .execute_batch("INSERT INTO rooms VALUES ('Not A Room', NULL, '', 0)")
+        .unwrap();
+    let e = s.load_state().unwrap_err();
+    assert!(e.0.contains("Not A Room"), "{e}");
 }
 
 /// A bound in `0..n` two times out of three, else none.
@@ -470,7 +736,19 @@ fn agrees_with_memstore() {
         let mut sql = open(&db, "sql");
         for step in 0..400 {
             let r = &rooms[rng.below(rooms.len())];
-            match rng.below(10) {
+            match rng.below(12) {
+                10 => {
+                    let changes: Vec<Change> = (0..rng.below(5))
+                        .map(|_| random_change(&mut rng, &rooms))
+                        .collect();
+                    mem.commit(&[], &changes).unwrap();
+                    sql.commit(&[], &changes).unwrap();
+                }
+                11 => assert_eq!(
+                    mem.load_state().unwrap(),
+                    sql.load_state().unwrap(),
+                    "seed {seed} step {step}"
+                ),
                 0..=3 => {
                     // A batch across rooms, each room's seqs consecutive.
                     let mut batch = Vec::new();
@@ -487,7 +765,7 @@ fn agrees_with_memstore() {
                             text: texts[rng.below(texts.len())].into(),
                             action: rng.below(4) == 0,
                             image: None,
-                            account: None,
+                            account: (rng.below(2) == 0).then(|| format!("U{}", rng.below(3))),
                         }));
                     }
                     mem.append(&batch).unwrap();
@@ -515,5 +793,68 @@ fn agrees_with_memstore() {
                 }
             }
         }
+    }
+}
+
+/// A change among few names, spelled in varying case, so that they meet.
+fn random_change(rng: &mut Rng, rooms: &[RoomName]) -> Change {
+    let names = ["ann", "Ann", "ANN", "bo", "Bo", "cy"];
+    let name = names[rng.below(names.len())].to_string();
+    let room = rooms[rng.below(rooms.len())].clone();
+    let kinds = [
+        EntryKind::Op,
+        EntryKind::Ban,
+        EntryKind::Mute,
+        EntryKind::Invite,
+    ];
+    let kind = kinds[rng.below(kinds.len())];
+    let subject = ["ann", "bo", "ip:192.0.2.1"][rng.below(3)].to_string();
+    let n = rng.next_u64() >> 20;
+    match rng.below(9) {
+        0 | 1 => Change::AccountPut(AccountRecord {
+            name,
+            phc: format!("$phc{n}"),
+            created: n,
+        }),
+        2 => Change::AccountDel { name },
+        3 | 4 => Change::TokenPut(TokenRecord {
+            hash: format!("h{}", rng.below(6)),
+            account: name,
+            expires: n,
+        }),
+        5 => {
+            if rng.below(2) == 0 {
+                Change::TokenDel {
+                    hash: format!("h{}", rng.below(6)),
+                }
+            } else {
+                Change::TokensDel { account: name }
+            }
+        }
+        6 => Change::RoomPut {
+            room,
+            settings: RoomRecord {
+                owner: (rng.below(2) == 0).then_some(name),
+                topic: format!("topic {n}"),
+                invite_only: rng.below(2) == 0,
+            },
+        },
+        7 => Change::EntryPut {
+            room,
+            entry: RoomEntry {
+                kind,
+                subject,
+                nick: name,
+                by: "Ann".into(),
+                reason: (rng.below(2) == 0).then(|| format!("r{n}")),
+                until: (rng.below(2) == 0).then_some(n),
+                ts: n,
+            },
+        },
+        _ => Change::EntryDel {
+            room,
+            kind,
+            subject,
+        },
     }
 }
