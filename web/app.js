@@ -25,12 +25,13 @@
 // is a function that start() below calls, so the order is all here.
 
 import { S, client, store, saveState, currentRoom } from './state.js';
+import { LOGIN_KEY } from './session.js';
 import { ui } from './dom.js';
 import { ROOM_RE, cleanRoom } from './util.js';
 import { handle, onDropped, joinRoom } from './chat.js';
 import {
   refreshState, markRead, renderTyping, renderMembers, renderRoomBar, renderNotify, fetchRooms,
-  showPrompt, wireView,
+  showPrompt, wireView, renderAccount, renderRoomNotice,
 } from './view.js';
 import { wireComposer } from './composer.js';
 import { wireImages } from './images.js';
@@ -80,6 +81,12 @@ function wirePage() {
     else if (room) joinRoom(room);
   });
 
+  // Another tab logged in or out: this one's next connection uses what is
+  // stored now.
+  window.addEventListener('storage', (e) => {
+    if (e.key === LOGIN_KEY || e.key === null) client.token = store.loginToken();
+  });
+
   window.addEventListener('online', () => {
     refreshState();
     client.networkBack();
@@ -100,6 +107,7 @@ function wirePage() {
     if (client.session && Date.now() - store.liveAt > 2000) store.markLive(true, client.session);
     client.probe();
     renderTyping();
+    renderRoomNotice(); // a mute that ends
     if (S.landingOpen && client.ready() && Date.now() - client.lastFrame > 15000) client.send({ type: 'rooms', ref: 'landing' });
   }, 1000);
 
@@ -109,6 +117,7 @@ function wirePage() {
     get session() { return client.session; },
     get rooms() { return Array.from(S.rooms.keys()); },
     get state() { return S.state; },
+    get account() { return S.account; },
   });
   Object.defineProperty(window, 'natter', { value: debug, writable: false, configurable: false, enumerable: true });
 }
@@ -130,6 +139,7 @@ function start() {
     S.notify = false;
   }
   renderNotify();
+  renderAccount();
   renderMembers();
   renderRoomBar();
   refreshState();
@@ -146,6 +156,12 @@ function start() {
     S.shownName = S.wantNick;
   }
   S.restore = back.restore;
+  // The remembered login: every connection logs in with it (protocol.js).
+  const login = store.login();
+  if (login) {
+    client.token = login.token;
+    S.loginName = login.account;
+  }
   if (fromHash && back.restore) joinRoom(fromHash); // back in: no need to ask
   else if (fromHash) showPrompt(fromHash);
   client.connect();

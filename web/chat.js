@@ -1,6 +1,7 @@
 // chat.js: what the page does with each message from the server (handle),
 // and the requests the page makes on the user's behalf: change the nick,
-// join or create a room, quit.
+// join or create a room, quit, sign up, log in and out, change the
+// password, moderate.
 //
 // The protocol is docs/PROTOCOL.md. Requests carry a `ref` that the answer
 // (or an error) echoes; its prefix says what it was for:
@@ -12,21 +13,28 @@
 //   hc:ROOM /history typed in the box
 //   nick:NAME, nick:restore  a nick asked for by the user, or asked back
 //   CID     a message or image (the outbox's cid)
+//   acct:login, acct:register, acct:password, acct:logout, acct:token
+//           the account requests (acct:token: a login with the stored token)
+//   su:NAME the nick asked for before signing up under it
+//   mod:ROOM:ACTION  a moderation request; bans:ROOM the ban list
 
 import { S, client, store, saveState } from './state.js';
 import { ui } from './dom.js';
-import { NICK_RE, ROOM_RE, sameNick, sortNicks, cleanRoom, newCid } from './util.js';
+import { NICK_RE, ROOM_RE, sameNick, sortNicks, cleanRoom, newCid, errorText } from './util.js';
 import {
   CATCH_UP_PAGE, rejoinSince, startCatchUp, continueCatchUp, olderArrived, setMembers, addMember,
-  removeMember, renameMember, renameSelf, startTyping,
+  removeMember, renameMember, renameSelf, startTyping, setInfo, applyMod, modText, markAccount,
+  renameAccount, leaveIsNews,
 } from './room.js';
 import {
   refreshState, makeTab, activate, removeTab, dmTab, renderBadge, updateTitle, showLanding,
   showLandingError, clearLandingError, renderOpenRooms, resetPromptButton, showPromptError,
   isAtBottom, scrollToBottom, resetRoom, mergeRoom, firstPending, resolveOutbox, noteIncoming,
   renderMessage, systemLine, markFailed, renderMembers, renderTyping, renderRoomBar, maybeFill,
-  listOf,
+  listOf, endRoom, endedTab, reviveRoom, renderAccount, renderRoomNotice, tell, fmtClock,
 } from './view.js';
+import { accountShown, accountDone, accountError } from './landing.js';
+import { settingsShownFor, renderSettings, renderBans, settingsError, settingsDone } from './roombar.js';
 
 // --------------------------------------------------------------- dispatch
 
@@ -44,6 +52,9 @@ export function handle(m) {
     case 'rooms': return onRooms(m);
     case 'who': return onWho(m);
     case 'error': return onError(m);
+    case 'account': return onAccount(m);
+    case 'mod': return onMod(m);
+    case 'bans': return onBans(m);
     default: return undefined;
   }
 }
@@ -56,14 +67,22 @@ export function onDropped(code) {
 }
 
 function onWelcome(m) {
-  const { resumed, wasConnected } = client.welcome(m);
+  const { resumed, wasConnected, login } = client.welcome(m);
   store.markLive(true, client.session);
+  setAccount(client.account);
+  if (client.account) {
+    S.loginName = client.account;
+    S.wantNick = m.nick; // logged in at connect: the account's nick
+  }
   if (m.limits && typeof m.limits === 'object') Object.assign(S.limits, m.limits);
   const storeChanged = !!S.storeId && !!m.store_id && m.store_id !== S.storeId;
   if (m.store_id) S.storeId = m.store_id;
   // A new session has a generated nick: ours is asked back below. Known
   // before the generated one shows, so the name fields keep ours.
-  const restoring = !resumed && !!S.wantNick && S.wantNick !== m.nick;
+  // Not when logged in (the nick is the account's), nor for the name of
+  // the stored login (registered: a guest may not have it).
+  const restoring = !resumed && !!S.wantNick && S.wantNick !== m.nick && !client.account &&
+    !(S.loginName && sameNick(S.wantNick, S.loginName));
   if (restoring) S.pendingNick = S.wantNick;
   setNick(m.nick);
   refreshState();
@@ -103,9 +122,131 @@ function onWelcome(m) {
     if (since !== undefined) req.since = since;
     client.send(req);
   }
+  if (login) client.send(client.loginRequest());
   client.flushQueued();
   client.flushOutbox();
   if (S.landingOpen) client.send({ type: 'rooms', ref: 'landing' });
+  // A share link opened while logged in: the name is the account's, no
+  // need to ask for one.
+  if (S.prompt && client.account && !S.promptJoin) joinRoom(S.prompt);
+}
+
+// ---------------------------------------------------------------- account
+
+function setAccount(account) {
+  const was = S.account;
+  S.account = account || null;
+  if (was !== S.account) {
+    for (const r of S.rooms.values()) markAccount(r, S.nick, S.account);
+    renderMembers();
+  }
+  renderAccount();
+}
+
+// The answer to register, login, a password change or logout.
+function onAccount(m) {
+  const before = S.account;
+  const ref = typeof m.ref === 'string' ? m.ref : '';
+  const { account, token } = client.accountChanged(m);
+  if (account && token) store.saveLogin(account, token);
+  if (!account) store.forgetLogin();
+  S.signup = null;
+  S.loginName = account || '';
+  setAccount(account);
+  let text;
+  if (!account) text = 'You are logged out; you are now ' + S.nick + '.';
+  else if (ref === 'acct:password') text = 'Your password is changed. Your other logins are logged out.';
+  else if (ref === 'acct:register') text = 'You signed up: ' + account + ' is your account now, and this browser stays logged in.';
+  else if (before !== account) text = 'You are logged in as ' + account + '.';
+  if (account) {
+    store.rememberName(account);
+    S.wantNick = account;
+  }
+  if (text) {
+    if (S.active && !S.landingOpen) systemLine(S.active, text);
+    accountDone(text, ref === 'acct:password');
+  }
+  // Logged in from a share link's prompt: in you go, under the account's name.
+  if (account && S.prompt && !S.promptJoin) {
+    S.promptJoin = { room: S.prompt, nick: account };
+    finishPrompt();
+  }
+}
+
+export function login(nick, password) {
+  client.request({ type: 'login', nick, password, ref: 'acct:login' });
+}
+
+// Sign up under `nick`: registers the current nick, so a different one is
+// asked for first (onNick sends the register once it is ours).
+export function signUp(nick, password) {
+  if (sameNick(nick, S.nick) && !S.pendingNick) {
+    S.signup = null;
+    client.request({ type: 'register', password, ref: 'acct:register' });
+    return;
+  }
+  S.signup = { nick, password };
+  S.pendingNick = nick;
+  client.request({ type: 'nick', nick, ref: 'su:' + nick });
+}
+
+export function logout() {
+  client.request({ type: 'logout', ref: 'acct:logout' });
+}
+
+export function changePassword(old, nw) {
+  client.request({ type: 'password', old, new: nw, ref: 'acct:password' });
+}
+
+// ------------------------------------------------------------- moderation
+
+// A moderation request for `room`: {nick, reason, secs, text, on} as the
+// action needs.
+export function sendMod(room, action, fields = {}) {
+  const req = { type: 'mod', room, action, ref: 'mod:' + room + ':' + action };
+  for (const k of ['nick', 'reason', 'secs', 'text', 'on']) {
+    if (fields[k] !== undefined && fields[k] !== null && fields[k] !== '') req[k] = fields[k];
+  }
+  if (action === 'topic') req.text = typeof fields.text === 'string' ? fields.text : '';
+  client.request(req);
+}
+
+export function askBans(room) {
+  client.request({ type: 'mod', room, action: 'bans', ref: 'bans:' + room });
+}
+
+function onMod(m) {
+  if (typeof m.room !== 'string' || typeof m.action !== 'string') return;
+  const r = S.rooms.get(m.room);
+  const ref = typeof m.ref === 'string' ? m.ref : '';
+  if (ref.startsWith('mod:')) settingsDone(m);
+  if (!r) return;
+  const { self } = applyMod(r, m, S.nick, Date.now());
+  systemLine(r, modText(m, S.nick, fmtClock), 'mod' + (self ? ' self' : ''));
+  if (self && r !== S.active) {
+    r.unread += 1;
+    renderBadge(r);
+    updateTitle();
+  }
+  if (r === S.active) {
+    renderMembers();
+    renderRoomBar();
+  }
+  if (settingsShownFor(r)) {
+    renderSettings();
+    if (m.action === 'ban' || m.action === 'unban') askBans(r.name);
+  }
+}
+
+function onBans(m) {
+  const r = S.rooms.get(m.room);
+  const bans = Array.isArray(m.bans) ? m.bans.filter((b) => b && typeof b.nick === 'string') : [];
+  if (r && settingsShownFor(r)) renderBans(bans);
+  if (m.ref === 'cmd:bans' && r) {
+    systemLine(r, bans.length
+      ? 'Banned from #' + r.name + ': ' + bans.map((b) => b.nick + (b.reason ? ' (' + b.reason + ')' : '')).join(', ')
+      : 'Nobody is banned from #' + r.name + '.');
+  }
 }
 
 // ------------------------------------------------------------------ names
@@ -157,6 +298,12 @@ function onNick(m) {
   if (ref.startsWith('nick:') && ref !== 'nick:restore') store.rememberName(m.nick);
   if (old && old !== m.nick && S.active) systemLine(S.active, 'You are now known as ' + m.nick + '.');
   if (S.promptJoin && sameNick(m.nick, S.promptJoin.nick)) finishPrompt();
+  // Signing up under a new name: the name is ours, now register it.
+  if (S.signup && sameNick(m.nick, S.signup.nick)) {
+    const pw = S.signup.password;
+    S.signup = null;
+    client.request({ type: 'register', password: pw, ref: 'acct:register' });
+  }
 }
 
 // ------------------------------------------------------------ room events
@@ -165,11 +312,18 @@ function onJoined(m) {
   if (typeof m.room !== 'string') return;
   const ref = typeof m.ref === 'string' ? m.ref : '';
   let r = S.rooms.get(m.room);
+  // Back in a room you were kicked from: its tab again.
+  const ended = r ? null : endedTab(m.room);
+  if (ended) {
+    reviveRoom(ended, m.room);
+    r = ended;
+  }
   const fresh = !r;
   if (!r) r = makeTab('room', m.room);
   if (r.storeId && m.store_id && r.storeId !== m.store_id) resetRoom(r);
   if (m.store_id) r.storeId = m.store_id;
   setMembers(r, m.members);
+  setInfo(r, m, S.nick);
   if (typeof m.last_seq === 'number') r.lastSeq = m.last_seq;
   const msgs = Array.isArray(m.messages) ? m.messages : [];
   const userJoin = ref.startsWith('j:') || ref.startsWith('c:');
@@ -182,8 +336,9 @@ function onJoined(m) {
   if (ref.startsWith('c:')) {
     r.created = true;
     systemLine(r, 'You created the unlisted room ' + r.name + '. Only people with its code or link can join: share them with the buttons above.');
-  } else if (fresh && userJoin) {
+  } else if ((fresh || ended) && userJoin) {
     systemLine(r, 'You joined #' + r.name + ' (' + r.members.length + ' here).');
+    if (r.topic) systemLine(r, 'Topic: ' + r.topic, 'topic');
   }
   if (S.notice && userJoin) systemLine(r, S.notice, 'error');
   const wasActive = !!S.resumeActive && r.name === S.resumeActive; // shown before the reload
@@ -198,7 +353,10 @@ function onJoined(m) {
 
 function onLeft(m) {
   const r = S.rooms.get(m.room);
-  if (r) removeTab(r);
+  if (!r) return;
+  // Kicked or banned (its mod event came first): the tab stays, saying so.
+  if (r.removed) endRoom(r);
+  else removeTab(r);
 }
 
 function onMessage(m) {
@@ -208,6 +366,12 @@ function onMessage(m) {
     return;
   }
   if (typeof m.from === 'string' && r.typing.delete(m.from) && r === S.active) renderTyping();
+  // Sent while logged in: the sender is an account (a guest can never
+  // hold that nick), so it is marked; an old message without says nothing.
+  if (typeof m.account === 'string' && m.account && typeof m.from === 'string' && !r.accounts.has(m.from.toLowerCase())) {
+    markAccount(r, m.from, m.account);
+    if (r === S.active) renderMembers();
+  }
   const own = client.pending(m.cid);
   mergeRoom(r, [m], !own && !sameNick(m.from, S.nick));
   if (own && r === S.active) scrollToBottom();
@@ -220,6 +384,8 @@ const LEAVE_REASONS = {
   timeout: 'timed out',
   slow_consumer: 'too slow',
   shutdown: 'server shutting down',
+  kicked: 'kicked',
+  banned: 'banned',
 };
 
 function onPresence(m) {
@@ -227,14 +393,20 @@ function onPresence(m) {
   if (!r || typeof m.nick !== 'string') return;
   if (m.event === 'join') {
     addMember(r, m.nick);
+    markAccount(r, m.nick, m.account);
     systemLine(r, [{ nick: m.nick }, ' joined'], 'presence join');
   } else if (m.event === 'leave') {
     removeMember(r, m.nick);
+    if (!leaveIsNews(r, m.nick, m.reason)) {
+      if (r === S.active) renderMembers();
+      return;
+    }
     let why = LEAVE_REASONS[m.reason] !== undefined ? LEAVE_REASONS[m.reason] : String(m.reason || '');
     if (m.reason === 'quit' && typeof m.message === 'string' && m.message) why = 'quit: ' + m.message;
     systemLine(r, [{ nick: m.nick }, ' left' + (why ? ' (' + why + ')' : '')], 'presence leave');
   } else if (m.event === 'nick' && typeof m.old === 'string') {
     renameMember(r, m.old, m.nick);
+    renameAccount(r, m.old, m.nick, m.account);
     systemLine(r, [{ nick: m.old }, ' is now known as ', { nick: m.nick }], 'presence nick');
     renameDm(m.old, m.nick);
   }
@@ -336,12 +508,68 @@ function onWho(m) {
 
 function onError(m) {
   const ref = typeof m.ref === 'string' ? m.ref : '';
-  const text = (typeof m.message === 'string' && m.message ? m.message : 'something went wrong') +
-    (m.code ? ' (' + m.code + ')' : '');
+  // The stored login token refused (expired, or ended by a logout or a
+  // password change elsewhere): forgotten; the page stays a guest.
+  const token = client.token;
+  if (client.tokenRefused(m)) {
+    store.forgetLogin(token);
+    S.loginName = '';
+    setAccount(null);
+    const msg = 'Your saved login has expired or was ended elsewhere: log in again to use your account.';
+    if (accountShown()) accountError(msg);
+    tell(msg);
+    return;
+  }
+  let ctx = '';
+  if (ref === 'acct:register' || ref.startsWith('su:')) ctx = 'register';
+  else if (ref.startsWith('acct:')) ctx = 'login';
+  else if (ref.startsWith('mod:') || ref.startsWith('bans:')) ctx = 'mod';
+  else if (ref.startsWith('j:') || ref.startsWith('rj:') || ref.startsWith('c:')) ctx = 'join';
+  const text = errorText(m, ctx);
   const e = ref && client.take(ref);
   if (e) {
     markFailed(e, text);
+    // Refused for a mute the page had not heard of (set while it was away).
+    if (m.code === 'muted' && e.tab && e.tab.kind === 'room') {
+      if (!e.tab.muted) e.tab.muted = { until: null, by: '', said: text };
+      if (e.tab === S.active) renderRoomNotice();
+    }
     refreshState();
+    return;
+  }
+  if (ref.startsWith('acct:') || ref.startsWith('su:')) {
+    let msg = text;
+    if (ref.startsWith('su:')) {
+      S.signup = null;
+      S.pendingNick = null;
+      S.wantNick = S.nick;
+      msg = 'Could not sign up as ' + ref.slice(3) + ': ' + text;
+    }
+    if (accountShown()) accountError(msg);
+    else tell(msg);
+    return;
+  }
+  if (ref.startsWith('mod:') || ref.startsWith('bans:')) {
+    const r = S.rooms.get(ref.split(':')[1]);
+    if (r && settingsShownFor(r)) {
+      settingsError(text);
+      renderSettings(); // a switch flipped in vain flips back
+    } else if (r) systemLine(r, text, 'error');
+    else tell(text);
+    return;
+  }
+  if (ref === 'nick:restore' && m.code === 'nick_registered') {
+    // The name of a login that is gone: a guest may not have it.
+    S.pendingNick = null;
+    S.wantNick = S.nick;
+    const msg = 'Your name from last time belongs to an account: log in to use it, or pick another name.';
+    if (S.prompt) {
+      S.promptJoin = null;
+      resetPromptButton();
+      showPromptError(msg);
+      return;
+    }
+    tell(msg);
     return;
   }
   if (ref.startsWith('nick')) {
@@ -375,22 +603,37 @@ function onError(m) {
   }
   if (ref.startsWith('rj:')) {
     const r = S.rooms.get(ref.slice(3));
-    if (r) systemLine(r, 'Could not rejoin #' + r.name + ': ' + text, 'error');
+    if (!r) return;
+    systemLine(r, 'Could not rejoin #' + r.name + ': ' + text, 'error');
+    // Banned, or the room became invite-only, while the page was away: the
+    // room is not ours any more; its tab says so.
+    if (m.code === 'banned' || m.code === 'invite_only' || m.code === 'login_required') {
+      r.removed = { action: m.code === 'banned' ? 'ban' : 'refused', by: '', reason: '', text: 'Could not rejoin #' + r.name + ': ' + text };
+      endRoom(r);
+    }
     return;
   }
+  const joinText = ref.startsWith('j:') && ctx === 'join' && m.code !== 'nick_taken'
+    ? 'Could not join #' + ref.slice(2) + ': ' + text : text;
   if (S.prompt) {
     S.promptJoin = null;
     resetPromptButton();
-    showPromptError(text);
+    showPromptError(joinText);
     return;
   }
-  if (S.landingOpen || !S.active) showLandingError(text);
-  else systemLine(S.active, text, 'error');
+  if (S.landingOpen || !S.active) showLandingError(joinText);
+  else systemLine(S.active, joinText, 'error');
 }
 
 // ---------------------------------------------------------------- actions
 
 export function changeNick(name) {
+  if (S.account && !sameNick(name, S.nick)) {
+    const msg = 'You are logged in as ' + S.account + ': your name is your account’s. Log out first to use another one.';
+    if (S.landingOpen) showLandingError(msg);
+    else if (S.active) systemLine(S.active, msg, 'error');
+    return false;
+  }
   if (!NICK_RE.test(name)) {
     const msg = 'A name is 1–24 letters, digits, _ or -, starting with a letter.';
     if (S.landingOpen) showLandingError(msg);
@@ -420,7 +663,8 @@ export function joinRoom(room) {
     else systemLine(S.active, msg, 'error');
     return;
   }
-  const known = S.rooms.get(room.toLowerCase());
+  // A room you were kicked from keeps its tab: back in, after what it holds.
+  const known = S.rooms.get(room.toLowerCase()) || endedTab(room);
   const req = { type: 'join', room, ref: 'j:' + room.toLowerCase() };
   if (known) {
     activate(known);

@@ -7,8 +7,10 @@ import { S, client, currentRoom } from './state.js';
 import { ui } from './dom.js';
 import { ROOM_RE, byteLength, cleanRoom, fmtSize, newCid } from './util.js';
 import { activate, dmTab, removeTab, systemLine, enqueue, clearPreview, autosize, clearInput } from './view.js';
-import { changeNick, joinRoom, createRoom, quit } from './chat.js';
+import { changeNick, joinRoom, createRoom, quit, logout, sendMod } from './chat.js';
 import { sendPreview } from './images.js';
+import { openAccount } from './landing.js';
+import { openSettings } from './roombar.js';
 
 const TYPING_SEND_MS = 1000; // at most one typing notice a second
 
@@ -95,6 +97,10 @@ function help(t) {
     '/me TEXT: an action',
     '/history [N]: the last N messages of this room (default 20, at most 200)',
     '/quit: leave every room now and start afresh',
+    '/login, /register: log in, or make your name an account (a dialog asks for the password); /logout',
+    'Ops: /kick NICK [REASON], /ban NICK [REASON], /unban NICK, /mute NICK [SECS], /unmute NICK, /topic TEXT,',
+    '  /invite NICK, /invite-only on|off, /bans, /settings; the owner: /op NICK, /deop NICK',
+    '/topic: this room\'s topic',
     '//text: send “/text”',
     'Enter sends, Shift+Enter starts a new line; paste or drop an image to send it. Limits: messages up to ' +
       S.limits.max_message + ' bytes, images up to ' + fmtSize(S.limits.max_image) + '.',
@@ -176,11 +182,81 @@ function command(line) {
     case 'help':
       help(t);
       return;
+    case 'login':
+      openAccount('login');
+      return;
+    case 'register':
+    case 'signup':
+      openAccount('signup');
+      return;
+    case 'logout':
+      if (!S.account) return systemLine(t, 'You are not logged in.', 'error');
+      if (needConnection(t)) logout();
+      return;
+    case 'kick':
+    case 'ban':
+    case 'unban':
+    case 'mute':
+    case 'unmute':
+    case 'op':
+    case 'deop':
+    case 'invite':
+    case 'topic':
+    case 'invite-only':
+    case 'bans':
+    case 'settings':
+      modCommand(t, cmd, rest, usage);
+      return;
     case 'quit':
       quit();
       return;
     default:
       systemLine(t, 'Unknown command /' + m[1] + ': /help lists the commands.', 'error');
+  }
+}
+
+// The moderation commands, for the current room; the server says whether
+// you may.
+function modCommand(t, cmd, rest, usage) {
+  const room = currentRoom();
+  if (!room) return systemLine(t, '/' + cmd + ' works in rooms only.', 'error');
+  const r = S.rooms.get(room);
+  const m = rest.match(/^(\S+)\s*([\s\S]*)$/);
+  const nick = m ? m[1] : '';
+  const more = m ? m[2].trim() : '';
+  switch (cmd) {
+    case 'topic':
+      if (!rest) return systemLine(t, r && r.topic ? 'Topic of #' + room + ': ' + r.topic : '#' + room + ' has no topic.');
+      if (needConnection(t)) sendMod(room, 'topic', { text: rest });
+      return;
+    case 'invite-only': {
+      const on = { on: true, off: false }[rest.toLowerCase()];
+      if (on === undefined) return usage('/invite-only on|off');
+      if (needConnection(t)) sendMod(room, 'invite_only', { on });
+      return;
+    }
+    case 'bans':
+      if (needConnection(t)) client.request({ type: 'mod', room, action: 'bans', ref: 'cmd:bans' });
+      return;
+    case 'settings':
+      if (r) openSettings(r);
+      return;
+    case 'mute': {
+      if (!nick) return usage('/mute NICK [SECS]');
+      if (more && !/^\d+$/.test(more)) return usage('/mute NICK [SECS]');
+      const fields = { nick };
+      if (more && Number(more) > 0) fields.secs = Number(more);
+      if (needConnection(t)) sendMod(room, 'mute', fields);
+      return;
+    }
+    case 'kick':
+    case 'ban':
+      if (!nick) return usage('/' + cmd + ' NICK [REASON]');
+      if (needConnection(t)) sendMod(room, cmd, { nick, reason: more });
+      return;
+    default:
+      if (!nick || more) return usage('/' + cmd + ' NICK');
+      if (needConnection(t)) sendMod(room, cmd, { nick });
   }
 }
 

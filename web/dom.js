@@ -9,7 +9,8 @@ const $ = (id) => document.getElementById(id);
 
 export const ui = {
   landing: $('landing'), chat: $('chat'), me: $('me'), status: $('status'), retry: $('retry'),
-  landingError: $('landing-error'), nameForm: $('name-form'), name: $('name'),
+  landingError: $('landing-error'), nameForm: $('name-form'), name: $('name'), nameHint: $('name-hint'),
+  nameBtn: $('name-btn'),
   create: $('create-room'), joinForm: $('join-form'), joinCode: $('join-code'),
   openRooms: $('open-rooms'), noRooms: $('no-rooms'), refreshRooms: $('refresh-rooms'),
   backToChat: $('back-to-chat'), tabs: $('tabs'), newTab: $('new-tab'),
@@ -21,7 +22,26 @@ export const ui = {
   input: $('input'), file: $('file'), attach: $('attach'), send: $('send'), members: $('members'),
   membersPanel: $('members-panel'), prompt: $('prompt'), promptForm: $('prompt-form'),
   promptRoom: $('prompt-room'), promptName: $('prompt-name'), promptJoin: $('prompt-join'),
-  promptError: $('prompt-error'), promptCancel: $('prompt-cancel'),
+  promptError: $('prompt-error'), promptCancel: $('prompt-cancel'), promptLogin: $('prompt-login'),
+  // accounts (landing.js)
+  meAcct: $('me-acct'), accountBtn: $('account-btn'), accountDialog: $('account-dialog'),
+  accountTitle: $('account-title'), accountClose: $('account-close'), accountError: $('account-error'),
+  accountNote: $('account-note'), accountGuest: $('account-guest'), accountUser: $('account-user'),
+  accountName: $('account-name'), showLogin: $('show-login'), showSignup: $('show-signup'),
+  loginForm: $('login-form'), loginNick: $('login-nick'), loginPassword: $('login-password'), loginBtn: $('login-btn'),
+  signupForm: $('signup-form'), signupNick: $('signup-nick'), signupPassword: $('signup-password'),
+  signupPassword2: $('signup-password2'), signupBtn: $('signup-btn'), logoutBtn: $('logout-btn'),
+  passwordForm: $('password-form'), pwUser: $('pw-user'), pwOld: $('pw-old'), pwNew: $('pw-new'), pwBtn: $('pw-btn'),
+  // the room's head, settings and moderation (view.js, roombar.js)
+  roomHead: $('room-head'), roomName: $('room-name'), roomLock: $('room-lock'), roomRole: $('room-role'),
+  roomTopic: $('room-topic'), roomSettings: $('room-settings'), roomNotice: $('room-notice'),
+  roomEnded: $('room-ended'), roomEndedText: $('room-ended-text'), rejoin: $('rejoin'), closeEnded: $('close-ended'),
+  settingsDialog: $('settings-dialog'), settingsTitle: $('settings-title'), settingsClose: $('settings-close'),
+  settingsError: $('settings-error'), settingsNote: $('settings-note'), topicForm: $('topic-form'),
+  topicInput: $('topic-input'), inviteOnly: $('invite-only'), inviteForm: $('invite-form'), inviteNick: $('invite-nick'),
+  banList: $('ban-list'), noBans: $('no-bans'),
+  reasonDialog: $('reason-dialog'), reasonForm: $('reason-form'), reasonTitle: $('reason-title'),
+  reasonHint: $('reason-hint'), reasonInput: $('reason-input'), reasonCancel: $('reason-cancel'), reasonOk: $('reason-ok'),
 };
 
 export function el(tag, cls, text) {

@@ -13,7 +13,12 @@
 // - requests made while not connected wait in `queued`;
 // - every chat message goes with a client id (`cid`) and stays in `outbox`
 //   until the server echoes that cid (stored) or refuses it (an error with
-//   the cid as `ref`); it is sent again on each new connection until then.
+//   the cid as `ref`); it is sent again on each new connection until then;
+// - with a login token (`token`, kept by the page in localStorage) every
+//   connection logs in as it opens (`/ws?token=TOKEN`, next to `resume`);
+//   a resumed session that turns out to be a guest's logs in with a
+//   `login` request instead, and a token the server refuses (`login_failed`
+//   right after a guest welcome) is dropped, for the page to forget.
 //
 // It never touches the DOM or `window`: the socket, timers, clock,
 // randomness and the online check are given to it (`env`), so tests/web runs
@@ -57,6 +62,10 @@ export class Client {
     this.lastFrame = 0; // when the last frame arrived
     this.probeAt = 0; // when the probe went out (0: none is out)
     this.session = ''; // this session's resume token
+    this.token = ''; // the login token to log in with ('' for none)
+    this.account = null; // the account this connection is logged in as
+    this.sentToken = ''; // the login token this connection opened with
+    this.tokenCheck = false; // a guest welcome after sentToken: a login_failed now refuses it
     this.queued = []; // requests made before the connection was ready
     this.outbox = new Map(); // cid -> {cid, payload, sentConn, ...the page's own fields}
     this.onmessage = () => {};
@@ -104,7 +113,12 @@ export class Client {
     this.retryTimer = 0;
     if (this.ws) this.detach();
     let url = env.url();
-    if (this.session) url += '?resume=' + encodeURIComponent(this.session);
+    const query = [];
+    if (this.session) query.push('resume=' + encodeURIComponent(this.session));
+    if (this.token) query.push('token=' + encodeURIComponent(this.token));
+    if (query.length) url += '?' + query.join('&');
+    this.sentToken = this.token;
+    this.tokenCheck = false;
     const conn = ++this.conn;
     let ws;
     try {
@@ -139,7 +153,12 @@ export class Client {
 
   // The server's `welcome` on this socket. It resumed our session if it
   // carries the token we asked with. The page then sends what it must
-  // (rejoins, catch-ups) and calls flushQueued and flushOutbox.
+  // (rejoins, catch-ups, `loginRequest()` when `login` says so) and calls
+  // flushQueued and flushOutbox.
+  //
+  // Returns {resumed, wasConnected, login}: `login` is true when the page
+  // should log in with the token now (a resumed session that is a guest's:
+  // the server resumes it as it was and does not look at the token).
   welcome(m) {
     const resumed = !!this.session && m.session === this.session;
     const wasConnected = this.everConnected;
@@ -147,7 +166,44 @@ export class Client {
     this.welcomed = true;
     this.everConnected = true;
     this.attempt = 0;
-    return { resumed, wasConnected };
+    this.account = typeof m.account === 'string' && m.account ? m.account : null;
+    // Opened with a token, welcomed as a guest: the server's login_failed
+    // (no ref) follows if the token is no good.
+    this.tokenCheck = !!this.sentToken && !this.account && !resumed;
+    const login = !!this.token && !this.account && resumed;
+    return { resumed, wasConnected, login };
+  }
+
+  // A `login` with the token (after a resumed guest session, or when a page
+  // wants to log in with a token it was given).
+  loginRequest() {
+    this.tokenCheck = false;
+    return { type: 'login', token: this.token, ref: 'acct:token' };
+  }
+
+  // The server's `account` answer (register, login, password change,
+  // logout): the account now, and the token to keep ('' after a logout,
+  // when it is forgotten). Returns {account, token}.
+  accountChanged(m) {
+    this.tokenCheck = false;
+    this.account = typeof m.account === 'string' && m.account ? m.account : null;
+    if (!this.account) this.token = '';
+    else if (typeof m.token === 'string' && m.token) this.token = m.token;
+    return { account: this.account, token: this.account ? this.token : '' };
+  }
+
+  // An `error`: whether it is the server refusing our login token (expired,
+  // revoked by a logout or a password change elsewhere). The token is then
+  // dropped; the page forgets its stored copy and stays a guest.
+  tokenRefused(m) {
+    if (!m || m.type !== 'error' || m.code !== 'login_failed' || !this.token) return false;
+    const ref = typeof m.ref === 'string' ? m.ref : '';
+    if (ref === 'acct:token' || (!ref && this.tokenCheck)) {
+      this.tokenCheck = false;
+      this.token = '';
+      return true;
+    }
+    return false;
   }
 
   flushQueued() {

@@ -9,10 +9,15 @@
 // in any order: merge() keeps each seq once and says where each new one goes
 // in the list (view.js does the DOM part).
 //
+// It also keeps the room's settings and who moderates it (the topic, the
+// owner, the ops, invite-only, your own role), which members are logged in
+// (an account mark beside their names), and applies moderation events
+// (`mod`) to all of it; modText says each event in words.
+//
 // A room is a plain object (newRoom()); view.js adds a tab's own fields to
 // it. No DOM and no `window`: tests/web runs this under Node.
 
-import { sameNick, sortNicks } from './util.js';
+import { sameNick, sortNicks, fmtDuration } from './util.js';
 
 export const PAGE = 50; // history page when scrolling up
 export const CATCH_UP_PAGE = 200; // history page when filling a gap
@@ -30,6 +35,17 @@ export function newRoom() {
     loadingOlder: false, // an older page has been asked for
     cursor: 0, // catching up after a gap: the highest seq asked after
     storeId: '', // the server's history store these seqs belong to
+    topic: null, // the room's topic (null: none)
+    owner: null, // the owning account (null: a guest's room)
+    ops: [], // the accounts the owner made ops
+    inviteOnly: false,
+    role: 'member', // yours: 'owner', 'op' or 'member'
+    admin: false, // an op by --admin (not in `ops`): a deop does not end it
+    accounts: new Set(), // lowercase nicks of the members logged in
+    mutes: new Map(), // lowercase nick -> {until (ms, null: until unmuted), by}: mutes seen here
+    muted: null, // you are muted: {until, by} (until null: until unmuted or unknown)
+    removed: null, // you were kicked or banned: {action, by, reason}, until `left` ends the room
+    quietLeave: new Set(), // lowercase nicks whose kick/ban was said: their presence leave is not
   };
 }
 
@@ -127,6 +143,7 @@ export function addMember(room, nick) {
 export function removeMember(room, nick) {
   room.members = room.members.filter((n) => !sameNick(n, nick));
   room.typing.delete(nick);
+  room.accounts.delete(String(nick).toLowerCase());
 }
 
 // Someone in the room changed nick (`presence` with event `nick`).
@@ -139,10 +156,17 @@ export function renameMember(room, old, nick) {
 }
 
 // Our own nick changed: renamed in place where it is listed.
+// (Logging in where another connection of the account is already in the
+// room: that nick is listed already, and the old one just goes.)
 export function renameSelf(room, old, nick) {
-  const i = room.members.findIndex((n) => sameNick(n, old));
-  if (i >= 0) room.members[i] = nick;
+  if (room.members.some((n) => sameNick(n, nick)) && !sameNick(old, nick)) {
+    room.members = room.members.filter((n) => !sameNick(n, old));
+  } else {
+    const i = room.members.findIndex((n) => sameNick(n, old));
+    if (i >= 0) room.members[i] = nick;
+  }
   room.members = sortNicks(room.members);
+  if (room.accounts.delete(String(old).toLowerCase())) room.accounts.add(String(nick).toLowerCase());
 }
 
 // ----------------------------------------------------------------- typing
@@ -167,4 +191,205 @@ export function typingText(names) {
   if (names.length === 3) return names[0] + ', ' + names[1] + ' and ' + names[2] + ' are typing…';
   if (names.length > 3) return names[0] + ', ' + names[1] + ' and ' + (names.length - 2) + ' others are typing…';
   return '';
+}
+
+// ----------------------------------------------------- settings and roles
+
+const ROLES = ['owner', 'op', 'member'];
+const lower = (s) => String(s).toLowerCase();
+const strings = (list) => (Array.isArray(list) ? list.filter((x) => typeof x === 'string' && x) : []);
+
+// A `joined` (also on every rejoin): the room's settings, your role and
+// who is logged in. `me` is your nick.
+export function setInfo(room, m, me) {
+  room.topic = typeof m.topic === 'string' && m.topic ? m.topic : null;
+  room.owner = typeof m.owner === 'string' && m.owner ? m.owner : null;
+  room.ops = sortNicks(strings(m.ops));
+  room.inviteOnly = m.invite_only === true;
+  room.role = ROLES.includes(m.role) ? m.role : 'member';
+  room.admin = room.role === 'op' && !isOp(room, me) && !sameNick(room.owner, me);
+  room.accounts = new Set(strings(m.accounts).map(lower));
+  room.removed = null;
+}
+
+export const isOp = (room, nick) => room.ops.some((n) => sameNick(n, nick));
+
+// What a member is in the room, for a badge: 'owner', 'op' or ''.
+export function roleOf(room, nick) {
+  if (room.owner && sameNick(room.owner, nick)) return 'owner';
+  if (isOp(room, nick)) return 'op';
+  return '';
+}
+
+export const canModerate = (room) => !room.removed && (room.role === 'owner' || room.role === 'op');
+
+// ---------------------------------------------------------- account marks
+
+export const isAccount = (room, nick) => typeof nick === 'string' && room.accounts.has(lower(nick));
+
+// `account` (the name, or null/undefined for a guest) for `nick`, as a
+// presence `join` or a message tells it.
+export function markAccount(room, nick, account) {
+  if (typeof nick !== 'string') return;
+  if (typeof account === 'string' && account) room.accounts.add(lower(nick));
+  else room.accounts.delete(lower(nick));
+}
+
+// A presence `nick`: the mark follows what the event says of the new nick.
+export function renameAccount(room, old, nick, account) {
+  room.accounts.delete(lower(old));
+  markAccount(room, nick, account);
+}
+
+// ------------------------------------------------------------- moderation
+
+// The actions an op may take on a member, for the member menu: what to
+// send ({action, secs}) and its label. The server's ranks: an --admin over
+// the owner over ops over everyone else, and nobody moderates their own
+// rank or above. So none on yourself, none for a member (or guest), none
+// on the owner, none by an op on another op; `op`/`deop` only for the
+// owner (or an admin), and only on a member who is logged in (ops are
+// accounts).
+export const MUTES = [
+  { secs: 300, label: 'Mute for 5 minutes' },
+  { secs: 3600, label: 'Mute for 1 hour' },
+  { secs: null, label: 'Mute until unmuted' },
+];
+
+export function memberActions(room, nick, me) {
+  if (!canModerate(room) || typeof nick !== 'string' || sameNick(nick, me)) return [];
+  if (room.owner && sameNick(room.owner, nick) && !room.admin) return [];
+  if (isOp(room, nick) && room.role === 'op' && !room.admin) return [];
+  const list = [
+    { action: 'kick', label: 'Kick', ask: true },
+    { action: 'ban', label: 'Ban', ask: true },
+  ];
+  for (const m of MUTES) list.push({ action: 'mute', secs: m.secs, label: m.label });
+  list.push({ action: 'unmute', label: 'Unmute' });
+  if ((room.role === 'owner' || room.admin) && isAccount(room, nick) && !sameNick(room.owner, nick)) {
+    if (isOp(room, nick)) list.push({ action: 'deop', label: 'Remove as op' });
+    else list.push({ action: 'op', label: 'Make op' });
+  }
+  return list;
+}
+
+// A member's mute as seen here: {until, by} while it lasts, else null.
+export function muteOf(room, nick, now) {
+  const m = room.mutes.get(lower(nick));
+  if (!m) return null;
+  if (m.until !== null && m.until <= now) {
+    room.mutes.delete(lower(nick));
+    return null;
+  }
+  return m;
+}
+
+// Your own mute in this room, while it lasts (null: not muted as far as
+// the page knows).
+export function mutedNow(room, now) {
+  if (room.muted && room.muted.until !== null && room.muted.until <= now) room.muted = null;
+  return room.muted;
+}
+
+// A `mod` event for this room: updates what the room knows and returns
+// {self, removed}: whether it was about you, and whether you were kicked or
+// banned (the `left` that follows ends the room: view.js keeps its tab,
+// saying so). `me` is your nick, `now` the time in ms.
+export function applyMod(room, ev, me, now) {
+  const nick = typeof ev.nick === 'string' ? ev.nick : '';
+  const self = !!nick && sameNick(nick, me);
+  const by = typeof ev.by === 'string' ? ev.by : '';
+  let removed = false;
+  switch (ev.action) {
+    case 'kick':
+    case 'ban':
+      if (self) {
+        room.removed = { action: ev.action, by, reason: typeof ev.reason === 'string' ? ev.reason : '' };
+        removed = true;
+      } else if (nick) {
+        room.quietLeave.add(lower(nick));
+        room.mutes.delete(lower(nick));
+      }
+      break;
+    case 'mute': {
+      const until = typeof ev.until === 'number' ? ev.until
+        : typeof ev.secs === 'number' && ev.secs > 0 ? (typeof ev.ts === 'number' ? ev.ts : now) + ev.secs * 1000 : null;
+      if (nick) room.mutes.set(lower(nick), { until, by });
+      if (self) room.muted = { until, by };
+      break;
+    }
+    case 'unmute':
+      if (nick) room.mutes.delete(lower(nick));
+      if (self) room.muted = null;
+      break;
+    case 'op':
+      if (nick && !isOp(room, nick)) room.ops = sortNicks(room.ops.concat([nick]));
+      if (self && room.role === 'member') room.role = 'op';
+      break;
+    case 'deop':
+      room.ops = room.ops.filter((n) => !sameNick(n, nick));
+      if (self && room.role === 'op' && !room.admin) room.role = 'member';
+      break;
+    case 'topic':
+      room.topic = typeof ev.text === 'string' && ev.text ? ev.text : null;
+      break;
+    case 'invite_only':
+      room.inviteOnly = ev.on === true;
+      break;
+    default:
+      break;
+  }
+  return { self, removed };
+}
+
+// A presence `leave`: whether to say it (a kick or ban already said, by
+// its `mod` event, is not said twice).
+export function leaveIsNews(room, nick, reason) {
+  if ((reason === 'kicked' || reason === 'banned') && room.quietLeave.delete(lower(nick))) return false;
+  return true;
+}
+
+// A mod event in words: a list of strings and {nick} parts (view.js's
+// systemLine shows those in the nick's colour). `me` is your nick,
+// `fmtTime(ms)` writes a time of day.
+export function modText(ev, me, fmtTime = (ms) => new Date(ms).toISOString().slice(11, 16)) {
+  const by = typeof ev.by === 'string' && ev.by ? ev.by : 'an op';
+  const nick = typeof ev.nick === 'string' ? ev.nick : '';
+  const self = !!nick && sameNick(nick, me);
+  const you = self ? 'you' : { nick };
+  const why = typeof ev.reason === 'string' && ev.reason ? ': ' + ev.reason : '';
+  const room = typeof ev.room === 'string' ? '#' + ev.room : 'the room';
+  switch (ev.action) {
+    case 'kick':
+      return self ? ['You were kicked from ' + room + ' by ', { nick: by }, why] : [{ nick: by }, ' kicked ', { nick }, why];
+    case 'ban':
+      return self ? ['You were banned from ' + room + ' by ', { nick: by }, why] : [{ nick: by }, ' banned ', { nick }, why];
+    case 'unban':
+      return [{ nick: by }, ' unbanned ', you];
+    case 'mute': {
+      const secs = typeof ev.secs === 'number' && ev.secs > 0 ? ev.secs : 0;
+      const until = typeof ev.until === 'number' ? ev.until : 0;
+      let how = ' until unmuted';
+      if (secs) how = ' for ' + fmtDuration(secs) + (until ? ' (until ' + fmtTime(until) + ')' : '');
+      else if (until) how = ' until ' + fmtTime(until);
+      const tail = self ? how + ': you cannot send messages here meanwhile.' : how;
+      return [{ nick: by }, ' muted ', you, tail];
+    }
+    case 'unmute':
+      return [{ nick: by }, ' unmuted ', you, self ? ': you can send messages again.' : ''];
+    case 'op':
+      return [{ nick: by }, ' made ', you, ' an op' + (self ? ' of ' + room : '')];
+    case 'deop':
+      return [{ nick: by }, ' removed ', you, ' as op'];
+    case 'topic':
+      return typeof ev.text === 'string' && ev.text
+        ? [{ nick: by }, ' set the topic: ' + ev.text]
+        : [{ nick: by }, ' cleared the topic'];
+    case 'invite_only':
+      return [{ nick: by }, ev.on === true ? ' made the room invite-only' : ' opened the room to all'];
+    case 'invite':
+      return [{ nick: by }, ' invited ', you];
+    default:
+      return [{ nick: by }, ' did ' + String(ev.action || 'something') + (nick ? ' to ' : ''), ...(nick ? [you] : [])];
+  }
 }

@@ -10,19 +10,24 @@
 //                    next tab to resume within the server's grace
 //   natter.live      sessions open in a tab right now, which no other tab
 //                    may take over
+//   natter.login     the remembered login: {account, token}, the login
+//                    token the server gave at sign-up, log-in or password
+//                    change; every (re)connect of every tab logs in with
+//                    it (protocol.js), logging out forgets it
 //
 // No DOM and no `window`: the storages and the clock are given to it
 // (`env`), so tests/web runs it under Node. They are getters because merely
 // reading window.localStorage throws where storage is turned off; every use
 // is wrapped so that the page still works then, remembering nothing.
 
-import { NICK_RE, ROOM_RE, TOKEN_RE, sameNick } from './util.js';
+import { NICK_RE, ROOM_RE, TOKEN_RE, LOGIN_TOKEN_RE, sameNick } from './util.js';
 
 export const STATE_KEY = 'natter.state';
 export const NAME_KEY = 'natter.name';
 export const NOTIFY_KEY = 'natter.notify';
 export const RELEASED_KEY = 'natter.released';
 export const LIVE_KEY = 'natter.live';
+export const LOGIN_KEY = 'natter.login';
 export const RESUME_MS = 120000; // the server's default --resume-grace
 export const LIVE_MS = 75000; // a tab marks its session live every 2 s (a hidden tab's timers may wait a minute)
 
@@ -80,6 +85,46 @@ export class SessionStore {
   setNotify(on) {
     try {
       this.env.local().setItem(NOTIFY_KEY, on ? '1' : '0');
+    } catch (e) {
+      /* storage may be off */
+    }
+  }
+
+  // ---------------------------------------------------------------- login
+
+  // The remembered login, {account, token}, or null.
+  login() {
+    try {
+      const o = JSON.parse(this.env.local().getItem(LOGIN_KEY) || 'null');
+      if (o && typeof o.token === 'string' && LOGIN_TOKEN_RE.test(o.token) && typeof o.account === 'string' && NICK_RE.test(o.account)) {
+        return { account: o.account, token: o.token };
+      }
+      return null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  loginToken() {
+    const l = this.login();
+    return l ? l.token : '';
+  }
+
+  saveLogin(account, token) {
+    if (typeof account !== 'string' || !NICK_RE.test(account) || typeof token !== 'string' || !LOGIN_TOKEN_RE.test(token)) return;
+    try {
+      this.env.local().setItem(LOGIN_KEY, JSON.stringify({ account, token }));
+    } catch (e) {
+      /* storage may be off: logged in until the page closes */
+    }
+  }
+
+  // Logged out, or the token was refused. Only `token` is forgotten when it
+  // is given: another tab may have stored a newer login meanwhile.
+  forgetLogin(token) {
+    try {
+      if (token && this.loginToken() && this.loginToken() !== token) return;
+      this.env.local().removeItem(LOGIN_KEY);
     } catch (e) {
       /* storage may be off */
     }

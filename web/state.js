@@ -29,6 +29,11 @@ export const S = {
   promptJoin: null, // {room, nick}: join once the server has confirmed this nick
   restore: null, // {rooms, active}: what to rejoin if the session cannot be resumed
   resumeActive: '', // after a resume, the room to show when the server sends it
+  account: null, // the account this page is logged in as (null: a guest)
+  loginName: '', // the account of the stored login (its nick is not asked back as a guest's)
+  signup: null, // {nick, password}: sign up once the server has confirmed this nick
+  menuFor: '', // the member (lowercase nick) whose moderation menu is open
+  settingsFor: null, // the room tab whose settings dialog is open
 };
 
 export const client = new Client({

@@ -8,6 +8,7 @@ export const NICK_RE = /^[A-Za-z][A-Za-z0-9_-]{0,23}$/;
 export const ROOM_RE = /^[A-Za-z0-9_-]{1,32}$/;
 export const MEDIA_RE = /^\/media\/[A-Za-z0-9_-]{1,128}$/;
 export const TOKEN_RE = /^[A-Za-z0-9_-]{8,256}$/; // a session's resume token
+export const LOGIN_TOKEN_RE = /^[A-Za-z0-9_.~+/=-]{16,512}$/; // a login token
 export const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp'];
 
 const PALETTE = 12; // style.css has nick colours .nc0 to .nc11
@@ -51,4 +52,52 @@ export function cleanRoom(s) {
   let r = String(s || '').trim();
   if (r.startsWith('#')) r = r.slice(1);
   return r;
+}
+
+// ------------------------------------------------------------- accounts
+
+// Passwords are 8 to 128 bytes (UTF-8), as the server counts them. Returns
+// what is wrong with one, or '' if nothing is.
+export function passwordProblem(pw) {
+  const n = byteLength(String(pw || ''));
+  if (n < 8) return 'A password is at least 8 characters.';
+  if (n > 128) return 'A password is at most 128 bytes.';
+  return '';
+}
+
+// "5 minutes", "1 hour", "90 seconds", "2 days".
+export function fmtDuration(secs) {
+  const s = Math.max(0, Math.round(Number(secs) || 0));
+  const unit = (n, w) => n + ' ' + w + (n === 1 ? '' : 's');
+  if (s >= 86400 && s % 86400 === 0) return unit(s / 86400, 'day');
+  if (s >= 3600 && s % 3600 === 0) return unit(s / 3600, 'hour');
+  if (s >= 60 && s % 60 === 0) return unit(s / 60, 'minute');
+  return unit(s, 'second');
+}
+
+// What the page says for an error the server sent ({code, message}).
+// `context` names what was asked: 'login', 'register', 'password', 'join',
+// 'send', 'mod' or ''; a few codes read differently there. Codes the page
+// does not know keep the server's own words, with the code.
+const ERROR_TEXT = {
+  nick_registered: 'That name belongs to an account: log in to use it, or pick another name.',
+  login_failed: 'Wrong name or password.',
+  login_required: 'This server is for members only: log in or sign up first.',
+  insecure: 'Passwords are only accepted over an encrypted (https) connection to this server.',
+  not_permitted: 'You are not allowed to do that.',
+  banned: 'You are banned from that room.',
+  muted: 'You are muted in this room.',
+  invite_only: 'That room is invite-only: ask one of its ops to invite you.',
+  rate_limited: 'Too many attempts: wait a minute, then try again.',
+};
+
+export function errorText(m, context = '') {
+  const code = m && typeof m.code === 'string' ? m.code : '';
+  const said = m && typeof m.message === 'string' ? m.message.trim() : '';
+  if (code === 'not_permitted' && context === 'register') return 'Sign-up is closed on this server: ask its operator for an account.';
+  if (code === 'not_permitted' && context === 'mod') return 'You are not allowed to do that in this room' + (said ? ' (' + said + ').' : '.');
+  // The server says until when: its words, if they say it.
+  if (code === 'muted' && said) return /mute/i.test(said) ? said[0].toUpperCase() + said.slice(1) : 'You are muted: ' + said;
+  if (ERROR_TEXT[code]) return ERROR_TEXT[code];
+  return (said || 'something went wrong') + (code ? ' (' + code + ')' : '');
 }

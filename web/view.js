@@ -8,6 +8,13 @@
 // sent shows at once with the class `pending` (always last in the list)
 // until the server's copy replaces it.
 //
+// Accounts and moderation: an account mark (.acct) beside the names of
+// members and senders who are logged in, the room's head (name, topic,
+// invite-only, your role), the member list's moderation menus for ops, the
+// notice of your own mute, and a room you were kicked or banned from: its
+// tab stays, saying so, without the message box, until it is closed or
+// joined again.
+//
 // It decides nothing about the protocol: chat.js, composer.js and the other
 // modules call it. room.js says where merged messages go; this module puts
 // them there.
@@ -15,7 +22,11 @@
 import { S, client, saveState } from './state.js';
 import { ui, el, timeEl, appendText } from './dom.js';
 import { MEDIA_RE, sameNick, sortNicks, nickClass, fmtSize } from './util.js';
-import { PAGE, newRoom, merge, forget, olderBefore, typingNames, typingText } from './room.js';
+import {
+  PAGE, newRoom, merge, forget, olderBefore, typingNames, typingText, canModerate, roleOf, isAccount,
+  memberActions, muteOf, mutedNow,
+} from './room.js';
+import { memberAction } from './roombar.js';
 
 // ------------------------------------------------------------ status line
 
@@ -424,6 +435,7 @@ export function renderMessage(m) {
   d.appendChild(document.createTextNode(' '));
   if (m.action) d.appendChild(el('span', 'star', '*'));
   d.appendChild(el('span', 'nick ' + nickClass(from), from));
+  if (typeof m.account === 'string' && m.account) d.appendChild(acctMark());
   d.appendChild(document.createTextNode(' '));
   const text = el('span', 'text');
   appendText(text, m.text);
@@ -529,26 +541,167 @@ export function markFailed(e, why) {
 export function renderMembers() {
   const t = S.active;
   let list = [];
-  if (t && t.kind === 'room') list = t.members;
+  const room = t && t.kind === 'room' && !t.gone ? t : null;
+  if (room) list = t.members;
   else if (t && t.kind === 'dm') list = sortNicks(sameNick(t.name, S.nick) ? [S.nick] : [t.name, S.nick]);
+  if (!room) S.menuFor = '';
+  const refocus = memberFocus();
+  const now = Date.now();
   const frag = document.createDocumentFragment();
-  for (const n of list) {
-    const li = el('li', sameNick(n, S.nick) ? 'self' : null);
+  let open = false;
+  list.forEach((n, i) => {
+    const self = sameNick(n, S.nick);
+    const li = el('li', self ? 'self' : null);
     li.dataset.nick = n;
-    const b = el('button', 'member ' + nickClass(n), n);
+    const row = el('div', 'member-row');
+    const b = el('button', 'member ' + nickClass(n));
     b.type = 'button';
-    b.title = sameNick(n, S.nick) ? 'This is you' : 'Send ' + n + ' a direct message';
+    b.appendChild(el('span', 'name', n));
+    if (room ? isAccount(room, n) : self && !!S.account) b.appendChild(acctMark());
+    const role = room ? roleOf(room, n) : '';
+    if (role) b.appendChild(el('span', 'badge role', role));
+    if (room && muteOf(room, n, now)) b.appendChild(el('span', 'badge muted', 'muted'));
+    b.title = self ? 'This is you' : 'Send ' + n + ' a direct message';
     b.addEventListener('click', () => {
       if (sameNick(n, S.nick)) return;
       activate(dmTab(n));
       closeMembersOnPhone();
     });
-    li.appendChild(b);
+    row.appendChild(b);
+    li.appendChild(row);
+    // An op's menu for this member (room.js's memberActions says which).
+    const actions = room ? memberActions(room, n, S.nick) : [];
+    if (actions.length) {
+      const key = n.toLowerCase();
+      const isOpen = S.menuFor === key;
+      open = open || isOpen;
+      const menuId = 'member-menu-' + i;
+      const mb = el('button', 'mod-btn small', '⋯');
+      mb.type = 'button';
+      mb.title = 'Moderate ' + n;
+      mb.setAttribute('aria-label', 'Moderate ' + n);
+      mb.setAttribute('aria-haspopup', 'menu');
+      mb.setAttribute('aria-expanded', isOpen ? 'true' : 'false');
+      mb.setAttribute('aria-controls', menuId);
+      mb.addEventListener('click', () => toggleMenu(key));
+      mb.addEventListener('keydown', (e) => {
+        if (e.key === 'ArrowDown' && S.menuFor !== key) {
+          e.preventDefault();
+          toggleMenu(key);
+        }
+      });
+      row.appendChild(mb);
+      const menu = el('div', 'member-menu');
+      menu.id = menuId;
+      menu.setAttribute('role', 'menu');
+      menu.setAttribute('aria-label', 'Moderate ' + n);
+      menu.hidden = !isOpen;
+      for (const a of actions) {
+        const item = el('button', 'menu-item' + (a.action === 'kick' || a.action === 'ban' ? ' danger' : ''), a.label + (a.ask ? '…' : ''));
+        item.type = 'button';
+        item.setAttribute('role', 'menuitem');
+        item.tabIndex = -1;
+        item.dataset.action = a.action;
+        if (a.secs) item.dataset.secs = String(a.secs);
+        item.addEventListener('click', () => {
+          closeMenu(false);
+          memberAction(room, n, a);
+        });
+        menu.appendChild(item);
+      }
+      menu.addEventListener('keydown', menuKeys);
+      li.appendChild(menu);
+    }
     frag.appendChild(li);
-  }
+  });
+  if (!open) S.menuFor = '';
   ui.members.textContent = '';
   ui.members.appendChild(frag);
   ui.membersToggle.textContent = 'Members (' + list.length + ')';
+  if (refocus) restoreMemberFocus(refocus);
+}
+
+// The account mark beside a name (style.css draws it).
+export function acctMark() {
+  const s = el('span', 'acct');
+  s.setAttribute('role', 'img');
+  s.setAttribute('aria-label', '(logged in)');
+  s.title = 'Logged in: this name is a registered account';
+  return s;
+}
+
+// What had the focus in the member list, to have it again after a redraw.
+function memberFocus() {
+  const a = document.activeElement;
+  if (!a || !ui.members.contains(a)) return null;
+  const li = a.closest('li');
+  if (!li) return null;
+  let what = 'member';
+  if (a.classList.contains('mod-btn')) what = 'mod';
+  else if (a.classList.contains('menu-item')) what = 'item:' + [...li.querySelectorAll('.menu-item')].indexOf(a);
+  return { nick: li.dataset.nick.toLowerCase(), what };
+}
+
+function restoreMemberFocus(f) {
+  const li = [...ui.members.children].find((x) => x.dataset.nick.toLowerCase() === f.nick);
+  if (!li) return;
+  let target = li.querySelector('.member');
+  if (f.what === 'mod') target = li.querySelector('.mod-btn') || target;
+  else if (f.what.startsWith('item:')) {
+    const items = li.querySelectorAll('.menu-item');
+    target = items[Math.min(Number(f.what.slice(5)), items.length - 1)] || li.querySelector('.mod-btn') || target;
+  }
+  if (target) target.focus();
+}
+
+function menuButtonOf(key) {
+  const li = [...ui.members.children].find((x) => x.dataset.nick.toLowerCase() === key);
+  return li ? li.querySelector('.mod-btn') : null;
+}
+
+// Opens (and focuses the first item of) the member's menu, or closes it.
+function toggleMenu(key) {
+  if (S.menuFor === key) {
+    closeMenu(true);
+    return;
+  }
+  S.menuFor = key;
+  renderMembers();
+  const b = menuButtonOf(key);
+  const first = b && b.closest('li').querySelector('.menu-item');
+  if (first) first.focus();
+}
+
+export function closeMenu(focusButton) {
+  if (!S.menuFor) return;
+  const key = S.menuFor;
+  S.menuFor = '';
+  for (const m of ui.members.querySelectorAll('.member-menu')) m.hidden = true;
+  for (const b of ui.members.querySelectorAll('.mod-btn')) b.setAttribute('aria-expanded', 'false');
+  const b = menuButtonOf(key);
+  if (focusButton && b) b.focus();
+}
+
+function menuKeys(e) {
+  const items = [...e.currentTarget.querySelectorAll('.menu-item')];
+  const i = items.indexOf(document.activeElement);
+  let j = -1;
+  if (e.key === 'ArrowDown') j = (i + 1) % items.length;
+  else if (e.key === 'ArrowUp') j = (i - 1 + items.length) % items.length;
+  else if (e.key === 'Home') j = 0;
+  else if (e.key === 'End') j = items.length - 1;
+  else if (e.key === 'Escape') {
+    e.preventDefault();
+    e.stopPropagation(); // the menu closes, not the members drawer
+    closeMenu(true);
+    return;
+  } else if (e.key === 'Tab') {
+    closeMenu(false);
+    return;
+  }
+  if (j < 0) return;
+  e.preventDefault();
+  items[j].focus();
 }
 
 export function closeMembersOnPhone() {
@@ -586,12 +739,153 @@ export function renderRoomBar() {
     ui.leave.textContent = 'Close';
     ui.leave.setAttribute('aria-label', t ? 'Close the conversation with ' + t.name : 'Close');
   }
+  renderRoomHead();
   ui.copyNote.textContent = '';
   if (!S.preview) ui.input.placeholder = placeholder();
   ui.attach.disabled = !room;
   ui.loadOlder.hidden = !room || t.reachedStart || !t.seqs.size;
   ui.loadOlder.textContent = room && t.loadingOlder ? 'Loading…' : 'Load older messages';
   if (!room) clearPreview();
+}
+
+// The room's name, topic, invite-only and your role; Settings for ops;
+// a room you were kicked or banned from says so instead of the message box.
+function renderRoomHead() {
+  const t = S.active;
+  const room = !!t && t.kind === 'room';
+  if (room) {
+    ui.roomName.textContent = '#' + t.name;
+    ui.roomLock.hidden = !t.inviteOnly || !!t.gone;
+    const role = t.gone ? '' : t.role === 'owner' ? 'owner' : t.role === 'op' ? 'op' : '';
+    ui.roomRole.hidden = !role;
+    ui.roomRole.textContent = role ? 'you: ' + role : '';
+    ui.roomRole.title = role === 'owner' ? 'You own this room: you moderate it and name its ops' : role ? 'You are an op: you moderate this room' : '';
+    const topic = t.gone ? '' : t.topic || '';
+    if (ui.roomTopic.textContent !== topic) {
+      ui.roomTopic.textContent = topic;
+      ui.roomTopic.classList.remove('expanded');
+      ui.roomTopic.setAttribute('aria-expanded', 'false');
+    }
+    ui.roomTopic.hidden = !topic;
+  }
+  ui.roomSettings.hidden = !(room && !t.gone && canModerate(t));
+  // Shown when there is something to show: a topic, invite-only, your role.
+  ui.roomHead.hidden = !room || (ui.roomTopic.hidden && ui.roomLock.hidden && ui.roomRole.hidden && ui.roomSettings.hidden);
+  const gone = room && !!t.gone;
+  ui.share.hidden = !room || gone;
+  ui.membersToggle.hidden = gone;
+  ui.notify.hidden = gone;
+  // The ended room's own notice has Close: the bar above has nothing to do.
+  ui.chat.classList.toggle('ended', gone);
+  ui.roomEnded.hidden = !gone;
+  ui.composer.hidden = !!gone;
+  if (gone) {
+    ui.roomEndedText.textContent = goneText(t);
+    ui.rejoin.hidden = t.gone.action === 'ban';
+  }
+  renderRoomNotice();
+}
+
+function goneText(t) {
+  const g = t.gone;
+  if (g.text) return g.text;
+  const by = g.by ? ' by ' + g.by : '';
+  const why = g.reason ? ': ' + g.reason : '';
+  return g.action === 'ban'
+    ? 'You were banned from #' + t.name + by + why + '. You cannot join it again unless an op unbans you.'
+    : 'You were kicked from #' + t.name + by + why + '. You may join it again.';
+}
+
+// Your own mute in the active room (room.js's mutedNow; the 1 s tick
+// takes it away when it ends).
+export function renderRoomNotice() {
+  const t = S.active;
+  const m = t && t.kind === 'room' && !t.gone ? mutedNow(t, Date.now()) : null;
+  let text = '';
+  if (m && m.said) text = m.said + ' Your messages in #' + t.name + ' are refused meanwhile.';
+  else if (m) {
+    text = 'You are muted in #' + t.name + (m.until ? ' until ' + fmtClock(m.until) : ' until an op unmutes you') +
+      (m.by ? ' (by ' + m.by + ')' : '') + ': your messages here are refused meanwhile.';
+  }
+  if (ui.roomNotice.textContent !== text) ui.roomNotice.textContent = text;
+  ui.roomNotice.hidden = !text;
+}
+
+export const fmtClock = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+
+// You were kicked or banned (room.js's applyMod set `removed`) and the
+// server's `left` followed: the tab stays, saying so, and is no longer one
+// of the rooms the page is in (not rejoined, not saved).
+export function endRoom(t) {
+  t.gone = t.removed || { action: 'kick', by: '', reason: '' };
+  t.removed = null;
+  if (S.rooms.get(t.name) === t) S.rooms.delete(t.name);
+  t.members = [];
+  t.typing.clear();
+  t.accounts.clear();
+  t.mutes.clear();
+  t.muted = null;
+  t.tabEl.classList.add('ended');
+  t.labelEl.title = t.gone.action === 'ban' ? 'You were banned from this room' : 'You were kicked from this room';
+  if (t === S.active) {
+    renderMembers();
+    renderTyping();
+    renderRoomBar();
+  } else {
+    t.unread += 1;
+    renderBadge(t);
+    updateTitle();
+  }
+  saveState();
+}
+
+// An ended room's tab, if there is one for this room.
+export function endedTab(room) {
+  return S.order.find((t) => t.kind === 'room' && t.gone && sameNick(t.name, room)) || null;
+}
+
+// Joined again: the ended tab is a room of the page's again.
+export function reviveRoom(t, name) {
+  t.gone = null;
+  t.name = name;
+  t.tabEl.classList.remove('ended');
+  t.labelEl.title = '';
+  S.rooms.set(name, t);
+}
+
+// ------------------------------------------------------------- account
+
+// The top bar (your account mark, the account button) and the account
+// dialog's two faces (landing.js handles its forms).
+export function renderAccount() {
+  const a = S.account;
+  ui.meAcct.hidden = !a;
+  ui.accountBtn.firstChild.textContent = a ? 'Account' : 'Log in / Sign up';
+  ui.accountBtn.lastChild.textContent = a ? 'Account' : 'Log in';
+  ui.accountBtn.setAttribute('aria-label', a ? 'Your account (logged in as ' + a + ')' : 'Log in or sign up');
+  document.body.classList.toggle('logged-in', !!a);
+  ui.accountGuest.hidden = !!a;
+  ui.accountUser.hidden = !a;
+  ui.accountTitle.textContent = a ? 'Your account' : 'Log in or sign up';
+  ui.accountName.textContent = a || '';
+  ui.pwUser.value = a || '';
+  // Logged in, the name is the account's (the server refuses /nick).
+  if (!ui.nameHint.dataset.guest) ui.nameHint.dataset.guest = ui.nameHint.textContent;
+  ui.name.readOnly = !!a;
+  if (a && S.nick) {
+    ui.name.value = S.nick;
+    S.shownName = S.nick;
+  }
+  ui.nameBtn.disabled = !!a;
+  ui.nameHint.textContent = a ? 'You are logged in: your name is your account’s. Log out (top right) to use another one.' : ui.nameHint.dataset.guest;
+}
+
+// Something to tell the user where they are looking: the name prompt, the
+// landing page or the active tab.
+export function tell(text, cls = 'error') {
+  if (S.prompt) showPromptError(text);
+  else if (S.landingOpen || !S.active) showLandingError(text);
+  else systemLine(S.active, text, cls);
 }
 
 function placeholder() {
@@ -653,6 +947,25 @@ export function wireView() {
   }, { passive: true });
 
   ui.loadOlder.addEventListener('click', () => loadOlder(S.active));
+
+  // A member menu closes on a click anywhere else.
+  document.addEventListener('click', (e) => {
+    if (S.menuFor && !(e.target instanceof Element && e.target.closest('.member-menu, .mod-btn'))) closeMenu(false);
+  });
+
+  // A long topic shows in full when clicked (or Enter on it).
+  const toggleTopic = () => {
+    const on = !ui.roomTopic.classList.contains('expanded');
+    ui.roomTopic.classList.toggle('expanded', on);
+    ui.roomTopic.setAttribute('aria-expanded', on ? 'true' : 'false');
+  };
+  ui.roomTopic.addEventListener('click', toggleTopic);
+  ui.roomTopic.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' || e.key === ' ') {
+      e.preventDefault();
+      toggleTopic();
+    }
+  });
 
   // A list that follows new messages stays at the bottom when it changes size
   // (the phone keyboard, the image preview, the typing line).

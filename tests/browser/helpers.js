@@ -188,7 +188,7 @@ async function describe(page) {
       let natter = null;
       try {
         const n = window.natter;
-        natter = n ? { nick: n.nick, state: n.state, rooms: n.rooms } : null;
+        natter = n ? { nick: n.nick, state: n.state, rooms: n.rooms, account: n.account } : null;
       } catch (e) {
         natter = `throws: ${e}`;
       }
@@ -290,11 +290,23 @@ async function readRoomCode(page) {
   return raw.replace(/^#/, '').toLowerCase();
 }
 
+/**
+ * Landing page: types `nick` into #name, which is read-only for a page
+ * logged in (its name is its account's, and must be `nick` then).
+ */
+async function fillName(page, nick) {
+  if (await page.locator('#name').isEditable()) {
+    await page.fill('#name', nick);
+    return;
+  }
+  assert.equal(await page.inputValue('#name'), nick, `${page.label}: #name is read-only (logged in) and holds another name`);
+}
+
 /** Landing page: type a name, press #create-room; returns the room code. */
 async function createRoom(page, base, nick) {
   await gotoPage(page, base + '/');
   await waitVisible(page, '#landing', 'landing page');
-  await page.fill('#name', nick);
+  await fillName(page, nick);
   await page.click('#create-room');
   await waitVisible(page, '#chat', 'after #create-room the chat should show');
   const code = await readRoomCode(page);
@@ -307,7 +319,7 @@ async function createRoom(page, base, nick) {
 async function joinByCode(page, base, nick, code) {
   await gotoPage(page, base + '/');
   await waitVisible(page, '#landing', 'landing page');
-  await page.fill('#name', nick);
+  await fillName(page, nick);
   await page.fill('#join-code', code);
   await page.click('#join-btn');
   await waitVisible(page, '#chat', `after #join-btn with code ${code} the chat should show`);
@@ -453,6 +465,111 @@ async function closeAll(...things) {
       await withTimeout(Promise.resolve(t.close ? t.close() : t.stop()), 10_000, 'closing');
     } catch {}
   }
+}
+
+// ---------------------------------------------------------------- accounts
+
+// Hashing a password takes the server a moment (Argon2id, on its helper
+// thread): account answers get longer than other waits.
+const ACCOUNT_WAIT = 30_000;
+
+/** The page's account (`window.natter.account`, null for a guest). */
+async function accountOf(page) {
+  return page.evaluate(() => window.natter.account);
+}
+
+async function waitAccount(page, account, timeout = ACCOUNT_WAIT) {
+  await waitIn(
+    page,
+    `window.natter.account should become ${JSON.stringify(account)} (and #me-acct ${account ? 'show' : 'hide'})`,
+    (account) => {
+      const mark = document.querySelector('#me-acct');
+      return window.natter.account === account && mark && mark.hidden === !account;
+    },
+    account,
+    timeout,
+  );
+}
+
+/** The top bar's account button opens #account-dialog. */
+async function openAccountDialog(page) {
+  await page.click('#account-btn');
+  await waitVisible(page, '#account-dialog', 'the account dialog should open');
+}
+
+/**
+ * Signs the page's current nick up (#account-btn, #show-signup, the name
+ * offered or `nick`, the password twice) and waits until it is logged in
+ * as `nick`.
+ */
+async function signUp(page, nick, password) {
+  await openAccountDialog(page);
+  await page.click('#show-signup');
+  await waitVisible(page, '#signup-form', 'the sign-up form');
+  await page.fill('#signup-nick', nick);
+  await page.fill('#signup-password', password);
+  await page.fill('#signup-password2', password);
+  await page.press('#signup-password2', 'Enter');
+  await waitAccount(page, nick);
+  await waitNick(page, nick);
+  await waitIn(page, 'the account dialog should close after signing up', () => !document.querySelector('#account-dialog').open);
+}
+
+/** Logs in through the account dialog's Log in form. */
+async function logIn(page, nick, password) {
+  await openAccountDialog(page);
+  await page.click('#show-login');
+  await page.fill('#login-nick', nick);
+  await page.fill('#login-password', password);
+  await page.press('#login-password', 'Enter');
+}
+
+// ---------------------------------------------------------------- moderation
+
+/** The member's li in #members. */
+function memberItem(page, nick) {
+  return page.locator(`#members li[data-nick="${nick}"]`);
+}
+
+/** Opens the op's menu beside `nick` in #members (opening the drawer on a phone). */
+async function openMemberMenu(page, nick) {
+  const drawer = await page.evaluate(() => getComputedStyle(document.querySelector('#members-toggle')).display !== 'none');
+  if (drawer && !(await page.evaluate(() => document.querySelector('#chat').classList.contains('show-members')))) {
+    await page.click('#members-toggle');
+  }
+  const li = memberItem(page, nick);
+  await waitVisible(page, `#members li[data-nick="${nick}"] .mod-btn`, `the op's menu button beside ${nick}`);
+  if ((await li.locator('.member-menu').getAttribute('hidden')) !== null) await li.locator('.mod-btn').click();
+  await waitVisible(page, `#members li[data-nick="${nick}"] .member-menu`, `the menu for ${nick}`);
+}
+
+/** Picks an item of the op's menu beside `nick`: action (and secs for a mute). */
+async function memberMenuAction(page, nick, action, secs) {
+  await openMemberMenu(page, nick);
+  const sel = `.menu-item[data-action="${action}"]` + (secs ? `[data-secs="${secs}"]` : action === 'mute' ? ':not([data-secs])' : '');
+  await memberItem(page, nick).locator(sel).click();
+}
+
+/** Waits for a .system line in #messages whose text matches re; returns it. */
+async function waitSystem(page, re, what, timeout = T.wait) {
+  const handle = await waitIn(
+    page,
+    `${what || 'a .system line'} matching ${re} should show in #messages`,
+    ({ src, flags }) => {
+      const re = new RegExp(src, flags);
+      const line = [...document.querySelectorAll('#messages .system')].map((m) => m.textContent.replace(/\s+/g, ' ').trim()).find((t) => re.test(t));
+      return line || false;
+    },
+    { src: re.source, flags: re.flags },
+    timeout,
+  );
+  return handle.jsonValue();
+}
+
+/** Fails if the page scrolls sideways. */
+async function assertNoSideways(page, where) {
+  const m = await page.evaluate(() => ({ sw: document.documentElement.scrollWidth, iw: window.innerWidth }));
+  assert.ok(m.sw <= m.iw, `${page.label}: ${where}: documentElement.scrollWidth ${m.sw} > innerWidth ${m.iw}`);
 }
 
 // ---------------------------------------------------------------- line client
@@ -672,6 +789,18 @@ module.exports = {
   assertClean,
   closeAll,
   cleanNick,
+  fillName,
+  ACCOUNT_WAIT,
+  accountOf,
+  waitAccount,
+  openAccountDialog,
+  signUp,
+  logIn,
+  memberItem,
+  openMemberMenu,
+  memberMenuAction,
+  waitSystem,
+  assertNoSideways,
   LineClient,
   FlakyProxy,
 };

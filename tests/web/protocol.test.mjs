@@ -114,21 +114,21 @@ test('resume: after a drop the page asks for its session back, and knows whether
   client.connect();
   assert.equal(env.socket.url, 'ws://chat.test/ws', 'no session yet: no resume');
   welcome(env, 'tok-first-1');
-  assert.deepEqual(log.welcomes.pop(), { resumed: false, wasConnected: false });
+  assert.deepEqual(log.welcomes.pop(), { resumed: false, wasConnected: false, login: false });
   assert.equal(client.session, 'tok-first-1');
 
   env.socket.drop(1006);
   env.advance(500);
   assert.equal(env.socket.url, 'ws://chat.test/ws?resume=tok-first-1');
   welcome(env, 'tok-first-1');
-  assert.deepEqual(log.welcomes.pop(), { resumed: true, wasConnected: true });
+  assert.deepEqual(log.welcomes.pop(), { resumed: true, wasConnected: true, login: false });
 
   // Too late (the grace ran out): the server starts a new session.
   env.socket.drop(1006);
   env.advance(500);
   assert.equal(env.socket.url, 'ws://chat.test/ws?resume=tok-first-1');
   welcome(env, 'tok-second');
-  assert.deepEqual(log.welcomes.pop(), { resumed: false, wasConnected: true });
+  assert.deepEqual(log.welcomes.pop(), { resumed: false, wasConnected: true, login: false });
   assert.equal(client.session, 'tok-second');
 });
 
@@ -403,4 +403,112 @@ test('status: connecting, connected, reconnecting, offline', () => {
   env.isOnline = true;
   env.socket.drop();
   assert.equal(client.status(), 'reconnecting');
+});
+
+// ------------------------------------------------------------ login token
+
+const LOGIN = 'Zm9vYmFyYmF6cXV4cXV1eA';
+
+// A welcome with an account (logged in) or without (a guest).
+function welcomeAs(env, { session = 'tok-aaaaaaaa', nick = 'ada', account = null } = {}) {
+  env.socket.accept();
+  env.socket.receive({ type: 'welcome', session, nick, account });
+}
+
+test('login token: every connection opens with it, next to resume; none without one', () => {
+  const { env, client, log } = setup();
+  client.connect();
+  assert.equal(env.socket.url, 'ws://chat.test/ws', 'no token, no session: a bare /ws');
+  welcomeAs(env);
+  client.token = LOGIN;
+  env.socket.drop(1006);
+  env.advance(500);
+  assert.equal(env.socket.url, 'ws://chat.test/ws?resume=tok-aaaaaaaa&token=' + LOGIN);
+  welcomeAs(env, { account: 'ada' });
+  assert.deepEqual(log.welcomes.pop(), { resumed: true, wasConnected: true, login: false });
+  assert.equal(client.account, 'ada');
+  // The session is gone (4000): the next connection opens with the token alone.
+  env.socket.drop(4000);
+  env.advance(500);
+  assert.equal(env.socket.url, 'ws://chat.test/ws?token=' + LOGIN);
+  // Characters a URL would misread are escaped.
+  client.token = 'a+b/c=d'.repeat(3);
+  client.reconnectNow();
+  assert.equal(env.socket.url, 'ws://chat.test/ws?token=' + encodeURIComponent('a+b/c=d'.repeat(3)));
+});
+
+test('login token: a guest welcome then login_failed (no ref) means the token is refused', () => {
+  const { env, client } = setup();
+  client.token = LOGIN;
+  client.connect();
+  welcomeAs(env, { nick: 'quiet-heron-42' });
+  assert.equal(client.account, null);
+  assert.equal(client.tokenCheck, true);
+  // Some other error first: not about the token.
+  assert.equal(client.tokenRefused({ type: 'error', code: 'nick_taken', message: 'x' }), false);
+  assert.equal(client.tokenRefused({ type: 'error', code: 'login_failed', message: 'no' }), true);
+  assert.equal(client.token, '', 'dropped: the page forgets its stored copy');
+  env.socket.drop(1006);
+  env.advance(500);
+  assert.equal(env.socket.url, 'ws://chat.test/ws?resume=tok-aaaaaaaa', 'the next connection has no token');
+});
+
+test('login token: a login_failed for a password login is not about the token', () => {
+  const { env, client } = setup();
+  client.token = LOGIN;
+  client.connect();
+  welcomeAs(env, { account: 'ada' });
+  assert.equal(client.tokenCheck, false, 'logged in at connect: nothing to check');
+  assert.equal(client.tokenRefused({ type: 'error', code: 'login_failed', message: 'no' }), false);
+  assert.equal(client.tokenRefused({ type: 'error', code: 'login_failed', ref: 'acct:login' }), false);
+  assert.equal(client.token, LOGIN);
+  // Without a token there is nothing to refuse.
+  const other = setup();
+  other.client.connect();
+  welcomeAs(other.env);
+  assert.equal(other.client.tokenRefused({ type: 'error', code: 'login_failed' }), false);
+});
+
+test('login token: a resumed guest session logs in with a login request, whose failure refuses the token', () => {
+  const { env, client, log } = setup();
+  client.connect();
+  welcomeAs(env); // a guest session
+  client.token = LOGIN; // another tab logged in meanwhile
+  env.socket.drop(1006);
+  env.advance(500);
+  welcomeAs(env); // resumed as it was: a guest
+  assert.deepEqual(log.welcomes.pop(), { resumed: true, wasConnected: true, login: true });
+  assert.equal(client.tokenCheck, false, 'resumed: the server did not look at the token');
+  assert.deepEqual(client.loginRequest(), { type: 'login', token: LOGIN, ref: 'acct:token' });
+  assert.equal(client.tokenRefused({ type: 'error', code: 'login_failed', ref: 'acct:token' }), true);
+  assert.equal(client.token, '');
+});
+
+test('login token: account answers set and clear it', () => {
+  const { env, client } = setup();
+  client.connect();
+  welcomeAs(env);
+  assert.deepEqual(client.accountChanged({ type: 'account', account: 'ada', token: LOGIN }), { account: 'ada', token: LOGIN });
+  assert.equal(client.token, LOGIN);
+  assert.equal(client.account, 'ada');
+  // A password change brings a new token (the old ones are revoked).
+  assert.deepEqual(client.accountChanged({ type: 'account', account: 'ada', token: LOGIN + 'x' }), { account: 'ada', token: LOGIN + 'x' });
+  // Logout: no account, no token, and the next connection is a guest's.
+  assert.deepEqual(client.accountChanged({ type: 'account', account: null }), { account: null, token: '' });
+  assert.equal(client.token, '');
+  assert.equal(client.account, null);
+  env.socket.drop(1006);
+  env.advance(500);
+  assert.equal(env.socket.url, 'ws://chat.test/ws?resume=tok-aaaaaaaa');
+});
+
+test('login token: an old server (no account in welcome) leaves the page a guest, checking the token', () => {
+  const { env, client } = setup();
+  client.token = LOGIN;
+  client.connect();
+  env.socket.accept();
+  env.socket.receive({ type: 'welcome', session: 'tok-aaaaaaaa', nick: 'ada' });
+  assert.equal(client.account, null);
+  assert.equal(client.tokenCheck, true);
+  assert.equal(client.token, LOGIN, 'kept until the server refuses it');
 });

@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SessionStore, RESUME_MS, LIVE_MS, RELEASED_KEY, LIVE_KEY, NAME_KEY } from '../../web/session.js';
+import { SessionStore, RESUME_MS, LIVE_MS, RELEASED_KEY, LIVE_KEY, NAME_KEY, LOGIN_KEY } from '../../web/session.js';
 import { FakeStorage } from './fakes.mjs';
 
 // One browser: localStorage shared by its tabs, sessionStorage per tab.
@@ -178,4 +178,50 @@ test('with storage turned off nothing throws and nothing is remembered', () => {
     assert.equal(s.isLive(TOKEN_A), false);
     assert.deepEqual(s.startup(''), { session: '', nick: '', restore: null });
   }
+});
+
+// ---------------------------------------------------------------- login
+
+test('the login is remembered for every tab, until it is forgotten', () => {
+  const b = browser();
+  const tab = b.open();
+  assert.equal(tab.login(), null);
+  assert.equal(tab.loginToken(), '');
+  tab.saveLogin('Ada', 'Zm9vYmFyYmF6cXV4cXV1eA');
+  const other = b.open();
+  assert.deepEqual(other.login(), { account: 'Ada', token: 'Zm9vYmFyYmF6cXV4cXV1eA' });
+  assert.equal(other.loginToken(), 'Zm9vYmFyYmF6cXV4cXV1eA');
+  // A refused token is forgotten only if it is still the one stored:
+  // another tab may have logged in anew meanwhile.
+  other.saveLogin('Ada', 'bmV3ZXJ0b2tlbm5ld2VydG9rZW4');
+  tab.forgetLogin('Zm9vYmFyYmF6cXV4cXV1eA');
+  assert.equal(tab.loginToken(), 'bmV3ZXJ0b2tlbm5ld2VydG9rZW4');
+  tab.forgetLogin('bmV3ZXJ0b2tlbm5ld2VydG9rZW4');
+  assert.equal(tab.login(), null);
+  // Logging out forgets whatever is stored.
+  tab.saveLogin('Ada', 'Zm9vYmFyYmF6cXV4cXV1eA');
+  tab.forgetLogin();
+  assert.equal(b.local.getItem(LOGIN_KEY), null);
+});
+
+test('a stored login that is not what the page writes is ignored, and nothing bad is stored', () => {
+  const b = browser();
+  const tab = b.open();
+  for (const bad of ['{no json', '"str"', JSON.stringify({ account: 'Ada' }), JSON.stringify({ account: 'no spaces', token: 'Zm9vYmFyYmF6cXV4cXV1eA' }),
+    JSON.stringify({ account: 'Ada', token: 'short' }), JSON.stringify({ account: 'Ada', token: 'has spaces in it, it does' })]) {
+    b.local.setItem(LOGIN_KEY, bad);
+    assert.equal(tab.login(), null, bad);
+  }
+  b.local.removeItem(LOGIN_KEY);
+  tab.saveLogin('Ada', 'short');
+  tab.saveLogin(null, 'Zm9vYmFyYmF6cXV4cXV1eA');
+  assert.equal(b.local.getItem(LOGIN_KEY), null);
+});
+
+test('with storage turned off the login is not remembered, and nothing throws', () => {
+  const broken = new FakeStorage({ broken: true });
+  const s = new SessionStore({ session: () => broken, local: () => broken, now: () => 0 });
+  s.saveLogin('Ada', 'Zm9vYmFyYmF6cXV4cXV1eA');
+  assert.equal(s.login(), null);
+  s.forgetLogin();
 });
