@@ -1837,6 +1837,10 @@ struct Client {
     rooms: BTreeSet<String>,
     /// Rooms with a join or leave in flight.
     busy: HashSet<String>,
+    /// Rooms with a `leave` in flight: a `joined` for one of them (a
+    /// resume's replay, the answer to a re-join sent before the leave)
+    /// does not make it free to talk in, only the `left` does.
+    leaving: HashSet<String>,
     /// Line: the room plain text goes to, when known.
     current: Option<String>,
     /// (sender tag, room or "dm") -> highest counter seen.
@@ -1938,6 +1942,7 @@ impl Client {
             nick_k: 0,
             rooms: BTreeSet::new(),
             busy: HashSet::new(),
+            leaving: HashSet::new(),
             current: None,
             last: HashMap::new(),
             cursor: HashMap::new(),
@@ -2402,6 +2407,7 @@ impl Client {
     fn connect_line(&mut self, stream: TcpStream) -> bool {
         self.rooms.clear();
         self.busy.clear();
+        self.leaving.clear();
         self.nick.clear();
         self.nick_k = 0;
         self.nick_out = format!("s{}g{}k0", self.id, self.gen);
@@ -2515,6 +2521,7 @@ impl Client {
                 uncertain: !self.busy.is_empty(),
             });
             self.busy.clear();
+            self.leaving.clear();
             let rooms: Vec<String> = self.rooms.iter().cloned().collect();
             for room in rooms {
                 let since = self.cursor.get(&room).copied().unwrap_or(0);
@@ -2557,6 +2564,7 @@ impl Client {
             self.nick_asked.clear();
             self.rooms.clear();
             self.busy.clear();
+            self.leaving.clear();
             self.cursor.clear();
             self.nick = nick.clone();
             if token.is_some() {
@@ -3184,6 +3192,7 @@ impl Client {
                 Some(r) => {
                     self.rooms.remove(r);
                     self.busy.remove(r);
+                    self.leaving.remove(r);
                     self.cursor.remove(r);
                     true
                 }
@@ -3353,7 +3362,9 @@ impl Client {
             self.fail("ws_seq", format!("an unasked joined for #{room}"));
         }
         self.sh.stats.joins.inc();
-        self.busy.remove(&room);
+        if !self.leaving.contains(&room) {
+            self.busy.remove(&room);
+        }
         self.rooms.insert(room.clone());
         self.cursor.insert(room, last_seq);
     }
@@ -3616,6 +3627,7 @@ impl Client {
             self.sh.stats.leaves.inc();
             self.busy.insert(room.clone());
             if self.ws {
+                self.leaving.insert(room.clone());
                 self.send_json(json!({"type":"leave","room":room,"ref":"l"}));
             } else {
                 self.current = None;
