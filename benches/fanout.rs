@@ -3,9 +3,10 @@
 //! code, included as a module), against the real binary.
 //!
 //! ```sh
-//! cargo bench --bench fanout           # every scenario, about 75 s
+//! cargo bench --bench fanout           # every scenario, about 3 minutes
 //! cargo bench --bench fanout -- 2 4    # scenarios 2 and 4 only
 //! cargo bench --bench fanout -- memory 1   # scenario 1, store :memory:
+//! cargo bench --bench fanout -- 7      # logins beside the chat, ~95 s
 //! ```
 //!
 //! Cargo builds `target/release/natter` for the bench (it is the binary
@@ -37,6 +38,21 @@
 //!    one write (3.1 MB into the room at once) to 10 readers there that
 //!    read as fast as they can. Reports the others' p99 with and without
 //!    the bursts, and whether any burst reader was dropped.
+//! 7. Logins beside the chat (accounts): 1000 WebSocket clients in 100
+//!    rooms of 10, each sending 1 msg/s, 10 s, first alone, then while 50
+//!    logins a second arrive: every 20 ms a new line connection sends
+//!    `/login NAME PASSWORD` for one of 4 accounts registered before the
+//!    run, reads the answer (logged in, `rate_limited`, or anything else,
+//!    within 10 s) and closes. Each Argon2id check runs on the server's
+//!    helper thread. Reports the chatting p99 with and without the logins
+//!    and their ratio, the logins per second that succeeded and were
+//!    refused, a login's latency, the helper's figures from `/api/stats`,
+//!    how long the loop thread (and the load generator) waited for a CPU
+//!    (`schedstat`), and how busy each core was. Pinned, the pair runs in
+//!    four placements: the helper thread on core 0 beside the loop (where
+//!    `taskset -c 0` puts the whole server); only the helper moved to core
+//!    1 (the load generator's); the server free on both cores; the helper
+//!    beside the loop again but at nice 19.
 //!
 //! The big scenarios use WebSocket clients because every line client is put
 //! in the default room on connect: with thousands of line clients that room
@@ -83,15 +99,21 @@ struct Server {
 
 impl Server {
     fn start(pinned: bool, tag: &str) -> Server {
+        Server::start_on(pinned.then_some("0"), tag)
+    }
+
+    /// Started by `taskset -c CORES` if `cores` is given (else it inherits
+    /// this process's cores).
+    fn start_on(cores: Option<&str>, tag: &str) -> Server {
         let bin = natter_bin();
         let db = std::env::temp_dir().join(format!(
             "natter-fanout-{}-{tag}-{}.db",
             std::process::id(),
             loadgen::random_u32()
         ));
-        let mut cmd = if pinned {
+        let mut cmd = if let Some(cores) = cores {
             let mut c = Command::new("taskset");
-            c.args(["-c", "0", &bin]);
+            c.args(["-c", cores, &bin]);
             c
         } else {
             Command::new(&bin)
@@ -134,21 +156,23 @@ impl Server {
     }
 }
 
+/// `GET /api/stats`, parsed.
+fn api_stats(addr: SocketAddr) -> Option<serde_json::Value> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(b"GET /api/stats HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let body = resp.split_once("\r\n\r\n")?.1;
+    serde_json::from_str(body).ok()
+}
+
 /// The server's own figures (`GET /api/stats`), as one line: its loop
 /// iterations and events per wake-up, and the SQLite commits, which run in
 /// the loop before anything is sent.
 fn loop_stats(addr: SocketAddr) -> String {
-    let fetch = || -> Option<serde_json::Value> {
-        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        s.write_all(b"GET /api/stats HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-            .ok()?;
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).ok()?;
-        let body = resp.split_once("\r\n\r\n")?.1;
-        serde_json::from_str(body).ok()
-    };
-    let Some(v) = fetch() else {
+    let Some(v) = api_stats(addr) else {
         return "  server loop: /api/stats unavailable".to_string();
     };
     let n = |p: &str| {
@@ -220,6 +244,9 @@ struct Sizes {
     s6_clients: u32,
     s6_seconds: f64,
     s6_senders: usize,
+    s7_clients: u32,
+    s7_seconds: f64,
+    s7_logins_per_s: f64,
 }
 
 impl Sizes {
@@ -243,6 +270,9 @@ impl Sizes {
             s6_clients: 500,
             s6_seconds: 10.0,
             s6_senders: 40,
+            s7_clients: 1000,
+            s7_seconds: 10.0,
+            s7_logins_per_s: 50.0,
         }
     }
 
@@ -266,6 +296,11 @@ impl Sizes {
             s6_clients: 20,
             s6_seconds: 2.0,
             s6_senders: 4,
+            s7_clients: 20,
+            s7_seconds: 2.0,
+            // Few enough that the helper keeps up even in a debug build on
+            // a busy machine: the smoke run wants every login to succeed.
+            s7_logins_per_s: 10.0,
         }
     }
 }
@@ -623,6 +658,493 @@ fn scenario_6(sizes: &Sizes, pinned: bool) {
     }
 }
 
+/// The password of the accounts scenario 7 logs in to (spaces are allowed:
+/// the password is the rest of the line).
+const S7_PASSWORD: &str = "bench password 7";
+/// Accounts scenario 7 registers, then logs in to in turn.
+const S7_ACCOUNTS: usize = 4;
+/// Longest a registration or a login may take before it counts as failed.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a registration or a login ended.
+#[derive(Debug)]
+enum Outcome {
+    /// The confirmation line came.
+    Done,
+    /// `!!! rate_limited`: the helper had `MAX_JOBS_OUT` password jobs out.
+    RateLimited,
+    /// Another error code, a timeout, a closed connection.
+    Other(String),
+}
+
+/// Opens a line connection, writes `lines` at once (no wait for the
+/// protocol sniff), and reads until a line that starts with `want`, an
+/// error line, or `LOGIN_TIMEOUT`; then closes. Returns the outcome and the
+/// time from the write to the answer.
+fn line_request(addr: SocketAddr, lines: &str, want: &str) -> (Outcome, Duration) {
+    use std::io::{BufRead, BufReader, ErrorKind};
+    let deadline = Instant::now() + LOGIN_TIMEOUT;
+    let mut c = match TcpStream::connect_timeout(&addr, LOGIN_TIMEOUT) {
+        Ok(c) => c,
+        Err(e) => return (Outcome::Other(format!("connect: {e}")), Duration::ZERO),
+    };
+    let sent = Instant::now();
+    if let Err(e) = c.write_all(lines.as_bytes()) {
+        return (Outcome::Other(format!("write: {e}")), sent.elapsed());
+    }
+    let mut r = BufReader::new(c);
+    let mut line = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || r.get_ref().set_read_timeout(Some(left)).is_err() {
+            return (Outcome::Other("timeout".into()), sent.elapsed());
+        }
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) => return (Outcome::Other("closed".into()), sent.elapsed()),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return (Outcome::Other("timeout".into()), sent.elapsed())
+            }
+            Err(e) => return (Outcome::Other(format!("read: {e}")), sent.elapsed()),
+        }
+        if line.starts_with(want) {
+            return (Outcome::Done, sent.elapsed());
+        }
+        if let Some(rest) = line.strip_prefix("!!! ") {
+            let code = rest.split(':').next().unwrap_or_default().trim();
+            let outcome = if code == "rate_limited" {
+                Outcome::RateLimited
+            } else {
+                Outcome::Other(code.to_string())
+            };
+            return (outcome, sent.elapsed());
+        }
+    }
+}
+
+/// The helper's figures from `/api/stats`: (queued, password_jobs,
+/// password_us_total, password_us_max).
+fn helper_stats(addr: SocketAddr) -> (u64, u64, u64, u64) {
+    let v = api_stats(addr).unwrap_or_default();
+    let n = |p: &str| {
+        v.pointer(&format!("/helper/{p}"))
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
+    (
+        n("queued"),
+        n("password_jobs"),
+        n("password_us_total"),
+        n("password_us_max"),
+    )
+}
+
+/// What the logins of scenario 7 came to.
+#[derive(Default)]
+struct LoginTally {
+    /// From the first attempt to the stop.
+    seconds: f64,
+    attempted: u64,
+    logged_in: u64,
+    rate_limited: u64,
+    other: std::collections::BTreeMap<String, u64>,
+    /// Of the logins that succeeded, from `/login` written to the answer.
+    latency: loadgen::Hist,
+    /// Password jobs out on the helper, the most seen (`/api/stats` every
+    /// 250 ms).
+    queued_max: u64,
+}
+
+/// Logins for scenario 7: every `1/per_s` seconds a new line connection
+/// logs in to one of the accounts (in turn), waits for the answer and
+/// closes; each attempt is a thread of its own, so a slow one does not
+/// hold up the next.
+struct Logins {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    driver: std::thread::JoinHandle<LoginTally>,
+    sampler: std::thread::JoinHandle<u64>,
+}
+
+impl Logins {
+    /// Registers the accounts, one after the other, each answer awaited.
+    fn register(addr: SocketAddr) {
+        for i in 0..S7_ACCOUNTS {
+            let name = format!("acct{i}");
+            let (outcome, _) = line_request(
+                addr,
+                &format!("/nick {name}\n/register {S7_PASSWORD}\n"),
+                &format!("*** account {name} registered"),
+            );
+            assert!(
+                matches!(outcome, Outcome::Done),
+                "registering {name}: {outcome:?}"
+            );
+        }
+    }
+
+    fn start(addr: SocketAddr, per_s: f64) -> Logins {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{mpsc, Arc};
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let sampler = std::thread::spawn(move || {
+            let mut most = 0;
+            while !stop2.load(Ordering::Relaxed) {
+                most = most.max(helper_stats(addr).0);
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            most
+        });
+        let stop2 = stop.clone();
+        let driver = std::thread::spawn(move || {
+            let interval = Duration::from_secs_f64(1.0 / per_s);
+            let (tx, rx) = mpsc::channel::<(Outcome, Duration)>();
+            let mut workers: Vec<std::thread::JoinHandle<()>> = Vec::new();
+            let started = Instant::now();
+            let mut k: u32 = 0;
+            while !stop2.load(Ordering::Relaxed) {
+                let due = started + interval * k;
+                let now = Instant::now();
+                if now < due {
+                    std::thread::sleep((due - now).min(Duration::from_millis(5)));
+                    continue;
+                }
+                let name = format!("acct{}", k as usize % S7_ACCOUNTS);
+                let tx = tx.clone();
+                workers.push(std::thread::spawn(move || {
+                    let _ = tx.send(line_request(
+                        addr,
+                        &format!("/login {name} {S7_PASSWORD}\n"),
+                        &format!("*** you are logged in as {name}"),
+                    ));
+                }));
+                workers.retain(|w| !w.is_finished());
+                k += 1;
+            }
+            let mut t = LoginTally {
+                seconds: started.elapsed().as_secs_f64(),
+                attempted: u64::from(k),
+                ..LoginTally::default()
+            };
+            drop(tx);
+            for w in workers {
+                let _ = w.join();
+            }
+            for (outcome, took) in rx {
+                match outcome {
+                    Outcome::Done => {
+                        t.logged_in += 1;
+                        t.latency.record(took.as_nanos() as u64);
+                    }
+                    Outcome::RateLimited => t.rate_limited += 1,
+                    Outcome::Other(why) => *t.other.entry(why).or_default() += 1,
+                }
+            }
+            t
+        });
+        Logins {
+            stop,
+            driver,
+            sampler,
+        }
+    }
+
+    /// Stops the attempts and waits for the answers of those under way.
+    fn stop(self) -> LoginTally {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut t = self.driver.join().unwrap_or_default();
+        t.queued_max = self.sampler.join().unwrap_or(0);
+        t
+    }
+}
+
+/// Nanoseconds thread `tid` of process `pid` has spent runnable but
+/// waiting for a CPU (the second field of its `schedstat`).
+fn run_delay_ns(pid: u32, tid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Per core, from `/proc/stat`: (busy, all) jiffies, busy being every
+/// process's time and the kernel's (all but idle and iowait).
+fn core_jiffies() -> Vec<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && !l.starts_with("cpu "))
+        .map(|l| {
+            let f: Vec<u64> = l
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            let all: u64 = f.iter().take(8).sum();
+            let idle = f.get(3).copied().unwrap_or(0) + f.get(4).copied().unwrap_or(0);
+            (all - idle, all)
+        })
+        .collect()
+}
+
+/// How busy each core was between two `core_jiffies` readings, in percent.
+fn cores_busy(before: &[(u64, u64)], after: &[(u64, u64)]) -> String {
+    let per: Vec<String> = before
+        .iter()
+        .zip(after)
+        .enumerate()
+        .map(|(i, (b, a))| {
+            let all = (a.1 - b.1).max(1) as f64;
+            format!("core {i} {:.0}%", (a.0 - b.0) as f64 / all * 100.0)
+        })
+        .collect();
+    per.join(", ")
+}
+
+/// Where scenario 7 puts the server's helper thread.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum HelperPlace {
+    /// Where the server is: with the loop.
+    AsStarted,
+    /// Moved to core 1, the load generator's; the loop stays on core 0.
+    Core1,
+    /// Left with the loop, at nice 19 (the loop stays at 0).
+    Nice19,
+}
+
+/// The thread id of the server's helper thread (`natter-helper`).
+fn helper_tid(pid: u32) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .flatten()
+        {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim() == "natter-helper" {
+                return Some(task.file_name().to_string_lossy().into_owned());
+            }
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Moves the server's helper thread as `place` says (`taskset -p` or
+/// `renice` on its thread id alone) and describes where the threads are
+/// (read back from `/proc`).
+fn place_helper(pid: u32, place: HelperPlace) -> String {
+    let Some(tid) = helper_tid(pid) else {
+        panic!("scenario 7: no natter-helper thread in /proc/{pid}/task");
+    };
+    let run = |cmd: &str, args: &[&str]| {
+        let ok = Command::new(cmd)
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "scenario 7: {cmd} {args:?} failed");
+    };
+    match place {
+        HelperPlace::AsStarted => {}
+        HelperPlace::Core1 => run("taskset", &["-c", "-p", "1", &tid]),
+        HelperPlace::Nice19 => run("renice", &["-n", "19", "-p", &tid]),
+    }
+    let cores = |t: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{t}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap_or("?")
+            .trim()
+            .to_string()
+    };
+    let nice = |t: &str| {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{t}/stat")).unwrap_or_default();
+        // Field 19 (nice) is the 17th after the command name.
+        stat.rfind(')')
+            .and_then(|i| stat[i + 2..].split_whitespace().nth(16))
+            .unwrap_or("?")
+            .to_string()
+    };
+    let me = pid.to_string();
+    format!(
+        "loop on core(s) {} at nice {}, helper thread {tid} on core(s) {} at nice {}",
+        cores(&me),
+        nice(&me),
+        cores(&tid),
+        nice(&tid)
+    )
+}
+
+/// (7) The chatting clients' latency while logins arrive.
+fn scenario_7(sizes: &Sizes, pinned: bool) {
+    // Pinned, four placements: the helper beside the loop on core 0 (where
+    // `taskset -c 0` puts every thread of the server); moved to core 1;
+    // the server free to run on every core (the scheduler places both
+    // threads; the load generator stays on core 1: started from this
+    // process, pinned to core 1, the server would inherit that, so it is
+    // started with every online core); and beside the loop again, but at
+    // nice 19.
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .map_or_else(|_| "0-1".to_string(), |s| s.trim().to_string());
+    let placements: &[(&str, bool, HelperPlace)] = if pinned {
+        &[
+            (
+                "helper on core 0 with the loop",
+                true,
+                HelperPlace::AsStarted,
+            ),
+            ("helper on core 1", true, HelperPlace::Core1),
+            ("server on every core", false, HelperPlace::AsStarted),
+            ("helper on core 0 at nice 19", true, HelperPlace::Nice19),
+        ]
+    } else {
+        &[("not pinned", false, HelperPlace::AsStarted)]
+    };
+    let clients = sizes.s7_clients;
+    let per_s = sizes.s7_logins_per_s;
+    for &(label, pin_server, helper) in placements {
+        let mut p99 = Vec::new();
+        for with_logins in [false, true] {
+            let server = if pin_server {
+                Server::start(true, "s7")
+            } else if pinned {
+                Server::start_on(Some(&online), "s7")
+            } else {
+                Server::start(false, "s7")
+            };
+            let place = if pinned {
+                let p = place_helper(server.pid(), helper);
+                if pin_server {
+                    p
+                } else {
+                    format!("{p}; load generator on core 1")
+                }
+            } else {
+                "not pinned".to_string()
+            };
+            // The accounts exist in both runs; only the second logs in.
+            Logins::register(server.addr);
+            let (_, jobs_before, us_before, _) = helper_stats(server.addr);
+            let mut a = args(server.addr, Proto::Ws, clients, clients / 10);
+            a.senders = clients;
+            a.rate = 1.0;
+            a.seconds = sizes.s7_seconds;
+            a.server_pid = Some(server.pid());
+            // In this process, on this thread (its wait is measured below).
+            a.procs = 1;
+            let mut logins = None;
+            let mut tally = None;
+            let mut go = Instant::now();
+            let mut run_s = 0.0;
+            // The loop is the server's main thread: its id is the pid.
+            let pid = server.pid();
+            let mut waited = run_delay_ns(pid, pid);
+            // The load generator's loop is this process's main thread.
+            let me = std::process::id();
+            let mut lg_waited = run_delay_ns(me, me);
+            let mut cores = core_jiffies();
+            let mut busy = String::new();
+            let mut hook = |h: Hook| match h {
+                Hook::Go => {
+                    go = Instant::now();
+                    waited = run_delay_ns(pid, pid);
+                    lg_waited = run_delay_ns(me, me);
+                    cores = core_jiffies();
+                    if with_logins {
+                        logins = Some(Logins::start(server.addr, per_s));
+                    }
+                }
+                Hook::Done => {
+                    run_s = go.elapsed().as_secs_f64();
+                    waited = run_delay_ns(pid, pid) - waited;
+                    lg_waited = run_delay_ns(me, me) - lg_waited;
+                    busy = cores_busy(&cores, &core_jiffies());
+                    tally = logins.take().map(Logins::stop);
+                }
+            };
+            let s = loadgen::run(&a, &loadgen::embedded_shard_command, &mut hook)
+                .unwrap_or_else(|e| panic!("loadgen: {e}"));
+            let (queued, jobs, us_total, us_max) = helper_stats(server.addr);
+            let what = if with_logins {
+                format!("with {per_s} logins/s")
+            } else {
+                "alone".to_string()
+            };
+            println!(
+                "fanout 7 ({place}): {} ws clients in {} rooms of 10, each 1 msg/s, {} s, {what}: {}",
+                s.connected,
+                a.rooms,
+                a.seconds,
+                s.describe()
+            );
+            if let Some(t) = &tally {
+                let l = t.latency.summary();
+                let rate = |n: u64| n as f64 / t.seconds.max(1e-9);
+                let other: u64 = t.other.values().sum();
+                println!(
+                    "  logins: {} attempted in {:.1} s ({:.1}/s): {} logged in ({:.1}/s), {} refused \
+                     rate_limited ({:.1}/s), {other} other {:?}; a successful login took ms p50 \
+                     {:.1} p90 {:.1} p99 {:.1} max {:.1}; helper queue at most {} (sampled every 250 ms)",
+                    t.attempted,
+                    t.seconds,
+                    rate(t.attempted),
+                    t.logged_in,
+                    rate(t.logged_in),
+                    t.rate_limited,
+                    rate(t.rate_limited),
+                    t.other,
+                    l.p50,
+                    l.p90,
+                    l.p99,
+                    l.max,
+                    t.queued_max
+                );
+                if !sizes.full {
+                    assert!(
+                        t.attempted > 0 && t.logged_in == t.attempted,
+                        "scenario 7: not every login succeeded: {} of {}, {} rate_limited, {:?}",
+                        t.logged_in,
+                        t.attempted,
+                        t.rate_limited,
+                        t.other
+                    );
+                }
+            }
+            let run_jobs = jobs - jobs_before;
+            let run_us = us_total - us_before;
+            println!(
+                "  helper: {run_jobs} password jobs from the start of the run until the last \
+                 login was answered ({:.1} ms each on average, {:.1} s of hashing in all; the \
+                 run lasted {run_s:.1} s); {jobs} in all with the {S7_ACCOUNTS} registrations, \
+                 longest {:.1} ms; {queued} queued at the end; the loop thread waited {:.0} ms in \
+                 all for a CPU during the run (runnable, not running: its schedstat), the load \
+                 generator's {:.0} ms; cores busy during the run, every process on the machine \
+                 counted: {busy}",
+                run_us as f64 / 1000.0 / run_jobs.max(1) as f64,
+                run_us as f64 / 1e6,
+                us_max as f64 / 1000.0,
+                waited as f64 / 1e6,
+                lg_waited as f64 / 1e6
+            );
+            println!("{}", loop_stats(server.addr));
+            check(sizes, "scenario 7", &s);
+            p99.push(s.latency_ms.p99);
+        }
+        if let [alone, busy] = p99[..] {
+            println!(
+                "fanout 7 ({label}): chatting p99 {busy:.2} ms with {per_s} logins/s vs \
+                 {alone:.2} ms alone = {:.2}x",
+                busy / alone.max(1e-9)
+            );
+        }
+    }
+}
+
 fn proto_name(p: Proto) -> &'static str {
     match p {
         Proto::Line => "line",
@@ -673,6 +1195,9 @@ fn main() {
     }
     if want(6) {
         scenario_6(&sizes, pinned);
+    }
+    if want(7) {
+        scenario_7(&sizes, pinned);
     }
     println!(
         "fanout: {} in {:.0} s",
