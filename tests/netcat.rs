@@ -5,68 +5,15 @@
 mod common;
 use common::*;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 /// How long netcat may take to show a line or to exit.
 const LONG: Duration = Duration::from_secs(20);
-
-/// The `nc` on `PATH`; fails the test with instructions when there is none
-/// or when it is not the OpenBSD netcat these tests drive.
-fn nc() -> PathBuf {
-    let path = std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/bin")])
-        .map(|dir| dir.join("nc"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "netcat is not installed: these tests drive the real `nc` \
-                 (netcat-openbsd). Install it with `make deps` or \
-                 `apt-get install netcat-openbsd`."
-            )
-        });
-    let help = Command::new(&path)
-        .arg("-h")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
-    let text =
-        String::from_utf8_lossy(&help.stderr).into_owned() + &String::from_utf8_lossy(&help.stdout);
-    assert!(
-        text.contains("OpenBSD netcat"),
-        "{} is not netcat-openbsd (its -h says {:?}); install netcat-openbsd",
-        path.display(),
-        text.lines().next()
-    );
-    path
-}
-
-/// Lines from a child's stdout, read on a thread so that reads can time out.
-fn lines_of(out: impl Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut r = BufReader::new(out);
-        loop {
-            let mut buf = Vec::new();
-            match r.read_until(b'\n', &mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {
-                    let l = String::from_utf8(buf).expect("netcat showed invalid UTF-8");
-                    let l = l.strip_suffix('\n').expect("unterminated last line");
-                    if tx.send(l.to_string()).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    rx
-}
 
 /// Waits for `child` to exit; kills it and fails after `LONG`.
 fn wait_exit(child: &mut Child, what: &str) {
@@ -140,7 +87,7 @@ impl Drop for Nc {
 
 #[test]
 fn netcat_chats_with_a_rust_client() {
-    let nc = nc();
+    let nc = nc_path();
     let s = Server::start(&[]);
     let mut rust = s.line_client();
     let mut n = Nc::start(&nc, &s);
@@ -222,7 +169,7 @@ fn one_shot(nc: &Path, s: &Server, flags: &str, script: &str) -> Vec<String> {
 /// A script piped into netcat: its lines arrive before the server spoke,
 /// so the first line is sniffed as line protocol, greeted, then handled.
 fn scripted(flags: &str) {
-    let nc = nc();
+    let nc = nc_path();
     let s = Server::start(&[]);
     let mut watcher = s.line_client();
     let out = one_shot(&nc, &s, flags, "/nick bob\\nhello\\n/quit\\n");

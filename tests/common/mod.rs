@@ -752,6 +752,29 @@ pub fn nc_path() -> std::path::PathBuf {
     path
 }
 
+/// Lines from a child's stdout (netcat's), read on a thread so that reads
+/// can time out.
+pub fn lines_of(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut r = BufReader::new(out);
+        loop {
+            let mut buf = Vec::new();
+            match r.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {
+                    let l = String::from_utf8(buf).expect("netcat showed invalid UTF-8");
+                    let l = l.strip_suffix('\n').expect("unterminated last line");
+                    if tx.send(l.to_string()).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    rx
+}
+
 /// An interactive `nc HOST PORT`, as a person at a terminal runs it.
 pub struct Nc {
     child: Child,
@@ -771,23 +794,7 @@ impl Nc {
             .expect("spawn nc");
         let stdin = child.stdin.take();
         let stdout = child.stdout.take().expect("stdout");
-        let (tx, out) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut r = BufReader::new(stdout);
-            loop {
-                let mut buf = Vec::new();
-                match r.read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {
-                        let l = String::from_utf8(buf).expect("netcat showed invalid UTF-8");
-                        let l = l.strip_suffix('\n').expect("unterminated last line");
-                        if tx.send(l.to_string()).is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
+        let out = lines_of(stdout);
         Nc { child, stdin, out }
     }
 
