@@ -11,7 +11,8 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Read};
 
-use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use sha2::{Digest, Sha256};
 
 /// Shortest password accepted, in bytes.
@@ -47,30 +48,122 @@ pub fn check_length(password: &str) -> Result<(), String> {
     }
 }
 
-/// The Argon2id instance with natter's parameters.
-fn argon2() -> Result<Argon2<'static>, String> {
-    let params = Params::new(M_COST, T_COST, P_COST, None).map_err(|e| e.to_string())?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+/// Largest Argon2 memory cost (KiB) a stored PHC string may ask for
+/// before [`verify`] refuses it: four times natter's own, so a hash made
+/// with stronger parameters elsewhere still verifies, and a corrupt row
+/// cannot make the helper allocate gigabytes.
+pub const MAX_M_COST: u32 = 4 * M_COST;
+
+/// Argon2's working memory, kept between hashes.
+///
+/// Each hash needs [`M_COST`] KiB. Allocated afresh per hash, glibc's
+/// allocator keeps freed blocks that big in the thread's arena (its mmap
+/// threshold rises after the first free), and a few dozen logins left the
+/// server holding about 100 MiB. The helper thread keeps one `Memory`
+/// instead: 19 MiB, allocated once, whatever the number of logins.
+pub struct Memory(Vec<Block>);
+
+impl Memory {
+    /// No memory yet: the first hash allocates it.
+    pub const fn new() -> Memory {
+        Memory(Vec::new())
+    }
+
+    /// The first `blocks` blocks, growing to that many if needed.
+    fn blocks(&mut self, blocks: usize) -> &mut [Block] {
+        if self.0.len() < blocks {
+            self.0.resize(blocks, Block::new());
+        }
+        &mut self.0[..blocks]
+    }
+}
+
+impl Default for Memory {
+    fn default() -> Memory {
+        Memory::new()
+    }
+}
+
+/// natter's Argon2id parameters.
+fn params() -> Result<Params, String> {
+    Params::new(M_COST, T_COST, P_COST, None).map_err(|e| e.to_string())
 }
 
 /// Hashes `password` with Argon2id (m = 19456 KiB, t = 2, p = 1) and the
 /// given salt (16 random bytes: see [`salt`]), as a PHC string
 /// `$argon2id$v=19$m=19456,t=2,p=1$SALT$HASH`. Slow on purpose.
 pub fn hash(password: &str, salt16: [u8; SALT_LEN]) -> Result<String, String> {
-    let h = argon2()?
-        .hash_password_with_salt(password.as_bytes(), &salt16)
+    hash_in(&mut Memory::new(), password, salt16)
+}
+
+/// [`hash`], working in `memory`.
+pub fn hash_in(
+    memory: &mut Memory,
+    password: &str,
+    salt16: [u8; SALT_LEN],
+) -> Result<String, String> {
+    let params = params()?;
+    let blocks = params.block_count();
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon
+        .hash_password_into_with_memory(
+            password.as_bytes(),
+            &salt16,
+            &mut out,
+            memory.blocks(blocks),
+        )
         .map_err(|e| format!("hashing the password: {e}"))?;
-    Ok(h.to_string())
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| e.to_string())?,
+        salt: Some(Salt::new(&salt16).map_err(|e| e.to_string())?),
+        hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+    };
+    Ok(phc.to_string())
 }
 
 /// Whether `password` matches the PHC string `phc` (made by [`hash`]; the
-/// parameters are read from the string). False for a malformed string
-/// too. Slow on purpose, like [`hash`].
+/// parameters are read from the string). False for a malformed string,
+/// for another algorithm than Argon2, and for a memory cost over
+/// [`MAX_M_COST`]. Slow on purpose, like [`hash`].
 pub fn verify(password: &str, phc: &str) -> bool {
-    match argon2() {
-        Ok(a) => a.verify_password(password.as_bytes(), phc).is_ok(),
-        Err(_) => false,
+    verify_in(&mut Memory::new(), password, phc)
+}
+
+/// [`verify`], working in `memory`.
+pub fn verify_in(memory: &mut Memory, password: &str, phc: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm.as_str()) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from) {
+        None => Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let (Ok(params), Some(salt), Some(expected)) =
+        (Params::try_from(&parsed), parsed.salt, parsed.hash)
+    else {
+        return false;
+    };
+    if params.m_cost() > MAX_M_COST {
+        return false;
     }
+    let blocks = params.block_count();
+    let argon = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    if argon
+        .hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, memory.blocks(blocks))
+        .is_err()
+    {
+        return false;
+    }
+    // `Output`'s equality is constant-time.
+    Output::new(&out).is_ok_and(|o| o == expected)
 }
 
 /// SHA-256 of a login token, in lowercase hex: what the store keeps
@@ -130,6 +223,45 @@ mod tests {
         assert!(!verify("", &phc));
         // The same salt gives the same hash; another salt another.
         assert_ne!(hash("correct horse", [7; 16]).unwrap(), phc);
+    }
+
+    /// natter's own PHC strings and the argon2 crate's agree both ways,
+    /// one `Memory` serves hash after hash with the same results, and
+    /// stronger parameters made elsewhere still verify.
+    #[test]
+    fn reused_memory_agrees_with_the_argon2_crate() {
+        use argon2::{PasswordHasher, PasswordVerifier};
+        let mut mem = Memory::new();
+        let a = hash_in(&mut mem, "correct horse", [1; 16]).unwrap();
+        let b = hash_in(&mut mem, "correct horse", [1; 16]).unwrap();
+        assert_eq!(a, b, "memory left from one hash does not change the next");
+        assert_eq!(a, hash("correct horse", [1; 16]).unwrap());
+        let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params().unwrap());
+        assert_eq!(
+            theirs
+                .hash_password_with_salt(b"correct horse", &[1; 16])
+                .unwrap()
+                .to_string(),
+            a
+        );
+        assert!(theirs.verify_password(b"correct horse", a.as_str()).is_ok());
+        assert!(verify_in(&mut mem, "correct horse", &a));
+        assert!(!verify_in(&mut mem, "correct horsE", &a));
+        // Argon2i with 32 MiB and a 16-byte output, made by the crate.
+        let other = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x13,
+            Params::new(32_768, 1, 2, Some(16)).unwrap(),
+        )
+        .hash_password_with_salt(b"correct horse", b"saltsaltsalt")
+        .unwrap()
+        .to_string();
+        assert!(verify_in(&mut mem, "correct horse", &other), "{other}");
+        assert!(!verify_in(&mut mem, "correct horse!", &other));
+        assert!(verify_in(&mut mem, "correct horse", &a), "after growing");
+        // A memory cost past the cap is refused without hashing.
+        let huge = a.replace("m=19456", &format!("m={}", MAX_M_COST + 1));
+        assert!(!verify_in(&mut mem, "correct horse", &huge));
     }
 
     #[test]

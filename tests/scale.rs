@@ -196,6 +196,16 @@ fn five_hundred_clients_in_one_room() {
         "the loop and the helper, nothing per client"
     );
     assert_eq!(s.thread_names(), ["natter", "natter-helper"]);
+    let ours = std::fs::read_to_string("/proc/self/stat").expect("own stat");
+    let ours: Option<i64> = ours
+        .get(ours.rfind(')').expect("name") + 2..)
+        .and_then(|a| a.split(' ').nth(16)?.parse().ok());
+    assert_eq!(s.thread_nice("natter"), ours, "the loop keeps its priority");
+    assert_eq!(
+        s.thread_nice("natter-helper"),
+        Some(19),
+        "the helper runs at the lowest priority"
+    );
 
     let sender = 123;
     let text = format!("hello to all {} of you", N - 1);

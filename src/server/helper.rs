@@ -16,7 +16,10 @@
 //! The other slow job is a password's Argon2id hash (tens of
 //! milliseconds and 19 MiB, on purpose: PROTOCOL-2 section 1), for a
 //! registration, a login or a password change. The thread also makes the
-//! new login token and the hash's salt from the OS's randomness.
+//! new login token and the hash's salt from the OS's randomness. It keeps
+//! one Argon2 working memory for all its hashes (`password::Memory`), and
+//! it runs at nice 19 (`os::lower_priority`), so a storm of logins takes
+//! only the CPU the loop leaves over.
 //!
 //! Jobs run one after the other, in the order they were handed over. One
 //! checkpoint at a time: a checkpoint asked for while one is out would
@@ -36,7 +39,7 @@ use std::fs::File;
 
 use mio::Waker;
 
-use super::os::{random_bytes, random_hex};
+use super::os::{lower_priority, random_bytes, random_hex};
 use crate::hub::port::{PasswordDone, PasswordJob};
 use crate::password;
 use crate::store::sqlite::{Checkpointed, Checkpointer};
@@ -160,7 +163,11 @@ fn work(
     outbox: &Sender<Done>,
     waker: &Waker,
 ) {
+    // Lowest priority: a storm of logins must not take CPU from the loop
+    // (docs/BENCHMARKS.md, "Logins beside the chat").
+    let _ = lower_priority();
     let mut urandom = File::open("/dev/urandom").ok();
+    let mut memory = password::Memory::new();
     for job in inbox {
         let started = Instant::now();
         let done = match job {
@@ -181,7 +188,7 @@ fn work(
                 }
             }
             Job::Password(job) => Done::Password {
-                done: password_job(&job, &mut urandom),
+                done: password_job(&job, &mut urandom, &mut memory),
                 us: started.elapsed().as_micros() as u64,
             },
         };
@@ -196,17 +203,21 @@ fn work(
 
 /// Carries out a password job (on the helper thread; on the loop only if
 /// the thread is gone): the check first, then the hash, and a fresh token.
-pub(super) fn password_job(job: &PasswordJob, urandom: &mut Option<File>) -> PasswordDone {
+pub(super) fn password_job(
+    job: &PasswordJob,
+    urandom: &mut Option<File>,
+    memory: &mut password::Memory,
+) -> PasswordDone {
     let matched = job
         .check
         .as_ref()
-        .is_none_or(|(pw, phc)| password::verify(pw, phc));
+        .is_none_or(|(pw, phc)| password::verify_in(memory, pw, phc));
     let phc = match &job.hash {
         Some(pw) if matched => Some(match random_bytes(urandom, 16) {
             Some(b) => {
                 let mut salt = [0u8; 16];
                 salt.copy_from_slice(&b);
-                password::hash(pw, salt)
+                password::hash_in(memory, pw, salt)
             }
             None => Err("no randomness for a salt".to_string()),
         }),

@@ -115,3 +115,86 @@ mod tests {
         );
     }
 }
+
+/// The niceness the helper thread runs at: the lowest priority, so a
+/// storm of password hashes takes only CPU the loop leaves over.
+pub(super) const HELPER_NICE: u32 = 19;
+
+/// Lowers the calling thread's priority to nice [`HELPER_NICE`]. On Linux
+/// the nice value belongs to a thread, not the process, and
+/// `setpriority(PRIO_PROCESS, tid)` (what `renice -p TID` calls) changes
+/// only that thread. The standard library has no call for it and natter
+/// has no `unsafe`, so the thread asks util-linux's `renice` (Debian's
+/// essential `bsdutils`), once, at its start. Lowering one's own priority
+/// needs no privilege. Returns the thread id on success; if `renice` is
+/// missing or refuses, the thread just keeps the loop's priority (logged).
+pub(super) fn lower_priority() -> Option<u32> {
+    let tid: Option<u32> = std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name()?.to_str()?.parse().ok());
+    let Some(tid) = tid else {
+        log::warn!("helper thread: no /proc/thread-self; it keeps the loop's priority");
+        return None;
+    };
+    let ran = std::process::Command::new("renice")
+        .args(["-n", &HELPER_NICE.to_string(), "-p", &tid.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    match ran {
+        Ok(s) if s.success() => Some(tid),
+        Ok(s) => {
+            log::warn!("helper thread: renice {s}; it keeps the loop's priority");
+            None
+        }
+        Err(e) => {
+            log::warn!("helper thread: renice: {e}; it keeps the loop's priority");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod priority_tests {
+    use super::*;
+
+    /// The nice value of thread `tid` of this process: field 19 of its
+    /// `stat` (after the parenthesised name, which may hold spaces).
+    fn nice_of(tid: u32) -> i64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).expect("thread stat");
+        let after = &stat[stat.rfind(')').expect("name") + 2..];
+        after
+            .split(' ')
+            .nth(16)
+            .expect("nice field")
+            .parse()
+            .expect("number")
+    }
+
+    #[test]
+    fn the_calling_thread_alone_goes_to_nice_19() {
+        let me: u32 = std::fs::read_link("/proc/thread-self")
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let before = nice_of(me);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            let tid = lower_priority();
+            tx.send(tid).unwrap();
+            let _ = done_rx.recv();
+        });
+        let tid = rx.recv().unwrap().expect("renice works here");
+        assert_eq!(nice_of(tid), i64::from(HELPER_NICE));
+        assert_eq!(nice_of(me), before, "only the helper is lowered");
+        done_tx.send(()).unwrap();
+        t.join().unwrap();
+    }
+}

@@ -145,7 +145,11 @@ impl Server {
             if !self.helper.submit(Job::Password(job.clone())) {
                 warn!("the helper thread is gone; a password is hashed on the loop");
                 let started = Instant::now();
-                let done = super::helper::password_job(&job, &mut self.urandom);
+                let done = super::helper::password_job(
+                    &job,
+                    &mut self.urandom,
+                    &mut crate::password::Memory::new(),
+                );
                 self.password_done(done, started.elapsed().as_micros() as u64);
             }
         }

@@ -81,6 +81,22 @@ impl Server {
         names
     }
 
+    /// The nice value of the server's thread called `name`, from field 19
+    /// of `/proc/PID/task/TID/stat`.
+    pub fn thread_nice(&self, name: &str) -> Option<i64> {
+        std::fs::read_dir(format!("/proc/{}/task", self.pid()))
+            .ok()?
+            .filter_map(|t| {
+                let dir = t.ok()?.path();
+                let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+                (comm.trim() == name).then(|| std::fs::read_to_string(dir.join("stat")).ok())?
+            })
+            .find_map(|stat| {
+                let after = stat.get(stat.rfind(')')? + 2..)?;
+                after.split(' ').nth(16)?.parse().ok()
+            })
+    }
+
     /// Threads of the server process, from `/proc/PID/status`.
     pub fn threads(&self) -> usize {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
