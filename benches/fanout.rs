@@ -50,9 +50,10 @@
 //!    how long the loop thread (and the load generator) waited for a CPU
 //!    (`schedstat`), and how busy each core was. Pinned, the pair runs in
 //!    four placements: the helper thread on core 0 beside the loop (where
-//!    `taskset -c 0` puts the whole server); only the helper moved to core
-//!    1 (the load generator's); the server free on both cores; the helper
-//!    beside the loop again but at nice 19.
+//!    `taskset -c 0` puts the whole server) at nice 19, where natter puts
+//!    it; the same at nice 0, the loop's priority (`renice`, which needs
+//!    root); only the helper moved to core 1 (the load generator's); the
+//!    server free on both cores.
 //!
 //! The big scenarios use WebSocket clients because every line client is put
 //! in the default room on connect: with thousands of line clients that room
@@ -908,8 +909,9 @@ enum HelperPlace {
     AsStarted,
     /// Moved to core 1, the load generator's; the loop stays on core 0.
     Core1,
-    /// Left with the loop, at nice 19 (the loop stays at 0).
-    Nice19,
+    /// Left with the loop, raised to nice 0, the loop's own priority
+    /// (natter starts it at 19).
+    Nice0,
 }
 
 /// The thread id of the server's helper thread (`natter-helper`).
@@ -947,10 +949,29 @@ fn place_helper(pid: u32, place: HelperPlace) -> String {
             .is_ok_and(|s| s.success());
         assert!(ok, "scenario 7: {cmd} {args:?} failed");
     };
+    let nice = |t: &str| {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{t}/stat")).unwrap_or_default();
+        // Field 19 (nice) is the 17th after the command name.
+        stat.rfind(')')
+            .and_then(|i| stat[i + 2..].split_whitespace().nth(16))
+            .unwrap_or("?")
+            .to_string()
+    };
+    // The helper lowers itself to nice 19 as it starts (a `renice` it
+    // runs): wait for that, or a placement made first would be undone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while nice(&tid) != "19" {
+        assert!(
+            Instant::now() < deadline,
+            "scenario 7: the helper thread never went to nice 19"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     match place {
         HelperPlace::AsStarted => {}
         HelperPlace::Core1 => run("taskset", &["-c", "-p", "1", &tid]),
-        HelperPlace::Nice19 => run("renice", &["-n", "19", "-p", &tid]),
+        HelperPlace::Nice0 => run("renice", &["-n", "0", "-p", &tid]),
     }
     let cores = |t: &str| {
         std::fs::read_to_string(format!("/proc/{pid}/task/{t}/status"))
@@ -959,15 +980,6 @@ fn place_helper(pid: u32, place: HelperPlace) -> String {
             .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
             .unwrap_or("?")
             .trim()
-            .to_string()
-    };
-    let nice = |t: &str| {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{pid}/task/{t}/stat")).unwrap_or_default();
-        // Field 19 (nice) is the 17th after the command name.
-        stat.rfind(')')
-            .and_then(|i| stat[i + 2..].split_whitespace().nth(16))
-            .unwrap_or("?")
             .to_string()
     };
     let me = pid.to_string();
@@ -983,24 +995,24 @@ fn place_helper(pid: u32, place: HelperPlace) -> String {
 /// (7) The chatting clients' latency while logins arrive.
 fn scenario_7(sizes: &Sizes, pinned: bool) {
     // Pinned, four placements: the helper beside the loop on core 0 (where
-    // `taskset -c 0` puts every thread of the server); moved to core 1;
-    // the server free to run on every core (the scheduler places both
+    // `taskset -c 0` puts every thread of the server) at nice 19, as natter
+    // starts it; the same raised to the loop's nice 0; moved to core 1;
+    // and the server free to run on every core (the scheduler places both
     // threads; the load generator stays on core 1: started from this
     // process, pinned to core 1, the server would inherit that, so it is
-    // started with every online core); and beside the loop again, but at
-    // nice 19.
+    // started with every online core).
     let online = std::fs::read_to_string("/sys/devices/system/cpu/online")
         .map_or_else(|_| "0-1".to_string(), |s| s.trim().to_string());
     let placements: &[(&str, bool, HelperPlace)] = if pinned {
         &[
             (
-                "helper on core 0 with the loop",
+                "helper on core 0 with the loop, nice 19",
                 true,
                 HelperPlace::AsStarted,
             ),
+            ("helper on core 0 at nice 0", true, HelperPlace::Nice0),
             ("helper on core 1", true, HelperPlace::Core1),
             ("server on every core", false, HelperPlace::AsStarted),
-            ("helper on core 0 at nice 19", true, HelperPlace::Nice19),
         ]
     } else {
         &[("not pinned", false, HelperPlace::AsStarted)]
