@@ -44,7 +44,7 @@
 //!    `/login NAME PASSWORD` for one of 4 accounts registered before the
 //!    run, reads the answer (logged in, `rate_limited`, or anything else,
 //!    within 10 s) and closes. Each Argon2id check runs on the server's
-//!    helper thread. Reports the chatting p99 with and without the logins
+//!    password thread (`natter-hasher`, the helper below). Reports the chatting p99 with and without the logins
 //!    and their ratio, the logins per second that succeeded and were
 //!    refused, a login's latency, the helper's figures from `/api/stats`,
 //!    how long the loop thread (and the load generator) waited for a CPU
@@ -914,7 +914,7 @@ enum HelperPlace {
     Nice0,
 }
 
-/// The thread id of the server's helper thread (`natter-helper`).
+/// The thread id of the server's password thread (`natter-hasher`).
 fn helper_tid(pid: u32) -> Option<String> {
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
@@ -923,7 +923,7 @@ fn helper_tid(pid: u32) -> Option<String> {
             .flatten()
         {
             let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-            if comm.trim() == "natter-helper" {
+            if comm.trim() == "natter-hasher" {
                 return Some(task.file_name().to_string_lossy().into_owned());
             }
         }
@@ -939,7 +939,7 @@ fn helper_tid(pid: u32) -> Option<String> {
 /// (read back from `/proc`).
 fn place_helper(pid: u32, place: HelperPlace) -> String {
     let Some(tid) = helper_tid(pid) else {
-        panic!("scenario 7: no natter-helper thread in /proc/{pid}/task");
+        panic!("scenario 7: no natter-hasher thread in /proc/{pid}/task");
     };
     let run = |cmd: &str, args: &[&str]| {
         let ok = Command::new(cmd)

@@ -193,9 +193,12 @@ fn five_hundred_clients_in_one_room() {
     assert_eq!(
         s.threads(),
         THREADS,
-        "the loop and the helper, nothing per client"
+        "the loop and the two helpers, nothing per client"
     );
-    assert_eq!(s.thread_names(), ["natter", "natter-helper"]);
+    assert_eq!(
+        s.thread_names(),
+        ["natter", "natter-hasher", "natter-helper"]
+    );
     let ours = std::fs::read_to_string("/proc/self/stat").expect("own stat");
     let ours: Option<i64> = ours
         .get(ours.rfind(')').expect("name") + 2..)
@@ -203,8 +206,13 @@ fn five_hundred_clients_in_one_room() {
     assert_eq!(s.thread_nice("natter"), ours, "the loop keeps its priority");
     assert_eq!(
         s.thread_nice("natter-helper"),
+        ours,
+        "and so do checkpoints"
+    );
+    assert_eq!(
+        s.thread_nice("natter-hasher"),
         Some(19),
-        "the helper runs at the lowest priority"
+        "the hasher runs at the lowest priority"
     );
 
     let sender = 123;

@@ -161,6 +161,13 @@ function start() {
   if (login) {
     client.token = login.token;
     S.loginName = login.account;
+    // The name is the account's from the start: a name typed before the
+    // server answers would only be replaced. If the login is refused, the
+    // guest welcome makes the field editable again (renderAccount).
+    ui.name.value = login.account;
+    S.shownName = login.account;
+    ui.name.readOnly = true;
+    ui.nameBtn.disabled = true;
   }
   if (fromHash && back.restore) joinRoom(fromHash); // back in: no need to ask
   else if (fromHash) showPrompt(fromHash);

@@ -1,5 +1,5 @@
-//! Slow jobs off the loop: one helper thread, the one exception to "one
-//! thread".
+//! Slow jobs off the loop: two fixed helper threads, the one exception to
+//! "one thread".
 //!
 //! Some work can take milliseconds and touches no chat state: copying
 //! SQLite's WAL into the database file (a checkpoint syncs two files; on
@@ -16,15 +16,20 @@
 //! The other slow job is a password's Argon2id hash (tens of
 //! milliseconds and 19 MiB, on purpose: PROTOCOL-2 section 1), for a
 //! registration, a login or a password change. The thread also makes the
-//! new login token and the hash's salt from the OS's randomness. It keeps
-//! one Argon2 working memory for all its hashes (`password::Memory`), and
-//! it runs at nice 19 (`os::lower_priority`), so a storm of logins takes
-//! only the CPU the loop leaves over.
+//! new login token and the hash's salt from the OS's randomness.
 //!
-//! Jobs run one after the other, in the order they were handed over. One
-//! checkpoint at a time: a checkpoint asked for while one is out would
-//! only wait behind it, so the loop asks only when none is out. Password
-//! jobs are bounded by the hub (`accounts::MAX_JOBS_OUT`).
+//! The two kinds of job run on two threads, because they want opposite
+//! priorities. `natter-helper` checkpoints at the loop's own priority: a
+//! checkpoint waits on the disk, not the CPU, and one held back lets the
+//! WAL grow. `natter-hasher` hashes at nice 19 (`os::lower_priority`), so
+//! a storm of logins takes only the CPU the loop leaves over; it keeps one
+//! Argon2 working memory for all its hashes (`password::Memory`). Apart,
+//! a checkpoint never waits behind a queue of hashes either.
+//!
+//! Each thread runs its jobs one after the other, in the order they were
+//! handed over. One checkpoint at a time: a checkpoint asked for while one
+//! is out would only wait behind it, so the loop asks only when none is
+//! out. Password jobs are bounded by the hub (`accounts::MAX_JOBS_OUT`).
 //!
 //! Read next: `store_upkeep` in `persist.rs` (when a checkpoint is asked
 //! for), `store::sqlite::Checkpointer` (what the job does).
@@ -74,11 +79,58 @@ pub(super) enum Done {
 /// wait, the loop never does.
 const BUSY_TRIES: u32 = 20;
 
-/// The loop's end of the helper thread.
-pub(super) struct Helper {
+/// One helper thread and the channel that feeds it.
+struct Worker {
     jobs: Option<Sender<Job>>,
-    done: Receiver<Done>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts a thread called `name` doing `run` on each job.
+    fn start(
+        name: &str,
+        outbox: Sender<Done>,
+        waker: Arc<Waker>,
+        run: impl FnMut(Job) -> Done + Send + 'static,
+        nice: bool,
+    ) -> io::Result<Worker> {
+        let (jobs, inbox) = mpsc::channel::<Job>();
+        let thread = thread::Builder::new()
+            .name(name.into())
+            .spawn(move || work(&inbox, &outbox, &waker, run, nice))?;
+        Ok(Worker {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
+    }
+
+    fn alive(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    fn send(&self, job: Job) -> bool {
+        self.alive() && self.jobs.as_ref().is_some_and(|j| j.send(job).is_ok())
+    }
+
+    /// Closes the channel and waits for the job in hand to finish (a
+    /// checkpoint is never cut off halfway; SQLite would cope, but there is
+    /// no need).
+    fn stop(&mut self) {
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The loop's end of the helper threads.
+pub(super) struct Helper {
+    /// `natter-helper`: checkpoints, at the loop's priority (they wait on
+    /// the disk, not the CPU, and a WAL left uncopied grows).
+    disk: Worker,
+    /// `natter-hasher`: passwords, at nice 19.
+    hash: Worker,
+    done: Receiver<Done>,
     /// Jobs handed over and not yet reported back.
     running: usize,
     /// A checkpoint is among them.
@@ -86,19 +138,40 @@ pub(super) struct Helper {
 }
 
 impl Helper {
-    /// Starts the thread. `checkpointer` is `None` for an in-memory
+    /// Starts the threads. `checkpointer` is `None` for an in-memory
     /// database (checkpoint jobs then report nothing done).
     pub(super) fn start(checkpointer: Option<Checkpointer>, waker: Waker) -> io::Result<Helper> {
-        let (jobs, inbox) = mpsc::channel::<Job>();
         let (outbox, done) = mpsc::channel::<Done>();
         let waker = Arc::new(waker);
-        let thread = thread::Builder::new()
-            .name("natter-helper".into())
-            .spawn(move || work(checkpointer, &inbox, &outbox, &waker))?;
+        let mut checkpointer = checkpointer;
+        let disk = Worker::start(
+            "natter-helper",
+            outbox.clone(),
+            waker.clone(),
+            move |job| match job {
+                Job::Checkpoint => checkpoint(checkpointer.as_mut()),
+                // Never sent here: `submit` routes passwords to the hasher.
+                Job::Password(job) => hash_job(&job, &mut None, &mut password::Memory::new()),
+            },
+            false,
+        )?;
+        let mut urandom = File::open("/dev/urandom").ok();
+        let mut memory = password::Memory::new();
+        let hash = Worker::start(
+            "natter-hasher",
+            outbox,
+            waker,
+            move |job| match job {
+                // Never sent here: `submit` routes checkpoints to the helper.
+                Job::Checkpoint => checkpoint(None),
+                Job::Password(job) => hash_job(&job, &mut urandom, &mut memory),
+            },
+            true,
+        )?;
         Ok(Helper {
-            jobs: Some(jobs),
+            disk,
+            hash,
             done,
-            thread: Some(thread),
             running: 0,
             checkpointing: false,
         })
@@ -108,7 +181,7 @@ impl Helper {
     /// then says: a thread that died mid-job must not leave the loop
     /// waiting for a report that never comes).
     pub(super) fn idle(&self) -> bool {
-        !self.checkpointing || self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+        !self.checkpointing || !self.disk.alive()
     }
 
     /// Jobs handed over and not reported back yet.
@@ -116,12 +189,16 @@ impl Helper {
         self.running
     }
 
-    /// Hands `job` over; false if the thread is gone (it then stays gone:
-    /// the loop carries on without it).
+    /// Hands `job` to its thread (checkpoints to `natter-helper`, passwords
+    /// to `natter-hasher`); false if that thread is gone (it then stays
+    /// gone: the loop carries on without it).
     pub(super) fn submit(&mut self, job: Job) -> bool {
-        let alive = self.thread.as_ref().is_some_and(|t| !t.is_finished());
         let checkpoint = job == Job::Checkpoint;
-        let sent = alive && self.jobs.as_ref().is_some_and(|j| j.send(job).is_ok());
+        let sent = if checkpoint {
+            self.disk.send(job)
+        } else {
+            self.hash.send(job)
+        };
         if sent {
             self.running += 1;
             self.checkpointing |= checkpoint;
@@ -145,59 +222,61 @@ impl Helper {
 }
 
 impl Drop for Helper {
-    /// Closes the job channel and waits for the job in hand to finish (a
-    /// checkpoint is never cut off halfway; SQLite would cope, but there is
-    /// no need).
     fn drop(&mut self) {
-        self.jobs = None;
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.disk.stop();
+        self.hash.stop();
     }
 }
 
-/// The helper thread: one job after the other until the loop hangs up.
+/// A helper thread: one job after the other until the loop hangs up.
 fn work(
-    mut checkpointer: Option<Checkpointer>,
     inbox: &Receiver<Job>,
     outbox: &Sender<Done>,
     waker: &Waker,
+    mut run: impl FnMut(Job) -> Done,
+    nice: bool,
 ) {
-    // Lowest priority: a storm of logins must not take CPU from the loop
-    // (docs/BENCHMARKS.md, "Logins beside the chat").
-    let _ = lower_priority();
-    let mut urandom = File::open("/dev/urandom").ok();
-    let mut memory = password::Memory::new();
+    if nice {
+        // Lowest priority: a storm of logins must not take CPU from the
+        // loop (docs/BENCHMARKS.md, "Logins beside the chat").
+        let _ = lower_priority();
+    }
     for job in inbox {
-        let started = Instant::now();
-        let done = match job {
-            Job::Checkpoint => {
-                let mut result = Ok(None);
-                if let Some(cp) = checkpointer.as_mut() {
-                    for _ in 0..BUSY_TRIES {
-                        result = cp.checkpoint();
-                        if !matches!(result, Ok(None)) {
-                            break;
-                        }
-                        thread::sleep(Duration::from_millis(1));
-                    }
-                }
-                Done::Checkpoint {
-                    result,
-                    us: started.elapsed().as_micros() as u64,
-                }
-            }
-            Job::Password(job) => Done::Password {
-                done: password_job(&job, &mut urandom, &mut memory),
-                us: started.elapsed().as_micros() as u64,
-            },
-        };
-        if outbox.send(done).is_err() {
+        if outbox.send(run(job)).is_err() {
             return;
         }
         // The loop reads the result on its next turn; if waking fails the
         // result still waits there for the next turn that comes anyway.
         let _ = waker.wake();
+    }
+}
+
+/// Copies the WAL into the database, trying again while SQLite is busy.
+fn checkpoint(checkpointer: Option<&mut Checkpointer>) -> Done {
+    let started = Instant::now();
+    let mut result = Ok(None);
+    if let Some(cp) = checkpointer {
+        for _ in 0..BUSY_TRIES {
+            result = cp.checkpoint();
+            if !matches!(result, Ok(None)) {
+                break;
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+    }
+    Done::Checkpoint {
+        result,
+        us: started.elapsed().as_micros() as u64,
+    }
+}
+
+/// A password job, timed.
+fn hash_job(job: &PasswordJob, urandom: &mut Option<File>, memory: &mut password::Memory) -> Done {
+    let started = Instant::now();
+    let done = password_job(job, urandom, memory);
+    Done::Password {
+        done,
+        us: started.elapsed().as_micros() as u64,
     }
 }
 
@@ -265,6 +344,12 @@ mod tests {
         while store.wal_pages() < 300 {
             seq += 1;
             let m = Message {
+                author: String::new(),
+                reply_to: None,
+                mentions: Vec::new(),
+                edited_ts: None,
+                deleted: false,
+                reactions: Vec::new(),
                 room: room.clone(),
                 seq,
                 ts: seq,

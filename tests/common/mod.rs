@@ -129,7 +129,7 @@ impl Drop for Server {
 /// The server's threads: the event loop, and the helper thread that runs
 /// slow jobs (SQLite checkpoints) off it (docs/ARCHITECTURE.md, "Slow jobs
 /// off the loop"). No thread per client, ever.
-pub const THREADS: usize = 2;
+pub const THREADS: usize = 3;
 
 /// A netcat-like client speaking the line protocol.
 pub struct LineClient {
