@@ -67,6 +67,12 @@ fn main() {
     );
 
     let msg = Rc::new(Message {
+        author: String::new(),
+        reply_to: None,
+        mentions: Vec::new(),
+        edited_ts: None,
+        deleted: false,
+        reactions: Vec::new(),
         account: None,
         room: RoomName::parse("lobby").expect("room"),
         seq: 17,

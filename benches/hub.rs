@@ -19,6 +19,7 @@ use natter::store::{self, MemStore};
 
 fn hub() -> Hub {
     let config = HubConfig {
+        edit_window_ms: 900_000,
         default_room: RoomName::parse("lobby").expect("room"),
         history: 0,
         max_message: 4000,
@@ -83,6 +84,7 @@ fn messages(n: u64, budget: Duration) -> f64 {
     while start.elapsed() < budget {
         for _ in 0..100 {
             let say = Command::Say {
+                reply_to: None,
                 room: Some(room.clone()),
                 text: "hello, this is a typical chat message".into(),
                 action: false,

@@ -65,6 +65,12 @@ fn rate_timed(
                 let r = (stored + i) % rooms.len();
                 seqs[r] += 1;
                 Rc::new(Message {
+                    author: String::new(),
+                    reply_to: None,
+                    mentions: Vec::new(),
+                    edited_ts: None,
+                    deleted: false,
+                    reactions: Vec::new(),
                     room: rooms[r].clone(),
                     seq: seqs[r],
                     ts: 1_763_800_000_000 + seqs[r],

@@ -171,7 +171,7 @@ fn load(store: &mut SqliteStore) -> Result<State, String> {
 }
 
 fn commit(store: &mut SqliteStore, changes: &[Change]) -> Result<(), String> {
-    store.commit(&[], changes).map_err(|e| e.to_string())
+    store.commit(&[], &[], changes).map_err(|e| e.to_string())
 }
 
 /// The account `nick` names, whatever its case.

@@ -130,6 +130,11 @@ pub struct Config {
     #[arg(long, value_name = "DAYS", default_value_t = 30)]
     pub login_days: u64,
 
+    /// Seconds after sending a message during which its author may still edit it (deleting has
+    /// no limit).
+    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    pub edit_window: u64,
+
     /// Accept passwords over plain TCP from addresses other than loopback (they travel in
     /// clear text: use TLS instead where you can).
     #[arg(long)]

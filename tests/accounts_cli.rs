@@ -47,7 +47,7 @@ impl Db {
     fn commit(&self, changes: &[Change]) {
         SqliteStore::open(self.path(), || panic!("the database exists"))
             .expect("open")
-            .commit(&[], changes)
+            .commit(&[], &[], changes)
             .expect("commit");
     }
 

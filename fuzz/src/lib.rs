@@ -60,7 +60,7 @@ pub mod line {
     use natter::hub::command::{Command, ModAction};
     use natter::hub::error::{ErrorCode, HubError};
     use natter::hub::event::{
-        AccountChange, BanInfo, Dm, Event, ImageRef, LeaveReason, Limits, Message, ModEvent,
+        AccountChange, BanInfo, Dm, Entry, Event, ImageRef, LeaveReason, Limits, Message, ModEvent,
         ModKind, Presence, PresenceKind, Reply, Role, RoomInfo, Typing,
     };
     use natter::hub::names::{sanitize, Nick, RoomName};
@@ -178,6 +178,7 @@ pub mod line {
         };
         if let Some(text) = plain {
             let want = Input::Command(Command::Say {
+                reply_to: None,
                 room: None,
                 text,
                 action: false,
@@ -254,6 +255,11 @@ pub mod line {
                 assert_eq!(room, None, "{s:?}: a line moderates its current room");
                 check_mod(&name, rest, &action);
             }
+            // STUB (issue 16, codecs): the line forms of section 3 and 4.
+            Command::Edit { .. }
+            | Command::Delete { .. }
+            | Command::React { .. }
+            | Command::Search { .. } => {}
         }
     }
 
@@ -335,6 +341,12 @@ pub mod line {
         let text = sanitize(text);
         let message = |action, image: Option<ImageRef>| {
             Rc::new(Message {
+                author: String::new(),
+                reply_to: None,
+                mentions: Vec::new(),
+                edited_ts: None,
+                deleted: false,
+                reactions: Vec::new(),
                 account: None,
                 room: room.clone(),
                 seq: ts,
@@ -449,7 +461,7 @@ pub mod line {
                         role,
                         room: room.clone(),
                         members: members.clone(),
-                        messages,
+                        messages: messages.into_iter().map(Entry::Message).collect(),
                         created,
                         last_seq: ts,
                         gap: false,
@@ -1226,6 +1238,12 @@ pub mod json {
         use std::rc::Rc;
         let room = RoomName::parse("lobby").unwrap();
         let message = Message {
+            author: String::new(),
+            reply_to: None,
+            mentions: Vec::new(),
+            edited_ts: None,
+            deleted: false,
+            reactions: Vec::new(),
             account: None,
             room: room.clone(),
             seq: 1,

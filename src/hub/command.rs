@@ -33,6 +33,9 @@ pub enum Command {
         /// JSON `cid`, 1-64 characters: a repeat within 10 minutes is
         /// answered with the original message instead of being sent again.
         cid: Option<String>,
+        /// The message it answers: JSON `reply_to` (a seq), or `/reply
+        /// NICK TEXT` (NICK's last message in the room).
+        reply_to: Option<Target>,
     },
     /// Share an image (bytes already decoded) with an optional caption.
     /// `id` is made by the shell from the OS's randomness: it is the
@@ -51,6 +54,8 @@ pub enum Command {
         /// 128 random bits in hex; empty when the shell had no randomness,
         /// and the image is then refused (`bad_image`).
         id: String,
+        /// As in `Say`.
+        reply_to: Option<Target>,
     },
     /// `/nick NAME` or JSON `nick`: the nick wanted, not yet validated
     /// (`nick_invalid`, `nick_taken`).
@@ -127,6 +132,48 @@ pub enum Command {
         /// The password wanted, 8 to 128 bytes.
         new: String,
     },
+    /// Change a message's text: JSON `edit`, or `/edit TEXT` (your last
+    /// message in the current room). The author only, within
+    /// `--edit-window` (PROTOCOL-2 section 3).
+    Edit {
+        /// The room; `None` for the current room (line clients).
+        room: Option<RoomName>,
+        /// Which message.
+        target: Target,
+        /// The new text, checked like a message's.
+        text: String,
+    },
+    /// Delete a message: JSON `delete`, `/delete` (your last message) or
+    /// `/delete NICK` (NICK's last message; ops). The author, or an op.
+    Delete {
+        /// The room; `None` for the current room (line clients).
+        room: Option<RoomName>,
+        /// Which message.
+        target: Target,
+    },
+    /// Toggle one's reaction: JSON `react`, or `/react NICK EMOJI`.
+    React {
+        /// The room; `None` for the current room (line clients).
+        room: Option<RoomName>,
+        /// Which message.
+        target: Target,
+        /// 1 to 32 bytes, no spaces or control characters.
+        emoji: String,
+    },
+    /// Search a room's history (or every room one is in): JSON `search`,
+    /// or `/search WORDS` in the current room (PROTOCOL-2 section 4).
+    Search {
+        /// The query as typed: words, an optional `"phrase"`, `from:nick`.
+        /// Any string is a valid query.
+        q: String,
+        /// Where to search.
+        scope: Scope,
+        /// Most results (default 20, at most 100).
+        limit: usize,
+        /// Only older results: a `seq` when one room is searched, a `ts`
+        /// (ms) across rooms.
+        before: Option<u64>,
+    },
     /// A moderation action (`/kick`, `/ban`, ..., or JSON `mod`).
     Mod {
         /// The room; `None` for the current room (line clients).
@@ -202,3 +249,31 @@ pub enum ModAction {
     /// natter addition: the page's settings panel lists bans to lift).
     Bans,
 }
+
+/// Which message an edit, delete, reaction or reply is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// By its `seq` in the room (JSON clients).
+    Seq(u64),
+    /// The sender's own last message in the room (`/edit`, `/delete`).
+    Mine,
+    /// The last message in the room from this nick, as typed (`/delete
+    /// NICK`, `/reply NICK`, `/react NICK`).
+    LastOf(String),
+}
+
+/// Where a search looks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The sender's current room (`/search`).
+    Current,
+    /// One room (JSON `room`).
+    Room(RoomName),
+    /// Every room the sender is in (JSON without `room`).
+    Joined,
+}
+
+/// Results a search returns without a `limit`.
+pub const DEFAULT_SEARCH: usize = 20;
+/// Most results one search returns.
+pub const MAX_SEARCH: usize = 100;

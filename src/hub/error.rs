@@ -73,13 +73,20 @@ pub enum ErrorCode {
     Muted,
     /// `invite_only`: a join of an invite-only room without an invite.
     InviteOnly,
+    /// `no_such_message`: an edit, delete, reply or reaction naming a
+    /// message the room does not have (or has no more: deleted), or a line
+    /// command's "last message" when there is none (PROTOCOL-2 section 3).
+    NoSuchMessage,
+    /// `edit_window`: an edit more than `--edit-window` seconds after the
+    /// message was sent.
+    EditWindow,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (the order of PROTOCOL.md's list).
     /// A test's exhaustive match fails to compile until a new variant is
     /// named there, and then fails until it is here too.
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::BadRequest,
         ErrorCode::BadJson,
         ErrorCode::BadUtf8,
@@ -104,6 +111,8 @@ impl ErrorCode {
         ErrorCode::Banned,
         ErrorCode::Muted,
         ErrorCode::InviteOnly,
+        ErrorCode::NoSuchMessage,
+        ErrorCode::EditWindow,
     ];
 
     /// The wire string: the only place these spellings live.
@@ -133,6 +142,8 @@ impl ErrorCode {
             ErrorCode::Banned => "banned",
             ErrorCode::Muted => "muted",
             ErrorCode::InviteOnly => "invite_only",
+            ErrorCode::NoSuchMessage => "no_such_message",
+            ErrorCode::EditWindow => "edit_window",
         }
     }
 }
@@ -207,6 +218,8 @@ mod tests {
             Banned,
             Muted,
             InviteOnly,
+            NoSuchMessage,
+            EditWindow,
         ];
         assert_eq!(listed, ErrorCode::ALL);
     }

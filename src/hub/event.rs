@@ -46,6 +46,187 @@ pub struct Message {
     /// The account the sender was logged in as (JSON `account`); `None`
     /// for a guest.
     pub account: Option<String>,
+    /// Who may edit or delete it: `a:KEY` for an account (its lowercase
+    /// name), `g:ID` for a guest's connection (an id the hub made for it,
+    /// kept across a resume). Stored, never sent.
+    pub author: String,
+    /// The message it answers (JSON `reply_to`), as it was when answered.
+    pub reply_to: Option<ReplyTo>,
+    /// The nicks it names with `@nick` that were accounts or connected
+    /// when it was sent, as they spell themselves (JSON `mentions`).
+    pub mentions: Vec<String>,
+    /// When it was last edited (JSON `edited_ts`), as history shows it now.
+    pub edited_ts: Option<u64>,
+    /// Deleted: `text` is empty and `image` gone; history shows only that
+    /// it was there (JSON `deleted:true`).
+    pub deleted: bool,
+    /// Its reactions now, each emoji with who reacted, in the order the
+    /// emoji were first used (JSON `reactions`). At most
+    /// [`MAX_REACTIONS`] emoji.
+    pub reactions: Vec<Reaction>,
+}
+
+/// Most different emoji one message carries (PROTOCOL-2 section 3).
+pub const MAX_REACTIONS: usize = 20;
+/// Longest emoji, in bytes.
+pub const MAX_EMOJI: usize = 32;
+/// Characters of the answered message a reply quotes (JSON).
+pub const REPLY_QUOTE: usize = 100;
+
+impl Message {
+    /// A plain message as sent: no reply, mentions, edits or reactions.
+    /// The fields of v2 section 3 are set afterwards where needed.
+    pub fn new(room: RoomName, seq: u64, ts: u64, from: String, text: String) -> Message {
+        Message {
+            room,
+            seq,
+            ts,
+            author: String::new(),
+            from,
+            text,
+            action: false,
+            image: None,
+            account: None,
+            reply_to: None,
+            mentions: Vec::new(),
+            edited_ts: None,
+            deleted: false,
+            reactions: Vec::new(),
+        }
+    }
+
+    /// Whether `author` (an `a:`/`g:` identity) wrote it.
+    pub fn by(&self, author: &str) -> bool {
+        !self.author.is_empty() && self.author == author
+    }
+}
+
+/// What a reply says about the message it answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplyTo {
+    /// The answered message's `seq` (same room).
+    pub seq: u64,
+    /// Its sender's nick.
+    pub from: String,
+    /// Its first [`REPLY_QUOTE`] characters; `None` once it is deleted.
+    pub text: Option<String>,
+}
+
+/// One emoji on a message, and who put it there, first first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reaction {
+    /// 1 to [`MAX_EMOJI`] bytes, no spaces or control characters.
+    pub emoji: String,
+    /// Who reacted: each one's identity (as [`Message::author`]) and nick
+    /// when reacting. Never empty.
+    pub by: Vec<Reactor>,
+}
+
+/// One person's reaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reactor {
+    /// `a:KEY` or `g:ID`, as [`Message::author`]: a toggle finds its own
+    /// reaction by this, whatever the nick is now.
+    pub author: String,
+    /// The nick when reacting (what the wire shows).
+    pub nick: String,
+}
+
+/// A change to a stored message (PROTOCOL-2 section 3): an entry of the
+/// room's history with its own `seq`, as every member of the room is told
+/// it. JSON `edit`, `delete` or `react` events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Amend {
+    /// The room.
+    pub room: RoomName,
+    /// Its own number in the room's history.
+    pub seq: u64,
+    /// The message changed (`target`).
+    pub target: u64,
+    /// Milliseconds since the epoch.
+    pub ts: u64,
+    /// The nick of who made the change: JSON `from` (edit, react) or `by`
+    /// (delete).
+    pub by: String,
+    /// Their identity, as [`Message::author`]. Stored, never sent.
+    pub author: String,
+    /// What changed.
+    pub kind: AmendKind,
+}
+
+/// The three changes of an [`Amend`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AmendKind {
+    /// The text (or an image's caption) is now `text`:
+    /// `[HH:MM:SS] #room <alice> (edited) new text`.
+    Edit {
+        /// The new text, checked and sanitized like a message's.
+        text: String,
+    },
+    /// The message is gone: `[HH:MM:SS] #room --- a message by alice was
+    /// deleted` (` by bob` added when someone else deleted it).
+    Delete {
+        /// The deleted message's sender (for the line, not in JSON).
+        of: String,
+    },
+    /// A reaction toggled: JSON `react` with `on`; not sent to line
+    /// clients (like typing).
+    React {
+        /// The emoji.
+        emoji: String,
+        /// Whether the reaction is now there.
+        on: bool,
+    },
+}
+
+impl AmendKind {
+    /// The JSON `type`: `edit`, `delete`, `react`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AmendKind::Edit { .. } => "edit",
+            AmendKind::Delete { .. } => "delete",
+            AmendKind::React { .. } => "react",
+        }
+    }
+}
+
+/// One entry of a room's history as a catch-up returns it: a message as
+/// it is now, or a change to one sent before the client's `since`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Entry {
+    /// A message (its latest text, deleted, its reactions).
+    Message(Rc<Message>),
+    /// An edit, delete or reaction.
+    Amend(Rc<Amend>),
+}
+
+impl Entry {
+    /// Its `seq` in the room.
+    pub fn seq(&self) -> u64 {
+        match self {
+            Entry::Message(m) => m.seq,
+            Entry::Amend(a) => a.seq,
+        }
+    }
+
+    /// The message, if it is one.
+    pub fn message(&self) -> Option<&Rc<Message>> {
+        match self {
+            Entry::Message(m) => Some(m),
+            Entry::Amend(_) => None,
+        }
+    }
+}
+
+/// One search result (PROTOCOL-2 section 4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hit {
+    /// The message as it is now.
+    pub message: Rc<Message>,
+    /// Plain text around the first hits, at most about 200 characters.
+    pub snippet: String,
+    /// `[from, to)` code-point offsets into `snippet`, one per hit.
+    pub marks: Vec<(usize, usize)>,
 }
 
 /// An image's identity and kind; its bytes live in the store, served at
@@ -207,8 +388,9 @@ pub enum Reply {
         /// case-insensitively.
         members: Vec<Nick>,
         /// The replay, ascending `seq`: the latest `--history` messages, or
-        /// with `since` those after it (at most 500).
-        messages: Vec<Rc<Message>>,
+        /// with `since` the entries after it (at most 500): messages as they
+        /// are now, and changes to messages at or before `since`.
+        messages: Vec<Entry>,
         /// Set when the room was just made by `/create`.
         created: bool,
         /// The room's latest seq, whatever `messages` holds.
@@ -289,6 +471,20 @@ pub enum Reply {
         /// A login token for the page (register, login, password change).
         token: Option<String>,
     },
+    /// The sender's own copy of the edit, delete or reaction it made: the
+    /// room's event, with the request's `ref`.
+    Amended(Rc<Amend>),
+    /// The answer to a search: JSON `{"type":"search","q":...,"room":...,
+    /// "results":[...]}`; line `*** search #room "WORDS" (N results)`, the
+    /// results as history lines, `*** end of search`.
+    Search {
+        /// The query as the client sent it.
+        q: String,
+        /// The room searched; `None` for every room the client is in.
+        room: Option<RoomName>,
+        /// Newest first.
+        results: Vec<Hit>,
+    },
     /// The op's own copy of the moderation event it caused: the same
     /// JSON `mod` event as the room's, with the request's `ref`.
     Mod(Rc<ModEvent>),
@@ -328,6 +524,9 @@ pub enum Event {
     /// A moderation action in a room, to its members but the op who
     /// asked (who gets [`Reply::Mod`], with the request's `ref`).
     Mod(Rc<ModEvent>),
+    /// An edit, delete or reaction, to the room's members but the one who
+    /// made it (who gets [`Reply::Amended`]). Line clients get no reactions.
+    Amend(Rc<Amend>),
     /// An answer for one client, with the `ref` of the request it answers.
     Reply(Reply, Option<String>),
 }

@@ -26,6 +26,7 @@ pub mod moderation;
 pub mod names;
 mod nickgen;
 pub mod port;
+pub mod search;
 pub mod session;
 
 #[cfg(test)]
@@ -41,8 +42,8 @@ use accounts::{AccountsConfig, Hello, Peer, Pending};
 use command::{Command, Page};
 use error::{ErrorCode, HubError};
 use event::{
-    ClientId, ClientKind, Dm, Effect, Event, LeaveReason, Limits, Message, Presence, PresenceKind,
-    Recipients, Reply, Typing,
+    ClientId, ClientKind, Dm, Effect, Entry, Event, LeaveReason, Limits, Message, Presence,
+    PresenceKind, Recipients, Reply, Typing,
 };
 use limits::{Bucket, RateLimit, Verdict};
 use members::Members;
@@ -93,6 +94,9 @@ pub struct HubConfig {
     /// replays nothing and says `gap`. A few bytes of requests must not
     /// make the server load and queue unbounded pages (`--max-outbound`).
     pub history_per_turn: usize,
+    /// How long after sending a message its author may edit it
+    /// (`--edit-window`, in ms).
+    pub edit_window_ms: u64,
     /// Accounts: registration, admins, tokens, plain-text passwords.
     pub accounts: AccountsConfig,
 }
@@ -420,6 +424,7 @@ impl Hub {
             id,
             messages,
             images,
+            amends: Vec::new(),
             changes: std::mem::take(&mut self.pending_changes),
         }));
     }
@@ -440,6 +445,7 @@ impl Hub {
     /// the client that waited for it go on.
     pub fn answer(&mut self, now: Now, answer: StoreAnswer) {
         match answer {
+            StoreAnswer::Found { .. } | StoreAnswer::Searched { .. } => {} // STUB (issue 16, hub)
             StoreAnswer::Committed { batch, result } => {
                 let Some(pos) = self.inflight.iter().position(|b| b.id == batch) else {
                     return;
@@ -500,14 +506,17 @@ impl Hub {
                 ..
             } => !is_failed(m),
             Effect::Deliver {
-                event:
-                    Event::Reply(
-                        Reply::Joined { messages, .. } | Reply::History { messages, .. },
-                        _,
-                    ),
+                event: Event::Reply(Reply::History { messages, .. }, _),
                 ..
             } => {
                 messages.retain(|m| !is_failed(m));
+                true
+            }
+            Effect::Deliver {
+                event: Event::Reply(Reply::Joined { messages, .. }, _),
+                ..
+            } => {
+                messages.retain(|e| e.message().is_none_or(|m| !is_failed(m)));
                 true
             }
             _ => true,
@@ -943,6 +952,7 @@ impl Hub {
                 text,
                 action,
                 cid,
+                reply_to: _,
             } => self.say(now, id, room, &text, action, None, cid, r#ref.clone()),
             Command::Image {
                 room,
@@ -950,11 +960,19 @@ impl Hub {
                 text,
                 cid,
                 id: image_id,
+                reply_to: _,
             } => {
                 let text = text.unwrap_or_default();
                 let image = Some((image_id, data));
                 self.say(now, id, Some(room), &text, false, image, cid, r#ref.clone())
             }
+            Command::Edit { .. }
+            | Command::Delete { .. }
+            | Command::React { .. }
+            | Command::Search { .. } => Err(HubError::new(
+                ErrorCode::UnknownCommand,
+                "not yet", // STUB (issue 16, hub)
+            )),
             Command::Nick(nick) => self.nick(now, id, &nick, r#ref.clone()),
             Command::Join { room, since } => self.join(now, id, room, since, false, r#ref.clone()),
             Command::Create => self.create(now, id, r#ref.clone()),
@@ -1070,16 +1088,11 @@ impl Hub {
             .filter(|r| r.members.contains(id))
             .ok_or_else(|| not_in(&room))?;
         r.last_seq += 1;
-        let msg = Rc::new(Message {
-            room,
-            seq: r.last_seq,
-            ts: now.ms,
-            from,
-            text,
-            action,
-            image,
-            account,
-        });
+        let mut msg = Message::new(room, r.last_seq, now.ms, from, text);
+        msg.action = action;
+        msg.image = image;
+        msg.account = account;
+        let msg = Rc::new(msg);
         // The sender never gets the room's copy: a line client's terminal
         // already shows what it typed, and a WebSocket client gets its own
         // copy below, with its `cid` and `ref`, as the acknowledgement.
@@ -1337,6 +1350,7 @@ impl Hub {
             room: w.room.clone(),
             page,
             last_seq,
+            since: None,
         }));
         self.loads.insert(id, w);
     }
@@ -1526,7 +1540,7 @@ impl Hub {
         Reply::Joined {
             room: room.clone(),
             members: self.member_nicks(room),
-            messages,
+            messages: messages.into_iter().map(Entry::Message).collect(),
             created,
             last_seq: self.rooms.get(room).map_or(0, |r| r.last_seq),
             gap,

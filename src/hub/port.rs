@@ -29,8 +29,9 @@ use std::fmt;
 use std::rc::Rc;
 
 use super::command::Page;
-use super::event::Message;
+use super::event::{Amend, Hit, Message};
 use super::names::RoomName;
+use super::search::Query;
 
 /// A failure of the storage layer: the server's fault, never the client's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +52,10 @@ pub enum StoreOp {
     Append(Batch),
     /// Read a room's latest `seq` and a page of its history.
     Load(Load),
+    /// Find the message an edit, delete, reaction or reply is about.
+    Find(Find),
+    /// Search rooms' history (PROTOCOL-2 section 4).
+    Search(SearchOp),
 }
 
 /// Messages accepted together (one loop turn: group commit), with the
@@ -64,6 +69,13 @@ pub struct Batch {
     /// The images these messages carry, to be stored in the same
     /// transaction.
     pub images: Vec<NewImage>,
+    /// Edits, deletes and reactions accepted this turn, in `seq` order
+    /// within each room (interleaved with `messages` by `seq`): each is
+    /// stored as a history entry of its own and applied to its target (a
+    /// delete also removes the target's text, image bytes, reactions,
+    /// earlier edit entries and search index entry, and the quote of
+    /// replies to it). Stored in the same transaction.
+    pub amends: Vec<Rc<Amend>>,
     /// Accounts, login tokens and room settings changed this turn, in the
     /// order they happened; stored in the same transaction. The answers
     /// that confirm them wait for the batch like its messages do.
@@ -282,6 +294,58 @@ pub struct Load {
     /// Whether the room's latest stored `seq` is wanted too (a room the
     /// hub does not hold in memory).
     pub last_seq: bool,
+    /// A catch-up from this `seq`: the page's messages (`after` it) come
+    /// as they are now, and the edits, deletes and reactions after it whose
+    /// target is at or before it come too (`Loaded::amends`), at most
+    /// `page.limit` entries in all.
+    pub since: Option<u64>,
+}
+
+/// A read of the message a change or a reply is about.
+#[derive(Debug)]
+pub struct Find {
+    /// Matches the answer to the request.
+    pub id: u64,
+    /// The room it is in.
+    pub room: RoomName,
+    /// Which.
+    pub what: FindWhat,
+}
+
+/// What a [`Find`] looks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FindWhat {
+    /// The message with this `seq` (deleted or not; none if the seq is a
+    /// change entry or unused).
+    Seq(u64),
+    /// The latest messages not deleted by any of these authors
+    /// (`Message::author`), newest first, at most [`FIND_LATEST`].
+    LastBy(Vec<String>),
+    /// The latest messages not deleted sent under this nick (compared
+    /// case-insensitively, `Nick::key`), newest first, at most
+    /// [`FIND_LATEST`].
+    LastOf(String),
+}
+
+/// Most messages a `LastBy` or `LastOf` read returns: the hub takes the
+/// newest one not deleted meanwhile.
+pub const FIND_LATEST: usize = 8;
+
+/// A search of rooms' history.
+#[derive(Debug)]
+pub struct SearchOp {
+    /// Matches the answer to the request.
+    pub id: u64,
+    /// The rooms to search (one, or every room the client is in).
+    pub rooms: Vec<RoomName>,
+    /// What to look for; never empty (the hub answers an empty query
+    /// itself).
+    pub query: Query,
+    /// Most results.
+    pub limit: usize,
+    /// Only messages older than this: with one room a `seq`, across rooms
+    /// a `ts`.
+    pub before: Option<u64>,
 }
 
 /// What a store did with one [`StoreOp`].
@@ -301,13 +365,30 @@ pub enum StoreAnswer {
         /// What the store has of the room.
         result: Result<Loaded, StoreError>,
     },
+    /// The [`Find`] with this id: the messages found, as they are now.
+    Found {
+        /// The find's id.
+        find: u64,
+        /// Empty when there is no such message.
+        result: Result<Vec<Rc<Message>>, StoreError>,
+    },
+    /// The [`SearchOp`] with this id.
+    Searched {
+        /// The search's id.
+        search: u64,
+        /// The results, newest first.
+        result: Result<Vec<Hit>, StoreError>,
+    },
 }
 
 /// A room as the store has it.
 #[derive(Debug, Default)]
 pub struct Loaded {
-    /// The page asked for, ascending `seq`.
+    /// The page asked for, ascending `seq`, each message as it is now.
     pub messages: Vec<Rc<Message>>,
+    /// For a catch-up (`Load::since`), the edits, deletes and reactions
+    /// after `since` whose target is at or before it, ascending `seq`.
+    pub amends: Vec<Rc<Amend>>,
     /// The highest `seq` stored for the room (0 for none), if asked for.
     pub last_seq: Option<u64>,
 }

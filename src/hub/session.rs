@@ -100,6 +100,12 @@ mod tests {
 
     fn msg(seq: u64) -> Sent {
         Sent::Message(Rc::new(Message {
+            author: String::new(),
+            reply_to: None,
+            mentions: Vec::new(),
+            edited_ts: None,
+            deleted: false,
+            reactions: Vec::new(),
             room: RoomName::parse("lobby").unwrap(),
             seq,
             ts: 0,

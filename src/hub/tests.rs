@@ -42,6 +42,7 @@ fn config(history: usize) -> HubConfig {
         max_ws_message: 2 * 1024 * 1024,
         max_image: 1024 * 1024,
         history_per_turn: 1 << 20,
+        edit_window_ms: 900_000,
         accounts: AccountsConfig::default(),
         // Generous: scenarios send many messages at one instant. Flood
         // control has its own scenario below with the default figures.
@@ -144,6 +145,7 @@ impl TestStore {
                     let all = self.rooms.get(&load.room).map_or(&[][..], |v| &v[..]);
                     let last_seq = load.last_seq.then(|| all.last().map_or(0, |m| m.seq));
                     Ok(Loaded {
+                        amends: Vec::new(),
                         messages: page_of(all, load.page),
                         last_seq,
                     })
@@ -153,6 +155,15 @@ impl TestStore {
                     result,
                 }
             }
+            // STUB (issue 16, hub): the test store's finds and searches.
+            StoreOp::Find(find) => StoreAnswer::Found {
+                find: find.id,
+                result: Ok(Vec::new()),
+            },
+            StoreOp::Search(op) => StoreAnswer::Searched {
+                search: op.id,
+                result: Ok(Vec::new()),
+            },
         }
     }
 }
@@ -438,6 +449,7 @@ fn welcome(nick: &str) -> String {
 
 fn say(text: &str) -> Command {
     Command::Say {
+        reply_to: None,
         room: None,
         text: text.to_string(),
         action: false,
@@ -447,6 +459,7 @@ fn say(text: &str) -> Command {
 
 fn say_in(r: &str, text: &str) -> Command {
     Command::Say {
+        reply_to: None,
         room: Some(room(r)),
         text: text.to_string(),
         action: false,
@@ -456,6 +469,7 @@ fn say_in(r: &str, text: &str) -> Command {
 
 fn me(text: &str) -> Command {
     Command::Say {
+        reply_to: None,
         room: None,
         text: text.to_string(),
         action: true,
@@ -1836,6 +1850,7 @@ fn events_for(effects: &[Effect], id: ClientId) -> Vec<Event> {
 
 fn say_cid(r: &str, text: &str, cid: &str) -> Command {
     Command::Say {
+        reply_to: None,
         room: Some(room(r)),
         text: text.to_string(),
         action: false,
@@ -2073,7 +2088,7 @@ fn join_since_replays_exactly_what_was_missed_and_flags_a_gap() {
                     },
                     _,
                 ) => Some((
-                    messages.iter().map(|m| m.seq).collect::<Vec<_>>(),
+                    messages.iter().map(|m| m.seq()).collect::<Vec<_>>(),
                     last_seq,
                     gap,
                 )),
@@ -2100,7 +2115,7 @@ fn join_since_replays_exactly_what_was_missed_and_flags_a_gap() {
         .into_iter()
         .find_map(|e| match e {
             Event::Reply(Reply::Joined { messages, .. }, _) => {
-                Some(messages.iter().map(|m| m.seq).collect())
+                Some(messages.iter().map(|m| m.seq()).collect())
             }
             _ => None,
         })
@@ -2116,6 +2131,7 @@ const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
 
 fn image(r: &str, data: &[u8], text: Option<&str>, id: &str) -> Command {
     Command::Image {
+        reply_to: None,
         room: room(r),
         data: data.to_vec(),
         text: text.map(str::to_string),
@@ -2238,6 +2254,7 @@ fn a_failed_commit_sends_nothing_of_the_batch_and_tells_the_senders() {
 fn history_is_bounded_per_client_per_turn() {
     let mut t = Chat::with_config(HubConfig {
         history_per_turn: 100_000,
+        edit_window_ms: 900_000,
         ..config(50)
     });
     let alice = t.line(at(12, 0, 0), "alice");

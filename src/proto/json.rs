@@ -9,7 +9,7 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::hub::command::{Command, ModAction, Page};
+use crate::hub::command::{Command, ModAction, Page, Target};
 use crate::hub::error::{ErrorCode, HubError};
 use crate::hub::event::{
     Dm, Event, LeaveReason, Limits, Message, ModEvent, ModKind, PresenceKind, Reply,
@@ -96,6 +96,7 @@ fn command(obj: &Map<String, Value>) -> Result<Command, HubError> {
             text: f.string("text")?.to_string(),
             action: f.opt_bool("action")?.unwrap_or(false),
             cid: f.opt_string("cid")?,
+            reply_to: f.opt_u64("reply_to")?.map(Target::Seq),
         },
         "image" => {
             use base64::Engine as _;
@@ -109,6 +110,7 @@ fn command(obj: &Map<String, Value>) -> Result<Command, HubError> {
                 cid: f.opt_string("cid")?,
                 // Named by the shell, which has the OS's randomness.
                 id: String::new(),
+                reply_to: f.opt_u64("reply_to")?.map(Target::Seq),
             }
         }
         "dm" => Command::Dm {
@@ -609,11 +611,13 @@ pub fn render(event: &Event) -> Option<Vec<u8>> {
         }
         Event::Reply(reply, r#ref) => render_reply(reply, r#ref.as_deref()),
         Event::Mod(m) => to_vec(&ModOut::new(m, None)),
+        Event::Amend(_) => None, // STUB (issue 16, codecs)
     }
 }
 
 fn render_reply(reply: &Reply, r#ref: Option<&str>) -> Option<Vec<u8>> {
     match reply {
+        Reply::Amended(_) | Reply::Search { .. } => None, // STUB (issue 16, codecs)
         Reply::Welcome {
             nick,
             session,
@@ -642,7 +646,12 @@ fn render_reply(reply: &Reply, r#ref: Option<&str>) -> Option<Vec<u8>> {
         } => to_vec(&Out::Joined {
             room: room.as_str(),
             members,
-            messages: messages(ms),
+            // STUB (issue 16, codecs): changes in a catch-up are not rendered yet.
+            messages: messages(
+                &ms.iter()
+                    .filter_map(|e| e.message().cloned())
+                    .collect::<Vec<_>>(),
+            ),
             last_seq: *last_seq,
             store_id,
             gap: *gap,

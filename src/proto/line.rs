@@ -185,6 +185,7 @@ pub fn parse(line: &[u8]) -> Result<Input, HubError> {
             text: required(rest, "/me TEXT")?.to_string(),
             action: true,
             cid: None,
+            reply_to: None,
         },
         "history" => {
             let limit = if rest.is_empty() {
@@ -319,6 +320,7 @@ fn say(text: String) -> Input {
         text,
         action: false,
         cid: None,
+        reply_to: None,
     })
 }
 
@@ -386,6 +388,7 @@ pub fn render(event: &Event, public_url: &str) -> Bytes {
         // Typing is for WebSocket clients only; the hub never sends it here.
         Event::Typing(_) => {}
         Event::Mod(m) => moderation(&mut out, m),
+        Event::Amend(_) => {} // STUB (issue 16, codecs)
         Event::Reply(reply, _) => self::reply(&mut out, reply, public_url),
     }
     Bytes::from(out)
@@ -565,6 +568,7 @@ fn history_block(
 
 fn reply(out: &mut String, reply: &Reply, public_url: &str) {
     let _ = match reply {
+        Reply::Amended(_) | Reply::Search { .. } => Ok(()), // STUB (issue 16, codecs)
         Reply::Welcome { nick, .. } => writeln!(
             out,
             "*** welcome to natter, you are {nick}; /help lists commands"
@@ -595,8 +599,12 @@ fn reply(out: &mut String, reply: &Reply, public_url: &str) {
                 clean(out, topic);
                 let _ = writeln!(out);
             }
+            let messages: Vec<_> = messages
+                .iter()
+                .filter_map(|e| e.message().cloned())
+                .collect();
             if !messages.is_empty() {
-                history_block(out, room, messages, public_url);
+                history_block(out, room, &messages, public_url);
             }
             Ok(())
         }

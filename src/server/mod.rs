@@ -241,6 +241,7 @@ impl Server {
                 max_ws_message: config.max_ws_message,
                 max_image: config.max_image,
                 history_per_turn: config.max_outbound,
+                edit_window_ms: config.edit_window.saturating_mul(1000),
                 accounts: AccountsConfig {
                     require_login: config.require_login,
                     registration_open: config.registration == Registration::Open,

@@ -252,6 +252,6 @@ fn count_commit(c: &mut Counters, started: Instant, answer: &StoreAnswer) {
             result: Err(e),
             batch,
         } => error!("commit of batch {batch} failed: {e}"),
-        StoreAnswer::Loaded { .. } => {}
+        StoreAnswer::Loaded { .. } | StoreAnswer::Found { .. } | StoreAnswer::Searched { .. } => {}
     }
 }

@@ -19,6 +19,12 @@ pub(crate) fn room(name: &str) -> RoomName {
 
 pub(crate) fn msg(room: &RoomName, seq: u64) -> Rc<Message> {
     Rc::new(Message {
+        author: String::new(),
+        reply_to: None,
+        mentions: Vec::new(),
+        edited_ts: None,
+        deleted: false,
+        reactions: Vec::new(),
         room: room.clone(),
         seq,
         ts: seq.wrapping_mul(1000) >> 1,
@@ -48,6 +54,12 @@ pub(crate) fn round_trip(s: &mut dyn Store) {
     let r = room("lobby");
     let batch = vec![
         Rc::new(Message {
+            author: String::new(),
+            reply_to: None,
+            mentions: Vec::new(),
+            edited_ts: None,
+            deleted: false,
+            reactions: Vec::new(),
             room: r.clone(),
             seq: 1,
             ts: 1_763_800_000_000,
@@ -58,6 +70,12 @@ pub(crate) fn round_trip(s: &mut dyn Store) {
             account: None,
         }),
         Rc::new(Message {
+            author: String::new(),
+            reply_to: None,
+            mentions: Vec::new(),
+            edited_ts: None,
+            deleted: false,
+            reactions: Vec::new(),
             room: r.clone(),
             seq: 2,
             ts: 1_763_800_000_001,
@@ -171,7 +189,7 @@ pub(crate) fn messages_carry_their_account(s: &mut dyn Store) {
         msg_from(&r, 2, None),
         msg_from(&r, 3, Some("bob")),
     ];
-    s.commit(&batch, &[Change::AccountPut(account("bob", "$p", 1))])
+    s.commit(&batch, &[], &[Change::AccountPut(account("bob", "$p", 1))])
         .unwrap();
     let back = s.history(&r, page(None, None, 50)).unwrap();
     assert_eq!(back, batch);
@@ -219,7 +237,7 @@ pub(crate) fn changes_round_trip_through_load_state(s: &mut dyn Store) {
         },
     ];
     // Changes alone, with no message, are a batch too.
-    s.commit(&[], &changes).unwrap();
+    s.commit(&[], &[], &changes).unwrap();
     let want = State {
         accounts: vec![
             account("Alice", "$a1", 1),
@@ -300,7 +318,7 @@ pub(crate) fn changes_round_trip_through_load_state(s: &mut dyn Store) {
         Change::TokenPut(token("t4", "bob", 300)),
         Change::TokenPut(token("t4", "bob", 400)),
     ];
-    s.commit(&[], &changes).unwrap();
+    s.commit(&[], &[], &changes).unwrap();
     let want = State {
         accounts: vec![
             account("Alice", "$a2", 1),
@@ -331,6 +349,7 @@ pub(crate) fn account_del_removes_its_tokens(s: &mut dyn Store) {
     let r = room("lobby");
     s.commit(
         &[msg_from(&r, 1, Some("alice"))],
+        &[],
         &[
             Change::AccountPut(account("alice", "$a", 1)),
             Change::AccountPut(account("bob", "$b", 2)),
@@ -346,6 +365,7 @@ pub(crate) fn account_del_removes_its_tokens(s: &mut dyn Store) {
     .unwrap();
     assert_eq!(s.load_state().unwrap().tokens.len(), 3);
     s.commit(
+        &[],
         &[],
         &[Change::AccountDel {
             name: "ALICE".into(),
@@ -364,7 +384,7 @@ pub(crate) fn account_del_removes_its_tokens(s: &mut dyn Store) {
         )]
     );
     // Registered again: none of the old tokens come back.
-    s.commit(&[], &[Change::AccountPut(account("Alice", "$new", 5))])
+    s.commit(&[], &[], &[Change::AccountPut(account("Alice", "$new", 5))])
         .unwrap();
     let state = s.load_state().unwrap();
     assert_eq!(
@@ -374,10 +394,11 @@ pub(crate) fn account_del_removes_its_tokens(s: &mut dyn Store) {
     assert_eq!(state.tokens, [token("tb", "bob", 30)]);
     // A token for nobody is kept out of the state, and does not come to
     // life when the name is registered later (by someone else, maybe).
-    s.commit(&[], &[Change::TokenPut(token("tx", "ghost", 40))])
+    s.commit(&[], &[], &[Change::TokenPut(token("tx", "ghost", 40))])
         .unwrap();
     assert_eq!(s.load_state().unwrap().tokens, [token("tb", "bob", 30)]);
     s.commit(
+        &[],
         &[],
         &[
             Change::AccountPut(account("Ghost", "$g", 6)),

@@ -35,11 +35,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use crate::hub::command::Page;
-use crate::hub::event::Message;
+use crate::hub::event::{Amend, Hit, Message};
 use crate::hub::names::RoomName;
 use crate::hub::port::{
-    AccountRecord, Change, Load, Loaded, RoomEntry, RoomRecord, State, StoreAnswer, StoreOp,
-    TokenRecord,
+    AccountRecord, Change, FindWhat, Load, Loaded, RoomEntry, RoomRecord, SearchOp, State,
+    StoreAnswer, StoreOp, TokenRecord,
 };
 
 pub use crate::hub::port::StoreError;
@@ -52,13 +52,38 @@ pub trait Store {
     fn store_id(&self) -> &str;
     /// The highest `seq` ever stored for `room` (0 for a room without messages).
     fn last_seq(&mut self, room: &RoomName) -> Result<u64, StoreError>;
-    /// Stores a batch atomically: all of it or none of it, the messages
-    /// and the changes (accounts, tokens, room settings) together.
-    fn commit(&mut self, batch: &[Rc<Message>], changes: &[Change]) -> Result<(), StoreError>;
+    /// Stores a batch atomically: all of it or none of it, the messages,
+    /// the edits, deletes and reactions (each an entry with its own `seq`,
+    /// applied to its target as `port::Batch::amends` says) and the
+    /// changes (accounts, tokens, room settings) together.
+    fn commit(
+        &mut self,
+        batch: &[Rc<Message>],
+        amends: &[Rc<Amend>],
+        changes: &[Change],
+    ) -> Result<(), StoreError>;
     /// Stores messages alone, atomically.
     fn append(&mut self, batch: &[Rc<Message>]) -> Result<(), StoreError> {
-        self.commit(batch, &[])
+        self.commit(batch, &[], &[])
     }
+    /// The edits, deletes and reactions of `room` after `since` whose
+    /// target is at or before `since`, ascending `seq`, at most `limit`
+    /// (a catch-up's changes; `port::Load::since`). Edits and reactions of
+    /// a message deleted since are left out: its delete says it all.
+    fn amends_since(
+        &mut self,
+        room: &RoomName,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<Rc<Amend>>, StoreError>;
+    /// The messages a `port::Find` asks for, as they are now.
+    fn find(&mut self, room: &RoomName, what: &FindWhat) -> Result<Vec<Rc<Message>>, StoreError>;
+    /// A search (PROTOCOL-2 section 4): messages not deleted in
+    /// `op.rooms` matching `op.query` (every word, the last also as a
+    /// prefix; every phrase; `from` by nick), ignoring case and accents,
+    /// newest first, at most `op.limit`, older than `op.before`, each with
+    /// a snippet and the hits marked in it. No query is a syntax error.
+    fn search(&mut self, op: &SearchOp) -> Result<Vec<Hit>, StoreError>;
     /// Everything besides history: accounts, unexpired login tokens, and
     /// rooms' settings and lists (read once at start).
     fn load_state(&mut self) -> Result<State, StoreError>;
@@ -67,8 +92,11 @@ pub trait Store {
     fn changed_elsewhere(&mut self) -> Result<bool, StoreError> {
         Ok(false)
     }
-    /// Messages of `room` within the page's exclusive bounds, ascending `seq`.
-    /// With `after` the earliest `limit` are returned, otherwise the latest.
+    /// Messages of `room` within the page's exclusive bounds, ascending
+    /// `seq`, each as it is now (its latest text and `edited_ts`, deleted
+    /// ones without text or image, reactions gathered; change entries are
+    /// not listed). With `after` the earliest `limit` are returned,
+    /// otherwise the latest.
     fn history(&mut self, room: &RoomName, page: Page) -> Result<Vec<Rc<Message>>, StoreError>;
     /// Hands over an image's bytes, to be committed by the next `append`
     /// together with the message that carries the image.
@@ -99,7 +127,7 @@ pub fn execute(store: &mut dyn Store, op: StoreOp) -> StoreAnswer {
                 .images
                 .iter()
                 .try_for_each(|i| store.put_image(&i.id, i.mime, &i.data))
-                .and_then(|()| store.commit(&batch.messages, &batch.changes));
+                .and_then(|()| store.commit(&batch.messages, &batch.amends, &batch.changes));
             StoreAnswer::Committed {
                 batch: batch.id,
                 result,
@@ -108,6 +136,14 @@ pub fn execute(store: &mut dyn Store, op: StoreOp) -> StoreAnswer {
         StoreOp::Load(load) => StoreAnswer::Loaded {
             load: load.id,
             result: read(store, &load),
+        },
+        StoreOp::Find(find) => StoreAnswer::Found {
+            find: find.id,
+            result: store.find(&find.room, &find.what),
+        },
+        StoreOp::Search(op) => StoreAnswer::Searched {
+            search: op.id,
+            result: store.search(&op),
         },
     }
 }
@@ -123,7 +159,17 @@ fn read(store: &mut dyn Store, load: &Load) -> Result<Loaded, StoreError> {
     } else {
         store.history(&load.room, load.page)?
     };
-    Ok(Loaded { messages, last_seq })
+    let amends = match load.since {
+        Some(since) if load.page.limit > 0 => {
+            store.amends_since(&load.room, since, load.page.limit)?
+        }
+        _ => Vec::new(),
+    };
+    Ok(Loaded {
+        messages,
+        amends,
+        last_seq,
+    })
 }
 
 /// History kept in memory, per room, for as long as the process lives.
@@ -241,7 +287,12 @@ impl Store for MemStore {
         Ok(self.images.get(id).cloned())
     }
 
-    fn commit(&mut self, batch: &[Rc<Message>], changes: &[Change]) -> Result<(), StoreError> {
+    fn commit(
+        &mut self,
+        batch: &[Rc<Message>],
+        _amends: &[Rc<Amend>],
+        changes: &[Change],
+    ) -> Result<(), StoreError> {
         for (id, mime, data) in self.pending_images.drain(..) {
             self.images.entry(id).or_insert((mime, data));
         }
@@ -284,6 +335,28 @@ impl Store for MemStore {
                 })
                 .collect(),
         })
+    }
+
+    fn amends_since(
+        &mut self,
+        _room: &RoomName,
+        _since: u64,
+        _limit: usize,
+    ) -> Result<Vec<Rc<Amend>>, StoreError> {
+        Ok(Vec::new()) // STUB: the store's part of issue 16
+    }
+
+    fn find(&mut self, room: &RoomName, what: &FindWhat) -> Result<Vec<Rc<Message>>, StoreError> {
+        // STUB: the store's part of issue 16
+        let all = self.rooms.get(room).map_or(&[][..], |v| v.as_slice());
+        Ok(match what {
+            FindWhat::Seq(seq) => all.iter().filter(|m| m.seq == *seq).cloned().collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    fn search(&mut self, _op: &SearchOp) -> Result<Vec<Hit>, StoreError> {
+        Ok(Vec::new()) // STUB: the store's part of issue 16
     }
 
     fn history(&mut self, room: &RoomName, page: Page) -> Result<Vec<Rc<Message>>, StoreError> {

@@ -63,11 +63,11 @@ use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, Tran
 
 use super::{Store, StoreError};
 use crate::hub::command::Page;
-use crate::hub::event::{ImageRef, Message};
+use crate::hub::event::{Amend, Hit, ImageRef, Message};
 use crate::hub::image::known_mime;
 use crate::hub::names::RoomName;
 use crate::hub::port::{
-    AccountRecord, Change, EntryKind, RoomEntry, RoomRecord, State, TokenRecord,
+    AccountRecord, Change, EntryKind, FindWhat, RoomEntry, RoomRecord, SearchOp, State, TokenRecord,
 };
 
 /// What `path` means an in-memory database that vanishes with the process.
@@ -412,7 +412,40 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn commit(&mut self, batch: &[Rc<Message>], changes: &[Change]) -> Result<(), StoreError> {
+    fn amends_since(
+        &mut self,
+        _room: &RoomName,
+        _since: u64,
+        _limit: usize,
+    ) -> Result<Vec<Rc<Amend>>, StoreError> {
+        Ok(Vec::new()) // STUB: the store's part of issue 16
+    }
+
+    fn find(&mut self, room: &RoomName, what: &FindWhat) -> Result<Vec<Rc<Message>>, StoreError> {
+        // STUB: the store's part of issue 16
+        Ok(match what {
+            FindWhat::Seq(seq) => self.history(
+                room,
+                Page {
+                    after: Some(seq.saturating_sub(1)),
+                    before: Some(seq.saturating_add(1)),
+                    limit: 1,
+                },
+            )?,
+            _ => Vec::new(),
+        })
+    }
+
+    fn search(&mut self, _op: &SearchOp) -> Result<Vec<Hit>, StoreError> {
+        Ok(Vec::new()) // STUB: the store's part of issue 16
+    }
+
+    fn commit(
+        &mut self,
+        batch: &[Rc<Message>],
+        _amends: &[Rc<Amend>],
+        changes: &[Change],
+    ) -> Result<(), StoreError> {
         if batch.is_empty() && self.pending.is_empty() && changes.is_empty() {
             // An empty batch costs nothing.
             return Ok(());
@@ -472,16 +505,17 @@ impl Store for SqliteStore {
         let mut stmt = self.conn.prepare_cached(sql).map_err(fail("history"))?;
         let rows = stmt
             .query_map(params![room.as_str(), lo, hi, limit], |r| {
-                Ok(Message {
-                    account: r.get(8)?,
-                    room: room.clone(),
-                    seq: get_u64(r, 0)?,
-                    ts: get_u64(r, 1)?,
-                    from: r.get(2)?,
-                    text: r.get(3)?,
-                    action: r.get(4)?,
-                    image: image_ref(r)?,
-                })
+                let mut m = Message::new(
+                    room.clone(),
+                    get_u64(r, 0)?,
+                    get_u64(r, 1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                );
+                m.account = r.get(8)?;
+                m.action = r.get(4)?;
+                m.image = image_ref(r)?;
+                Ok(m)
             })
             .map_err(fail("history"))?;
         let mut out = rows

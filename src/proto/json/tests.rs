@@ -2,7 +2,7 @@ use super::*;
 
 use std::rc::Rc;
 
-use crate::hub::event::{Presence, Typing};
+use crate::hub::event::{Entry, Presence, Typing};
 
 fn room(s: &str) -> RoomName {
     RoomName::parse(s).unwrap()
@@ -46,6 +46,7 @@ fn every_request_type() {
         (
             r#"{"type":"say","room":"lobby","text":"hi","cid":"k3j9"}"#,
             Command::Say {
+                reply_to: None,
                 room: Some(room("lobby")),
                 text: "hi".into(),
                 action: false,
@@ -55,6 +56,7 @@ fn every_request_type() {
         (
             r#"{"type":"say","room":"lobby","text":"waves","action":true}"#,
             Command::Say {
+                reply_to: None,
                 room: Some(room("lobby")),
                 text: "waves".into(),
                 action: true,
@@ -209,6 +211,12 @@ fn json(event: &Event) -> serde_json::Value {
 
 fn msg(seq: u64, action: bool) -> Rc<Message> {
     Rc::new(Message {
+        author: String::new(),
+        reply_to: None,
+        mentions: Vec::new(),
+        edited_ts: None,
+        deleted: false,
+        reactions: Vec::new(),
         room: room("lobby"),
         seq,
         ts: 1_763_800_000_000,
@@ -347,7 +355,10 @@ fn renders_every_reply() {
         role: crate::hub::event::Role::Member,
         room: room("lobby"),
         members: crate::hub::names::nick_list(&["alice", "bob"]),
-        messages: vec![msg(119, false), msg(120, false)],
+        messages: vec![
+            Entry::Message(msg(119, false)),
+            Entry::Message(msg(120, false)),
+        ],
         created: false,
         last_seq: 120,
         gap: false,
@@ -447,6 +458,7 @@ fn image_requests_carry_the_decoded_bytes() {
     assert_eq!(
         r.command,
         Command::Image {
+            reply_to: None,
             room: room("lobby"),
             data: b"GIF89a\x01".to_vec(),
             text: Some("cap".into()),

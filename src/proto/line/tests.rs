@@ -5,7 +5,7 @@ const ORIGIN: &str = "http://127.0.0.1:7878";
 
 use std::rc::Rc;
 
-use crate::hub::event::Limits;
+use crate::hub::event::{Entry, Limits};
 
 // ---------------------------------------------------------------------------
 // LineDecoder: framing
@@ -254,6 +254,7 @@ fn room(s: &str) -> RoomName {
 
 fn say(text: &str) -> Input {
     Input::Command(Command::Say {
+        reply_to: None,
         room: None,
         text: text.to_string(),
         action: false,
@@ -263,6 +264,7 @@ fn say(text: &str) -> Input {
 
 fn me(text: &str) -> Input {
     Input::Command(Command::Say {
+        reply_to: None,
         room: None,
         text: text.to_string(),
         action: true,
@@ -607,6 +609,12 @@ fn rendered(event: &Event) -> String {
 
 fn msg(room_name: &str, ts: u64, from: &str, text: &str, action: bool) -> Rc<Message> {
     Rc::new(Message {
+        author: String::new(),
+        reply_to: None,
+        mentions: Vec::new(),
+        edited_ts: None,
+        deleted: false,
+        reactions: Vec::new(),
         room: room(room_name),
         seq: 1,
         ts,
@@ -820,7 +828,7 @@ fn render_joined_with_history_matches_the_protocol_example() {
             role: crate::hub::event::Role::Member,
             room: room("lobby"),
             members: crate::hub::names::nick_list(&["alice", "bob", "quiet-heron-42"]),
-            messages,
+            messages: messages.into_iter().map(Entry::Message).collect(),
             created: false,
             last_seq: 0,
             gap: false,
@@ -842,7 +850,7 @@ fn render_joined_with_one_message_says_message() {
             role: crate::hub::event::Role::Member,
             room: room("lobby"),
             members: crate::hub::names::nick_list(&["alice"]),
-            messages: vec![msg("lobby", TS, "bob", "hi", false)],
+            messages: vec![Entry::Message(msg("lobby", TS, "bob", "hi", false))],
             created: false,
             last_seq: 0,
             gap: false,
@@ -1518,7 +1526,7 @@ fn joined_with(info: RoomInfo, messages: Vec<Rc<Message>>) -> Event {
         role: Role::Op,
         room: room("dev"),
         members: crate::hub::names::nick_list(&["alice", "bob"]),
-        messages,
+        messages: messages.into_iter().map(Entry::Message).collect(),
         created: false,
         last_seq: 1,
         gap: false,

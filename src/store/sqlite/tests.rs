@@ -483,7 +483,7 @@ fn a_failed_batch_stores_none_of_its_changes() {
     ];
     s.put_image("img", "image/png", b"png").unwrap();
     let e = s
-        .commit(&[msg_from(&r, 2, Some("alice")), msg(&r, 1)], &changes)
+        .commit(&[msg_from(&r, 2, Some("alice")), msg(&r, 1)], &[], &changes)
         .unwrap_err();
     assert!(e.0.contains("UNIQUE"), "{e}");
     assert_eq!(s.load_state().unwrap(), State::default());
@@ -493,12 +493,12 @@ fn a_failed_batch_stores_none_of_its_changes() {
     // A change that fails sinks the messages before it too.
     let mut bad = changes.clone();
     bad.push(Change::TokenPut(token("t2", "alice", u64::MAX)));
-    let e = s.commit(&[msg(&r, 2)], &bad).unwrap_err();
+    let e = s.commit(&[msg(&r, 2)], &[], &bad).unwrap_err();
     assert!(e.0.contains("too large"), "{e}");
     assert_eq!(s.load_state().unwrap(), State::default());
     assert_eq!(s.last_seq(&r).unwrap(), 1);
 
-    s.commit(&[msg(&r, 2)], &changes).unwrap();
+    s.commit(&[msg(&r, 2)], &[], &changes).unwrap();
     let state = s.load_state().unwrap();
     assert_eq!(state.accounts, [account("alice", "$a", 1)]);
     assert_eq!(state.tokens, [token("t1", "alice", 10)]);
@@ -577,6 +577,7 @@ fn a_version_1_database_is_migrated_on_open() {
         // The new tables and column work.
         s.commit(
             &[msg_from(&lobby, 4, Some("alice"))],
+            &[],
             &[
                 Change::AccountPut(account("alice", "$a", 5)),
                 Change::TokenPut(token("t", "alice", 6)),
@@ -659,19 +660,23 @@ fn changed_elsewhere_sees_other_connections_only() {
     let r = room("lobby");
     let mut s = open(&db, "id");
     assert!(!s.changed_elsewhere().unwrap(), "the first look");
-    s.commit(&[msg(&r, 1)], &[Change::AccountPut(account("a", "$a", 1))])
-        .unwrap();
+    s.commit(
+        &[msg(&r, 1)],
+        &[],
+        &[Change::AccountPut(account("a", "$a", 1))],
+    )
+    .unwrap();
     assert!(!s.changed_elsewhere().unwrap(), "its own commit");
 
     let mut other = open(&db, "unused");
     other
-        .commit(&[], &[Change::AccountPut(account("b", "$b", 2))])
+        .commit(&[], &[], &[Change::AccountPut(account("b", "$b", 2))])
         .unwrap();
     assert!(s.changed_elsewhere().unwrap());
     assert!(!s.changed_elsewhere().unwrap(), "told once");
     // A read of the state counts as a look.
     other
-        .commit(&[], &[Change::AccountDel { name: "a".into() }])
+        .commit(&[], &[], &[Change::AccountDel { name: "a".into() }])
         .unwrap();
     assert_eq!(s.load_state().unwrap().accounts, [account("b", "$b", 2)]);
     assert!(!s.changed_elsewhere().unwrap(), "load_state saw it");
@@ -741,8 +746,8 @@ fn agrees_with_memstore() {
                     let changes: Vec<Change> = (0..rng.below(5))
                         .map(|_| random_change(&mut rng, &rooms))
                         .collect();
-                    mem.commit(&[], &changes).unwrap();
-                    sql.commit(&[], &changes).unwrap();
+                    mem.commit(&[], &[], &changes).unwrap();
+                    sql.commit(&[], &[], &changes).unwrap();
                 }
                 11 => assert_eq!(
                     mem.load_state().unwrap(),
@@ -758,6 +763,12 @@ fn agrees_with_memstore() {
                             + batch.iter().filter(|m: &&Rc<Message>| m.room == *r).count() as u64
                             + 1;
                         batch.push(Rc::new(Message {
+                            author: String::new(),
+                            reply_to: None,
+                            mentions: Vec::new(),
+                            edited_ts: None,
+                            deleted: false,
+                            reactions: Vec::new(),
                             room: r.clone(),
                             seq,
                             ts: rng.next_u64() >> 1,
