@@ -194,7 +194,10 @@ fn main() {
             "search",
             r#"{"type":"search","q":"rust \"exact phrase\" from:bob","room":"dev","limit":20,"before":900}"#,
         ),
-        ("search_all", r#"{"type":"search","q":"cr\u00e8me","limit":500}"#),
+        (
+            "search_all",
+            r#"{"type":"search","q":"cr\u00e8me","limit":500}"#,
+        ),
         (
             "say_reply",
             r#"{"type":"say","room":"dev","text":"me too","reply_to":17,"cid":"r1"}"#,
