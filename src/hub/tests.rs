@@ -477,11 +477,7 @@ impl Chat {
                         // events.
                         let silent = match event {
                             Event::Typing(_) => true,
-                            // TEMPORARY until the codecs of issue 16 land:
-                            // then reactions only.
-                            Event::Amend(_) => true,
-                            // TEMPORARY until the codecs of issue 16 land.
-                            Event::Reply(Reply::Amended(_) | Reply::Search { .. }, _) => true,
+                            Event::Amend(a) => matches!(a.kind, AmendKind::React { .. }),
                             Event::Presence(p) => matches!(
                                 p.kind,
                                 PresenceKind::Leave(LeaveReason::Kicked | LeaveReason::Banned)
