@@ -790,6 +790,11 @@ pub(crate) fn search_op(
     }
 }
 
+/// The seqs a search of one room finds.
+pub(crate) fn found_in(s: &mut dyn Store, r: &RoomName, q: &str) -> Vec<u64> {
+    found(s, &[r], q)
+}
+
 /// The seqs a search finds.
 fn found(s: &mut dyn Store, rooms: &[&RoomName], q: &str) -> Vec<u64> {
     hits_seqs(&s.search(&search_op(rooms, q, 50, None)).unwrap())
