@@ -544,7 +544,7 @@ impl Store for MemStore {
                 ));
             }
         }
-        found.sort_by(|x, y| y.0.cmp(&x.0));
+        found.sort_by_key(|x| std::cmp::Reverse(x.0));
         Ok(found.into_iter().take(op.limit).map(|(_, h)| h).collect())
     }
 

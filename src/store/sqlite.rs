@@ -569,7 +569,7 @@ impl Store for SqliteStore {
                         params![room.as_str(), author, latest],
                     )?);
                 }
-                all.sort_by(|x, y| y.seq.cmp(&x.seq));
+                all.sort_by_key(|m| std::cmp::Reverse(m.seq));
                 all.dedup_by_key(|m| m.seq);
                 all.truncate(FIND_LATEST);
                 all
@@ -765,7 +765,7 @@ impl SqliteStore {
         seq_below: i64,
         ts_below: i64,
         limit: i64,
-    ) -> Result<Vec<(Message, String, Vec<(usize, usize)>)>, StoreError> {
+    ) -> Result<Vec<Found>, StoreError> {
         let rooms: Vec<String> = (0..op.rooms.len()).map(|i| format!("?{}", i + 7)).collect();
         let sql = format!(
             "SELECT {}, m.room, snippet(messages_fts, 0, ?5, ?6, '{ELLIPSIS}', {SNIPPET_TOKENS}) \
@@ -823,7 +823,7 @@ impl SqliteStore {
         seq_below: i64,
         ts_below: i64,
         limit: i64,
-    ) -> Result<Vec<(Message, String, Vec<(usize, usize)>)>, StoreError> {
+    ) -> Result<Vec<Found>, StoreError> {
         let mut all: Vec<(i64, Message)> = Vec::new();
         let mut stmt = self
             .conn
@@ -845,7 +845,7 @@ impl SqliteStore {
                 all.push(row.map_err(fail("search"))?);
             }
         }
-        all.sort_by(|x, y| y.0.cmp(&x.0));
+        all.sort_by_key(|x| std::cmp::Reverse(x.0));
         all.truncate(op.limit);
         Ok(all
             .into_iter()
@@ -856,6 +856,9 @@ impl SqliteStore {
             .collect())
     }
 }
+
+/// A message a search found, with its snippet and the hits marked in it.
+type Found = (Message, String, Vec<(usize, usize)>);
 
 /// Marks a hit's start and end in FTS5's snippets: control characters,
 /// which stored text never holds (`hub::names::sanitize` replaces them),
