@@ -174,6 +174,10 @@ const FROM_ONLY: &str = concat!(
      ORDER BY seq DESC LIMIT ?5"
 );
 
+/// The index id of a room's first message at or after seq `?2`.
+const FIRST_ID_FROM: &str =
+    "SELECT fts_id FROM messages WHERE room = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1";
+
 /// The reactions of a page's messages (`target` in `?2..=?3`), by
 /// message, then emoji in the order they appeared, then reactor.
 const PAGE_REACTIONS: &str = "SELECT target, emoji, author, nick FROM reactions \
@@ -766,13 +770,32 @@ impl SqliteStore {
         ts_below: i64,
         limit: i64,
     ) -> Result<Vec<Found>, StoreError> {
-        let rooms: Vec<String> = (0..op.rooms.len()).map(|i| format!("?{}", i + 7)).collect();
+        // The statement differs only by the number of rooms (one, or the
+        // rooms a client is in), so a few are prepared and cached.
+        let rooms: Vec<String> = (0..op.rooms.len()).map(|i| format!("?{}", i + 9)).collect();
+        // A later page of one room starts the index walk below the first
+        // message at or after `before` (ids grow with seq within a room);
+        // filtering by seq alone would walk past every newer hit first.
+        let id_below: i64 = match (op.rooms.as_slice(), seq_below) {
+            ([room], seq) if seq < i64::MAX => self
+                .conn
+                .prepare_cached(FIRST_ID_FROM)
+                .and_then(|mut st| {
+                    st.query_row(params![room.as_str(), seq], |r| r.get::<_, Option<i64>>(0))
+                        .optional()
+                })
+                .map_err(fail("search"))?
+                .flatten()
+                .unwrap_or(i64::MAX),
+            _ => i64::MAX,
+        };
         let sql = format!(
             "SELECT {}, m.room, snippet(messages_fts, 0, ?5, ?6, '{ELLIPSIS}', {SNIPPET_TOKENS}) \
              FROM messages_fts CROSS JOIN messages m ON m.fts_id = messages_fts.rowid \
-             WHERE messages_fts MATCH ?1 AND m.seq < ?2 AND m.ts < ?3 \
+             WHERE messages_fts MATCH ?1 AND messages_fts.rowid < ?8 \
+             AND m.seq < ?2 AND m.ts < ?3 \
              AND (?4 IS NULL OR lower(m.sender) = ?4) AND m.room IN ({}) \
-             ORDER BY messages_fts.rowid DESC LIMIT {limit}",
+             ORDER BY messages_fts.rowid DESC LIMIT ?7",
             message_columns!()
                 .split(", ")
                 .map(|c| format!("m.{}", c.trim()))
@@ -788,6 +811,8 @@ impl SqliteStore {
             Box::new(from.map(str::to_owned)),
             Box::new(MARK_OPEN.to_string()),
             Box::new(MARK_CLOSE.to_string()),
+            Box::new(limit),
+            Box::new(id_below),
         ];
         args.extend(
             op.rooms

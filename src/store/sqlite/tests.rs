@@ -414,6 +414,7 @@ fn queries_walk_the_primary_key() {
         (LAST_BY, 3),
         (LAST_OF, 3),
         (FROM_ONLY, 5),
+        (FIRST_ID_FROM, 2),
         (AMENDS_SINCE, 3),
         (INSERT_AMEND, 11),
         (EDIT_TARGET, 4),
