@@ -44,6 +44,12 @@ fn main() {
 /mute bob\n/mute bob 0\n/mute bob 007\n/unmute bob\n/op carol\n/deop carol\n/topic Rust and chat\n\
 /topic\n/invite-only ON\n/invite-only maybe\n/invite dave\n/bans\n/kick\n/op bob please\n";
     write("line", "moderation_session", &with(&[0x80, 11], moderation));
+    let live = "/reply bob me too\n/reply  bob\t/me is text \n/edit fixed it\n/delete\n/delete bob\n\
+/react bob \u{1F44D}\n/react bob\n/react bob a b\n/search rust \"exact phrase\" from:bob\n/search\n/edit\n\
+/reply bob\n/delete bob carol\n";
+    write("line", "live_session", &with(&[0x80, 13], live.as_bytes()));
+    let quote = format!("alice\n#Lobby\n{}\u{e9}\u{1F600}\x1b[31m\n", "x".repeat(39));
+    write("line", "render_quote", &with(&[0x80, 9], quote.as_bytes()));
     write(
         "line",
         "framing_small_max",
@@ -174,6 +180,31 @@ fn main() {
         (
             "mod_bad",
             r#"{"type":"mod","room":"dev","action":"smite","nick":"bob","ref":"x"}"#,
+        ),
+        (
+            "edit",
+            r#"{"type":"edit","room":"dev","seq":17,"text":"new text","ref":"e1"}"#,
+        ),
+        ("delete", r##"{"type":"delete","room":"#Dev","seq":17}"##),
+        (
+            "react",
+            r#"{"type":"react","room":"dev","seq":17,"emoji":"\ud83d\udc4d"}"#,
+        ),
+        (
+            "search",
+            r#"{"type":"search","q":"rust \"exact phrase\" from:bob","room":"dev","limit":20,"before":900}"#,
+        ),
+        (
+            "search_all",
+            r#"{"type":"search","q":"cr\u00e8me","limit":500}"#,
+        ),
+        (
+            "say_reply",
+            r#"{"type":"say","room":"dev","text":"me too","reply_to":17,"cid":"r1"}"#,
+        ),
+        (
+            "live_bad",
+            r#"{"type":"edit","room":"dev","seq":"17","text":1,"ref":"b"}"#,
         ),
     ];
     for (name, text) in json {

@@ -57,11 +57,12 @@ pub mod line {
 
     use std::rc::Rc;
 
-    use natter::hub::command::{Command, ModAction};
+    use natter::hub::command::{Command, ModAction, Scope, Target, DEFAULT_SEARCH};
     use natter::hub::error::{ErrorCode, HubError};
     use natter::hub::event::{
-        AccountChange, BanInfo, Dm, Entry, Event, ImageRef, LeaveReason, Limits, Message, ModEvent,
-        ModKind, Presence, PresenceKind, Reply, Role, RoomInfo, Typing,
+        AccountChange, Amend, AmendKind, BanInfo, Dm, Entry, Event, Hit, ImageRef, LeaveReason,
+        Limits, Message, ModEvent, ModKind, Presence, PresenceKind, Reaction, Reactor, Reply,
+        ReplyTo, Role, RoomInfo, Typing,
     };
     use natter::hub::names::{sanitize, Nick, RoomName};
     use natter::hub::MAX_HISTORY_PAGE;
@@ -198,6 +199,26 @@ pub mod line {
         let name = name.to_ascii_lowercase();
         match cmd {
             Command::Say {
+                room,
+                text,
+                action,
+                reply_to: Some(target),
+                cid,
+            } => {
+                // `/reply NICK TEXT`: NICK's last message, TEXT the rest.
+                assert_eq!(name, "reply", "{s:?} gave a reply");
+                assert!(!action);
+                assert_eq!((room, cid), (None, None));
+                let Target::LastOf(nick) = target else {
+                    panic!("{s:?} replies to {target:?}");
+                };
+                assert!(!nick.is_empty() && !nick.contains(char::is_whitespace));
+                assert!(!text.is_empty());
+                let after = rest.strip_prefix(nick.as_str()).expect("nick first");
+                assert!(after.starts_with(char::is_whitespace));
+                assert_eq!(after.trim_start(), text);
+            }
+            Command::Say {
                 room, text, action, ..
             } => {
                 // Only `/me` makes a Say out of a `/` line: its text is the
@@ -255,11 +276,53 @@ pub mod line {
                 assert_eq!(room, None, "{s:?}: a line moderates its current room");
                 check_mod(&name, rest, &action);
             }
-            // STUB (issue 16, codecs): the line forms of section 3 and 4.
-            Command::Edit { .. }
-            | Command::Delete { .. }
-            | Command::React { .. }
-            | Command::Search { .. } => {}
+            Command::Edit { room, target, text } => {
+                // `/edit TEXT`: one's own last message, TEXT the rest.
+                assert_eq!(name, "edit");
+                assert_eq!((room, target), (None, Target::Mine));
+                assert!(!text.is_empty());
+                assert_eq!(text, rest);
+            }
+            Command::Delete { room, target } => {
+                // `/delete` (one's own) or `/delete NICK`, one word.
+                assert_eq!((name.as_str(), room), ("delete", None));
+                match target {
+                    Target::Mine => assert_eq!(rest, ""),
+                    Target::LastOf(nick) => {
+                        assert!(!nick.is_empty() && !nick.contains(char::is_whitespace));
+                        assert_eq!(nick, rest);
+                    }
+                    Target::Seq(_) => panic!("{s:?} deletes by seq"),
+                }
+            }
+            Command::React {
+                room,
+                target,
+                emoji,
+            } => {
+                // `/react NICK EMOJI`: exactly two words.
+                assert_eq!((name.as_str(), room), ("react", None));
+                let Target::LastOf(nick) = target else {
+                    panic!("{s:?} reacts to {target:?}");
+                };
+                let words: Vec<&str> = rest.split_whitespace().collect();
+                assert_eq!(words, [nick.as_str(), emoji.as_str()]);
+            }
+            Command::Search {
+                q,
+                scope,
+                limit,
+                before,
+            } => {
+                // `/search WORDS` in the current room: any words at all.
+                assert_eq!(name, "search");
+                assert_eq!(
+                    (scope, limit, before),
+                    (Scope::Current, DEFAULT_SEARCH, None)
+                );
+                assert!(!q.is_empty());
+                assert_eq!(q, rest);
+            }
         }
     }
 
@@ -555,6 +618,7 @@ pub mod line {
             room: room.clone(),
             bans: vec![ban(true, reason.clone()), ban(false, None)],
         }));
+        events.extend(live_events(&nick, &room, &raw, &text, ts, &messages));
         for reason in [
             LeaveReason::Leave,
             LeaveReason::Quit(None),
@@ -571,11 +635,143 @@ pub mod line {
         events
     }
 
-    /// What line clients are never sent a line for: typing hints, and the
-    /// leaves of the kicked and banned (their `mod` line said it).
+    /// Version 2 sections 3 and 4: replies (their quotes raw, cut at any
+    /// character), edited and deleted messages, the changes to messages as
+    /// events and as their makers' answers, catch-ups that mix both, and
+    /// search answers (the query raw, as the client typed it).
+    fn live_events(
+        nick: &str,
+        room: &RoomName,
+        raw: &str,
+        text: &str,
+        ts: u64,
+        messages: &[Rc<Message>],
+    ) -> Vec<Event> {
+        let reply = |r| Event::Reply(r, Some(raw.to_string()));
+        let mut variants = Vec::new();
+        for (i, base) in messages.iter().enumerate() {
+            let mut m = (**base).clone();
+            m.reply_to = Some(ReplyTo {
+                seq: ts,
+                from: nick.to_string(),
+                text: (i != 1).then(|| raw.to_string()),
+            });
+            m.mentions = vec![nick.to_string()];
+            m.reactions = vec![Reaction {
+                emoji: raw.to_string(),
+                by: vec![Reactor {
+                    author: raw.to_string(),
+                    nick: nick.to_string(),
+                }],
+            }];
+            variants.push(m.clone());
+            m.edited_ts = Some(ts);
+            variants.push(m.clone());
+            m.text = String::new();
+            variants.push(m.clone());
+            m.text = text.to_string();
+            m.deleted = true;
+            variants.push(m);
+        }
+        let variants: Vec<Rc<Message>> = variants.into_iter().map(Rc::new).collect();
+        let amend = |by: &str, kind| {
+            Rc::new(Amend {
+                room: room.clone(),
+                seq: ts,
+                target: ts / 2,
+                ts,
+                by: by.to_string(),
+                author: raw.to_string(),
+                kind,
+            })
+        };
+        let amends = [
+            amend(
+                nick,
+                AmendKind::Edit {
+                    text: raw.to_string(),
+                },
+            ),
+            amend(
+                nick,
+                AmendKind::Delete {
+                    of: nick.to_string(),
+                },
+            ),
+            amend(
+                "bob",
+                AmendKind::Delete {
+                    of: nick.to_string(),
+                },
+            ),
+            amend(
+                nick,
+                AmendKind::React {
+                    emoji: raw.to_string(),
+                    on: true,
+                },
+            ),
+            amend(
+                nick,
+                AmendKind::React {
+                    emoji: raw.to_string(),
+                    on: false,
+                },
+            ),
+        ];
+        let mut events: Vec<Event> = variants.iter().cloned().map(Event::Message).collect();
+        for a in &amends {
+            events.push(Event::Amend(a.clone()));
+            events.push(reply(Reply::Amended(a.clone())));
+        }
+        let mut entries: Vec<Entry> = amends.iter().cloned().map(Entry::Amend).collect();
+        entries.extend(variants.iter().cloned().map(Entry::Message));
+        for messages in [entries.clone(), entries[..1].to_vec()] {
+            events.push(reply(Reply::Joined {
+                info: Box::default(),
+                role: Role::Member,
+                room: room.clone(),
+                members: vec![],
+                messages,
+                created: false,
+                last_seq: ts,
+                gap: false,
+                store_id: raw.to_string(),
+            }));
+        }
+        events.push(reply(Reply::History {
+            room: room.clone(),
+            messages: variants.clone(),
+        }));
+        let hits: Vec<Hit> = variants
+            .iter()
+            .map(|m| Hit {
+                message: m.clone(),
+                snippet: raw.to_string(),
+                marks: vec![(0, raw.chars().count())],
+            })
+            .collect();
+        for (room, results) in [
+            (Some(room.clone()), vec![]),
+            (Some(room.clone()), hits[..1].to_vec()),
+            (None, hits),
+        ] {
+            events.push(reply(Reply::Search {
+                q: raw.to_string(),
+                room,
+                results,
+            }));
+        }
+        events
+    }
+
+    /// What line clients are never sent a line for: typing hints,
+    /// reactions, and the leaves of the kicked and banned (their `mod` line
+    /// said it).
     fn silent(event: &Event) -> bool {
         match event {
             Event::Typing(_) => true,
+            Event::Amend(a) => matches!(a.kind, AmendKind::React { .. }),
             Event::Presence(p) => matches!(
                 p.kind,
                 PresenceKind::Leave(LeaveReason::Kicked | LeaveReason::Banned)
@@ -1032,9 +1228,12 @@ pub mod json {
     //! The JSON request parser: no panics, error codes from the allowed
     //! set, commands that agree with the JSON and satisfy their types.
 
-    use natter::hub::command::{Command, ModAction};
+    use natter::hub::command::{Command, ModAction, Scope, Target, DEFAULT_SEARCH};
     use natter::hub::error::ErrorCode;
-    use natter::hub::event::{BanInfo, Event, Message, ModEvent, ModKind, Reply};
+    use natter::hub::event::{
+        Amend, AmendKind, BanInfo, Entry, Event, Hit, Message, ModEvent, ModKind, Reaction,
+        Reactor, Reply, ReplyTo,
+    };
     use natter::hub::names::RoomName;
     use natter::hub::MAX_HISTORY_PAGE;
     use natter::proto::json::{parse, render, Refusal};
@@ -1125,6 +1324,74 @@ pub mod json {
                         if let Command::Image { id, .. } = &request.command {
                             assert!(id.is_empty());
                         }
+                        if let Command::Say { reply_to, .. } | Command::Image { reply_to, .. } =
+                            &request.command
+                        {
+                            let want = obj.get("reply_to").and_then(Value::as_u64);
+                            assert_eq!(reply_to, &want.map(Target::Seq));
+                        }
+                    }
+                    (
+                        "edit" | "delete" | "react",
+                        Command::Edit {
+                            room: Some(room),
+                            target,
+                            ..
+                        }
+                        | Command::Delete {
+                            room: Some(room),
+                            target,
+                        }
+                        | Command::React {
+                            room: Some(room),
+                            target,
+                            ..
+                        },
+                    ) => {
+                        room_ok(room);
+                        wants_room(obj, room);
+                        let seq = obj.get("seq").and_then(Value::as_u64);
+                        assert_eq!(Some(target), seq.map(Target::Seq).as_ref());
+                        match &request.command {
+                            Command::Edit { text, .. } => {
+                                assert_eq!(kind, "edit");
+                                assert_eq!(text, &string("text"));
+                            }
+                            Command::Delete { .. } => assert_eq!(kind, "delete"),
+                            Command::React { emoji, .. } => {
+                                assert_eq!(kind, "react");
+                                assert_eq!(emoji, &string("emoji"));
+                            }
+                            _ => unreachable!(),
+                        }
+                    }
+                    (
+                        "search",
+                        Command::Search {
+                            q,
+                            scope,
+                            limit,
+                            before,
+                        },
+                    ) => {
+                        assert_eq!(q, &string("q"));
+                        match scope {
+                            Scope::Room(room) => {
+                                room_ok(room);
+                                wants_room(obj, room);
+                            }
+                            Scope::Joined => {
+                                assert!(matches!(obj.get("room"), None | Some(Value::Null)));
+                            }
+                            Scope::Current => panic!("a JSON search of the current room"),
+                        }
+                        let want = obj.get("limit").and_then(Value::as_u64);
+                        assert_eq!(
+                            *limit,
+                            want.map_or(DEFAULT_SEARCH, |n| usize::try_from(n)
+                                .unwrap_or(usize::MAX))
+                        );
+                        assert_eq!(*before, obj.get("before").and_then(Value::as_u64));
                     }
                     ("dm", Command::Dm { to, text, .. }) => {
                         assert_eq!((to, text), (&string("to"), &string("text")));
@@ -1346,6 +1613,197 @@ pub mod json {
             let out = render(&event).expect("rendered");
             let v: Value = serde_json::from_slice(&out).expect("render gave invalid JSON");
             assert_eq!(v.pointer(field).and_then(Value::as_str), want, "{field}");
+        }
+        check_render_live(text);
+    }
+
+    /// Version 2 sections 3 and 4: replies, reactions (the text as emoji
+    /// and as nick), edited and deleted messages, changes as events and as
+    /// answers, catch-ups and searches give JSON of the right `type` whose
+    /// strings are what went in, and nothing of a deleted text.
+    fn check_render_live(text: &str) {
+        use std::rc::Rc;
+        let room = RoomName::parse("lobby").unwrap();
+        let mut m = Message::new(room.clone(), 7, 8, "alice".into(), text.to_string());
+        m.author = "a:alice".to_string();
+        m.reply_to = Some(ReplyTo {
+            seq: 3,
+            from: "bob".into(),
+            text: Some(text.to_string()),
+        });
+        m.mentions = vec![text.to_string()];
+        m.edited_ts = Some(9);
+        m.reactions = vec![
+            Reaction {
+                emoji: text.to_string(),
+                by: vec![Reactor {
+                    author: "a:bob".into(),
+                    nick: text.to_string(),
+                }],
+            },
+            Reaction {
+                emoji: format!("{text}2"),
+                by: vec![],
+            },
+        ];
+        let live = Rc::new(m.clone());
+        m.deleted = true;
+        let deleted = Rc::new(m);
+        let amend = |kind| {
+            Rc::new(Amend {
+                room: room.clone(),
+                seq: 10,
+                target: 7,
+                ts: 11,
+                by: "alice".into(),
+                author: "a:alice".into(),
+                kind,
+            })
+        };
+        let edit = amend(AmendKind::Edit {
+            text: text.to_string(),
+        });
+        let delete = amend(AmendKind::Delete {
+            of: text.to_string(),
+        });
+        let react = amend(AmendKind::React {
+            emoji: text.to_string(),
+            on: true,
+        });
+        let hits: Vec<Hit> = [live.clone(), deleted.clone()]
+            .into_iter()
+            .map(|message| Hit {
+                message,
+                snippet: text.to_string(),
+                marks: vec![(0, text.chars().count())],
+            })
+            .collect();
+        let r = Some(text.to_string());
+        let cases: Vec<(Event, &str, Option<&str>, &str)> = vec![
+            (
+                Event::Message(live.clone()),
+                "/reply_to/text",
+                Some(text),
+                "message",
+            ),
+            (
+                Event::Message(live.clone()),
+                "/mentions/0",
+                Some(text),
+                "message",
+            ),
+            (Event::Message(live.clone()), "/text", Some(text), "message"),
+            (Event::Message(deleted.clone()), "/text", None, "message"),
+            (Event::Amend(edit.clone()), "/text", Some(text), "edit"),
+            (Event::Amend(delete.clone()), "/by", Some("alice"), "delete"),
+            (Event::Amend(react.clone()), "/emoji", Some(text), "react"),
+            (
+                Event::Reply(Reply::Amended(edit.clone()), r.clone()),
+                "/ref",
+                Some(text),
+                "edit",
+            ),
+            (
+                Event::Reply(Reply::Amended(delete), r.clone()),
+                "/ref",
+                Some(text),
+                "delete",
+            ),
+            (
+                Event::Reply(Reply::Amended(react.clone()), r.clone()),
+                "/ref",
+                Some(text),
+                "react",
+            ),
+            (
+                Event::Reply(
+                    Reply::Search {
+                        q: text.to_string(),
+                        room: Some(room.clone()),
+                        results: hits.clone(),
+                    },
+                    r.clone(),
+                ),
+                "/results/0/snippet",
+                Some(text),
+                "search",
+            ),
+            (
+                Event::Reply(
+                    Reply::Search {
+                        q: text.to_string(),
+                        room: None,
+                        results: hits,
+                    },
+                    None,
+                ),
+                "/q",
+                Some(text),
+                "search",
+            ),
+            (
+                Event::Reply(
+                    Reply::Joined {
+                        room: room.clone(),
+                        members: vec![],
+                        messages: vec![
+                            Entry::Amend(edit),
+                            Entry::Message(live),
+                            Entry::Amend(react),
+                            Entry::Message(deleted),
+                        ],
+                        created: false,
+                        last_seq: 11,
+                        gap: false,
+                        store_id: String::new(),
+                        info: Box::default(),
+                        role: natter::hub::event::Role::Member,
+                    },
+                    None,
+                ),
+                "/messages/0/text",
+                Some(text),
+                "joined",
+            ),
+        ];
+        for (event, field, want, kind) in cases {
+            let out = render(&event).expect("rendered");
+            let v: Value = serde_json::from_slice(&out).expect("render gave invalid JSON");
+            assert_eq!(v["type"], kind, "{v}");
+            assert_eq!(v.pointer(field).and_then(Value::as_str), want, "{field}");
+            // Identities never go out.
+            let s = String::from_utf8_lossy(&out);
+            assert!(!s.contains("a:alice") && !s.contains("a:bob"), "{s}");
+            for message in v
+                .get("results")
+                .or(v.get("messages"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if message["deleted"] == true {
+                    // Nothing of it but that it was there.
+                    for key in [
+                        "text",
+                        "image",
+                        "reply_to",
+                        "mentions",
+                        "reactions",
+                        "account",
+                    ] {
+                        assert!(message.get(key).is_none(), "{key} in {message}");
+                    }
+                    if let Some(snippet) = message.get("snippet") {
+                        assert_eq!(snippet, "");
+                    }
+                }
+            }
+            if matches!(event, Event::Message(_)) && v["deleted"] != true {
+                // One emoji, the one somebody holds, with its nick.
+                let reactions = v["reactions"].as_object().expect("reactions");
+                assert_eq!(reactions.len(), 1, "{v}");
+                assert_eq!(reactions.get(text), Some(&serde_json::json!([text])));
+            }
         }
     }
 }

@@ -16,6 +16,7 @@
 //! `server` (who calls this).
 
 pub mod accounts;
+pub mod amend;
 pub mod command;
 pub mod error;
 pub mod event;
@@ -42,8 +43,8 @@ use accounts::{AccountsConfig, Hello, Peer, Pending};
 use command::{Command, Page};
 use error::{ErrorCode, HubError};
 use event::{
-    ClientId, ClientKind, Dm, Effect, Entry, Event, LeaveReason, Limits, Message, Presence,
-    PresenceKind, Recipients, Reply, Typing,
+    Amend, ClientId, ClientKind, Dm, Effect, Entry, Event, LeaveReason, Limits, Message, Presence,
+    PresenceKind, Recipients, Reply, ReplyTo, Typing,
 };
 use limits::{Bucket, RateLimit, Verdict};
 use members::Members;
@@ -132,6 +133,10 @@ struct Client {
     peer: Peer,
     /// Invite-only rooms a guest was invited to (while it is connected).
     invited: Vec<RoomName>,
+    /// `g:` and 16 random hex digits: the identity this connection's
+    /// messages are stored with while it is a guest (`Message::author`);
+    /// kept across a resume.
+    guest: String,
 }
 
 /// A client that waits for a read from the store (`busy`), and what it
@@ -166,9 +171,9 @@ struct Waiting {
     replay: bool,
     /// The room's `seq` when the read was asked for (0 if not in memory).
     known_seq: u64,
-    /// Messages of `room` accepted after the read was asked for: the
-    /// store's answer cannot have them, the client must.
-    tail: Vec<Rc<Message>>,
+    /// Messages and changes of `room` accepted after the read was asked
+    /// for: the store's answer cannot have them, the client must.
+    tail: Vec<Entry>,
 }
 
 impl Waiting {
@@ -207,6 +212,9 @@ struct Inflight {
     messages: Vec<Rc<Message>>,
     /// Who sent each message, with its cid (same order).
     from: Vec<(ClientId, Option<String>)>,
+    /// Its edits, deletes and reactions, and who made each (same order).
+    amends: Vec<Rc<Amend>>,
+    amends_from: Vec<ClientId>,
     /// How many account and room changes it carries.
     changes: usize,
 }
@@ -270,6 +278,16 @@ pub struct Hub {
     /// Password jobs out, by id.
     auth: HashMap<u64, Pending>,
     next_job: u64,
+    /// Edits, deletes and reactions accepted this turn, and who made each.
+    pending_amends: Vec<Rc<Amend>>,
+    pending_amends_from: Vec<ClientId>,
+    /// Finds asked for and not answered yet, by id (`amend`).
+    finds: HashMap<u64, amend::Finding>,
+    /// Searches asked for and not answered yet, by id.
+    searches: HashMap<u64, amend::Searching>,
+    /// Messages changed by a batch the store has not answered yet, as the
+    /// hub made them, with that batch's id (see `amend`).
+    live: HashMap<(RoomName, u64), (u64, Rc<Message>)>,
 }
 
 impl Hub {
@@ -305,6 +323,11 @@ impl Hub {
             auth: HashMap::new(),
             next_job: 0,
             messages_total: 0,
+            pending_amends: Vec::new(),
+            pending_amends_from: Vec::new(),
+            finds: HashMap::new(),
+            searches: HashMap::new(),
+            live: HashMap::new(),
         }
     }
 
@@ -362,7 +385,10 @@ impl Hub {
     /// Queues an effect behind the batch being gathered, if it has
     /// messages, or else behind the last batch taken.
     fn push(&mut self, e: Effect) {
-        let gate = if self.pending.is_empty() && self.pending_changes.is_empty() {
+        let gate = if self.pending.is_empty()
+            && self.pending_changes.is_empty()
+            && self.pending_amends.is_empty()
+        {
             self.next_batch - 1
         } else {
             self.next_batch
@@ -407,7 +433,10 @@ impl Hub {
     /// to the store as one [`StoreOp::Append`] (group commit). The shell
     /// calls this once a turn, before it takes the store operations.
     pub fn close_batch(&mut self) {
-        if self.pending.is_empty() && self.pending_changes.is_empty() {
+        if self.pending.is_empty()
+            && self.pending_changes.is_empty()
+            && self.pending_amends.is_empty()
+        {
             return;
         }
         let id = self.next_batch;
@@ -417,6 +446,8 @@ impl Hub {
             id,
             messages: messages.clone(),
             from: std::mem::take(&mut self.pending_from),
+            amends: self.pending_amends.clone(),
+            amends_from: std::mem::take(&mut self.pending_amends_from),
             changes: self.pending_changes.len(),
         });
         let images = std::mem::take(&mut self.pending_images);
@@ -424,7 +455,7 @@ impl Hub {
             id,
             messages,
             images,
-            amends: Vec::new(),
+            amends: std::mem::take(&mut self.pending_amends),
             changes: std::mem::take(&mut self.pending_changes),
         }));
     }
@@ -445,7 +476,26 @@ impl Hub {
     /// the client that waited for it go on.
     pub fn answer(&mut self, now: Now, answer: StoreAnswer) {
         match answer {
-            StoreAnswer::Found { .. } | StoreAnswer::Searched { .. } => {} // STUB (issue 16, hub)
+            StoreAnswer::Found { find, result } => {
+                let Some(f) = self.take_finding(find) else {
+                    return;
+                };
+                let id = f.client();
+                if self.unpark(id) {
+                    self.found(now, f, result);
+                    self.run_deferred(now, id);
+                }
+            }
+            StoreAnswer::Searched { search, result } => {
+                let Some(s) = self.take_searching(search) else {
+                    return;
+                };
+                let id = s.client();
+                if self.unpark(id) {
+                    self.searched(s, result);
+                    self.run_deferred(now, id);
+                }
+            }
             StoreAnswer::Committed { batch, result } => {
                 let Some(pos) = self.inflight.iter().position(|b| b.id == batch) else {
                     return;
@@ -457,6 +507,7 @@ impl Hub {
                     .inflight
                     .front()
                     .map_or(self.next_batch - 1, |b| b.id - 1);
+                self.settle_live(batch);
                 if let Err(e) = result {
                     error!(
                         "batch {batch} of {} messages not stored: {e}",
@@ -470,17 +521,25 @@ impl Hub {
                     return;
                 };
                 let id = w.client;
-                if let Some(p) = self.parked.get_mut(&id) {
-                    p.busy = false;
+                if self.unpark(id) {
+                    self.loaded(now, w, result);
+                    self.run_deferred(now, id);
                 }
-                if !self.clients.contains_key(&id) {
-                    self.parked.remove(&id);
-                    return; // gone meanwhile
-                }
-                self.loaded(now, w, result);
-                self.run_deferred(now, id);
             }
         }
+    }
+
+    /// The wait of `id` is over: whether it is still connected (if not,
+    /// the answer is dropped).
+    fn unpark(&mut self, id: ClientId) -> bool {
+        if let Some(p) = self.parked.get_mut(&id) {
+            p.busy = false;
+        }
+        if !self.clients.contains_key(&id) {
+            self.parked.remove(&id);
+            return false; // gone meanwhile
+        }
+        true
     }
 
     /// The store refused a batch: nothing of it may reach anyone. Its
@@ -491,6 +550,8 @@ impl Hub {
         let Inflight {
             messages: failed,
             from,
+            amends,
+            amends_from,
             changes,
             ..
         } = batch;
@@ -500,11 +561,20 @@ impl Hub {
             error!("{changes} account or room changes of the batch were not stored");
         }
         let is_failed = |m: &Rc<Message>| failed.iter().any(|f| Rc::ptr_eq(f, m));
+        let amend_failed = |a: &Rc<Amend>| amends.iter().any(|f| Rc::ptr_eq(f, a));
+        let entry_failed = |e: &Entry| match e {
+            Entry::Message(m) => is_failed(m),
+            Entry::Amend(a) => amend_failed(a),
+        };
         self.effects.retain_mut(|(_, e)| match e {
             Effect::Deliver {
                 event: Event::Message(m) | Event::Reply(Reply::Sent(m, _), _),
                 ..
             } => !is_failed(m),
+            Effect::Deliver {
+                event: Event::Amend(a) | Event::Reply(Reply::Amended(a), _),
+                ..
+            } => !amend_failed(a),
             Effect::Deliver {
                 event: Event::Reply(Reply::History { messages, .. }, _),
                 ..
@@ -516,13 +586,13 @@ impl Hub {
                 event: Event::Reply(Reply::Joined { messages, .. }, _),
                 ..
             } => {
-                messages.retain(|e| e.message().is_none_or(|m| !is_failed(m)));
+                messages.retain(|e| !entry_failed(e));
                 true
             }
             _ => true,
         });
         for w in self.loads.values_mut() {
-            w.tail.retain(|m| !is_failed(m));
+            w.tail.retain(|e| !entry_failed(e));
         }
         self.messages_total -= failed.len() as u64;
         for (sender, cid) in from {
@@ -532,6 +602,13 @@ impl Hub {
             let e = HubError::new(
                 ErrorCode::BadRequest,
                 "the server could not store your message, so it was not sent; try again",
+            );
+            self.error(sender, e, None);
+        }
+        for sender in amends_from {
+            let e = HubError::new(
+                ErrorCode::BadRequest,
+                "the server could not store your change, so nothing changed; try again",
             );
             self.error(sender, e, None);
         }
@@ -635,6 +712,7 @@ impl Hub {
                 token_hash: login.map(|(_, h)| h),
                 peer,
                 invited: Vec::new(),
+                guest: format!("g:{:016x}", self.rng.next_u64()),
             },
         );
         self.reply(id, welcome, None);
@@ -941,7 +1019,13 @@ impl Hub {
         }
         let counted = matches!(
             cmd,
-            Command::Say { .. } | Command::Dm { .. } | Command::Image { .. }
+            Command::Say { .. }
+                | Command::Dm { .. }
+                | Command::Image { .. }
+                | Command::Edit { .. }
+                | Command::Delete { .. }
+                | Command::React { .. }
+                | Command::Search { .. }
         );
         if counted && !self.admit(now, id, &r#ref) {
             return;
@@ -952,27 +1036,79 @@ impl Hub {
                 text,
                 action,
                 cid,
-                reply_to: _,
-            } => self.say(now, id, room, &text, action, None, cid, r#ref.clone()),
+                reply_to: None,
+            } => self.say(now, id, room, &text, action, None, cid, None, r#ref.clone()),
+            Command::Say {
+                room,
+                text,
+                action,
+                cid,
+                reply_to: Some(target),
+            } => {
+                let said = amend::Said {
+                    text,
+                    action,
+                    image: None,
+                    cid,
+                };
+                let want = amend::Want::Reply(Box::new(said));
+                self.amend_request(now, id, room, target, want, r#ref.clone())
+            }
             Command::Image {
                 room,
                 data,
                 text,
                 cid,
                 id: image_id,
-                reply_to: _,
+                reply_to,
             } => {
                 let text = text.unwrap_or_default();
                 let image = Some((image_id, data));
-                self.say(now, id, Some(room), &text, false, image, cid, r#ref.clone())
+                match reply_to {
+                    None => self.say(
+                        now,
+                        id,
+                        Some(room),
+                        &text,
+                        false,
+                        image,
+                        cid,
+                        None,
+                        r#ref.clone(),
+                    ),
+                    Some(target) => {
+                        let said = amend::Said {
+                            text,
+                            action: false,
+                            image,
+                            cid,
+                        };
+                        let want = amend::Want::Reply(Box::new(said));
+                        self.amend_request(now, id, Some(room), target, want, r#ref.clone())
+                    }
+                }
             }
-            Command::Edit { .. }
-            | Command::Delete { .. }
-            | Command::React { .. }
-            | Command::Search { .. } => Err(HubError::new(
-                ErrorCode::UnknownCommand,
-                "not yet", // STUB (issue 16, hub)
-            )),
+            Command::Edit { room, target, text } => {
+                let want = amend::Want::Edit(text);
+                self.amend_request(now, id, room, target, want, r#ref.clone())
+            }
+            Command::Delete { room, target } => {
+                self.amend_request(now, id, room, target, amend::Want::Delete, r#ref.clone())
+            }
+            Command::React {
+                room,
+                target,
+                emoji,
+            } => {
+                let want = amend::Want::React(emoji);
+                self.amend_request(now, id, room, target, want, r#ref.clone())
+            }
+            Command::Search {
+                q,
+                scope,
+                limit,
+                before,
+            } => self.search(id, q, scope, limit, before, r#ref.clone()),
             Command::Nick(nick) => self.nick(now, id, &nick, r#ref.clone()),
             Command::Join { room, since } => self.join(now, id, room, since, false, r#ref.clone()),
             Command::Create => self.create(now, id, r#ref.clone()),
@@ -1063,6 +1199,7 @@ impl Hub {
         action: bool,
         image: Option<(String, Vec<u8>)>,
         cid: Option<String>,
+        reply_to: Option<ReplyTo>,
         r#ref: Option<String>,
     ) -> Result<(), HubError> {
         if self.repeated(now, id, cid.as_deref(), &r#ref)? {
@@ -1082,6 +1219,8 @@ impl Hub {
         let client = self.client(id)?;
         let (from, kind) = (client.nick.to_string(), client.kind);
         let account = client.account.as_ref().map(|_| from.clone());
+        let author = self.author_of(id);
+        let mentions = self.mentions(&text);
         let r = self
             .rooms
             .get_mut(&room)
@@ -1092,6 +1231,9 @@ impl Hub {
         msg.action = action;
         msg.image = image;
         msg.account = account;
+        msg.author = author;
+        msg.mentions = mentions;
+        msg.reply_to = reply_to;
         let msg = Rc::new(msg);
         // The sender never gets the room's copy: a line client's terminal
         // already shows what it typed, and a WebSocket client gets its own
@@ -1103,7 +1245,7 @@ impl Hub {
         if !self.loads.is_empty() {
             for w in self.loads.values_mut() {
                 if w.room == msg.room && !matches!(w.then, Then::History { .. }) {
-                    w.tail.push(msg.clone());
+                    w.tail.push(Entry::Message(msg.clone()));
                 }
             }
         }
@@ -1333,14 +1475,15 @@ impl Hub {
                 ..Page::default()
             },
         };
-        self.load(w, page, known_seq.is_none());
+        let since = since.filter(|_| replay);
+        self.load(w, page, known_seq.is_none(), since);
     }
 
     /// Asks the store for a room's history (and its latest `seq`); the
     /// client waits for the answer. The batch being gathered goes first,
     /// so the read sees it: a room that empties and refills within one
     /// turn carries on its `seq`.
-    fn load(&mut self, w: Waiting, page: Page, last_seq: bool) {
+    fn load(&mut self, w: Waiting, page: Page, last_seq: bool, since: Option<u64>) {
         self.close_batch();
         let id = self.next_load;
         self.next_load += 1;
@@ -1350,7 +1493,7 @@ impl Hub {
             room: w.room.clone(),
             page,
             last_seq,
-            since: None,
+            since,
         }));
         self.loads.insert(id, w);
     }
@@ -1436,7 +1579,7 @@ impl Hub {
             // Read for its latest seq, or emptied while the read was out.
             let last_seq = [loaded.last_seq.unwrap_or(0), known_seq]
                 .into_iter()
-                .chain(tail.last().map(|m| m.seq))
+                .chain(tail.last().map(Entry::seq))
                 .max()
                 .unwrap_or(0);
             // A room never used before is its maker's, if logged in.
@@ -1450,21 +1593,44 @@ impl Hub {
             self.rooms.insert(room.clone(), r);
         }
         let (messages, gap) = if replay {
-            let mut messages = loaded.messages;
+            // The store's messages and changes in seq order, then what was
+            // accepted since the read was asked for.
+            let mut messages: Vec<Entry> = loaded
+                .messages
+                .into_iter()
+                .map(Entry::Message)
+                .chain(loaded.amends.into_iter().map(Entry::Amend))
+                .collect();
+            messages.sort_by_key(Entry::seq);
             messages.extend(tail);
             if since.is_some() {
+                // Each list the store cut is complete up to its last seq,
+                // so the first MAX_CATCH_UP entries of both are too.
                 let gap = messages.len() > MAX_CATCH_UP;
                 messages.truncate(MAX_CATCH_UP);
                 (messages, gap)
             } else {
-                let extra = messages.len().saturating_sub(self.config.history);
-                messages.drain(..extra);
+                // A plain join replays the latest messages; a change to one
+                // of them made meanwhile is in the tail, and kept.
+                let count = messages.iter().filter(|e| e.message().is_some()).count();
+                let mut extra = count.saturating_sub(self.config.history);
+                messages.retain(|e| match e {
+                    Entry::Message(_) if extra > 0 => {
+                        extra -= 1;
+                        false
+                    }
+                    _ => true,
+                });
                 (messages, false)
             }
         } else {
             (Vec::new(), true)
         };
-        self.charge_history(id, &messages, true);
+        let replayed: Vec<Rc<Message>> = messages
+            .iter()
+            .filter_map(|e| e.message().cloned())
+            .collect();
+        self.charge_history(id, &replayed, true);
         match then {
             Then::Join { created, r#ref } => {
                 self.enter(now, id, room, messages, gap, created, r#ref)
@@ -1487,7 +1653,7 @@ impl Hub {
         now: Now,
         id: ClientId,
         room: RoomName,
-        messages: Vec<Rc<Message>>,
+        messages: Vec<Entry>,
         gap: bool,
         created: bool,
         r#ref: Option<String>,
@@ -1533,14 +1699,14 @@ impl Hub {
         &self,
         id: ClientId,
         room: &RoomName,
-        messages: Vec<Rc<Message>>,
+        messages: Vec<Entry>,
         created: bool,
         gap: bool,
     ) -> Reply {
         Reply::Joined {
             room: room.clone(),
             members: self.member_nicks(room),
-            messages: messages.into_iter().map(Entry::Message).collect(),
+            messages,
             created,
             last_seq: self.rooms.get(room).map_or(0, |r| r.last_seq),
             gap,
@@ -1567,7 +1733,7 @@ impl Hub {
             limit: 0,
             ..Page::default()
         };
-        self.load(w, page, true);
+        self.load(w, page, true, None);
         Ok(())
     }
 
@@ -1678,7 +1844,7 @@ impl Hub {
         }
         page.limit = page.limit.min(MAX_HISTORY_PAGE);
         let w = Waiting::read(id, room, Then::History { r#ref });
-        self.load(w, page, false);
+        self.load(w, page, false, None);
         Ok(())
     }
 

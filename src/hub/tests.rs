@@ -10,8 +10,11 @@
 use super::*;
 
 use crate::proto::line::render;
+use event::{AmendKind, Hit, Reaction, Reactor};
+use port::{FindWhat, FIND_LATEST};
 
 mod accounts;
+mod amend;
 mod churn;
 
 // ---------------------------------------------------------------------------
@@ -69,7 +72,10 @@ enum Answers {
 /// images in memory; batches and reads can be made to fail.
 #[derive(Default)]
 struct TestStore {
+    /// Each room's messages as they are now (amends applied).
     rooms: HashMap<RoomName, Vec<Rc<Message>>>,
+    /// Each room's edits, deletes and reactions, in seq order.
+    amends: HashMap<RoomName, Vec<Rc<Amend>>>,
     images: HashMap<String, (String, Vec<u8>)>,
     answers: Answers,
     /// Batches are refused, as on a full disk.
@@ -130,6 +136,10 @@ impl TestStore {
                         );
                         stored.push(m);
                     }
+                    for a in batch.amends {
+                        self.apply(&a);
+                        self.amends.entry(a.room.clone()).or_default().push(a);
+                    }
                     Ok(())
                 };
                 StoreAnswer::Committed {
@@ -143,9 +153,29 @@ impl TestStore {
                     Err(StoreError("unreachable".into()))
                 } else {
                     let all = self.rooms.get(&load.room).map_or(&[][..], |v| &v[..]);
-                    let last_seq = load.last_seq.then(|| all.last().map_or(0, |m| m.seq));
+                    let changes = self.amends.get(&load.room).map_or(&[][..], |v| &v[..]);
+                    let last_seq = load.last_seq.then(|| {
+                        let m = all.last().map_or(0, |m| m.seq);
+                        m.max(changes.last().map_or(0, |a| a.seq))
+                    });
+                    // The store contract: changes after `since` to messages
+                    // at or before it, but edits and reactions of a message
+                    // deleted since.
+                    let deleted = |t: u64| all.iter().any(|m| m.seq == t && m.deleted);
+                    let amends = match load.since {
+                        Some(since) => changes
+                            .iter()
+                            .filter(|a| a.seq > since && a.target <= since)
+                            .filter(|a| {
+                                matches!(a.kind, AmendKind::Delete { .. }) || !deleted(a.target)
+                            })
+                            .take(load.page.limit)
+                            .cloned()
+                            .collect(),
+                        None => Vec::new(),
+                    };
                     Ok(Loaded {
-                        amends: Vec::new(),
+                        amends,
                         messages: page_of(all, load.page),
                         last_seq,
                     })
@@ -155,16 +185,118 @@ impl TestStore {
                     result,
                 }
             }
-            // STUB (issue 16, hub): the test store's finds and searches.
-            StoreOp::Find(find) => StoreAnswer::Found {
-                find: find.id,
-                result: Ok(Vec::new()),
-            },
-            StoreOp::Search(op) => StoreAnswer::Searched {
-                search: op.id,
-                result: Ok(Vec::new()),
-            },
+            StoreOp::Find(find) => {
+                self.reads += 1;
+                let all = self.rooms.get(&find.room).map_or(&[][..], |v| &v[..]);
+                let newest = all.iter().rev().filter(|m| !m.deleted);
+                let found: Vec<Rc<Message>> = match &find.what {
+                    FindWhat::Seq(seq) => all.iter().filter(|m| m.seq == *seq).cloned().collect(),
+                    FindWhat::LastBy(authors) => newest
+                        .filter(|m| authors.contains(&m.author))
+                        .take(FIND_LATEST)
+                        .cloned()
+                        .collect(),
+                    FindWhat::LastOf(key) => newest
+                        .filter(|m| m.from.to_ascii_lowercase() == *key)
+                        .take(FIND_LATEST)
+                        .cloned()
+                        .collect(),
+                };
+                let result = if self.refuse_reads {
+                    Err(StoreError("unreachable".into()))
+                } else {
+                    Ok(found)
+                };
+                StoreAnswer::Found {
+                    find: find.id,
+                    result,
+                }
+            }
+            // Words as case-insensitive substrings: enough for the hub's
+            // rules (the real matching is the store's, tested there).
+            StoreOp::Search(op) => {
+                let words: Vec<String> = op.query.words.iter().map(|w| w.to_lowercase()).collect();
+                let mut hits: Vec<Hit> = op
+                    .rooms
+                    .iter()
+                    .filter_map(|r| self.rooms.get(r))
+                    .flatten()
+                    .filter(|m| !m.deleted)
+                    .filter(|m| {
+                        let t = m.text.to_lowercase();
+                        words.iter().all(|w| t.contains(w.as_str()))
+                    })
+                    .filter(|m| {
+                        op.query
+                            .from
+                            .as_ref()
+                            .is_none_or(|f| f.eq_ignore_ascii_case(&m.from))
+                    })
+                    .map(|m| Hit {
+                        message: m.clone(),
+                        snippet: m.text.clone(),
+                        marks: Vec::new(),
+                    })
+                    .collect();
+                hits.sort_by_key(|h| std::cmp::Reverse((h.message.ts, h.message.seq)));
+                hits.truncate(op.limit);
+                StoreAnswer::Searched {
+                    search: op.id,
+                    result: Ok(hits),
+                }
+            }
         }
+    }
+}
+
+impl TestStore {
+    /// Applies a stored change to its target, as a store does.
+    fn apply(&mut self, a: &Amend) {
+        let Some(m) = self
+            .rooms
+            .get_mut(&a.room)
+            .and_then(|all| all.iter_mut().find(|m| m.seq == a.target))
+        else {
+            return;
+        };
+        let mut next = (**m).clone();
+        match &a.kind {
+            AmendKind::Edit { text } => {
+                next.text.clone_from(text);
+                next.edited_ts = Some(a.ts);
+            }
+            AmendKind::Delete { .. } => {
+                next.deleted = true;
+                next.text.clear();
+                next.image = None;
+                next.reactions.clear();
+                next.edited_ts = None;
+            }
+            AmendKind::React { emoji, on } => {
+                let i = next.reactions.iter().position(|r| r.emoji == *emoji);
+                match (i, on) {
+                    (Some(i), false) => {
+                        next.reactions[i].by.retain(|p| p.author != a.author);
+                        if next.reactions[i].by.is_empty() {
+                            next.reactions.remove(i);
+                        }
+                    }
+                    (Some(i), true) => next.reactions[i].by.push(Reactor {
+                        author: a.author.clone(),
+                        nick: a.by.clone(),
+                    }),
+                    (None, true) => next.reactions.push(Reaction {
+                        emoji: emoji.clone(),
+                        by: vec![Reactor {
+                            author: a.author.clone(),
+                            nick: a.by.clone(),
+                        }],
+                    }),
+                    (None, false) => {}
+                }
+            }
+        }
+        *m = Rc::new(next);
     }
 }
 
@@ -327,7 +459,11 @@ impl Chat {
                             self.store
                                 .rooms
                                 .get(&m.room)
-                                .is_some_and(|s| s.iter().any(|s| Rc::ptr_eq(s, m))),
+                                // (An edit or a reaction replaces the
+                                // stored copy: then its seq is there.)
+                                .is_some_and(|s| s
+                                    .iter()
+                                    .any(|s| Rc::ptr_eq(s, m) || s.seq == m.seq)),
                             "delivered before it was stored: {m:?}"
                         );
                     }
@@ -336,10 +472,12 @@ impl Chat {
                     }
                     let bytes = render(event, "http://127.0.0.1:7878");
                     if bytes.is_empty() {
-                        // Typing, and a kick's or ban's leave (the `mod`
-                        // line said it): not line-protocol events.
+                        // Typing, reactions, and a kick's or ban's leave
+                        // (the `mod` line said it): not line-protocol
+                        // events.
                         let silent = match event {
                             Event::Typing(_) => true,
+                            Event::Amend(a) => matches!(a.kind, AmendKind::React { .. }),
                             Event::Presence(p) => matches!(
                                 p.kind,
                                 PresenceKind::Leave(LeaveReason::Kicked | LeaveReason::Banned)
@@ -411,6 +549,17 @@ impl Chat {
     fn stored_seqs(&self, r: &str) -> Vec<u64> {
         self.stored(r).into_iter().map(|(seq, _, _)| seq).collect()
     }
+}
+
+/// The error codes among `events`.
+fn errors(events: &[Event]) -> Vec<ErrorCode> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reply(Reply::Error { code, .. }, _) => Some(*code),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Compares lines exactly; an expected line ending in `*` matches any line

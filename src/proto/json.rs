@@ -6,13 +6,15 @@
 //!
 //! Read next: `proto::ws` (frames), then `server` (who calls both).
 
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::hub::command::{Command, ModAction, Page, Target};
+use crate::hub::command::{Command, ModAction, Page, Scope, Target, DEFAULT_SEARCH};
 use crate::hub::error::{ErrorCode, HubError};
 use crate::hub::event::{
-    Dm, Event, LeaveReason, Limits, Message, ModEvent, ModKind, PresenceKind, Reply,
+    Amend, AmendKind, Dm, Entry, Event, Hit, LeaveReason, Limits, Message, ModEvent, ModKind,
+    PresenceKind, Reaction, Reactor, Reply, ReplyTo,
 };
 use crate::hub::names::{Nick, RoomName};
 use crate::hub::MAX_HISTORY_PAGE;
@@ -158,6 +160,31 @@ fn command(obj: &Map<String, Value>) -> Result<Command, HubError> {
             room: Some(f.room()?),
             action: mod_action(&f)?,
         },
+        "edit" => Command::Edit {
+            room: Some(f.room()?),
+            target: Target::Seq(f.u64("seq")?),
+            text: f.string("text")?.to_string(),
+        },
+        "delete" => Command::Delete {
+            room: Some(f.room()?),
+            target: Target::Seq(f.u64("seq")?),
+        },
+        "react" => Command::React {
+            room: Some(f.room()?),
+            target: Target::Seq(f.u64("seq")?),
+            // Checked (length, spaces, control characters) by the hub, as
+            // the line's `/react` is.
+            emoji: f.string("emoji")?.to_string(),
+        },
+        "search" => Command::Search {
+            q: f.string("q")?.to_string(),
+            scope: f.opt_room()?.map_or(Scope::Joined, Scope::Room),
+            // Passed on as asked: the hub caps it at MAX_SEARCH.
+            limit: f
+                .opt_u64("limit")?
+                .map_or(DEFAULT_SEARCH, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            before: f.opt_u64("before")?,
+        },
         other => {
             return Err(HubError::new(
                 ErrorCode::UnknownType,
@@ -236,6 +263,11 @@ impl Fields<'_> {
         }
     }
 
+    fn u64(&self, name: &str) -> Result<u64, HubError> {
+        self.opt_u64(name)?
+            .ok_or_else(|| bad(format!("\"{name}\" is missing")))
+    }
+
     fn opt_u64(&self, name: &str) -> Result<Option<u64>, HubError> {
         match self.0.get(name) {
             None | Some(Value::Null) => Ok(None),
@@ -269,8 +301,17 @@ impl Fields<'_> {
 // What goes out. Field order follows PROTOCOL.md; optional fields are left
 // out rather than sent as null.
 
+/// A MESSAGE: a live one with every field it has, or what is left of a
+/// deleted one.
 #[derive(Serialize)]
-struct MessageOut<'a> {
+#[serde(untagged)]
+enum MessageOut<'a> {
+    Live(LiveOut<'a>),
+    Deleted(DeletedOut<'a>),
+}
+
+#[derive(Serialize)]
+struct LiveOut<'a> {
     #[serde(rename = "type")]
     kind: &'static str,
     room: &'a str,
@@ -285,6 +326,39 @@ struct MessageOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     image: Option<ImageOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    reply_to: Option<ReplyToOut<'a>>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    mentions: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edited_ts: Option<u64>,
+    #[serde(skip_serializing_if = "ReactionsOut::is_empty")]
+    reactions: ReactionsOut<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snippet: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    marks: Option<&'a [(usize, usize)]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cid: Option<&'a str>,
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    r#ref: Option<&'a str>,
+}
+
+/// A deleted message, exactly as PROTOCOL-2 section 3 spells it: no text,
+/// image, account, reply, mentions or reactions.
+#[derive(Serialize)]
+struct DeletedOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    room: &'a str,
+    seq: u64,
+    from: &'a str,
+    ts: u64,
+    deleted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snippet: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    marks: Option<&'a [(usize, usize)]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     cid: Option<&'a str>,
     #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
     r#ref: Option<&'a str>,
@@ -297,9 +371,91 @@ struct ImageOut<'a> {
     size: usize,
 }
 
+/// `{"seq":17,"from":"bob","text":"..."}`, no `text` once it is deleted.
+#[derive(Serialize)]
+struct ReplyToOut<'a> {
+    seq: u64,
+    from: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+}
+
+impl<'a> From<&'a ReplyTo> for ReplyToOut<'a> {
+    fn from(r: &'a ReplyTo) -> ReplyToOut<'a> {
+        ReplyToOut {
+            seq: r.seq,
+            from: &r.from,
+            text: r.text.as_deref(),
+        }
+    }
+}
+
+/// `"reactions":{"👍":["alice","bob"]}`, the emoji in the message's order
+/// (a `serde_json::Map` would sort them). An emoji nobody holds is left out.
+struct ReactionsOut<'a>(&'a [Reaction]);
+
+impl ReactionsOut<'_> {
+    fn held(&self) -> impl Iterator<Item = &Reaction> {
+        self.0.iter().filter(|r| !r.by.is_empty())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.held().next().is_none()
+    }
+}
+
+impl Serialize for ReactionsOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        for r in self.held() {
+            map.serialize_entry(&r.emoji, &Nicks(&r.by))?;
+        }
+        map.end()
+    }
+}
+
+/// Who reacted, by nick only: the identity is never sent.
+struct Nicks<'a>(&'a [Reactor]);
+
+impl Serialize for Nicks<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for r in self.0 {
+            seq.serialize_element(&r.nick)?;
+        }
+        seq.end()
+    }
+}
+
+/// What a search result adds to its MESSAGE: `snippet` and `marks`.
+type HitOut<'a> = (&'a str, &'a [(usize, usize)]);
+
 impl<'a> MessageOut<'a> {
     fn new(m: &'a Message, cid: Option<&'a str>, r#ref: Option<&'a str>) -> MessageOut<'a> {
-        MessageOut {
+        MessageOut::with_hit(m, None, cid, r#ref)
+    }
+
+    fn with_hit(
+        m: &'a Message,
+        hit: Option<HitOut<'a>>,
+        cid: Option<&'a str>,
+        r#ref: Option<&'a str>,
+    ) -> MessageOut<'a> {
+        if m.deleted {
+            return MessageOut::Deleted(DeletedOut {
+                kind: "message",
+                room: m.room.as_str(),
+                seq: m.seq,
+                from: &m.from,
+                ts: m.ts,
+                deleted: true,
+                snippet: hit.map(|h| h.0),
+                marks: hit.map(|h| h.1),
+                cid,
+                r#ref,
+            });
+        }
+        MessageOut::Live(LiveOut {
             kind: "message",
             room: m.room.as_str(),
             seq: m.seq,
@@ -313,14 +469,106 @@ impl<'a> MessageOut<'a> {
                 mime: i.mime,
                 size: i.size,
             }),
+            reply_to: m.reply_to.as_ref().map(ReplyToOut::from),
+            mentions: &m.mentions,
+            edited_ts: m.edited_ts,
+            reactions: ReactionsOut(&m.reactions),
+            snippet: hit.map(|h| h.0),
+            marks: hit.map(|h| h.1),
             cid,
             r#ref,
-        }
+        })
+    }
+
+    /// A search result: the message as it is now, with its snippet and
+    /// marks. A deleted one (never found, but should one slip through)
+    /// shows neither its text nor a snippet of it.
+    fn hit(h: &'a Hit) -> MessageOut<'a> {
+        let hit: HitOut<'a> = if h.message.deleted {
+            ("", &[])
+        } else {
+            (&h.snippet, &h.marks)
+        };
+        MessageOut::with_hit(&h.message, Some(hit), None, None)
     }
 }
 
 fn messages(ms: &[std::rc::Rc<Message>]) -> Vec<MessageOut<'_>> {
     ms.iter().map(|m| MessageOut::new(m, None, None)).collect()
+}
+
+/// An `edit`, `delete` or `react` event: exactly the fields PROTOCOL-2
+/// section 3 gives each, in its order, with the request's `ref` on the
+/// sender's own copy.
+#[derive(Serialize)]
+struct AmendOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    room: &'a str,
+    seq: u64,
+    target: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    emoji: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    on: Option<bool>,
+    ts: u64,
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    r#ref: Option<&'a str>,
+}
+
+impl<'a> AmendOut<'a> {
+    fn new(a: &'a Amend, r#ref: Option<&'a str>) -> AmendOut<'a> {
+        let mut out = AmendOut {
+            kind: a.kind.as_str(),
+            room: a.room.as_str(),
+            seq: a.seq,
+            target: a.target,
+            from: None,
+            by: None,
+            text: None,
+            emoji: None,
+            on: None,
+            ts: a.ts,
+            r#ref,
+        };
+        match &a.kind {
+            AmendKind::Edit { text } => {
+                out.from = Some(&a.by);
+                out.text = Some(text);
+            }
+            // `of` is for the line only.
+            AmendKind::Delete { of: _ } => out.by = Some(&a.by),
+            AmendKind::React { emoji, on } => {
+                out.from = Some(&a.by);
+                out.emoji = Some(emoji);
+                out.on = Some(*on);
+            }
+        }
+        out
+    }
+}
+
+/// One entry of a catch-up: a MESSAGE, or the event of a change.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum EntryOut<'a> {
+    Message(MessageOut<'a>),
+    Amend(AmendOut<'a>),
+}
+
+fn entries(es: &[Entry]) -> Vec<EntryOut<'_>> {
+    es.iter()
+        .map(|e| match e {
+            Entry::Message(m) => EntryOut::Message(MessageOut::new(m, None, None)),
+            Entry::Amend(a) => EntryOut::Amend(AmendOut::new(a, None)),
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -405,7 +653,7 @@ enum Out<'a> {
     Joined {
         room: &'a str,
         members: &'a [Nick],
-        messages: Vec<MessageOut<'a>>,
+        messages: Vec<EntryOut<'a>>,
         last_seq: u64,
         store_id: &'a str,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -470,6 +718,15 @@ enum Out<'a> {
     Bans {
         room: &'a str,
         bans: Vec<BanOut<'a>>,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        r#ref: Option<&'a str>,
+    },
+    Search {
+        q: &'a str,
+        /// Left out for a search of every room the client is in.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<&'a str>,
+        results: Vec<MessageOut<'a>>,
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         r#ref: Option<&'a str>,
     },
@@ -611,13 +868,19 @@ pub fn render(event: &Event) -> Option<Vec<u8>> {
         }
         Event::Reply(reply, r#ref) => render_reply(reply, r#ref.as_deref()),
         Event::Mod(m) => to_vec(&ModOut::new(m, None)),
-        Event::Amend(_) => None, // STUB (issue 16, codecs)
+        Event::Amend(a) => to_vec(&AmendOut::new(a, None)),
     }
 }
 
 fn render_reply(reply: &Reply, r#ref: Option<&str>) -> Option<Vec<u8>> {
     match reply {
-        Reply::Amended(_) | Reply::Search { .. } => None, // STUB (issue 16, codecs)
+        Reply::Amended(a) => to_vec(&AmendOut::new(a, r#ref)),
+        Reply::Search { q, room, results } => to_vec(&Out::Search {
+            q,
+            room: room.as_ref().map(RoomName::as_str),
+            results: results.iter().map(MessageOut::hit).collect(),
+            r#ref,
+        }),
         Reply::Welcome {
             nick,
             session,
@@ -646,12 +909,7 @@ fn render_reply(reply: &Reply, r#ref: Option<&str>) -> Option<Vec<u8>> {
         } => to_vec(&Out::Joined {
             room: room.as_str(),
             members,
-            // STUB (issue 16, codecs): changes in a catch-up are not rendered yet.
-            messages: messages(
-                &ms.iter()
-                    .filter_map(|e| e.message().cloned())
-                    .collect::<Vec<_>>(),
-            ),
+            messages: entries(ms),
             last_seq: *last_seq,
             store_id,
             gap: *gap,

@@ -13,11 +13,11 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 
-use crate::hub::command::{Command, ModAction, Page};
+use crate::hub::command::{Command, ModAction, Page, Scope, Target, DEFAULT_SEARCH};
 use crate::hub::error::{ErrorCode, HubError};
 use crate::hub::event::{
-    AccountChange, Dm, Event, LeaveReason, Message, ModEvent, ModKind, Presence, PresenceKind,
-    Reply,
+    AccountChange, Amend, AmendKind, Dm, Entry, Event, Hit, LeaveReason, Message, ModEvent,
+    ModKind, Presence, PresenceKind, Reply,
 };
 use crate::hub::names::RoomName;
 use crate::hub::{DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE};
@@ -301,6 +301,50 @@ pub fn parse(line: &[u8]) -> Result<Input, HubError> {
             nick: one_word(rest, "/invite NICK")?,
         }),
         "bans" => moderate(ModAction::Bans),
+        "edit" => Command::Edit {
+            room: None,
+            target: Target::Mine,
+            text: required(rest, "/edit TEXT")?.to_string(),
+        },
+        "delete" => Command::Delete {
+            room: None,
+            target: if rest.is_empty() {
+                Target::Mine
+            } else {
+                Target::LastOf(one_word(rest, "/delete [NICK]")?)
+            },
+        },
+        "reply" => {
+            let usage = "/reply NICK TEXT";
+            let (nick, text) = required(rest, usage)?
+                .split_once(char::is_whitespace)
+                .ok_or_else(|| usage_error(usage))?;
+            Command::Say {
+                room: None,
+                text: text.trim_start().to_string(),
+                action: false,
+                cid: None,
+                reply_to: Some(Target::LastOf(nick.to_string())),
+            }
+        }
+        "react" => {
+            let usage = "/react NICK EMOJI";
+            let mut words = rest.split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some(nick), Some(emoji), None) => Command::React {
+                    room: None,
+                    target: Target::LastOf(nick.to_string()),
+                    emoji: emoji.to_string(),
+                },
+                _ => return Err(usage_error(usage)),
+            }
+        }
+        "search" => Command::Search {
+            q: required(rest, "/search WORDS")?.to_string(),
+            scope: Scope::Current,
+            limit: DEFAULT_SEARCH,
+            before: None,
+        },
         _ => {
             return Err(HubError::new(
                 ErrorCode::UnknownCommand,
@@ -388,7 +432,7 @@ pub fn render(event: &Event, public_url: &str) -> Bytes {
         // Typing is for WebSocket clients only; the hub never sends it here.
         Event::Typing(_) => {}
         Event::Mod(m) => moderation(&mut out, m),
-        Event::Amend(_) => {} // STUB (issue 16, codecs)
+        Event::Amend(a) => amend(&mut out, a),
         Event::Reply(reply, _) => self::reply(&mut out, reply, public_url),
     }
     Bytes::from(out)
@@ -400,28 +444,137 @@ fn clock(out: &mut String, ts_ms: u64) {
     let _ = write!(out, "[{:02}:{:02}:{:02}] ", s / 3600, s / 60 % 60, s % 60);
 }
 
+/// Characters of the answered message a line client's reply shows.
+pub const LINE_QUOTE: usize = 40;
+
+/// A room message as it is now: `[HH:MM:SS] #room <alice> text` (`*
+/// alice text` for an action, `[image] URL (mime, size) caption` for an
+/// image), with `(re bob: quote…) ` before it for a reply and `(edited) `
+/// right before its text once edited; a deleted one is `<alice> [deleted]`.
 fn message(out: &mut String, m: &Message, public_url: &str) {
     clock(out, m.ts);
+    if m.deleted {
+        let _ = writeln!(out, "#{} <{}> [deleted]", m.room, m.from);
+        return;
+    }
+    if m.action {
+        let _ = write!(out, "#{} * {} ", m.room, m.from);
+    } else {
+        let _ = write!(out, "#{} <{}> ", m.room, m.from);
+    }
+    if let Some(r) = &m.reply_to {
+        quote(out, &r.from, r.text.as_deref());
+    }
+    let edited = if m.edited_ts.is_some() {
+        "(edited) "
+    } else {
+        ""
+    };
     if let Some(img) = &m.image {
         let _ = write!(
             out,
-            "#{} <{}> [image] {}/media/{} ({}, {})",
-            m.room,
-            m.from,
+            "[image] {}/media/{} ({}, {})",
             public_url.trim_end_matches('/'),
             img.id,
             img.mime,
             human_size(img.size)
         );
         if !m.text.is_empty() {
-            let _ = write!(out, " {}", m.text);
+            let _ = write!(out, " {edited}{}", m.text);
+        } else if !edited.is_empty() {
+            out.push_str(" (edited)");
         }
-        let _ = writeln!(out);
-    } else if m.action {
-        let _ = writeln!(out, "#{} * {} {}", m.room, m.from, m.text);
+        out.push('\n');
     } else {
-        let _ = writeln!(out, "#{} <{}> {}", m.room, m.from, m.text);
+        let _ = writeln!(out, "{edited}{}", m.text);
     }
+}
+
+/// `(re bob: the first 40 characters…) `: the quote cut by characters,
+/// never inside one, with `…` only when cut; `(re bob) ` when the answered
+/// message has no text (deleted, or an image without a caption).
+fn quote(out: &mut String, from: &str, text: Option<&str>) {
+    out.push_str("(re ");
+    clean(out, from);
+    if let Some(text) = text.filter(|t| !t.is_empty()) {
+        out.push_str(": ");
+        match text.char_indices().nth(LINE_QUOTE) {
+            Some((cut, _)) => {
+                clean(out, &text[..cut]);
+                out.push('…');
+            }
+            None => clean(out, text),
+        }
+    }
+    out.push_str(") ");
+}
+
+/// An edit or a delete, to the room and as its maker's answer:
+/// `[HH:MM:SS] #room <alice> (edited) new text`, `[HH:MM:SS] #room ---
+/// a message by alice was deleted` (` by bob` when someone else did it).
+/// Reactions are not for line clients: nothing.
+fn amend(out: &mut String, a: &Amend) {
+    match &a.kind {
+        AmendKind::Edit { text } => {
+            clock(out, a.ts);
+            let _ = write!(out, "#{} <", a.room);
+            clean(out, &a.by);
+            out.push_str("> (edited) ");
+            clean(out, text);
+            out.push('\n');
+        }
+        AmendKind::Delete { of } => {
+            clock(out, a.ts);
+            let _ = write!(out, "#{} --- a message by ", a.room);
+            clean(out, of);
+            out.push_str(" was deleted");
+            // Nicks are compared without case, as everywhere.
+            if !a.by.eq_ignore_ascii_case(of) {
+                out.push_str(" by ");
+                clean(out, &a.by);
+            }
+            out.push('\n');
+        }
+        AmendKind::React { .. } => {}
+    }
+}
+
+/// The answer to one's own edit, delete or reaction: the room's line for
+/// an edit or a delete; for a reaction, which line clients never see,
+/// `*** reaction 👍 added in #room` (or `removed`).
+fn amended(out: &mut String, a: &Amend) {
+    match &a.kind {
+        AmendKind::React { emoji, on } => {
+            out.push_str("*** reaction ");
+            clean(out, emoji);
+            let _ = writeln!(
+                out,
+                " {} in #{}",
+                if *on { "added" } else { "removed" },
+                a.room
+            );
+        }
+        AmendKind::Edit { .. } | AmendKind::Delete { .. } => amend(out, a),
+    }
+}
+
+/// `*** search #room "WORDS" (N results)` (`*** search "WORDS"` across
+/// every room one is in), the messages found as history lines, newest
+/// first, then `*** end of search`.
+fn search(out: &mut String, q: &str, room: Option<&RoomName>, results: &[Hit], public_url: &str) {
+    out.push_str("*** search ");
+    if let Some(room) = room {
+        let _ = write!(out, "#{room} ");
+    }
+    out.push('"');
+    clean(out, q);
+    let n = results.len();
+    let plural = if n == 1 { "" } else { "s" };
+    let _ = writeln!(out, "\" ({n} result{plural})");
+    for hit in results {
+        message(out, &hit.message, public_url);
+    }
+    out.push_str("*** end of search\n");
 }
 
 fn presence(out: &mut String, p: &Presence) {
@@ -568,7 +721,14 @@ fn history_block(
 
 fn reply(out: &mut String, reply: &Reply, public_url: &str) {
     let _ = match reply {
-        Reply::Amended(_) | Reply::Search { .. } => Ok(()), // STUB (issue 16, codecs)
+        Reply::Amended(a) => {
+            amended(out, a);
+            Ok(())
+        }
+        Reply::Search { q, room, results } => {
+            search(out, q, room.as_ref(), results, public_url);
+            Ok(())
+        }
         Reply::Welcome { nick, .. } => writeln!(
             out,
             "*** welcome to natter, you are {nick}; /help lists commands"
@@ -599,9 +759,12 @@ fn reply(out: &mut String, reply: &Reply, public_url: &str) {
                 clean(out, topic);
                 let _ = writeln!(out);
             }
+            // The changes in a catch-up are for JSON clients: a line client
+            // sees each message as it is now.
             let messages: Vec<_> = messages
                 .iter()
-                .filter_map(|e| e.message().cloned())
+                .filter_map(Entry::message)
+                .cloned()
                 .collect();
             if !messages.is_empty() {
                 history_block(out, room, &messages, public_url);
@@ -734,6 +897,12 @@ const HELP: &str = "\
 ***   /invite-only on|off    only ops and invited nicks may join, or anyone
 ***   /invite NICK           let NICK join while the room is invite-only
 ***   /bans                  list the room's bans
+*** messages, in the current room:
+***   /reply NICK TEXT       answer NICK's last message
+***   /edit TEXT             change your last message (within the edit window)
+***   /delete [NICK]         delete your last message, or NICK's (ops)
+***   /react NICK EMOJI      react to NICK's last message (again: take it back)
+***   /search WORDS          find messages: all WORDS, \"a phrase\", from:NICK
 ";
 
 /// The loop's own figures, filled in by the shell for `/stats`.

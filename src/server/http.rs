@@ -18,9 +18,11 @@ use super::deadlines::{http_step, HttpStep};
 use super::timers::TimerKind;
 use super::Server;
 use crate::hub::accounts::Hello;
-use crate::hub::command::{Command, Page};
-use crate::hub::event::ClientKind;
+use crate::hub::command::{Command, Page, DEFAULT_SEARCH, MAX_SEARCH};
+use crate::hub::event::{ClientKind, Event, Reply};
 use crate::hub::names::RoomName;
+use crate::hub::port::SearchOp;
+use crate::hub::search::Query;
 use crate::hub::MAX_HISTORY_PAGE;
 use crate::proto::http::{Asset, Request, Response, Route, RouteError, Status};
 use crate::proto::json;
@@ -153,6 +155,7 @@ impl Server {
             Route::Stats => Response::json(200, self.stats_json()),
             Route::Rooms => Response::json(200, json::render_rooms(&self.hub.listed_rooms())),
             Route::RoomMessages(room) => self.messages(&room, req),
+            Route::RoomSearch(room) => self.search(&room, req),
             Route::Media(id) => self.media(id),
             Route::WebSocket => return self.check_upgrade(req, false),
             Route::Echo if self.config.ws_echo => return self.check_upgrade(req, true),
@@ -212,7 +215,10 @@ impl Server {
             .with_body(data)
             .with_header("Content-Type", mime)
             .with_header("X-Content-Type-Options", "nosniff")
-            .with_header("Cache-Control", "public, max-age=31536000, immutable")
+            // Not `immutable` for a year: a deleted message takes its image
+            // with it (PROTOCOL-2 section 3), so browsers keep a copy for a
+            // few minutes at most and shared caches none.
+            .with_header("Cache-Control", "private, max-age=300")
             .with_header("Content-Security-Policy", "default-src 'none'; sandbox")
     }
 
@@ -253,6 +259,65 @@ impl Server {
             Vec::new()
         });
         Response::json(200, json::render_page(room, &messages))
+    }
+
+    /// `GET /api/rooms/ROOM/search?q=WORDS&limit=N&before=SEQ`
+    /// (PROTOCOL-2 section 4): the `search` answer a WebSocket client gets,
+    /// newest first. Invite-only rooms: `403`, as for their history.
+    fn search(&mut self, room: &RoomName, req: &Request) -> Response {
+        let bad = |m: &str| crate::proto::http::error_response(400, m);
+        if self.hub.invite_only(room) {
+            return crate::proto::http::error_response(
+                403,
+                &format!("#{room} is invite-only: its history is for its members"),
+            );
+        }
+        let Some(q) = req.query_param("q") else {
+            return bad("q, the words to look for (UTF-8), is required");
+        };
+        let number = |name: &str| -> Result<Option<u64>, Response> {
+            match req.query_param(name) {
+                None => Ok(None),
+                Some(v) => v
+                    .parse::<u64>()
+                    .map(Some)
+                    .map_err(|_| bad(&format!("{name} must be a whole number"))),
+            }
+        };
+        let (limit, before) = match (number("limit"), number("before")) {
+            (Ok(limit), Ok(before)) => (limit, before),
+            (Err(r), _) | (_, Err(r)) => return r,
+        };
+        let limit = match limit {
+            None => DEFAULT_SEARCH,
+            Some(0) => return bad(&format!("limit is 1 to {MAX_SEARCH}")),
+            Some(n) => usize::try_from(n).map_or(MAX_SEARCH, |n| n.min(MAX_SEARCH)),
+        };
+        let query = Query::parse(&q);
+        let results = if query.is_empty() {
+            Vec::new()
+        } else {
+            // The turn's messages are stored first, so they can be found.
+            self.commit();
+            let op = SearchOp {
+                id: 0,
+                rooms: vec![room.clone()],
+                query,
+                limit,
+                before,
+            };
+            self.store.search(&op).unwrap_or_else(|e| {
+                error!("search of #{room} failed: {e}");
+                Vec::new()
+            })
+        };
+        let reply = Reply::Search {
+            q,
+            room: Some(room.clone()),
+            results,
+        };
+        let body = json::render(&Event::Reply(reply, None)).unwrap_or_default();
+        Response::json(200, body)
     }
 
     fn check_upgrade(&self, req: &Request, echo: bool) -> Answer {

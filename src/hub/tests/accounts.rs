@@ -77,17 +77,6 @@ fn token_of(events: &[Event]) -> String {
         .unwrap_or_else(|| panic!("no account answer with a token in {events:?}"))
 }
 
-/// The error codes among `events`.
-fn errors(events: &[Event]) -> Vec<ErrorCode> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Reply(Reply::Error { code, .. }, _) => Some(*code),
-            _ => None,
-        })
-        .collect()
-}
-
 /// The presence events among `events`, as `(kind, nick)`.
 fn presences(events: &[Event]) -> Vec<(String, String)> {
     events

@@ -110,6 +110,8 @@ pub enum Route<'a> {
     Rooms,
     /// `/api/rooms/ROOM/messages`, the room decoded and checked.
     RoomMessages(RoomName),
+    /// `/api/rooms/ROOM/search`, the room decoded and checked.
+    RoomSearch(RoomName),
     /// `/media/ID`, the id as sent (possibly empty): the shell checks its
     /// form and looks it up.
     Media(&'a str),
@@ -253,10 +255,17 @@ impl<'a> Route<'a> {
             Target::Echo => Route::Echo,
             Target::Media => Route::Media(rest),
             Target::RoomMessages => {
-                let room = rest.strip_suffix("/messages").ok_or(RouteError::NotFound)?;
+                let (room, make): (&str, fn(RoomName) -> Route<'a>) =
+                    match rest.strip_suffix("/messages") {
+                        Some(room) => (room, Route::RoomMessages),
+                        None => (
+                            rest.strip_suffix("/search").ok_or(RouteError::NotFound)?,
+                            Route::RoomSearch,
+                        ),
+                    };
                 decode_path_segment(room)
                     .and_then(|room| RoomName::parse(&room).ok())
-                    .map(Route::RoomMessages)
+                    .map(make)
                     .ok_or(RouteError::InvalidRoom)?
             }
         })
@@ -313,6 +322,10 @@ mod tests {
             ("/api/stats", Route::Stats),
             ("/api/rooms", Route::Rooms),
             ("/api/rooms/lobby/messages", room("lobby")),
+            (
+                "/api/rooms/%23Lobby/search",
+                Route::RoomSearch(RoomName::parse("lobby").expect("room name")),
+            ),
             ("/media/0123abcd", Route::Media("0123abcd")),
             ("/media/", Route::Media("")),
             ("/media/../index.html", Route::Media("../index.html")),

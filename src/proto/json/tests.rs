@@ -1115,3 +1115,691 @@ fn ban_lists() {
         json!({"type":"bans","room":"dev","bans":[]})
     );
 }
+
+// ---------------------------------------------------------------------------
+// Version 2: messages that live, and search (PROTOCOL-2 sections 3 and 4)
+// ---------------------------------------------------------------------------
+
+use crate::hub::command::{Scope, DEFAULT_SEARCH};
+use crate::hub::event::{Amend, AmendKind, Hit, Reaction, Reactor, ReplyTo};
+
+/// The exact text an event renders to.
+fn text_of(event: &Event) -> String {
+    String::from_utf8(render(event).expect("rendered")).expect("UTF-8")
+}
+
+#[test]
+fn live_message_requests() {
+    let cases: Vec<(&str, Command)> = vec![
+        (
+            r##"{"type":"edit","room":"#Dev","seq":17,"text":"new text"}"##,
+            Command::Edit {
+                room: Some(room("dev")),
+                target: Target::Seq(17),
+                text: "new text".into(),
+            },
+        ),
+        (
+            r#"{"type":"delete","room":"dev","seq":17}"#,
+            Command::Delete {
+                room: Some(room("dev")),
+                target: Target::Seq(17),
+            },
+        ),
+        (
+            r#"{"type":"react","room":"dev","seq":17,"emoji":"👍"}"#,
+            Command::React {
+                room: Some(room("dev")),
+                target: Target::Seq(17),
+                emoji: "👍".into(),
+            },
+        ),
+        (
+            // The largest seq there is.
+            r#"{"type":"delete","room":"dev","seq":18446744073709551615}"#,
+            Command::Delete {
+                room: Some(room("dev")),
+                target: Target::Seq(u64::MAX),
+            },
+        ),
+        (
+            r#"{"type":"say","room":"dev","text":"me too","reply_to":17,"cid":"c1"}"#,
+            Command::Say {
+                room: Some(room("dev")),
+                text: "me too".into(),
+                action: false,
+                cid: Some("c1".into()),
+                reply_to: Some(Target::Seq(17)),
+            },
+        ),
+        (
+            r#"{"type":"say","room":"dev","text":"no reply","reply_to":null}"#,
+            Command::Say {
+                room: Some(room("dev")),
+                text: "no reply".into(),
+                action: false,
+                cid: None,
+                reply_to: None,
+            },
+        ),
+        (
+            r#"{"type":"image","room":"dev","data":"R0lGODlhAQ==","reply_to":3}"#,
+            Command::Image {
+                room: room("dev"),
+                data: b"GIF89a\x01".to_vec(),
+                text: None,
+                cid: None,
+                id: String::new(),
+                reply_to: Some(Target::Seq(3)),
+            },
+        ),
+        (
+            // An edit to an empty text is the hub's to refuse.
+            r#"{"type":"edit","room":"dev","seq":1,"text":""}"#,
+            Command::Edit {
+                room: Some(room("dev")),
+                target: Target::Seq(1),
+                text: String::new(),
+            },
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(ok(text).command, want, "{text}");
+    }
+    let r = ok(r#"{"type":"react","room":"dev","seq":2,"emoji":"🎉","ref":"x1"}"#);
+    assert_eq!(r.r#ref.as_deref(), Some("x1"));
+}
+
+#[test]
+fn search_requests() {
+    let search = |q: &str, scope, limit, before| Command::Search {
+        q: q.into(),
+        scope,
+        limit,
+        before,
+    };
+    let cases: Vec<(&str, Command)> = vec![
+        (
+            r#"{"type":"search","q":"words","room":"dev","limit":20,"before":900}"#,
+            search("words", Scope::Room(room("dev")), 20, Some(900)),
+        ),
+        (
+            r#"{"type":"search","q":"from:bob \"exact phrase\""}"#,
+            search(
+                "from:bob \"exact phrase\"",
+                Scope::Joined,
+                DEFAULT_SEARCH,
+                None,
+            ),
+        ),
+        (
+            r#"{"type":"search","q":"x","room":null,"limit":null,"before":null}"#,
+            search("x", Scope::Joined, DEFAULT_SEARCH, None),
+        ),
+        (
+            // Any string is a query, the empty one too: the hub decides.
+            r#"{"type":"search","q":""}"#,
+            search("", Scope::Joined, DEFAULT_SEARCH, None),
+        ),
+        (
+            // Larger limits are passed on: the hub caps them.
+            r#"{"type":"search","q":"x","limit":500}"#,
+            search("x", Scope::Joined, 500, None),
+        ),
+        (
+            r#"{"type":"search","q":"x","limit":18446744073709551615}"#,
+            search(
+                "x",
+                Scope::Joined,
+                usize::try_from(u64::MAX).unwrap_or(usize::MAX),
+                None,
+            ),
+        ),
+        (
+            r#"{"type":"search","q":"x","limit":0}"#,
+            search("x", Scope::Joined, 0, None),
+        ),
+    ];
+    for (text, want) in cases {
+        assert_eq!(ok(text).command, want, "{text}");
+    }
+}
+
+#[test]
+fn bad_live_message_and_search_requests() {
+    let r = Some("c".to_string());
+    for (text, code) in [
+        // Missing fields.
+        (
+            r#"{"type":"edit","room":"a","text":"x"}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"edit","room":"a","seq":1}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"edit","seq":1,"text":"x"}"#,
+            ErrorCode::BadRequest,
+        ),
+        (r#"{"type":"delete","room":"a"}"#, ErrorCode::BadRequest),
+        (
+            r#"{"type":"delete","room":"a","seq":null}"#,
+            ErrorCode::BadRequest,
+        ),
+        (r#"{"type":"delete","seq":1}"#, ErrorCode::BadRequest),
+        (
+            r#"{"type":"react","room":"a","seq":1}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"react","room":"a","emoji":"x"}"#,
+            ErrorCode::BadRequest,
+        ),
+        (r#"{"type":"search"}"#, ErrorCode::BadRequest),
+        (r#"{"type":"search","room":"a"}"#, ErrorCode::BadRequest),
+        // Wrong types.
+        (
+            r#"{"type":"edit","room":"a","seq":"17","text":"x"}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"edit","room":"a","seq":1,"text":7}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"edit","room":"a","seq":1,"text":null}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"edit","room":7,"seq":1,"text":"x"}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"delete","room":"a","seq":-1}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"delete","room":"a","seq":1.5}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"delete","room":"a","seq":true}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"delete","room":"a","seq":[1]}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"react","room":"a","seq":1,"emoji":1}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"react","room":"a","seq":1,"emoji":["x"]}"#,
+            ErrorCode::BadRequest,
+        ),
+        (r#"{"type":"search","q":5}"#, ErrorCode::BadRequest),
+        (r#"{"type":"search","q":null}"#, ErrorCode::BadRequest),
+        (
+            r#"{"type":"search","q":"x","room":5}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"search","q":"x","limit":"20"}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"search","q":"x","limit":-1}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"search","q":"x","limit":2.5}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"search","q":"x","before":"9"}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"say","room":"a","text":"x","reply_to":"17"}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"say","room":"a","text":"x","reply_to":-3}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"say","room":"a","text":"x","reply_to":{"seq":3}}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"image","room":"a","data":"R0lGODlhAQ==","reply_to":false}"#,
+            ErrorCode::BadRequest,
+        ),
+        // Numbers too big for a seq.
+        (
+            r#"{"type":"edit","room":"a","seq":18446744073709551616,"text":"x"}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"delete","room":"a","seq":1e30}"#,
+            ErrorCode::BadRequest,
+        ),
+        (
+            r#"{"type":"search","q":"x","before":1e400}"#,
+            ErrorCode::BadJson,
+        ),
+        // Room names are checked.
+        (
+            r#"{"type":"edit","room":"no way","seq":1,"text":"x"}"#,
+            ErrorCode::RoomInvalid,
+        ),
+        (
+            r#"{"type":"react","room":"","seq":1,"emoji":"x"}"#,
+            ErrorCode::RoomInvalid,
+        ),
+        (
+            r#"{"type":"search","q":"x","room":"a b"}"#,
+            ErrorCode::RoomInvalid,
+        ),
+    ] {
+        // serde_json refuses 1e400 outright, before the ref is read.
+        let want_ref = if code == ErrorCode::BadJson {
+            None
+        } else {
+            r.clone()
+        };
+        let text = format!("{},\"ref\":\"c\"}}", text.strip_suffix('}').unwrap());
+        assert_eq!(refused(&text), (code, want_ref), "{text}");
+    }
+    // The message names the field.
+    let e = parse(r#"{"type":"edit","room":"a","seq":"x","text":"y"}"#).unwrap_err();
+    assert!(e.error.message.contains("\"seq\""), "{}", e.error.message);
+    let e = parse(r#"{"type":"react","room":"a","seq":1}"#).unwrap_err();
+    assert!(e.error.message.contains("\"emoji\""), "{}", e.error.message);
+}
+
+fn reply_msg(seq: u64) -> Message {
+    let mut m = (*msg(seq, false)).clone();
+    m.room = room("r");
+    m.ts = 5;
+    m.text = "me too".into();
+    m
+}
+
+fn reactor(nick: &str) -> Reactor {
+    Reactor {
+        author: format!("a:{nick}"),
+        nick: nick.into(),
+    }
+}
+
+#[test]
+fn a_message_without_the_new_fields_is_version_1_byte_for_byte() {
+    assert_eq!(
+        text_of(&Event::Message(msg(17, false))),
+        r#"{"type":"message","room":"lobby","seq":17,"ts":1763800000000,"from":"alice","text":"hi \"there\" 😀"}"#
+    );
+    assert_eq!(
+        text_of(&Event::Reply(
+            Reply::Sent(msg(4, true), Some("k".into())),
+            Some("r".into())
+        )),
+        r#"{"type":"message","room":"lobby","seq":4,"ts":1763800000000,"from":"alice","text":"hi \"there\" 😀","action":true,"cid":"k","ref":"r"}"#
+    );
+}
+
+#[test]
+fn a_reply_carries_what_it_answers() {
+    let mut m = reply_msg(18);
+    m.reply_to = Some(ReplyTo {
+        seq: 17,
+        from: "bob".into(),
+        text: Some("the first line".into()),
+    });
+    assert_eq!(
+        text_of(&Event::Message(Rc::new(m.clone()))),
+        r#"{"type":"message","room":"r","seq":18,"ts":5,"from":"alice","text":"me too","reply_to":{"seq":17,"from":"bob","text":"the first line"}}"#
+    );
+    // The answered message was deleted: no text.
+    m.reply_to = Some(ReplyTo {
+        seq: 17,
+        from: "bob".into(),
+        text: None,
+    });
+    assert_eq!(
+        text_of(&Event::Message(Rc::new(m))),
+        r#"{"type":"message","room":"r","seq":18,"ts":5,"from":"alice","text":"me too","reply_to":{"seq":17,"from":"bob"}}"#
+    );
+}
+
+#[test]
+fn mentions_edits_and_reactions_in_the_message() {
+    let mut m = reply_msg(17);
+    m.mentions = vec!["bob".into(), "Carol".into()];
+    m.edited_ts = Some(99);
+    // The emoji in the message's order, which is not sorted order.
+    m.reactions = vec![
+        Reaction {
+            emoji: "👍".into(),
+            by: vec![reactor("alice"), reactor("bob")],
+        },
+        Reaction {
+            emoji: "🎉".into(),
+            by: vec![reactor("carol")],
+        },
+        Reaction {
+            emoji: "+1".into(),
+            by: vec![reactor("dave")],
+        },
+        // Nobody holds it: left out.
+        Reaction {
+            emoji: "x".into(),
+            by: vec![],
+        },
+    ];
+    m.account = Some("alice".into());
+    assert_eq!(
+        text_of(&Event::Message(Rc::new(m))),
+        r#"{"type":"message","room":"r","seq":17,"ts":5,"from":"alice","account":"alice","text":"me too","mentions":["bob","Carol"],"edited_ts":99,"reactions":{"👍":["alice","bob"],"🎉":["carol"],"+1":["dave"]}}"#
+    );
+    // Identities never go out.
+    let mut m = reply_msg(17);
+    m.author = "g:secret-guest-id".into();
+    m.reactions = vec![Reaction {
+        emoji: "👍".into(),
+        by: vec![Reactor {
+            author: "g:other-secret".into(),
+            nick: "bob".into(),
+        }],
+    }];
+    let out = text_of(&Event::Message(Rc::new(m)));
+    assert!(!out.contains("secret"), "{out}");
+    assert!(out.ends_with(r#","reactions":{"👍":["bob"]}}"#), "{out}");
+    // Only empty reactions: no field at all.
+    let mut m = reply_msg(17);
+    m.reactions = vec![Reaction {
+        emoji: "x".into(),
+        by: vec![],
+    }];
+    assert!(json(&Event::Message(Rc::new(m))).get("reactions").is_none());
+}
+
+#[test]
+fn a_deleted_message_shows_only_that_it_was_there() {
+    let mut m = reply_msg(17);
+    m.deleted = true;
+    m.text = "should never show".into();
+    m.account = Some("alice".into());
+    m.action = true;
+    m.image = Some(crate::hub::event::ImageRef {
+        id: "ab12".into(),
+        mime: "image/png",
+        size: 3,
+    });
+    m.mentions = vec!["bob".into()];
+    m.edited_ts = Some(4);
+    m.reply_to = Some(ReplyTo {
+        seq: 1,
+        from: "bob".into(),
+        text: Some("quoted".into()),
+    });
+    m.reactions = vec![Reaction {
+        emoji: "👍".into(),
+        by: vec![reactor("bob")],
+    }];
+    let m = Rc::new(m);
+    assert_eq!(
+        text_of(&Event::Message(m.clone())),
+        r#"{"type":"message","room":"r","seq":17,"from":"alice","ts":5,"deleted":true}"#
+    );
+    // A cid repeat answered with a message since deleted keeps cid and ref.
+    assert_eq!(
+        text_of(&Event::Reply(
+            Reply::Sent(m.clone(), Some("c1".into())),
+            Some("r1".into())
+        )),
+        r#"{"type":"message","room":"r","seq":17,"from":"alice","ts":5,"deleted":true,"cid":"c1","ref":"r1"}"#
+    );
+    // In a history page the same.
+    let v = json(&Event::Reply(
+        Reply::History {
+            room: room("r"),
+            messages: vec![m.clone()],
+        },
+        None,
+    ));
+    assert_eq!(
+        v["messages"][0],
+        serde_json::json!({"type":"message","room":"r","seq":17,"from":"alice","ts":5,"deleted":true})
+    );
+    let page = String::from_utf8(render_page(&room("r"), &[m])).unwrap();
+    assert!(
+        !page.contains("should never show") && !page.contains("ab12"),
+        "{page}"
+    );
+}
+
+fn amend(seq: u64, by: &str, kind: AmendKind) -> Rc<Amend> {
+    Rc::new(Amend {
+        room: room("r"),
+        seq,
+        target: 17,
+        ts: 1_763_800_000_000,
+        by: by.into(),
+        author: "a:secret".into(),
+        kind,
+    })
+}
+
+fn edit(text: &str) -> Rc<Amend> {
+    amend(42, "alice", AmendKind::Edit { text: text.into() })
+}
+
+fn delete(by: &str, of: &str) -> Rc<Amend> {
+    amend(43, by, AmendKind::Delete { of: of.into() })
+}
+
+fn react(emoji: &str, on: bool) -> Rc<Amend> {
+    amend(
+        44,
+        "alice",
+        AmendKind::React {
+            emoji: emoji.into(),
+            on,
+        },
+    )
+}
+
+#[test]
+fn amend_events_are_exactly_as_the_contract_spells_them() {
+    assert_eq!(
+        text_of(&Event::Amend(edit("new text"))),
+        r#"{"type":"edit","room":"r","seq":42,"target":17,"from":"alice","text":"new text","ts":1763800000000}"#
+    );
+    assert_eq!(
+        text_of(&Event::Amend(delete("bob", "alice"))),
+        r#"{"type":"delete","room":"r","seq":43,"target":17,"by":"bob","ts":1763800000000}"#
+    );
+    assert_eq!(
+        text_of(&Event::Amend(react("👍", true))),
+        r#"{"type":"react","room":"r","seq":44,"target":17,"from":"alice","emoji":"👍","on":true,"ts":1763800000000}"#
+    );
+    assert_eq!(
+        text_of(&Event::Amend(react("👍", false))),
+        r#"{"type":"react","room":"r","seq":44,"target":17,"from":"alice","emoji":"👍","on":false,"ts":1763800000000}"#
+    );
+    // Texts are escaped, never cut or altered.
+    assert_eq!(
+        json(&Event::Amend(edit("a \"b\"\n\u{1b}[31m")))["text"],
+        "a \"b\"\n\u{1b}[31m"
+    );
+}
+
+#[test]
+fn the_senders_copy_of_an_amend_carries_the_ref() {
+    assert_eq!(
+        text_of(&Event::Reply(
+            Reply::Amended(edit("new")),
+            Some("e1".into())
+        )),
+        r#"{"type":"edit","room":"r","seq":42,"target":17,"from":"alice","text":"new","ts":1763800000000,"ref":"e1"}"#
+    );
+    assert_eq!(
+        text_of(&Event::Reply(
+            Reply::Amended(delete("alice", "alice")),
+            Some("d1".into())
+        )),
+        r#"{"type":"delete","room":"r","seq":43,"target":17,"by":"alice","ts":1763800000000,"ref":"d1"}"#
+    );
+    assert_eq!(
+        text_of(&Event::Reply(
+            Reply::Amended(react("🎉", true)),
+            Some("x".into())
+        )),
+        r#"{"type":"react","room":"r","seq":44,"target":17,"from":"alice","emoji":"🎉","on":true,"ts":1763800000000,"ref":"x"}"#
+    );
+    // Without a ref, the same object as the room's.
+    assert_eq!(
+        text_of(&Event::Reply(Reply::Amended(edit("new")), None)),
+        text_of(&Event::Amend(edit("new")))
+    );
+}
+
+#[test]
+fn a_catch_up_lists_messages_and_amends_in_order() {
+    let mut edited = reply_msg(17);
+    edited.edited_ts = Some(1_763_800_000_000);
+    edited.text = "new text".into();
+    let out = text_of(&Event::Reply(
+        Reply::Joined {
+            room: room("r"),
+            members: crate::hub::names::nick_list(&["alice"]),
+            messages: vec![
+                Entry::Amend(edit("new text")),
+                Entry::Message(Rc::new(edited)),
+                Entry::Amend(delete("bob", "carol")),
+                Entry::Amend(react("👍", true)),
+            ],
+            created: false,
+            last_seq: 44,
+            gap: false,
+            store_id: "sid".into(),
+            info: Box::default(),
+            role: Role::Member,
+        },
+        Some("j".into()),
+    ));
+    let want = concat!(
+        r#"{"type":"joined","room":"r","members":["alice"],"messages":["#,
+        r#"{"type":"edit","room":"r","seq":42,"target":17,"from":"alice","text":"new text","ts":1763800000000},"#,
+        r#"{"type":"message","room":"r","seq":17,"ts":5,"from":"alice","text":"new text","edited_ts":1763800000000},"#,
+        r#"{"type":"delete","room":"r","seq":43,"target":17,"by":"bob","ts":1763800000000},"#,
+        r#"{"type":"react","room":"r","seq":44,"target":17,"from":"alice","emoji":"👍","on":true,"ts":1763800000000}"#,
+        r#"],"last_seq":44,"store_id":"sid","topic":null,"owner":null,"ops":[],"invite_only":false,"#,
+        r#""role":"member","accounts":[],"ref":"j"}"#
+    );
+    assert_eq!(out, want);
+}
+
+fn hit(seq: u64, text: &str, snippet: &str, marks: Vec<(usize, usize)>) -> Hit {
+    let mut m = reply_msg(seq);
+    m.text = text.into();
+    Hit {
+        message: Rc::new(m),
+        snippet: snippet.into(),
+        marks,
+    }
+}
+
+#[test]
+fn search_answers() {
+    let results = vec![
+        hit(9, "Rust is nice", "Rust is nice", vec![(0, 4)]),
+        hit(3, "crème brûlée", "crème brûlée", vec![(0, 5), (6, 12)]),
+    ];
+    assert_eq!(
+        text_of(&Event::Reply(
+            Reply::Search {
+                q: "rust".into(),
+                room: Some(room("r")),
+                results: results.clone(),
+            },
+            Some("s1".into()),
+        )),
+        concat!(
+            r#"{"type":"search","q":"rust","room":"r","results":["#,
+            r#"{"type":"message","room":"r","seq":9,"ts":5,"from":"alice","text":"Rust is nice","snippet":"Rust is nice","marks":[[0,4]]},"#,
+            r#"{"type":"message","room":"r","seq":3,"ts":5,"from":"alice","text":"crème brûlée","snippet":"crème brûlée","marks":[[0,5],[6,12]]}"#,
+            r#"],"ref":"s1"}"#
+        )
+    );
+    // Every room the client is in: no room key; each result names its own.
+    assert_eq!(
+        text_of(&Event::Reply(
+            Reply::Search {
+                q: "nothing \"here\"".into(),
+                room: None,
+                results: vec![],
+            },
+            None,
+        )),
+        r#"{"type":"search","q":"nothing \"here\"","results":[]}"#
+    );
+    let v = json(&Event::Reply(
+        Reply::Search {
+            q: "rust".into(),
+            room: None,
+            results: results[..1].to_vec(),
+        },
+        None,
+    ));
+    assert!(v.get("room").is_none());
+    assert_eq!(v["results"][0]["room"], "r");
+    // A result keeps the message's other fields (an edit, reactions).
+    let mut h = hit(5, "edited text", "edited text", vec![]);
+    let mut m = (*h.message).clone();
+    m.edited_ts = Some(7);
+    m.reactions = vec![Reaction {
+        emoji: "👍".into(),
+        by: vec![reactor("bob")],
+    }];
+    h.message = Rc::new(m);
+    assert_eq!(
+        text_of(&Event::Reply(
+            Reply::Search {
+                q: "edited".into(),
+                room: Some(room("r")),
+                results: vec![h],
+            },
+            None,
+        )),
+        concat!(
+            r#"{"type":"search","q":"edited","room":"r","results":["#,
+            r#"{"type":"message","room":"r","seq":5,"ts":5,"from":"alice","text":"edited text","edited_ts":7,"reactions":{"👍":["bob"]},"snippet":"edited text","marks":[]}"#,
+            r#"]}"#
+        )
+    );
+    // A deleted message is never found; should one slip through, neither
+    // its text nor a snippet of it goes out.
+    let mut h = hit(6, "secret", "secret", vec![(0, 6)]);
+    let mut m = (*h.message).clone();
+    m.deleted = true;
+    h.message = Rc::new(m);
+    assert_eq!(
+        text_of(&Event::Reply(
+            Reply::Search {
+                q: "secret".into(),
+                room: Some(room("r")),
+                results: vec![h],
+            },
+            None,
+        )),
+        concat!(
+            r#"{"type":"search","q":"secret","room":"r","results":["#,
+            r#"{"type":"message","room":"r","seq":6,"from":"alice","ts":5,"deleted":true,"snippet":"","marks":[]}"#,
+            r#"]}"#
+        )
+    );
+}

@@ -1694,3 +1694,530 @@ fn render_help_lists_the_version_2_commands() {
     assert!(out.contains("***   /quit [REASON]    say goodbye and close\n*** accounts:\n"));
     assert!(out.lines().last().unwrap().starts_with("*** limits: "));
 }
+
+// ---------------------------------------------------------------------------
+// Version 2: messages that live, and search (PROTOCOL-2 sections 3 and 4)
+// ---------------------------------------------------------------------------
+
+use crate::hub::command::{Scope, Target, DEFAULT_SEARCH};
+use crate::hub::event::{Amend, AmendKind, Hit, ImageRef, Reaction, Reactor, ReplyTo};
+
+fn edit_cmd(text: &str) -> Input {
+    cmd(Command::Edit {
+        room: None,
+        target: Target::Mine,
+        text: text.into(),
+    })
+}
+
+fn delete_cmd(target: Target) -> Input {
+    cmd(Command::Delete { room: None, target })
+}
+
+fn reply_cmd(nick: &str, text: &str) -> Input {
+    cmd(Command::Say {
+        room: None,
+        text: text.into(),
+        action: false,
+        cid: None,
+        reply_to: Some(Target::LastOf(nick.into())),
+    })
+}
+
+fn react_cmd(nick: &str, emoji: &str) -> Input {
+    cmd(Command::React {
+        room: None,
+        target: Target::LastOf(nick.into()),
+        emoji: emoji.into(),
+    })
+}
+
+fn search_cmd(q: &str) -> Input {
+    cmd(Command::Search {
+        q: q.into(),
+        scope: Scope::Current,
+        limit: DEFAULT_SEARCH,
+        before: None,
+    })
+}
+
+#[test]
+fn parse_live_message_and_search_commands() {
+    let cases: Vec<(&str, Input)> = vec![
+        ("/edit new text", edit_cmd("new text")),
+        ("/edit   spaced  out  ", edit_cmd("spaced  out")),
+        ("/EDIT Shouting", edit_cmd("Shouting")),
+        ("/edit /not a command", edit_cmd("/not a command")),
+        ("/delete", delete_cmd(Target::Mine)),
+        ("/delete   ", delete_cmd(Target::Mine)),
+        ("/delete bob", delete_cmd(Target::LastOf("bob".into()))),
+        ("/Delete  Bob ", delete_cmd(Target::LastOf("Bob".into()))),
+        ("/reply bob me too", reply_cmd("bob", "me too")),
+        (
+            "/reply bob\t  two  spaces ",
+            reply_cmd("bob", "two  spaces"),
+        ),
+        ("/reply bob /me is text", reply_cmd("bob", "/me is text")),
+        ("/react bob 👍", react_cmd("bob", "👍")),
+        ("/react  bob   🎉 ", react_cmd("bob", "🎉")),
+        ("/react bob +1", react_cmd("bob", "+1")),
+        // A family emoji is one word however many code points it has.
+        (
+            "/react bob 👨\u{200d}👩\u{200d}👧",
+            react_cmd("bob", "👨\u{200d}👩\u{200d}👧"),
+        ),
+        ("/search rust", search_cmd("rust")),
+        (
+            "/search  from:bob \"exact phrase\" crème ",
+            search_cmd("from:bob \"exact phrase\" crème"),
+        ),
+        ("/SEARCH a", search_cmd("a")),
+    ];
+    for (line, want) in cases {
+        assert_eq!(parse_str(line), Ok(want), "{line:?}");
+    }
+}
+
+#[test]
+fn parse_live_message_commands_leave_checks_to_the_hub() {
+    // Nicks and emoji are the hub's to judge (no_such_message, bad_request);
+    // the parser only splits the line.
+    assert_eq!(
+        parse_str("/react no!such\u{1b}nick x"),
+        Ok(react_cmd("no!such\u{1b}nick", "x"))
+    );
+    assert_eq!(
+        parse_str("/react bob this-is-far-longer-than-thirty-two-bytes-of-emoji"),
+        Ok(react_cmd(
+            "bob",
+            "this-is-far-longer-than-thirty-two-bytes-of-emoji"
+        ))
+    );
+    assert_eq!(
+        parse_str("/delete 123"),
+        Ok(delete_cmd(Target::LastOf("123".into())))
+    );
+    assert_eq!(
+        parse_str("/edit a\u{7}bell"),
+        Ok(edit_cmd("a\u{7}bell")),
+        "sanitized by the hub, as any text"
+    );
+}
+
+#[test]
+fn parse_live_message_commands_without_their_arguments_are_bad_request() {
+    for (line, usage) in [
+        ("/edit", "usage: /edit TEXT"),
+        ("/edit  \t ", "usage: /edit TEXT"),
+        ("/delete bob carol", "usage: /delete [NICK]"),
+        ("/reply", "usage: /reply NICK TEXT"),
+        ("/reply bob", "usage: /reply NICK TEXT"),
+        ("/reply bob   ", "usage: /reply NICK TEXT"),
+        ("/react", "usage: /react NICK EMOJI"),
+        ("/react bob", "usage: /react NICK EMOJI"),
+        ("/react bob 👍 👎", "usage: /react NICK EMOJI"),
+        ("/search", "usage: /search WORDS"),
+        ("/search   ", "usage: /search WORDS"),
+    ] {
+        match parse_str(line) {
+            Err(e) => {
+                assert_eq!(e.code, ErrorCode::BadRequest, "{line:?}");
+                assert_eq!(e.message, usage, "{line:?}");
+            }
+            Ok(got) => panic!("{line:?} parsed as {got:?}"),
+        }
+    }
+    // Look-alikes are no commands.
+    for line in [
+        "/edits x",
+        "/deletes",
+        "/replyall bob x",
+        "/reacts bob x",
+        "/find x",
+    ] {
+        assert_eq!(
+            code_of(line.as_bytes()),
+            ErrorCode::UnknownCommand,
+            "{line}"
+        );
+    }
+}
+
+fn live(from: &str, text: &str) -> Message {
+    (*msg("lobby", TS, from, text, false)).clone()
+}
+
+fn replying(mut m: Message, to: &str, quote: Option<&str>) -> Message {
+    m.reply_to = Some(ReplyTo {
+        seq: 1,
+        from: to.into(),
+        text: quote.map(str::to_string),
+    });
+    m
+}
+
+fn line_of(m: Message) -> String {
+    rendered(&Event::Message(Rc::new(m)))
+}
+
+#[test]
+fn render_a_reply_quotes_forty_characters() {
+    assert_eq!(
+        line_of(replying(live("alice", "me too"), "bob", Some("lunch?"))),
+        "[08:26:40] #lobby <alice> (re bob: lunch?) me too\n"
+    );
+    // Exactly 40 characters: whole, no ellipsis.
+    let forty = "a".repeat(40);
+    assert_eq!(
+        line_of(replying(live("alice", "yes"), "bob", Some(&forty))),
+        format!("[08:26:40] #lobby <alice> (re bob: {forty}) yes\n")
+    );
+    // 41: cut to 40, with an ellipsis.
+    assert_eq!(
+        line_of(replying(
+            live("alice", "yes"),
+            "bob",
+            Some(&format!("{forty}b"))
+        )),
+        format!("[08:26:40] #lobby <alice> (re bob: {forty}…) yes\n")
+    );
+    // Cut by characters, never inside one: 39 ASCII then multi-byte ones.
+    let quote = format!("{}é😀ü", "x".repeat(39));
+    assert_eq!(
+        line_of(replying(live("alice", "yes"), "bob", Some(&quote))),
+        format!(
+            "[08:26:40] #lobby <alice> (re bob: {}é…) yes\n",
+            "x".repeat(39)
+        )
+    );
+    let emoji = "😀".repeat(100);
+    assert_eq!(
+        line_of(replying(live("alice", "ha"), "bob", Some(&emoji))),
+        format!(
+            "[08:26:40] #lobby <alice> (re bob: {}…) ha\n",
+            "😀".repeat(40)
+        )
+    );
+    // The answered message was deleted (no text), or had none.
+    assert_eq!(
+        line_of(replying(live("alice", "what was it?"), "bob", None)),
+        "[08:26:40] #lobby <alice> (re bob) what was it?\n"
+    );
+    assert_eq!(
+        line_of(replying(live("alice", "nice picture"), "bob", Some(""))),
+        "[08:26:40] #lobby <alice> (re bob) nice picture\n"
+    );
+}
+
+#[test]
+fn render_a_reply_quote_never_carries_terminal_escapes() {
+    let out = line_of(replying(
+        live("alice", "ok"),
+        "b\u{1b}ob",
+        Some("\u{1b}[2J\r\nfake line\u{9b}31m\ttab"),
+    ));
+    assert_eq!(
+        out,
+        "[08:26:40] #lobby <alice> (re b\u{FFFD}ob: \u{FFFD}[2J\u{FFFD}\u{FFFD}fake line\u{FFFD}31m\ttab) ok\n"
+    );
+}
+
+#[test]
+fn render_replies_that_are_actions_or_images() {
+    let mut m = replying(live("alice", "waves back"), "bob", Some("hi all"));
+    m.action = true;
+    assert_eq!(
+        line_of(m),
+        "[08:26:40] #lobby * alice (re bob: hi all) waves back\n"
+    );
+    let mut m = replying(live("alice", "look"), "bob", Some("pics?"));
+    m.image = Some(ImageRef {
+        id: "ab12".into(),
+        mime: "image/png",
+        size: 2048,
+    });
+    assert_eq!(
+        line_of(m),
+        "[08:26:40] #lobby <alice> (re bob: pics?) [image] http://127.0.0.1:7878/media/ab12 (image/png, 2 KiB) look\n"
+    );
+}
+
+#[test]
+fn render_messages_as_they_are_now() {
+    // Edited: (edited) right before the latest text.
+    let mut m = live("alice", "new text");
+    m.edited_ts = Some(TS + 5_000);
+    assert_eq!(
+        line_of(m.clone()),
+        "[08:26:40] #lobby <alice> (edited) new text\n"
+    );
+    let mut r = replying(m.clone(), "bob", Some("q"));
+    r.action = true;
+    assert_eq!(
+        line_of(r),
+        "[08:26:40] #lobby * alice (re bob: q) (edited) new text\n"
+    );
+    // An image whose caption was edited, or emptied.
+    m.image = Some(ImageRef {
+        id: "ab12".into(),
+        mime: "image/gif",
+        size: 10,
+    });
+    assert_eq!(
+        line_of(m.clone()),
+        "[08:26:40] #lobby <alice> [image] http://127.0.0.1:7878/media/ab12 (image/gif, 10 B) (edited) new text\n"
+    );
+    m.text.clear();
+    assert_eq!(
+        line_of(m),
+        "[08:26:40] #lobby <alice> [image] http://127.0.0.1:7878/media/ab12 (image/gif, 10 B) (edited)\n"
+    );
+    // Deleted: nothing of it but that it was there, whatever it was.
+    let mut d = replying(live("alice", "gone"), "bob", Some("q"));
+    d.deleted = true;
+    d.action = true;
+    d.edited_ts = Some(1);
+    d.image = Some(ImageRef {
+        id: "ab12".into(),
+        mime: "image/png",
+        size: 1,
+    });
+    assert_eq!(line_of(d), "[08:26:40] #lobby <alice> [deleted]\n");
+    // Mentions and reactions show nothing on a line.
+    let mut m = live("alice", "hi @bob");
+    m.mentions = vec!["bob".into()];
+    m.reactions = vec![Reaction {
+        emoji: "👍".into(),
+        by: vec![Reactor {
+            author: "a:bob".into(),
+            nick: "bob".into(),
+        }],
+    }];
+    assert_eq!(line_of(m), "[08:26:40] #lobby <alice> hi @bob\n");
+}
+
+#[test]
+fn render_history_shows_edits_and_deletions() {
+    let mut edited = live("alice", "fixed");
+    edited.edited_ts = Some(TS);
+    let mut deleted = live("bob", "oops");
+    deleted.deleted = true;
+    assert_eq!(
+        rendered(&reply(Reply::History {
+            room: room("lobby"),
+            messages: vec![
+                Rc::new(edited),
+                Rc::new(deleted),
+                msg("lobby", TS, "carol", "plain", false)
+            ],
+        })),
+        "*** history of #lobby (3 messages)\n\
+         [08:26:40] #lobby <alice> (edited) fixed\n\
+         [08:26:40] #lobby <bob> [deleted]\n\
+         [08:26:40] #lobby <carol> plain\n\
+         *** end of history\n"
+    );
+}
+
+fn amend(by: &str, kind: AmendKind) -> Rc<Amend> {
+    Rc::new(Amend {
+        room: room("lobby"),
+        seq: 42,
+        target: 17,
+        ts: TS + 60_000,
+        by: by.into(),
+        author: "a:secret".into(),
+        kind,
+    })
+}
+
+fn edit_of(text: &str) -> Rc<Amend> {
+    amend("alice", AmendKind::Edit { text: text.into() })
+}
+
+fn delete_of(by: &str, of: &str) -> Rc<Amend> {
+    amend(by, AmendKind::Delete { of: of.into() })
+}
+
+fn react_of(emoji: &str, on: bool) -> Rc<Amend> {
+    amend(
+        "alice",
+        AmendKind::React {
+            emoji: emoji.into(),
+            on,
+        },
+    )
+}
+
+#[test]
+fn render_amend_events() {
+    assert_eq!(
+        rendered(&Event::Amend(edit_of("new text"))),
+        "[08:27:40] #lobby <alice> (edited) new text\n"
+    );
+    assert_eq!(
+        rendered(&Event::Amend(delete_of("alice", "alice"))),
+        "[08:27:40] #lobby --- a message by alice was deleted\n"
+    );
+    assert_eq!(
+        rendered(&Event::Amend(delete_of("bob", "alice"))),
+        "[08:27:40] #lobby --- a message by alice was deleted by bob\n"
+    );
+    // The same nick in another case is the same person.
+    assert_eq!(
+        rendered(&Event::Amend(delete_of("Alice", "alice"))),
+        "[08:27:40] #lobby --- a message by alice was deleted\n"
+    );
+    // Reactions are not for line clients.
+    assert_eq!(render(&Event::Amend(react_of("👍", true)), ORIGIN), "");
+    assert_eq!(render(&Event::Amend(react_of("👍", false)), ORIGIN), "");
+    // Texts and names are cleaned.
+    assert_eq!(
+        rendered(&Event::Amend(edit_of("two\nlines \u{1b}[31mred"))),
+        "[08:27:40] #lobby <alice> (edited) two\u{FFFD}lines \u{FFFD}[31mred\n"
+    );
+    assert_eq!(
+        rendered(&Event::Amend(delete_of("b\u{7}ob", "al\u{85}ice"))),
+        "[08:27:40] #lobby --- a message by al\u{FFFD}ice was deleted by b\u{FFFD}ob\n"
+    );
+}
+
+#[test]
+fn render_ones_own_amends() {
+    let own = |a| rendered(&Event::Reply(Reply::Amended(a), Some("ignored".into())));
+    assert_eq!(
+        own(edit_of("new text")),
+        "[08:27:40] #lobby <alice> (edited) new text\n"
+    );
+    assert_eq!(
+        own(delete_of("bob", "alice")),
+        "[08:27:40] #lobby --- a message by alice was deleted by bob\n"
+    );
+    assert_eq!(
+        own(react_of("👍", true)),
+        "*** reaction 👍 added in #lobby\n"
+    );
+    assert_eq!(
+        own(react_of("🎉", false)),
+        "*** reaction 🎉 removed in #lobby\n"
+    );
+    assert_eq!(
+        own(react_of("x\u{1b}y", true)),
+        "*** reaction x\u{FFFD}y added in #lobby\n"
+    );
+}
+
+#[test]
+fn render_joined_skips_the_changes_of_a_catch_up() {
+    let mut edited = live("alice", "fixed");
+    edited.room = room("dev");
+    edited.edited_ts = Some(TS);
+    let event = reply(Reply::Joined {
+        info: Box::default(),
+        role: Role::Member,
+        room: room("dev"),
+        members: crate::hub::names::nick_list(&["alice", "bob"]),
+        messages: vec![
+            Entry::Amend(edit_of("fixed")),
+            Entry::Message(Rc::new(edited)),
+            Entry::Amend(delete_of("bob", "carol")),
+            Entry::Amend(react_of("👍", true)),
+        ],
+        created: false,
+        last_seq: 44,
+        gap: false,
+        store_id: "s".into(),
+    });
+    assert_eq!(
+        rendered(&event),
+        "*** you joined #dev (2 here: alice, bob)\n\
+         *** history of #dev (1 message)\n\
+         [08:26:40] #dev <alice> (edited) fixed\n\
+         *** end of history\n"
+    );
+    // Only changes: no history block at all.
+    let event = reply(Reply::Joined {
+        info: Box::default(),
+        role: Role::Member,
+        room: room("dev"),
+        members: crate::hub::names::nick_list(&["alice"]),
+        messages: vec![Entry::Amend(react_of("👍", true))],
+        created: false,
+        last_seq: 44,
+        gap: false,
+        store_id: "s".into(),
+    });
+    assert_eq!(rendered(&event), "*** you joined #dev (1 here: alice)\n");
+}
+
+fn hit(m: Message) -> Hit {
+    Hit {
+        snippet: m.text.clone(),
+        marks: vec![(0, 1)],
+        message: Rc::new(m),
+    }
+}
+
+#[test]
+fn render_search_answers() {
+    let search = |q: &str, room: Option<RoomName>, results| {
+        rendered(&reply(Reply::Search {
+            q: q.into(),
+            room,
+            results,
+        }))
+    };
+    assert_eq!(
+        search("rust", Some(room("lobby")), vec![]),
+        "*** search #lobby \"rust\" (0 results)\n*** end of search\n"
+    );
+    assert_eq!(
+        search(
+            "rust",
+            Some(room("lobby")),
+            vec![hit(live("alice", "rust!"))]
+        ),
+        "*** search #lobby \"rust\" (1 result)\n\
+         [08:26:40] #lobby <alice> rust!\n\
+         *** end of search\n"
+    );
+    let mut edited = live("bob", "Rust, edited");
+    edited.edited_ts = Some(TS);
+    let mut other = live("carol", "rusty");
+    other.room = room("dev");
+    assert_eq!(
+        search("from:bob \"a b\"", None, vec![hit(edited), hit(other)]),
+        "*** search \"from:bob \"a b\"\" (2 results)\n\
+         [08:26:40] #lobby <bob> (edited) Rust, edited\n\
+         [08:26:40] #dev <carol> rusty\n\
+         *** end of search\n"
+    );
+    // The query is the client's: cleaned.
+    assert_eq!(
+        search("\u{1b}]0;pwned\u{7}\nx", Some(room("lobby")), vec![]),
+        "*** search #lobby \"\u{FFFD}]0;pwned\u{FFFD}\u{FFFD}x\" (0 results)\n*** end of search\n"
+    );
+}
+
+#[test]
+fn render_help_lists_the_message_commands() {
+    let out = rendered(&reply(Reply::Help(Limits::default())));
+    for name in [
+        "/reply NICK TEXT",
+        "/edit TEXT",
+        "/delete [NICK]",
+        "/react NICK EMOJI",
+        "/search WORDS",
+    ] {
+        assert!(
+            out.contains(&format!("***   {name} ")),
+            "help lacks {name}: {out}"
+        );
+    }
+    // Aligned with the sections before.
+    assert!(
+        out.contains("\n***   /reply NICK TEXT       answer"),
+        "{out}"
+    );
+    assert!(out.lines().last().unwrap().starts_with("*** limits: "));
+}
