@@ -138,12 +138,13 @@ export function applyAmend(room, a) {
     if (m.deleted) return [];
     if (typeof a.text === 'string') m.text = a.text;
     m.edited_ts = typeof a.ts === 'number' ? a.ts : Date.now();
-    changed.push(...requote(room, a.target, m));
+    // Replies keep quoting what was answered (the server's reply_to is
+    // taken when the reply is sent; only a delete takes the quote away).
   } else if (a.type === 'delete') {
     if (m.deleted) return [];
     m.deleted = true;
     for (const k of ['text', 'image', 'reactions', 'edited_ts', 'reply_to', 'mentions', 'action']) delete m[k];
-    changed.push(...requote(room, a.target, m));
+    changed.push(...requote(room, a.target));
   } else if (a.type === 'react') {
     if (m.deleted || typeof a.emoji !== 'string' || !a.emoji || typeof a.from !== 'string') return [];
     const reactions = m.reactions && typeof m.reactions === 'object' ? m.reactions : {};
@@ -156,13 +157,13 @@ export function applyAmend(room, a) {
   return changed;
 }
 
-// Replies held that quote `seq`: their quote follows the message.
-function requote(room, seq, m) {
+// Replies held that quote `seq`, deleted: their quote loses its text (they
+// keep who and where, as the server's do).
+function requote(room, seq) {
   const out = [];
   for (const [s, r] of room.msgs) {
-    if (!r.reply_to || r.reply_to.seq !== seq) continue;
-    if (m.deleted) delete r.reply_to.text;
-    else r.reply_to.text = quoteOf(m.text);
+    if (!r.reply_to || r.reply_to.seq !== seq || typeof r.reply_to.text !== 'string') continue;
+    delete r.reply_to.text;
     out.push(s);
   }
   return out;

@@ -408,7 +408,7 @@ export function rerender(r, seqs) {
     const m = r.msgs.get(seq);
     if (!old || !m) continue;
     const node = renderMessage(m);
-    for (const c of ['flash', 'show-actions']) if (old.classList.contains(c)) node.classList.add(c);
+    for (const c of ['flash', 'show-actions', 'kb']) if (old.classList.contains(c)) node.classList.add(c);
     const a = document.activeElement;
     let key = null;
     if (a && old.contains(a)) key = a === old ? '' : a.dataset.k || '';
@@ -1170,9 +1170,12 @@ function askDelete(t, m) {
   ui.deleteCancel.focus();
 }
 
-function focusMessage(seq) {
+// Back on the message after an action; `kb`: the action came from the
+// keyboard, so its toolbar stays in reach.
+function focusMessage(seq, kb) {
   const n = msgNode(seq);
-  if (n) n.focus({ preventScroll: true });
+  if (n && kb) keyFocus(n);
+  else if (n) n.focus({ preventScroll: true });
   else ui.input.focus();
 }
 
@@ -1256,6 +1259,18 @@ function visibleMessages() {
   });
 }
 
+// A message focused from the keyboard shows its toolbar (class `kb`) until
+// the focus leaves it: a toolbar shown by :focus-visible alone would hide
+// as the focus moves onto its own buttons, and Tab would find nothing.
+function keyFocus(n) {
+  n.classList.add('kb');
+  n.focus({ preventScroll: true });
+}
+
+function keyFocusLeft(e) {
+  for (const n of ui.messages.querySelectorAll('.msg.kb')) if (!n.contains(e.target)) n.classList.remove('kb');
+}
+
 function listKeys(e) {
   const a = document.activeElement;
   const inMsg = a && a.classList && a.classList.contains('msg') && a.dataset.seq;
@@ -1288,7 +1303,7 @@ function listKeys(e) {
     }
     if (!next) return;
     e.preventDefault();
-    next.focus({ preventScroll: true });
+    keyFocus(next);
     next.scrollIntoView({ block: 'nearest' });
     return;
   }
@@ -1298,7 +1313,7 @@ function listKeys(e) {
   if (e.key === 'Escape') {
     e.preventDefault();
     if (picker) closePicker(true);
-    else a.closest('.msg').focus();
+    else keyFocus(a.closest('.msg'));
     return;
   }
   if (a.tagName === 'INPUT') return;
@@ -1398,7 +1413,7 @@ export function wireMessages() {
     } else if (k.startsWith('emoji:')) {
       react(t, seq, b.dataset.emoji);
       closePicker(false);
-      focusMessage(seq);
+      focusMessage(seq, e.detail === 0);
     } else if (k === 'react') {
       if (S.picker && S.picker.seq === seq && S.picker.tab === t) closePicker(true);
       else openPicker(t, seq);
@@ -1433,10 +1448,11 @@ export function wireMessages() {
     const seq = Number(n.dataset.seq);
     react(t, seq, emoji);
     closePicker(false);
-    focusMessage(seq);
+    focusMessage(seq, true);
   });
 
   ui.messages.addEventListener('keydown', listKeys);
+  document.addEventListener('focusin', keyFocusLeft);
   wireLongPress();
 
   ui.deleteForm.addEventListener('submit', (e) => {
