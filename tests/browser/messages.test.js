@@ -388,6 +388,55 @@ test('M1. a mention of you is highlighted strongly (and @you marked); other @nic
   for (const P of [A, B]) h.assertClean(P);
 });
 
+function stubNotifications() {
+  window.__notes = [];
+  document.hasFocus = () => true;
+  class RecordingNotification {
+    constructor(title, opts = {}) {
+      window.__notes.push({ title, body: opts.body });
+    }
+    close() {}
+    static requestPermission() {
+      return Promise.resolve('granted');
+    }
+  }
+  RecordingNotification.permission = 'granted';
+  window.Notification = RecordingNotification;
+}
+
+test('M2. a mention of you in a room you are not looking at: notified (notifications on) and its tab marked', { timeout: 90_000 }, async () => {
+  const a = `ann${h.uniq(4)}`;
+  const A = await newPage(`A ${a} M2`);
+  await A.addInitScript(stubNotifications);
+  const code = await h.createRoom(A, server.base, a);
+  const ws = await wsIn(code, `bot${h.uniq(4)}`);
+  await h.waitMembers(A, ws.nick, true);
+  await A.click('#notify');
+  await h.waitIn(A, '#notify should be pressed', () => document.querySelector('#notify').getAttribute('aria-pressed') === 'true');
+  const side = `side${h.uniq(4)}`;
+  await h.say(A, `/join ${side}`);
+  await h.waitActiveRoom(A, side);
+  // Focused, another room showing: a plain message only counts as unread.
+  await sayAll(ws, code, ['just chatting']);
+  await h.waitIn(A, 'the first room\'s tab counts 1 unread', (code) =>
+    document.querySelector(`#tabs .tab[data-room="${code}"] .unread`).textContent === '1', code);
+  assert.deepEqual(await A.evaluate(() => window.__notes), [], 'no notification for a plain message while focused');
+  // A mention of A: notified, and the tab says so.
+  await sayAll(ws, code, [`@${a} can you check this?`]);
+  await h.waitIn(A, 'a notification for the mention', () => window.__notes.length === 1);
+  const [n] = await A.evaluate(() => window.__notes);
+  assert.equal(n.title, `${ws.nick} mentioned you in #${code}`);
+  assert.equal(n.body, `@${a} can you check this?`);
+  await h.waitIn(A, 'the tab is marked .has-mention', (code) =>
+    document.querySelector(`#tabs .tab[data-room="${code}"]`).classList.contains('has-mention'), code);
+  assert.match(await A.getAttribute(`#tabs .tab[data-room="${code}"]`, 'aria-label'), /mentioned/);
+  // Opening the tab clears it.
+  await A.click(`#tabs .tab[data-room="${code}"]`);
+  await h.waitIn(A, 'opening the tab clears the mark', (code) =>
+    !document.querySelector(`#tabs .tab[data-room="${code}"]`).classList.contains('has-mention'), code);
+  h.assertClean(A);
+});
+
 // --------------------------------------------------- catch-up and reload
 
 test('C1. a network cut and a reload in the middle of the other page\'s edits, deletes and reactions end exactly right', { timeout: 90_000 }, async () => {
