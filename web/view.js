@@ -1389,7 +1389,8 @@ function wireLongPress() {
   document.addEventListener('pointerdown', (e) => {
     const n = e.target instanceof Element ? e.target.closest('.msg') : null;
     hideActions(n);
-    if (S.picker && !(e.target instanceof Element && e.target.closest('.picker, .tool.react'))) closePicker(false);
+    // (A press inside the picker's own message is left to its click.)
+    if (S.picker && !(n && n.dataset.seq === String(S.picker.seq))) closePicker(false);
   });
 }
 
@@ -1406,6 +1407,7 @@ export function wireMessages() {
     const m = t.msgs.get(seq);
     const k = b.dataset.k || '';
     if (!m) return;
+    if (S.picker && k !== 'react' && !k.startsWith('emoji:')) closePicker(false);
     if (k === 'quote') {
       jumpTo(t, Number(b.dataset.target));
     } else if (k.startsWith('chip:')) {
