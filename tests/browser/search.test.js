@@ -10,67 +10,19 @@
 // #search-panel with #search-summary, #search-results (li > button.result
 // [data-seq] holding .snippet) and #search-more; #search-close.
 
-const { test, before, after, afterEach } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
 const path = require('node:path');
 const h = require('./helpers');
+const { setup, env, newPage, wsIn, sayAll } = require('./live');
 
-let server;
-let browser;
-const clients = [];
-
-before(async () => {
-  server = await h.startServer();
-  browser = await h.launchBrowser();
-  fs.mkdirSync(h.SCREENSHOTS, { recursive: true });
-}, { timeout: 45_000 });
-
-after(async () => {
-  for (const c of clients) c.close();
-  await h.closeAll(browser, server);
-}, { timeout: 20_000 });
-
-let open = [];
-afterEach(async () => {
-  const contexts = open.map((p) => p.context());
-  open = [];
-  await h.closeAll(...contexts);
-}, { timeout: 20_000 });
-
-async function newPage(label, opts = {}) {
-  const p = await h.newPage(browser, { label, ...opts });
-  open.push(p);
-  return p;
-}
-
-async function wsIn(room, nick) {
-  const c = await h.WsClient.connect(server.port);
-  clients.push(c);
-  const n = await c.ask({ type: 'nick', nick });
-  assert.equal(n.type, 'nick', `ws client: /nick ${nick}: ${JSON.stringify(n)}`);
-  c.nick = nick;
-  const j = await c.ask({ type: 'join', room });
-  assert.equal(j.type, 'joined', `ws client: join ${room}: ${JSON.stringify(j)}`);
-  return c;
-}
-
-async function sayAll(c, room, texts) {
-  const seqs = [];
-  for (const text of texts) {
-    const m = await c.ask({ type: 'say', room, text, cid: 'c' + h.uniq(10) });
-    assert.equal(m.type, 'message', `ws client: say ${text}: ${JSON.stringify(m)}`);
-    seqs.push(m.seq);
-    await h.sleep(110);
-  }
-  return seqs;
-}
+setup();
 
 /** A page in a fresh room, and a ws client in it. */
 async function room(tag, opts) {
   const nick = `sue${h.uniq(4)}`;
   const P = await newPage(`P ${nick}${tag}`, opts);
-  const code = await h.createRoom(P, server.base, nick);
+  const code = await h.createRoom(P, env.server.base, nick);
   const ws = await wsIn(code, `bot${h.uniq(4)}`);
   await h.waitMembers(P, ws.nick, true);
   return { P, nick, code, ws };
@@ -99,7 +51,7 @@ async function waitResults(P, n, what) {
 
 test('Q0. the page cuts a snippet at code-point offsets, never parsing it', { timeout: 60_000 }, async () => {
   const P = await newPage('unit');
-  await h.gotoPage(P, server.base + '/');
+  await h.gotoPage(P, env.server.base + '/');
   const out = await P.evaluate(async () => {
     const u = await import('/util.js');
     return [
@@ -184,7 +136,7 @@ test('Q3. "More results" pages on with before; a click on a result jumps to the 
   // A fresh page holds the last 50: the pager messages are not on it.
   const other = `tom${h.uniq(4)}`;
   const T = await newPage(`T ${other} Q3`);
-  await h.joinByCode(T, server.base, other, code);
+  await h.joinByCode(T, env.server.base, other, code);
   await h.waitMsg(T, ws.nick, 'filler 60');
   assert.equal(await T.evaluate((s) => !!document.querySelector(`#messages .msg[data-seq="${s}"]`), pages[0]), false);
   await search(T, 'pager');
