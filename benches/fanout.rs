@@ -54,6 +54,13 @@
 //!    it; the same at nice 0, the loop's priority (`renice`, which needs
 //!    root); only the helper moved to core 1 (the load generator's); the
 //!    server free on both cores.
+//! 8. Searches beside the chat (search): the same 1000 clients, alone and
+//!    then while a side thread searches a room of a million messages
+//!    (`#archive`, built once with natter's store and kept under target/)
+//!    over HTTP 20 times a second, the queries in turn: a common word, a
+//!    middling one, a rare one, two words, a prefix, a phrase, `from:` and
+//!    a word that is not there. Reports the chatting p99 with and without,
+//!    and each kind of search's round trip.
 //!
 //! The big scenarios use WebSocket clients because every line client is put
 //! in the default room on connect: with thousands of line clients that room
@@ -106,12 +113,21 @@ impl Server {
     /// Started by `taskset -c CORES` if `cores` is given (else it inherits
     /// this process's cores).
     fn start_on(cores: Option<&str>, tag: &str) -> Server {
+        Server::start_with(cores, tag, None)
+    }
+
+    /// Like `start_on`, on a copy of the database `from` (a file store
+    /// even under `FANOUT_STORE=memory`).
+    fn start_with(cores: Option<&str>, tag: &str, from: Option<&std::path::Path>) -> Server {
         let bin = natter_bin();
         let db = std::env::temp_dir().join(format!(
             "natter-fanout-{}-{tag}-{}.db",
             std::process::id(),
             loadgen::random_u32()
         ));
+        if let Some(from) = from {
+            std::fs::copy(from, &db).expect("copy the search database");
+        }
         let mut cmd = if let Some(cores) = cores {
             let mut c = Command::new("taskset");
             c.args(["-c", cores, &bin]);
@@ -121,7 +137,7 @@ impl Server {
         };
         cmd.args(["--listen", "127.0.0.1:0", "--rate", "1000000"])
             .args(["--burst", "1000000", "--db"]);
-        if in_memory() {
+        if in_memory() && from.is_none() {
             cmd.arg(":memory:");
         } else {
             cmd.arg(&db);
@@ -248,6 +264,8 @@ struct Sizes {
     s7_clients: u32,
     s7_seconds: f64,
     s7_logins_per_s: f64,
+    s8_messages: usize,
+    s8_searches_per_s: f64,
 }
 
 impl Sizes {
@@ -274,6 +292,8 @@ impl Sizes {
             s7_clients: 1000,
             s7_seconds: 10.0,
             s7_logins_per_s: 50.0,
+            s8_messages: 1_000_000,
+            s8_searches_per_s: 20.0,
         }
     }
 
@@ -302,6 +322,8 @@ impl Sizes {
             // Few enough that the helper keeps up even in a debug build on
             // a busy machine: the smoke run wants every login to succeed.
             s7_logins_per_s: 10.0,
+            s8_messages: 3_000,
+            s8_searches_per_s: 10.0,
         }
     }
 }
@@ -1157,6 +1179,284 @@ fn scenario_7(sizes: &Sizes, pinned: bool) {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Scenario 8: searches beside the chat
+// ---------------------------------------------------------------------------
+
+/// Syllables of the made-up vocabulary of scenario 8's archive.
+const SYLLABLES: [&str; 12] = [
+    "ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "ve", "da", "gu", "zo",
+];
+/// Words in the archive's vocabulary.
+const S8_WORDS: usize = 5_000;
+/// In one message of every 100,000 (and in the first): the rare word.
+const S8_RARE: &str = "quokkazest";
+
+/// Word `i` of the vocabulary: its base-12 digits as syllables, at least
+/// three, so every word is distinct.
+fn s8_word(i: usize) -> String {
+    let mut n = i + 12 * 12; // three syllables at least
+    let mut w = String::new();
+    while n > 0 {
+        w.push_str(SYLLABLES[n % 12]);
+        n /= 12;
+    }
+    w
+}
+
+/// The archive scenario 8 searches: `n` messages in `#archive` from 50
+/// senders, 8 to 15 words each, the words Zipf-like (word 0 in most
+/// messages, word 4,999 in few), the rare word in one of every 100,000.
+/// Built once with natter's own store (so the search index is natter's)
+/// and kept under target/ for the next run.
+fn s8_archive(n: usize) -> PathBuf {
+    use natter::hub::event::Message;
+    use natter::hub::names::RoomName;
+    use natter::store::sqlite::SqliteStore;
+    use natter::store::Store;
+    use std::rc::Rc;
+    let dir = PathBuf::from(
+        std::env::var("CARGO_TARGET_DIR")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/target").to_string()),
+    );
+    let path = dir.join(format!("bench-search-{n}.db"));
+    if path.exists() {
+        return path;
+    }
+    let started = Instant::now();
+    let building = dir.join(format!("bench-search-{n}.db.building"));
+    let _ = std::fs::remove_file(&building);
+    let building_s = building.to_str().expect("UTF-8 path").to_string();
+    let mut store = SqliteStore::open(&building_s, || "bench-search".into()).expect("open");
+    let room = RoomName::parse("archive").expect("room");
+    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut next = || {
+        // xorshift64*: enough for made-up text.
+        rng ^= rng >> 12;
+        rng ^= rng << 25;
+        rng ^= rng >> 27;
+        rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    let t0 = 1_700_000_000_000_u64;
+    let mut batch = Vec::with_capacity(10_000);
+    for seq in 1..=n as u64 {
+        let words = 8 + (next() % 8) as usize;
+        let mut text = Vec::with_capacity(words + 1);
+        for _ in 0..words {
+            let u = (next() % 1_000_000) as f64 / 1_000_000.0;
+            text.push(s8_word((S8_WORDS as f64 * u.powi(4)) as usize));
+        }
+        if seq % 100_000 == 1 {
+            text.push(S8_RARE.to_string());
+        }
+        let from = format!("user{}", next() % 50);
+        let mut m = Message::new(room.clone(), seq, t0 + seq * 1000, from, text.join(" "));
+        m.author = format!("g:{:016x}", seq % 50);
+        batch.push(Rc::new(m));
+        if batch.len() == 10_000 {
+            store.append(&batch).expect("append");
+            batch.clear();
+        }
+    }
+    store.append(&batch).expect("append");
+    drop(store); // the last connection's close folds the WAL in
+    std::fs::rename(&building, &path).expect("rename the archive");
+    println!(
+        "fanout 8: built {} ({n} messages) in {:.0} s",
+        path.display(),
+        started.elapsed().as_secs_f64()
+    );
+    path
+}
+
+/// The queries scenario 8 sends in turn, with a name for each.
+fn s8_queries() -> Vec<(&'static str, String)> {
+    let w = |i| s8_word(i);
+    vec![
+        ("common word", w(0)),
+        ("middling word", w(40)),
+        ("rare word", S8_RARE.to_string()),
+        ("two words", format!("{} {}", w(1), w(2))),
+        ("prefix", w(7)[..4].to_string()),
+        ("phrase", format!("\"{} {}\"", w(0), w(1))),
+        ("from:", format!("from:user7 {}", w(3))),
+        ("absent word", "notawordatall".to_string()),
+    ]
+}
+
+/// One `GET` over a fresh connection: the status and the body.
+fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let status = resp.get(9..12)?.parse().ok()?;
+    Some((status, resp.split_once("\r\n\r\n")?.1.to_string()))
+}
+
+fn percent_encode(q: &str) -> String {
+    q.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// What the searching thread saw.
+#[derive(Default)]
+struct SearchTally {
+    /// Per query kind: its latencies (ns) and the results of its last answer.
+    kinds: Vec<(&'static str, loadgen::Hist, usize)>,
+    failed: u64,
+    sent: u64,
+    seconds: f64,
+}
+
+/// Searches `#archive` over HTTP at `per_s` a second, the queries in turn,
+/// until told to stop.
+struct Searches {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<SearchTally>,
+}
+
+impl Searches {
+    fn start(addr: SocketAddr, per_s: f64) -> Searches {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let queries = s8_queries();
+            let mut t = SearchTally {
+                kinds: queries
+                    .iter()
+                    .map(|(k, _)| (*k, loadgen::Hist::default(), 0))
+                    .collect(),
+                ..SearchTally::default()
+            };
+            let every = Duration::from_secs_f64(1.0 / per_s);
+            let started = Instant::now();
+            let mut due = started;
+            let mut i = 0;
+            while !flag.load(Ordering::Relaxed) {
+                let now = Instant::now();
+                if now < due {
+                    std::thread::sleep(due - now);
+                    continue;
+                }
+                due += every;
+                let (_, q) = &queries[i % queries.len()];
+                let path = format!("/api/rooms/archive/search?q={}&limit=20", percent_encode(q));
+                let sent = Instant::now();
+                let answer = http_get(addr, &path);
+                let took = sent.elapsed().as_nanos() as u64;
+                t.sent += 1;
+                let results = answer
+                    .filter(|(status, _)| *status == 200)
+                    .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
+                    .and_then(|v| v["results"].as_array().map(Vec::len));
+                match results {
+                    Some(n) => {
+                        let k = &mut t.kinds[i % queries.len()];
+                        k.1.record(took);
+                        k.2 = n;
+                    }
+                    None => t.failed += 1,
+                }
+                i += 1;
+            }
+            t.seconds = started.elapsed().as_secs_f64();
+            t
+        });
+        Searches { stop, thread }
+    }
+
+    fn stop(self) -> SearchTally {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("the search thread")
+    }
+}
+
+/// (8) The chatting clients' latency while the archive is searched:
+/// 1000 WebSocket clients in 100 rooms of 10, 1 msg/s each, alone and then
+/// while a side thread searches a room of a million messages over HTTP 20
+/// times a second (each search runs on the loop, like every request).
+fn scenario_8(sizes: &Sizes, pinned: bool) {
+    let archive = s8_archive(sizes.s8_messages);
+    let clients = sizes.s7_clients;
+    let per_s = sizes.s8_searches_per_s;
+    let mut p99 = Vec::new();
+    for with_searches in [false, true] {
+        let server = Server::start_with(pinned.then_some("0"), "s8", Some(&archive));
+        let mut a = args(server.addr, Proto::Ws, clients, clients / 10);
+        a.senders = clients;
+        a.rate = 1.0;
+        a.seconds = sizes.s7_seconds;
+        a.server_pid = Some(server.pid());
+        a.procs = 1;
+        let mut searches = None;
+        let mut tally = None;
+        let mut hook = |h: Hook| match h {
+            Hook::Go => {
+                if with_searches {
+                    searches = Some(Searches::start(server.addr, per_s));
+                }
+            }
+            Hook::Done => tally = searches.take().map(Searches::stop),
+        };
+        let s = loadgen::run(&a, &loadgen::embedded_shard_command, &mut hook)
+            .unwrap_or_else(|e| panic!("loadgen: {e}"));
+        let what = if with_searches {
+            format!("with {per_s} searches/s of {} messages", sizes.s8_messages)
+        } else {
+            "alone".to_string()
+        };
+        println!(
+            "fanout 8: {} ws clients in {} rooms of 10, each 1 msg/s, {} s, {what}: {}",
+            s.connected,
+            a.rooms,
+            a.seconds,
+            s.describe()
+        );
+        if let Some(t) = &tally {
+            println!(
+                "  searches: {} sent in {:.1} s ({:.1}/s), {} failed",
+                t.sent,
+                t.seconds,
+                t.sent as f64 / t.seconds.max(1e-9),
+                t.failed
+            );
+            for (kind, hist, results) in &t.kinds {
+                let l = hist.summary();
+                println!(
+                    "  search {kind:>13}: {} answered, {results} results; ms p50 {:.2} p90 {:.2} \
+                     p99 {:.2} max {:.2} (the HTTP round trip)",
+                    l.count, l.p50, l.p90, l.p99, l.max
+                );
+            }
+            if !sizes.full {
+                assert_eq!(t.failed, 0, "scenario 8: searches failed");
+                let common = &t.kinds[0];
+                assert!(common.2 > 0, "scenario 8: the common word was not found");
+                let absent = &t.kinds[t.kinds.len() - 1];
+                assert_eq!(absent.2, 0, "scenario 8: an absent word was found");
+            }
+        }
+        println!("{}", loop_stats(server.addr));
+        check(sizes, "scenario 8", &s);
+        p99.push(s.latency_ms.p99);
+    }
+    if let [alone, busy] = p99[..] {
+        println!(
+            "fanout 8: chatting p99 {busy:.2} ms with {per_s} searches/s vs {alone:.2} ms alone = \
+             {:.2}x",
+            busy / alone.max(1e-9)
+        );
+    }
+}
+
 fn proto_name(p: Proto) -> &'static str {
     match p {
         Proto::Line => "line",
@@ -1210,6 +1510,9 @@ fn main() {
     }
     if want(7) {
         scenario_7(&sizes, pinned);
+    }
+    if want(8) {
+        scenario_8(&sizes, pinned);
     }
     println!(
         "fanout: {} in {:.0} s",

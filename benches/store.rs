@@ -12,6 +12,14 @@
 //! one-message commit time with `synchronous` NORMAL or FULL, pages of 4,
 //! 8 or 16 KiB, and statements prepared once (cached) or every time.
 //!
+//! (f) Search (PROTOCOL-2 section 4): one room of a million messages,
+//! built once and kept in the bench's target directory
+//! (`CARGO_TARGET_TMPDIR`, about half a minute to build), searched for a
+//! rare word, a common one, a prefix, a phrase, a sender alone, a second
+//! page, and a common word no message of a sender has; each the median and
+//! worst of several runs, and as a ratio to reading one 50-message
+//! history page of the same database.
+//!
 //! Run with `cargo bench --bench store`; under `cargo test --all-targets`
 //! (no `--bench` in argv) it does a quick smoke run instead.
 
@@ -24,8 +32,11 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 
+use natter::hub::command::Page;
 use natter::hub::event::Message;
 use natter::hub::names::RoomName;
+use natter::hub::port::SearchOp;
+use natter::hub::search::Query;
 use natter::store::sqlite::{Checkpointer, SqliteStore};
 use natter::store::Store;
 
@@ -208,6 +219,200 @@ fn knob(path: &str, page_size: u32, sync: &str, cached: bool, budget: Duration) 
     (at(0.5), at(0.99))
 }
 
+/// Words of the search corpus, the first ones the most frequent (about
+/// Zipf's law: word `i` is drawn with weight `1 / (i + 1)`).
+const VOCABULARY: &[&str] = &[
+    "the",
+    "to",
+    "and",
+    "a",
+    "of",
+    "is",
+    "in",
+    "it",
+    "you",
+    "that",
+    "for",
+    "on",
+    "deploy",
+    "friday",
+    "build",
+    "test",
+    "merge",
+    "review",
+    "lunch",
+    "coffee",
+    "server",
+    "crash",
+    "fixed",
+    "release",
+    "branch",
+    "ticket",
+    "meeting",
+    "tomorrow",
+    "later",
+    "thanks",
+    "café",
+    "naïve",
+    "déjà",
+    "vu",
+    "rust",
+    "tokio",
+    "mio",
+    "sqlite",
+    "index",
+    "search",
+    "query",
+    "latency",
+    "benchmark",
+    "ratio",
+    "median",
+    "window",
+    "snippet",
+    "marker",
+    "unicode",
+    "accent",
+];
+/// In one message in 100,000.
+const RARE: &str = "zyzzyva";
+
+/// A small deterministic generator (xorshift), so every build of the
+/// corpus is the same.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A word index with weight `1 / (i + 1)`.
+    fn word(&mut self, cumulative: &[f64]) -> usize {
+        let total = cumulative[cumulative.len() - 1];
+        let x = (self.next() >> 11) as f64 / (1u64 << 53) as f64 * total;
+        cumulative
+            .partition_point(|&c| c < x)
+            .min(cumulative.len() - 1)
+    }
+}
+
+/// Fills `path` with `n` messages in room `big`: 4 to 16 words each, from
+/// 20 senders, [`RARE`] in every 100,000th.
+fn build_corpus(path: &str, n: u64) {
+    let mut store = SqliteStore::open(path, || "bench".into()).unwrap();
+    let room = RoomName::parse("big").unwrap();
+    let mut cumulative = Vec::new();
+    let mut sum = 0.0;
+    for i in 0..VOCABULARY.len() {
+        sum += 1.0 / (i + 1) as f64;
+        cumulative.push(sum);
+    }
+    let mut g = Gen(0x9e37_79b9_7f4a_7c15);
+    let mut seq = 0u64;
+    while seq < n {
+        let batch: Vec<Rc<Message>> = (0..10_000.min(n - seq))
+            .map(|_| {
+                seq += 1;
+                let words = 4 + g.next() % 13;
+                let mut text: Vec<&str> = (0..words)
+                    .map(|_| VOCABULARY[g.word(&cumulative)])
+                    .collect();
+                if seq % 100_000 == 50_000 {
+                    text.push(RARE);
+                }
+                Rc::new(Message::new(
+                    room.clone(),
+                    seq,
+                    1_763_800_000_000 + seq * 1000,
+                    format!("user{}", g.next() % 20),
+                    text.join(" "),
+                ))
+            })
+            .collect();
+        store.append(&batch).unwrap();
+        store.checkpoint().unwrap();
+    }
+}
+
+/// Runs `f` `runs` times; median and worst in ms, and what it returned.
+fn timed<T>(runs: usize, mut f: impl FnMut() -> T) -> (f64, f64, T) {
+    let mut times = Vec::new();
+    let mut out = f(); // warm: the first run reads pages from disk
+    for _ in 0..runs {
+        let t = Instant::now();
+        out = f();
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    (times[times.len() / 2], times[times.len() - 1], out)
+}
+
+/// (f) Search figures on a corpus of `n` messages kept at `path`.
+fn search_figures(path: &str, n: u64, runs: usize) {
+    let fresh = !std::path::Path::new(path).exists();
+    if fresh {
+        let t = Instant::now();
+        build_corpus(path, n);
+        println!(
+            "(f) built {n} messages at {path} in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let mut store = SqliteStore::open(path, || "bench".into()).unwrap();
+    let room = RoomName::parse("big").unwrap();
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    let (page_ms, _, _) = timed(runs, || {
+        store
+            .history(
+                &room,
+                Page {
+                    before: None,
+                    after: None,
+                    limit: 50,
+                },
+            )
+            .unwrap()
+            .len()
+    });
+    println!(
+        "(f) search: {n} messages in one room, file {:.0} MiB; baseline: a 50-message \
+         history page {page_ms:.3} ms",
+        size as f64 / (1u64 << 20) as f64
+    );
+    let middle = n / 2;
+    for (what, q, before) in [
+        ("rare word", RARE.to_string(), None),
+        ("common word", "the".to_string(), None),
+        ("two common words", "deploy friday".to_string(), None),
+        ("rare and common", format!("the {RARE}"), None),
+        ("prefix (last word)", "mer".to_string(), None),
+        ("short prefix", "t".to_string(), None),
+        ("common phrase", "\"to the\"".to_string(), None),
+        ("rare phrase", "\"deploy on friday\"".to_string(), None),
+        ("accents folded", "deja cafe".to_string(), None),
+        ("from: alone", "from:user7".to_string(), None),
+        ("word from:", "coffee from:user7".to_string(), None),
+        ("second page", "deploy".to_string(), Some(middle)),
+        ("absent word", "xylophone".to_string(), None),
+    ] {
+        let op = SearchOp {
+            id: 1,
+            rooms: vec![room.clone()],
+            query: Query::parse(&q),
+            limit: 20,
+            before,
+        };
+        let (p50, max, hits) = timed(runs, || store.search(&op).unwrap().len());
+        println!(
+            "(f) {what:<20} {q:<24} {hits:>3} hits: ms p50 {p50:>7.3} max {max:>7.3} \
+             ({:>6.1}x a history page)",
+            p50 / page_ms.max(1e-6)
+        );
+    }
+}
+
 fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
     let budget = Duration::from_millis(if measuring { 2000 } else { 20 });
@@ -273,5 +478,14 @@ fn main() {
             page_size / 1024,
             if cached { "cached  " } else { "prepared" }
         );
+    }
+
+    // The million-message corpus is kept between runs; the smoke run makes
+    // a small one of its own in the temporary directory.
+    if measuring {
+        let kept = concat!(env!("CARGO_TARGET_TMPDIR"), "/search-1m.db");
+        search_figures(kept, 1_000_000, 21);
+    } else {
+        search_figures(&path("search.db"), 2_000, 3);
     }
 }

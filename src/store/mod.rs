@@ -30,16 +30,17 @@
 //!   entries by kind (`ban`, `invite`, `mute`, `op`) then subject.
 
 pub mod sqlite;
+mod text;
 
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use crate::hub::command::Page;
-use crate::hub::event::{Amend, Hit, Message};
+use crate::hub::event::{Amend, AmendKind, Hit, Message, Reaction, Reactor};
 use crate::hub::names::RoomName;
 use crate::hub::port::{
     AccountRecord, Change, FindWhat, Load, Loaded, RoomEntry, RoomRecord, SearchOp, State,
-    StoreAnswer, StoreOp, TokenRecord,
+    StoreAnswer, StoreOp, TokenRecord, FIND_LATEST,
 };
 
 pub use crate::hub::port::StoreError;
@@ -176,7 +177,9 @@ fn read(store: &mut dyn Store, load: &Load) -> Result<Loaded, StoreError> {
 #[derive(Default)]
 pub struct MemStore {
     id: String,
-    rooms: HashMap<RoomName, Vec<Rc<Message>>>,
+    rooms: HashMap<RoomName, MemHistory>,
+    /// The next message's insertion number (`MemHistory::order`).
+    next_order: u64,
     images: HashMap<String, (String, Vec<u8>)>,
     /// Images put since the last append.
     pending_images: Vec<(String, String, Vec<u8>)>,
@@ -186,6 +189,24 @@ pub struct MemStore {
     tokens: BTreeMap<String, TokenRecord>,
     /// Each room's settings and its entries by (kind, subject).
     room_settings: BTreeMap<RoomName, MemRoom>,
+}
+
+/// A room's history in a [`MemStore`].
+#[derive(Default)]
+struct MemHistory {
+    /// Ascending `seq`, each as it is now (changed in place by amends).
+    messages: Vec<Rc<Message>>,
+    /// Each message's insertion number, as `messages`: newest first across
+    /// rooms means the highest first (as `SqliteStore`'s index ids).
+    order: Vec<u64>,
+    /// The change entries, ascending `seq`.
+    amends: Vec<Rc<Amend>>,
+}
+
+impl MemHistory {
+    fn position(&self, seq: u64) -> Option<usize> {
+        self.messages.binary_search_by_key(&seq, |m| m.seq).ok()
+    }
 }
 
 /// A room's settings and lists in a [`MemStore`].
@@ -202,11 +223,85 @@ impl MemStore {
         MemStore {
             id,
             rooms: HashMap::new(),
+            next_order: 0,
             images: HashMap::new(),
             pending_images: Vec::new(),
             accounts: BTreeMap::new(),
             tokens: BTreeMap::new(),
             room_settings: BTreeMap::new(),
+        }
+    }
+
+    /// Stores one change entry and applies it to its target, as
+    /// `SqliteStore` does: a missing or deleted target is left alone.
+    fn apply_amend(&mut self, a: &Rc<Amend>) {
+        let h = self.rooms.entry(a.room.clone()).or_default();
+        h.amends.push(a.clone());
+        let Some(i) = h.position(a.target) else {
+            return;
+        };
+        if h.messages[i].deleted {
+            return;
+        }
+        let m = Rc::make_mut(&mut h.messages[i]);
+        match &a.kind {
+            AmendKind::Edit { text } => {
+                m.text.clone_from(text);
+                m.edited_ts = Some(a.ts);
+            }
+            AmendKind::React { emoji, on: true } => {
+                let reactor = Reactor {
+                    author: a.author.clone(),
+                    nick: a.by.clone(),
+                };
+                match m.reactions.iter_mut().find(|r| r.emoji == *emoji) {
+                    Some(r) if r.by.iter().any(|x| x.author == a.author) => {}
+                    Some(r) => r.by.push(reactor),
+                    None => m.reactions.push(Reaction {
+                        emoji: emoji.clone(),
+                        by: vec![reactor],
+                    }),
+                }
+            }
+            AmendKind::React { emoji, on: false } => {
+                if let Some(r) = m.reactions.iter_mut().find(|r| r.emoji == *emoji) {
+                    r.by.retain(|x| x.author != a.author);
+                }
+                m.reactions.retain(|r| !r.by.is_empty());
+            }
+            AmendKind::Delete { .. } => {
+                let image = m.image.take();
+                m.deleted = true;
+                m.text.clear();
+                m.reactions.clear();
+                m.reply_to = None;
+                m.mentions.clear();
+                m.edited_ts = None;
+                for e in h.amends.iter_mut().filter(|e| e.target == a.target) {
+                    if let AmendKind::Edit { .. } = e.kind {
+                        Rc::make_mut(e).kind = AmendKind::Edit {
+                            text: String::new(),
+                        };
+                    }
+                }
+                for r in h.messages.iter_mut() {
+                    if r.reply_to.as_ref().is_some_and(|q| q.seq == a.target) {
+                        if let Some(q) = Rc::make_mut(r).reply_to.as_mut() {
+                            q.text = None;
+                        }
+                    }
+                }
+                if let Some(image) = image {
+                    let shown = self.rooms.values().any(|h| {
+                        h.messages
+                            .iter()
+                            .any(|m| m.image.as_ref().is_some_and(|i| i.id == image.id))
+                    });
+                    if !shown {
+                        self.images.remove(&image.id);
+                    }
+                }
+            }
         }
     }
 
@@ -270,11 +365,11 @@ impl Store for MemStore {
     }
 
     fn last_seq(&mut self, room: &RoomName) -> Result<u64, StoreError> {
-        Ok(self
-            .rooms
-            .get(room)
-            .and_then(|m| m.last())
-            .map_or(0, |m| m.seq))
+        Ok(self.rooms.get(room).map_or(0, |h| {
+            let m = h.messages.last().map_or(0, |m| m.seq);
+            let a = h.amends.last().map_or(0, |a| a.seq);
+            m.max(a)
+        }))
     }
 
     fn put_image(&mut self, id: &str, mime: &str, data: &[u8]) -> Result<(), StoreError> {
@@ -290,17 +385,31 @@ impl Store for MemStore {
     fn commit(
         &mut self,
         batch: &[Rc<Message>],
-        _amends: &[Rc<Amend>],
+        amends: &[Rc<Amend>],
         changes: &[Change],
     ) -> Result<(), StoreError> {
         for (id, mime, data) in self.pending_images.drain(..) {
             self.images.entry(id).or_insert((mime, data));
         }
+        // In seq order within each room, as `SqliteStore` applies them.
+        let mut applied = vec![false; amends.len()];
         for m in batch {
-            self.rooms
-                .entry(m.room.clone())
-                .or_default()
-                .push(m.clone());
+            for (a, done) in amends.iter().zip(applied.iter_mut()) {
+                if !*done && a.room == m.room && a.seq < m.seq {
+                    self.apply_amend(a);
+                    *done = true;
+                }
+            }
+            let order = self.next_order;
+            self.next_order += 1;
+            let h = self.rooms.entry(m.room.clone()).or_default();
+            h.messages.push(m.clone());
+            h.order.push(order);
+        }
+        for (a, done) in amends.iter().zip(&applied) {
+            if !done {
+                self.apply_amend(a);
+            }
         }
         for change in changes {
             self.apply(change);
@@ -339,28 +448,108 @@ impl Store for MemStore {
 
     fn amends_since(
         &mut self,
-        _room: &RoomName,
-        _since: u64,
-        _limit: usize,
+        room: &RoomName,
+        since: u64,
+        limit: usize,
     ) -> Result<Vec<Rc<Amend>>, StoreError> {
-        Ok(Vec::new()) // STUB: the store's part of issue 16
+        let Some(h) = self.rooms.get(room) else {
+            return Ok(Vec::new());
+        };
+        let after = h.amends.partition_point(|a| a.seq <= since);
+        Ok(h.amends[after..]
+            .iter()
+            .filter(|a| a.target <= since)
+            .filter(|a| {
+                matches!(a.kind, AmendKind::Delete { .. })
+                    || !h.position(a.target).is_some_and(|i| h.messages[i].deleted)
+            })
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     fn find(&mut self, room: &RoomName, what: &FindWhat) -> Result<Vec<Rc<Message>>, StoreError> {
-        // STUB: the store's part of issue 16
-        let all = self.rooms.get(room).map_or(&[][..], |v| v.as_slice());
+        let Some(h) = self.rooms.get(room) else {
+            return Ok(Vec::new());
+        };
+        let latest = |keep: &dyn Fn(&Message) -> bool| {
+            h.messages
+                .iter()
+                .rev()
+                .filter(|m| !m.deleted && keep(m))
+                .take(FIND_LATEST)
+                .cloned()
+                .collect()
+        };
         Ok(match what {
-            FindWhat::Seq(seq) => all.iter().filter(|m| m.seq == *seq).cloned().collect(),
-            _ => Vec::new(),
+            FindWhat::Seq(seq) => h
+                .position(*seq)
+                .map(|i| h.messages[i].clone())
+                .into_iter()
+                .collect(),
+            FindWhat::LastBy(authors) => latest(&|m| authors.iter().any(|a| m.by(a))),
+            FindWhat::LastOf(nick) => {
+                let key = nick.to_ascii_lowercase();
+                latest(&|m| m.from.to_ascii_lowercase() == key)
+            }
         })
     }
 
-    fn search(&mut self, _op: &SearchOp) -> Result<Vec<Hit>, StoreError> {
-        Ok(Vec::new()) // STUB: the store's part of issue 16
+    fn search(&mut self, op: &SearchOp) -> Result<Vec<Hit>, StoreError> {
+        let q = &op.query;
+        let has_terms = q
+            .words
+            .iter()
+            .chain(&q.phrases)
+            .any(|t| text::has_word_char(t));
+        if !has_terms && q.from.is_none() {
+            return Ok(Vec::new());
+        }
+        let from = q.from.as_deref().map(str::to_ascii_lowercase);
+        let one_room = op.rooms.len() == 1;
+        let mut found: Vec<(u64, Hit)> = Vec::new();
+        for room in &op.rooms {
+            let Some(h) = self.rooms.get(room) else {
+                continue;
+            };
+            for (m, &order) in h.messages.iter().zip(&h.order) {
+                let older = match op.before {
+                    None => true,
+                    Some(b) if one_room => m.seq < b,
+                    Some(b) => m.ts < b,
+                };
+                if m.deleted
+                    || !older
+                    || from
+                        .as_deref()
+                        .is_some_and(|f| m.from.to_ascii_lowercase() != f)
+                {
+                    continue;
+                }
+                let (snippet, marks) = if has_terms {
+                    let Some(spans) = text::mem_match(q, &m.text) else {
+                        continue;
+                    };
+                    text::fit(m.text.chars().collect(), spans)
+                } else {
+                    (text::head(&m.text), Vec::new())
+                };
+                found.push((
+                    order,
+                    Hit {
+                        message: m.clone(),
+                        snippet,
+                        marks,
+                    },
+                ));
+            }
+        }
+        found.sort_by_key(|x| std::cmp::Reverse(x.0));
+        Ok(found.into_iter().take(op.limit).map(|(_, h)| h).collect())
     }
 
     fn history(&mut self, room: &RoomName, page: Page) -> Result<Vec<Rc<Message>>, StoreError> {
-        let Some(all) = self.rooms.get(room) else {
+        let Some(all) = self.rooms.get(room).map(|h| &h.messages) else {
             return Ok(Vec::new());
         };
         // Messages are appended in seq order, so bounds are binary searches.

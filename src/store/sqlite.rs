@@ -61,14 +61,17 @@ use rusqlite::hooks::Wal;
 use rusqlite::wal::CheckpointMode;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
+use super::text::{fit, has_word_char, head, unmark, ELLIPSIS};
 use super::{Store, StoreError};
 use crate::hub::command::Page;
-use crate::hub::event::{Amend, Hit, ImageRef, Message};
+use crate::hub::event::{Amend, AmendKind, Hit, ImageRef, Message, Reaction, Reactor, ReplyTo};
 use crate::hub::image::known_mime;
 use crate::hub::names::RoomName;
 use crate::hub::port::{
-    AccountRecord, Change, EntryKind, FindWhat, RoomEntry, RoomRecord, SearchOp, State, TokenRecord,
+    AccountRecord, Change, EntryKind, FindWhat, RoomEntry, RoomRecord, SearchOp, State,
+    TokenRecord, FIND_LATEST,
 };
+use crate::hub::search::Query;
 
 /// What `path` means an in-memory database that vanishes with the process.
 pub const MEMORY: &str = ":memory:";
@@ -76,7 +79,11 @@ pub const MEMORY: &str = ":memory:";
 /// Schema migrations: entry `i` takes a database from `user_version` `i` to
 /// `i + 1`, each in its own transaction. Released entries are never edited;
 /// a change is a new entry.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema-2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("schema-2.sql"),
+    include_str!("schema-3.sql"),
+];
 
 /// The `user_version` this build writes and understands.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -87,28 +94,139 @@ pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 /// rides out a checkpoint or a brief reader.
 pub const BUSY_TIMEOUT: Duration = Duration::from_millis(100);
 
+/// The columns a message is read with, in [`read_message`]'s order.
+macro_rules! message_columns {
+    () => {
+        "seq, ts, sender, text, action, image_id, image_mime, image_size, account, \
+         author, reply_seq, reply_from, reply_text, mentions, edited_ts, deleted"
+    };
+}
+
+/// Its search index id is the largest so far plus one (the unique index's
+/// last entry: no scan), so the index's rowid order is insertion order.
 const INSERT_MESSAGE: &str = "INSERT INTO messages \
-     (room, seq, ts, sender, text, action, image_id, image_mime, image_size, account) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+     (room, seq, ts, sender, text, action, image_id, image_mime, image_size, account, \
+      author, reply_seq, reply_from, reply_text, mentions, edited_ts, deleted, fts_id) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+     (SELECT ifnull(max(fts_id), 0) + 1 FROM messages))";
 
 /// `OR IGNORE`: an id names one image for good (random or a content hash), so
 /// a second put of the same id is the same bytes again, and must not fail
 /// the whole batch of everyone else's messages.
 const INSERT_IMAGE: &str = "INSERT OR IGNORE INTO images (id, mime, data) VALUES (?1, ?2, ?3)";
 
-const LAST_SEQ: &str = "SELECT max(seq) FROM messages WHERE room = ?1";
+/// Messages and change entries share a room's seqs: the highest of both.
+const LAST_SEQ: &str = "SELECT max(\
+     ifnull((SELECT max(seq) FROM messages WHERE room = ?1), 0), \
+     ifnull((SELECT max(seq) FROM amends WHERE room = ?1), 0))";
 
 /// Inclusive bounds `?2..=?3`, see [`inclusive_range`]. The earliest `?4`.
-const PAGE_ASC: &str =
-    "SELECT seq, ts, sender, text, action, image_id, image_mime, image_size, account \
-     FROM messages \
-     WHERE room = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq ASC LIMIT ?4";
+const PAGE_ASC: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    " FROM messages \
+     WHERE room = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq ASC LIMIT ?4"
+);
 
 /// Same bounds, the latest `?4` (read backwards, reversed in Rust).
-const PAGE_DESC: &str =
-    "SELECT seq, ts, sender, text, action, image_id, image_mime, image_size, account \
-     FROM messages \
-     WHERE room = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq DESC LIMIT ?4";
+const PAGE_DESC: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    " FROM messages \
+     WHERE room = ?1 AND seq >= ?2 AND seq <= ?3 ORDER BY seq DESC LIMIT ?4"
+);
+
+/// One message by its seq (`FindWhat::Seq`).
+const ONE_MESSAGE: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    " FROM messages WHERE room = ?1 AND seq = ?2"
+);
+
+/// `FindWhat::LastBy`, one author at a time: walks `messages_by_author`
+/// backwards. `INDEXED BY`: without statistics SQLite may prefer walking
+/// the whole room along the primary key (it also gives seq order).
+const LAST_BY: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    " FROM messages INDEXED BY messages_by_author \
+     WHERE room = ?1 AND author = ?2 AND deleted = 0 \
+     ORDER BY seq DESC LIMIT ?3"
+);
+
+/// `FindWhat::LastOf`: walks `messages_by_sender` backwards (`lower` as
+/// in the index's expression).
+const LAST_OF: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    " FROM messages INDEXED BY messages_by_sender \
+     WHERE room = ?1 AND lower(sender) = ?2 AND deleted = 0 \
+     ORDER BY seq DESC LIMIT ?3"
+);
+
+/// A `from:` search without words, in one room: the sender's messages
+/// below seq `?3` and ts `?4`, newest first, along `messages_by_sender`.
+const FROM_ONLY: &str = concat!(
+    "SELECT ",
+    message_columns!(),
+    ", fts_id FROM messages INDEXED BY messages_by_sender \
+     WHERE room = ?1 AND lower(sender) = ?2 AND deleted = 0 AND seq < ?3 AND ts < ?4 \
+     ORDER BY seq DESC LIMIT ?5"
+);
+
+/// The index id of a room's first message at or after seq `?2`.
+const FIRST_ID_FROM: &str =
+    "SELECT fts_id FROM messages WHERE room = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1";
+
+/// The reactions of a page's messages (`target` in `?2..=?3`), by
+/// message, then emoji in the order they appeared, then reactor.
+const PAGE_REACTIONS: &str = "SELECT target, emoji, author, nick FROM reactions \
+     WHERE room = ?1 AND target >= ?2 AND target <= ?3 \
+     ORDER BY target, emoji_seq, seq";
+
+/// A catch-up's change entries: after `?2`, about a message at or before
+/// it, the edits and reactions of a message deleted since left out.
+const AMENDS_SINCE: &str = "SELECT a.seq, a.target, a.ts, a.\"by\", a.author, a.kind, \
+     a.text, a.of_sender, a.emoji, a.react_on \
+     FROM amends a LEFT JOIN messages m ON m.room = a.room AND m.seq = a.target \
+     WHERE a.room = ?1 AND a.seq > ?2 AND a.target <= ?2 \
+     AND (a.kind = 'delete' OR ifnull(m.deleted, 0) = 0) \
+     ORDER BY a.seq LIMIT ?3";
+
+const INSERT_AMEND: &str = "INSERT INTO amends \
+     (room, seq, target, ts, \"by\", author, kind, text, of_sender, emoji, react_on) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+/// The index follows by trigger (`messages_fts_update`).
+const EDIT_TARGET: &str =
+    "UPDATE messages SET text = ?3, edited_ts = ?4 WHERE room = ?1 AND seq = ?2 AND deleted = 0";
+/// A reaction on a message that is there and not deleted. The emoji keeps
+/// its place if someone already has it, else it goes last (`emoji_seq`).
+/// `OR IGNORE`: the same person's same emoji twice is one reaction.
+const REACT_ON: &str = "INSERT OR IGNORE INTO reactions \
+     (room, target, emoji, author, nick, seq, emoji_seq) \
+     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ifnull(\
+       (SELECT emoji_seq FROM reactions WHERE room = ?1 AND target = ?2 AND emoji = ?3 LIMIT 1), ?6) \
+     WHERE EXISTS (SELECT 1 FROM messages WHERE room = ?1 AND seq = ?2 AND deleted = 0)";
+const REACT_OFF: &str =
+    "DELETE FROM reactions WHERE room = ?1 AND target = ?2 AND emoji = ?3 AND author = ?4";
+const IMAGE_OF: &str = "SELECT image_id FROM messages WHERE room = ?1 AND seq = ?2";
+/// What a delete leaves of a message: that it was there, when, by whom.
+/// The index drops it by trigger.
+const DELETE_TARGET: &str = "UPDATE messages SET deleted = 1, text = '', \
+     image_id = NULL, image_mime = NULL, image_size = NULL, \
+     reply_seq = NULL, reply_from = NULL, reply_text = NULL, mentions = NULL, edited_ts = NULL \
+     WHERE room = ?1 AND seq = ?2 AND deleted = 0";
+/// The bytes go unless another message still shows the same image.
+const DELETE_IMAGE: &str = "DELETE FROM images WHERE id = ?1 \
+     AND NOT EXISTS (SELECT 1 FROM messages WHERE image_id = ?1)";
+const DELETE_REACTIONS: &str = "DELETE FROM reactions WHERE room = ?1 AND target = ?2";
+/// The entries stay (their seqs are history) without the deleted words.
+/// (`INDEXED BY`: as in [`LAST_BY`].)
+const FORGET_EDITS: &str =
+    "UPDATE amends INDEXED BY amends_by_target SET text = NULL WHERE room = ?1 AND target = ?2 AND kind = 'edit'";
+/// (`INDEXED BY`: as in [`LAST_BY`].)
+const FORGET_QUOTES: &str = "UPDATE messages INDEXED BY messages_by_reply \
+     SET reply_text = NULL WHERE room = ?1 AND reply_seq = ?2 AND reply_seq IS NOT NULL";
 
 const GET_IMAGE: &str = "SELECT mime, data FROM images WHERE id = ?1";
 
@@ -414,39 +532,103 @@ impl Store for SqliteStore {
 
     fn amends_since(
         &mut self,
-        _room: &RoomName,
-        _since: u64,
-        _limit: usize,
+        room: &RoomName,
+        since: u64,
+        limit: usize,
     ) -> Result<Vec<Rc<Amend>>, StoreError> {
-        Ok(Vec::new()) // STUB: the store's part of issue 16
+        let Ok(since) = i64::try_from(since) else {
+            return Ok(Vec::new()); // nothing is stored past i64::MAX
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self
+            .conn
+            .prepare_cached(AMENDS_SINCE)
+            .map_err(fail("amends_since"))?;
+        let mut rows = stmt
+            .query(params![room.as_str(), since, limit])
+            .map_err(fail("amends_since"))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(fail("amends_since"))? {
+            out.push(Rc::new(read_amend(room, r)?));
+        }
+        Ok(out)
     }
 
     fn find(&mut self, room: &RoomName, what: &FindWhat) -> Result<Vec<Rc<Message>>, StoreError> {
-        // STUB: the store's part of issue 16
-        Ok(match what {
-            FindWhat::Seq(seq) => self.history(
-                room,
-                Page {
-                    after: Some(seq.saturating_sub(1)),
-                    before: Some(seq.saturating_add(1)),
-                    limit: 1,
-                },
-            )?,
-            _ => Vec::new(),
-        })
+        let latest = i64::try_from(FIND_LATEST).unwrap_or(i64::MAX);
+        let mut found = match what {
+            FindWhat::Seq(seq) => match i64::try_from(*seq) {
+                Ok(seq) => self.messages(ONE_MESSAGE, room, params![room.as_str(), seq])?,
+                Err(_) => Vec::new(),
+            },
+            FindWhat::LastBy(authors) => {
+                // One walk of `messages_by_author` per author (one or two:
+                // an account, or a guest's session), merged here: an IN
+                // list would make SQLite sort every message of them all.
+                let mut all = Vec::new();
+                for author in authors.iter().filter(|a| !a.is_empty()) {
+                    all.extend(self.messages(
+                        LAST_BY,
+                        room,
+                        params![room.as_str(), author, latest],
+                    )?);
+                }
+                all.sort_by_key(|m| std::cmp::Reverse(m.seq));
+                all.dedup_by_key(|m| m.seq);
+                all.truncate(FIND_LATEST);
+                all
+            }
+            FindWhat::LastOf(nick) => {
+                self.messages(LAST_OF, room, params![room.as_str(), key(nick), latest])?
+            }
+        };
+        self.gather_reactions(room, &mut found)?;
+        Ok(found.into_iter().map(Rc::new).collect())
     }
 
-    fn search(&mut self, _op: &SearchOp) -> Result<Vec<Hit>, StoreError> {
-        Ok(Vec::new()) // STUB: the store's part of issue 16
+    fn search(&mut self, op: &SearchOp) -> Result<Vec<Hit>, StoreError> {
+        if op.rooms.is_empty() || op.limit == 0 {
+            return Ok(Vec::new());
+        }
+        // `before` is a seq in one room, a ts across rooms.
+        let bound = |b: Option<u64>| b.map_or(i64::MAX, |b| i64::try_from(b).unwrap_or(i64::MAX));
+        let (seq_below, ts_below) = if op.rooms.len() == 1 {
+            (bound(op.before), i64::MAX)
+        } else {
+            (i64::MAX, bound(op.before))
+        };
+        let limit = i64::try_from(op.limit).unwrap_or(i64::MAX);
+        let from = op.query.from.as_deref().map(key);
+        let mut hits = match fts_expression(&op.query) {
+            Some(expr) => {
+                self.search_index(op, &expr, from.as_deref(), seq_below, ts_below, limit)?
+            }
+            None => match from {
+                Some(from) => self.search_from(op, &from, seq_below, ts_below, limit)?,
+                // Every term was dropped (`-`, an emoji): nothing can match.
+                None => return Ok(Vec::new()),
+            },
+        };
+        let mut out = Vec::with_capacity(hits.len());
+        for (mut m, snippet, marks) in hits.drain(..) {
+            let room = m.room.clone();
+            self.gather_reactions(&room, std::slice::from_mut(&mut m))?;
+            out.push(Hit {
+                message: Rc::new(m),
+                snippet,
+                marks,
+            });
+        }
+        Ok(out)
     }
 
     fn commit(
         &mut self,
         batch: &[Rc<Message>],
-        _amends: &[Rc<Amend>],
+        amends: &[Rc<Amend>],
         changes: &[Change],
     ) -> Result<(), StoreError> {
-        if batch.is_empty() && self.pending.is_empty() && changes.is_empty() {
+        if batch.is_empty() && amends.is_empty() && self.pending.is_empty() && changes.is_empty() {
             // An empty batch costs nothing.
             return Ok(());
         }
@@ -463,24 +645,22 @@ impl Store for SqliteStore {
                     .map_err(fail("append image"))?;
             }
         }
-        {
-            let mut stmt = tx.prepare_cached(INSERT_MESSAGE).map_err(fail("append"))?;
-            for m in batch {
-                stmt.execute(params![
-                    m.room.as_str(),
-                    to_sql_int("seq", m.seq)?,
-                    to_sql_int("ts", m.ts)?,
-                    m.from,
-                    m.text,
-                    m.action,
-                    m.image.as_ref().map(|i| i.id.as_str()),
-                    m.image.as_ref().map(|i| i.mime),
-                    m.image
-                        .as_ref()
-                        .map(|i| i64::try_from(i.size).unwrap_or(i64::MAX)),
-                    m.account,
-                ])
-                .map_err(fail("append"))?;
+        // In seq order within each room: a change entry applies before the
+        // messages after it (a reply stored after a delete keeps no quote
+        // of it, one stored before loses it). Rooms are independent.
+        let mut applied = vec![false; amends.len()];
+        for m in batch {
+            for (a, done) in amends.iter().zip(applied.iter_mut()) {
+                if !*done && a.room == m.room && a.seq < m.seq {
+                    apply_amend(&tx, a)?;
+                    *done = true;
+                }
+            }
+            insert_message(&tx, m)?;
+        }
+        for (a, done) in amends.iter().zip(&applied) {
+            if !done {
+                apply_amend(&tx, a)?;
             }
         }
         for change in changes {
@@ -502,30 +682,436 @@ impl Store for SqliteStore {
         } else {
             PAGE_DESC
         };
-        let mut stmt = self.conn.prepare_cached(sql).map_err(fail("history"))?;
-        let rows = stmt
-            .query_map(params![room.as_str(), lo, hi, limit], |r| {
-                let mut m = Message::new(
-                    room.clone(),
-                    get_u64(r, 0)?,
-                    get_u64(r, 1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                );
-                m.account = r.get(8)?;
-                m.action = r.get(4)?;
-                m.image = image_ref(r)?;
-                Ok(m)
-            })
-            .map_err(fail("history"))?;
-        let mut out = rows
-            .map(|m| m.map(Rc::new))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(fail("history"))?;
+        let mut out = self.messages(sql, room, params![room.as_str(), lo, hi, limit])?;
         if page.after.is_none() {
             out.reverse();
         }
+        self.gather_reactions(room, &mut out)?;
+        Ok(out.into_iter().map(Rc::new).collect())
+    }
+}
+
+impl SqliteStore {
+    /// The messages a query of [`message_columns`] returns, in its order,
+    /// without their reactions (see [`SqliteStore::gather_reactions`]).
+    fn messages(
+        &self,
+        sql: &str,
+        room: &RoomName,
+        args: impl rusqlite::Params,
+    ) -> Result<Vec<Message>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(fail("read"))?;
+        let rows = stmt
+            .query_map(args, |r| read_message(room, r))
+            .map_err(fail("read"))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(fail("read"))
+    }
+
+    /// Fills in the reactions of `messages` (one room's, ascending or
+    /// descending `seq`) with one read of their seq range.
+    fn gather_reactions(
+        &self,
+        room: &RoomName,
+        messages: &mut [Message],
+    ) -> Result<(), StoreError> {
+        let (Some(lo), Some(hi)) = (
+            messages.iter().map(|m| m.seq).min(),
+            messages.iter().map(|m| m.seq).max(),
+        ) else {
+            return Ok(());
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(PAGE_REACTIONS)
+            .map_err(fail("reactions"))?;
+        let mut rows = stmt
+            .query(params![
+                room.as_str(),
+                to_sql_int("seq", lo)?,
+                to_sql_int("seq", hi)?
+            ])
+            .map_err(fail("reactions"))?;
+        let mut by_seq: BTreeMap<u64, Vec<Reaction>> = BTreeMap::new();
+        while let Some(r) = rows.next().map_err(fail("reactions"))? {
+            let target = get_u64(r, 0).map_err(fail("reactions"))?;
+            let emoji: String = r.get(1).map_err(fail("reactions"))?;
+            let reactor = Reactor {
+                author: r.get(2).map_err(fail("reactions"))?,
+                nick: r.get(3).map_err(fail("reactions"))?,
+            };
+            let list = by_seq.entry(target).or_default();
+            match list.last_mut() {
+                // Rows come emoji by emoji, so a new emoji starts a new entry.
+                Some(last) if last.emoji == emoji => last.by.push(reactor),
+                _ => list.push(Reaction {
+                    emoji,
+                    by: vec![reactor],
+                }),
+            }
+        }
+        for m in messages {
+            if let Some(reactions) = by_seq.remove(&m.seq) {
+                m.reactions = reactions;
+            }
+        }
+        Ok(())
+    }
+
+    /// A search with words: the index walked newest first (its rowid
+    /// descending, which FTS5 can do without sorting), each hit joined to
+    /// its message and filtered; SQLite stops at `limit` hits. The index is
+    /// the outer loop (`CROSS JOIN`), whatever the planner would guess.
+    fn search_index(
+        &self,
+        op: &SearchOp,
+        expr: &str,
+        from: Option<&str>,
+        seq_below: i64,
+        ts_below: i64,
+        limit: i64,
+    ) -> Result<Vec<Found>, StoreError> {
+        // The statement differs only by the number of rooms (one, or the
+        // rooms a client is in), so a few are prepared and cached.
+        let rooms: Vec<String> = (0..op.rooms.len()).map(|i| format!("?{}", i + 9)).collect();
+        // A later page of one room starts the index walk below the first
+        // message at or after `before` (ids grow with seq within a room);
+        // filtering by seq alone would walk past every newer hit first.
+        let id_below: i64 = match (op.rooms.as_slice(), seq_below) {
+            ([room], seq) if seq < i64::MAX => self
+                .conn
+                .prepare_cached(FIRST_ID_FROM)
+                .and_then(|mut st| {
+                    st.query_row(params![room.as_str(), seq], |r| r.get::<_, Option<i64>>(0))
+                        .optional()
+                })
+                .map_err(fail("search"))?
+                .flatten()
+                .unwrap_or(i64::MAX),
+            _ => i64::MAX,
+        };
+        let sql = format!(
+            "SELECT {}, m.room, snippet(messages_fts, 0, ?5, ?6, '{ELLIPSIS}', {SNIPPET_TOKENS}) \
+             FROM messages_fts CROSS JOIN messages m ON m.fts_id = messages_fts.rowid \
+             WHERE messages_fts MATCH ?1 AND messages_fts.rowid < ?8 \
+             AND m.seq < ?2 AND m.ts < ?3 \
+             AND (?4 IS NULL OR lower(m.sender) = ?4) AND m.room IN ({}) \
+             ORDER BY messages_fts.rowid DESC LIMIT ?7",
+            message_columns!()
+                .split(", ")
+                .map(|c| format!("m.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            rooms.join(", ")
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(fail("search"))?;
+        let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![
+            Box::new(expr.to_owned()),
+            Box::new(seq_below),
+            Box::new(ts_below),
+            Box::new(from.map(str::to_owned)),
+            Box::new(MARK_OPEN.to_string()),
+            Box::new(MARK_CLOSE.to_string()),
+            Box::new(limit),
+            Box::new(id_below),
+        ];
+        args.extend(
+            op.rooms
+                .iter()
+                .map(|r| Box::new(r.as_str().to_owned()) as Box<dyn rusqlite::ToSql>),
+        );
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(args.iter()))
+            .map_err(fail("search"))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(fail("search"))? {
+            let name: String = r.get(16).map_err(fail("search"))?;
+            // Only the rooms asked for pass the filter.
+            let Some(room) = op.rooms.iter().find(|x| x.as_str() == name) else {
+                continue;
+            };
+            let m = read_message(room, r).map_err(fail("search"))?;
+            let raw: String = r.get(17).map_err(fail("search"))?;
+            let (chars, marks) = unmark(&raw, MARK_OPEN, MARK_CLOSE);
+            let (snippet, marks) = fit(chars, marks);
+            out.push((m, snippet, marks));
+        }
         Ok(out)
+    }
+
+    /// A `from:` search without words: each room's messages by that sender
+    /// along `messages_by_sender`, merged newest first (by index id, as a
+    /// search with words orders them).
+    fn search_from(
+        &self,
+        op: &SearchOp,
+        from: &str,
+        seq_below: i64,
+        ts_below: i64,
+        limit: i64,
+    ) -> Result<Vec<Found>, StoreError> {
+        let mut all: Vec<(i64, Message)> = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare_cached(FROM_ONLY)
+            .map_err(fail("search"))?;
+        for room in &op.rooms {
+            let rows = stmt
+                .query_map(
+                    params![room.as_str(), from, seq_below, ts_below, limit],
+                    |r| {
+                        Ok((
+                            r.get::<_, Option<i64>>(16)?.unwrap_or(0),
+                            read_message(room, r)?,
+                        ))
+                    },
+                )
+                .map_err(fail("search"))?;
+            for row in rows {
+                all.push(row.map_err(fail("search"))?);
+            }
+        }
+        all.sort_by_key(|x| std::cmp::Reverse(x.0));
+        all.truncate(op.limit);
+        Ok(all
+            .into_iter()
+            .map(|(_, m)| {
+                let snippet = head(&m.text);
+                (m, snippet, Vec::new())
+            })
+            .collect())
+    }
+}
+
+/// A message a search found, with its snippet and the hits marked in it.
+type Found = (Message, String, Vec<(usize, usize)>);
+
+/// Marks a hit's start and end in FTS5's snippets: control characters,
+/// which stored text never holds (`hub::names::sanitize` replaces them),
+/// so a marker in a snippet is always one of ours.
+const MARK_OPEN: char = '\u{1}';
+const MARK_CLOSE: char = '\u{2}';
+
+/// Tokens in an FTS5 snippet: about [`super::text::SNIPPET_CHARS`] of ordinary words
+/// (FTS5 allows at most 64); [`fit`] cuts one of long words down.
+const SNIPPET_TOKENS: usize = 32;
+
+/// The one place where user text meets FTS5's query syntax. Every term
+/// becomes a double-quoted string (a `"` inside doubled), in which FTS5
+/// reads no operator, column filter or `NEAR`, only text to tokenize; the
+/// last word is also a prefix (`"word" *`); a phrase is one quoted string;
+/// terms are joined by spaces (all must match). Control characters
+/// (NUL among them, which would end the string early for FTS5's parser)
+/// become spaces, as the tokenizer would treat them anyway. A term with no
+/// letter or digit is dropped (it would be an empty phrase). `None`: no
+/// text condition is left.
+fn fts_expression(q: &Query) -> Option<String> {
+    let quote = |t: &str| {
+        let mut out = String::with_capacity(t.len() + 2);
+        out.push('"');
+        for c in t.chars() {
+            match c {
+                '"' => out.push_str("\"\""),
+                c if c.is_control() => out.push(' '),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
+    };
+    let words: Vec<&String> = q.words.iter().filter(|w| has_word_char(w)).collect();
+    let mut terms: Vec<String> = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            let mut t = quote(w);
+            if i + 1 == words.len() {
+                t.push_str(" *");
+            }
+            t
+        })
+        .collect();
+    terms.extend(
+        q.phrases
+            .iter()
+            .filter(|p| has_word_char(p))
+            .map(|p| quote(p)),
+    );
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+/// A message from a row of [`message_columns`] (the first 16 columns).
+fn read_message(room: &RoomName, r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
+    let mut m = Message::new(
+        room.clone(),
+        get_u64(r, 0)?,
+        get_u64(r, 1)?,
+        r.get(2)?,
+        r.get(3)?,
+    );
+    m.action = r.get(4)?;
+    m.image = image_ref(r)?;
+    m.account = r.get(8)?;
+    m.author = r.get(9)?;
+    m.reply_to = match r.get::<_, Option<i64>>(10)? {
+        Some(_) => Some(ReplyTo {
+            seq: get_u64(r, 10)?,
+            from: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
+            text: r.get(12)?,
+        }),
+        None => None,
+    };
+    m.mentions = r
+        .get::<_, Option<String>>(13)?
+        .map(|s| {
+            s.split(' ')
+                .filter(|n| !n.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    m.edited_ts = match r.get::<_, Option<i64>>(14)? {
+        Some(_) => Some(get_u64(r, 14)?),
+        None => None,
+    };
+    m.deleted = r.get(15)?;
+    Ok(m)
+}
+
+/// A change entry from a row of [`AMENDS_SINCE`]. A kind natter does not
+/// write is an error, not a guess.
+fn read_amend(room: &RoomName, r: &rusqlite::Row<'_>) -> Result<Amend, StoreError> {
+    let f = fail("amends_since");
+    let kind: String = r.get(5).map_err(&f)?;
+    let kind = match kind.as_str() {
+        // A deleted message's edit entries have no text left; they are not
+        // read (a catch-up leaves them out), but '' is what they say.
+        "edit" => AmendKind::Edit {
+            text: r
+                .get::<_, Option<String>>(6)
+                .map_err(&f)?
+                .unwrap_or_default(),
+        },
+        "delete" => AmendKind::Delete {
+            of: r
+                .get::<_, Option<String>>(7)
+                .map_err(&f)?
+                .unwrap_or_default(),
+        },
+        "react" => AmendKind::React {
+            emoji: r
+                .get::<_, Option<String>>(8)
+                .map_err(&f)?
+                .unwrap_or_default(),
+            on: r.get::<_, Option<bool>>(9).map_err(&f)?.unwrap_or(false),
+        },
+        other => {
+            return Err(StoreError(format!(
+                "amends_since: a change entry of unknown kind {other:?}"
+            )))
+        }
+    };
+    Ok(Amend {
+        room: room.clone(),
+        seq: get_u64(r, 0).map_err(&f)?,
+        target: get_u64(r, 1).map_err(&f)?,
+        ts: get_u64(r, 2).map_err(&f)?,
+        by: r.get(3).map_err(&f)?,
+        author: r.get(4).map_err(&f)?,
+        kind,
+    })
+}
+
+/// Stores one message inside the commit's transaction (the index follows
+/// by trigger). Its reactions are not stored: a new message has none.
+fn insert_message(tx: &rusqlite::Transaction<'_>, m: &Message) -> Result<(), StoreError> {
+    let mut stmt = tx.prepare_cached(INSERT_MESSAGE).map_err(fail("append"))?;
+    let mentions = (!m.mentions.is_empty()).then(|| m.mentions.join(" "));
+    stmt.execute(params![
+        m.room.as_str(),
+        to_sql_int("seq", m.seq)?,
+        to_sql_int("ts", m.ts)?,
+        m.from,
+        m.text,
+        m.action,
+        m.image.as_ref().map(|i| i.id.as_str()),
+        m.image.as_ref().map(|i| i.mime),
+        m.image
+            .as_ref()
+            .map(|i| i64::try_from(i.size).unwrap_or(i64::MAX)),
+        m.account,
+        m.author,
+        m.reply_to
+            .as_ref()
+            .map(|r| to_sql_int("reply_to", r.seq))
+            .transpose()?,
+        m.reply_to.as_ref().map(|r| r.from.as_str()),
+        m.reply_to.as_ref().and_then(|r| r.text.as_deref()),
+        mentions,
+        m.edited_ts
+            .map(|t| to_sql_int("edited_ts", t))
+            .transpose()?,
+        m.deleted,
+    ])
+    .map(drop)
+    .map_err(fail("append"))
+}
+
+/// Stores one change entry and applies it to its target (as
+/// `port::Batch::amends` says) inside the commit's transaction. A target
+/// that is not there, or already deleted, is left alone: the entry is
+/// stored all the same (its seq was given out).
+fn apply_amend(tx: &rusqlite::Transaction<'_>, a: &Amend) -> Result<(), StoreError> {
+    let run = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<(), StoreError> {
+        let mut stmt = tx.prepare_cached(sql).map_err(fail("commit change"))?;
+        stmt.execute(p).map(drop).map_err(fail("commit change"))
+    };
+    let room = a.room.as_str();
+    let seq = to_sql_int("seq", a.seq)?;
+    let target = to_sql_int("target", a.target)?;
+    let ts = to_sql_int("ts", a.ts)?;
+    let (text, of, emoji, on) = match &a.kind {
+        AmendKind::Edit { text } => (Some(text.as_str()), None, None, None),
+        AmendKind::Delete { of } => (None, Some(of.as_str()), None, None),
+        AmendKind::React { emoji, on } => (None, None, Some(emoji.as_str()), Some(*on)),
+    };
+    run(
+        INSERT_AMEND,
+        params![
+            room,
+            seq,
+            target,
+            ts,
+            a.by,
+            a.author,
+            a.kind.as_str(),
+            text,
+            of,
+            emoji,
+            on
+        ],
+    )?;
+    match &a.kind {
+        AmendKind::Edit { text } => run(EDIT_TARGET, params![room, target, text, ts]),
+        AmendKind::React { emoji, on: true } => {
+            run(REACT_ON, params![room, target, emoji, a.author, a.by, seq])
+        }
+        AmendKind::React { emoji, on: false } => {
+            run(REACT_OFF, params![room, target, emoji, a.author])
+        }
+        AmendKind::Delete { .. } => {
+            let image: Option<String> = tx
+                .prepare_cached(IMAGE_OF)
+                .and_then(|mut s| s.query_row(params![room, target], |r| r.get(0)).optional())
+                .map_err(fail("commit change"))?
+                .flatten();
+            run(DELETE_TARGET, params![room, target])?;
+            if let Some(image) = image {
+                run(DELETE_IMAGE, params![image])?;
+            }
+            run(DELETE_REACTIONS, params![room, target])?;
+            run(FORGET_EDITS, params![room, target])?;
+            run(FORGET_QUOTES, params![room, target])
+        }
     }
 }
 

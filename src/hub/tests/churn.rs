@@ -1,12 +1,13 @@
 //! Random churn: clients connect, join, leave, talk, change nicks, vanish,
 //! resume (on a new connection, sometimes while the old one is still
-//! open), log in and out, get kicked, and leave, at random, with the store
-//! answering at once or a turn late. After every step the hub's two views
-//! of membership must agree: each client's list of rooms, and each room's
-//! list of members.
+//! open), log in and out, get kicked, edit, delete, react and reply, and
+//! leave, at random, with the store answering at once or a turn late.
+//! After every step the hub's two views of membership must agree (each
+//! client's list of rooms, and each room's list of members), and no seq of
+//! a room is stored twice.
 
 use super::*;
-use crate::hub::command::ModAction;
+use crate::hub::command::{ModAction, Target};
 use crate::testrng::Rng;
 
 /// The hub's membership invariant, with the step that broke it.
@@ -39,6 +40,19 @@ fn check_membership(hub: &Hub, step: &str) {
                 "after {step}: #{name} has member {id:?} that does not list it"
             );
         }
+    }
+}
+
+/// Each room's stored seqs, messages and changes together, never repeat.
+#[track_caller]
+fn check_seqs(t: &Chat, step: &str) {
+    for (r, messages) in &t.store.rooms {
+        let mut seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
+        seqs.extend(t.store.amends.get(r).into_iter().flatten().map(|a| a.seq));
+        let n = seqs.len();
+        seqs.sort_unstable();
+        seqs.dedup();
+        assert_eq!(seqs.len(), n, "after {step}: a seq of #{r} stored twice");
     }
 }
 
@@ -111,10 +125,43 @@ fn churn(seed: u64, late: bool) {
                 t.cmd(now, id, leave(r));
                 what = format!("{id:?} leaves #{r}");
             }
-            (Some(id), 41..=70) => {
+            (Some(id), 41..=62) => {
                 let r = rooms[rng.below(rooms.len())];
                 t.cmd(now, id, say_in(r, "hello"));
                 what = format!("{id:?} says in #{r}");
+            }
+            (Some(id), 63..=70) => {
+                // A change to a message that may or may not exist, be
+                // this client's, or be deleted already.
+                let r = rooms[rng.below(rooms.len())];
+                let target = match rng.below(4) {
+                    0 => Target::Mine,
+                    1 => Target::LastOf(format!("n{}x0", rng.below(slots.len()))),
+                    _ => Target::Seq(rng.below(30) as u64),
+                };
+                let room = Some(room(r));
+                let cmd = match rng.below(4) {
+                    0 => Command::Edit {
+                        room,
+                        target,
+                        text: "edited".into(),
+                    },
+                    1 => Command::Delete { room, target },
+                    2 => Command::React {
+                        room,
+                        target,
+                        emoji: ["👍", "🎉"][rng.below(2)].into(),
+                    },
+                    _ => Command::Say {
+                        room,
+                        text: "a reply".into(),
+                        action: false,
+                        cid: None,
+                        reply_to: Some(target),
+                    },
+                };
+                what = format!("{id:?} changes a message in #{r}: {cmd:?}");
+                t.cmd(now, id, cmd);
             }
             (Some(id), 71..=72) => {
                 t.cmd(now, id, nick(&format!("n{}x{}", s, rng.below(3))));
@@ -213,7 +260,10 @@ fn churn(seed: u64, late: bool) {
             t.discard(); // a turn ends
         }
         check_membership(&t.hub, &format!("step {step}: {what}"));
+        check_seqs(&t, &format!("step {step}: {what}"));
     }
+    let changes: usize = t.store.amends.values().map(Vec::len).sum();
+    assert!(changes > 5, "seed {seed}: only {changes} changes were made");
 }
 
 #[test]

@@ -129,7 +129,9 @@ fn commits_leave_checkpoints_to_the_caller() {
     std::mem::forget(s);
     let mut s = open(&db, "other");
     let all = s.history(&r, page(None, None, 500)).unwrap();
-    assert_eq!(all.len(), 500);
+    // (Each commit also writes the search index's pages: a few hundred
+    // messages are enough to pass 1500 pages.)
+    assert_eq!(all.len() as u64, (seq + 1).min(500));
     assert_eq!(s.last_seq(&r).unwrap(), seq + 1);
     assert_eq!(
         SqliteStore::open(MEMORY, || "m".into())
@@ -251,13 +253,13 @@ fn refuses_a_newer_schema_untouched() {
     let db = TempDb::new("newer");
     {
         let c = Connection::open(db.path()).unwrap();
-        c.execute_batch("CREATE TABLE messages (x); PRAGMA user_version = 3;")
+        c.execute_batch("CREATE TABLE messages (x); PRAGMA user_version = 4;")
             .unwrap();
     }
     assert_eq!(
         open_err(db.path()),
         format!(
-            "{} has schema version 3, newer than this natter understands (2); upgrade natter",
+            "{} has schema version 4, newer than this natter understands (3); upgrade natter",
             db.path()
         )
     );
@@ -401,13 +403,29 @@ fn queries_walk_the_primary_key() {
         (LAST_SEQ, 1),
         (PAGE_ASC, 4),
         (PAGE_DESC, 4),
-        (INSERT_MESSAGE, 10),
+        (INSERT_MESSAGE, 17),
         (GET_IMAGE, 1),
         (DEL_STRAY_TOKENS, 1),
         (DEL_ACCOUNT, 1),
         (DEL_TOKEN, 1),
         (DEL_TOKENS_OF, 1),
         (DEL_ENTRY, 3),
+        (ONE_MESSAGE, 2),
+        (LAST_BY, 3),
+        (LAST_OF, 3),
+        (FROM_ONLY, 5),
+        (FIRST_ID_FROM, 2),
+        (AMENDS_SINCE, 3),
+        (INSERT_AMEND, 11),
+        (EDIT_TARGET, 4),
+        (REACT_ON, 6),
+        (REACT_OFF, 4),
+        (IMAGE_OF, 2),
+        (DELETE_TARGET, 2),
+        (DELETE_IMAGE, 1),
+        (DELETE_REACTIONS, 2),
+        (FORGET_EDITS, 2),
+        (FORGET_QUOTES, 2),
     ] {
         let args: Vec<String> = (1..=params).map(|i| format!("?{i}")).collect();
         let mut stmt = s
@@ -423,9 +441,11 @@ fn queries_walk_the_primary_key() {
             .collect();
         let plan = plan.join(" | ");
         println!("{sql}\n  -> {plan}");
+        // (`max(a, b)` of two subqueries reads one constant row.)
+        let plan = plan.replace("SCAN CONSTANT ROW", "constant row");
         assert!(!plan.contains("SCAN"), "{sql}: {plan}");
         assert!(!plan.contains("TEMP B-TREE"), "{sql}: {plan}");
-        if sql != INSERT_MESSAGE {
+        if sql != INSERT_MESSAGE && sql != INSERT_AMEND {
             assert!(
                 plan.contains("USING PRIMARY KEY")
                     || plan.contains("USING INDEX")
@@ -435,6 +455,21 @@ fn queries_walk_the_primary_key() {
         }
         if sql == DEL_TOKENS_OF || sql == DEL_STRAY_TOKENS {
             assert!(plan.contains("tokens_by_account"), "{sql}: {plan}");
+        }
+        if sql == LAST_BY {
+            assert!(plan.contains("messages_by_author"), "{sql}: {plan}");
+        }
+        if sql == LAST_OF || sql == FROM_ONLY {
+            assert!(plan.contains("messages_by_sender"), "{sql}: {plan}");
+        }
+        if sql == FORGET_QUOTES {
+            assert!(plan.contains("messages_by_reply"), "{sql}: {plan}");
+        }
+        if sql == DELETE_IMAGE {
+            assert!(plan.contains("messages_by_image"), "{sql}: {plan}");
+        }
+        if sql == FORGET_EDITS {
+            assert!(plan.contains("amends_by_target"), "{sql}: {plan}");
         }
         if sql == PAGE_ASC || sql == PAGE_DESC {
             assert!(
@@ -590,9 +625,9 @@ fn a_version_1_database_is_migrated_on_open() {
         .unwrap();
     }
     let migrated = schema_of(db.path());
-    assert_eq!(migrated.1, 2);
-    // The same schema as a database made new, which goes through version 1
-    // and then 2 too.
+    assert_eq!(migrated.1, SCHEMA_VERSION as i64);
+    // The same schema as a database made new, which goes through version 1,
+    // 2 and 3 too.
     let fresh = TempDb::new("v1-fresh");
     drop(open(&fresh, "id"));
     assert_eq!(schema_of(fresh.path()), migrated);
@@ -867,5 +902,380 @@ fn random_change(rng: &mut Rng, rooms: &[RoomName]) -> Change {
             kind,
             subject,
         },
+    }
+}
+
+mod search {
+    //! What only the SQLite store does about search: FTS5, its index kept
+    //! in step, queries that can never be syntax, and migrations.
+
+    use super::*;
+    use crate::store::contract::{amend, delete, edit, found_in, said, search_op};
+
+    #[test]
+    fn fts5_is_compiled_in() {
+        let s = SqliteStore::open(MEMORY, || "t".into()).unwrap();
+        let on: bool = s
+            .conn
+            .query_row("SELECT sqlite_compileoption_used('ENABLE_FTS5')", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(on);
+        let tokenizer: String = s
+            .conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'messages_fts'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(tokenizer.contains("remove_diacritics 2"), "{tokenizer}");
+    }
+
+    /// FTS5's own check, against the content it indexes.
+    fn integrity(s: &SqliteStore) {
+        s.conn
+            .execute(
+                "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)",
+                [],
+            )
+            .unwrap();
+    }
+
+    /// A random mix of messages, edits, deletes and reactions: the index
+    /// stays exactly the live messages' text, a word only in deleted or
+    /// replaced text is never found, and MemStore agrees on every search.
+    #[test]
+    fn the_index_stays_in_step_through_edits_and_deletes() {
+        let words = ["alpha", "beta", "gamma", "délta", "Epsilon", "zeta"];
+        let r = room("lobby");
+        for seed in 1..=3u64 {
+            let mut rng = Rng::new(seed);
+            let mut sql = SqliteStore::open(MEMORY, || "t".into()).unwrap();
+            let mut mem = MemStore::new("m".into());
+            let mut seq = 0;
+            let mut live: Vec<u64> = Vec::new();
+            for step in 0..300 {
+                let text = |rng: &mut Rng| {
+                    (0..1 + rng.below(4))
+                        .map(|_| words[rng.below(words.len())])
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                };
+                seq += 1;
+                let (msgs, amends) = match rng.below(6) {
+                    0..=2 => {
+                        live.push(seq);
+                        (vec![said(&r, seq, "ann", &text(&mut rng))], vec![])
+                    }
+                    3 if !live.is_empty() => {
+                        let t = live[rng.below(live.len())];
+                        (
+                            vec![],
+                            vec![amend(&r, seq, t, "ann", edit(&text(&mut rng)))],
+                        )
+                    }
+                    4 if !live.is_empty() => {
+                        let t = live.remove(rng.below(live.len()));
+                        (vec![], vec![amend(&r, seq, t, "ann", delete("ann"))])
+                    }
+                    _ => {
+                        let t = seq.saturating_sub(1 + rng.below(5) as u64).max(1);
+                        let kind = crate::store::contract::react("👍", rng.below(2) == 0);
+                        (vec![], vec![amend(&r, seq, t, "bo", kind)])
+                    }
+                };
+                sql.commit(&msgs, &amends, &[]).unwrap();
+                mem.commit(&msgs, &amends, &[]).unwrap();
+                if step % 25 == 0 {
+                    integrity(&sql);
+                    for w in words.iter().chain(&["del", "EPS", "\"alpha beta\""]) {
+                        let op = search_op(&[&r], w, 100, None);
+                        let (a, b) = (sql.search(&op).unwrap(), mem.search(&op).unwrap());
+                        assert_eq!(
+                            a.iter().map(|h| &h.message).collect::<Vec<_>>(),
+                            b.iter().map(|h| &h.message).collect::<Vec<_>>(),
+                            "seed {seed} step {step} {w}"
+                        );
+                        for h in &a {
+                            assert!(live.contains(&h.message.seq));
+                            assert!(!h.marks.is_empty(), "{h:?}");
+                        }
+                    }
+                }
+            }
+            integrity(&sql);
+            assert_eq!(
+                sql.history(&r, page(None, None, 1000)).unwrap(),
+                mem.history(&r, page(None, None, 1000)).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn case_and_accents_are_ignored() {
+        let r = room("lobby");
+        let mut s = SqliteStore::open(MEMORY, || "t".into()).unwrap();
+        s.append(&[
+            said(&r, 1, "a", "un café crème"),
+            said(&r, 2, "a", "CAFE SOCIETY"),
+            said(&r, 3, "a", "Ångström über naïve"),
+        ])
+        .unwrap();
+        for q in ["cafe", "CAFÉ", "Café", "cafÉ"] {
+            assert_eq!(found_in(&mut s, &r, q), [2, 1], "{q}");
+        }
+        assert_eq!(found_in(&mut s, &r, "angstrom UBER naive"), [3]);
+        assert_eq!(found_in(&mut s, &r, "creme"), [1]);
+        let hit = &s.search(&search_op(&[&r], "cafe", 5, None)).unwrap()[1];
+        assert_eq!(
+            (hit.snippet.as_str(), hit.marks.as_slice()),
+            ("un café crème", &[(3, 7)][..])
+        );
+    }
+
+    /// The MATCH expression quotes every term; terms without a letter or
+    /// digit go; the last word is a prefix.
+    #[test]
+    fn the_match_expression_is_quoted_text() {
+        let e = |q: &str| fts_expression(&Query::parse(q));
+        assert_eq!(e("deploy fri").as_deref(), Some("\"deploy\" \"fri\" *"));
+        assert_eq!(
+            e("NEAR(a b) \"x \" OR").as_deref(),
+            Some("\"NEAR(a\" \"b)\" \"OR\" * \"x\"")
+        );
+        assert_eq!(e("- : 🎉 \"\" *"), None);
+        assert_eq!(e("from:bob"), None);
+        let q = Query {
+            words: vec!["a\"b".into(), "c\u{0}d".into()],
+            phrases: vec![],
+            from: None,
+        };
+        assert_eq!(fts_expression(&q).as_deref(), Some("\"a\"\"b\" \"c d\" *"));
+    }
+
+    /// No query is an error: FTS5 syntax, SQL quoting, odd characters and
+    /// sizes all go through the real search as text.
+    #[test]
+    fn no_query_is_a_syntax_error() {
+        let r = room("lobby");
+        let mut s = SqliteStore::open(MEMORY, || "t".into()).unwrap();
+        s.append(&[
+            said(&r, 1, "alice", "a b NEAR(a b) AND OR NOT text with x and y"),
+            said(&r, 2, "bob", "it's a \"quoted\" back\\slash 🎉 party"),
+        ])
+        .unwrap();
+        let long = "x".repeat(10_000);
+        let many = "a ".repeat(5_000);
+        let hostile = [
+            "\"",
+            "\"\"",
+            "*",
+            "NEAR(",
+            "NEAR(a b)",
+            "NEAR(a b, 2)",
+            "-",
+            ":",
+            "a:b",
+            "text:a",
+            "AND",
+            "OR NOT",
+            "a OR",
+            "NOT a",
+            "^x",
+            "(",
+            ")",
+            "()",
+            "{a}",
+            "{text}: a",
+            "a*",
+            "*a",
+            "a +",
+            "+",
+            "'",
+            "''",
+            "';DROP TABLE messages;--",
+            "\\",
+            "\\\"",
+            "🎉",
+            "🎉 party",
+            "\u{1}\u{2}\u{7f}",
+            "a\u{0}b",
+            "\u{0}",
+            "from:",
+            "from:\"",
+            "from:a'b",
+            "\"unclosed",
+            "a \"b c",
+            "\"a\" \"b\"",
+            "a\"b\"c",
+            "éèà",
+            "\u{301}",
+            "a\u{301}",
+            "\u{e000}",
+            "NEAR/2",
+            "a - b",
+            "col:",
+            "\t\n",
+            "   ",
+            "%",
+            "_",
+            "?1",
+            "$x",
+            "@a",
+            "#",
+            "[a]",
+            "a;b",
+            "x\u{fffd}y",
+        ];
+        for q in hostile
+            .iter()
+            .copied()
+            .chain([long.as_str(), many.as_str()])
+        {
+            for rooms in [vec![&r], vec![&r, &r]] {
+                for before in [None, Some(2)] {
+                    let op = search_op(&rooms, q, 20, before);
+                    if let Err(e) = s.search(&op) {
+                        panic!("{q:?}: {e}");
+                    }
+                }
+            }
+        }
+        // They are text: each finds what its words say.
+        assert_eq!(found_in(&mut s, &r, "NEAR(a b)"), [1]);
+        assert_eq!(found_in(&mut s, &r, "OR NOT"), [1]);
+        assert_eq!(found_in(&mut s, &r, "it's"), [2]);
+        assert_eq!(found_in(&mut s, &r, "back\\slash"), [2]);
+        assert_eq!(found_in(&mut s, &r, "\"quoted\" 🎉"), [2]);
+        // The store is unharmed.
+        integrity(&s);
+        assert_eq!(s.last_seq(&r).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_deleted_image_is_gone_from_the_file() {
+        let db = TempDb::new("image-delete");
+        let r = room("lobby");
+        let mut s = open(&db, "id");
+        let mut pic = (*said(&r, 1, "alice", "cat")).clone();
+        pic.image = Some(crate::hub::event::ImageRef {
+            id: "img1".into(),
+            mime: "image/png",
+            size: 3,
+        });
+        s.put_image("img1", "image/png", b"png").unwrap();
+        s.append(&[Rc::new(pic)]).unwrap();
+        s.commit(&[], &[amend(&r, 2, 1, "alice", delete("alice"))], &[])
+            .unwrap();
+        drop(s);
+        let c = Connection::open(db.path()).unwrap();
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM images", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+        let (text, id): (String, Option<String>) = c
+            .query_row("SELECT text, image_id FROM messages", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((text.as_str(), id), ("", None));
+    }
+
+    /// The exact v2 schema, as a natter with accounts made it.
+    const SCHEMA_2: &str = include_str!("../schema-2.sql");
+
+    /// A version 2 database: v1's messages (see `make_v1`) and one with an
+    /// account.
+    fn make_v2(db: &TempDb) {
+        make_v1(db);
+        let c = Connection::open(db.path()).unwrap();
+        c.execute_batch(&format!(
+            "BEGIN; {SCHEMA_2} PRAGMA user_version = 2; COMMIT;"
+        ))
+        .unwrap();
+        c.execute_batch(
+            "INSERT INTO messages VALUES ('lobby', 4, 3500, 'Dave', 'café talk', 0, NULL, NULL, NULL, 'dave');",
+        )
+        .unwrap();
+    }
+
+    fn migrated_and_searchable(db: &TempDb, with_v2: bool) {
+        let (lobby, rust) = (room("lobby"), room("rust"));
+        let mut s = SqliteStore::open(db.path(), || panic!("the id is kept")).unwrap();
+        let c = Connection::open(db.path()).unwrap();
+        assert_eq!(user_version(&c).unwrap(), SCHEMA_VERSION as i64);
+        integrity(&s);
+        assert_eq!(found_in(&mut s, &lobby, "hello"), [1]);
+        assert_eq!(found_in(&mut s, &lobby, "wav"), [2]);
+        assert_eq!(found_in(&mut s, &rust, "crab"), [1]);
+        assert_eq!(found_in(&mut s, &lobby, "from:ALICE"), [3, 1]);
+        if with_v2 {
+            assert_eq!(found_in(&mut s, &lobby, "cafe"), [4]);
+        }
+        // Old messages have no author, are not deleted, and read as before.
+        let m = s.history(&lobby, page(None, None, 1)).unwrap();
+        assert!(m[0].author.is_empty() && !m[0].deleted && m[0].reactions.is_empty());
+        // Ids were given in time order: newest first across rooms.
+        let both = s
+            .search(&search_op(&[&lobby, &rust], "from:alice", 10, None))
+            .unwrap();
+        assert_eq!(crate::store::contract::hits_seqs(&both), [3, 1]);
+        // New messages go after them, and changes work on old ones.
+        let last = s.last_seq(&lobby).unwrap();
+        s.commit(
+            &[said(&lobby, last + 1, "eve", "hello again")],
+            &[amend(&lobby, last + 2, 1, "alice", edit("goodbye"))],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(found_in(&mut s, &lobby, "hello"), [last + 1]);
+        assert_eq!(found_in(&mut s, &lobby, "goodbye"), [1]);
+        assert_eq!(s.last_seq(&lobby).unwrap(), last + 2);
+        integrity(&s);
+    }
+
+    #[test]
+    fn a_version_1_database_is_indexed_on_migration() {
+        let db = TempDb::new("v1-search");
+        make_v1(&db);
+        migrated_and_searchable(&db, false);
+    }
+
+    #[test]
+    fn a_version_2_database_is_indexed_on_migration() {
+        let db = TempDb::new("v2-search");
+        make_v2(&db);
+        migrated_and_searchable(&db, true);
+        // The same schema as a fresh database's.
+        let fresh = TempDb::new("v2-fresh");
+        drop(open(&fresh, "id"));
+        assert_eq!(schema_of(fresh.path()), schema_of(db.path()));
+    }
+
+    /// A search walks the index newest first and joins each hit by its
+    /// id: no scan of `messages`, no sort.
+    #[test]
+    fn a_search_walks_the_index_backwards() {
+        let r = room("lobby");
+        let mut s = SqliteStore::open(MEMORY, || "t".into()).unwrap();
+        s.append(&[said(&r, 1, "a", "x")]).unwrap();
+        s.search(&search_op(&[&r], "x", 5, None)).unwrap();
+        // The statement as search_index builds it for one room.
+        let q = "EXPLAIN QUERY PLAN SELECT m.seq FROM messages_fts CROSS JOIN messages m \
+             ON m.fts_id = messages_fts.rowid WHERE messages_fts MATCH 'x' AND m.seq < 9 \
+             AND m.ts < 9 AND (NULL IS NULL OR lower(m.sender) = NULL) AND m.room IN ('lobby') \
+             ORDER BY messages_fts.rowid DESC LIMIT 5";
+        let mut stmt = s.conn.prepare(q).unwrap();
+        let plan: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        let plan = plan.join(" | ");
+        assert!(plan.contains("VIRTUAL TABLE INDEX"), "{plan}");
+        assert!(plan.contains("messages_by_fts_id"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
     }
 }

@@ -1,0 +1,144 @@
+-- natter schema, version 3: messages that live (edits, deletes, replies,
+-- reactions, mentions) and search (PROTOCOL-2 sections 3 and 4). Run once on
+-- a database at version 2, inside the transaction that sets
+-- PRAGMA user_version = 3 (see src/store/sqlite.rs), so a database is either
+-- wholly at version 3 or still wholly at version 2. Never edited once
+-- released; a later version adds a new file.
+
+-- What a message is now. Added columns rewrite no row (defaults are
+-- constants), so this part is instant on a million messages.
+-- `author`: who may edit or delete it (`a:KEY` or `g:ID`); '' for messages
+-- stored before version 3, which so nobody can edit (an op can still
+-- delete them).
+ALTER TABLE messages ADD COLUMN author TEXT NOT NULL DEFAULT '';
+-- The message it answers, as it was when answered; `reply_text` becomes
+-- NULL when that message is deleted.
+ALTER TABLE messages ADD COLUMN reply_seq  INTEGER NULL;
+ALTER TABLE messages ADD COLUMN reply_from TEXT    NULL;
+ALTER TABLE messages ADD COLUMN reply_text TEXT    NULL;
+-- The mentioned nicks separated by single spaces (a nick has none); NULL
+-- for none.
+ALTER TABLE messages ADD COLUMN mentions  TEXT    NULL;
+ALTER TABLE messages ADD COLUMN edited_ts INTEGER NULL;
+-- A deleted message keeps its row (its seq, sender and time are still
+-- history) with text '' and no image.
+ALTER TABLE messages ADD COLUMN deleted   INTEGER NOT NULL DEFAULT 0;
+-- The message's id in the search index: FTS5 addresses documents by an
+-- integer, and `messages` is keyed (room, seq). Given in insertion order
+-- (the largest so far plus one), so the index's rowid order is newest
+-- first, which lets a search walk the index backwards and stop after
+-- `limit` hits instead of sorting every hit.
+ALTER TABLE messages ADD COLUMN fts_id    INTEGER NULL;
+
+-- Existing messages get ids in time order; within a room in seq order
+-- whatever the clock did (by the running maximum of the room's ts, ties
+-- by seq), since a one-room search pages by seq.
+UPDATE messages SET fts_id = ordered.n
+FROM (
+    SELECT room, seq, row_number() OVER (ORDER BY t, room, seq) AS n
+    FROM (
+        SELECT room, seq,
+               max(ts) OVER (PARTITION BY room ORDER BY seq) AS t
+        FROM messages
+    )
+) AS ordered
+WHERE messages.room = ordered.room AND messages.seq = ordered.seq;
+
+CREATE UNIQUE INDEX messages_by_fts_id ON messages (fts_id);
+-- FindWhat::LastBy: a room's latest messages by an author.
+CREATE INDEX messages_by_author ON messages (room, author, seq);
+-- FindWhat::LastOf and `from:` searches: by sender nick, compared as
+-- `Nick::key` does (ASCII lowercase, which is what SQLite's lower() does).
+CREATE INDEX messages_by_sender ON messages (room, lower(sender), seq);
+-- A delete clears the quote of replies to the deleted message.
+CREATE INDEX messages_by_reply ON messages (room, reply_seq)
+    WHERE reply_seq IS NOT NULL;
+-- A delete removes the image's bytes unless another message shows them
+-- (ids are random today, but the images table allows one to be shared).
+CREATE INDEX messages_by_image ON messages (image_id)
+    WHERE image_id IS NOT NULL;
+
+-- Edits, deletes and reactions: entries of a room's history with their own
+-- seq (shared with messages: a room's seqs have no gap and no repeat).
+-- `by`/`author`: the nick and identity of who made the change. Per kind:
+-- edit: `text` is the new text (NULL once the target is deleted: a
+-- deleted message's words leave the store); delete: `of_sender` is the
+-- deleted message's sender; react: `emoji` and `react_on`.
+CREATE TABLE amends (
+    room      TEXT    NOT NULL,
+    seq       INTEGER NOT NULL,
+    target    INTEGER NOT NULL,
+    ts        INTEGER NOT NULL,
+    "by"      TEXT    NOT NULL,
+    author    TEXT    NOT NULL,
+    kind      TEXT    NOT NULL,   -- 'edit', 'delete' or 'react'
+    text      TEXT    NULL,
+    of_sender TEXT    NULL,
+    emoji     TEXT    NULL,
+    react_on  INTEGER NULL,
+    PRIMARY KEY (room, seq)
+) WITHOUT ROWID;
+
+-- A delete finds its target's edit entries.
+CREATE INDEX amends_by_target ON amends (room, target);
+
+-- The reactions a message has now, one row per (emoji, person). `seq` is
+-- the react entry that put it there (reactors are listed in its order);
+-- `emoji_seq` is when the emoji last appeared on the message (emoji are
+-- listed in its order: a new emoji goes last, and keeps its place while
+-- anyone still has it, as a list that appends and removes would).
+CREATE TABLE reactions (
+    room      TEXT    NOT NULL,
+    target    INTEGER NOT NULL,
+    emoji     TEXT    NOT NULL,
+    author    TEXT    NOT NULL,
+    nick      TEXT    NOT NULL,
+    seq       INTEGER NOT NULL,
+    emoji_seq INTEGER NOT NULL,
+    PRIMARY KEY (room, target, emoji, author)
+) WITHOUT ROWID;
+
+-- The search index's documents: the text of every message not deleted.
+-- The index is "external content": it keeps no copy of the text, and
+-- reads it from here for snippets. A view rather than `messages` itself,
+-- so that the index and its content agree exactly (a deleted message is in
+-- neither), which FTS5's full integrity-check verifies.
+CREATE VIEW messages_text AS
+    SELECT fts_id, text FROM messages WHERE deleted = 0;
+
+-- Case- and accent-insensitive words ('remove_diacritics 2' folds every
+-- accent, also those Unicode composes differently); letters, digits and
+-- private-use characters are word characters, everything else separates.
+CREATE VIRTUAL TABLE messages_fts USING fts5 (
+    text,
+    content = 'messages_text',
+    content_rowid = 'fts_id',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+
+-- Kept in step by triggers rather than by the store's statements, so
+-- nothing that changes a message (the store, a migration, a hand edit in
+-- a sqlite3 shell) can leave the index behind. An external content
+-- index's 'delete' needs the old text exactly as it was indexed: the
+-- update trigger has it as `old.text`.
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages
+WHEN new.deleted = 0 BEGIN
+    INSERT INTO messages_fts (rowid, text) VALUES (new.fts_id, new.text);
+END;
+
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF text, deleted, fts_id ON messages
+BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text)
+        SELECT 'delete', old.fts_id, old.text WHERE old.deleted = 0;
+    INSERT INTO messages_fts (rowid, text)
+        SELECT new.fts_id, new.text WHERE new.deleted = 0;
+END;
+
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
+WHEN old.deleted = 0 BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, text)
+        VALUES ('delete', old.fts_id, old.text);
+END;
+
+-- Index the messages stored before version 3.
+INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
