@@ -1407,7 +1407,9 @@ export function wireMessages() {
     const m = t.msgs.get(seq);
     const k = b.dataset.k || '';
     if (!m) return;
-    if (S.picker && k !== 'react' && !k.startsWith('emoji:')) closePicker(false);
+    // Another action closes the picker (not its own buttons: Enter in its
+    // field clicks Add before the form's submit).
+    if (S.picker && k !== 'react' && k !== 'other-add' && !k.startsWith('emoji:')) closePicker(false);
     if (k === 'quote') {
       jumpTo(t, Number(b.dataset.target));
     } else if (k.startsWith('chip:')) {

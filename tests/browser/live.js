@@ -96,11 +96,21 @@ const msgSel = (seq) => `#messages .msg[data-seq="${seq}"]`;
  * then click; a phone: a long press (touch), then tap.
  */
 async function tool(P, seq, k) {
-  const m = P.locator(msgSel(seq));
-  await m.scrollIntoViewIfNeeded();
-  if (await P.evaluate(() => matchMedia('(hover: hover) and (pointer: fine)').matches)) await m.hover();
-  else await longPress(P, seq);
-  await P.locator(`${msgSel(seq)} .tool[data-k="${k}"]`).click();
+  // A message is drawn again when a change reaches it: if that happens
+  // under the pointer, try again on the new one.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const m = P.locator(msgSel(seq));
+      await m.scrollIntoViewIfNeeded();
+      if (await P.evaluate(() => matchMedia('(hover: hover) and (pointer: fine)').matches)) await m.hover();
+      else await longPress(P, seq);
+      await P.locator(`${msgSel(seq)} .tool[data-k="${k}"]`).click({ timeout: 3_000 });
+      return;
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      await h.sleep(200);
+    }
+  }
 }
 
 /** A touch long press on a message (Chrome DevTools' touch events). */
