@@ -19,6 +19,47 @@ setup();
 
 // ----------------------------------------------------------------- reply
 
+test('R0. room.js: changes are seen seqs (a catch-up asks after them) and apply to the messages held', { timeout: 60_000 }, async () => {
+  const P = await newPage('unit');
+  await h.gotoPage(P, env.server.base + '/');
+  const out = await P.evaluate(async () => {
+    const r = await import('/room.js');
+    const room = r.newRoom();
+    const msg = (seq, text, extra = {}) => ({ type: 'message', room: 'x', seq, from: 'bob', ts: 1, text, ...extra });
+    const plan = (list) => r.merge(room, list).map((s) => [s.msg.seq, s.where, s.changed || null]);
+    const a = plan([msg(10, 'ten'), msg(11, 'eleven', { reply_to: { seq: 10, from: 'bob', text: 'ten' } })]);
+    // A catch-up: a change to a message held, a new message, a change to one not held.
+    const b = plan([
+      { type: 'edit', room: 'x', seq: 12, target: 10, from: 'bob', text: 'TEN', ts: 5 },
+      { type: 'react', room: 'x', seq: 13, target: 11, from: 'ann', emoji: '👍', on: true, ts: 6 },
+      msg(14, 'fourteen'),
+      { type: 'react', room: 'x', seq: 15, target: 3, from: 'ann', emoji: '👍', on: true, ts: 7 },
+    ]);
+    const since = r.rejoinSince(room);
+    const again = plan([{ type: 'edit', room: 'x', seq: 12, target: 10, from: 'bob', text: 'TEN', ts: 5 }]);
+    const c = plan([{ type: 'delete', room: 'x', seq: 16, target: 10, by: 'bob', ts: 8 }]);
+    const d = plan([{ type: 'react', room: 'x', seq: 17, target: 11, from: 'ann', emoji: '👍', on: false, ts: 9 }]);
+    return {
+      a, b, since, again, c, d,
+      ten: room.msgs.get(10),
+      eleven: room.msgs.get(11),
+      range: [room.minSeq, room.maxSeq],
+      older: r.olderBefore(room),
+    };
+  });
+  assert.deepEqual(out.a, [[10, 'end', null], [11, 'end', null]]);
+  assert.deepEqual(out.b, [[12, 'amend', [10]], [13, 'amend', [11]], [14, 'end', null], [15, 'amend', []]]);
+  assert.equal(out.since, 15, 'a catch-up asks after the newest change too');
+  assert.deepEqual(out.again, [[12, null, null]], 'a change seen twice is applied once');
+  assert.deepEqual(out.c, [[16, 'amend', [10, 11]]], 'a delete changes the message and the replies quoting it');
+  assert.deepEqual(out.d, [[17, 'amend', [11]]]);
+  assert.deepEqual(out.ten, { type: 'message', room: 'x', seq: 10, from: 'bob', ts: 1, deleted: true });
+  assert.deepEqual(out.eleven.reply_to, { seq: 10, from: 'bob' }, 'the quote of a deleted message has no text');
+  assert.deepEqual(out.eleven.reactions, {}, 'a reaction taken back is gone');
+  assert.deepEqual(out.range, [10, 17]);
+  assert.equal(out.older, 10, 'older pages still page before the oldest message');
+});
+
 test('R1. reply: "Replying to X ✕", the quote above the reply, a click on it jumps to the original, loading older history', { timeout: 90_000 }, async () => {
   const { A, B, a, b, code } = await pair(' R1');
   await h.say(B, 'which train do we take?');
