@@ -415,12 +415,19 @@ fn search_figures(path: &str, n: u64, runs: usize) {
 
 fn main() {
     let measuring = std::env::args().any(|a| a == "--bench");
+    // `cargo bench --bench store -- search` runs part (f) only.
+    let search_only = std::env::args().any(|a| a == "search");
     let budget = Duration::from_millis(if measuring { 2000 } else { 20 });
 
     let dir =
         TempDir(std::env::temp_dir().join(format!("natter-bench-store-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).unwrap();
     let path = |name: &str| dir.0.join(name).to_str().unwrap().to_owned();
+    if search_only && measuring {
+        let kept = concat!(env!("CARGO_TARGET_TMPDIR"), "/search-1m.db");
+        search_figures(kept, 1_000_000, 21);
+        return;
+    }
 
     let mut grouped = SqliteStore::open(&path("grouped.db"), || "bench".into()).unwrap();
     let a = rate(&mut grouped, 100, budget);

@@ -22,7 +22,7 @@ pub const MAX_QUERY: usize = 500;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Query {
     /// Words that must all match, as typed; the last also matches as a
-    /// prefix (when there is no phrase after it).
+    /// prefix, from two letters on.
     pub words: Vec<String>,
     /// Phrases that must match as they are, as typed.
     pub phrases: Vec<String>,

@@ -843,6 +843,9 @@ pub(crate) fn search_basics(s: &mut dyn Store) {
     assert_eq!(found(s, &[&r], "deploy friday"), [2, 1]);
     assert_eq!(found(s, &[&r], "FRIDAY dep"), [3, 2, 1]);
     assert_eq!(found(s, &[&r], "dep friday"), Vec::<u64>::new());
+    // A last word of one letter is a word, not a prefix.
+    assert_eq!(found(s, &[&r], "friday d"), Vec::<u64>::new());
+    assert_eq!(found(s, &[&r], "friday de"), [3, 2, 1]);
     // Phrases match as they are.
     assert_eq!(found(s, &[&r], "\"deploy on friday\""), [2, 1]);
     assert_eq!(found(s, &[&r], "\"on deploy\""), Vec::<u64>::new());

@@ -81,7 +81,7 @@ pub trait Store {
     fn find(&mut self, room: &RoomName, what: &FindWhat) -> Result<Vec<Rc<Message>>, StoreError>;
     /// A search (PROTOCOL-2 section 4): messages not deleted in
     /// `op.rooms` matching `op.query` (every word, the last also as a
-    /// prefix; every phrase; `from` by nick), ignoring case and accents,
+    /// prefix if it has two letters or more; every phrase; `from` by nick), ignoring case and accents,
     /// newest first, at most `op.limit`, older than `op.before`, each with
     /// a snippet and the hits marked in it. No query is a syntax error.
     fn search(&mut self, op: &SearchOp) -> Result<Vec<Hit>, StoreError>;

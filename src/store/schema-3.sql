@@ -113,8 +113,21 @@ CREATE VIRTUAL TABLE messages_fts USING fts5 (
     text,
     content = 'messages_text',
     content_rowid = 'fts_id',
-    tokenize = 'unicode61 remove_diacritics 2'
+    tokenize = 'unicode61 remove_diacritics 2',
+    -- The last word of a query also matches as a prefix. Without these
+    -- indexes FTS5 merges the postings of every word with that prefix
+    -- before it can return the first hit: 35-160 ms for `the*` or `t*` in a
+    -- million messages. With an index per prefix length of 2 to 4
+    -- characters the prefix is one list, walked newest first and stopped
+    -- at `limit`, like a word (docs/BENCHMARKS.md, "Search").
+    prefix = '2 3 4'
 );
+
+-- The index's words, in order: a query's last word, also a prefix, is
+-- spelled out into the words that start with it (`deploy` into `deploy`,
+-- `deployed`, `deployment`), which FTS5 walks newest first and stops at
+-- `limit`; a prefix query would first merge every one of their postings.
+CREATE VIRTUAL TABLE messages_vocab USING fts5vocab (messages_fts, 'row');
 
 -- Kept in step by triggers rather than by the store's statements, so
 -- nothing that changes a message (the store, a migration, a hand edit in

@@ -61,7 +61,7 @@ use rusqlite::hooks::Wal;
 use rusqlite::wal::CheckpointMode;
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use super::text::{fit, has_word_char, head, unmark, ELLIPSIS};
+use super::text::{self, fit, has_word_char, head, unmark, ELLIPSIS};
 use super::{Store, StoreError};
 use crate::hub::command::Page;
 use crate::hub::event::{Amend, AmendKind, Hit, ImageRef, Message, Reaction, Reactor, ReplyTo};
@@ -599,7 +599,8 @@ impl Store for SqliteStore {
         };
         let limit = i64::try_from(op.limit).unwrap_or(i64::MAX);
         let from = op.query.from.as_deref().map(key);
-        let mut hits = match fts_expression(&op.query) {
+        let spelled = self.prefix_terms(&op.query)?;
+        let mut hits = match fts_expression(&op.query, spelled.as_deref()) {
             Some(expr) => {
                 self.search_index(op, &expr, from.as_deref(), seq_below, ts_below, limit)?
             }
@@ -757,6 +758,38 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// The index's words that a query's last word, as a prefix, stands
+    /// for, when that word is longer than the prefix indexes and natter
+    /// can spell it as the index does (`text::index_term`); `None` leaves
+    /// the prefix to FTS5 (short words have a prefix index; other scripts,
+    /// and words with more than [`PREFIX_TERMS`] continuations).
+    ///
+    /// FTS5 answers `"deploy" *` by merging the postings of every word that
+    /// starts with `deploy` before the first hit comes out: for a word in
+    /// most messages, tens of milliseconds of the loop. `("deploy" OR
+    /// "deployed" OR ...)` is walked newest first and stopped at `limit`,
+    /// like one word (docs/BENCHMARKS.md, "Search").
+    fn prefix_terms(&self, q: &Query) -> Result<Option<Vec<String>>, StoreError> {
+        let Some(last) = q.words.iter().rev().find(|w| has_word_char(w)) else {
+            return Ok(None);
+        };
+        let Some(term) = text::index_term(last).filter(|t| t.len() > PREFIX_INDEXED) else {
+            return Ok(None);
+        };
+        let mut stmt = self
+            .conn
+            .prepare_cached(PREFIX_VOCAB)
+            .map_err(fail("search"))?;
+        let upper = format!("{term}\u{10FFFF}");
+        let limit = i64::try_from(PREFIX_TERMS + 1).unwrap_or(i64::MAX);
+        let terms = stmt
+            .query_map(params![term, upper, limit], |r| r.get::<_, String>(0))
+            .map_err(fail("search"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(fail("search"))?;
+        Ok((terms.len() <= PREFIX_TERMS).then_some(terms))
+    }
+
     /// A search with words: the index walked newest first (its rowid
     /// descending, which FTS5 can do without sorting), each hit joined to
     /// its message and filtered; SQLite stops at `limit` hits. The index is
@@ -904,7 +937,7 @@ const SNIPPET_TOKENS: usize = 32;
 /// become spaces, as the tokenizer would treat them anyway. A term with no
 /// letter or digit is dropped (it would be an empty phrase). `None`: no
 /// text condition is left.
-fn fts_expression(q: &Query) -> Option<String> {
+fn fts_expression(q: &Query, last_terms: Option<&[String]>) -> Option<String> {
     let quote = |t: &str| {
         let mut out = String::with_capacity(t.len() + 2);
         out.push('"');
@@ -924,8 +957,26 @@ fn fts_expression(q: &Query) -> Option<String> {
         .enumerate()
         .map(|(i, w)| {
             let mut t = quote(w);
-            if i + 1 == words.len() {
-                t.push_str(" *");
+            if i + 1 < words.len() {
+                return t;
+            }
+            // The last word is also a prefix, from two letters on: `t*`
+            // would be every word starting with t, a list as long as the
+            // index (the schema's prefix indexes start at two).
+            match last_terms {
+                // Spelled out (`prefix_terms`): any of the index's words
+                // that start with it, or none at all.
+                Some([]) => {}
+                Some(terms) => {
+                    let any: Vec<String> = terms.iter().map(|t| quote(t)).collect();
+                    t = format!("({})", any.join(" OR "));
+                }
+                None => {
+                    let letters = w.chars().filter(|c| c.is_alphanumeric()).count();
+                    if letters >= 2 {
+                        t.push_str(" *");
+                    }
+                }
             }
             t
         })
@@ -936,8 +987,19 @@ fn fts_expression(q: &Query) -> Option<String> {
             .filter(|p| has_word_char(p))
             .map(|p| quote(p)),
     );
-    (!terms.is_empty()).then(|| terms.join(" "))
+    (!terms.is_empty()).then(|| terms.join(" AND "))
 }
+
+/// The index's words from `?1` up to `?2` (a range: all that start with
+/// `?1`), at most `?3`.
+const PREFIX_VOCAB: &str = "SELECT term FROM messages_vocab WHERE term >= ?1 AND term < ?2 \
+                            ORDER BY term LIMIT ?3";
+
+/// Longest prefix the schema has a prefix index for (`prefix = '2 3 4'`).
+const PREFIX_INDEXED: usize = 4;
+/// Most words a longer last word is spelled out into; past that the
+/// prefix is left to FTS5.
+const PREFIX_TERMS: usize = 64;
 
 /// A message from a row of [`message_columns`] (the first 16 columns).
 fn read_message(room: &RoomName, r: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {

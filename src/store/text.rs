@@ -110,6 +110,18 @@ fn fold(c: char) -> impl Iterator<Item = char> {
     })
 }
 
+/// The search index's own spelling of `word`, if natter can be sure of it:
+/// one token of ASCII letters and digits or of the accented Latin letters
+/// [`fold`] knows, lowercased and with its accents removed, as SQLite's
+/// `unicode61 remove_diacritics 2` tokenizer spells it. `None` for anything
+/// else (another script, a word the tokenizer would split): the caller then
+/// leaves the word to FTS5.
+pub(crate) fn index_term(word: &str) -> Option<String> {
+    let folded: String = word.chars().flat_map(fold).collect();
+    let simple = !folded.is_empty() && folded.bytes().all(|b| b.is_ascii_alphanumeric());
+    simple.then_some(folded)
+}
+
 /// A text's words, folded, each with its `[from, to)` code-point span.
 fn words(text: &str) -> Vec<(String, usize, usize)> {
     let mut out = Vec::new();
@@ -132,7 +144,7 @@ fn words(text: &str) -> Vec<(String, usize, usize)> {
 }
 
 /// `MemStore`'s matcher: whether `text` has every word of `query` (the
-/// last one also as a prefix) and every phrase, each as consecutive words,
+/// last one also as a prefix, from two letters on) and every phrase, each as consecutive words,
 /// ignoring case and common accents; `Some` with the hits' spans (every
 /// occurrence of every term, merged) if so. A query with no usable term
 /// matches everything (`from:` alone); the caller decides what that means.
@@ -142,7 +154,11 @@ pub(crate) fn mem_match(query: &Query, text: &str) -> Option<Vec<(usize, usize)>
     let mut terms: Vec<(Vec<String>, bool)> = kept
         .iter()
         .enumerate()
-        .map(|(i, w)| (term_words(w), i + 1 == kept.len()))
+        .map(|(i, w)| {
+            // As in the SQLite store: a prefix from two letters on.
+            let letters = w.chars().filter(|c| c.is_alphanumeric()).count();
+            (term_words(w), i + 1 == kept.len() && letters >= 2)
+        })
         .collect();
     terms.extend(
         query
@@ -217,6 +233,15 @@ mod tests {
         let (s, marks) = fit(text, vec![(245, 250)]);
         assert!(s.starts_with(ELLIPSIS) && !s.ends_with(ELLIPSIS));
         assert_eq!(marks, [(196, 201)]);
+    }
+
+    #[test]
+    fn index_terms_are_folded_or_left_to_the_index() {
+        assert_eq!(index_term("Déploy").as_deref(), Some("deploy"));
+        assert_eq!(index_term("FRIDAY2").as_deref(), Some("friday2"));
+        for other in ["don't", "naïve-ish", "日本", "Ωmega", ""] {
+            assert_eq!(index_term(other), None, "{other:?}");
+        }
     }
 
     #[test]
