@@ -31,12 +31,13 @@ import { ROOM_RE, cleanRoom } from './util.js';
 import { handle, onDropped, joinRoom } from './chat.js';
 import {
   refreshState, markRead, renderTyping, renderMembers, renderRoomBar, renderNotify, fetchRooms,
-  showPrompt, wireView, renderAccount, renderRoomNotice,
+  showPrompt, wireView, wireMessages, renderAccount, renderRoomNotice,
 } from './view.js';
 import { wireComposer } from './composer.js';
 import { wireImages } from './images.js';
 import { wireLanding } from './landing.js';
 import { wireRoomBar } from './roombar.js';
+
 
 // The room a share link names (/#ROOM), or ''.
 function hashRoom() {
@@ -131,6 +132,7 @@ function start() {
   wireComposer();
   wireLanding();
   wireRoomBar();
+  wireMessages();
   wirePage();
 
   try {

@@ -17,6 +17,10 @@
 //           the account requests (acct:token: a login with the stored token)
 //   su:NAME the nick asked for before signing up under it
 //   mod:ROOM:ACTION  a moderation request; bans:ROOM the ban list
+//   ed:ROOM:SEQ, del:ROOM:SEQ, re:ROOM:SEQ  an edit, a delete, a reaction
+//   sr:ROOM, srm:ROOM  a search, and its next page
+//   hj:ROOM, hp:ROOM   older pages loaded to reach a message (a jump), and
+//           the one message asked for when it should be held and is not
 
 import { S, client, store, saveState } from './state.js';
 import { ui } from './dom.js';
@@ -31,10 +35,12 @@ import {
   showLandingError, clearLandingError, renderOpenRooms, resetPromptButton, showPromptError,
   isAtBottom, scrollToBottom, resetRoom, mergeRoom, firstPending, resolveOutbox, noteIncoming,
   renderMessage, systemLine, markFailed, renderMembers, renderTyping, renderRoomBar, maybeFill,
-  listOf, endRoom, endedTab, reviveRoom, renderAccount, renderRoomNotice, tell, fmtClock,
+  listOf, endRoom, endedTab, reviveRoom, renderAccount, renderRoomNotice, tell, fmtClock, rerender, jumpArrived, jumpError,
 } from './view.js';
 import { accountShown, accountDone, accountError } from './landing.js';
-import { settingsShownFor, renderSettings, renderBans, settingsError, settingsDone } from './roombar.js';
+import {
+  settingsShownFor, renderSettings, renderBans, settingsError, settingsDone, onSearch, searchError,
+} from './roombar.js';
 
 // --------------------------------------------------------------- dispatch
 
@@ -55,6 +61,10 @@ export function handle(m) {
     case 'account': return onAccount(m);
     case 'mod': return onMod(m);
     case 'bans': return onBans(m);
+    case 'edit':
+    case 'delete':
+    case 'react': return onAmend(m);
+    case 'search': return onSearch(m);
     default: return undefined;
   }
 }
@@ -377,6 +387,14 @@ function onMessage(m) {
   if (own && r === S.active) scrollToBottom();
 }
 
+// A change to a message (`edit`, `delete`, `react`), live or the answer
+// to our own request: applied in place (room.js's merge, view.js).
+function onAmend(m) {
+  const r = typeof m.room === 'string' ? S.rooms.get(m.room) : null;
+  if (!r || typeof m.seq !== 'number') return;
+  mergeRoom(r, [m], false);
+}
+
 const LEAVE_REASONS = {
   leave: '',
   quit: 'quit',
@@ -468,6 +486,15 @@ function onHistory(m) {
     olderArrived(r, msgs.length);
     renderRoomBar();
     requestAnimationFrame(maybeFill);
+    jumpArrived(r);
+  } else if (ref.startsWith('hj:')) {
+    mergeRoom(r, msgs, false);
+    olderArrived(r, msgs.length, CATCH_UP_PAGE);
+    renderRoomBar();
+    jumpArrived(r);
+  } else if (ref.startsWith('hp:')) {
+    mergeRoom(r, msgs, false);
+    jumpArrived(r);
   } else if (ref.startsWith('ha:')) {
     mergeRoom(r, msgs, false);
     const after = continueCatchUp(r, msgs);
@@ -597,9 +624,28 @@ function onError(m) {
     }
     return;
   }
-  if (ref.startsWith('hb:')) {
+  if (ref.startsWith('hb:') || ref.startsWith('hj:') || ref.startsWith('hp:')) {
     const r = S.rooms.get(ref.slice(3));
-    if (r) r.loadingOlder = false;
+    if (r) {
+      r.loadingOlder = false;
+      if (!ref.startsWith('hb:')) jumpError(r);
+    }
+  }
+  // An edit, a delete or a reaction refused: said in its room.
+  const change = /^(ed|del|re):([^:]+):(\d+)$/.exec(ref);
+  if (change) {
+    const r = S.rooms.get(change[2]);
+    const what = { ed: 'Could not edit that message: ', del: 'Could not delete that message: ', re: 'Could not react: ' }[change[1]];
+    const said = errorText(m, 'message');
+    if (r) {
+      rerender(r, [Number(change[3])]); // no longer "saving"
+      systemLine(r, what + said, 'error');
+    } else tell(what + said);
+    return;
+  }
+  if (ref.startsWith('sr:') || ref.startsWith('srm:')) {
+    searchError(ref, m);
+    return;
   }
   if (ref.startsWith('rj:')) {
     const r = S.rooms.get(ref.slice(3));

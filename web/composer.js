@@ -2,11 +2,15 @@
 // Shift+Enter as its own message), a line starting with '/' is a command
 // (the line protocol's: /nick, /join, /msg, /me, ...; '//' sends a literal
 // '/'), and typing in a room tells the others, at most once a second.
+// While replying, the first message sent carries `reply_to`; while editing
+// (below), Enter saves the edit; Up-arrow in an empty box edits your
+// last message, Escape cancels an edit or a reply.
 
 import { S, client, currentRoom } from './state.js';
-import { ui } from './dom.js';
-import { ROOM_RE, byteLength, cleanRoom, fmtSize, newCid } from './util.js';
-import { activate, dmTab, removeTab, systemLine, enqueue, clearPreview, autosize, clearInput } from './view.js';
+import { ui, el } from './dom.js';
+import { ROOM_RE, byteLength, cleanRoom, fmtSize, newCid, sameNick } from './util.js';
+import { quoteOf, lastOwn } from './room.js';
+import { activate, dmTab, removeTab, systemLine, enqueue, clearPreview, autosize, clearInput, msgNode } from './view.js';
 import { changeNick, joinRoom, createRoom, quit, logout, sendMod } from './chat.js';
 import { sendPreview } from './images.js';
 import { openAccount } from './landing.js';
@@ -32,7 +36,13 @@ function sendText(text, action) {
   if (t.kind === 'room') {
     const payload = { type: 'say', room: t.name, text, cid, ref: cid };
     if (action) payload.action = true;
-    enqueue(payload, t, { from: S.nick, text, action, ts: Date.now() });
+    const shown = { from: S.nick, text, action, ts: Date.now() };
+    const reply = takeReply(t);
+    if (reply) {
+      payload.reply_to = reply.seq;
+      shown.reply_to = reply;
+    }
+    enqueue(payload, t, shown);
   } else {
     if (action) {
       systemLine(t, '/me works in rooms only.', 'error');
@@ -60,6 +70,10 @@ function sendDm(to, text) {
 function submit() {
   if (S.preview) {
     sendPreview();
+    return;
+  }
+  if (S.active && S.active.compose && S.active.compose.mode === 'edit') {
+    sendEdit(ui.input.value);
     return;
   }
   // The server turns control characters (newlines too) into U+FFFD, so
@@ -260,6 +274,135 @@ function modCommand(t, cmd, rest, usage) {
   }
 }
 
+// ---------------------------------------------------- replying and editing
+//
+// A reply and an edit happen in the message box: a bar above it says
+// "Replying to X" or "Editing your message", with ✕ (or Escape) to cancel;
+// Up-arrow in an empty box edits your last message. Each tab keeps its own
+// (`compose`); an edit is cancelled when you switch tabs, since the box is
+// shared. Nothing changes on the page until the server's `edit` event
+// comes back (room.js applies it, view.js redraws the message).
+
+export function startReply(t, m) {
+  if (!t || t.kind !== 'room' || !m || m.deleted) return;
+  if (t.compose && t.compose.mode === 'edit') cancelCompose(false);
+  const text = typeof m.text === 'string' && m.text ? m.text : m.image ? '[image]' : '';
+  t.compose = { mode: 'reply', seq: m.seq, from: m.from, text: quoteOf(text) };
+  renderComposeBar();
+  ui.input.focus();
+}
+
+export function startEdit(t, m) {
+  if (!t || t.kind !== 'room' || !m || m.deleted || !sameNick(m.from, S.nick)) return;
+  const draft = t.compose && t.compose.mode === 'edit' ? t.compose.draft : ui.input.value;
+  t.compose = { mode: 'edit', seq: m.seq, draft, reply: t.compose && t.compose.mode === 'reply' ? t.compose : null };
+  ui.input.value = typeof m.text === 'string' ? m.text : '';
+  autosize();
+  renderComposeBar();
+  ui.input.focus();
+  const end = ui.input.value.length;
+  ui.input.setSelectionRange(end, end);
+}
+
+// Up-arrow in an empty box: edit your last message in the active room.
+// Whether there was one to edit.
+export function editLast() {
+  const t = S.active;
+  if (!t || t.kind !== 'room' || t.gone) return false;
+  const m = lastOwn(t, S.nick);
+  if (!m) return false;
+  startEdit(t, m);
+  return true;
+}
+
+// ✕ or Escape: no more reply or edit. An edit gives the box back what was
+// typed before it started.
+export function cancelCompose(focus = true) {
+  const t = S.active;
+  if (!t || !t.compose) return false;
+  const c = t.compose;
+  t.compose = null;
+  if (c.mode === 'edit') {
+    ui.input.value = c.draft || '';
+    autosize();
+    if (c.reply) t.compose = c.reply;
+  }
+  renderComposeBar();
+  if (focus) ui.input.focus();
+  return true;
+}
+
+// A tab is left: an edit in the shared box does not follow to another tab.
+export function leaveTab(t) {
+  if (t && t === S.active && t.compose && t.compose.mode === 'edit') cancelCompose(false);
+}
+
+// Enter while editing (composer.js): sends the edit. Whether the box may
+// be cleared.
+export function sendEdit(raw) {
+  const t = S.active;
+  const c = t && t.compose;
+  if (!c || c.mode !== 'edit') return false;
+  // The server turns newlines into U+FFFD: an edit is one line.
+  const text = raw.split(/\r?\n/).map((l) => l.trim()).filter(Boolean).join(' ');
+  const m = t.msgs.get(c.seq);
+  if (!text) {
+    systemLine(t, 'An edit cannot be empty: delete the message instead.', 'error');
+    return false;
+  }
+  if (byteLength(text) > S.limits.max_message) {
+    systemLine(t, 'That message is ' + byteLength(text) + ' bytes; at most ' + S.limits.max_message + ' can be sent.', 'error');
+    return false;
+  }
+  if (!m || m.deleted) {
+    systemLine(t, 'That message is not there any more.', 'error');
+    cancelCompose();
+    return false;
+  }
+  if (text !== m.text) {
+    client.request({ type: 'edit', room: t.name, seq: c.seq, text, ref: 'ed:' + t.name + ':' + c.seq });
+    const n = msgNode(c.seq);
+    if (n) n.classList.add('saving');
+  }
+  cancelCompose();
+  return true;
+}
+
+// The reply to attach to a message about to be sent (and forgotten: one
+// message answers it). null when not replying.
+export function takeReply(t) {
+  const c = t && t.compose;
+  if (!c || c.mode !== 'reply') return null;
+  t.compose = null;
+  renderComposeBar();
+  return { seq: c.seq, from: c.from, text: c.text };
+}
+
+// The bar above the message box.
+export function renderComposeBar() {
+  const t = S.active;
+  const c = t && t.kind === 'room' && !t.gone ? t.compose : null;
+  ui.composeCtx.hidden = !c;
+  ui.composer.classList.toggle('editing', !!c && c.mode === 'edit');
+  ui.composeCtxText.textContent = '';
+  if (!c) {
+    ui.input.removeAttribute('aria-label');
+    return;
+  }
+  if (c.mode === 'reply') {
+    ui.composeCtxText.append('Replying to ', el('strong', 'who', c.from));
+    if (c.text) ui.composeCtxText.append(el('span', 'ctx-quote', c.text));
+    ui.composeCtxCancel.setAttribute('aria-label', 'Cancel the reply');
+    ui.composeCtxCancel.title = 'Cancel the reply (Escape)';
+    ui.input.setAttribute('aria-label', 'Reply to ' + c.from);
+  } else {
+    ui.composeCtxText.append(el('strong', null, 'Editing'), ' your message: Enter saves, Escape cancels');
+    ui.composeCtxCancel.setAttribute('aria-label', 'Cancel editing');
+    ui.composeCtxCancel.title = 'Cancel editing (Escape)';
+    ui.input.setAttribute('aria-label', 'Edit your message');
+  }
+}
+
 export function wireComposer() {
   ui.input.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
@@ -267,6 +410,11 @@ export function wireComposer() {
       submit();
     } else if (e.key === 'Escape' && S.preview) {
       clearPreview();
+    } else if (e.key === 'Escape') {
+      if (cancelCompose()) e.preventDefault();
+    } else if (e.key === 'ArrowUp' && !ui.input.value && !S.preview && !e.shiftKey && !e.altKey &&
+        !e.ctrlKey && !e.metaKey && !e.isComposing) {
+      if (editLast()) e.preventDefault();
     }
   });
 
@@ -275,6 +423,7 @@ export function wireComposer() {
     const t = S.active;
     const v = ui.input.value;
     if (!t || t.kind !== 'room' || !v.trim() || (v.startsWith('/') && !v.startsWith('//'))) return;
+    if (t.compose && t.compose.mode === 'edit') return;
     const now = Date.now();
     if (now - S.lastTyping >= TYPING_SEND_MS && client.ready()) {
       S.lastTyping = now;
@@ -287,4 +436,6 @@ export function wireComposer() {
     submit();
     ui.input.focus();
   });
+
+  ui.composeCtxCancel.addEventListener('click', () => cancelCompose());
 }

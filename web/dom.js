@@ -42,6 +42,13 @@ export const ui = {
   banList: $('ban-list'), noBans: $('no-bans'),
   reasonDialog: $('reason-dialog'), reasonForm: $('reason-form'), reasonTitle: $('reason-title'),
   reasonHint: $('reason-hint'), reasonInput: $('reason-input'), reasonCancel: $('reason-cancel'), reasonOk: $('reason-ok'),
+  // messages that live: replies and edits (composer.js), message actions (view.js), search (roombar.js)
+  composeCtx: $('compose-ctx'), composeCtxText: $('compose-ctx-text'), composeCtxCancel: $('compose-ctx-cancel'),
+  deleteDialog: $('delete-dialog'), deleteForm: $('delete-form'), deleteHint: $('delete-hint'),
+  deleteQuote: $('delete-quote'), deleteCancel: $('delete-cancel'),
+  searchForm: $('search-form'), searchInput: $('search-input'), searchPanel: $('search-panel'),
+  searchSummary: $('search-summary'), searchClose: $('search-close'), searchResults: $('search-results'),
+  searchMore: $('search-more'),
 };
 
 export function el(tag, cls, text) {
@@ -60,7 +67,9 @@ export function timeEl(ts) {
 }
 
 // Text with http(s) links made clickable; everything else is a text node.
-export function appendText(parent, text) {
+// opts.mentions (nicks) and opts.me: an `@nick` of one of them is wrapped
+// in a span.at (span.at.me for you), still as text.
+export function appendText(parent, text, opts) {
   const s = String(text == null ? '' : text);
   const re = /\bhttps?:\/\/[^\s<>"']+/gi;
   let last = 0;
@@ -77,7 +86,7 @@ export function appendText(parent, text) {
       ok = false;
     }
     if (!ok || !url) continue;
-    if (m.index > last) parent.appendChild(document.createTextNode(s.slice(last, m.index)));
+    if (m.index > last) appendPlain(parent, s.slice(last, m.index), opts);
     const a = el('a', null, url);
     a.href = url;
     a.target = '_blank';
@@ -85,6 +94,27 @@ export function appendText(parent, text) {
     parent.appendChild(a);
     last = m.index + url.length;
     re.lastIndex = last;
+  }
+  if (last < s.length) appendPlain(parent, s.slice(last), opts);
+}
+
+function appendPlain(parent, s, opts) {
+  const names = opts ? (opts.mentions || []).concat(opts.me ? [opts.me] : []).map((n) => String(n).toLowerCase()) : [];
+  if (!names.length || s.indexOf('@') < 0) {
+    parent.appendChild(document.createTextNode(s));
+    return;
+  }
+  const re = /(^|[^A-Za-z0-9_-])@([A-Za-z][A-Za-z0-9_-]{0,23})(?![A-Za-z0-9_-])/g;
+  let last = 0;
+  let m;
+  while ((m = re.exec(s)) !== null) {
+    const nick = m[2].toLowerCase();
+    if (!names.includes(nick)) continue;
+    const at = m.index + m[1].length;
+    if (at > last) parent.appendChild(document.createTextNode(s.slice(last, at)));
+    const me = !!opts.me && nick === String(opts.me).toLowerCase();
+    parent.appendChild(el('span', me ? 'at me' : 'at', s.slice(at, at + 1 + m[2].length)));
+    last = at + 1 + m[2].length;
   }
   if (last < s.length) parent.appendChild(document.createTextNode(s.slice(last)));
 }

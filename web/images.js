@@ -7,6 +7,7 @@ import { S } from './state.js';
 import { ui } from './dom.js';
 import { IMAGE_TYPES, byteLength, fmtSize, newCid } from './util.js';
 import { systemLine, enqueue, clearPreview, clearInput } from './view.js';
+import { takeReply } from './composer.js';
 
 function startPreview(file) {
   const t = S.active;
@@ -76,7 +77,13 @@ export async function sendPreview() {
   const cid = newCid();
   const payload = { type: 'image', room: t.name, data, cid, ref: cid };
   if (caption) payload.text = caption;
-  enqueue(payload, t, { from: S.nick, text: caption ? '[image] ' + caption : '[sending an image…]', ts: Date.now() });
+  const shown = { from: S.nick, text: caption ? '[image] ' + caption : '[sending an image…]', ts: Date.now() };
+  const reply = takeReply(t);
+  if (reply) {
+    payload.reply_to = reply.seq;
+    shown.reply_to = reply;
+  }
+  enqueue(payload, t, shown);
 }
 
 export function wireImages() {

@@ -9,6 +9,14 @@
 // in any order: merge() keeps each seq once and says where each new one goes
 // in the list (view.js does the DOM part).
 //
+// Messages live (issue 16): each entry of a room's history has a seq, the
+// messages and the changes to them (`edit`, `delete`, `react`, each with
+// its own seq and a `target`). merge() takes both: a change is held as a
+// seen seq (so a catch-up asks only after it) and applied to the message it
+// targets if the page holds it (`msgs`: seq -> the message as it is now).
+// A change to a message the page does not hold is only noted: that message
+// comes "as it is now" whenever a history page brings it.
+//
 // It also keeps the room's settings and who moderates it (the topic, the
 // owner, the ops, invite-only, your own role), which members are logged in
 // (an account mark beside their names), and applies moderation events
@@ -25,7 +33,8 @@ export const TYPING_SHOW_MS = 6000; // a typing notice shows this long
 
 export function newRoom() {
   return {
-    seqs: new Set(), // every seq held
+    seqs: new Set(), // every seq held (messages and changes)
+    msgs: new Map(), // seq -> the message as it is now (edited, deleted, reacted to)
     minSeq: 0, // the lowest held (0: none)
     maxSeq: 0, // the highest held
     lastSeq: 0, // the highest the room is known to have (held or not)
@@ -52,6 +61,7 @@ export function newRoom() {
 // Forgets the messages held (the server's history was reset).
 export function forget(room) {
   room.seqs.clear();
+  room.msgs.clear();
   room.minSeq = 0;
   room.maxSeq = 0;
   room.cursor = 0;
@@ -59,33 +69,136 @@ export function forget(room) {
   room.loadingOlder = false;
 }
 
-// Takes in a batch of messages; those without a numeric seq are ignored.
-// Returns one step per message, in seq order: {msg, where}, where `where` is
+// Takes in a batch of entries (messages, and changes to them); those
+// without a numeric seq are ignored. Returns one step per entry, in seq
+// order: {msg, where}, where `where` is
 //   null       a seq already held: a duplicate, not shown again;
 //   'top'      older than all held before this batch (a page of history):
 //              these go together, in order, above everything;
 //   'end'      newer than all held so far: after the last one;
-//   'between'  a seq inside the held range, filling a hole.
+//   'between'  a seq inside the held range, filling a hole;
+//   'amend'    a change (edit, delete, react), applied: `changed` lists the
+//              seqs of the messages held that look different now (its
+//              target, and replies quoting it).
 export function merge(room, msgs) {
   const sorted = msgs.filter((x) => x && typeof x.seq === 'number').sort((a, b) => a.seq - b.seq);
   const oldMin = room.minSeq;
   const hadAny = room.seqs.size > 0;
   const steps = [];
+  let topMsg = maxMessageSeq(room);
   for (const msg of sorted) {
     if (room.seqs.has(msg.seq)) {
       steps.push({ msg, where: null });
       continue;
     }
-    let where = 'between';
-    if (hadAny && msg.seq < oldMin) where = 'top';
-    else if (!room.seqs.size || msg.seq > room.maxSeq) where = 'end';
     room.seqs.add(msg.seq);
-    if (!room.minSeq || msg.seq < room.minSeq) room.minSeq = msg.seq;
     if (msg.seq > room.maxSeq) room.maxSeq = msg.seq;
     if (msg.seq > room.lastSeq) room.lastSeq = msg.seq;
+    if (isAmend(msg)) {
+      steps.push({ msg, where: 'amend', changed: applyAmend(room, msg) });
+      continue;
+    }
+    let where = 'between';
+    if (hadAny && msg.seq < oldMin) where = 'top';
+    else if (!room.msgs.size || msg.seq > topMsg) where = 'end';
+    if (msg.seq > topMsg) topMsg = msg.seq;
+    if (!room.minSeq || msg.seq < room.minSeq) room.minSeq = msg.seq;
+    room.msgs.set(msg.seq, msg);
     steps.push({ msg, where });
   }
   return steps;
+}
+
+function maxMessageSeq(room) {
+  let top = 0;
+  for (const seq of room.msgs.keys()) if (seq > top) top = seq;
+  return top;
+}
+
+// ------------------------------------------------------------ changes
+
+export const AMENDS = ['edit', 'delete', 'react'];
+export const isAmend = (x) => !!x && AMENDS.includes(x.type) && typeof x.target === 'number';
+
+export const QUOTE_CHARS = 100; // a reply quotes the first 100 characters
+
+// The start of a text as a reply quotes it (code points, not UTF-16 units).
+export function quoteOf(text) {
+  const cps = Array.from(String(text || ''));
+  return cps.length > QUOTE_CHARS ? cps.slice(0, QUOTE_CHARS).join('') : cps.join('');
+}
+
+// Applies a change to the message it targets, if held. Returns the seqs of
+// the messages held that changed (the target, and replies quoting it).
+export function applyAmend(room, a) {
+  const m = room.msgs.get(a.target);
+  if (!m) return [];
+  const changed = [a.target];
+  if (a.type === 'edit') {
+    if (m.deleted) return [];
+    if (typeof a.text === 'string') m.text = a.text;
+    m.edited_ts = typeof a.ts === 'number' ? a.ts : Date.now();
+    // Replies keep quoting what was answered (the server's reply_to is
+    // taken when the reply is sent; only a delete takes the quote away).
+  } else if (a.type === 'delete') {
+    if (m.deleted) return [];
+    m.deleted = true;
+    for (const k of ['text', 'image', 'reactions', 'edited_ts', 'reply_to', 'mentions', 'action']) delete m[k];
+    changed.push(...requote(room, a.target));
+  } else if (a.type === 'react') {
+    if (m.deleted || typeof a.emoji !== 'string' || !a.emoji || typeof a.from !== 'string') return [];
+    const reactions = m.reactions && typeof m.reactions === 'object' ? m.reactions : {};
+    const who = Array.isArray(reactions[a.emoji]) ? reactions[a.emoji].filter((n) => !sameNick(n, a.from)) : [];
+    if (a.on !== false) who.push(a.from);
+    if (who.length) reactions[a.emoji] = who;
+    else delete reactions[a.emoji];
+    m.reactions = reactions;
+  }
+  return changed;
+}
+
+// Replies held that quote `seq`, deleted: their quote loses its text (they
+// keep who and where, as the server's do).
+function requote(room, seq) {
+  const out = [];
+  for (const [s, r] of room.msgs) {
+    if (!r.reply_to || r.reply_to.seq !== seq || typeof r.reply_to.text !== 'string') continue;
+    delete r.reply_to.text;
+    out.push(s);
+  }
+  return out;
+}
+
+// A message's reactions as [emoji, nicks] pairs, in the order they came.
+export function reactionList(m) {
+  const r = m && m.reactions && typeof m.reactions === 'object' ? m.reactions : null;
+  if (!r) return [];
+  return Object.keys(r)
+    .map((e) => [e, Array.isArray(r[e]) ? r[e].filter((n) => typeof n === 'string') : []])
+    .filter(([, who]) => who.length);
+}
+
+// Whether `nick` is among a message's `mentions`.
+export const mentions = (m, nick) => !!m && Array.isArray(m.mentions) && m.mentions.some((n) => sameNick(n, nick));
+
+// An emoji a user typed for a reaction: 1 to 32 bytes (UTF-8), no spaces,
+// no control characters. Returns it trimmed, or '' if it is not one.
+export function cleanEmoji(s) {
+  const e = String(s || '').trim();
+  if (!e || /[\s\u0000-\u001f\u007f-\u009f]/.test(e)) return '';
+  const bytes = new TextEncoder().encode(e).length;
+  return bytes >= 1 && bytes <= 32 ? e : '';
+}
+
+// The last message of yours held (Up-arrow edits it): the highest seq
+// from `nick` that is not deleted, or null.
+export function lastOwn(room, nick) {
+  let best = null;
+  for (const m of room.msgs.values()) {
+    if (m.deleted || !sameNick(m.from, nick)) continue;
+    if (!best || m.seq > best.seq) best = m;
+  }
+  return best;
 }
 
 export const maxSeqOf = (msgs) => msgs.reduce((a, x) => (typeof x.seq === 'number' && x.seq > a ? x.seq : a), 0);
@@ -115,7 +228,7 @@ export function continueCatchUp(room, msgs) {
 // Scrolling up: the `before` of the next older page, or 0 if there is
 // nothing older (then reachedStart is set).
 export function olderBefore(room) {
-  const before = room.seqs.size ? room.minSeq : room.lastSeq + 1;
+  const before = room.msgs.size ? room.minSeq : room.lastSeq + 1;
   if (before <= 1) {
     room.reachedStart = true;
     return 0;
@@ -125,9 +238,9 @@ export function olderBefore(room) {
 }
 
 // An older page of `count` messages arrived (and was merged).
-export function olderArrived(room, count) {
+export function olderArrived(room, count, limit = PAGE) {
   room.loadingOlder = false;
-  if (count < PAGE || room.minSeq <= 1) room.reachedStart = true;
+  if (count < limit || room.minSeq <= 1) room.reachedStart = true;
 }
 
 // ---------------------------------------------------------------- members

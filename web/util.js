@@ -89,15 +89,50 @@ const ERROR_TEXT = {
   muted: 'You are muted in this room.',
   invite_only: 'That room is invite-only: ask one of its ops to invite you.',
   rate_limited: 'Too many attempts: wait a minute, then try again.',
+  no_such_message: 'That message is not there any more (it was deleted, or is not in this room).',
+  edit_window: 'That message is too old to edit now.',
 };
 
 export function errorText(m, context = '') {
   const code = m && typeof m.code === 'string' ? m.code : '';
   const said = m && typeof m.message === 'string' ? m.message.trim() : '';
   if (code === 'not_permitted' && context === 'register') return 'Sign-up is closed on this server: ask its operator for an account.';
+  if (code === 'not_permitted' && context === 'message') return 'You may not do that to this message.';
   if (code === 'not_permitted' && context === 'mod') return 'You are not allowed to do that in this room' + (said ? ' (' + said + ').' : '.');
   // The server says until when: its words, if they say it.
   if (code === 'muted' && said) return /mute/i.test(said) ? said[0].toUpperCase() + said.slice(1) : 'You are muted: ' + said;
   if (ERROR_TEXT[code]) return ERROR_TEXT[code];
   return (said || 'something went wrong') + (code ? ' (' + code + ')' : '');
+}
+
+// ---------------------------------------------------------------- search
+
+// A search result's snippet cut at its hits: `marks` are [from, to] pairs
+// of code-point offsets (not UTF-16 units: an emoji is one code point and
+// two units). Returns [{text, mark}] in order, for the page to make text
+// nodes and <mark> elements of; the snippet is never parsed as HTML.
+// Marks out of range are clipped, overlapping ones joined.
+export function markSegments(snippet, marks) {
+  const cps = Array.from(String(snippet == null ? '' : snippet));
+  const n = cps.length;
+  const spans = (Array.isArray(marks) ? marks : [])
+    .filter((p) => Array.isArray(p) && Number.isInteger(p[0]) && Number.isInteger(p[1]))
+    .map(([a, b]) => [Math.max(0, Math.min(n, a)), Math.max(0, Math.min(n, b))])
+    .filter(([a, b]) => b > a)
+    .sort((x, y) => x[0] - y[0]);
+  const joined = [];
+  for (const [a, b] of spans) {
+    const last = joined[joined.length - 1];
+    if (last && a <= last[1]) last[1] = Math.max(last[1], b);
+    else joined.push([a, b]);
+  }
+  const out = [];
+  let at = 0;
+  for (const [a, b] of joined) {
+    if (a > at) out.push({ text: cps.slice(at, a).join(''), mark: false });
+    out.push({ text: cps.slice(a, b).join(''), mark: true });
+    at = b;
+  }
+  if (at < n || !out.length) out.push({ text: cps.slice(at).join(''), mark: false });
+  return out;
 }

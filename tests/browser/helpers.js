@@ -631,6 +631,122 @@ class LineClient {
   }
 }
 
+// ---------------------------------------------------------------- websocket client
+
+/**
+ * A raw WebSocket client of /ws speaking the JSON protocol (written here:
+ * Node 20 has no WebSocket without a flag). Every JSON message it gets is
+ * kept in `msgs`; waitFor finds one by a predicate.
+ */
+class WsClient {
+  static async connect(port, query = '') {
+    const c = new WsClient();
+    c.sock = net.connect({ host: '127.0.0.1', port });
+    c.sock.on('error', () => {});
+    await withTimeout(new Promise((r) => c.sock.once('connect', r)), 5_000, 'ws client connect');
+    const key = require('node:crypto').randomBytes(16).toString('base64');
+    c.sock.write(
+      `GET /ws${query ? '?' + query : ''} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
+        `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    let buf = Buffer.alloc(0);
+    let upgraded = false;
+    const ready = new Promise((resolve, reject) => {
+      c.sock.on('data', (d) => {
+        buf = Buffer.concat([buf, d]);
+        if (!upgraded) {
+          const end = buf.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          const head = buf.slice(0, end).toString('latin1');
+          if (!/^HTTP\/1\.1 101/.test(head)) return reject(new Error('ws upgrade refused: ' + head.split('\r\n')[0]));
+          upgraded = true;
+          buf = buf.slice(end + 4);
+          resolve();
+        }
+        buf = c.frames(buf);
+      });
+    });
+    await withTimeout(ready, 5_000, 'ws upgrade');
+    c.welcome = await c.waitFor((m) => m.type === 'welcome');
+    return c;
+  }
+  constructor() {
+    this.msgs = [];
+    this.waiters = new Set();
+  }
+  frames(buf) {
+    for (;;) {
+      if (buf.length < 2) return buf;
+      const op = buf[0] & 0x0f;
+      let len = buf[1] & 0x7f;
+      let at = 2;
+      if (len === 126) {
+        if (buf.length < 4) return buf;
+        len = buf.readUInt16BE(2);
+        at = 4;
+      } else if (len === 127) {
+        if (buf.length < 10) return buf;
+        len = Number(buf.readBigUInt64BE(2));
+        at = 10;
+      }
+      if (buf.length < at + len) return buf;
+      const payload = buf.slice(at, at + len);
+      buf = buf.slice(at + len);
+      if (op === 1) {
+        try {
+          this.msgs.push(JSON.parse(payload.toString('utf8')));
+        } catch {}
+        for (const w of [...this.waiters]) w();
+      } else if (op === 9) {
+        this.frame(10, payload);
+      }
+    }
+  }
+  frame(op, payload) {
+    const mask = require('node:crypto').randomBytes(4);
+    const n = payload.length;
+    const head = n < 126 ? Buffer.from([0x80 | op, 0x80 | n]) : Buffer.from([0x80 | op, 0x80 | 126, n >> 8, n & 255]);
+    const body = Buffer.from(payload);
+    for (let i = 0; i < n; i++) body[i] ^= mask[i % 4];
+    this.sock.write(Buffer.concat([head, mask, body]));
+  }
+  send(obj) {
+    this.frame(1, Buffer.from(JSON.stringify(obj), 'utf8'));
+  }
+  /** Waits for a message (from index `from` on) for which pred is true; returns it. */
+  waitFor(pred, timeout = T.wait, from = 0, what = 'a matching message') {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const m = this.msgs.slice(from).find(pred);
+        if (m === undefined) return false;
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        resolve(m);
+        return true;
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(new assert.AssertionError({
+          message: `ws client: no ${what} within ${timeout} ms; it got:\n${this.msgs.slice(-20).map((m) => JSON.stringify(m)).join('\n')}`,
+        }));
+      }, timeout);
+      if (!check()) this.waiters.add(check);
+    });
+  }
+  /** Sends a request with a fresh ref and waits for the answer (or error) carrying it. */
+  async ask(obj, timeout = T.wait) {
+    const ref = 'r' + uniq(8);
+    const from = this.msgs.length;
+    this.send({ ...obj, ref });
+    return this.waitFor((m) => m.ref === ref, timeout, from, `answer with ref ${ref} to ${JSON.stringify(obj).slice(0, 200)}`);
+  }
+  close() {
+    try {
+      this.sock.destroy();
+    } catch {}
+  }
+}
+
 // ---------------------------------------------------------------- proxy
 
 /**
@@ -802,5 +918,6 @@ module.exports = {
   waitSystem,
   assertNoSideways,
   LineClient,
+  WsClient,
   FlakyProxy,
 };
