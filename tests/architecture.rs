@@ -70,9 +70,9 @@ fn hub_names_no_io_crate_no_server_and_no_store() {
     );
 }
 
-/// What of the hub `store` may name: the vocabulary and the port, never
-/// the machinery.
-const STORE_MAY_NAME: &[&str] = &["command", "event", "image", "names", "port"];
+/// What of the hub `store` may name: the vocabulary (a search's `Query`
+/// among it) and the port, never the machinery.
+const STORE_MAY_NAME: &[&str] = &["command", "event", "image", "names", "port", "search"];
 
 #[test]
 fn store_names_only_the_hubs_vocabulary_and_port() {
