@@ -1259,6 +1259,9 @@ fn s8_archive(n: usize) -> PathBuf {
         }
     }
     store.append(&batch).expect("append");
+    // Messages are indexed in batches after their commit: index them all
+    // now, as a server that had them all along would have.
+    while store.index_pending(100_000).expect("index") > 0 {}
     drop(store); // the last connection's close folds the WAL in
     std::fs::rename(&building, &path).expect("rename the archive");
     println!(

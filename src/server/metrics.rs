@@ -39,6 +39,12 @@ pub(super) struct Counters {
     pub(super) loop_checkpoints: u64,
     pub(super) loop_checkpoint_us_total: u64,
     pub(super) loop_checkpoint_us_max: u64,
+    /// Batches of messages put in the search index (see `index_pending`),
+    /// the messages, and their time in microseconds.
+    pub(super) index_batches: u64,
+    pub(super) indexed: u64,
+    pub(super) index_us_total: u64,
+    pub(super) index_us_max: u64,
     /// Password jobs (Argon2id hashes and checks) done, and their time on
     /// the helper thread in microseconds.
     pub(super) password_jobs: u64,
@@ -161,7 +167,7 @@ impl Server {
             + self.paused_since.map_or(0, |t| {
                 self.now.saturating_duration_since(t).as_micros() as u64
             });
-        let counters: [(&str, &str, u64); 16] = [
+        let counters: [(&str, &str, u64); 18] = [
             (
                 "natter_messages_total",
                 "Room messages accepted.",
@@ -217,6 +223,16 @@ impl Server {
                 "natter_store_loop_checkpoints_total",
                 "SQLite WAL checkpoints the loop ran itself: the WAL had fallen far behind.",
                 c.loop_checkpoints,
+            ),
+            (
+                "natter_store_indexed_total",
+                "Messages put in the search index, in batches at the end of a turn.",
+                c.indexed,
+            ),
+            (
+                "natter_store_index_microseconds_total",
+                "Time the loop spent putting messages in the search index, in microseconds.",
+                c.index_us_total,
             ),
             (
                 "natter_password_jobs_total",
@@ -284,6 +300,9 @@ impl Server {
                       "loop_checkpoints": c.loop_checkpoints,
                       "loop_checkpoint_us_total": c.loop_checkpoint_us_total,
                       "loop_checkpoint_us_max": c.loop_checkpoint_us_max,
+                      "index_batches": c.index_batches, "indexed": c.indexed,
+                      "index_us_total": c.index_us_total, "index_us_max": c.index_us_max,
+                      "unindexed": self.store.unindexed(),
                       "wal_pages": self.store.wal_pages()},
             "helper": {"queued": self.helper.queued(), "password_jobs": c.password_jobs,
                        "password_us_total": c.password_us_total,

@@ -169,6 +169,8 @@ pub struct Server {
     wal_copied: u32,
     /// When the store was last asked whether `natter accounts` changed it.
     accounts_checked: Option<Instant>,
+    /// When messages were last put in the search index (see `persist`).
+    indexed_at: Instant,
     /// This turn's time, read once when `poll` returns (see `run`).
     now: Instant,
     /// The same moment on the wall clock, for the hub (message times,
@@ -295,6 +297,7 @@ impl Server {
             helper,
             wal_copied: 0,
             accounts_checked: None,
+            indexed_at: Instant::now(),
             now: Instant::now(),
             wall: wall_clock(),
         })

@@ -73,6 +73,12 @@ const CHECKPOINT_EARLY: u32 = 1000;
 /// these in 10 s, with 40,000 one.
 const WAL_FAR: u32 = 40_000;
 
+/// Messages are put in the search index in batches of at most this many
+/// (about 20 us each in a batch; a message per commit cost 100-150 us),
+/// once this many wait or `INDEX_EVERY` has passed since the last batch.
+const INDEX_BATCH: usize = 256;
+const INDEX_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// How often the store is asked whether `natter accounts` changed it.
 const ACCOUNTS_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -85,6 +91,7 @@ impl Server {
         // report is never left waiting for a wake-up that did not come.
         self.on_helper();
         self.submit_password_jobs();
+        self.index_upkeep();
         if !self.helper.idle() {
             return;
         }
@@ -131,6 +138,29 @@ impl Server {
             },
             Err(e) => warn!("asking the store for changes: {e}"),
         }
+    }
+
+    /// Puts a batch of stored messages in the search index when enough
+    /// wait or they have waited long enough (a search indexes whatever
+    /// waits first, so this only keeps the batches small).
+    fn index_upkeep(&mut self) {
+        let waiting = self.store.unindexed();
+        if waiting == 0 || (waiting < INDEX_BATCH && self.now < self.indexed_at + INDEX_EVERY) {
+            return;
+        }
+        let started = Instant::now();
+        match self.store.index_pending(INDEX_BATCH) {
+            Ok(n) => {
+                let us = started.elapsed().as_micros() as u64;
+                let c = &mut self.counters;
+                c.index_batches += 1;
+                c.indexed += n as u64;
+                c.index_us_total += us;
+                c.index_us_max = c.index_us_max.max(us);
+            }
+            Err(e) => warn!("search index: {e}"),
+        }
+        self.indexed_at = self.now;
     }
 
     /// Hands the hub's password jobs to the helper thread (or, if the

@@ -109,6 +109,20 @@ pub trait Store {
     fn wal_pages(&self) -> u32 {
         0
     }
+    /// Messages stored and not yet in the search index (0 for a store
+    /// that indexes as it stores).
+    fn unindexed(&self) -> usize {
+        0
+    }
+    /// Puts up to `max` of them in the search index, oldest first, and
+    /// says how many. A store may index in batches, apart from the commits
+    /// that store messages (`SqliteStore`: a search index segment per
+    /// commit made every commit several times dearer); its `search` then
+    /// indexes what is pending first, so no stored message is ever missed.
+    /// The shell calls this at the end of a turn (`store_upkeep`).
+    fn index_pending(&mut self, _max: usize) -> Result<usize, StoreError> {
+        Ok(0)
+    }
     /// Copies the write-ahead log into the database. Commits never do this
     /// themselves: a checkpoint costs two `fsync`s, and the shell runs it
     /// when the loop is idle rather than inside a commit everyone waits for.

@@ -98,13 +98,24 @@ CREATE TABLE reactions (
     PRIMARY KEY (room, target, emoji, author)
 ) WITHOUT ROWID;
 
+-- How far the search index goes: every message with an `fts_id` up to
+-- `upto` is in it (unless deleted), none after. Messages are indexed in
+-- batches, not in the transaction that stores them: FTS5 writes a new
+-- index segment per transaction, about ten pages, so indexing one message
+-- per commit made every chat commit several times dearer
+-- (docs/BENCHMARKS.md, "Search"). The store indexes what is pending a few
+-- hundred at a time, and always before it searches.
+CREATE TABLE search_progress (upto INTEGER NOT NULL);
+INSERT INTO search_progress (upto) VALUES (0);
+
 -- The search index's documents: the text of every message not deleted.
 -- The index is "external content": it keeps no copy of the text, and
 -- reads it from here for snippets. A view rather than `messages` itself,
 -- so that the index and its content agree exactly (a deleted message is in
 -- neither), which FTS5's full integrity-check verifies.
 CREATE VIEW messages_text AS
-    SELECT fts_id, text FROM messages WHERE deleted = 0;
+    SELECT fts_id, text FROM messages
+    WHERE deleted = 0 AND fts_id <= (SELECT upto FROM search_progress);
 
 -- Case- and accent-insensitive words ('remove_diacritics 2' folds every
 -- accent, also those Unicode composes differently); letters, digits and
@@ -129,18 +140,15 @@ CREATE VIRTUAL TABLE messages_fts USING fts5 (
 -- `limit`; a prefix query would first merge every one of their postings.
 CREATE VIRTUAL TABLE messages_vocab USING fts5vocab (messages_fts, 'row');
 
--- Kept in step by triggers rather than by the store's statements, so
--- nothing that changes a message (the store, a migration, a hand edit in
--- a sqlite3 shell) can leave the index behind. An external content
--- index's 'delete' needs the old text exactly as it was indexed: the
--- update trigger has it as `old.text`.
-CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages
-WHEN new.deleted = 0 BEGIN
-    INSERT INTO messages_fts (rowid, text) VALUES (new.fts_id, new.text);
-END;
-
-CREATE TRIGGER messages_fts_update AFTER UPDATE OF text, deleted, fts_id ON messages
-BEGIN
+-- Changes to messages already in the index are kept in step by triggers
+-- rather than by the store's statements, so nothing that changes one (the
+-- store, a migration, a hand edit in a sqlite3 shell) can leave the index
+-- behind. Messages not indexed yet need nothing: the next batch indexes
+-- them as they are then. An external content index's 'delete' needs the
+-- old text exactly as it was indexed: the update trigger has it as
+-- `old.text`. (An `fts_id` never changes once given.)
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF text, deleted ON messages
+WHEN old.fts_id <= (SELECT upto FROM search_progress) BEGIN
     INSERT INTO messages_fts (messages_fts, rowid, text)
         SELECT 'delete', old.fts_id, old.text WHERE old.deleted = 0;
     INSERT INTO messages_fts (rowid, text)
@@ -148,10 +156,11 @@ BEGIN
 END;
 
 CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
-WHEN old.deleted = 0 BEGIN
+WHEN old.deleted = 0 AND old.fts_id <= (SELECT upto FROM search_progress) BEGIN
     INSERT INTO messages_fts (messages_fts, rowid, text)
         VALUES ('delete', old.fts_id, old.text);
 END;
 
 -- Index the messages stored before version 3.
+UPDATE search_progress SET upto = (SELECT ifnull(max(fts_id), 0) FROM messages);
 INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');

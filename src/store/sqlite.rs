@@ -286,6 +286,9 @@ pub struct SqliteStore {
     /// `PRAGMA data_version` when last looked at (by `load_state` or
     /// `changed_elsewhere`): it changes when another connection commits.
     data_version: Option<i64>,
+    /// Messages stored and not yet in the search index (about: deleted ones
+    /// count too): see `index_pending`.
+    unindexed: usize,
 }
 
 impl SqliteStore {
@@ -362,12 +365,18 @@ impl SqliteStore {
         .map_err(|e| open_error(path, e))?;
 
         let id = migrate(&mut conn, path, new_id)?;
+        // Messages a crash left unindexed are indexed by the first upkeep
+        // or search.
+        let unindexed: i64 = conn
+            .query_row(UNINDEXED, [], |r| r.get(0))
+            .map_err(|e| open_error(path, e))?;
         Ok(SqliteStore {
             conn,
             id,
             wal_pages,
             pending: Vec::new(),
             data_version: None,
+            unindexed: usize::try_from(unindexed).unwrap_or(0),
         })
     }
 
@@ -586,7 +595,55 @@ impl Store for SqliteStore {
         Ok(found.into_iter().map(Rc::new).collect())
     }
 
+    fn unindexed(&self) -> usize {
+        self.unindexed
+    }
+
+    /// Indexes up to `max` of the messages stored since the last time, in
+    /// one transaction (FTS5 writes one new segment for all of them, where a
+    /// message per commit cost a segment each).
+    fn index_pending(&mut self, max: usize) -> Result<usize, StoreError> {
+        if self.unindexed == 0 || max == 0 {
+            return Ok(0);
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail("index"))?;
+        let upto: i64 = tx
+            .query_row("SELECT upto FROM search_progress", [], |r| r.get(0))
+            .map_err(fail("index"))?;
+        let offset = i64::try_from(max - 1).unwrap_or(i64::MAX);
+        // The batch ends at the max-th message after `upto`, or at the last.
+        let end: Option<i64> = tx
+            .query_row(INDEX_BATCH_END, params![upto, offset], |r| r.get(0))
+            .optional()
+            .map_err(fail("index"))?;
+        let end = match end {
+            Some(end) => end,
+            None => tx
+                .query_row("SELECT ifnull(max(fts_id), 0) FROM messages", [], |r| {
+                    r.get(0)
+                })
+                .map_err(fail("index"))?,
+        };
+        let done = tx
+            .execute(INDEX_BATCH, params![upto, end])
+            .map_err(fail("index"))?;
+        tx.execute("UPDATE search_progress SET upto = ?1", [end])
+            .map_err(fail("index"))?;
+        let left: i64 = tx
+            .query_row(UNINDEXED, [], |r| r.get(0))
+            .map_err(fail("index"))?;
+        tx.commit().map_err(fail("index"))?;
+        self.unindexed = usize::try_from(left).unwrap_or(0);
+        Ok(done)
+    }
+
     fn search(&mut self, op: &SearchOp) -> Result<Vec<Hit>, StoreError> {
+        // A search never misses a stored message: what waits to be indexed
+        // is indexed first.
+        while self.index_pending(INDEX_BEFORE_SEARCH)? > 0 {}
         if op.rooms.is_empty() || op.limit == 0 {
             return Ok(Vec::new());
         }
@@ -670,6 +727,7 @@ impl Store for SqliteStore {
         // Any early return above drops `tx`, which rolls the whole batch back.
         tx.commit().map_err(fail("append commit"))?;
         self.pending.clear();
+        self.unindexed += batch.len();
         Ok(())
     }
 
@@ -989,6 +1047,22 @@ fn fts_expression(q: &Query, last_terms: Option<&[String]>) -> Option<String> {
     );
     (!terms.is_empty()).then(|| terms.join(" AND "))
 }
+
+/// Messages stored after the search index's end (`search_progress`).
+const UNINDEXED: &str = "SELECT count(*) FROM messages \
+                         WHERE fts_id > (SELECT upto FROM search_progress)";
+
+/// The `fts_id` that ends a batch of `?2 + 1` messages after `?1`.
+const INDEX_BATCH_END: &str =
+    "SELECT fts_id FROM messages WHERE fts_id > ?1 ORDER BY fts_id LIMIT 1 OFFSET ?2";
+
+/// Indexes the messages after `?1` up to `?2` that are not deleted.
+const INDEX_BATCH: &str = "INSERT INTO messages_fts (rowid, text) \
+                           SELECT fts_id, text FROM messages \
+                           WHERE fts_id > ?1 AND fts_id <= ?2 AND deleted = 0 ORDER BY fts_id";
+
+/// Messages indexed per transaction when a search finds some pending.
+const INDEX_BEFORE_SEARCH: usize = 4096;
 
 /// The index's words from `?1` up to `?2` (a range: all that start with
 /// `?1`), at most `?3`.

@@ -991,6 +991,11 @@ mod search {
                 };
                 sql.commit(&msgs, &amends, &[]).unwrap();
                 mem.commit(&msgs, &amends, &[]).unwrap();
+                // Indexing in batches of any size, between changes to
+                // messages indexed and not yet indexed.
+                if rng.below(7) == 0 {
+                    sql.index_pending(1 + rng.below(5)).unwrap();
+                }
                 if step % 25 == 0 {
                     integrity(&sql);
                     for w in words.iter().chain(&["del", "EPS", "\"alpha beta\""]) {
@@ -1014,6 +1019,59 @@ mod search {
                 mem.history(&r, page(None, None, 1000)).unwrap()
             );
         }
+    }
+
+    /// Messages are indexed in batches, not by their commit; a search
+    /// indexes what waits first, so it never misses one; changes to a
+    /// message not indexed yet need nothing; a crash leaves the rest for
+    /// the next start.
+    #[test]
+    fn messages_are_indexed_in_batches_and_never_missed() {
+        let db = TempDb::new("index-batches");
+        let r = room("lobby");
+        let mut s = open(&db, "id");
+        let texts = [
+            "one apple",
+            "two pears",
+            "three plums",
+            "four figs",
+            "five limes",
+        ];
+        let msgs: Vec<_> = (1..=5)
+            .map(|i| said(&r, i, "ann", texts[i as usize - 1]))
+            .collect();
+        s.append(&msgs).unwrap();
+        assert_eq!(s.unindexed(), 5);
+        assert_eq!(s.index_pending(2).unwrap(), 2);
+        assert_eq!(s.unindexed(), 3);
+        // An edit of an indexed message and of one not indexed, a delete of
+        // each, then what is left indexed by a search.
+        s.commit(
+            &[],
+            &[
+                amend(&r, 6, 1, "ann", edit("one banana")),
+                amend(&r, 7, 4, "ann", edit("four dates")),
+                amend(&r, 8, 2, "ann", delete("ann")),
+                amend(&r, 9, 5, "ann", delete("ann")),
+            ],
+            &[],
+        )
+        .unwrap();
+        integrity(&s);
+        assert_eq!(found_in(&mut s, &r, "banana"), [1]);
+        assert_eq!(s.unindexed(), 0, "the search indexed what waited");
+        integrity(&s);
+        assert_eq!(found_in(&mut s, &r, "dates"), [4]);
+        for gone in ["apple", "pears", "figs", "limes"] {
+            assert_eq!(found_in(&mut s, &r, gone), Vec::<u64>::new(), "{gone}");
+        }
+        // Stored, not indexed, then a crash: the next start finds them.
+        s.append(&[said(&r, 10, "ann", "six kiwis")]).unwrap();
+        std::mem::forget(s);
+        let mut s = open(&db, "other");
+        assert_eq!(s.unindexed(), 1);
+        assert_eq!(found_in(&mut s, &r, "kiwis"), [10]);
+        integrity(&s);
     }
 
     #[test]
