@@ -333,7 +333,9 @@ fn build_corpus(path: &str, n: u64) {
             .collect();
         store.append(&batch).unwrap();
         // Indexed as a running server does, a batch after the commit.
-        while store.index_pending(100_000).unwrap() > 0 {}
+        while store.unindexed() > 0 {
+            store.index_pending(100_000).unwrap();
+        }
         store.checkpoint().unwrap();
     }
 }

@@ -1065,12 +1065,25 @@ mod search {
         for gone in ["apple", "pears", "figs", "limes"] {
             assert_eq!(found_in(&mut s, &r, gone), Vec::<u64>::new(), "{gone}");
         }
+        // A batch of deleted messages puts nothing in and still moves on:
+        // a search after it finds what follows.
+        let many: Vec<_> = (11..=20).map(|i| said(&r, i, "ann", "gone soon")).collect();
+        s.append(&many).unwrap();
+        let dels: Vec<_> = (11..=20)
+            .map(|t| amend(&r, t + 10, t, "ann", delete("ann")))
+            .collect();
+        s.commit(&[said(&r, 31, "ann", "after them")], &dels, &[])
+            .unwrap();
+        assert_eq!(s.index_pending(3).unwrap(), 0, "three deleted ones");
+        assert_eq!(found_in(&mut s, &r, "after"), [31]);
+        assert_eq!(s.unindexed(), 0);
+        integrity(&s);
         // Stored, not indexed, then a crash: the next start finds them.
-        s.append(&[said(&r, 10, "ann", "six kiwis")]).unwrap();
+        s.append(&[said(&r, 32, "ann", "six kiwis")]).unwrap();
         std::mem::forget(s);
         let mut s = open(&db, "other");
         assert_eq!(s.unindexed(), 1);
-        assert_eq!(found_in(&mut s, &r, "kiwis"), [10]);
+        assert_eq!(found_in(&mut s, &r, "kiwis"), [32]);
         integrity(&s);
     }
 
