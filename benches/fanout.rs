@@ -175,14 +175,8 @@ impl Server {
 
 /// `GET /api/stats`, parsed.
 fn api_stats(addr: SocketAddr) -> Option<serde_json::Value> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET /api/stats HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-        .ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let body = resp.split_once("\r\n\r\n")?.1;
-    serde_json::from_str(body).ok()
+    let (_, body) = http_get(addr, "/api/stats")?;
+    serde_json::from_str(&body).ok()
 }
 
 /// The server's own figures (`GET /api/stats`), as one line: its loop
@@ -1014,6 +1008,19 @@ fn place_helper(pid: u32, place: HelperPlace) -> String {
     )
 }
 
+/// Scenarios 7 and 8's chat: every client in a room of 10, each sending
+/// 1 msg/s, run in this process on this thread (its CPU wait is measured).
+fn chat_args(server: &Server, sizes: &Sizes) -> Args {
+    let clients = sizes.s7_clients;
+    let mut a = args(server.addr, Proto::Ws, clients, clients / 10);
+    a.senders = clients;
+    a.rate = 1.0;
+    a.seconds = sizes.s7_seconds;
+    a.server_pid = Some(server.pid());
+    a.procs = 1;
+    a
+}
+
 /// (7) The chatting clients' latency while logins arrive.
 fn scenario_7(sizes: &Sizes, pinned: bool) {
     // Pinned, four placements: the helper beside the loop on core 0 (where
@@ -1039,7 +1046,6 @@ fn scenario_7(sizes: &Sizes, pinned: bool) {
     } else {
         &[("not pinned", false, HelperPlace::AsStarted)]
     };
-    let clients = sizes.s7_clients;
     let per_s = sizes.s7_logins_per_s;
     for &(label, pin_server, helper) in placements {
         let mut p99 = Vec::new();
@@ -1064,13 +1070,7 @@ fn scenario_7(sizes: &Sizes, pinned: bool) {
             // The accounts exist in both runs; only the second logs in.
             Logins::register(server.addr);
             let (_, jobs_before, us_before, _) = helper_stats(server.addr);
-            let mut a = args(server.addr, Proto::Ws, clients, clients / 10);
-            a.senders = clients;
-            a.rate = 1.0;
-            a.seconds = sizes.s7_seconds;
-            a.server_pid = Some(server.pid());
-            // In this process, on this thread (its wait is measured below).
-            a.procs = 1;
+            let a = chat_args(&server, sizes);
             let mut logins = None;
             let mut tally = None;
             let mut go = Instant::now();
@@ -1390,17 +1390,11 @@ impl Searches {
 /// times a second (each search runs on the loop, like every request).
 fn scenario_8(sizes: &Sizes, pinned: bool) {
     let archive = s8_archive(sizes.s8_messages);
-    let clients = sizes.s7_clients;
     let per_s = sizes.s8_searches_per_s;
     let mut p99 = Vec::new();
     for with_searches in [false, true] {
         let server = Server::start_with(pinned.then_some("0"), "s8", Some(&archive));
-        let mut a = args(server.addr, Proto::Ws, clients, clients / 10);
-        a.senders = clients;
-        a.rate = 1.0;
-        a.seconds = sizes.s7_seconds;
-        a.server_pid = Some(server.pid());
-        a.procs = 1;
+        let a = chat_args(&server, sizes);
         let mut searches = None;
         let mut tally = None;
         let mut hook = |h: Hook| match h {
