@@ -127,6 +127,11 @@ impl Server {
         ));
         if let Some(from) = from {
             std::fs::copy(from, &db).expect("copy the search database");
+            // On disk before the server starts: otherwise its first
+            // checkpoints' syncs write out the copy's hundreds of MiB.
+            std::fs::File::open(&db)
+                .and_then(|f| f.sync_all())
+                .expect("sync the copy");
         }
         let mut cmd = if let Some(cores) = cores {
             let mut c = Command::new("taskset");
@@ -142,9 +147,15 @@ impl Server {
         } else {
             cmd.arg(&db);
         }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+        // FANOUT_SERVER_LOG=PATH keeps the server's log (with RUST_LOG).
+        let log = std::env::var_os("FANOUT_SERVER_LOG").map_or_else(Stdio::null, |p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_or_else(|_| Stdio::null(), Stdio::from)
+        });
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log);
         let mut child = cmd.spawn().expect("start natter");
         let addr = loadgen::listening_addr(&mut child, "natter listening on ");
         Server { child, addr, db }
@@ -197,7 +208,8 @@ fn loop_stats(addr: SocketAddr) -> String {
     format!(
         "  server loop: {} iterations, {:.1} events per wake-up, {} messages, {} deliveries \
          (presence included), {:.1} MB out; {} commits, {:.0} us mean, {:.1} ms max; \
-         {} checkpoints, {:.1} ms max (on the loop: {}, {:.1} ms max); WAL {} pages; \
+         {} checkpoints, {:.1} ms max (on the loop: {}, {:.1} ms max); \
+         WAL restarts {} ({} given up), writing held {:.1} ms max; WAL {} pages; \
          {} flushes, {:.2} us each, longest pass {:.1} ms; \
          input paused {} times, {:.0} ms in all; dropped {}",
         n("/loop_iterations"),
@@ -212,6 +224,9 @@ fn loop_stats(addr: SocketAddr) -> String {
         n("/store/checkpoint_us_max") / 1000.0,
         n("/store/loop_checkpoints"),
         n("/store/loop_checkpoint_us_max") / 1000.0,
+        n("/store/wal_restarts"),
+        n("/store/wal_restarts_abandoned"),
+        n("/store/wal_restart_us_max") / 1000.0,
         n("/store/wal_pages"),
         flushes,
         mean("/flushes/us_total", flushes),

@@ -39,6 +39,13 @@ pub(super) struct Counters {
     pub(super) loop_checkpoints: u64,
     pub(super) loop_checkpoint_us_total: u64,
     pub(super) loop_checkpoint_us_max: u64,
+    /// WAL restarts: writing held while the helper copied the last of a
+    /// long WAL (see `WAL_RESTART`), how long in microseconds, and those
+    /// given up because the checkpoint took too long.
+    pub(super) wal_restarts: u64,
+    pub(super) wal_restart_us_total: u64,
+    pub(super) wal_restart_us_max: u64,
+    pub(super) wal_restarts_abandoned: u64,
     /// Batches of messages put in the search index (see `index_pending`),
     /// the messages, and their time in microseconds.
     pub(super) index_batches: u64,
@@ -167,7 +174,7 @@ impl Server {
             + self.paused_since.map_or(0, |t| {
                 self.now.saturating_duration_since(t).as_micros() as u64
             });
-        let counters: [(&str, &str, u64); 18] = [
+        let counters: [(&str, &str, u64); 20] = [
             (
                 "natter_messages_total",
                 "Room messages accepted.",
@@ -223,6 +230,16 @@ impl Server {
                 "natter_store_loop_checkpoints_total",
                 "SQLite WAL checkpoints the loop ran itself: the WAL had fallen far behind.",
                 c.loop_checkpoints,
+            ),
+            (
+                "natter_store_wal_restarts_total",
+                "Times writing was held while the helper copied the last of a long WAL, so that it starts over.",
+                c.wal_restarts,
+            ),
+            (
+                "natter_store_wal_restart_microseconds_total",
+                "Time writing was held for WAL restarts, in microseconds.",
+                c.wal_restart_us_total,
             ),
             (
                 "natter_store_indexed_total",
@@ -300,6 +317,10 @@ impl Server {
                       "loop_checkpoints": c.loop_checkpoints,
                       "loop_checkpoint_us_total": c.loop_checkpoint_us_total,
                       "loop_checkpoint_us_max": c.loop_checkpoint_us_max,
+                      "wal_restarts": c.wal_restarts,
+                      "wal_restart_us_total": c.wal_restart_us_total,
+                      "wal_restart_us_max": c.wal_restart_us_max,
+                      "wal_restarts_abandoned": c.wal_restarts_abandoned,
                       "index_batches": c.index_batches, "indexed": c.indexed,
                       "index_us_total": c.index_us_total, "index_us_max": c.index_us_max,
                       "unindexed": self.store.unindexed(),

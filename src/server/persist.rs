@@ -40,9 +40,17 @@ impl Server {
             store_ops,
             counters,
             wall,
+            wal_restart,
             ..
         } = self;
-        run(hub, &mut **store, store_ops, counters, *wall);
+        run(
+            hub,
+            &mut **store,
+            store_ops,
+            counters,
+            *wall,
+            wal_restart.is_some(),
+        );
     }
 
     /// Ends the turn's batch and stores it (with anything else asked for).
@@ -60,17 +68,33 @@ impl Server {
 /// no gain in latency (docs/BENCHMARKS.md).
 const CHECKPOINT_EARLY: u32 = 1000;
 
-/// Past this many pages the WAL is not being kept short by the helper's
-/// checkpoints, and the loop runs one itself. SQLite starts the WAL over
+/// Past this many pages the WAL is started over. SQLite starts it over
 /// only when a checkpoint has copied all of it before the next commit
 /// begins; a loop that commits every turn without a pause for as long as
 /// a checkpoint takes never gives it that moment, and the WAL (a file on
-/// disk) would grow for as long as the load lasts. The loop's own
-/// checkpoint copies only what the helper has not (the helper is kept
-/// close behind), then the next commit starts the WAL over. 40,000 pages
-/// of 4 KiB: a WAL of 160 MiB at most, about 6 s of fanout scenario 3
-/// (5,000 messages a second in 500 rooms); with 10,000 the loop ran six of
-/// these in 10 s, with 40,000 one.
+/// disk, whose index every read searches) would grow for as long as the
+/// load lasts. So once it is this long, and the helper has just copied
+/// all but the last few hundred pages, the loop makes the moment: it hands
+/// the helper one more checkpoint and writes nothing until it is done
+/// (`wal_restart`). Everything else goes on meanwhile: reading, parsing,
+/// answering, sending what was stored before; only the messages of those
+/// few milliseconds wait to be stored, and so to be sent. 10,000 pages of
+/// 4 KiB: a WAL of 40 MiB at most.
+const WAL_RESTART: u32 = 10_000;
+
+/// The most a restart holds writing for the helper's checkpoint: two
+/// `fsync`s of a few pages usually take 2-10 ms here, but now and then one
+/// takes 150 ms or more. A disk that stalls does not hold the chat: writing
+/// starts again, the checkpoint finishes on its own, and the WAL is started
+/// over another time, `RESTART_AGAIN` later at the soonest.
+const RESTART_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
+const RESTART_AGAIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Past this many pages the WAL has not been started over (a reader kept
+/// the checkpoints from copying all of it, a restart waited in vain again
+/// and again), and the loop runs a checkpoint itself, holding everything
+/// for as long as it takes: the last resort against a WAL that grows
+/// without bound.
 const WAL_FAR: u32 = 40_000;
 
 /// Messages are put in the search index in batches of at most this many
@@ -84,13 +108,14 @@ const ACCOUNTS_EVERY: std::time::Duration = std::time::Duration::from_millis(500
 
 impl Server {
     /// The end of a turn's store work: a checkpoint handed to the helper
-    /// thread if the WAL has grown and the helper is idle, or run here if
-    /// the WAL has fallen far behind.
+    /// thread if the WAL has grown and the helper is idle (with writing
+    /// held while it copies the last of a long WAL, so that the WAL starts
+    /// over), or run here if the WAL has fallen far behind.
     pub(super) fn store_upkeep(&mut self) {
-        // Reports are read here too, not only on the waker's event: a
-        // report is never left waiting for a wake-up that did not come.
-        self.on_helper();
         self.submit_password_jobs();
+        if self.wal_restart.is_some() {
+            return;
+        }
         self.index_upkeep();
         if !self.helper.idle() {
             return;
@@ -99,14 +124,43 @@ impl Server {
         if pages < self.wal_copied {
             self.wal_copied = 0; // the WAL started over
         }
-        if pages - self.wal_copied < CHECKPOINT_EARLY {
-            return;
-        }
+        let behind = pages - self.wal_copied;
         if pages >= WAL_FAR {
             self.loop_checkpoint();
-        } else if !self.helper.submit(Job::Checkpoint) {
+        } else if pages >= WAL_RESTART && behind < CHECKPOINT_EARLY {
+            // Nothing behind: all of it is copied, and the next commit
+            // starts the WAL over (the page count is the last commit's).
+            let waited = self
+                .wal_restart_given_up
+                .is_none_or(|at| self.now.saturating_duration_since(at) >= RESTART_AGAIN);
+            if behind > 0 && waited && self.helper.submit(Job::Checkpoint) {
+                self.wal_restart = Some(self.now);
+            }
+        } else if behind >= CHECKPOINT_EARLY && !self.helper.submit(Job::Checkpoint) {
             warn!("the helper thread is gone; checkpoints run on the loop");
             self.loop_checkpoint();
+        }
+    }
+
+    /// Until when at most writing is held for a WAL restart (for `poll`'s
+    /// timeout).
+    pub(super) fn wal_restart_deadline(&self) -> Option<Instant> {
+        self.wal_restart.map(|since| since + RESTART_WAIT)
+    }
+
+    /// The helper's reports, and a WAL restart that waited long enough
+    /// given up, at the start of a turn's end (before its commit).
+    pub(super) fn store_reports(&mut self) {
+        // Reports are read here too, not only on the waker's event: a
+        // report is never left waiting for a wake-up that did not come.
+        self.on_helper();
+        if let Some(since) = self.wal_restart {
+            if self.now.saturating_duration_since(since) >= RESTART_WAIT {
+                debug!("WAL restart: the checkpoint is slow; writing goes on");
+                self.wal_restart = None;
+                self.wal_restart_given_up = Some(self.now);
+                self.counters.wal_restarts_abandoned += 1;
+            }
         }
     }
 
@@ -205,6 +259,16 @@ impl Server {
                     c.checkpoints += 1;
                     c.checkpoint_us_total += us;
                     c.checkpoint_us_max = c.checkpoint_us_max.max(us);
+                    if let Some(since) = self.wal_restart.take() {
+                        // Writing goes on; the next commit starts the WAL
+                        // over if the checkpoint copied all of it.
+                        let held = self.now.saturating_duration_since(since).as_micros() as u64;
+                        c.wal_restarts += 1;
+                        c.wal_restart_us_total += held;
+                        c.wal_restart_us_max = c.wal_restart_us_max.max(held);
+                        debug!("WAL restart: writing held {held} us");
+                        self.persist();
+                    }
                     match result {
                         Ok(Some(done)) => {
                             debug!(
@@ -249,13 +313,22 @@ impl Server {
 /// read past that request, as if the hub had called the store itself) and
 /// before it drains the hub's effects; `close_batch` first makes the
 /// turn's messages one of the operations. `ops` is reused between calls.
+///
+/// `held`: the helper is copying the last of the WAL (see `store_upkeep`),
+/// and nothing is written or read until it is done. The hub holds back
+/// whatever waits for these operations, as it would for a store that
+/// answers later.
 pub(super) fn run(
     hub: &mut Hub,
     store: &mut dyn Store,
     ops: &mut Vec<StoreOp>,
     counters: &mut Counters,
     now: Now,
+    held: bool,
 ) {
+    if held {
+        return;
+    }
     while hub.has_store_ops() {
         hub.take_store_ops(ops);
         for op in ops.drain(..) {
