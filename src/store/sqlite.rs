@@ -630,6 +630,20 @@ impl Store for SqliteStore {
         let done = tx
             .execute(INDEX_BATCH, params![upto, end])
             .map_err(fail("index"))?;
+        // The batch's words, as FTS5 spells them, for prefix searches.
+        for (sql, bounds) in [
+            (WORDS_BATCH, true),
+            (WORDS_ADD, false),
+            (WORDS_CLEAR, false),
+        ] {
+            let mut st = tx.prepare_cached(sql).map_err(fail("index"))?;
+            if bounds {
+                st.execute(params![upto, end])
+            } else {
+                st.execute([])
+            }
+            .map_err(fail("index"))?;
+        }
         tx.execute("UPDATE search_progress SET upto = ?1", [end])
             .map_err(fail("index"))?;
         let left: i64 = tx
@@ -840,7 +854,7 @@ impl SqliteStore {
         };
         let mut stmt = self
             .conn
-            .prepare_cached(PREFIX_VOCAB)
+            .prepare_cached(PREFIX_WORDS)
             .map_err(fail("search"))?;
         let upper = format!("{term}\u{10FFFF}");
         let limit = i64::try_from(PREFIX_TERMS + 1).unwrap_or(i64::MAX);
@@ -1065,13 +1079,22 @@ const INDEX_BATCH: &str = "INSERT INTO messages_fts (rowid, text) \
                            SELECT fts_id, text FROM messages \
                            WHERE fts_id > ?1 AND fts_id <= ?2 AND deleted = 0 ORDER BY fts_id";
 
+/// The same messages' text tokenized by `words_scratch`, whose words
+/// `WORDS_ADD` adds to `search_words`; `WORDS_CLEAR` empties it again.
+const WORDS_BATCH: &str = "INSERT INTO words_scratch (rowid, text) \
+                           SELECT fts_id, text FROM messages \
+                           WHERE fts_id > ?1 AND fts_id <= ?2 AND deleted = 0";
+const WORDS_ADD: &str =
+    "INSERT OR IGNORE INTO search_words (word) SELECT term FROM words_scratch_vocab";
+const WORDS_CLEAR: &str = "INSERT INTO words_scratch (words_scratch) VALUES ('delete-all')";
+
 /// Messages indexed per transaction when a search finds some pending.
 const INDEX_BEFORE_SEARCH: usize = 4096;
 
 /// The index's words from `?1` up to `?2` (a range: all that start with
 /// `?1`), at most `?3`.
-const PREFIX_VOCAB: &str = "SELECT term FROM messages_vocab WHERE term >= ?1 AND term < ?2 \
-                            ORDER BY term LIMIT ?3";
+const PREFIX_WORDS: &str = "SELECT word FROM search_words WHERE word >= ?1 AND word < ?2 \
+                            ORDER BY word LIMIT ?3";
 
 /// Longest prefix the schema has a prefix index for (`prefix = '2 3 4'`).
 const PREFIX_INDEXED: usize = 4;

@@ -936,7 +936,8 @@ mod search {
         assert!(tokenizer.contains("remove_diacritics 2"), "{tokenizer}");
     }
 
-    /// FTS5's own check, against the content it indexes.
+    /// FTS5's own check, against the content it indexes; and the words
+    /// prefix searches spell out are exactly the index's words.
     fn integrity(s: &SqliteStore) {
         s.conn
             .execute(
@@ -944,6 +945,15 @@ mod search {
                 [],
             )
             .unwrap();
+        let list = |sql: &str| -> Vec<String> {
+            let mut st = s.conn.prepare(sql).unwrap();
+            let rows = st.query_map([], |r| r.get(0)).unwrap();
+            rows.collect::<Result<_, _>>().unwrap()
+        };
+        let index = list("SELECT term FROM messages_vocab ORDER BY term");
+        let words = list("SELECT word FROM search_words ORDER BY word");
+        assert_eq!(words, index, "search_words against the index's own words");
+        assert!(list("SELECT term FROM words_scratch_vocab").is_empty());
     }
 
     /// A random mix of messages, edits, deletes and reactions: the index
@@ -1050,7 +1060,7 @@ mod search {
             &[],
             &[
                 amend(&r, 6, 1, "ann", edit("one banana")),
-                amend(&r, 7, 4, "ann", edit("four dates")),
+                amend(&r, 7, 4, "ann", edit("four datelines")),
                 amend(&r, 8, 2, "ann", delete("ann")),
                 amend(&r, 9, 5, "ann", delete("ann")),
             ],
@@ -1058,10 +1068,27 @@ mod search {
         )
         .unwrap();
         integrity(&s);
+        // The words prefix searches spell out follow the edit and delete
+        // of indexed messages at once, the others when they are indexed.
+        let has = |s: &SqliteStore, w: &str| -> bool {
+            s.conn
+                .query_row(
+                    "SELECT count(*) FROM search_words WHERE word = ?1",
+                    [w],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap()
+                == 1
+        };
+        assert!(has(&s, "banana") && has(&s, "one"));
+        assert!(!has(&s, "apple") && !has(&s, "pears"));
+        assert!(!has(&s, "datelines") && !has(&s, "figs"), "not indexed yet");
         assert_eq!(found_in(&mut s, &r, "banana"), [1]);
         assert_eq!(s.unindexed(), 0, "the search indexed what waited");
         integrity(&s);
-        assert_eq!(found_in(&mut s, &r, "dates"), [4]);
+        assert_eq!(found_in(&mut s, &r, "datelines"), [4]);
+        assert!(has(&s, "datelines") && !has(&s, "figs") && !has(&s, "limes"));
+        assert_eq!(found_in(&mut s, &r, "datel"), [4], "a prefix spelled out");
         for gone in ["apple", "pears", "figs", "limes"] {
             assert_eq!(found_in(&mut s, &r, gone), Vec::<u64>::new(), "{gone}");
         }
