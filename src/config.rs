@@ -78,7 +78,7 @@ pub struct Config {
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub http_idle_timeout: u64,
 
-    /// Another origin allowed to open WebSockets (e.g. https://chat.example.com); repeatable.
+    /// Another origin allowed to open WebSockets (a scheme, host and port, as `https://chat.example.com`); repeatable.
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     pub allow_origin: Vec<String>,
 

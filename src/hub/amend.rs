@@ -6,7 +6,7 @@
 //! or answers lives in the store. So each of these requests first finds
 //! its target there ([`StoreOp::Find`]), the way a join reads a room: the
 //! client is parked (its later requests wait, in order), and the answer
-//! comes back through `Hub::answer` to [`Hub::found`], which applies the
+//! comes back through [`Hub::answer`] to `Hub::found`, which applies the
 //! rules (who may, within which window) and makes the change: an
 //! [`Amend`], a history entry with its own `seq`, stored with the turn's
 //! batch and delivered like a message once stored.
