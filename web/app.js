@@ -10,11 +10,13 @@
 //   dom.js       the page's elements and element helpers
 //   state.js     the shared state; the pure modules bound to the browser
 //   view.js      everything drawn: tabs, messages, members, panes
+//   toolbar.js   a message's actions: react, reply, edit, delete
 //   chat.js      the server's messages, and join/create/nick/quit
 //   composer.js  the message box and its /commands
 //   images.js    picking, previewing and sending an image
 //   landing.js   the start page and a share link's name prompt
 //   roombar.js   the buttons above the messages
+//   search.js    a room's search box and its results
 //   app.js       this file: browser events, the 1 s tick, start-up
 // The pure ones touch no DOM and no `window` and are unit-tested under Node
 // (tests/web, `make web-unit`); the page as a whole is tested in Chromium
@@ -31,12 +33,14 @@ import { ROOM_RE, cleanRoom } from './util.js';
 import { handle, onDropped, joinRoom } from './chat.js';
 import {
   refreshState, markRead, renderTyping, renderMembers, renderRoomBar, renderNotify, fetchRooms,
-  showPrompt, wireView, wireMessages, renderAccount, renderRoomNotice,
+  showPrompt, wireView, renderAccount, renderRoomNotice,
 } from './view.js';
+import { wireMessages } from './toolbar.js';
 import { wireComposer } from './composer.js';
 import { wireImages } from './images.js';
 import { wireLanding } from './landing.js';
 import { wireRoomBar } from './roombar.js';
+import { wireSearch } from './search.js';
 
 
 // The room a share link names (/#ROOM), or ''.
@@ -132,6 +136,7 @@ function start() {
   wireComposer();
   wireLanding();
   wireRoomBar();
+  wireSearch();
   wireMessages();
   wirePage();
 

@@ -38,9 +38,8 @@ import {
   listOf, endRoom, endedTab, reviveRoom, renderAccount, renderRoomNotice, tell, fmtClock, rerender, jumpArrived, jumpError,
 } from './view.js';
 import { accountShown, accountDone, accountError } from './landing.js';
-import {
-  settingsShownFor, renderSettings, renderBans, settingsError, settingsDone, onSearch, searchError,
-} from './roombar.js';
+import { settingsShownFor, renderSettings, renderBans, settingsError, settingsDone } from './roombar.js';
+import { onSearch, searchError } from './search.js';
 
 // --------------------------------------------------------------- dispatch
 

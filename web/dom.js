@@ -42,7 +42,7 @@ export const ui = {
   banList: $('ban-list'), noBans: $('no-bans'),
   reasonDialog: $('reason-dialog'), reasonForm: $('reason-form'), reasonTitle: $('reason-title'),
   reasonHint: $('reason-hint'), reasonInput: $('reason-input'), reasonCancel: $('reason-cancel'), reasonOk: $('reason-ok'),
-  // messages that live: replies and edits (composer.js), message actions (view.js), search (roombar.js)
+  // messages that live: replies and edits (composer.js), message actions (toolbar.js), search (search.js)
   composeCtx: $('compose-ctx'), composeCtxText: $('compose-ctx-text'), composeCtxCancel: $('compose-ctx-cancel'),
   deleteDialog: $('delete-dialog'), deleteForm: $('delete-form'), deleteHint: $('delete-hint'),
   deleteQuote: $('delete-quote'), deleteCancel: $('delete-cancel'),

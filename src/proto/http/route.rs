@@ -69,7 +69,7 @@ macro_rules! module {
 /// the entry module; it imports the others (docs/ARCHITECTURE.md, "The
 /// chat page"). Every `.js` file in `web/` is listed here, which
 /// `tests/http.rs` checks (and that `index.html` preloads each one).
-pub static ASSETS: [Asset; 15] = [
+pub static ASSETS: [Asset; 17] = [
     Asset {
         paths: &["/", "/index.html"],
         content_type: "text/html; charset=utf-8",
@@ -88,11 +88,13 @@ pub static ASSETS: [Asset; 15] = [
     module!("dom.js"),
     module!("state.js"),
     module!("view.js"),
+    module!("toolbar.js"),
     module!("chat.js"),
     module!("composer.js"),
     module!("images.js"),
     module!("landing.js"),
     module!("roombar.js"),
+    module!("search.js"),
 ];
 
 /// What a request leads to, once its method and path are known good.
