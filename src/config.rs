@@ -135,6 +135,12 @@ pub struct Config {
     #[arg(long, value_name = "SECS", default_value_t = 900)]
     pub edit_window: u64,
 
+    /// Length of the SQLite WAL (4 KiB pages) at which writes pause for a few milliseconds so
+    /// that it can start over, when messages never stop long enough for that to happen by itself.
+    #[arg(long, value_name = "PAGES", default_value_t = 20_000,
+          value_parser = clap::value_parser!(u32).range(100..))]
+    pub wal_restart_pages: u32,
+
     /// Accept passwords over plain TCP from addresses other than loopback (they travel in
     /// clear text: use TLS instead where you can).
     #[arg(long)]

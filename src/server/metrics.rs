@@ -40,7 +40,7 @@ pub(super) struct Counters {
     pub(super) loop_checkpoint_us_total: u64,
     pub(super) loop_checkpoint_us_max: u64,
     /// WAL restarts: writing held while the helper copied the last of a
-    /// long WAL (see `WAL_RESTART`), how long in microseconds, and those
+    /// long WAL (see `--wal-restart-pages`), how long in microseconds, and those
     /// given up because the checkpoint took too long.
     pub(super) wal_restarts: u64,
     pub(super) wal_restart_us_total: u64,

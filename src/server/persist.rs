@@ -68,19 +68,23 @@ impl Server {
 /// no gain in latency (docs/BENCHMARKS.md).
 const CHECKPOINT_EARLY: u32 = 1000;
 
-/// Past this many pages the WAL is started over. SQLite starts it over
-/// only when a checkpoint has copied all of it before the next commit
-/// begins; a loop that commits every turn without a pause for as long as
-/// a checkpoint takes never gives it that moment, and the WAL (a file on
-/// disk, whose index every read searches) would grow for as long as the
-/// load lasts. So once it is this long, and the helper has just copied
-/// all but the last few hundred pages, the loop makes the moment: it hands
-/// the helper one more checkpoint and writes nothing until it is done
-/// (`wal_restart`). Everything else goes on meanwhile: reading, parsing,
-/// answering, sending what was stored before; only the messages of those
-/// few milliseconds wait to be stored, and so to be sent. 10,000 pages of
-/// 4 KiB: a WAL of 40 MiB at most.
-const WAL_RESTART: u32 = 10_000;
+// Past `--wal-restart-pages` the WAL is started over. SQLite starts it
+// over only when a checkpoint has copied all of it before the next commit
+// begins; a loop that commits every turn without a pause for as long as a
+// checkpoint takes never gives it that moment, and the WAL (a file on
+// disk, whose index every read searches) would grow for as long as the
+// load lasts. So once it is that long, and the helper has copied all but
+// `RESTART_LEFT` pages of it, the loop makes the moment: it hands the
+// helper one more checkpoint and writes nothing until it is done
+// (`wal_restart`). Everything else goes on meanwhile: reading, parsing,
+// answering, sending what was stored before; only the messages of those
+// few milliseconds wait to be stored, and so to be sent. The default,
+// 20,000 pages of 4 KiB, is a WAL of 80 MiB at most (docs/BENCHMARKS.md,
+// "Search", for how often it starts over and what a hold costs).
+
+/// The hold waits until the helper has copied all but this many pages: a
+/// hold then copies at most these and syncs (3-10 ms).
+const RESTART_LEFT: u32 = 250;
 
 /// The most a restart holds writing for the helper's checkpoint: two
 /// `fsync`s of a few pages usually take 2-10 ms here, but now and then one
@@ -90,12 +94,12 @@ const WAL_RESTART: u32 = 10_000;
 const RESTART_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 const RESTART_AGAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Past this many pages the WAL has not been started over (a reader kept
-/// the checkpoints from copying all of it, a restart waited in vain again
-/// and again), and the loop runs a checkpoint itself, holding everything
-/// for as long as it takes: the last resort against a WAL that grows
-/// without bound.
-const WAL_FAR: u32 = 40_000;
+/// Past this many times `--wal-restart-pages` the WAL has not been started
+/// over (a reader kept the checkpoints from copying all of it, a restart
+/// waited in vain again and again), and the loop runs a checkpoint itself,
+/// holding everything for as long as it takes: the last resort against a
+/// WAL that grows without bound.
+const WAL_FAR: u32 = 3;
 
 /// Messages are put in the search index in batches of at most this many
 /// (about 20 us each in a batch; a message per commit cost 100-150 us),
@@ -125,16 +129,27 @@ impl Server {
             self.wal_copied = 0; // the WAL started over
         }
         let behind = pages - self.wal_copied;
-        if pages >= WAL_FAR {
+        let restart = self.config.wal_restart_pages;
+        if pages >= restart.saturating_mul(WAL_FAR) {
             self.loop_checkpoint();
-        } else if pages >= WAL_RESTART && behind < CHECKPOINT_EARLY {
+        } else if pages >= restart
+            && behind > 0
+            && self
+                .wal_restart_given_up
+                .is_none_or(|at| self.now.saturating_duration_since(at) >= RESTART_AGAIN)
+        {
             // Nothing behind: all of it is copied, and the next commit
             // starts the WAL over (the page count is the last commit's).
-            let waited = self
-                .wal_restart_given_up
-                .is_none_or(|at| self.now.saturating_duration_since(at) >= RESTART_AGAIN);
-            if behind > 0 && waited && self.helper.submit(Job::Checkpoint) {
-                self.wal_restart = Some(self.now);
+            // Otherwise the helper first copies what is behind without a
+            // hold, until little is left, so the hold is short.
+            let hold = behind < RESTART_LEFT;
+            if self.helper.submit(Job::Checkpoint) {
+                if hold {
+                    self.wal_restart = Some(self.now);
+                }
+            } else {
+                warn!("the helper thread is gone; checkpoints run on the loop");
+                self.loop_checkpoint();
             }
         } else if behind >= CHECKPOINT_EARLY && !self.helper.submit(Job::Checkpoint) {
             warn!("the helper thread is gone; checkpoints run on the loop");
@@ -296,7 +311,7 @@ impl Server {
         self.wal_copied = self.store.wal_pages();
         let us = started.elapsed().as_micros() as u64;
         warn!(
-            "the WAL fell {WAL_FAR} pages behind; checkpointed on the loop in {us} us \
+            "the WAL was never started over; checkpointed on the loop in {us} us \
              ({} pages left)",
             self.wal_copied
         );
