@@ -354,6 +354,8 @@ impl Hub {
         let mine = authors.iter().any(|a| target.by(a));
         let mut next = (*target).clone();
         let mut author = self.author_of(id);
+        // Who the entry names, when not the client's nick now (see `React`).
+        let mut by: Option<String> = None;
         let kind = match want {
             Want::Reply(_) => return Ok(()), // handled above
             Want::Edit(text) => {
@@ -404,8 +406,13 @@ impl Hub {
                         match r.by.iter().position(|p| authors.contains(&p.author)) {
                             Some(j) => {
                                 // Off: the store removes the reaction it
-                                // keeps under this identity.
-                                author = r.by.remove(j).author;
+                                // keeps under this identity, and the entry
+                                // names the nick the reaction was put on
+                                // under (what every client lists), even if
+                                // its author has changed nick since.
+                                let gone = r.by.remove(j);
+                                author = gone.author;
+                                by = Some(gone.nick);
                                 if r.by.is_empty() {
                                     next.reactions.remove(i);
                                 }
@@ -440,7 +447,10 @@ impl Hub {
                 AmendKind::React { emoji, on }
             }
         };
-        let by = self.client(id)?.nick.to_string();
+        let by = match by {
+            Some(by) => by,
+            None => self.client(id)?.nick.to_string(),
+        };
         let Some(r) = self.rooms.get_mut(&room) else {
             return Err(not_in(&room));
         };

@@ -308,6 +308,22 @@ fn reactions_toggle_per_person_are_capped_and_skip_line_clients() {
         assert_eq!(m.reactions.len(), 1);
         assert_eq!(m.reactions[0].by.len(), 1);
         assert_eq!(m.reactions[0].by[0].nick, "alice");
+        // A reaction taken back after a nick change names the nick it was
+        // put on under, which is the one every client lists.
+        t.cmd(at(9, 0, 4), alice, crate::hub::tests::nick("alicia"));
+        t.got(alice);
+        t.got(bob);
+        t.cmd(at(9, 0, 5), alice, react(seq, "👍"));
+        match &amends(&t.got(bob))[..] {
+            [a] => {
+                assert_eq!(a.by, "alice");
+                assert!(matches!(&a.kind, AmendKind::React { on: false, .. }));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(t.stored_message("lobby", seq).reactions.is_empty());
+        t.cmd(at(9, 0, 6), alice, react(seq, "👍"));
+        assert_eq!(amends(&t.got(bob))[0].by, "alicia", "put on again: now");
         // Twenty different emoji at most.
         for i in 0..19 {
             t.cmd(at(9, 1, 0), bob, react(seq, &format!("e{i}")));
