@@ -17,23 +17,95 @@
 //! character) or leave one half-sent, and some send garbage (bad UTF-8,
 //! over-long lines, bad JSON, binary frames, junk connections).
 //!
-//! Every chat text is `soak ID.GEN #N @NICK KIND:DEST FILLER`, where the
-//! filler (accents, emoji, quotes, tabs and control characters that the
-//! server must turn into U+FFFD) is a pure function of `ID.GEN #N`: so a
-//! receiver knows exactly what the sender sent, with no shared state. Checks:
+//! Messages that live and search (PROTOCOL-2 sections 3 and 4): most
+//! clients (not the flooders) now and then (about one action in seven)
+//! edit, delete, react or search instead. A WebSocket client edits, or
+//! more rarely deletes, one of its recent messages acknowledged in this
+//! session (by the seq of the ack; only while it has the nick the message
+//! was sent under, so the change comes from the nick the message names),
+//! toggles an emoji on a message it received live (or takes back one of
+//! its own reactions), and `search`es for the word of a message it sent
+//! (in that room, or now and then across its rooms). A line client
+//! `/edit`s or `/delete`s its last message in a room (only while no
+//! message of its connection can have been refused, so it knows which one
+//! that is), `/react NICK EMOJI`s to a nick it heard there, and
+//! `/search`es for the word of one of its messages. None of it while a
+//! client floods or its burst is out (flood control answers at most one
+//! refusal a second: a refused request could go unanswered).
+//!
+//! Every chat text is `soak ID.GEN #N @NICK KIND:DEST WORD FILLER`, where
+//! WORD (`wIDxGENxNq`) is in no other text and the filler (accents, emoji,
+//! quotes, tabs and control characters that the server must turn into
+//! U+FFFD) is a pure function of `ID.GEN #N`: so a receiver knows exactly
+//! what the sender sent, with no shared state. The text of the Eth edit of
+//! `#N` is `soak ID.GEN #N=E @NICK KIND:DEST WORD' FILLER'`, with a word
+//! (`wIDxGENxNeEq`) and filler of its own: a receiver knows which message
+//! an edit stands for and that it is its Eth. Checks:
 //!
 //! - every line and frame the server sends parses as the protocol says;
 //! - every chat message received (live, in a join's replay or a history
-//!   page, and in the store at the end) is exactly what its sender sent,
-//!   from that sender's nick, in the room (or to the nick) it named;
+//!   page, as a search result, and in the store at the end) is exactly what
+//!   its sender sent (or, but live, what it last edited it to, marked as
+//!   edited: `edited_ts`, `(edited) `), from that sender's nick, in the
+//!   room (or to the nick) it named; a live room message mentions its
+//!   sender (its `@NICK`, connected: `mentions`);
 //! - per sender connection and room, counters received only go up (no
-//!   duplicate, no reordering); a WebSocket client sees each room's `seq`
-//!   go up by exactly one, and every `joined`, catch-up and history page
-//!   agrees with the stream it already has;
+//!   duplicate, no reordering), and so do the edits of a message seen live;
+//!   a WebSocket client sees each room's `seq` go up by exactly one per
+//!   entry: messages and edits, deletes and reactions alike (each is an
+//!   entry of the room's history with its own seq). Every `joined`,
+//!   catch-up and history page agrees with the stream it already has: seqs
+//!   strictly ascending; no seq it knows as a change listed as a message,
+//!   no message it knows left out (a deleted one is listed as deleted);
+//!   the seqs a page skips (between its entries, and after its last up to
+//!   where the stream is) are changes (and at the end the store holds no
+//!   message at any of them); a catch-up's `edit`, `delete` and
+//!   `react` entries are checked and applied like live ones. A history
+//!   page or search result shows each message the client is sure of (seen
+//!   live, in a join or a page since, with no resume between, or after a
+//!   complete catch-up) exactly as the stream made it: deleted or not,
+//!   which edit, and who reacted with the WebSocket clients' emoji;
+//! - change events (live and in catch-ups): exactly the protocol's fields;
+//!   the target a seq before it, never a change, never a message deleted
+//!   before; an edit's text an edit of the very message its target is,
+//!   from the nick that sent it; a delete by the message's own nick (there
+//!   are no ops: never ` by` on a line); a reaction with an emoji someone
+//!   used, turned on exactly when the reactor's nick was not on it yet (a
+//!   message the client is sure of); every client told the same kind and
+//!   target for a seq;
+//! - every edit, delete and reaction is answered by its event with the
+//!   request's `ref` (a line client by the room's line, or `*** reaction
+//!   ... added|removed`), as asked: the text, the target, a reaction on
+//!   exactly when the reactor's own was off. None is refused but a
+//!   reaction on someone else's message, with `no_such_message` (its
+//!   author deleted it meanwhile; then that delete must reach a client
+//!   that stays in the room within 10 s, when it was sure the target was
+//!   there). An answer lost with its connection leaves the change
+//!   uncertain: the message is left alone from then on;
+//! - searches are answered (the `q` and `room` asked): results in the room
+//!   asked (or in the client's rooms), newest first, never a deleted
+//!   message, each holding the word, its `marks` on it in the `snippet`.
+//!   A search for the word of the searcher's own message, sent at least
+//!   2 s before, finds exactly that message (at its latest edit) while the
+//!   message says the word, and nothing once it is deleted or edited to
+//!   say something else;
 //! - every WebSocket `say`/`dm` is acknowledged with what was sent (on
 //!   connections that neither flooded nor were dropped), a retried `cid`
 //!   after a resume is not stored twice, and the store holds every
 //!   acknowledged message under its seq;
+//! - the store at the end (`check_store`, over HTTP): seqs ascending, each
+//!   seq between messages a change some WebSocket client was told of (or
+//!   within the changes nobody may have been told of: line clients' and
+//!   those whose answer was lost), no seq of a change a message, every
+//!   change's target a message before it; every text as sent or as its
+//!   author last edited it (an edit only where its author's was answered
+//!   or lost); every acknowledged message under its seq as acknowledged,
+//!   as last edited, or `deleted:true` with nothing else (no text,
+//!   reactions or `edited_ts`); as many line messages deleted as their
+//!   authors deleted; no text stored twice; and on each message the
+//!   WebSocket clients' emoji by exactly the nicks whose reactors were
+//!   told they are on (the line clients' `/react` picks its target on the
+//!   server: their emoji are told apart and only checked for shape);
 //! - resumes keep the nick and rooms; floods get `rate_limited`; no other
 //!   error code comes back unprovoked; the server closes nobody it should not;
 //! - slow consumers: a client that stalls on purpose (`Slow`) may be dropped
@@ -398,6 +470,12 @@ pub fn run(cfg: &Config) -> Report {
         cid_log: Mutex::new(Vec::new()),
         last_abandon: Mutex::new(None),
         drops: Mutex::new(Vec::new()),
+        changes: Mutex::new(HashMap::new()),
+        ws_fates: Mutex::new(HashMap::new()),
+        line_fates: Mutex::new(HashMap::new()),
+        reacts: Mutex::new(HashMap::new()),
+        unseen_changes: Mutex::new(HashMap::new()),
+        skipped: Mutex::new(HashMap::new()),
     });
     let mut plans: Vec<BurstPlan> = Vec::new();
 
@@ -714,10 +792,46 @@ pub fn run(cfg: &Config) -> Report {
     for e in bursts.examples.iter().take(6) {
         out.line(format!("soak:   bursts: {e}"));
     }
+    out.line(format!(
+        "soak: messages that live: ws edits {}, deletes {}, reactions {}; line edits {}, deletes {}, reactions {}; answered {} (reactions on {}, off {}), refused as their target was deleted {} (ws {}, line {}), answers lost with their connection {}; changes received live: ws {}, line {}; change entries in joins and catch-ups {}",
+        st.ws_edits.get(),
+        st.ws_deletes.get(),
+        st.ws_reacts.get(),
+        st.line_edits.get(),
+        st.line_deletes.get(),
+        st.line_reacts.get(),
+        st.amends_answered.get(),
+        st.reacts_on.get(),
+        st.reacts_off.get(),
+        st.reacts_gone.get() + st.line_reacts_gone.get(),
+        st.reacts_gone.get(),
+        st.line_reacts_gone.get(),
+        st.amends_lost.get(),
+        st.amend_events_ws.get(),
+        st.amend_events_line.get(),
+        st.amend_entries.get(),
+    ));
+    out.line(format!(
+        "soak: searches: ws {}, line {}; {} results; a word of the searcher's own message found {} times, rightly not found (deleted or edited away) {} times",
+        st.ws_searches.get(),
+        st.line_searches.get(),
+        st.search_results.get(),
+        st.search_found.get(),
+        st.search_absent.get(),
+    ));
     match &store {
         Ok(s) => out.line(format!(
-            "soak: store: {} messages in {} rooms, seqs contiguous; {} acknowledged messages found as acknowledged",
-            s.messages, s.rooms, s.acks
+            "soak: store: {} messages in {} rooms ({} edited, {} deleted, {} with reactions), seqs ascending, the {} between them changes ({} told to ws clients, {} within the changes none may have been told of; {} seqs that pages skipped checked against it); {} acknowledged messages found as acknowledged, edited or deleted",
+            s.messages,
+            s.rooms,
+            s.edited,
+            s.deleted,
+            s.reacted,
+            s.changes_seen + s.changes_unseen,
+            s.changes_seen,
+            s.changes_unseen,
+            s.skipped,
+            s.acks
         )),
         Err(e) => out.line(format!("soak: store: {e}")),
     }
@@ -848,6 +962,24 @@ pub fn run(cfg: &Config) -> Report {
     check_cat(
         &mut checks,
         &mut out,
+        "edits, deletes and reactions answered as asked, none refused unprovoked",
+        &["amend"],
+    );
+    check_cat(
+        &mut checks,
+        &mut out,
+        "edit, delete and reaction events well-formed, each on a message of its room",
+        &["amend_event"],
+    );
+    check_cat(
+        &mut checks,
+        &mut out,
+        "searches answered; a searcher's own word found exactly while its message says it",
+        &["search"],
+    );
+    check_cat(
+        &mut checks,
+        &mut out,
         "readers that kept reading were not dropped",
         &["reader_dropped"],
     );
@@ -870,11 +1002,34 @@ pub fn run(cfg: &Config) -> Report {
     let store_ok = store.is_ok();
     checks.add(
         store_ok,
-        "the store holds every message once, as sent and acknowledged",
+        "the store holds every message once, as sent and acknowledged, as last edited or deleted, with the reactions left on",
     );
     checks.add(
         st.received.get() > 0 && st.said.get() > 0 && st.acks.get() > 0,
         "traffic flowed (messages said, received and acknowledged)",
+    );
+    // Judged where there is time for a few of each (200 clients for 20 s).
+    let used = [
+        st.ws_edits.get() + st.line_edits.get(),
+        st.ws_deletes.get() + st.line_deletes.get(),
+        st.ws_reacts.get() + st.line_reacts.get(),
+        st.ws_searches.get() + st.line_searches.get(),
+    ];
+    let judged = cfg.clients as u64 * cfg.seconds >= 4000;
+    checks.add(
+        !judged || used.iter().all(|&n| n > 0),
+        format!(
+            "messages that live were used: edits {}, deletes {}, reactions {}, searches {}{}",
+            used[0],
+            used[1],
+            used[2],
+            used[3],
+            if judged {
+                ""
+            } else {
+                " (not judged in so short a run)"
+            }
+        ),
     );
     finish(out, checks)
 }
@@ -1083,14 +1238,43 @@ struct StoreSummary {
     messages: usize,
     rooms: usize,
     acks: usize,
+    edited: usize,
+    deleted: usize,
+    reacted: usize,
+    /// Seqs between messages that are changes: told to some WebSocket
+    /// client, and the rest (within the changes nobody may have been told of).
+    changes_seen: usize,
+    changes_unseen: usize,
+    /// Seqs pages skipped (changes the clients were not told of), checked.
+    skipped: usize,
 }
 
-/// Pages through every room's stored history over HTTP: seqs 1, 2, 3...
-/// with no gap, every text as its sender sent it, and every message a
-/// WebSocket sender had acknowledged stored under its seq.
+/// A message as the store has it.
+struct Stored {
+    from: String,
+    /// None: deleted.
+    text: Option<String>,
+    /// Emoji -> nicks.
+    reactions: BTreeMap<String, Vec<String>>,
+}
+
+/// Pages through every room's stored history over HTTP and checks it
+/// against what the clients were told: seqs ascending, each seq between
+/// messages a change (an edit, delete or reaction: one some WebSocket
+/// client was told of, or else within the changes nobody may have been
+/// told of), every change's seq no message and its target a message; every
+/// text as its sender sent it or last edited it (an edit only where its
+/// author's edit was answered, or lost with its connection); every message
+/// a WebSocket sender had acknowledged under its seq, with its latest text
+/// or `deleted:true` and nothing more once deleted; the line clients'
+/// deletes exactly; no message stored twice; and the reactions with the
+/// WebSocket clients' emoji exactly those their reactors were told are on.
 fn check_store(sh: &Shared) -> Result<StoreSummary, String> {
-    let mut stored: HashMap<(String, u64), String> = HashMap::new();
+    let mut stored: HashMap<(String, u64), Stored> = HashMap::new();
+    let mut tags: HashMap<(String, u64), (String, u64)> = HashMap::new();
+    let mut gaps: BTreeSet<(String, u64)> = BTreeSet::new();
     let mut rooms = 0;
+    let (mut edited, mut reacted) = (0, 0);
     for room in &sh.rooms {
         let mut after = 0u64;
         loop {
@@ -1106,12 +1290,33 @@ fn check_store(sh: &Shared) -> Result<StoreSummary, String> {
                 .ok_or_else(|| format!("GET {path}: no messages array"))?;
             for m in msgs {
                 let seq = m["seq"].as_u64().ok_or("a stored message without seq")?;
-                if seq != after + 1 {
+                if seq <= after {
                     return Err(format!("#{room}: stored seq {seq} follows {after}"));
                 }
+                gaps.extend((after + 1..seq).map(|s| (room.clone(), s)));
                 after = seq;
+                let from = m["from"].as_str().unwrap_or("").to_string();
+                if m["deleted"] == json!(true) {
+                    let extra = m.as_object().into_iter().flatten().find(|(k, _)| {
+                        !matches!(
+                            k.as_str(),
+                            "type" | "room" | "seq" | "from" | "ts" | "deleted"
+                        )
+                    });
+                    if let Some((k, _)) = extra {
+                        return Err(format!("#{room} seq {seq}: deleted, yet with {k:?}: {m}"));
+                    }
+                    stored.insert(
+                        (room.clone(), seq),
+                        Stored {
+                            from,
+                            text: None,
+                            reactions: BTreeMap::new(),
+                        },
+                    );
+                    continue;
+                }
                 let text = m["text"].as_str().ok_or("a stored message without text")?;
-                let from = m["from"].as_str().unwrap_or("");
                 let action = m["action"].as_bool().unwrap_or(false);
                 let tag = verify(text).map_err(|e| format!("#{room} seq {seq}: {e}: {text:?}"))?;
                 let kind = if action { "me" } else { "in" };
@@ -1120,7 +1325,54 @@ fn check_store(sh: &Shared) -> Result<StoreSummary, String> {
                         "#{room} seq {seq}: stored from {from} (action {action}) but says {text:?}"
                     ));
                 }
-                stored.insert((room.clone(), seq), text.to_string());
+                if (tag.edit > 0) != m["edited_ts"].is_u64() {
+                    return Err(format!(
+                        "#{room} seq {seq}: edit {}, edited_ts {}",
+                        tag.edit, m["edited_ts"]
+                    ));
+                }
+                if tag.edit > 0 {
+                    edited += 1;
+                }
+                if let Some(other) = tags.insert((tag.key.clone(), tag.n), (room.clone(), seq)) {
+                    return Err(format!(
+                        "{}#{} stored twice: #{} seq {} and #{room} seq {seq}",
+                        tag.key, tag.n, other.0, other.1
+                    ));
+                }
+                let mut reactions = BTreeMap::new();
+                if let Some(r) = m.get("reactions") {
+                    let map = r
+                        .as_object()
+                        .filter(|o| !o.is_empty())
+                        .ok_or_else(|| format!("#{room} seq {seq}: reactions {r}"))?;
+                    for (emoji, nicks) in map {
+                        let nicks: Vec<String> = nicks
+                            .as_array()
+                            .and_then(|a| {
+                                a.iter().map(|n| n.as_str().map(str::to_string)).collect()
+                            })
+                            .filter(|n: &Vec<String>| !n.is_empty())
+                            .ok_or_else(|| format!("#{room} seq {seq}: reactions {r}"))?;
+                        if !WS_EMOJI.contains(&emoji.as_str())
+                            && !LINE_EMOJI.contains(&emoji.as_str())
+                        {
+                            return Err(format!(
+                                "#{room} seq {seq}: a reaction nobody put there: {r}"
+                            ));
+                        }
+                        reactions.insert(emoji.clone(), nicks);
+                    }
+                    reacted += 1;
+                }
+                stored.insert(
+                    (room.clone(), seq),
+                    Stored {
+                        from,
+                        text: Some(text.to_string()),
+                        reactions,
+                    },
+                );
             }
             if msgs.len() < 200 {
                 break;
@@ -1130,22 +1382,206 @@ fn check_store(sh: &Shared) -> Result<StoreSummary, String> {
             rooms += 1;
         }
     }
+
+    // Changes: no seq of one is a message, every target is a message
+    // before it; the seqs between messages nobody was told of are at most
+    // the changes nobody may have been told of.
+    let changes = sh.changes.lock().map(|c| c.clone()).unwrap_or_default();
+    for ((room, seq), (kind, target)) in &changes {
+        if stored.contains_key(&(room.clone(), *seq)) {
+            return Err(format!(
+                "#{room} seq {seq}: a change '{kind}' of {target} to clients, a message in the store"
+            ));
+        }
+        if target >= seq || !stored.contains_key(&(room.clone(), *target)) {
+            return Err(format!(
+                "#{room} seq {seq}: a change '{kind}' of {target}, which is no stored message before it"
+            ));
+        }
+    }
+    let unseen = sh
+        .unseen_changes
+        .lock()
+        .map(|u| u.clone())
+        .unwrap_or_default();
+    let mut changes_unseen = 0;
+    for room in &sh.rooms {
+        let n = gaps
+            .iter()
+            .filter(|(r, s)| r == room && !changes.contains_key(&(r.clone(), *s)))
+            .count();
+        let may = unseen.get(room).copied().unwrap_or(0) as usize;
+        if n > may {
+            return Err(format!(
+                "#{room}: {n} seqs between stored messages that no client was told are changes, but at most {may} changes may have gone untold (line clients' and lost answers)"
+            ));
+        }
+        changes_unseen += n;
+    }
+    let changes_seen = gaps.len() - changes_unseen;
+    // Seqs a complete page skipped without the client being told what they
+    // were: no message is stored there (a page that left one out).
+    let skipped = sh.skipped.lock().map(|s| s.clone()).unwrap_or_default();
+    let mut left_out: Vec<String> = skipped
+        .iter()
+        .filter(|(k, _)| stored.contains_key(*k))
+        .map(|((room, seq), what)| {
+            format!("a {what} of #{room} skipped seq {seq}, a message in the store")
+        })
+        .collect();
+    left_out.sort();
+    for e in left_out {
+        sh.fail("ws_seq", e);
+    }
+
+    // Acknowledged WebSocket messages: as acknowledged, as last edited, or
+    // deleted.
     let acks = sh.acks.lock().map(|a| a.clone()).unwrap_or_default();
+    let ws_fates = sh.ws_fates.lock().map(|f| f.clone()).unwrap_or_default();
+    let mut acked: HashSet<(String, u64)> = HashSet::new();
     for (room, seq, text) in &acks {
-        match stored.get(&(room.clone(), *seq)) {
-            Some(t) if t == text => {}
-            Some(t) => {
+        acked.insert((room.clone(), *seq));
+        let fates = ws_fates
+            .get(&(room.clone(), *seq))
+            .cloned()
+            .unwrap_or_else(|| vec![Fate::Text(text.clone())]);
+        let ok = match stored.get(&(room.clone(), *seq)) {
+            Some(Stored { text: Some(t), .. }) => fates.contains(&Fate::Text(t.clone())),
+            Some(Stored { text: None, .. }) => fates.contains(&Fate::Deleted),
+            None => return Err(format!("#{room} seq {seq} acknowledged but not stored")),
+        };
+        if !ok {
+            let s = &stored[&(room.clone(), *seq)];
+            return Err(format!(
+                "#{room} seq {seq} acknowledged as {text:?}, then {fates:?}; stored as {:?}",
+                s.text
+            ));
+        }
+    }
+
+    // Line messages: as sent, or as their author last edited or deleted
+    // them; edits only where their author's edit was answered or lost.
+    let line_fates = sh.line_fates.lock().map(|f| f.clone()).unwrap_or_default();
+    for ((room, seq), s) in &stored {
+        let Some(text) = &s.text else {
+            continue;
+        };
+        let tag = verify(text).map_err(|e| format!("#{room} seq {seq}: {e}"))?;
+        let (id, _) = tag.id_gen();
+        if id % 2 == 1 {
+            // A WebSocket client's: an edit only of an acknowledged one.
+            if tag.edit > 0 && !acked.contains(&(room.clone(), *seq)) {
                 return Err(format!(
-                    "#{room} seq {seq} acknowledged as {text:?} but stored as {t:?}"
+                    "#{room} seq {seq}: edited, but never acknowledged: {text:?}"
+                ));
+            }
+            continue;
+        }
+        match line_fates.get(&(room.clone(), tag.key.clone(), tag.n)) {
+            Some(f) if !f.contains(&Fate::Text(text.clone())) => {
+                return Err(format!(
+                    "#{room} seq {seq}: stored as {text:?}; its author made it {f:?}"
                 ))
             }
-            None => return Err(format!("#{room} seq {seq} acknowledged but not stored")),
+            None if tag.edit > 0 => {
+                return Err(format!(
+                    "#{room} seq {seq}: edited, but its author edited nothing: {text:?}"
+                ))
+            }
+            _ => {}
+        }
+    }
+    let deleted = stored.values().filter(|s| s.text.is_none()).count();
+    for room in &sh.rooms {
+        // Deleted messages no WebSocket sender acknowledged: the line
+        // clients' deletes, each answered or lost.
+        let n = stored
+            .iter()
+            .filter(|((r, seq), s)| {
+                r == room && s.text.is_none() && !acked.contains(&(r.clone(), *seq))
+            })
+            .count();
+        let sure = line_fates
+            .iter()
+            .filter(|((r, _, _), f)| r == room && **f == [Fate::Deleted])
+            .count();
+        let maybe = line_fates
+            .iter()
+            .filter(|((r, _, _), f)| r == room && f.len() > 1 && f.contains(&Fate::Deleted))
+            .count();
+        if n < sure || n > sure + maybe {
+            return Err(format!(
+                "#{room}: {n} deleted messages of line clients in the store; their authors deleted {sure} (and {maybe} more may have been)"
+            ));
+        }
+    }
+
+    // Reactions of the WebSocket clients' emoji: exactly those on.
+    let reacts = sh.reacts.lock().map(|r| r.clone()).unwrap_or_default();
+    // (room, target, emoji) -> (the nicks surely on, those maybe on).
+    type Want = HashMap<(String, u64, String), (Vec<String>, Vec<String>)>;
+    let mut want: Want = HashMap::new();
+    for ((room, seq, emoji, _), states) in &reacts {
+        let e = want.entry((room.clone(), *seq, emoji.clone())).or_default();
+        match states.as_slice() {
+            [Some(nick)] => e.0.push(nick.clone()),
+            [None] => {}
+            _ => e.1.extend(states.iter().flatten().cloned()),
+        }
+    }
+    for ((room, seq), s) in &stored {
+        if s.text.is_none() {
+            continue;
+        }
+        for emoji in WS_EMOJI {
+            let key = (room.clone(), *seq, emoji.to_string());
+            let mut have = s.reactions.get(*emoji).cloned().unwrap_or_default();
+            let (sure, maybe) = want.remove(&key).unwrap_or_default();
+            for nick in &sure {
+                match have.iter().position(|n| n == nick) {
+                    Some(i) => {
+                        have.remove(i);
+                    }
+                    None => {
+                        return Err(format!(
+                        "#{room} seq {seq} (from {}): {nick} put {emoji} on it, the store has {:?}",
+                        s.from,
+                        s.reactions.get(*emoji)
+                    ))
+                    }
+                }
+            }
+            for nick in &maybe {
+                if let Some(i) = have.iter().position(|n| n == nick) {
+                    have.remove(i);
+                }
+            }
+            if !have.is_empty() {
+                return Err(format!(
+                    "#{room} seq {seq}: {emoji} by {have:?}, whose reactors did not leave it on (sure on: {sure:?}, maybe: {maybe:?})"
+                ));
+            }
+        }
+    }
+    // What is left names messages deleted since (their reactions went
+    // with them) or none at all.
+    for ((room, seq, emoji), (sure, _)) in &want {
+        if !sure.is_empty() && !stored.contains_key(&(room.clone(), *seq)) {
+            return Err(format!(
+                "#{room} seq {seq}: {sure:?} put {emoji} on it, and there is no such message"
+            ));
         }
     }
     Ok(StoreSummary {
         messages: stored.len(),
         rooms,
         acks: acks.len(),
+        edited,
+        deleted,
+        reacted,
+        changes_seen,
+        changes_unseen,
+        skipped: skipped.len(),
     })
 }
 
@@ -1471,6 +1907,65 @@ struct Stats {
     cuts: Counter,
     garbage: Counter,
     junk: Counter,
+    // Messages that live, and search.
+    ws_edits: Counter,
+    ws_deletes: Counter,
+    ws_reacts: Counter,
+    reacts_on: Counter,
+    reacts_off: Counter,
+    /// Reactions refused with `no_such_message`: the target was deleted.
+    reacts_gone: Counter,
+    line_edits: Counter,
+    line_deletes: Counter,
+    line_reacts: Counter,
+    line_reacts_gone: Counter,
+    /// Changes answered (the event with the request's ref, or the line).
+    amends_answered: Counter,
+    /// Changes whose answer was lost with the connection.
+    amends_lost: Counter,
+    /// Change events of others received live: WebSocket, line.
+    amend_events_ws: Counter,
+    amend_events_line: Counter,
+    /// Change entries in joins and catch-ups.
+    amend_entries: Counter,
+    ws_searches: Counter,
+    line_searches: Counter,
+    search_results: Counter,
+    /// Searches for a word of an own message: found, rightly not found.
+    search_found: Counter,
+    search_absent: Counter,
+}
+
+/// A WebSocket reaction: (room, target, emoji, reactor: "ID:SESSION").
+type ReactKey = (String, u64, String, String);
+
+/// What the store may show at the end for a message that was edited or
+/// deleted (more than one possibility when the answer to a change was lost
+/// with its connection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fate {
+    /// Its text is this (as the server stores it).
+    Text(String),
+    Deleted,
+}
+
+/// `fates` of `key` now hold `next` (`sure`), or may (a lost answer):
+/// `prior` is what it held before any change was recorded.
+fn set_fate<K: std::hash::Hash + Eq>(
+    fates: &Mutex<HashMap<K, Vec<Fate>>>,
+    key: K,
+    prior: Fate,
+    next: Fate,
+    sure: bool,
+) {
+    if let Ok(mut f) = fates.lock() {
+        let e = f.entry(key).or_insert_with(|| vec![prior]);
+        if sure {
+            *e = vec![next];
+        } else if !e.contains(&next) {
+            e.push(next);
+        }
+    }
 }
 
 struct Shared {
@@ -1491,6 +1986,27 @@ struct Shared {
     /// The last time a client may have left a session held.
     last_abandon: Mutex<Option<Instant>>,
     drops: Mutex<Vec<DropRecord>>,
+    /// (room, seq) -> (kind: 'e', 'd' or 'r', target) of every edit, delete
+    /// and reaction a WebSocket client was told of (live, as the answer to
+    /// its request, or in a join or catch-up): these seqs are no messages.
+    changes: Mutex<HashMap<(String, u64), (char, u64)>>,
+    /// Acknowledged WebSocket messages that were edited or deleted:
+    /// (room, seq) -> what the store may show.
+    ws_fates: Mutex<HashMap<(String, u64), Vec<Fate>>>,
+    /// Line messages that were edited or deleted: (room, "ID.GEN", n) ->
+    /// what the store may show.
+    line_fates: Mutex<HashMap<(String, String, u64), Vec<Fate>>>,
+    /// WebSocket reactions: (room, target, emoji, reactor) -> what the
+    /// store may show: the nick that put it there, or None (off).
+    reacts: Mutex<HashMap<ReactKey, Vec<Option<String>>>>,
+    /// Room -> changes asked for whose seq no WebSocket client may have
+    /// been told: line clients' (`/edit`, `/delete`, `/react`), and
+    /// WebSocket ones whose answer was lost with the connection.
+    unseen_changes: Mutex<HashMap<String, u64>>,
+    /// (room, seq) -> which page: seqs a complete page (a `joined`, a
+    /// catch-up, a history page) skipped, so changes, though the client
+    /// was told nothing of them: the store must hold no message there.
+    skipped: Mutex<HashMap<(String, u64), &'static str>>,
 }
 
 impl Shared {
@@ -1515,6 +2031,44 @@ impl Shared {
     fn log_cid(&self, text_bytes: usize) {
         if let Ok(mut c) = self.cid_log.lock() {
             c.push((Instant::now(), text_bytes as u32));
+        }
+    }
+
+    /// A change entry as a client was told of it; every client must be
+    /// told the same of a seq.
+    fn note_change(&self, room: &str, seq: u64, kind: char, target: u64) -> Result<(), String> {
+        let Ok(mut c) = self.changes.lock() else {
+            return Ok(());
+        };
+        match c.get(&(room.to_string(), seq)) {
+            Some(&(k, t)) if (k, t) != (kind, target) => Err(format!(
+                "#{room} seq {seq} is a change '{kind}' of {target} here, '{k}' of {t} to another client"
+            )),
+            Some(_) => Ok(()),
+            None => {
+                c.insert((room.to_string(), seq), (kind, target));
+                Ok(())
+            }
+        }
+    }
+
+    /// A change in `room` whose seq may never be seen by anyone.
+    fn unseen_change(&self, room: &str) {
+        if let Ok(mut u) = self.unseen_changes.lock() {
+            *u.entry(room.to_string()).or_default() += 1;
+        }
+    }
+
+    /// `reactor`'s reaction `emoji` on `target` is now `next` (`sure`), or
+    /// may be (a lost answer); it was `prior` before.
+    fn set_react(&self, key: ReactKey, prior: Option<String>, next: Option<String>, sure: bool) {
+        if let Ok(mut r) = self.reacts.lock() {
+            let e = r.entry(key).or_insert_with(|| vec![prior]);
+            if sure {
+                *e = vec![next];
+            } else if !e.contains(&next) {
+                e.push(next);
+            }
         }
     }
 
@@ -1600,6 +2154,19 @@ fn compose_burst(id: usize, gen: u32, n: u64, k: usize, nick: &str, room: &str) 
     head + &filler
 }
 
+/// The word only this text holds (`e`: the edit, 0 for the text as first
+/// sent): a search for it finds exactly this message, or nothing once the
+/// message is deleted or edited to say something else. Letters and digits
+/// only (one token to the index), and no such word is the start of another
+/// (the last word of a query is also a prefix).
+fn word(id: usize, gen: u32, n: u64, e: u32) -> String {
+    if e == 0 {
+        format!("w{id}x{gen}x{n}q")
+    } else {
+        format!("w{id}x{gen}x{n}e{e}q")
+    }
+}
+
 fn filler(id: usize, gen: u32, n: u64) -> String {
     let mut r = Rng::new((id as u64) << 40 ^ u64::from(gen) << 32 ^ n);
     let len = if r.below(25) == 0 {
@@ -1607,12 +2174,46 @@ fn filler(id: usize, gen: u32, n: u64) -> String {
     } else {
         r.below(20)
     };
-    let mut s = String::new();
+    let mut s = word(id, gen, n, 0);
+    s.push(' ');
     for _ in 0..len {
         s.push_str(PIECES[r.below(PIECES.len())]);
     }
     s.push('.');
     s
+}
+
+/// Edit `e` (1, 2, ...) of message `#n`: a filler of its own, starting
+/// with its own word.
+fn edit_filler(id: usize, gen: u32, n: u64, e: u32) -> String {
+    let mut r = Rng::new(
+        (id as u64) << 40 ^ u64::from(gen) << 32 ^ n ^ u64::from(e) << 24 ^ 0xED17_0000_0000_0000,
+    );
+    let mut s = word(id, gen, n, e);
+    s.push(' ');
+    for _ in 0..r.below(12) {
+        s.push_str(PIECES[r.below(PIECES.len())]);
+    }
+    s.push('.');
+    s
+}
+
+/// The text of edit `e` of message `#n` (sent under `nick`, of `kind`, to
+/// `dest`): its header marked `#N=E`, so a receiver knows which message it
+/// now stands for and that it is the `e`th edit. What to send and what
+/// receivers must see.
+fn compose_edit(
+    id: usize,
+    gen: u32,
+    n: u64,
+    e: u32,
+    nick: &str,
+    kind: &str,
+    dest: &str,
+) -> (String, String) {
+    let sent = header(id, gen, n, &format!("={e}"), nick, kind, dest) + &edit_filler(id, gen, n, e);
+    let expected = sanitize(&sent);
+    (sent, expected)
 }
 
 /// What the server makes of a text: control characters but tab become U+FFFD.
@@ -1644,6 +2245,20 @@ struct Tag {
     dest: String,
     /// A burst message: the burst.
     burst: Option<usize>,
+    /// An edit's text (`#N=E`): E; 0 for a text as first sent.
+    edit: u32,
+    /// A half-sent line (`#N~`).
+    cut: bool,
+}
+
+impl Tag {
+    /// The sender's `ID` and `GEN`.
+    fn id_gen(&self) -> (usize, u32) {
+        self.key
+            .split_once('.')
+            .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+            .unwrap_or((usize::MAX, 0))
+    }
 }
 
 /// Checks that `text` is exactly what its sender sent (a prefix of it for a
@@ -1664,23 +2279,31 @@ fn verify(text: &str) -> Result<Tag, String> {
         .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<u32>().ok()?)))
         .ok_or("bad sender tag")?;
     let num = num.strip_prefix('#').ok_or("bad counter")?;
-    let (num, cut, burst) = match (num.strip_suffix('~'), num.split_once('+')) {
-        (Some(n), _) => (n, true, None),
-        (None, Some((n, k))) => (n, false, Some(k.parse::<usize>().map_err(|_| "bad burst")?)),
-        (None, None) => (num, false, None),
+    let (num, cut, burst, edit) = if let Some(n) = num.strip_suffix('~') {
+        (n, true, None, 0)
+    } else if let Some((n, k)) = num.split_once('+') {
+        let k = k.parse::<usize>().map_err(|_| "bad burst")?;
+        (n, false, Some(k), 0)
+    } else if let Some((n, e)) = num.split_once('=') {
+        let e = e.parse::<u32>().ok().filter(|&e| e > 0).ok_or("bad edit")?;
+        (n, false, None, e)
+    } else {
+        (num, false, None, 0)
     };
     let n: u64 = num.parse().map_err(|_| "bad counter")?;
     let nick = nick.strip_prefix('@').ok_or("bad nick")?;
     let (kind, dest) = kd.split_once(':').ok_or("bad kind")?;
-    let mark = match (cut, burst) {
-        (true, _) => "~".to_string(),
-        (false, Some(k)) => format!("+{k}"),
-        (false, None) => String::new(),
+    let mark = match (cut, burst, edit) {
+        (true, _, _) => "~".to_string(),
+        (false, Some(k), _) => format!("+{k}"),
+        (false, None, 0) => String::new(),
+        (false, None, e) => format!("={e}"),
     };
     let head = header(id, gen, n, &mark, nick, kind, dest);
-    let body = match burst {
-        Some(_) => big_filler(id, gen, n, head.len()),
-        None => filler(id, gen, n),
+    let body = match (burst, edit) {
+        (Some(_), _) => big_filler(id, gen, n, head.len()),
+        (None, 0) => filler(id, gen, n),
+        (None, e) => edit_filler(id, gen, n, e),
     };
     let full = sanitize(&(head.clone() + &body));
     if cut {
@@ -1697,6 +2320,8 @@ fn verify(text: &str) -> Result<Tag, String> {
         kind: kind.to_string(),
         dest: dest.to_string(),
         burst,
+        edit,
+        cut,
     })
 }
 
@@ -1730,7 +2355,40 @@ const ERROR_CODES: &[&str] = &[
     "rate_limited",
     "server_full",
     "slow_consumer",
+    "nick_registered",
+    "login_failed",
+    "login_required",
+    "insecure",
+    "not_permitted",
+    "banned",
+    "muted",
+    "invite_only",
+    "no_such_message",
+    "edit_window",
+    "unavailable",
 ];
+
+/// The emoji WebSocket clients react with: each reactor knows whether its
+/// reaction is on, so the store's `reactions` of these are checked exactly.
+const WS_EMOJI: &[&str] = &["👍", "🎉", "👀", "✅", "👩‍💻", "❤️"];
+/// The emoji line clients react with: `/react NICK EMOJI` names a nick,
+/// and the server picks that nick's last message, so only their shape is
+/// checked.
+const LINE_EMOJI: &[&str] = &["🔥", "+1"];
+/// A WebSocket client edits and deletes only messages acknowledged within
+/// this (the server's `--edit-window` is 900 s).
+const EDIT_RECENT: Duration = Duration::from_secs(600);
+/// A search looks for a message sent at least this long before.
+const SEARCH_AFTER: Duration = Duration::from_secs(2);
+/// Own messages a client remembers for edits, deletes and searches.
+const OWN_KEEP: usize = 40;
+/// Entries of a room a WebSocket client remembers (seq -> message or change).
+const VIEW_KEEP: usize = 3000;
+/// Received messages a client remembers as targets of its reactions.
+const RECENT_KEEP: usize = 30;
+/// A reaction refused with `no_such_message` (its target was deleted):
+/// the delete must reach a client that stays in the room within this.
+const GONE_WAIT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------------------
 // Clients
@@ -1793,6 +2451,175 @@ struct Sent {
     expected: String,
 }
 
+/// A message this client sent (acknowledged, for a WebSocket client), as
+/// it is now, for its edits, deletes and searches.
+#[derive(Debug, Clone)]
+struct Own {
+    room: String,
+    /// Its seq (WebSocket; a line client never learns it: 0).
+    seq: u64,
+    /// The `GEN` and `N` of its tag, and the nick it was sent under.
+    gen: u32,
+    n: u64,
+    nick: String,
+    action: bool,
+    /// Its current text: edit `edit` (0: as sent).
+    edit: u32,
+    deleted: bool,
+    /// WebSocket: the session that sent it (only it may edit or delete
+    /// it); line: `line` and the connection's generation.
+    session: String,
+    at: Instant,
+    /// An edit or delete of it is in flight.
+    busy: bool,
+    /// A change of it may or may not have happened (its answer was lost):
+    /// left alone from then on.
+    unsure: bool,
+}
+
+impl Own {
+    fn kind(&self) -> &'static str {
+        if self.action {
+            "me"
+        } else {
+            "in"
+        }
+    }
+}
+
+/// A WebSocket request of the new kinds, in flight, by its ref.
+#[derive(Debug, Clone)]
+enum Asked {
+    Edit {
+        room: String,
+        seq: u64,
+        /// Its tag's counter, and what it said before.
+        n: u64,
+        prior: String,
+        e: u32,
+        /// The text the server must answer with.
+        text: String,
+    },
+    Delete {
+        room: String,
+        seq: u64,
+        n: u64,
+        prior: String,
+    },
+    React {
+        room: String,
+        seq: u64,
+        emoji: String,
+        /// The nick it was asked under (the event's `from`), and the
+        /// reactor (client and session).
+        nick: String,
+        who: String,
+        /// Whether the reaction must come out on (None: not known).
+        on: Option<bool>,
+        /// The target is this client's own message (it cannot be deleted
+        /// behind its back).
+        mine: bool,
+        /// The room's view epoch, if the client was sure then that the
+        /// target was not deleted: a delete since must reach it.
+        watch: Option<u64>,
+    },
+    Search(Looking),
+}
+
+/// A search: what was asked for and what must come back.
+#[derive(Debug, Clone)]
+struct Looking {
+    /// None: every room the client is in.
+    room: Option<String>,
+    q: String,
+    /// Some: the client's own message (tag key, n, edit) that must be the
+    /// only result (`found`), or that must not be found.
+    own: Option<(String, u64, u32)>,
+    seq: u64,
+    found: bool,
+}
+
+/// A line request of the new kinds, in flight; the server answers them in
+/// order.
+#[derive(Debug, Clone)]
+enum LineAsked {
+    Edit {
+        room: String,
+        /// The message's tag ("ID.GEN", N) and what it said before.
+        key: String,
+        n: u64,
+        prior: String,
+        e: u32,
+        text: String,
+    },
+    Delete {
+        room: String,
+        key: String,
+        n: u64,
+        prior: String,
+        nick: String,
+    },
+    React {
+        room: String,
+        emoji: String,
+    },
+    Search(Looking),
+}
+
+/// A line client reading the results of its `/search`.
+struct SearchBlock {
+    look: Looking,
+    room: String,
+    expect: usize,
+    got: usize,
+    /// The lines that held the own message looked for.
+    hits: usize,
+}
+
+/// What a WebSocket client knows of one entry of a room's history.
+#[derive(Debug, Clone)]
+enum Known {
+    Msg(MsgView),
+    /// An edit, delete or reaction (told, or a seq a complete page skips).
+    Change,
+}
+
+/// A message as this client knows it.
+#[derive(Debug, Clone, Default)]
+struct MsgView {
+    /// Its tag's key and counter (unknown for a message only ever seen
+    /// deleted).
+    tag: Option<(String, u64)>,
+    nick: String,
+    edit: u32,
+    deleted: bool,
+    /// `edit`, `deleted` and `reactions` are what the message is now: set
+    /// from a page or seen live, and every change since seen live (not so
+    /// after a resume, whose replays may repeat what was seen).
+    sure: bool,
+    /// Emoji (of WS_EMOJI) -> the nicks that put it there.
+    reactions: BTreeMap<String, Vec<String>>,
+}
+
+/// A WebSocket client's knowledge of one room: seq -> entry.
+#[derive(Default)]
+struct View {
+    known: BTreeMap<u64, Known>,
+    /// Made anew with each join (a refused reaction's delete is awaited
+    /// only while the view lasts).
+    epoch: u64,
+}
+
+/// A WebSocket client's own reaction (this session's) on (room, seq, emoji).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mine {
+    /// On, put there under this nick.
+    On(String),
+    Off,
+    /// Its answer was lost: left alone.
+    Unsure,
+}
+
 /// After a resume: the rooms the client believes it is in, and the rooms
 /// the server replayed.
 struct ResumeCheck {
@@ -1808,6 +2635,8 @@ enum Mode {
     Live,
     /// A replay (join, history): may repeat what was seen.
     Replay,
+    /// A search result: checked, not counted as received.
+    Found,
 }
 
 struct Client {
@@ -1906,6 +2735,34 @@ struct Client {
     /// The last WebSocket requests and answers, in short: printed with an
     /// unprovoked error, so that a rare failure can be followed.
     trail: VecDeque<String>,
+    // Messages that live, and search.
+    /// This client uses them (most do; flooders do not).
+    lives: bool,
+    /// Own messages, oldest first.
+    own: VecDeque<Own>,
+    /// WebSocket: requests of the new kinds in flight, by ref.
+    asked: HashMap<String, Asked>,
+    asked_k: u64,
+    /// WebSocket: this session's reactions.
+    my_reacts: HashMap<(String, u64, String), Mine>,
+    /// Messages received live lately: (room, seq (0 on a line), from,
+    /// the room's view epoch then).
+    recent: VecDeque<(String, u64, String, u64)>,
+    /// WebSocket: each room's entries as this client knows them.
+    views: HashMap<String, View>,
+    view_epoch: u64,
+    /// WebSocket: reactions refused as `no_such_message` whose target's
+    /// delete has not come yet: (room, target, view epoch, until when).
+    gone_checks: Vec<(String, u64, u64, Instant)>,
+    /// Line: requests of the new kinds in flight, oldest first.
+    line_asked: VecDeque<LineAsked>,
+    /// Line: this connection may have had a message refused (a flood or a
+    /// burst went out, or `rate_limited` came): which of its messages is
+    /// "the last" is then not known, so no `/edit` or `/delete`.
+    line_unsure: bool,
+    search_block: Option<SearchBlock>,
+    /// (tag key, n) -> the latest edit seen of that message.
+    edits_seen: HashMap<(String, u64), u32>,
 }
 
 /// How many requests and answers a WebSocket client remembers.
@@ -1985,6 +2842,19 @@ impl Client {
             resume_again: false,
             trail: VecDeque::new(),
             vanished_at: None,
+            lives: role != Role::Flooder && (id / 2) % 5 != 4,
+            own: VecDeque::new(),
+            asked: HashMap::new(),
+            asked_k: 0,
+            my_reacts: HashMap::new(),
+            recent: VecDeque::new(),
+            views: HashMap::new(),
+            view_epoch: 0,
+            gone_checks: Vec::new(),
+            line_asked: VecDeque::new(),
+            line_unsure: false,
+            search_block: None,
+            edits_seen: HashMap::new(),
         }
     }
 
@@ -2187,6 +3057,9 @@ impl Client {
             }
         }
         self.sh.stats.burst_bytes.add(bytes.len() as u64);
+        // Part of a burst may be refused (judged with the readers'
+        // reports): this connection's last message is not known for sure.
+        self.line_unsure = true;
         self.own_burst = Some(OwnBurst {
             k: b.k,
             gen: self.gen,
@@ -2355,6 +3228,13 @@ impl Client {
     // -- connecting -------------------------------------------------------
 
     fn reset_connection_state(&mut self) {
+        // Requests of the new kinds that had no answer: they may or may
+        // not have been carried out.
+        self.lose_asked();
+        self.line_unsure = false;
+        self.search_block = None;
+        self.gone_checks.clear();
+        self.recent.clear();
         self.closed = false;
         self.close_code = None;
         self.write_failed = false;
@@ -2522,6 +3402,16 @@ impl Client {
             });
             self.busy.clear();
             self.leaving.clear();
+            // What the client knows of its rooms' messages may be out of
+            // date (it missed what happened while it was away) until each
+            // room's catch-up has come.
+            for v in self.views.values_mut() {
+                for k in v.known.values_mut() {
+                    if let Known::Msg(m) = k {
+                        m.sure = false;
+                    }
+                }
+            }
             let rooms: Vec<String> = self.rooms.iter().cloned().collect();
             for room in rooms {
                 let since = self.cursor.get(&room).copied().unwrap_or(0);
@@ -2566,6 +3456,9 @@ impl Client {
             self.busy.clear();
             self.leaving.clear();
             self.cursor.clear();
+            // A new session: a new identity, with no reactions yet.
+            self.views.clear();
+            self.my_reacts.clear();
             self.nick = nick.clone();
             if token.is_some() {
                 // Resumed nothing: start over.
@@ -2623,6 +3516,7 @@ impl Client {
             // No close frame either way: the server may hold the session.
             self.sh.abandoned();
         }
+        self.lose_asked();
         self.settle(Instant::now(), true);
         self.conn = Conn::None;
         self.sh.set_nick(self.id, "");
@@ -2904,6 +3798,23 @@ impl Client {
             self.on_slow_drop();
             return;
         }
+        if let Some(mut block) = self.search_block.take() {
+            if l == "*** end of search" {
+                return self.search_done(block);
+            }
+            block.got += 1;
+            match strip_clock(l) {
+                Some(rest) if rest.starts_with(&format!("#{} ", block.room)) => {
+                    self.line_found(&mut block, rest)
+                }
+                _ => self.fail(
+                    "malformed",
+                    format!("in the search results of #{}: {l:?}", block.room),
+                ),
+            }
+            self.search_block = Some(block);
+            return;
+        }
         if let Some((room, expect, got)) = self.history_block.take() {
             if l == "*** end of history" {
                 self.stall_answers = self.stall_answers.saturating_sub(1);
@@ -2977,6 +3888,10 @@ impl Client {
             if let Some(room) = r.strip_suffix(" is your current room") {
                 self.busy.remove(room);
             }
+        } else if let Some(r) = rest.strip_prefix("reaction ") {
+            self.line_reacted(r);
+        } else if let Some(r) = rest.strip_prefix("search ") {
+            self.line_search_head(r);
         } else if rest == "bye" {
             self.bye = true;
         }
@@ -2989,14 +3904,19 @@ impl Client {
             };
             if let Some(x) = ev.strip_prefix('<').filter(|_| !ev.starts_with("<-- ")) {
                 match x.split_once("> ") {
-                    Some((from, text)) => self.chat(room, from, text, false, mode),
+                    Some((from, text)) => self.line_chat(room, from, text, false, mode),
                     None => self.fail("malformed", format!("message {rest:?}")),
                 }
             } else if let Some(x) = ev.strip_prefix("* ") {
                 match x.split_once(' ') {
-                    Some((from, text)) => self.chat(room, from, text, true, mode),
+                    Some((from, text)) => self.line_chat(room, from, text, true, mode),
                     None => self.fail("malformed", format!("action {rest:?}")),
                 }
+            } else if let Some(x) = ev
+                .strip_prefix("--- a message by ")
+                .filter(|_| mode == Mode::Live)
+            {
+                self.line_deleted(room, x);
             } else if mode == Mode::Live
                 && ((ev.starts_with("--> ") && ev.ends_with(" joined"))
                     || (ev.starts_with("<-- ") && ev.contains(" left"))
@@ -3028,12 +3948,22 @@ impl Client {
 
     // -- checks common to both protocols ----------------------------------
 
-    /// A room message: exactly as sent, from the nick and to the room it
-    /// names, newer than anything live from that sender there.
-    fn chat(&mut self, room: &str, from: &str, text: &str, action: bool, mode: Mode) {
+    /// A room message: exactly as sent (or, in a replay or a search
+    /// result, as last edited), from the nick and to the room it names,
+    /// newer than anything live from that sender there. Its tag, if it is
+    /// what it should be.
+    fn chat(
+        &mut self,
+        room: &str,
+        from: &str,
+        text: &str,
+        action: bool,
+        mode: Mode,
+    ) -> Option<Tag> {
         match mode {
             Mode::Live => self.sh.stats.received.inc(),
             Mode::Replay => self.sh.stats.replayed.inc(),
+            Mode::Found => {}
         }
         if mode == Mode::Live && !self.rooms.contains(room) {
             self.fail(
@@ -3043,14 +3973,28 @@ impl Client {
         }
         let tag = match verify(text) {
             Ok(t) => t,
-            Err(e) => return self.fail("wrong", format!("#{room} <{from}>: {e}: {text:?}")),
+            Err(e) => {
+                self.fail("wrong", format!("#{room} <{from}>: {e}: {text:?}"));
+                return None;
+            }
         };
         let kind = if action { "me" } else { "in" };
         if tag.kind != kind || tag.dest != room || tag.nick != from {
-            return self.fail(
+            self.fail(
                 "wrong",
                 format!("#{room} <{from}> (action {action}) carried {text:?}"),
             );
+            return None;
+        }
+        if tag.edit > 0 && mode == Mode::Live {
+            self.fail(
+                "wrong",
+                format!("#{room} <{from}>: an edit's text as a new message: {text:?}"),
+            );
+            return None;
+        }
+        if mode == Mode::Found {
+            return Some(tag);
         }
         if let (Some(k), Mode::Live) = (tag.burst, mode) {
             let gen = self.gen;
@@ -3062,7 +4006,8 @@ impl Client {
                 w.got.entry(tag.key.clone()).or_default().push(tag.n);
             }
         }
-        self.order(tag.key, room.to_string(), tag.n, mode, text);
+        self.order(tag.key.clone(), room.to_string(), tag.n, mode, text);
+        Some(tag)
     }
 
     fn order(&mut self, key: String, dest: String, n: u64, mode: Mode, text: &str) {
@@ -3076,7 +4021,7 @@ impl Client {
                     ),
                 );
             }
-            (Mode::Replay, Some(p)) if n <= p => {}
+            (Mode::Replay | Mode::Found, Some(p)) if n <= p => {}
             _ => {
                 self.last.insert((key, dest), n);
             }
@@ -3116,6 +4061,19 @@ impl Client {
     fn on_error(&mut self, code: &str, message: &str, r#ref: Option<&str>) {
         if let Some(r) = r#ref {
             self.must_ack.remove(r);
+        }
+        if let Some(asked) = r#ref.and_then(|r| self.asked.remove(r)) {
+            return self.asked_refused(asked, code, message);
+        }
+        if !self.ws {
+            if self.line_refused(code, message) {
+                return;
+            }
+            if code == "rate_limited" {
+                // A message of this connection may have been refused:
+                // which one is its last is not known any more.
+                self.line_unsure = true;
+            }
         }
         match code {
             "no_such_user" => {}
@@ -3194,11 +4152,14 @@ impl Client {
                     self.busy.remove(r);
                     self.leaving.remove(r);
                     self.cursor.remove(r);
+                    self.views.remove(r);
                     true
                 }
                 None => false,
             },
             "message" => return self.ws_message(&v),
+            "edit" | "delete" | "react" => return self.ws_amend(&v),
+            "search" => return self.ws_search_answer(&v),
             "presence" => {
                 s("room").is_some()
                     && matches!(s("event"), Some("join" | "leave" | "nick"))
@@ -3240,32 +4201,43 @@ impl Client {
         }
     }
 
-    /// Checks a block of replayed messages: shape, ascending contiguous
-    /// seqs, texts. Returns (first, last) seq.
-    fn ws_block(&mut self, room: &str, msgs: &Value, what: &str) -> Option<Option<(u64, u64)>> {
+    /// Checks a block of entries (a `joined`'s, a history page): shape,
+    /// strictly ascending seqs, texts, and agreement with what the client
+    /// knows of the room: no seq it knows as a change listed as a message,
+    /// no message it knows left out (a deleted one is listed as deleted),
+    /// and (a history page) each message it is sure of exactly as the
+    /// stream made it. Seqs the block's range skips are changes. A
+    /// `joined` may hold `edit`, `delete` and `react` entries, applied in
+    /// turn. `sure`: the block shows the room as it is at this point of
+    /// the stream (not a resume's replays, which may repeat what came
+    /// live). Returns (first, last) seq.
+    fn ws_block(
+        &mut self,
+        room: &str,
+        msgs: &Value,
+        what: &'static str,
+        sure: bool,
+    ) -> Option<Option<(u64, u64)>> {
         let Some(list) = msgs.as_array() else {
             self.fail("malformed", format!("{what} of #{room} without messages"));
             return None;
         };
         let mut range: Option<(u64, u64)> = None;
+        let mut listed = Vec::new();
+        let compare = what == "history";
         for m in list {
-            let (Some(r), Some(seq), Some(from), Some(text)) = (
-                m["room"].as_str(),
-                m["seq"].as_u64(),
-                m["from"].as_str(),
-                m["text"].as_str(),
-            ) else {
-                self.fail("malformed", format!("{what} of #{room}: message {m}"));
+            let (Some(r), Some(seq)) = (m["room"].as_str(), m["seq"].as_u64()) else {
+                self.fail("malformed", format!("{what} of #{room}: entry {m}"));
                 return None;
             };
             if r != room {
                 self.fail(
                     "ws_seq",
-                    format!("{what} of #{room} holds a message of #{r}"),
+                    format!("{what} of #{room} holds an entry of #{r}"),
                 );
             }
             if let Some((_, last)) = range {
-                if seq != last + 1 {
+                if seq <= last {
                     self.fail(
                         "ws_seq",
                         format!("{what} of #{room}: seq {seq} after {last}"),
@@ -3273,11 +4245,225 @@ impl Client {
                 }
             }
             range = Some((range.map_or(seq, |r| r.0), seq));
-            let action = m["action"].as_bool().unwrap_or(false);
-            let (from, text) = (from.to_string(), text.to_string());
-            self.chat(room, &from, &text, action, Mode::Replay);
+            listed.push(seq);
+            match m["type"].as_str() {
+                Some("message") => {
+                    let mv = self.block_message(room, m, what, Mode::Replay)?;
+                    self.listed(room, seq, mv, what, compare, sure);
+                }
+                Some("edit" | "delete" | "react") if what == "joined" => match parse_amend(m) {
+                    Ok(a) => {
+                        self.sh.stats.amend_entries.inc();
+                        self.check_amend(&a, false);
+                    }
+                    Err(e) => {
+                        self.fail("malformed", format!("{what} of #{room}: {e}: {m}"));
+                        return None;
+                    }
+                },
+                _ => {
+                    self.fail("malformed", format!("{what} of #{room}: entry {m}"));
+                    return None;
+                }
+            }
+        }
+        if let Some((first, last)) = range {
+            let mut next = listed.iter().copied().peekable();
+            for s in first..=last {
+                if next.peek() == Some(&s) {
+                    next.next();
+                } else {
+                    self.skipped(room, s, what);
+                }
+            }
         }
         Some(range)
+    }
+
+    /// A MESSAGE of a block (`Mode::Replay`) or a search result
+    /// (`Mode::Found`): its shape and text; what it says of the message.
+    fn block_message(&mut self, room: &str, m: &Value, what: &str, mode: Mode) -> Option<MsgView> {
+        let (Some(from), Some(_)) = (m["from"].as_str(), m["ts"].as_u64()) else {
+            self.fail("malformed", format!("{what} of #{room}: message {m}"));
+            return None;
+        };
+        let from = from.to_string();
+        if m["deleted"] == json!(true) {
+            // Only the fact that it was there (a search result would add
+            // its empty snippet and marks).
+            let extra = m.as_object().into_iter().flatten().find(|(k, _)| {
+                !matches!(
+                    k.as_str(),
+                    "type" | "room" | "seq" | "from" | "ts" | "deleted" | "snippet" | "marks"
+                )
+            });
+            if let Some((k, _)) = extra {
+                self.fail(
+                    "malformed",
+                    format!("{what} of #{room}: a deleted message with {k:?}: {m}"),
+                );
+            }
+            return Some(MsgView {
+                tag: None,
+                nick: from,
+                deleted: true,
+                ..MsgView::default()
+            });
+        }
+        let Some(text) = m["text"].as_str() else {
+            self.fail("malformed", format!("{what} of #{room}: message {m}"));
+            return None;
+        };
+        let text = text.to_string();
+        let action = m["action"].as_bool().unwrap_or(false);
+        let tag = self.chat(room, &from, &text, action, mode)?;
+        if (tag.edit > 0) != m["edited_ts"].is_u64() {
+            self.fail(
+                "wrong",
+                format!(
+                    "{what} of #{room}: edit {} of a message, edited_ts {}",
+                    tag.edit, m["edited_ts"]
+                ),
+            );
+        }
+        let mut reactions = BTreeMap::new();
+        if let Some(r) = m.get("reactions") {
+            match r.as_object() {
+                Some(map) if !map.is_empty() => {
+                    for (emoji, nicks) in map {
+                        let nicks: Option<Vec<String>> = nicks.as_array().and_then(|a| {
+                            a.iter().map(|n| n.as_str().map(str::to_string)).collect()
+                        });
+                        match nicks {
+                            Some(mut n) if !n.is_empty() => {
+                                if !WS_EMOJI.contains(&emoji.as_str())
+                                    && !LINE_EMOJI.contains(&emoji.as_str())
+                                {
+                                    self.fail(
+                                        "wrong",
+                                        format!(
+                                            "{what} of #{room}: a reaction nobody put there: {m}"
+                                        ),
+                                    );
+                                }
+                                if WS_EMOJI.contains(&emoji.as_str()) {
+                                    n.sort();
+                                    reactions.insert(emoji.clone(), n);
+                                }
+                            }
+                            _ => {
+                                self.fail("malformed", format!("{what} of #{room}: reactions {r}"))
+                            }
+                        }
+                    }
+                }
+                _ => self.fail("malformed", format!("{what} of #{room}: reactions {r}")),
+            }
+        }
+        Some(MsgView {
+            tag: Some((tag.key.clone(), tag.n)),
+            nick: from,
+            edit: tag.edit,
+            deleted: false,
+            sure: false,
+            reactions,
+        })
+    }
+
+    /// A message listed in a block or found by a search, against what the
+    /// client knows of that seq. `compare`: the block shows the message as
+    /// it is now (a history page, a search), so one the client is sure of
+    /// must be exactly as the stream made it. `sure`: from now on the
+    /// client is sure of it.
+    fn listed(
+        &mut self,
+        room: &str,
+        seq: u64,
+        mut mv: MsgView,
+        what: &str,
+        compare: bool,
+        sure: bool,
+    ) {
+        let mut problem = None;
+        {
+            let Some(view) = self.views.get_mut(room) else {
+                return;
+            };
+            match view.known.get_mut(&seq) {
+                Some(Known::Change) => {
+                    problem = Some(format!(
+                        "{what} of #{room} lists seq {seq} as a message; it is an edit, delete or reaction"
+                    ));
+                }
+                Some(Known::Msg(k)) => {
+                    let other = k.nick != mv.nick
+                        || matches!((&k.tag, &mv.tag), (Some(a), Some(b)) if a != b);
+                    let differs = k.deleted != mv.deleted
+                        || (!mv.deleted && k.edit != mv.edit)
+                        || k.reactions != mv.reactions;
+                    if other {
+                        problem = Some(format!(
+                            "{what} of #{room}: seq {seq} is {:?} from {}, the stream had {:?} from {}",
+                            mv.tag, mv.nick, k.tag, k.nick
+                        ));
+                    } else if compare && k.sure && differs {
+                        problem = Some(format!(
+                            "{what} of #{room}: seq {seq} is (deleted {}, edit {}, reactions {:?}), the stream made it (deleted {}, edit {}, reactions {:?})",
+                            mv.deleted, mv.edit, mv.reactions, k.deleted, k.edit, k.reactions
+                        ));
+                    }
+                    if mv.tag.is_none() {
+                        mv.tag = k.tag.take();
+                    }
+                    mv.sure = sure;
+                    *k = mv;
+                }
+                None => {
+                    mv.sure = sure;
+                    view.known.insert(seq, Known::Msg(mv));
+                    prune(view);
+                }
+            }
+        }
+        if let Some(p) = problem {
+            self.fail("ws_seq", p);
+        }
+    }
+
+    /// `seq` of `room` is no message (a complete page skips it): a change.
+    /// One the client knew nothing of is checked against the store at the
+    /// end.
+    fn skipped(&mut self, room: &str, seq: u64, what: &'static str) {
+        let Some(view) = self.views.get_mut(room) else {
+            return;
+        };
+        match view.known.get(&seq) {
+            Some(Known::Msg(m)) => {
+                let m = format!("{:?} from {}", m.tag, m.nick);
+                self.fail(
+                    "ws_seq",
+                    format!("{what} of #{room} leaves out message {seq} ({m})"),
+                );
+            }
+            Some(Known::Change) => {}
+            None => {
+                view.known.insert(seq, Known::Change);
+                prune(view);
+                if let Ok(mut s) = self.sh.skipped.lock() {
+                    s.entry((room.to_string(), seq)).or_insert(what);
+                }
+            }
+        }
+    }
+
+    /// Seqs after `from` up to `to` (where the stream is) that a complete
+    /// block leaves out after its last entry: changes.
+    fn skipped_after(&mut self, room: &str, from: u64, to: u64, what: &'static str) {
+        // A room's view holds VIEW_KEEP entries: no more to look at.
+        let from = from.max(to.saturating_sub(VIEW_KEEP as u64));
+        for s in from + 1..=to {
+            self.skipped(room, s, what);
+        }
     }
 
     fn ws_joined(&mut self, v: &Value) {
@@ -3289,34 +4475,67 @@ impl Client {
             self.fail("malformed", format!("joined {v}"));
         }
         let gap = v["gap"].as_bool().unwrap_or(false);
-        let Some(range) = self.ws_block(&room, &v["messages"], "joined") else {
+        let r = v["ref"].as_str().unwrap_or("").to_string();
+        let catch_up = r.strip_prefix("rj:").and_then(|s| s.parse::<u64>().ok());
+        // A join of a room it was not in: what the client knows of the
+        // room starts here, and is all it is (a resume's replays and
+        // catch-ups may repeat what came live).
+        let fresh = catch_up.is_none() && self.resume_check.is_none();
+        if fresh || !self.views.contains_key(&room) {
+            self.view_epoch += 1;
+            let view = View {
+                known: BTreeMap::new(),
+                epoch: self.view_epoch,
+            };
+            self.views.insert(room.clone(), view);
+        }
+        let Some(range) = self.ws_block(&room, &v["messages"], "joined", fresh) else {
             return;
         };
-        if let (Some((_, last)), false) = (range, gap) {
-            if last != last_seq {
-                self.fail(
+        if !gap {
+            match range {
+                Some((_, last)) if last > last_seq => self.fail(
                     "ws_seq",
-                    format!("joined #{room}: last message {last} but last_seq {last_seq}"),
-                );
+                    format!("joined #{room}: last entry {last} but last_seq {last_seq}"),
+                ),
+                // What follows the last message up to last_seq are changes.
+                Some((_, last)) => self.skipped_after(&room, last, last_seq, "joined"),
+                None => {}
             }
         }
-        let r = v["ref"].as_str().unwrap_or("");
-        if let Some(since) = r.strip_prefix("rj:").and_then(|s| s.parse::<u64>().ok()) {
-            // Catching up after a resume: exactly since+1..=last_seq, and
-            // last_seq is where the live stream is.
+        if let Some(since) = catch_up {
+            // Catching up after a resume: since+1..=last_seq, and
+            // last_seq is where the live stream is. The entries after
+            // `since` that a catch-up leaves out are changes (to messages
+            // it lists as they are now, or edits and reactions of a
+            // message deleted since, whose delete it lists).
             if !gap {
                 match range {
-                    Some((first, _)) if first != since + 1 => self.fail(
+                    Some((first, _)) if first <= since => self.fail(
                         "ws_seq",
                         format!("catch-up of #{room} since {since} starts at {first}"),
                     ),
+                    Some((first, _)) => {
+                        for s in since + 1..first {
+                            self.skipped(&room, s, "catch-up");
+                        }
+                    }
                     None if last_seq != since => self.fail(
                         "ws_seq",
                         format!(
                             "catch-up of #{room} since {since} is empty but last_seq is {last_seq}"
                         ),
                     ),
-                    _ => {}
+                    None => {}
+                }
+                // Applied, the catch-up leaves the client exactly up to
+                // date: it is sure of every message it knows again.
+                if let Some(view) = self.views.get_mut(&room) {
+                    for k in view.known.values_mut() {
+                        if let Known::Msg(m) = k {
+                            m.sure = true;
+                        }
+                    }
                 }
             }
             // With `gap` (more than a catch-up replays: over 500 messages,
@@ -3398,8 +4617,10 @@ impl Client {
         let (room, from, text) = (room.to_string(), from.to_string(), text.to_string());
         let action = v["action"].as_bool().unwrap_or(false);
         let mut mode = Mode::Live;
+        let mut own = false;
         if let Some(cid) = v["cid"].as_str() {
             let cid = cid.to_string();
+            own = true;
             self.sh.stats.acks.inc();
             match self.sent.get(&cid) {
                 Some(s) if s.room == room && s.expected == text => {}
@@ -3452,7 +4673,51 @@ impl Client {
                 None => {}
             }
         }
-        self.chat(&room, &from, &text, action, mode);
+        let Some(tag) = self.chat(&room, &from, &text, action, mode) else {
+            return;
+        };
+        // The sender's own `@NICK` names it, and it is connected: the
+        // message mentions it (a line cut short by its sender's end may
+        // have been stored once it was gone).
+        let mentions = &v["mentions"];
+        if mode == Mode::Live && *mentions != json!([from]) && !(tag.cut && mentions.is_null()) {
+            self.fail(
+                "wrong",
+                format!("#{room} seq {seq} from {from} mentions {mentions}: {text:?}"),
+            );
+        }
+        if own && tag.burst.is_none() && !tag.cut {
+            self.remember_own(&room, seq, &tag);
+        }
+        if mode == Mode::Live {
+            // Messages begin live with no reactions, and every change to
+            // them comes after: the client is sure of them.
+            let mv = MsgView {
+                tag: Some((tag.key.clone(), tag.n)),
+                nick: from.clone(),
+                sure: true,
+                ..MsgView::default()
+            };
+            let mut problem = None;
+            if let Some(view) = self.views.get_mut(&room) {
+                if let Some(k) = view.known.get(&seq) {
+                    problem = Some(format!(
+                        "#{room}: a live message at seq {seq}, known as {k:?}"
+                    ));
+                }
+                view.known.insert(seq, Known::Msg(mv));
+                prune(view);
+                let epoch = view.epoch;
+                self.recent
+                    .push_back((room.clone(), seq, from.clone(), epoch));
+                if self.recent.len() > RECENT_KEEP {
+                    self.recent.pop_front();
+                }
+            }
+            if let Some(p) = problem {
+                self.fail("ws_seq", p);
+            }
+        }
     }
 
     fn ws_ack_dm(&mut self, cid: &str, to: &str, text: &str) {
@@ -3478,16 +4743,22 @@ impl Client {
         };
         let room = room.to_string();
         self.stall_answers = self.stall_answers.saturating_sub(1);
-        let Some(range) = self.ws_block(&room, &v["messages"], "history") else {
+        // A page shows the room as it is at this point of the stream.
+        let Some(range) = self.ws_block(&room, &v["messages"], "history", true) else {
             return;
         };
-        // A page of the latest messages ends where the stream is.
+        // A page of the latest messages ends where the stream is, but for
+        // changes after its last message.
         if let (Some((_, last)), Some(&c)) = (range, self.cursor.get(&room)) {
-            if !self.busy.contains(&room) && last != c {
-                self.fail(
-                    "ws_seq",
-                    format!("history of #{room} ends at {last}, the stream is at {c}"),
-                );
+            if !self.busy.contains(&room) {
+                if last > c {
+                    self.fail(
+                        "ws_seq",
+                        format!("history of #{room} ends at {last}, the stream is at {c}"),
+                    );
+                } else {
+                    self.skipped_after(&room, last, c, "history");
+                }
             }
         }
     }
@@ -3521,6 +4792,11 @@ impl Client {
             .is_some_and(|rc| rc.expected.is_empty())
         {
             self.finish_resume_check();
+        }
+        self.check_gone(Instant::now());
+        // Now and then an edit, delete, reaction or search instead.
+        if self.may_live() && self.rng.chance(0.14) {
+            return self.live_action();
         }
         let w = self.rng.below(100);
         match w {
@@ -3587,7 +4863,9 @@ impl Client {
             }
             out.push_str(&sent);
             out.push('\n');
-            self.send_raw(out.as_bytes());
+            if self.send_raw(out.as_bytes()) {
+                self.remember_line(&room, self.n, action);
+            }
         }
     }
 
@@ -3723,6 +5001,7 @@ impl Client {
         cuts.sort_unstable();
         cuts.dedup();
         let mut from = 0;
+        let n = self.n;
         for c in cuts.into_iter().chain(std::iter::once(bytes.len())) {
             if !self.send_raw(&bytes[from..c]) {
                 return;
@@ -3733,6 +5012,9 @@ impl Client {
                 let d = self.rng.ms(20, 300);
                 self.pump(d);
             }
+        }
+        if self.connected() {
+            self.remember_line(&room, n, false);
         }
     }
 
@@ -3746,6 +5028,7 @@ impl Client {
         };
         self.sh.stats.floods.inc();
         self.flooded = true;
+        self.line_unsure = true;
         if self.flood_check.is_none() {
             self.flood_check = Some(Instant::now());
         }
@@ -3998,18 +5281,34 @@ impl Client {
         self.drain_out();
         if self.ws {
             let until = Instant::now() + Duration::from_secs(10);
-            while !self.must_ack.is_empty() && !self.closed && Instant::now() < until {
+            while (!self.must_ack.is_empty() || !self.asked.is_empty())
+                && !self.closed
+                && Instant::now() < until
+            {
                 self.pump(Duration::from_millis(200));
+            }
+            if !self.asked.is_empty() && !self.flooded && !self.slow_dropped && !self.closed {
+                let left: Vec<Asked> = self.asked.values().cloned().collect();
+                for a in left.iter().take(3) {
+                    let cat = if matches!(a, Asked::Search(_)) {
+                        "search"
+                    } else {
+                        "amend"
+                    };
+                    self.fail(cat, format!("never answered: {a:?}"));
+                }
             }
             if !self.must_ack.is_empty() && !self.flooded && !self.slow_dropped && !self.closed {
                 let mut left: Vec<&String> = self.must_ack.iter().collect();
                 left.sort();
+                let trail: Vec<&str> = self.trail.iter().map(String::as_str).collect();
                 self.fail(
                     "ack",
                     format!(
-                        "{} messages never acknowledged: {:?}",
+                        "{} messages never acknowledged: {:?}; last requests and answers:\n    {}",
                         left.len(),
-                        &left[..left.len().min(5)]
+                        &left[..left.len().min(5)],
+                        trail.join("\n    ")
                     ),
                 );
             }
@@ -4028,6 +5327,17 @@ impl Client {
         } else {
             self.bye
         };
+        if said_bye && !self.ws && !self.line_asked.is_empty() {
+            let left: Vec<LineAsked> = self.line_asked.iter().cloned().collect();
+            for a in left.iter().take(3) {
+                let cat = if matches!(a, LineAsked::Search(_)) {
+                    "search"
+                } else {
+                    "amend"
+                };
+                self.fail(cat, format!("never answered (before *** bye): {a:?}"));
+            }
+        }
         if !said_bye && !self.slow_dropped && !self.long_stall {
             self.fail(
                 "quit",
@@ -4039,8 +5349,1556 @@ impl Client {
             );
         }
         self.settle(Instant::now(), true);
+        self.lose_asked();
         self.conn = Conn::None;
         self.sh.set_nick(self.id, "");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Messages that live (edit, delete, react) and search
+// ---------------------------------------------------------------------------
+
+/// An `edit`, `delete` or `react` event, as the protocol gives it.
+#[derive(Debug, Clone)]
+struct AmendEv {
+    /// 'e', 'd' or 'r'.
+    kind: char,
+    room: String,
+    seq: u64,
+    target: u64,
+    /// `from` (edit, react) or `by` (delete).
+    who: String,
+    text: Option<String>,
+    emoji: Option<String>,
+    on: Option<bool>,
+}
+
+/// Parses an `edit`, `delete` or `react` event: exactly the fields
+/// PROTOCOL-2 section 3 gives it (and `ref` on the asker's copy).
+fn parse_amend(v: &Value) -> Result<AmendEv, String> {
+    let kind = match v["type"].as_str() {
+        Some("edit") => 'e',
+        Some("delete") => 'd',
+        Some("react") => 'r',
+        _ => return Err("not a change".into()),
+    };
+    let (Some(room), Some(seq), Some(target)) =
+        (v["room"].as_str(), v["seq"].as_u64(), v["target"].as_u64())
+    else {
+        return Err("a change without room, seq or target".into());
+    };
+    if !v["ts"].is_u64() {
+        return Err("a change without ts".into());
+    }
+    let who = v[if kind == 'd' { "by" } else { "from" }]
+        .as_str()
+        .ok_or("a change without from or by")?;
+    let fields: &[&str] = match kind {
+        'e' => &["type", "room", "seq", "target", "from", "text", "ts", "ref"],
+        'd' => &["type", "room", "seq", "target", "by", "ts", "ref"],
+        _ => &[
+            "type", "room", "seq", "target", "from", "emoji", "on", "ts", "ref",
+        ],
+    };
+    if let Some(k) = v
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .find(|k| !fields.contains(&k.as_str()))
+    {
+        return Err(format!("a change with {k:?}"));
+    }
+    let text = v["text"].as_str().map(str::to_string);
+    let emoji = v["emoji"].as_str().map(str::to_string);
+    let on = v["on"].as_bool();
+    match kind {
+        'e' if text.is_none() => return Err("an edit without text".into()),
+        'r' if emoji.is_none() || on.is_none() => {
+            return Err("a reaction without emoji or on".into())
+        }
+        _ => {}
+    }
+    Ok(AmendEv {
+        kind,
+        room: room.to_string(),
+        seq,
+        target,
+        who: who.to_string(),
+        text,
+        emoji,
+        on,
+    })
+}
+
+/// Keeps a room's view to its latest VIEW_KEEP entries.
+fn prune(view: &mut View) {
+    while view.known.len() > VIEW_KEEP {
+        view.known.pop_first();
+    }
+}
+
+impl Client {
+    /// What own message `o` says now, as the server stores it.
+    fn own_text(&self, o: &Own) -> String {
+        if o.edit == 0 {
+            compose(self.id, o.gen, o.n, &o.nick, o.kind(), &o.room).1
+        } else {
+            compose_edit(self.id, o.gen, o.n, o.edit, &o.nick, o.kind(), &o.room).1
+        }
+    }
+
+    fn own_key(&self, gen: u32) -> String {
+        format!("{}.{gen}", self.id)
+    }
+
+    fn own_mut(&mut self, n: u64) -> Option<&mut Own> {
+        self.own.iter_mut().find(|o| o.n == n)
+    }
+
+    fn push_own(&mut self, o: Own) {
+        if self.own.iter().any(|x| x.n == o.n) {
+            return;
+        }
+        self.own.push_back(o);
+        while self.own.len() > OWN_KEEP {
+            self.own.pop_front();
+        }
+    }
+
+    /// An acknowledged WebSocket message of this client's.
+    fn remember_own(&mut self, room: &str, seq: u64, tag: &Tag) {
+        let (_, gen) = tag.id_gen();
+        let o = Own {
+            room: room.to_string(),
+            seq,
+            gen,
+            n: tag.n,
+            nick: tag.nick.clone(),
+            action: tag.kind == "me",
+            edit: 0,
+            deleted: false,
+            session: self.session.clone().unwrap_or_default(),
+            at: Instant::now(),
+            busy: false,
+            unsure: false,
+        };
+        self.push_own(o);
+    }
+
+    /// A message this line client wrote whole (the server takes a line
+    /// connection's lines in order: a later `/edit` sees it).
+    fn remember_line(&mut self, room: &str, n: u64, action: bool) {
+        let o = Own {
+            room: room.to_string(),
+            seq: 0,
+            gen: self.gen,
+            n,
+            nick: self.nick_out.clone(),
+            action,
+            edit: 0,
+            deleted: false,
+            session: format!("line{}", self.gen),
+            at: Instant::now(),
+            busy: false,
+            unsure: false,
+        };
+        self.push_own(o);
+    }
+
+    fn next_ref(&mut self, kind: char) -> String {
+        self.asked_k += 1;
+        format!("{kind}{}-{}", self.gen, self.asked_k)
+    }
+
+    /// Whether this client may edit, delete, react and search now: not
+    /// while it floods or its burst is out (such requests could be refused
+    /// by flood control, which answers at most one refusal a second).
+    fn may_live(&self) -> bool {
+        self.lives
+            && !self.flooded
+            && self.own_burst.is_none()
+            && self.connected()
+            && (!self.ws || self.session.is_some())
+    }
+
+    fn live_action(&mut self) {
+        let w = self.rng.below(100);
+        if self.ws {
+            match w {
+                0..=34 => self.ws_edit(false),
+                35..=69 => self.ws_react(),
+                70..=77 => self.ws_edit(true),
+                _ => self.ws_search(),
+            }
+        } else {
+            match w {
+                0..=19 => self.line_edit(false),
+                20..=24 => self.line_edit(true),
+                25..=54 => self.line_react(),
+                _ => self.line_search(),
+            }
+        }
+    }
+
+    /// A room this client is in with nothing in flight.
+    fn room_free(&self, room: &str) -> bool {
+        self.rooms.contains(room) && !self.busy.contains(room) && !self.leaving.contains(room)
+    }
+
+    fn known_deleted(&self, room: &str, seq: u64) -> bool {
+        self.views
+            .get(room)
+            .and_then(|v| v.known.get(&seq))
+            .is_some_and(|k| matches!(k, Known::Msg(m) if m.deleted))
+    }
+
+    // -- WebSocket requests -------------------------------------------------
+
+    /// Edit (or delete) one of this session's recent messages, in a room
+    /// it is in, sent under the nick it has now (so the change comes from
+    /// the nick the message names, and a delete needs no ` by`).
+    fn ws_edit(&mut self, delete: bool) {
+        let session = self.session.clone().unwrap_or_default();
+        let ok: Vec<usize> = (0..self.own.len())
+            .filter(|&i| {
+                let o = &self.own[i];
+                o.seq > 0
+                    && o.session == session
+                    && !o.deleted
+                    && !o.busy
+                    && !o.unsure
+                    && o.at.elapsed() < EDIT_RECENT
+                    && o.nick == self.nick_out
+                    && self.room_free(&o.room)
+            })
+            .collect();
+        if ok.is_empty() {
+            return self.ws_search();
+        }
+        let i = ok[self.rng.below(ok.len())];
+        let prior = self.own_text(&self.own[i]);
+        let o = self.own[i].clone();
+        self.own[i].busy = true;
+        if delete {
+            self.sh.stats.ws_deletes.inc();
+            let r = self.next_ref('d');
+            self.asked.insert(
+                r.clone(),
+                Asked::Delete {
+                    room: o.room.clone(),
+                    seq: o.seq,
+                    n: o.n,
+                    prior,
+                },
+            );
+            self.send_json(json!({"type":"delete","room":o.room,"seq":o.seq,"ref":r}));
+        } else {
+            self.sh.stats.ws_edits.inc();
+            let e = o.edit + 1;
+            let (sent, expected) = compose_edit(self.id, o.gen, o.n, e, &o.nick, o.kind(), &o.room);
+            let r = self.next_ref('e');
+            self.asked.insert(
+                r.clone(),
+                Asked::Edit {
+                    room: o.room.clone(),
+                    seq: o.seq,
+                    n: o.n,
+                    prior,
+                    e,
+                    text: expected,
+                },
+            );
+            self.send_json(json!({"type":"edit","room":o.room,"seq":o.seq,"text":sent,"ref":r}));
+        }
+    }
+
+    /// Toggle an emoji on a message received live in a room it has been in
+    /// since. It knows whether its own reaction is on (this session put it
+    /// there), so the answer must say exactly that. One put there under
+    /// an older nick is left alone: the `react` event names the nick of
+    /// the one who toggles, and the room (which lists the nick that put it
+    /// there) could not tell whose reaction went.
+    fn ws_react(&mut self) {
+        // A third of the time, take back one of its own reactions.
+        let on: Vec<(String, u64, String)> = self
+            .my_reacts
+            .iter()
+            .filter(|((room, seq, _), m)| {
+                **m == Mine::On(self.nick_out.clone())
+                    && self.room_free(room)
+                    && !self.known_deleted(room, *seq)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        if !on.is_empty() && self.rng.chance(0.33) {
+            let (room, seq, emoji) = on[self.rng.below(on.len())].clone();
+            return self.ws_react_on(room, seq, emoji);
+        }
+        let cands: Vec<(String, u64)> = self
+            .recent
+            .iter()
+            .filter(|(room, seq, _, epoch)| {
+                *seq > 0
+                    && self.room_free(room)
+                    && self.views.get(room).is_some_and(|v| v.epoch == *epoch)
+                    && !self.known_deleted(room, *seq)
+            })
+            .map(|(room, seq, _, _)| (room.clone(), *seq))
+            .collect();
+        if cands.is_empty() {
+            return self.ws_search();
+        }
+        let (room, seq) = cands[self.rng.below(cands.len())].clone();
+        let emoji = WS_EMOJI[self.rng.below(WS_EMOJI.len())].to_string();
+        self.ws_react_on(room, seq, emoji);
+    }
+
+    fn ws_react_on(&mut self, room: String, seq: u64, emoji: String) {
+        let on = match self.my_reacts.get(&(room.clone(), seq, emoji.clone())) {
+            Some(Mine::Unsure) => return,
+            Some(Mine::On(nick)) if *nick != self.nick_out => return,
+            Some(Mine::On(_)) => false,
+            Some(Mine::Off) | None => true,
+        };
+        let mine = match self.own.iter().find(|o| o.room == room && o.seq == seq) {
+            Some(o) if o.deleted || o.busy || o.unsure => return,
+            Some(_) => true,
+            None => false,
+        };
+        let watch = self.views.get(&room).and_then(|v| match v.known.get(&seq) {
+            Some(Known::Msg(m)) if m.sure && !m.deleted => Some(v.epoch),
+            _ => None,
+        });
+        self.sh.stats.ws_reacts.inc();
+        let r = self.next_ref('r');
+        let req = json!({"type":"react","room":room,"seq":seq,"emoji":emoji,"ref":r});
+        self.asked.insert(
+            r,
+            Asked::React {
+                room,
+                seq,
+                emoji,
+                nick: self.nick_out.clone(),
+                who: format!("{}:{}", self.id, self.session.clone().unwrap_or_default()),
+                on: Some(on),
+                mine,
+                watch,
+            },
+        );
+        self.send_json(req);
+    }
+
+    /// Search for the word of one of its own messages: it must be the one
+    /// result while the message says it, and must not be found once the
+    /// message is deleted or edited to say something else. Now and then
+    /// across every room it is in (no `room`). With no message of its own
+    /// to look for, a common word in any room (checked result by result).
+    fn ws_search(&mut self) {
+        let cands: Vec<usize> = (0..self.own.len())
+            .filter(|&i| {
+                let o = &self.own[i];
+                o.seq > 0 && !o.busy && !o.unsure && o.at.elapsed() >= SEARCH_AFTER
+            })
+            .collect();
+        let look = if cands.is_empty() {
+            Looking {
+                room: Some(self.pick_any_room()),
+                q: "soak".into(),
+                own: None,
+                seq: 0,
+                found: false,
+            }
+        } else {
+            let o = self.own[cands[self.rng.below(cands.len())]].clone();
+            let (e, found) = if o.deleted {
+                (o.edit, false)
+            } else if o.edit > 0 && self.rng.chance(0.4) {
+                (self.rng.below(o.edit as usize) as u32, false)
+            } else {
+                (o.edit, true)
+            };
+            // Across its rooms only where the message's room surely is one.
+            let every = self.rng.chance(0.15) && (!found || self.room_free(&o.room));
+            Looking {
+                room: (!every).then(|| o.room.clone()),
+                q: word(self.id, o.gen, o.n, e),
+                own: Some((self.own_key(o.gen), o.n, e)),
+                seq: o.seq,
+                found,
+            }
+        };
+        self.sh.stats.ws_searches.inc();
+        let r = self.next_ref('s');
+        let mut req = json!({"type":"search","q":look.q,"limit":20,"ref":r});
+        if let Some(room) = &look.room {
+            req["room"] = json!(room);
+        }
+        self.asked.insert(r, Asked::Search(look));
+        self.send_json(req);
+    }
+
+    // -- WebSocket answers and events ---------------------------------------
+
+    /// An `edit`, `delete` or `react` event: the next entry of its room's
+    /// stream (the room's, or the answer to this client's own request).
+    fn ws_amend(&mut self, v: &Value) {
+        let a = match parse_amend(v) {
+            Ok(a) => a,
+            Err(e) => return self.fail("malformed", format!("{e}: {v}")),
+        };
+        if !self.rooms.contains(&a.room) {
+            self.fail(
+                "amend_event",
+                format!("a change in #{}, a room it is not in: {v}", a.room),
+            );
+        }
+        match self.cursor.get(&a.room).copied() {
+            Some(c) if a.seq != c + 1 => {
+                self.fail(
+                    "ws_seq",
+                    format!(
+                        "#{}: seq {} ({}) after {c} ({})",
+                        a.room,
+                        a.seq,
+                        v["type"],
+                        if a.seq > c {
+                            "missed entries"
+                        } else {
+                            "repeated"
+                        }
+                    ),
+                );
+                self.cursor.insert(a.room.clone(), a.seq.max(c));
+            }
+            Some(_) => {
+                self.cursor.insert(a.room.clone(), a.seq);
+            }
+            None => {}
+        }
+        let asked = v["ref"].as_str().and_then(|r| self.asked.remove(r));
+        if asked.is_none() {
+            self.sh.stats.amend_events_ws.inc();
+        }
+        self.check_amend(&a, true);
+        if let Some(asked) = asked {
+            self.answered(asked, &a);
+        }
+    }
+
+    /// An edit, delete or reaction, against what the client knows of its
+    /// room, then applied. `live`: the next entry of the stream (else one
+    /// of a join's or catch-up's, which may repeat what came live).
+    fn check_amend(&mut self, a: &AmendEv, live: bool) {
+        let what = if live { "live" } else { "in a catch-up" };
+        let name = match a.kind {
+            'e' => "edit",
+            'd' => "delete",
+            _ => "reaction",
+        };
+        if a.target == 0 || a.target >= a.seq {
+            self.fail(
+                "amend_event",
+                format!(
+                    "#{} seq {} ({what}): {name} of seq {}",
+                    a.room, a.seq, a.target
+                ),
+            );
+        }
+        if let Err(e) = self.sh.note_change(&a.room, a.seq, a.kind, a.target) {
+            self.fail("amend_event", e);
+        }
+        let mut edit = None;
+        if let Some(text) = &a.text {
+            match verify(text) {
+                Ok(t) if t.edit > 0 && t.dest == a.room && t.nick == a.who && t.burst.is_none() => {
+                    edit = Some(t)
+                }
+                Ok(_) => self.fail(
+                    "amend_event",
+                    format!(
+                        "#{} seq {} ({what}): an edit by {} says {text:?}",
+                        a.room, a.seq, a.who
+                    ),
+                ),
+                Err(e) => self.fail(
+                    "amend_event",
+                    format!("#{} seq {} ({what}): an edit: {e}: {text:?}", a.room, a.seq),
+                ),
+            }
+        }
+        if let Some(t) = &edit {
+            let k = (t.key.clone(), t.n);
+            let before = self.edits_seen.get(&k).copied().unwrap_or(0);
+            if live && t.edit <= before {
+                self.fail(
+                    "order",
+                    format!(
+                        "#{}: edit {} of {}#{} after edit {before}",
+                        a.room, t.edit, t.key, t.n
+                    ),
+                );
+            }
+            self.edits_seen.insert(k, t.edit.max(before));
+        }
+        if let Some(emoji) = &a.emoji {
+            if !WS_EMOJI.contains(&emoji.as_str()) && !LINE_EMOJI.contains(&emoji.as_str()) {
+                self.fail(
+                    "amend_event",
+                    format!(
+                        "#{} seq {}: a reaction {emoji:?} nobody put there",
+                        a.room, a.seq
+                    ),
+                );
+            }
+        }
+        if a.kind == 'd' {
+            self.gone_checks
+                .retain(|g| !(g.0 == a.room && g.1 == a.target));
+        }
+        let mut problems = Vec::new();
+        if let Some(view) = self.views.get_mut(&a.room) {
+            if let Some(Known::Msg(m)) = view.known.get(&a.seq) {
+                problems.push(format!(
+                    "#{} seq {} ({what}) is a {name}; it was a message ({:?} from {})",
+                    a.room, a.seq, m.tag, m.nick
+                ));
+            }
+            view.known.insert(a.seq, Known::Change);
+            match view.known.get_mut(&a.target) {
+                Some(Known::Change) => problems.push(format!(
+                    "#{} seq {} ({what}): a {name} of seq {}, which is no message",
+                    a.room, a.seq, a.target
+                )),
+                Some(Known::Msg(m)) => {
+                    if live && m.deleted {
+                        problems.push(format!(
+                            "#{} seq {}: a {name} of message {}, deleted before",
+                            a.room, a.seq, a.target
+                        ));
+                    }
+                    match a.kind {
+                        'e' => {
+                            if let Some(t) = &edit {
+                                let tag = (t.key.clone(), t.n);
+                                if m.tag.as_ref().is_some_and(|x| *x != tag) {
+                                    problems.push(format!(
+                                        "#{} seq {} ({what}): an edit of {} says it is {}#{}; that is {:?}",
+                                        a.room, a.seq, a.target, t.key, t.n, m.tag
+                                    ));
+                                }
+                                m.tag = Some(tag);
+                                m.edit = m.edit.max(t.edit);
+                            }
+                        }
+                        'd' => {
+                            if !m.nick.is_empty() && m.nick != a.who {
+                                problems.push(format!(
+                                    "#{} seq {} ({what}): message {} of {} deleted by {}",
+                                    a.room, a.seq, a.target, m.nick, a.who
+                                ));
+                            }
+                            m.deleted = true;
+                            m.reactions.clear();
+                        }
+                        _ => {
+                            let emoji = a.emoji.clone().unwrap_or_default();
+                            if WS_EMOJI.contains(&emoji.as_str()) && !m.deleted {
+                                let on = a.on == Some(true);
+                                let list = m.reactions.entry(emoji.clone()).or_default();
+                                let had = list.contains(&a.who);
+                                if live && m.sure && on == had {
+                                    problems.push(format!(
+                                        "#{} seq {}: reaction {emoji} by {} on {} turned {}, but it was {} already ({list:?})",
+                                        a.room, a.seq, a.who, a.target,
+                                        if on { "on" } else { "off" },
+                                        if had { "on" } else { "off" },
+                                    ));
+                                }
+                                // Applied so that a repeat changes nothing.
+                                if on && !had {
+                                    list.push(a.who.clone());
+                                    list.sort();
+                                } else if !on {
+                                    if let Some(i) = list.iter().position(|n| *n == a.who) {
+                                        list.remove(i);
+                                    }
+                                }
+                                if list.is_empty() {
+                                    m.reactions.remove(&emoji);
+                                }
+                            }
+                        }
+                    }
+                }
+                None => {}
+            }
+            prune(view);
+        }
+        for p in problems {
+            self.fail("amend_event", p);
+        }
+    }
+
+    /// The answer to this client's own edit, delete or reaction.
+    fn answered(&mut self, asked: Asked, a: &AmendEv) {
+        self.sh.stats.amends_answered.inc();
+        let bad = |what: String| format!("{what}, answered with {a:?}");
+        match asked {
+            Asked::Edit {
+                room,
+                seq,
+                n,
+                prior,
+                e,
+                text,
+            } => {
+                // The text names the nick it was sent under: the edit comes
+                // from that nick (see ws_edit).
+                let nick = verify(&text).map(|t| t.nick).unwrap_or_default();
+                if a.kind != 'e'
+                    || a.room != room
+                    || a.target != seq
+                    || a.text.as_deref() != Some(text.as_str())
+                    || a.who != nick
+                {
+                    self.fail("amend", bad(format!("edit {e} of #{room} {seq} as {nick}")));
+                    return;
+                }
+                set_fate(
+                    &self.sh.ws_fates,
+                    (room.clone(), seq),
+                    Fate::Text(prior),
+                    Fate::Text(text),
+                    true,
+                );
+                if let Some(o) = self.own_mut(n) {
+                    o.busy = false;
+                    o.edit = e;
+                }
+            }
+            Asked::Delete {
+                room,
+                seq,
+                n,
+                prior,
+            } => {
+                let nick = verify(&prior).map(|t| t.nick).unwrap_or_default();
+                if a.kind != 'd' || a.room != room || a.target != seq || a.who != nick {
+                    self.fail("amend", bad(format!("delete of #{room} {seq} as {nick}")));
+                    return;
+                }
+                set_fate(
+                    &self.sh.ws_fates,
+                    (room.clone(), seq),
+                    Fate::Text(prior),
+                    Fate::Deleted,
+                    true,
+                );
+                if let Some(o) = self.own_mut(n) {
+                    o.busy = false;
+                    o.deleted = true;
+                }
+            }
+            Asked::React {
+                room,
+                seq,
+                emoji,
+                nick,
+                who,
+                on,
+                ..
+            } => {
+                if a.kind != 'r'
+                    || a.room != room
+                    || a.target != seq
+                    || a.emoji.as_deref() != Some(emoji.as_str())
+                    || a.who != nick
+                    || (on.is_some() && a.on != on)
+                {
+                    self.fail(
+                        "amend",
+                        bad(format!(
+                            "reaction {emoji} on #{room} {seq} as {nick}, to come out {on:?}"
+                        )),
+                    );
+                }
+                let now_on = a.on == Some(true);
+                if now_on {
+                    self.sh.stats.reacts_on.inc();
+                } else {
+                    self.sh.stats.reacts_off.inc();
+                }
+                self.sh.set_react(
+                    (room.clone(), seq, emoji.clone(), who),
+                    None,
+                    now_on.then(|| a.who.clone()),
+                    true,
+                );
+                let mine = if now_on {
+                    Mine::On(a.who.clone())
+                } else {
+                    Mine::Off
+                };
+                self.my_reacts.insert((room, seq, emoji), mine);
+            }
+            Asked::Search(look) => {
+                self.fail("search", bad(format!("search {look:?}")));
+            }
+        }
+    }
+
+    /// An error answering one of this client's edits, deletes, reactions
+    /// or searches. Only a reaction on someone else's message may be
+    /// refused (`no_such_message`: its author deleted it meanwhile); then
+    /// the delete reaches this client too.
+    fn asked_refused(&mut self, asked: Asked, code: &str, message: &str) {
+        match asked {
+            Asked::React {
+                room,
+                seq,
+                mine: false,
+                watch,
+                ..
+            } if code == "no_such_message" => {
+                self.sh.stats.reacts_gone.inc();
+                let epoch = self.views.get(&room).map(|v| v.epoch);
+                if watch.is_some() && watch == epoch && !self.known_deleted(&room, seq) {
+                    let until = Instant::now() + GONE_WAIT;
+                    self.gone_checks
+                        .push((room, seq, epoch.unwrap_or(0), until));
+                }
+            }
+            other => {
+                let n = match &other {
+                    Asked::Edit { n, .. } | Asked::Delete { n, .. } => Some(*n),
+                    _ => None,
+                };
+                if let Some(o) = n.and_then(|n| self.own_mut(n)) {
+                    o.busy = false;
+                }
+                let trail: Vec<&str> = self.trail.iter().map(String::as_str).collect();
+                let cat = if matches!(other, Asked::Search(_)) {
+                    "search"
+                } else {
+                    "amend"
+                };
+                self.fail(
+                    cat,
+                    format!(
+                        "{other:?} refused unprovoked: {code}: {message}; last requests and answers:\n    {}",
+                        trail.join("\n    ")
+                    ),
+                );
+            }
+        }
+    }
+
+    /// A reaction refused as `no_such_message` whose target's delete never
+    /// came, although the client stayed in the room: FAIL.
+    fn check_gone(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.gone_checks.len() {
+            if self.gone_checks[i].3 > now {
+                i += 1;
+                continue;
+            }
+            let (room, seq, epoch, _) = self.gone_checks.remove(i);
+            let stayed =
+                self.connected() && self.views.get(&room).is_some_and(|v| v.epoch == epoch);
+            if stayed {
+                self.fail(
+                    "amend",
+                    format!(
+                        "a reaction on #{room} {seq} was refused with no_such_message, and no delete of {seq} came within {} s",
+                        GONE_WAIT.as_secs()
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The answer to a search.
+    fn ws_search_answer(&mut self, v: &Value) {
+        let look = match v["ref"].as_str().and_then(|r| self.asked.remove(r)) {
+            Some(Asked::Search(look)) => look,
+            Some(other) => {
+                return self.fail("search", format!("{other:?} answered with a search: {v}"))
+            }
+            None => return self.fail("search", format!("an unasked search answer: {v}")),
+        };
+        if v["q"].as_str() != Some(look.q.as_str())
+            || v.get("room").and_then(Value::as_str) != look.room.as_deref()
+        {
+            self.fail(
+                "search",
+                format!(
+                    "a search for {:?} in {:?} answered as {v}",
+                    look.q, look.room
+                ),
+            );
+        }
+        let Some(results) = v["results"].as_array() else {
+            return self.fail("malformed", format!("search without results: {v}"));
+        };
+        self.sh.stats.search_results.add(results.len() as u64);
+        let mut hits = 0;
+        let mut last_seq: Option<u64> = None;
+        for m in results {
+            let (Some(room), Some(seq)) = (m["room"].as_str(), m["seq"].as_u64()) else {
+                self.fail("malformed", format!("search result {m}"));
+                continue;
+            };
+            let room = room.to_string();
+            if m["type"] != "message" || m["deleted"] == json!(true) {
+                self.fail("search", format!("a search for {:?} found {m}", look.q));
+                continue;
+            }
+            match &look.room {
+                Some(r) if *r != room => self.fail(
+                    "search",
+                    format!("a search of #{r} found a message of #{room}"),
+                ),
+                Some(_) => {
+                    if last_seq.is_some_and(|l| seq >= l) {
+                        self.fail(
+                            "search",
+                            format!("search results of #{room} not newest first: {seq} after {last_seq:?}"),
+                        );
+                    }
+                    last_seq = Some(seq);
+                }
+                None if !self.rooms.contains(&room)
+                    && !self.busy.contains(&room)
+                    && !self.leaving.contains(&room) =>
+                {
+                    self.fail(
+                        "search",
+                        format!(
+                            "a search of its rooms {:?} found a message of #{room}",
+                            self.rooms
+                        ),
+                    )
+                }
+                None => {}
+            }
+            let Some(mv) = self.block_message(&room, m, "search", Mode::Found) else {
+                continue;
+            };
+            let text = m["text"].as_str().unwrap_or("");
+            if !text.to_lowercase().contains(&look.q) {
+                self.fail(
+                    "search",
+                    format!("a search for {:?} found {text:?}", look.q),
+                );
+            }
+            self.check_marks(m, &look.q);
+            if let (Some((key, n, e)), Some((k, kn))) = (&look.own, &mv.tag) {
+                if k == key && kn == n {
+                    hits += 1;
+                    if !look.found || seq != look.seq || mv.edit != *e {
+                        self.fail(
+                            "search",
+                            format!(
+                                "a search for {:?} (its message #{room} {}, found: {}) found seq {seq} at edit {}",
+                                look.q, look.seq, look.found, mv.edit
+                            ),
+                        );
+                    }
+                }
+            }
+            // The result is the message as it is now: as the stream made it.
+            self.listed(&room, seq, mv, "search", true, true);
+        }
+        if let Some((_, n, e)) = &look.own {
+            if look.found {
+                self.sh.stats.search_found.inc();
+                if hits != 1 || results.len() != 1 {
+                    self.fail(
+                        "search",
+                        format!(
+                            "a search for {:?}, the word of its message #{:?} {} (#{n}, edit {e}, acknowledged over {} s before), found {} results, {hits} of them it",
+                            look.q, look.room, look.seq, SEARCH_AFTER.as_secs(), results.len()
+                        ),
+                    );
+                }
+            } else {
+                self.sh.stats.search_absent.inc();
+                if !results.is_empty() {
+                    self.fail(
+                        "search",
+                        format!(
+                            "a search for {:?}, a word its message {} (#{n}) no longer says (deleted or edited), found {} results",
+                            look.q, look.seq, results.len()
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// A search result's `snippet` and `marks`: each mark a range of code
+    /// points in the snippet, on a word that starts with the query's word.
+    fn check_marks(&mut self, m: &Value, q: &str) {
+        let (Some(snippet), Some(marks)) = (m["snippet"].as_str(), m["marks"].as_array()) else {
+            return self.fail(
+                "malformed",
+                format!("search result without snippet or marks: {m}"),
+            );
+        };
+        let chars: Vec<char> = snippet.chars().collect();
+        if marks.is_empty() {
+            self.fail(
+                "search",
+                format!("a search for {q:?}: a result with no marks: {m}"),
+            );
+        }
+        for mark in marks {
+            let ok = match (
+                mark[0].as_u64(),
+                mark[1].as_u64(),
+                mark.as_array().map(Vec::len),
+            ) {
+                (Some(a), Some(b), Some(2)) if a < b && b as usize <= chars.len() => {
+                    let marked: String = chars[a as usize..b as usize].iter().collect();
+                    marked.to_lowercase().starts_with(q)
+                }
+                _ => false,
+            };
+            if !ok {
+                self.fail(
+                    "search",
+                    format!("a search for {q:?}: mark {mark} in snippet {snippet:?}"),
+                );
+            }
+        }
+    }
+
+    /// The connection is gone (or the run is over) with requests of the
+    /// new kinds unanswered: each change may or may not have happened. The
+    /// message is left alone from then on, and the store may show either.
+    fn lose_asked(&mut self) {
+        let asked: Vec<Asked> = self.asked.drain().map(|(_, a)| a).collect();
+        for a in asked {
+            let next = match &a {
+                Asked::Edit { text, .. } => Fate::Text(text.clone()),
+                _ => Fate::Deleted,
+            };
+            match a {
+                Asked::Edit {
+                    room,
+                    seq,
+                    n,
+                    prior,
+                    ..
+                }
+                | Asked::Delete {
+                    room,
+                    seq,
+                    n,
+                    prior,
+                } => {
+                    self.sh.stats.amends_lost.inc();
+                    self.sh.unseen_change(&room);
+                    set_fate(
+                        &self.sh.ws_fates,
+                        (room, seq),
+                        Fate::Text(prior),
+                        next,
+                        false,
+                    );
+                    if let Some(o) = self.own_mut(n) {
+                        o.busy = false;
+                        o.unsure = true;
+                    }
+                }
+                Asked::React {
+                    room,
+                    seq,
+                    emoji,
+                    nick,
+                    who,
+                    on,
+                    ..
+                } => {
+                    self.sh.stats.amends_lost.inc();
+                    self.sh.unseen_change(&room);
+                    let key = (room, seq, emoji);
+                    let prior = match self.my_reacts.get(&key) {
+                        Some(Mine::On(nick)) => Some(nick.clone()),
+                        _ => None,
+                    };
+                    let next = (on == Some(true)).then_some(nick);
+                    self.sh.set_react(
+                        (key.0.clone(), key.1, key.2.clone(), who),
+                        prior,
+                        next,
+                        false,
+                    );
+                    self.my_reacts.insert(key, Mine::Unsure);
+                }
+                Asked::Search(_) => {}
+            }
+        }
+        let line: Vec<LineAsked> = self.line_asked.drain(..).collect();
+        for a in line {
+            let (room, key, n, prior, next) = match a {
+                LineAsked::Edit {
+                    room,
+                    key,
+                    n,
+                    prior,
+                    text,
+                    ..
+                } => (room, key, n, prior, Fate::Text(text)),
+                LineAsked::Delete {
+                    room,
+                    key,
+                    n,
+                    prior,
+                    ..
+                } => (room, key, n, prior, Fate::Deleted),
+                LineAsked::React { .. } => {
+                    self.sh.stats.amends_lost.inc();
+                    continue;
+                }
+                LineAsked::Search(_) => continue,
+            };
+            self.sh.stats.amends_lost.inc();
+            set_fate(
+                &self.sh.line_fates,
+                (room, key, n),
+                Fate::Text(prior),
+                next,
+                false,
+            );
+            if let Some(o) = self.own_mut(n) {
+                o.busy = false;
+                o.unsure = true;
+            }
+        }
+    }
+
+    // -- line requests ------------------------------------------------------
+
+    /// The index in `own` of this line connection's newest message in
+    /// `room` that is not deleted (what `/edit` and `/delete` take), when
+    /// known: every newer one there known deleted, nothing in flight.
+    fn line_target(&self, room: &str) -> Option<usize> {
+        let session = format!("line{}", self.gen);
+        for (i, o) in self.own.iter().enumerate().rev() {
+            if o.room != room || o.session != session {
+                continue;
+            }
+            if o.busy || o.unsure {
+                return None;
+            }
+            if !o.deleted {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    /// `/edit TEXT` (or `/delete`): the connection's last message in a
+    /// room, known to be the last the server took (no message of this
+    /// connection can have been refused), sent under the nick it has now.
+    fn line_edit(&mut self, delete: bool) {
+        if self.line_unsure {
+            return self.line_search();
+        }
+        let rooms: Vec<String> = self
+            .rooms
+            .iter()
+            .filter(|r| !self.busy.contains(*r))
+            .cloned()
+            .collect();
+        let cands: Vec<usize> = rooms
+            .iter()
+            .filter_map(|r| self.line_target(r))
+            .filter(|&i| self.own[i].nick == self.nick_out)
+            .collect();
+        if cands.is_empty() {
+            return self.line_search();
+        }
+        let i = cands[self.rng.below(cands.len())];
+        self.own[i].busy = true;
+        let o = self.own[i].clone();
+        let prior = self.own_text(&o);
+        let key = self.own_key(o.gen);
+        let mut out = self.line_to(&o.room);
+        if delete {
+            self.sh.stats.line_deletes.inc();
+            out.push_str("/delete\n");
+            self.line_asked.push_back(LineAsked::Delete {
+                room: o.room.clone(),
+                key,
+                n: o.n,
+                prior,
+                nick: o.nick.clone(),
+            });
+        } else {
+            self.sh.stats.line_edits.inc();
+            let e = o.edit + 1;
+            let (sent, expected) = compose_edit(self.id, o.gen, o.n, e, &o.nick, o.kind(), &o.room);
+            out.push_str("/edit ");
+            out.push_str(&sent);
+            out.push('\n');
+            self.line_asked.push_back(LineAsked::Edit {
+                room: o.room.clone(),
+                key,
+                n: o.n,
+                prior,
+                e,
+                text: expected,
+            });
+        }
+        self.sh.unseen_change(&o.room);
+        self.send_raw(out.as_bytes());
+    }
+
+    /// `/react NICK EMOJI` for a nick heard in a room lately.
+    fn line_react(&mut self) {
+        let cands: Vec<(String, String)> = self
+            .recent
+            .iter()
+            .filter(|(room, _, from, _)| {
+                self.rooms.contains(room) && !self.busy.contains(room) && *from != self.nick
+            })
+            .map(|(room, _, from, _)| (room.clone(), from.clone()))
+            .collect();
+        if cands.is_empty() {
+            return self.line_search();
+        }
+        let (room, nick) = cands[self.rng.below(cands.len())].clone();
+        let emoji = LINE_EMOJI[self.rng.below(LINE_EMOJI.len())].to_string();
+        self.sh.stats.line_reacts.inc();
+        let mut out = self.line_to(&room);
+        out.push_str(&format!("/react {nick} {emoji}\n"));
+        self.line_asked.push_back(LineAsked::React {
+            room: room.to_string(),
+            emoji,
+        });
+        self.sh.unseen_change(&room);
+        self.send_raw(out.as_bytes());
+    }
+
+    /// `/search WORD` for the word of one of this connection's messages,
+    /// or (none to look for) a common word in the current room.
+    fn line_search(&mut self) {
+        let session = format!("line{}", self.gen);
+        let cands: Vec<usize> = if self.line_unsure {
+            Vec::new()
+        } else {
+            (0..self.own.len())
+                .filter(|&i| {
+                    let o = &self.own[i];
+                    o.session == session
+                        && !o.busy
+                        && !o.unsure
+                        && o.at.elapsed() >= SEARCH_AFTER
+                        && self.rooms.contains(&o.room)
+                        && !self.busy.contains(&o.room)
+                })
+                .collect()
+        };
+        let look = if cands.is_empty() {
+            let Some(room) = self
+                .current
+                .clone()
+                .filter(|r| self.rooms.contains(r) && !self.busy.contains(r))
+            else {
+                return;
+            };
+            Looking {
+                room: Some(room),
+                q: "soak".into(),
+                own: None,
+                seq: 0,
+                found: false,
+            }
+        } else {
+            let o = self.own[cands[self.rng.below(cands.len())]].clone();
+            let (e, found) = if o.deleted {
+                (o.edit, false)
+            } else if o.edit > 0 && self.rng.chance(0.4) {
+                (self.rng.below(o.edit as usize) as u32, false)
+            } else {
+                (o.edit, true)
+            };
+            Looking {
+                room: Some(o.room.clone()),
+                q: word(self.id, o.gen, o.n, e),
+                own: Some((self.own_key(o.gen), o.n, e)),
+                seq: 0,
+                found,
+            }
+        };
+        self.sh.stats.line_searches.inc();
+        let room = look.room.clone().unwrap_or_default();
+        let mut out = self.line_to(&room);
+        out.push_str(&format!("/search {}\n", look.q));
+        self.line_asked.push_back(LineAsked::Search(look));
+        self.send_raw(out.as_bytes());
+    }
+
+    // -- line answers and events --------------------------------------------
+
+    /// `<from> text` or `* from text` on a line: a message, a message as
+    /// last edited (`(edited) `, in a history block), a deleted one
+    /// (`[deleted]`), or live, someone's edit.
+    fn line_chat(&mut self, room: &str, from: &str, text: &str, action: bool, mode: Mode) {
+        if mode == Mode::Replay && !action && text == "[deleted]" {
+            return;
+        }
+        if let Some(t) = text.strip_prefix("(edited) ") {
+            if mode == Mode::Live {
+                if action {
+                    return self.fail(
+                        "malformed",
+                        format!("an edit as an action: #{room} * {from} {text:?}"),
+                    );
+                }
+                return self.line_edited(room, from, t);
+            }
+            if let Some(tag) = self.chat(room, from, t, action, mode) {
+                if tag.edit == 0 {
+                    self.fail(
+                        "wrong",
+                        format!("#{room} <{from}> (edited) but as sent: {t:?}"),
+                    );
+                }
+            }
+            return;
+        }
+        if mode == Mode::Live {
+            self.recent
+                .push_back((room.to_string(), 0, from.to_string(), 0));
+            if self.recent.len() > RECENT_KEEP {
+                self.recent.pop_front();
+            }
+        }
+        if let Some(tag) = self.chat(room, from, text, action, mode) {
+            if tag.edit > 0 {
+                self.fail(
+                    "wrong",
+                    format!("#{room} <{from}>: an edit's text without (edited): {text:?}"),
+                );
+            }
+        }
+    }
+
+    /// `[HH:MM:SS] #room <by> (edited) TEXT`: someone's edit (or this
+    /// client's, as its answer).
+    fn line_edited(&mut self, room: &str, by: &str, text: &str) {
+        if !self.rooms.contains(room) {
+            self.fail(
+                "amend_event",
+                format!("an edit in #{room}, a room it is not in: {text:?}"),
+            );
+        }
+        let tag = match verify(text) {
+            Ok(t) if t.edit > 0 && t.dest == room && t.nick == by && t.burst.is_none() => t,
+            Ok(_) => return self.fail("amend_event", format!("#{room} <{by}> (edited) {text:?}")),
+            Err(e) => {
+                return self.fail(
+                    "amend_event",
+                    format!("#{room} <{by}> (edited): {e}: {text:?}"),
+                )
+            }
+        };
+        let k = (tag.key.clone(), tag.n);
+        let before = self.edits_seen.get(&k).copied().unwrap_or(0);
+        if tag.edit <= before {
+            self.fail(
+                "order",
+                format!(
+                    "#{room}: edit {} of {}#{} after edit {before}",
+                    tag.edit, tag.key, tag.n
+                ),
+            );
+        }
+        self.edits_seen.insert(k, tag.edit.max(before));
+        if tag.key != self.own_key(self.gen) {
+            self.sh.stats.amend_events_line.inc();
+            return;
+        }
+        match self.line_asked.pop_front() {
+            Some(LineAsked::Edit {
+                room: r,
+                key,
+                n,
+                prior,
+                e,
+                text: t,
+            }) if r == room && key == tag.key && n == tag.n && e == tag.edit && t == text => {
+                self.sh.stats.amends_answered.inc();
+                set_fate(
+                    &self.sh.line_fates,
+                    (r, key, n),
+                    Fate::Text(prior),
+                    Fate::Text(t),
+                    true,
+                );
+                if let Some(o) = self.own_mut(n) {
+                    o.busy = false;
+                    o.edit = e;
+                }
+            }
+            other => self.fail(
+                "amend",
+                format!("its edit #{room} <{by}> (edited) {text:?} came, {other:?} was due"),
+            ),
+        }
+    }
+
+    /// `[HH:MM:SS] #room --- a message by NICK was deleted`: someone's
+    /// delete (or this client's, as its answer). Nobody deletes another's
+    /// message in the soak (there are no ops): no ` by`.
+    fn line_deleted(&mut self, room: &str, rest: &str) {
+        let Some(of) = rest
+            .strip_suffix(" was deleted")
+            .filter(|n| !n.is_empty() && !n.contains(' '))
+        else {
+            return self.fail("amend_event", format!("#{room} --- a message by {rest}"));
+        };
+        if !self.rooms.contains(room) {
+            self.fail(
+                "amend_event",
+                format!("a delete in #{room}, a room it is not in"),
+            );
+        }
+        let own = matches!(self.line_asked.front(), Some(LineAsked::Delete { room: r, nick, .. }) if r == room && nick == of);
+        if !own {
+            self.sh.stats.amend_events_line.inc();
+            return;
+        }
+        if let Some(LineAsked::Delete {
+            room: r,
+            key,
+            n,
+            prior,
+            ..
+        }) = self.line_asked.pop_front()
+        {
+            self.sh.stats.amends_answered.inc();
+            set_fate(
+                &self.sh.line_fates,
+                (r, key, n),
+                Fate::Text(prior),
+                Fate::Deleted,
+                true,
+            );
+            if let Some(o) = self.own_mut(n) {
+                o.busy = false;
+                o.deleted = true;
+            }
+        }
+    }
+
+    /// `*** reaction EMOJI added in #room` (or `removed`): the answer to
+    /// this client's `/react`.
+    fn line_reacted(&mut self, r: &str) {
+        let parsed = r.split_once(' ').and_then(|(emoji, rest)| {
+            let (on, room) = match rest.split_once(" in #")? {
+                ("added", room) => (true, room),
+                ("removed", room) => (false, room),
+                _ => return None,
+            };
+            Some((emoji.to_string(), on, room.to_string()))
+        });
+        let Some((emoji, on, room)) = parsed else {
+            return self.fail("malformed", format!("*** reaction {r}"));
+        };
+        match self.line_asked.pop_front() {
+            Some(LineAsked::React { room: rr, emoji: e }) if rr == room && e == emoji => {
+                self.sh.stats.amends_answered.inc();
+                if on {
+                    self.sh.stats.reacts_on.inc();
+                } else {
+                    self.sh.stats.reacts_off.inc();
+                }
+            }
+            other => self.fail("amend", format!("*** reaction {r} came, {other:?} was due")),
+        }
+    }
+
+    /// `*** search #room "WORDS" (N results)`: the head of the answer to
+    /// this client's `/search`.
+    fn line_search_head(&mut self, r: &str) {
+        let parsed = r.strip_prefix('#').and_then(|r| {
+            let (room, rest) = r.split_once(" \"")?;
+            let (q, n) = rest.rsplit_once("\" (")?;
+            let n = n
+                .strip_suffix(" results)")
+                .or(n.strip_suffix(" result)"))?
+                .parse::<usize>()
+                .ok()?;
+            Some((room.to_string(), q.to_string(), n))
+        });
+        let Some((room, q, n)) = parsed else {
+            return self.fail("malformed", format!("*** search {r}"));
+        };
+        match self.line_asked.pop_front() {
+            Some(LineAsked::Search(look))
+                if look.q == q && look.room.as_deref() == Some(room.as_str()) =>
+            {
+                self.sh.stats.search_results.add(n as u64);
+                self.search_block = Some(SearchBlock {
+                    look,
+                    room,
+                    expect: n,
+                    got: 0,
+                    hits: 0,
+                });
+            }
+            other => self.fail("search", format!("*** search {r} came, {other:?} was due")),
+        }
+    }
+
+    /// One result of a line search: a message as it is now, never a
+    /// deleted one, holding the word.
+    fn line_found(&mut self, block: &mut SearchBlock, rest: &str) {
+        let ev = rest.split_once(' ').map_or("", |x| x.1);
+        let parsed = if let Some(x) = ev.strip_prefix('<') {
+            x.split_once("> ").map(|(f, t)| (f, t, false))
+        } else if let Some(x) = ev.strip_prefix("* ") {
+            x.split_once(' ').map(|(f, t)| (f, t, true))
+        } else {
+            None
+        };
+        let Some((from, text, action)) = parsed else {
+            return self.fail("malformed", format!("search result {rest:?}"));
+        };
+        let (from, text) = (from.to_string(), text.to_string());
+        if text == "[deleted]" {
+            return self.fail(
+                "search",
+                format!(
+                    "a search for {:?} found a deleted message: {rest:?}",
+                    block.look.q
+                ),
+            );
+        }
+        let (edited, t) = match text.strip_prefix("(edited) ") {
+            Some(t) => (true, t.to_string()),
+            None => (false, text.clone()),
+        };
+        let room = block.room.clone();
+        let Some(tag) = self.chat(&room, &from, &t, action, Mode::Found) else {
+            return;
+        };
+        if edited != (tag.edit > 0) {
+            self.fail(
+                "wrong",
+                format!(
+                    "search result {rest:?}: (edited) {edited}, edit {}",
+                    tag.edit
+                ),
+            );
+        }
+        if !t.to_lowercase().contains(&block.look.q) {
+            self.fail(
+                "search",
+                format!("a search for {:?} found {rest:?}", block.look.q),
+            );
+        }
+        if let Some((key, n, e)) = &block.look.own {
+            if tag.key == *key && tag.n == *n {
+                block.hits += 1;
+                if !block.look.found || tag.edit != *e {
+                    self.fail(
+                        "search",
+                        format!(
+                            "a search for {:?} (found: {}) found {rest:?}",
+                            block.look.q, block.look.found
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// `*** end of search`.
+    fn search_done(&mut self, block: SearchBlock) {
+        if block.got != block.expect {
+            self.fail(
+                "malformed",
+                format!(
+                    "search of #{} announced {} results, had {}",
+                    block.room, block.expect, block.got
+                ),
+            );
+        }
+        if let Some((_, n, e)) = &block.look.own {
+            if block.look.found {
+                self.sh.stats.search_found.inc();
+                if block.hits != 1 || block.got != 1 {
+                    self.fail(
+                        "search",
+                        format!(
+                            "/search {} in #{}, the word of its message #{n} (edit {e}), had {} results, {} of them it",
+                            block.look.q, block.room, block.got, block.hits
+                        ),
+                    );
+                }
+            } else {
+                self.sh.stats.search_absent.inc();
+                if block.got != 0 {
+                    self.fail(
+                        "search",
+                        format!(
+                            "/search {} in #{}, a word its message #{n} no longer says, had {} results",
+                            block.look.q, block.room, block.got
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// An error line while line requests of the new kinds are in flight:
+    /// the oldest is refused. Only a `/react` may be (`no_such_message`:
+    /// the nick's messages there were all deleted). True if it was one.
+    fn line_refused(&mut self, code: &str, message: &str) -> bool {
+        if !matches!(
+            code,
+            "no_such_message"
+                | "not_permitted"
+                | "edit_window"
+                | "muted"
+                | "bad_request"
+                | "not_in_room"
+        ) {
+            return false;
+        }
+        let Some(front) = self.line_asked.pop_front() else {
+            return false;
+        };
+        match front {
+            LineAsked::React { .. } if code == "no_such_message" => {
+                self.sh.stats.line_reacts_gone.inc();
+            }
+            other => {
+                if let LineAsked::Edit { n, .. } | LineAsked::Delete { n, .. } = &other {
+                    let n = *n;
+                    if let Some(o) = self.own_mut(n) {
+                        o.busy = false;
+                    }
+                }
+                let cat = if matches!(other, LineAsked::Search(_)) {
+                    "search"
+                } else {
+                    "amend"
+                };
+                self.fail(
+                    cat,
+                    format!("{other:?} refused unprovoked: {code}: {message}"),
+                );
+            }
+        }
+        true
     }
 }
 
