@@ -138,23 +138,6 @@ CREATE VIRTUAL TABLE messages_fts USING fts5 (
 -- spelled out into the words that start with it (`deploy` into `deploy`,
 -- `deployed`, `deployment`), which FTS5 walks newest first and stops at
 -- `limit`; a prefix query would first merge every one of their postings.
--- FTS5 lists its words through an fts5vocab table, but that table counts
--- every posting of each word it lists (35 ms for a word in most of a
--- million messages), so the words are kept here as well: added as
--- messages are indexed or edited, removed when no message has them any
--- more. They are FTS5's own tokens: each text is tokenized by
--- `words_scratch`, an index with the same tokenizer that is emptied at
--- once, and its words are read from `words_scratch_vocab` (small).
-CREATE TABLE search_words (word TEXT PRIMARY KEY) WITHOUT ROWID;
-CREATE VIRTUAL TABLE words_scratch USING fts5 (
-    text,
-    content = '',
-    detail = none,
-    tokenize = 'unicode61 remove_diacritics 2'
-);
-CREATE VIRTUAL TABLE words_scratch_vocab USING fts5vocab (words_scratch, 'row');
--- The main index's words with their counts, for the migration below and
--- for checks by hand; searches use `search_words`.
 CREATE VIRTUAL TABLE messages_vocab USING fts5vocab (messages_fts, 'row');
 
 -- Changes to messages already in the index are kept in step by triggers
@@ -164,41 +147,20 @@ CREATE VIRTUAL TABLE messages_vocab USING fts5vocab (messages_fts, 'row');
 -- them as they are then. An external content index's 'delete' needs the
 -- old text exactly as it was indexed: the update trigger has it as
 -- `old.text`. (An `fts_id` never changes once given.)
--- `search_words` follows: the new text's words are added, and those of
--- the old text that no message has any more are removed (a lookup of one
--- word in the index stops at its first posting).
 CREATE TRIGGER messages_fts_update AFTER UPDATE OF text, deleted ON messages
 WHEN old.fts_id <= (SELECT upto FROM search_progress) BEGIN
     INSERT INTO messages_fts (messages_fts, rowid, text)
         SELECT 'delete', old.fts_id, old.text WHERE old.deleted = 0;
     INSERT INTO messages_fts (rowid, text)
         SELECT new.fts_id, new.text WHERE new.deleted = 0;
-    INSERT INTO words_scratch (rowid, text)
-        SELECT 1, new.text WHERE new.deleted = 0;
-    INSERT OR IGNORE INTO search_words (word) SELECT term FROM words_scratch_vocab;
-    INSERT INTO words_scratch (words_scratch) VALUES ('delete-all');
-    INSERT INTO words_scratch (rowid, text)
-        SELECT 1, old.text WHERE old.deleted = 0;
-    DELETE FROM search_words
-        WHERE word IN (SELECT term FROM words_scratch_vocab)
-        AND NOT EXISTS (SELECT 1 FROM messages_fts
-                        WHERE messages_fts MATCH '"' || replace(word, '"', '""') || '"');
-    INSERT INTO words_scratch (words_scratch) VALUES ('delete-all');
 END;
 
 CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages
 WHEN old.deleted = 0 AND old.fts_id <= (SELECT upto FROM search_progress) BEGIN
     INSERT INTO messages_fts (messages_fts, rowid, text)
         VALUES ('delete', old.fts_id, old.text);
-    INSERT INTO words_scratch (rowid, text) VALUES (1, old.text);
-    DELETE FROM search_words
-        WHERE word IN (SELECT term FROM words_scratch_vocab)
-        AND NOT EXISTS (SELECT 1 FROM messages_fts
-                        WHERE messages_fts MATCH '"' || replace(word, '"', '""') || '"');
-    INSERT INTO words_scratch (words_scratch) VALUES ('delete-all');
 END;
 
 -- Index the messages stored before version 3.
 UPDATE search_progress SET upto = (SELECT ifnull(max(fts_id), 0) FROM messages);
 INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
-INSERT INTO search_words (word) SELECT term FROM messages_vocab;

@@ -46,7 +46,7 @@
 //! them all, and [`Store::changed_elsewhere`] tells the server when another
 //! connection (`natter accounts`, run while the server is up) committed.
 //!
-//! Read next: `schema.sql` and `schema-2.sql` beside this file for the
+//! Read next: `schema.sql` to `schema-4.sql` beside this file for the
 //! tables, `mod.rs` for the trait and the in-memory store this one must agree
 //! with (a property test below checks that it does).
 
@@ -83,6 +83,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema.sql"),
     include_str!("schema-2.sql"),
     include_str!("schema-3.sql"),
+    include_str!("schema-4.sql"),
 ];
 
 /// The `user_version` this build writes and understands.

@@ -256,14 +256,19 @@ fn refuses_a_newer_schema_untouched() {
     let db = TempDb::new("newer");
     {
         let c = Connection::open(db.path()).unwrap();
-        c.execute_batch("CREATE TABLE messages (x); PRAGMA user_version = 4;")
-            .unwrap();
+        c.execute_batch(&format!(
+            "CREATE TABLE messages (x); PRAGMA user_version = {};",
+            SCHEMA_VERSION + 1
+        ))
+        .unwrap();
     }
     assert_eq!(
         open_err(db.path()),
         format!(
-            "{} has schema version 4, newer than this natter understands (3); upgrade natter",
-            db.path()
+            "{} has schema version {}, newer than this natter understands ({SCHEMA_VERSION}); \
+             upgrade natter",
+            db.path(),
+            SCHEMA_VERSION + 1
         )
     );
     let c = Connection::open(db.path()).unwrap();
@@ -1366,6 +1371,52 @@ mod search {
         migrated_and_searchable(&db, true);
         // The same schema as a fresh database's.
         let fresh = TempDb::new("v2-fresh");
+        drop(open(&fresh, "id"));
+        assert_eq!(schema_of(fresh.path()), schema_of(db.path()));
+    }
+
+    /// A database at version 3 (made by a build before `search_words`,
+    /// with messages indexed and some waiting to be): the words of what is
+    /// indexed are filled in, the rest follow with their batch, and the
+    /// schema is a fresh database's.
+    #[test]
+    fn a_version_3_database_gets_its_search_words() {
+        const SCHEMA_3: &str = include_str!("../schema-3.sql");
+        let db = TempDb::new("v3-words");
+        make_v2(&db);
+        let c = Connection::open(db.path()).unwrap();
+        c.execute_batch(&format!(
+            "BEGIN; {SCHEMA_3} PRAGMA user_version = 3; COMMIT;"
+        ))
+        .unwrap();
+        // Stored by the version-3 build after the migration, not indexed.
+        c.execute_batch(
+            "INSERT INTO messages (room, seq, ts, sender, text, action, author, fts_id) \
+             VALUES ('ops', 1, 5000, 'eve', 'deployment tomorrow', 0, 'g:1', \
+                     (SELECT max(fts_id) + 1 FROM messages));",
+        )
+        .unwrap();
+        drop(c);
+        let mut s = SqliteStore::open(db.path(), || panic!("the id is kept")).unwrap();
+        let ops = room("ops");
+        let words = |s: &SqliteStore| -> Vec<String> {
+            let mut st = s
+                .conn
+                .prepare("SELECT word FROM search_words ORDER BY word")
+                .unwrap();
+            let rows = st.query_map([], |r| r.get(0)).unwrap();
+            rows.collect::<Result<_, _>>().unwrap()
+        };
+        assert!(words(&s).contains(&"waves".to_string()));
+        assert!(
+            !words(&s).contains(&"deployment".to_string()),
+            "not indexed yet"
+        );
+        assert_eq!(found_in(&mut s, &ops, "deplo"), [1], "a prefix spelled out");
+        assert!(words(&s).contains(&"deployment".to_string()));
+        integrity(&s);
+        migrated_and_searchable(&db, true);
+        let fresh = TempDb::new("v3-fresh");
         drop(open(&fresh, "id"));
         assert_eq!(schema_of(fresh.path()), schema_of(db.path()));
     }
