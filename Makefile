@@ -52,11 +52,13 @@ browser-run:
 autobahn:
 	scripts/autobahn.sh
 
-# The tests drive the real netcat (netcat-openbsd) and read socket options
-# with ss (iproute2). Install whichever is missing (scripts/install-deps.sh:
-# as root or through sudo, apt never prompts).
+# The tests drive the real netcat (netcat-openbsd), read socket options
+# with ss (iproute2) and check deploy/natter.service with systemd-analyze
+# (systemd). Install whichever is missing (scripts/install-deps.sh: as
+# root or through sudo, apt never prompts).
 deps:
-	@scripts/install-deps.sh nc=netcat-openbsd nc.openbsd=netcat-openbsd ss=iproute2
+	@scripts/install-deps.sh nc=netcat-openbsd nc.openbsd=netcat-openbsd ss=iproute2 \
+		systemd-analyze=systemd
 
 # The install steps above and scripts/autobahn.sh's setup, run on a fresh
 # Debian 12 (debootstrap, in target/check-install/) as root and as a user with

@@ -12,138 +12,215 @@ use clap::{Parser, Subcommand};
 #[command(name = "natter", version, about, long_about = None)]
 pub struct Config {
     /// Address to listen on; give it more than once for several (port 0 picks a free port).
-    #[arg(long = "listen", value_name = "ADDR", default_value = "127.0.0.1:7878")]
+    #[arg(
+        long = "listen",
+        value_name = "ADDR",
+        default_value = "127.0.0.1:7878",
+        env = "NATTER_LISTEN",
+        value_delimiter = ','
+    )]
     pub listen: Vec<SocketAddr>,
 
     /// SQLite file of the message history, images and accounts (":memory:" keeps nothing).
-    #[arg(long, value_name = "PATH", default_value = "natter.db", global = true)]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "natter.db",
+        global = true,
+        env = "NATTER_DB"
+    )]
     pub db: String,
 
     /// Largest image, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024, env = "NATTER_MAX_IMAGE")]
     pub max_image: usize,
 
     /// Origin that image URLs sent to line clients start with (default: http:// and the
     /// first --listen address).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "NATTER_PUBLIC_URL")]
     pub public_url: Option<String>,
 
     /// Room every line client joins on connect.
-    #[arg(long, value_name = "ROOM", default_value = "lobby")]
+    #[arg(
+        long,
+        value_name = "ROOM",
+        default_value = "lobby",
+        env = "NATTER_DEFAULT_ROOM"
+    )]
     pub default_room: String,
 
     /// Messages replayed when joining a room.
-    #[arg(long, value_name = "N", default_value_t = 50)]
+    #[arg(long, value_name = "N", default_value_t = 50, env = "NATTER_HISTORY")]
     pub history: usize,
 
     /// Longest line a line client may send, in bytes (line ending not counted).
-    #[arg(long, value_name = "BYTES", default_value_t = 4096)]
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = 4096,
+        env = "NATTER_MAX_LINE"
+    )]
     pub max_line: usize,
 
     /// Longest message text, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 4000)]
+    #[arg(
+        long,
+        value_name = "BYTES",
+        default_value_t = 4000,
+        env = "NATTER_MAX_MESSAGE"
+    )]
     pub max_message: usize,
 
     /// Silence after accept, in milliseconds, that makes a connection a line client.
-    #[arg(long, value_name = "MS", default_value_t = 300)]
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 300,
+        env = "NATTER_SNIFF_MS"
+    )]
     pub sniff_ms: u64,
 
     /// Drop line clients silent for this many seconds (off when not given).
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", env = "NATTER_LINE_IDLE_TIMEOUT")]
     pub line_idle_timeout: Option<u64>,
 
     /// Messages (room messages, actions, images, direct messages) a connection may send per
     /// second.
-    #[arg(long, value_name = "N", default_value_t = 10)]
+    #[arg(long, value_name = "N", default_value_t = 10, env = "NATTER_RATE")]
     pub rate: u64,
 
     /// Messages a connection may send in a burst before --rate applies.
-    #[arg(long, value_name = "N", default_value_t = 20)]
+    #[arg(long, value_name = "N", default_value_t = 20, env = "NATTER_BURST")]
     pub burst: u64,
 
     /// Most connections at once (default: the open-file limit less a reserve); past it new
     /// ones get server_full (503 for HTTP) and are closed.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "NATTER_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
 
     /// Most connections from one IP address (loopback is exempt).
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 64,
+        env = "NATTER_MAX_PER_IP"
+    )]
     pub max_per_ip: usize,
 
     /// Seconds a client may take to send a complete HTTP request head (then 408).
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10,
+        env = "NATTER_HEADER_TIMEOUT"
+    )]
     pub header_timeout: u64,
 
     /// Seconds an idle HTTP keep-alive connection is kept open.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 30,
+        env = "NATTER_HTTP_IDLE_TIMEOUT"
+    )]
     pub http_idle_timeout: u64,
 
     /// Another origin allowed to open WebSockets (a scheme, host and port, as `https://chat.example.com`); repeatable.
-    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    #[arg(
+        long = "allow-origin",
+        value_name = "ORIGIN",
+        env = "NATTER_ALLOW_ORIGIN",
+        value_delimiter = ','
+    )]
     pub allow_origin: Vec<String>,
 
     /// Largest WebSocket message, in bytes, reassembled from its fragments (then close 1009).
-    #[arg(long, value_name = "BYTES", default_value_t = 2 * 1024 * 1024)]
+    #[arg(long, value_name = "BYTES", default_value_t = 2 * 1024 * 1024, env = "NATTER_MAX_WS_MESSAGE")]
     pub max_ws_message: usize,
 
     /// Seconds of silence after which a WebSocket client is pinged; as long again without
     /// any frame and it is dropped.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 30,
+        env = "NATTER_PING_INTERVAL"
+    )]
     pub ping_interval: u64,
 
     /// Seconds a vanished WebSocket client's nick and rooms are held for it to resume.
-    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 120,
+        env = "NATTER_RESUME_GRACE"
+    )]
     pub resume_grace: u64,
 
     /// Also serve GET /echo: a WebSocket endpoint that echoes every message, through the
     /// same frame codec and loop, for conformance testing (the Autobahn TestSuite).
-    #[arg(long)]
+    #[arg(long, env = "NATTER_WS_ECHO")]
     pub ws_echo: bool,
 
     /// Unsent output, in bytes, that one client may have after the server has written to it
     /// all its socket takes; past it chat input pauses, and a client that stops reading (2 s)
     /// or does not get back under half of it (5 s) is dropped as a slow consumer.
-    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024, env = "NATTER_MAX_OUTBOUND")]
     pub max_outbound: usize,
 
     /// Unsent output, in bytes, of all clients together: past half of it chat input pauses and
     /// clients that stopped reading are dropped, biggest backlog first; past all of it the
     /// biggest backlogs are dropped until it is under.
-    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024 * 1024)]
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024 * 1024, env = "NATTER_MAX_OUTBOUND_TOTAL")]
     pub max_outbound_total: usize,
 
     /// Guests may only register and log in: joining, saying, images and direct messages need
     /// an account.
-    #[arg(long)]
+    #[arg(long, env = "NATTER_REQUIRE_LOGIN")]
     pub require_login: bool,
 
     /// Whether anyone may /register (open), or only the operator adds accounts with `natter
     /// accounts add` (closed).
-    #[arg(long, value_enum, value_name = "MODE", default_value_t = Registration::Open)]
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = Registration::Open, env = "NATTER_REGISTRATION")]
     pub registration: Registration,
 
     /// An account that is an op in every room; repeatable.
-    #[arg(long = "admin", value_name = "NAME")]
+    #[arg(
+        long = "admin",
+        value_name = "NAME",
+        env = "NATTER_ADMIN",
+        value_delimiter = ','
+    )]
     pub admin: Vec<String>,
 
     /// Days a login token (the page's remembered login) stays valid.
-    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    #[arg(
+        long,
+        value_name = "DAYS",
+        default_value_t = 30,
+        env = "NATTER_LOGIN_DAYS"
+    )]
     pub login_days: u64,
 
     /// Seconds after sending a message during which its author may still edit it (deleting has
     /// no limit).
-    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 900,
+        env = "NATTER_EDIT_WINDOW"
+    )]
     pub edit_window: u64,
 
     /// Length of the SQLite WAL (4 KiB pages) at which writes pause for a few milliseconds so
     /// that it can start over, when messages never stop long enough for that to happen by itself.
     #[arg(long, value_name = "PAGES", default_value_t = 20_000,
-          value_parser = clap::value_parser!(u32).range(100..))]
+          value_parser = clap::value_parser!(u32).range(100..), env = "NATTER_WAL_RESTART_PAGES")]
     pub wal_restart_pages: u32,
 
     /// Accept passwords over plain TCP from addresses other than loopback (they travel in
     /// clear text: use TLS instead where you can).
-    #[arg(long)]
+    #[arg(long, env = "NATTER_ALLOW_PLAINTEXT_PASSWORDS")]
     pub allow_plaintext_passwords: bool,
 
     /// Work on the database instead of serving (none: serve).

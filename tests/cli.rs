@@ -35,6 +35,128 @@ fn help_lists_every_option() {
     }
 }
 
+/// Every option can come from the environment as `NATTER_` and its name
+/// (`--max-per-ip`: `NATTER_MAX_PER_IP`), and `--help` says so for each:
+/// the names a deployment (docs/DEPLOY.md) writes are checked here.
+#[test]
+fn every_option_has_an_environment_variable_named_after_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_natter"))
+        .arg("--help")
+        .env_clear()
+        .output()
+        .expect("run --help");
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    // Each option's block runs from its `--flag` line to the next one.
+    let mut options = 0;
+    for block in help.split("\n      --").skip(1) {
+        let flag = block.split([' ', '\n']).next().unwrap_or_default();
+        if flag == "help" || flag == "version" {
+            continue;
+        }
+        options += 1;
+        let env = format!("[env: NATTER_{}=]", flag.to_uppercase().replace('-', "_"));
+        assert!(block.contains(&env), "--{flag} lacks {env}:\n{block}");
+    }
+    assert!(options >= 30, "{options} options found in\n{help}");
+    for named in ["NATTER_DB=", "NATTER_LISTEN=", "NATTER_WAL_RESTART_PAGES="] {
+        assert!(help.contains(named), "{named}");
+    }
+}
+
+/// The environment sets what the command line does not; the command line
+/// wins where both do; a list takes commas; a bad value is refused as a
+/// bad flag is.
+#[test]
+fn options_come_from_the_environment() {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_natter"));
+    cmd.env("NATTER_LISTEN", "127.0.0.1:0,127.0.0.1:0")
+        .env("NATTER_DB", ":memory:")
+        .env("NATTER_DEFAULT_ROOM", "fromenv");
+    let s = Server::spawn(cmd, 2);
+    let c = s.line_client();
+    assert!(
+        c.greeting
+            .iter()
+            .any(|l| l.starts_with("*** you joined #fromenv")),
+        "{:?}",
+        c.greeting
+    );
+    assert_eq!(s.listening.len(), 2, "{:?}", s.listening);
+    drop(s);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_natter"));
+    cmd.args(["--listen", "127.0.0.1:0", "--default-room", "fromflag"])
+        .env("NATTER_DB", ":memory:")
+        .env("NATTER_DEFAULT_ROOM", "fromenv");
+    let s = Server::spawn(cmd, 1);
+    let c = s.line_client();
+    assert!(
+        c.greeting
+            .iter()
+            .any(|l| l.starts_with("*** you joined #fromflag")),
+        "{:?}",
+        c.greeting
+    );
+    let out = natter()
+        .env("NATTER_RATE", "many")
+        .output()
+        .expect("run natter");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid value 'many' for '--rate <N>'"),
+        "{err}"
+    );
+}
+
+/// `deploy/natter.service` passes `systemd-analyze verify` without a
+/// warning (its `ExecStart` pointed at the built binary, which the check
+/// wants to exist), and every `NATTER_` variable it and docs/DEPLOY.md
+/// name is an option's.
+#[test]
+fn the_systemd_unit_verifies_and_names_real_options() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let unit = std::fs::read_to_string(format!("{root}/deploy/natter.service")).expect("unit");
+    let deploy = std::fs::read_to_string(format!("{root}/docs/DEPLOY.md")).expect("DEPLOY.md");
+    assert!(unit.contains("ExecStart=/usr/local/bin/natter\n"), "{unit}");
+    let dir = std::env::temp_dir().join(format!("natter-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("natter.service");
+    let here = unit.replace(
+        "ExecStart=/usr/local/bin/natter\n",
+        &format!("ExecStart={}\n", env!("CARGO_BIN_EXE_natter")),
+    );
+    std::fs::write(&path, here).expect("write the unit");
+    let out = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (package systemd) is needed; `make test` installs it");
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && err.trim().is_empty(), "{err}");
+    let help = natter().arg("--help").env_clear().output().expect("--help");
+    let help = String::from_utf8_lossy(&help.stdout);
+    let mut named = 0;
+    for text in [&unit, &deploy] {
+        for (i, _) in text.match_indices("NATTER_") {
+            let name: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                .collect();
+            if name == "NATTER_" {
+                continue; // the prefix itself, as prose names it
+            }
+            named += 1;
+            assert!(
+                help.contains(&format!("[env: {name}=")),
+                "{name} is no option's variable"
+            );
+        }
+    }
+    assert!(named >= 10, "{named}");
+}
+
 #[test]
 fn listens_on_every_listen_address() {
     let s = Server::start_listening(&["127.0.0.1:0", "[::1]:0"], &[]);

@@ -24,6 +24,8 @@ pub const WAIT: Duration = Duration::from_secs(5);
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// Every address it printed it listens on (`addr` first).
+    pub listening: Vec<SocketAddr>,
 }
 
 impl Server {
@@ -42,27 +44,42 @@ impl Server {
         if !args.contains(&"--db") {
             cmd.args(["--db", ":memory:"]);
         }
-        cmd.args(args).stdout(Stdio::piped()).stdin(Stdio::null());
+        cmd.args(args);
+        Server::spawn(cmd, listen.len())
+    }
+
+    /// Runs `cmd` (the binary, with whatever arguments and environment)
+    /// and waits for its `listeners` "natter listening on" lines.
+    pub fn spawn(mut cmd: Command, listeners: usize) -> Server {
+        cmd.stdout(Stdio::piped()).stdin(Stdio::null());
         if std::env::var_os("NATTER_TEST_LOG").is_none() {
             cmd.stderr(Stdio::null());
         }
         let mut child = cmd.spawn().expect("spawn natter");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout);
-        let mut line = String::new();
-        lines.read_line(&mut line).expect("read the listening line");
-        let addr = line
-            .trim()
-            .strip_prefix("natter listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("address");
+        let mut listening: Vec<SocketAddr> = Vec::new();
+        for _ in 0..listeners.max(1) {
+            let mut line = String::new();
+            lines.read_line(&mut line).expect("read the listening line");
+            let addr = line
+                .trim()
+                .strip_prefix("natter listening on ")
+                .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+                .parse()
+                .expect("address");
+            listening.push(addr);
+        }
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || {
             let mut sink = Vec::new();
             let _ = lines.read_to_end(&mut sink);
         });
-        Server { child, addr }
+        Server {
+            child,
+            addr: listening[0],
+            listening,
+        }
     }
 
     pub fn pid(&self) -> u32 {
