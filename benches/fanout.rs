@@ -209,7 +209,7 @@ fn loop_stats(addr: SocketAddr) -> String {
         "  server loop: {} iterations, {:.1} events per wake-up, {} messages, {} deliveries \
          (presence included), {:.1} MB out; {} commits, {:.0} us mean, {:.1} ms max; \
          {} checkpoints, {:.1} ms max (on the loop: {}, {:.1} ms max); \
-         WAL restarts {} ({} given up), writing held {:.1} ms max; WAL {} pages; \
+         WAL restarts {} (on the loop, {:.1} ms max); WAL {} pages; \
          {} flushes, {:.2} us each, longest pass {:.1} ms; \
          input paused {} times, {:.0} ms in all; dropped {}",
         n("/loop_iterations"),
@@ -225,7 +225,6 @@ fn loop_stats(addr: SocketAddr) -> String {
         n("/store/loop_checkpoints"),
         n("/store/loop_checkpoint_us_max") / 1000.0,
         n("/store/wal_restarts"),
-        n("/store/wal_restarts_abandoned"),
         n("/store/wal_restart_us_max") / 1000.0,
         n("/store/wal_pages"),
         flushes,

@@ -212,9 +212,9 @@ pub struct Config {
     )]
     pub edit_window: u64,
 
-    /// Length of the SQLite WAL (4 KiB pages) at which writes pause for a few milliseconds so
-    /// that it can start over, when messages never stop long enough for that to happen by itself.
-    #[arg(long, value_name = "PAGES", default_value_t = 20_000,
+    /// Length of the SQLite WAL (4 KiB pages) at which the loop copies its last few pages itself
+    /// (a few milliseconds) so that it starts over, when messages never stop long enough for that.
+    #[arg(long, value_name = "PAGES", default_value_t = 40_000,
           value_parser = clap::value_parser!(u32).range(100..), env = "NATTER_WAL_RESTART_PAGES")]
     pub wal_restart_pages: u32,
 

@@ -28,12 +28,10 @@ impl Server {
             store,
             store_ops,
             counters,
-            wal_restart,
             config,
             wall,
             ..
         } = self;
-        let held = wal_restart.is_some();
         // For `/stats`. Handling lines queues nothing: the hub's answers
         // are queued before the loop sleeps.
         let bytes_queued = conns.bytes_queued();
@@ -68,7 +66,7 @@ impl Server {
             Frame::Line(bytes) => match line::parse(bytes) {
                 Ok(Input::Command(cmd)) => {
                     hub.handle(now, client, cmd, None);
-                    persist::run(hub, &mut **store, store_ops, counters, now, held);
+                    persist::run(hub, &mut **store, store_ops, counters, now);
                 }
                 Ok(Input::Stats) => {
                     let stats = counters.snapshot(hub.messages_total(), bytes_queued);

@@ -39,13 +39,11 @@ pub(super) struct Counters {
     pub(super) loop_checkpoints: u64,
     pub(super) loop_checkpoint_us_total: u64,
     pub(super) loop_checkpoint_us_max: u64,
-    /// WAL restarts: writing held while the helper copied the last of a
-    /// long WAL (see `--wal-restart-pages`), how long in microseconds, and those
-    /// given up because the checkpoint took too long.
+    /// WAL restarts: the last few pages of a long WAL copied on the loop
+    /// (see `--wal-restart-pages`), and their time in microseconds.
     pub(super) wal_restarts: u64,
     pub(super) wal_restart_us_total: u64,
     pub(super) wal_restart_us_max: u64,
-    pub(super) wal_restarts_abandoned: u64,
     /// Batches of messages put in the search index (see `index_pending`),
     /// the messages, and their time in microseconds.
     pub(super) index_batches: u64,
@@ -233,12 +231,12 @@ impl Server {
             ),
             (
                 "natter_store_wal_restarts_total",
-                "Times writing was held while the helper copied the last of a long WAL, so that it starts over.",
+                "Times the loop copied the last few pages of a long WAL itself, so that it starts over.",
                 c.wal_restarts,
             ),
             (
                 "natter_store_wal_restart_microseconds_total",
-                "Time writing was held for WAL restarts, in microseconds.",
+                "Time the loop spent on WAL restarts, in microseconds.",
                 c.wal_restart_us_total,
             ),
             (
@@ -320,7 +318,6 @@ impl Server {
                       "wal_restarts": c.wal_restarts,
                       "wal_restart_us_total": c.wal_restart_us_total,
                       "wal_restart_us_max": c.wal_restart_us_max,
-                      "wal_restarts_abandoned": c.wal_restarts_abandoned,
                       "index_batches": c.index_batches, "indexed": c.indexed,
                       "index_us_total": c.index_us_total, "index_us_max": c.index_us_max,
                       "unindexed": self.store.unindexed(),

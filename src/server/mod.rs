@@ -167,11 +167,6 @@ pub struct Server {
     /// WAL pages the latest checkpoint copied into the database: the next
     /// one is due when the WAL has grown well past them (see `persist`).
     wal_copied: u32,
-    /// Set while writing is held so that the helper's checkpoint copies
-    /// all of the WAL and the next commit starts it over: since when.
-    wal_restart: Option<Instant>,
-    /// When a WAL restart last gave up waiting (the disk was slow).
-    wal_restart_given_up: Option<Instant>,
     /// When the store was last asked whether `natter accounts` changed it.
     accounts_checked: Option<Instant>,
     /// When messages were last put in the search index (see `persist`).
@@ -301,8 +296,6 @@ impl Server {
             accept_paused: None,
             helper,
             wal_copied: 0,
-            wal_restart: None,
-            wal_restart_given_up: None,
             accounts_checked: None,
             indexed_at: Instant::now(),
             now: Instant::now(),
@@ -328,12 +321,8 @@ impl Server {
                 && self.more_output.is_empty()
             {
                 let mut t = self.timers.timeout(now);
-                for by in [self.shutdown_by, self.wal_restart_deadline()]
-                    .into_iter()
-                    .flatten()
-                {
-                    let left = by.saturating_duration_since(now);
-                    t = Some(t.map_or(left, |t| t.min(left)));
+                if let Some(by) = self.shutdown_by {
+                    t = Some(t.map_or(by - now, |t| t.min(by - now)));
                 }
                 t
             } else {
@@ -643,7 +632,6 @@ impl Server {
     /// if the WAL has grown).
     fn before_sleep(&mut self) {
         self.fire_timers(self.now);
-        self.store_reports();
         loop {
             self.reap();
             self.commit();

@@ -40,17 +40,9 @@ impl Server {
             store_ops,
             counters,
             wall,
-            wal_restart,
             ..
         } = self;
-        run(
-            hub,
-            &mut **store,
-            store_ops,
-            counters,
-            *wall,
-            wal_restart.is_some(),
-        );
+        run(hub, &mut **store, store_ops, counters, *wall);
     }
 
     /// Ends the turn's batch and stores it (with anything else asked for).
@@ -74,32 +66,26 @@ const CHECKPOINT_EARLY: u32 = 1000;
 // checkpoint takes never gives it that moment, and the WAL (a file on
 // disk, whose index every read searches) would grow for as long as the
 // load lasts. So once it is that long, and the helper has copied all but
-// `RESTART_LEFT` pages of it, the loop makes the moment: it hands the
-// helper one more checkpoint and writes nothing until it is done
-// (`wal_restart`). Everything else goes on meanwhile: reading, parsing,
-// answering, sending what was stored before; only the messages of those
-// few milliseconds wait to be stored, and so to be sent. The default,
-// 20,000 pages of 4 KiB, is a WAL of 80 MiB at most (docs/BENCHMARKS.md,
-// "Search", for how often it starts over and what a hold costs).
+// `RESTART_LEFT` pages of it, the loop copies those itself (`wal_restart`):
+// the next commit starts the WAL over. That holds everything for the copy
+// and two `fsync`s, 3-10 ms here, where a checkpoint of the whole WAL on
+// the loop took 10-150 ms. (Holding only the writes while the helper
+// copied the rest, with the loop going on, answered history pages late:
+// a page asked for before a message came could reach its client after
+// that message, without it. The hub keeps the stream's order only for a
+// store that answers in the same turn.) The default, 40,000 pages of
+// 4 KiB, is a WAL of 160 MiB at most (docs/BENCHMARKS.md, "Search").
 
-/// The hold waits until the helper has copied all but this many pages: a
-/// hold then copies at most these and syncs (3-10 ms).
+/// The loop copies the last of a long WAL itself once the helper has
+/// copied all but this many pages.
 const RESTART_LEFT: u32 = 250;
-
-/// The most a restart holds writing for the helper's checkpoint: two
-/// `fsync`s of a few pages usually take 2-10 ms here, but now and then one
-/// takes 150 ms or more. A disk that stalls does not hold the chat: writing
-/// starts again, the checkpoint finishes on its own, and the WAL is started
-/// over another time, `RESTART_AGAIN` later at the soonest.
-const RESTART_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
-const RESTART_AGAIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Past this many times `--wal-restart-pages` the WAL has not been started
 /// over (a reader kept the checkpoints from copying all of it, a restart
 /// waited in vain again and again), and the loop runs a checkpoint itself,
 /// holding everything for as long as it takes: the last resort against a
 /// WAL that grows without bound.
-const WAL_FAR: u32 = 3;
+const WAL_FAR: u32 = 2;
 
 /// Messages are put in the search index in batches of at most this many
 /// (about 20 us each in a batch; a message per commit cost 100-150 us),
@@ -112,14 +98,14 @@ const ACCOUNTS_EVERY: std::time::Duration = std::time::Duration::from_millis(500
 
 impl Server {
     /// The end of a turn's store work: a checkpoint handed to the helper
-    /// thread if the WAL has grown and the helper is idle (with writing
-    /// held while it copies the last of a long WAL, so that the WAL starts
-    /// over), or run here if the WAL has fallen far behind.
+    /// thread if the WAL has grown and the helper is idle, the last few
+    /// pages of a long WAL copied here so that it starts over, or all of it
+    /// copied here if it has fallen far behind.
     pub(super) fn store_upkeep(&mut self) {
+        // Reports are read here too, not only on the waker's event: a
+        // report is never left waiting for a wake-up that did not come.
+        self.on_helper();
         self.submit_password_jobs();
-        if self.wal_restart.is_some() {
-            return;
-        }
         self.index_upkeep();
         if !self.helper.idle() {
             return;
@@ -132,51 +118,30 @@ impl Server {
         let restart = self.config.wal_restart_pages;
         if pages >= restart.saturating_mul(WAL_FAR) {
             self.loop_checkpoint();
-        } else if pages >= restart
-            && behind > 0
-            && self
-                .wal_restart_given_up
-                .is_none_or(|at| self.now.saturating_duration_since(at) >= RESTART_AGAIN)
+        } else if pages >= restart && behind > 0 && behind < RESTART_LEFT {
+            self.wal_restart();
+        } else if (pages >= restart && behind > 0 || behind >= CHECKPOINT_EARLY)
+            && !self.helper.submit(Job::Checkpoint)
         {
-            // Nothing behind: all of it is copied, and the next commit
-            // starts the WAL over (the page count is the last commit's).
-            // Otherwise the helper first copies what is behind without a
-            // hold, until little is left, so the hold is short.
-            let hold = behind < RESTART_LEFT;
-            if self.helper.submit(Job::Checkpoint) {
-                if hold {
-                    self.wal_restart = Some(self.now);
-                }
-            } else {
-                warn!("the helper thread is gone; checkpoints run on the loop");
-                self.loop_checkpoint();
-            }
-        } else if behind >= CHECKPOINT_EARLY && !self.helper.submit(Job::Checkpoint) {
             warn!("the helper thread is gone; checkpoints run on the loop");
             self.loop_checkpoint();
         }
     }
 
-    /// Until when at most writing is held for a WAL restart (for `poll`'s
-    /// timeout).
-    pub(super) fn wal_restart_deadline(&self) -> Option<Instant> {
-        self.wal_restart.map(|since| since + RESTART_WAIT)
-    }
-
-    /// The helper's reports, and a WAL restart that waited long enough
-    /// given up, at the start of a turn's end (before its commit).
-    pub(super) fn store_reports(&mut self) {
-        // Reports are read here too, not only on the waker's event: a
-        // report is never left waiting for a wake-up that did not come.
-        self.on_helper();
-        if let Some(since) = self.wal_restart {
-            if self.now.saturating_duration_since(since) >= RESTART_WAIT {
-                debug!("WAL restart: the checkpoint is slow; writing goes on");
-                self.wal_restart = None;
-                self.wal_restart_given_up = Some(self.now);
-                self.counters.wal_restarts_abandoned += 1;
-            }
+    /// The last few pages of a long WAL copied on the loop (see
+    /// `RESTART_LEFT`): the next commit starts the WAL over.
+    fn wal_restart(&mut self) {
+        let started = Instant::now();
+        if let Err(e) = self.store.checkpoint() {
+            warn!("checkpoint failed: {e}");
         }
+        self.wal_copied = self.store.wal_pages();
+        let us = started.elapsed().as_micros() as u64;
+        debug!("WAL restart: the last pages copied on the loop in {us} us");
+        let c = &mut self.counters;
+        c.wal_restarts += 1;
+        c.wal_restart_us_total += us;
+        c.wal_restart_us_max = c.wal_restart_us_max.max(us);
     }
 
     /// Accounts made, changed or removed by `natter accounts` while the
@@ -274,16 +239,6 @@ impl Server {
                     c.checkpoints += 1;
                     c.checkpoint_us_total += us;
                     c.checkpoint_us_max = c.checkpoint_us_max.max(us);
-                    if let Some(since) = self.wal_restart.take() {
-                        // Writing goes on; the next commit starts the WAL
-                        // over if the checkpoint copied all of it.
-                        let held = self.now.saturating_duration_since(since).as_micros() as u64;
-                        c.wal_restarts += 1;
-                        c.wal_restart_us_total += held;
-                        c.wal_restart_us_max = c.wal_restart_us_max.max(held);
-                        debug!("WAL restart: writing held {held} us");
-                        self.persist();
-                    }
                     match result {
                         Ok(Some(done)) => {
                             debug!(
@@ -328,22 +283,13 @@ impl Server {
 /// read past that request, as if the hub had called the store itself) and
 /// before it drains the hub's effects; `close_batch` first makes the
 /// turn's messages one of the operations. `ops` is reused between calls.
-///
-/// `held`: the helper is copying the last of the WAL (see `store_upkeep`),
-/// and nothing is written or read until it is done. The hub holds back
-/// whatever waits for these operations, as it would for a store that
-/// answers later.
 pub(super) fn run(
     hub: &mut Hub,
     store: &mut dyn Store,
     ops: &mut Vec<StoreOp>,
     counters: &mut Counters,
     now: Now,
-    held: bool,
 ) {
-    if held {
-        return;
-    }
     while hub.has_store_ops() {
         hub.take_store_ops(ops);
         for op in ops.drain(..) {

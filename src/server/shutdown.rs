@@ -87,9 +87,6 @@ impl Server {
             "shut down ({} connections left unflushed)",
             self.conns.len()
         );
-        // Whatever a WAL restart held is written now (the helper's
-        // checkpoint may still be copying: harmless, it only copies less).
-        self.wal_restart = None;
         self.commit();
         true
     }

@@ -32,11 +32,9 @@ impl Server {
             store,
             store_ops,
             counters,
-            wal_restart,
             urandom,
             ..
         } = self;
-        let held = wal_restart.is_some();
         let Some(conn) = conns.get_mut(id) else {
             return;
         };
@@ -66,7 +64,7 @@ impl Server {
                         *id = random_hex(urandom, 16);
                     }
                     hub.handle(now, client, req.command, req.r#ref);
-                    persist::run(hub, &mut **store, store_ops, counters, now, held);
+                    persist::run(hub, &mut **store, store_ops, counters, now);
                 }
                 Err(refusal) => {
                     debug!("{id}: {} in a WebSocket message", refusal.error.code);
