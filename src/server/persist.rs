@@ -131,12 +131,7 @@ impl Server {
     /// The last few pages of a long WAL copied on the loop (see
     /// `RESTART_LEFT`): the next commit starts the WAL over.
     fn wal_restart(&mut self) {
-        let started = Instant::now();
-        if let Err(e) = self.store.checkpoint() {
-            warn!("checkpoint failed: {e}");
-        }
-        self.wal_copied = self.store.wal_pages();
-        let us = started.elapsed().as_micros() as u64;
+        let us = self.checkpoint_here();
         debug!("WAL restart: the last pages copied on the loop in {us} us");
         let c = &mut self.counters;
         c.wal_restarts += 1;
@@ -256,15 +251,20 @@ impl Server {
         }
     }
 
-    /// A checkpoint on the loop's own connection (two `fsync`s while
-    /// everyone waits), timed and counted apart.
-    fn loop_checkpoint(&mut self) {
+    /// Copies what it can of the WAL on the loop's own connection (two
+    /// `fsync`s while everyone waits); its time in microseconds.
+    fn checkpoint_here(&mut self) -> u64 {
         let started = Instant::now();
         if let Err(e) = self.store.checkpoint() {
             warn!("checkpoint failed: {e}");
         }
         self.wal_copied = self.store.wal_pages();
-        let us = started.elapsed().as_micros() as u64;
+        started.elapsed().as_micros() as u64
+    }
+
+    /// All of the WAL copied on the loop, timed and counted apart.
+    fn loop_checkpoint(&mut self) {
+        let us = self.checkpoint_here();
         warn!(
             "the WAL was never started over; checkpointed on the loop in {us} us \
              ({} pages left)",
