@@ -3,6 +3,7 @@
 //! accounts ...`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -223,6 +224,36 @@ pub struct Config {
     #[arg(long, env = "NATTER_ALLOW_PLAINTEXT_PASSWORDS")]
     pub allow_plaintext_passwords: bool,
 
+    /// PEM file of the TLS certificate chain, leaf first: the port then speaks TLS as well as
+    /// plain TCP (a first byte 0x16 starts a handshake). Reloaded with the key on SIGHUP.
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "NATTER_TLS_CERT",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file of the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "NATTER_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+
+    /// Make a self-signed certificate for localhost and the --listen hosts at start, to try
+    /// TLS out (clients must be told to accept it; the log gives its fingerprint).
+    #[arg(long, env = "NATTER_TLS_SELF_SIGNED")]
+    pub tls_self_signed: bool,
+
+    /// Refuse plain connections: a line client is told `insecure` and closed, HTTP gets a 308
+    /// to https:// (needs --tls-cert and --tls-key, or --tls-self-signed).
+    #[arg(long, env = "NATTER_TLS_ONLY")]
+    pub tls_only: bool,
+
     /// Work on the database instead of serving (none: serve).
     #[command(subcommand)]
     pub command: Option<Sub>,
@@ -297,6 +328,11 @@ impl Config {
     /// held for it to resume.
     pub fn resume_grace(&self) -> Duration {
         Duration::from_secs(self.resume_grace)
+    }
+
+    /// Whether the port speaks TLS (`--tls-cert` or `--tls-self-signed`).
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some() || self.tls_self_signed
     }
 
     /// `--line-idle-timeout`: the silence after which a line client is

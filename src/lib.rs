@@ -43,6 +43,7 @@ pub mod password;
 pub mod proto;
 pub mod server;
 pub mod store;
+pub mod tls;
 
 #[cfg(test)]
 pub(crate) mod testrng;

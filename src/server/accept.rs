@@ -14,6 +14,7 @@ use mio::{Interest, Token};
 
 use super::conn::Conn;
 use super::os::{open_file_limit, tune};
+use super::stream::Stream;
 use super::timers::{LoopTimer, TimerKind};
 use super::Server;
 use crate::config::Config;
@@ -110,7 +111,7 @@ impl Server {
                 Token(id.key()),
                 Interest::READABLE | Interest::WRITABLE,
             )?;
-            let mut conn = Conn::new(id, stream, peer, now);
+            let mut conn = Conn::new(id, Stream::new(stream), peer, now);
             conn.refused = refused;
             Ok(conn)
         });

@@ -9,10 +9,9 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use mio::net::TcpStream;
-
 use super::outbox::Outbox;
 use super::pressure::Backlog;
+use super::stream::Stream;
 use crate::hub::event::{ClientId, LeaveReason};
 use crate::proto::http::RequestParser;
 use crate::proto::line::LineDecoder;
@@ -171,9 +170,10 @@ pub(super) struct Conn {
     pub id: ConnId,
     /// The one way bytes go in and out: `on_readable` reads it (and `reap`
     /// drains it), `Outbox::flush` writes it, `last_byte_out` shuts its
-    /// write side. A TLS layer takes this field's place (a type with the
-    /// same `Read`/`Write`) and no protocol code changes.
-    pub stream: TcpStream,
+    /// write side. Plain TCP, or TLS over it once a first byte `0x16` has
+    /// started a session (`stream`): the same `Read`/`Write` either way,
+    /// so no protocol code knows which.
+    pub stream: Stream,
     pub peer: SocketAddr,
     pub phase: Phase,
     /// Last known readiness; cleared only when an operation says `WouldBlock`
@@ -201,11 +201,13 @@ pub(super) struct Conn {
     /// Accepted over `--max-connections`: it is told so once sniffed.
     pub refused: bool,
     pub last_input: Instant,
+    /// When its sniffing began: the accept, or for TLS the end of the
+    /// handshake (the sniff and header timeouts count from it).
     pub accepted: Instant,
 }
 
 impl Conn {
-    pub(super) fn new(id: ConnId, stream: TcpStream, peer: SocketAddr, now: Instant) -> Conn {
+    pub(super) fn new(id: ConnId, stream: Stream, peer: SocketAddr, now: Instant) -> Conn {
         Conn {
             id,
             stream,

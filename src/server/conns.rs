@@ -151,7 +151,17 @@ impl Conns {
     ) -> Option<(&mut Conn, io::Result<(Flushed, usize)>)> {
         let conn = find(&mut self.slab, id)?;
         let before = conn.outbox.len();
-        let res = conn.outbox.flush(&mut conn.stream, budget);
+        let mut res = conn.outbox.flush(&mut conn.stream, budget);
+        if let Ok((Flushed::All, n)) = res {
+            // TLS: the last records may still wait for the socket (or the
+            // handshake's, with nothing queued): the flush is over only
+            // once they are out.
+            res = match conn.stream.push_records() {
+                Ok(()) => Ok((Flushed::All, n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok((Flushed::WouldBlock, n)),
+                Err(e) => Err(e),
+            };
+        }
         // What left the outbox, whatever the result: a write that fails
         // after others went out has still sent those.
         self.bytes_queued -= before - conn.outbox.len();
@@ -186,6 +196,8 @@ mod tests {
 
     use mio::net::TcpStream;
 
+    use crate::server::stream::Stream;
+
     use super::*;
 
     /// A connected pair: the server's side as a `Conn`'s stream, and the
@@ -203,7 +215,7 @@ mod tests {
         let (stream, peer) = pair();
         let addr = peer.local_addr().expect("addr");
         let id = conns
-            .insert(|id| Ok(Conn::new(id, stream, addr, Instant::now())))
+            .insert(|id| Ok(Conn::new(id, Stream::new(stream), addr, Instant::now())))
             .expect("insert");
         (id, peer)
     }

@@ -54,6 +54,7 @@ impl Server {
     pub(super) fn on_http(&mut self, id: ConnId, data: &[u8]) {
         let now = self.now;
         let header = self.config.header_timeout();
+        let redirect = self.plain_refused(id);
         let Some(http) = self.http_state(id) else {
             return;
         };
@@ -94,8 +95,14 @@ impl Server {
                         // A pipelined request has begun: its head is due too.
                         self.timers.arm(now + header, id, TimerKind::Http);
                     }
-                    let keep_alive = request.keep_alive();
-                    match self.route(&request) {
+                    let keep_alive = request.keep_alive() && !redirect;
+                    let answer = if redirect {
+                        // --tls-only: every plain request goes to https://.
+                        Answer::Respond(self.to_https(request.header("host"), &request.target))
+                    } else {
+                        self.route(&request)
+                    };
+                    match answer {
                         Answer::Respond(resp) => {
                             let close = !keep_alive;
                             self.respond(id, &resp, request.is_head(), close);
@@ -418,7 +425,7 @@ impl Server {
         };
         let HttpState { buf: leftover, .. } = http;
         conn.in_hub = !up.echo;
-        let peer = super::peer_of(conn.peer);
+        let peer = super::peer_of(conn.peer, conn.stream.is_tls());
         self.move_kind(super::conn::Kind::Http, super::conn::Kind::Ws);
         self.conns
             .queue(id, handshake::switching_protocols(&up.accept));

@@ -67,6 +67,13 @@ pub(super) struct Counters {
     /// how long in all (microseconds).
     pub(super) input_pauses: u64,
     pub(super) input_paused_us: u64,
+    /// TLS sessions started (a first byte 0x16), handshakes finished,
+    /// sessions refused or timed out before finishing, and TLS
+    /// connections open now.
+    pub(super) tls_handshakes: u64,
+    pub(super) tls_done: u64,
+    pub(super) tls_failures: u64,
+    pub(super) tls_open: usize,
 }
 
 impl Counters {
@@ -132,7 +139,12 @@ impl Server {
         ] {
             let _ = writeln!(m, "natter_connections{{kind=\"{kind}\"}} {n}");
         }
-        let gauges: [(&str, &str, u64); 6] = [
+        let gauges: [(&str, &str, u64); 7] = [
+            (
+                "natter_tls_connections",
+                "Open connections over TLS (any protocol inside, handshakes under way too).",
+                c.tls_open as u64,
+            ),
             (
                 "natter_store_wal_pages",
                 "Pages in SQLite's write-ahead log after the latest commit.",
@@ -172,7 +184,7 @@ impl Server {
             + self.paused_since.map_or(0, |t| {
                 self.now.saturating_duration_since(t).as_micros() as u64
             });
-        let counters: [(&str, &str, u64); 20] = [
+        let counters: [(&str, &str, u64); 23] = [
             (
                 "natter_messages_total",
                 "Room messages accepted.",
@@ -269,6 +281,21 @@ impl Server {
                 "Time chat input was paused, in microseconds.",
                 paused_us,
             ),
+            (
+                "natter_tls_handshakes_total",
+                "TLS handshakes begun (a first byte 0x16).",
+                c.tls_handshakes,
+            ),
+            (
+                "natter_tls_handshakes_done_total",
+                "TLS handshakes finished.",
+                c.tls_done,
+            ),
+            (
+                "natter_tls_handshake_failures_total",
+                "TLS handshakes refused by rustls or not finished within --header-timeout.",
+                c.tls_failures,
+            ),
         ];
         for (name, help, v) in counters {
             family(&mut m, name, "counter", help);
@@ -308,6 +335,9 @@ impl Server {
             "messages": self.hub.messages_total(),
             "deliveries": c.deliveries,
             "rooms": self.hub.rooms(),
+            "tls": {"enabled": self.tls.is_some(), "open": c.tls_open,
+                    "handshakes": c.tls_handshakes, "done": c.tls_done,
+                    "failures": c.tls_failures},
             "store": {"commits": c.commits, "commit_us_total": c.commit_us_total,
                       "commit_us_max": c.commit_us_max, "checkpoints": c.checkpoints,
                       "checkpoint_us_total": c.checkpoint_us_total,

@@ -29,7 +29,9 @@
 //!   pressure rule (`pressure`, pure) applied;
 //! - `deadlines`: the connection timers' rules, pure, tested in virtual time;
 //! - `persist`: the hub's store requests carried out, answers handed back;
-//! - `shutdown`: SIGINT and SIGTERM;
+//! - `stream`, `tls`: TLS on the same port (a first byte `0x16` starts a
+//!   session; `stream` is every connection's `Read`/`Write`, plain or TLS);
+//! - `shutdown`: SIGINT and SIGTERM (SIGHUP reloads the certificate);
 //! - `metrics`: the loop's counters, `/metrics` and `/api/stats`;
 //! - `os`: socket options, `/proc`, the wall clock, randomness.
 //!
@@ -50,13 +52,15 @@ mod per_ip;
 mod persist;
 mod pressure;
 mod shutdown;
+mod stream;
 mod timers;
+mod tls;
 mod ws;
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -157,6 +161,8 @@ pub struct Server {
     refusing: usize,
     /// The origin of image URLs in the line protocol.
     public_url: std::rc::Rc<str>,
+    /// The certificate new TLS sessions get, if the port speaks TLS.
+    tls: Option<tls::TlsState>,
     signals: Signals,
     /// Set by SIGINT/SIGTERM: the time by which the loop exits regardless.
     shutdown_by: Option<Instant>,
@@ -200,6 +206,8 @@ impl Server {
         info!("history in {} (store {})", config.db, store.store_id());
         let checkpointer = Checkpointer::open(&config.db)
             .map_err(|e| io::Error::other(format!("--db {}: {}", config.db, e.0)))?;
+        let tls = tls::TlsState::from_config(&config)
+            .map_err(|e| io::Error::new(ErrorKind::InvalidInput, format!("TLS: {e}")))?;
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), Token(HELPER))?;
         let helper = Helper::start(checkpointer, waker)?;
@@ -217,6 +225,7 @@ impl Server {
         }
         let public_url: std::rc::Rc<str> = match (&config.public_url, listeners.first()) {
             (Some(url), _) => url.trim_end_matches('/').into(),
+            (None, Some(l)) if tls.is_some() => format!("https://{}", l.local_addr()?).into(),
             (None, Some(l)) => format!("http://{}", l.local_addr()?).into(),
             (None, None) => "http://localhost".into(),
         };
@@ -291,6 +300,7 @@ impl Server {
             max_connections,
             refusing: 0,
             public_url,
+            tls,
             signals,
             shutdown_by: None,
             accept_paused: None,
@@ -391,7 +401,7 @@ impl Server {
                 let mut flush = false;
                 if event.is_writable() || event.is_write_closed() {
                     conn.writable = true;
-                    flush = !conn.outbox.is_empty();
+                    flush = !conn.outbox.is_empty() || conn.stream.pending();
                 }
                 let (id, readable) = (conn.id, conn.readable);
                 if flush {
@@ -461,6 +471,13 @@ impl Server {
                 }
             }
             let res = conn.stream.read(&mut self.scratch[..want]);
+            if conn.stream.is_tls() {
+                // The handshake may have moved on, or finished.
+                self.after_tls_read(id);
+            }
+            let Some(conn) = self.conns.get_mut(id) else {
+                return;
+            };
             match res {
                 Ok(0) => {
                     trace!("  {id}: end of stream");
@@ -534,6 +551,7 @@ impl Server {
     /// new one built, and bytes already read are passed on.
     fn become_(&mut self, id: ConnId, to: Sniff) {
         let max_line = self.config.max_line;
+        let refuse_plain = to == Sniff::Line && self.plain_refused(id);
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
@@ -558,12 +576,16 @@ impl Server {
             self.close_after_flush(id);
             return;
         }
+        if refuse_plain {
+            // --tls-only: told in its own protocol, closed.
+            self.refuse_plain_line(id);
+            return;
+        }
         match to {
             Sniff::NeedMore => conn.phase = Phase::Sniffing { buf },
             Sniff::Tls => {
                 conn.phase = Phase::Sniffing { buf: Vec::new() };
-                debug!("{id}: TLS ClientHello without TLS configured; closing");
-                self.doom(id, LeaveReason::Disconnect);
+                self.start_tls(id, &buf);
             }
             Sniff::Http => {
                 debug!("{id}: HTTP");
@@ -584,7 +606,7 @@ impl Server {
                     started: false,
                 };
                 conn.in_hub = true;
-                let peer = peer_of(conn.peer);
+                let peer = peer_of(conn.peer, conn.stream.is_tls());
                 let now = self.now;
                 self.move_kind(from, Kind::Line);
                 let hello = Hello {
@@ -682,6 +704,12 @@ impl Server {
             };
             match kind {
                 TimerKind::Sniff => {
+                    // Not while TLS is still shaking hands, nor before the
+                    // silence counted from its end (then a later timer is due).
+                    let silent_since = conn.accepted + self.config.sniff_timeout();
+                    if conn.stream.handshaking() || now < silent_since {
+                        continue;
+                    }
                     if let Phase::Sniffing { buf } = &conn.phase {
                         let header = self.config.header_timeout();
                         let step = deadlines::silence_step(buf, conn.accepted, header);
@@ -706,6 +734,7 @@ impl Server {
                 TimerKind::LineIdle => self.line_timer(id, now),
                 TimerKind::Http => self.http_timer(id, now),
                 TimerKind::WsPing => self.ws_timer(id, now),
+                TimerKind::Handshake => self.handshake_timer(id),
                 TimerKind::Linger => {
                     match deadlines::linger_step(conn.close.as_ref(), conn.close_by, now) {
                         deadlines::LingerStep::PokeDropping => self.poke_dropping(id, now),
@@ -730,12 +759,15 @@ impl Server {
             // it has not yet sent: the end of our last reply, a goodbye.
             let mut drained = 0;
             while drained < READ_BUDGET {
-                match conn.stream.read(&mut self.scratch) {
+                match conn.stream.drain_raw(&mut self.scratch) {
                     Ok(n) if n > 0 => drained += n,
                     _ => break,
                 }
             }
             *self.counters.kind_mut(conn.phase.kind()) -= 1;
+            if conn.stream.is_tls() {
+                self.counters.tls_open -= 1;
+            }
             self.per_ip.release(conn.peer.ip());
             if conn.refused {
                 self.refusing -= 1;
@@ -772,7 +804,7 @@ impl Server {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        let _ = conn.stream.shutdown(Shutdown::Write);
+        conn.stream.shutdown_write();
         let until = self.now + LINGER;
         conn.close = Some(Close::Lingering);
         conn.close_by = Some(until);
@@ -853,8 +885,8 @@ pub fn announce(addrs: &[SocketAddr]) {
 }
 
 /// What the hub needs to know of a connection's address: passwords may
-/// travel in clear text only over loopback (TLS is not there yet).
-fn peer_of(addr: SocketAddr) -> Peer {
+/// travel only over TLS, or in clear text over loopback.
+fn peer_of(addr: SocketAddr, tls: bool) -> Peer {
     let ip = match addr.ip() {
         std::net::IpAddr::V6(v6) => v6
             .to_ipv4_mapped()
@@ -863,6 +895,6 @@ fn peer_of(addr: SocketAddr) -> Peer {
     };
     Peer {
         ip,
-        secure: ip.is_loopback(),
+        secure: tls || ip.is_loopback(),
     }
 }

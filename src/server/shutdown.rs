@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use log::info;
 use mio::{Interest, Poll, Token};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 
 use super::conn::{ConnId, Phase};
@@ -20,9 +20,10 @@ use crate::proto::ws::frame;
 /// How long a shutdown may spend flushing goodbyes.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// SIGINT and SIGTERM, as readiness on `poll` with the token `SIGNALS`.
+/// SIGINT, SIGTERM and SIGHUP, as readiness on `poll` with the token
+/// `SIGNALS`.
 pub(super) fn listen_for_signals(poll: &Poll) -> io::Result<Signals> {
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     poll.registry()
         .register(&mut signals, Token(SIGNALS), Interest::READABLE)?;
     Ok(signals)
@@ -33,7 +34,12 @@ impl Server {
     /// flush for at most 5 s, then `run` returns (exit 0). A second signal
     /// ends the wait.
     pub(super) fn on_signal(&mut self) {
-        let got: Vec<i32> = self.signals.pending().collect();
+        let mut got: Vec<i32> = self.signals.pending().collect();
+        if got.contains(&SIGHUP) {
+            // Not a shutdown: the certificate is read again (see `tls`).
+            got.retain(|&s| s != SIGHUP);
+            self.on_hangup();
+        }
         if got.is_empty() {
             return;
         }

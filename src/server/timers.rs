@@ -26,6 +26,8 @@ pub(super) enum TimerKind {
     Http,
     /// Ping a silent WebSocket client, or give up on one.
     WsPing,
+    /// A TLS handshake not finished `--header-timeout` after the accept.
+    Handshake,
 }
 
 /// Timers of the loop as a whole, not of one connection.
