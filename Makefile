@@ -52,12 +52,13 @@ browser-run:
 autobahn:
 	scripts/autobahn.sh
 
-# The tests drive the real netcat (netcat-openbsd), read socket options
-# with ss (iproute2) and check deploy/natter.service with systemd-analyze
-# (systemd). Install whichever is missing (scripts/install-deps.sh: as
+# The tests drive the real netcat (netcat-openbsd), openssl s_client and
+# curl (the TLS tests), read socket options with ss (iproute2) and check
+# deploy/natter.service with systemd-analyze (systemd). Install whichever is missing (scripts/install-deps.sh: as
 # root or through sudo, apt never prompts).
 deps:
 	@scripts/install-deps.sh nc=netcat-openbsd nc.openbsd=netcat-openbsd ss=iproute2 \
+		openssl=openssl curl=curl \
 		systemd-analyze=systemd
 
 # The install steps above and scripts/autobahn.sh's setup, run on a fresh
@@ -94,7 +95,7 @@ soak:
 # fuzz/target/corpus/; the committed corpus is replayed by
 # tests/fuzz_regressions.rs in `make test`.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= line http ws json sniff
+FUZZ_TARGETS ?= line http ws json sniff tls
 fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
 	@set -e; for t in $(FUZZ_TARGETS); do \

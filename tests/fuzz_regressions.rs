@@ -61,6 +61,11 @@ fn corpus_sniff() {
     replay_corpus("sniff", checks::sniff::check);
 }
 
+#[test]
+fn corpus_tls() {
+    replay_corpus("tls", checks::tls::check);
+}
+
 // ---------------------------------------------------------------------------
 // Findings. Each replays the fuzzer's input through the target's invariants,
 // and states the broken rule directly on the smallest input that shows it.

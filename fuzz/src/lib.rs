@@ -14,6 +14,8 @@
 //!   from [`ws::MAX_TABLE`], `config & 8` makes the decoder accept binary.
 //! - `json`: the text itself (invalid UTF-8 is replaced, lossily).
 //! - `sniff`: the bytes themselves.
+//! - `tls`: `[seed, stream...]`: what a peer sends to a TLS port, chunked
+//!   by `seed`; the first chunk starts the session.
 //!
 //! Only `natter`'s public API, `std` and `serde_json` are used here.
 
@@ -1876,6 +1878,108 @@ pub mod sniff {
                 }
                 None => {}
             }
+        }
+    }
+}
+
+pub mod tls {
+    //! The sniff-then-TLS path: bytes a peer sends to a TLS port, as the
+    //! server takes them. The first chunk (what one read gave the sniffer)
+    //! starts the session through `natter::tls::start`, the server's own
+    //! entry; later chunks are read and processed as `server::stream` does.
+    //! A peer alone (random first bytes, a truncated or mangled ClientHello)
+    //! can make the session refuse, or answer, but never finish a handshake
+    //! (that needs the server's random back), never hand plaintext up, and
+    //! never make the server send anything but well-framed TLS records.
+
+    use std::io::{ErrorKind, Read};
+    use std::sync::OnceLock;
+
+    use natter::proto::sniff::{sniff, Sniff};
+
+    /// One self-signed identity for every input (making one costs a key).
+    fn identity() -> &'static natter::tls::Identity {
+        static ID: OnceLock<natter::tls::Identity> = OnceLock::new();
+        ID.get_or_init(|| natter::tls::self_signed(&[]).expect("a self-signed certificate"))
+    }
+
+    /// Checks that `out` is a sequence of whole TLS records of the types a
+    /// server sends (change_cipher_spec, alert, handshake, application
+    /// data), at most 2^14 + 256 bytes each.
+    fn well_framed(out: &[u8]) {
+        let mut rest = out;
+        while !rest.is_empty() {
+            assert!(rest.len() >= 5, "a torn record header: {rest:?}");
+            assert!((0x14..=0x17).contains(&rest[0]), "record type {}", rest[0]);
+            assert_eq!(rest[1], 3, "record version {:?}", &rest[1..3]);
+            let len = usize::from(u16::from_be_bytes([rest[3], rest[4]]));
+            assert!(len <= (1 << 14) + 256, "record of {len} bytes");
+            assert!(rest.len() >= 5 + len, "a torn record body");
+            rest = &rest[5 + len..];
+        }
+    }
+
+    pub fn check(data: &[u8]) {
+        let Some((&seed, stream)) = data.split_first() else {
+            return;
+        };
+        if stream.first() != Some(&0x16) {
+            // Not TLS: the sniffer never hands it to TLS.
+            assert_ne!(sniff(stream), Sniff::Tls);
+            return;
+        }
+        assert_eq!(sniff(stream), Sniff::Tls);
+        let mut chunks = super::chunks(stream, seed).into_iter();
+        let first = chunks.next().unwrap_or(&[]);
+        let mut conn = match natter::tls::start(&identity().config, first) {
+            Ok(conn) => conn,
+            Err(refused) => {
+                assert!(!refused.why.is_empty());
+                if let Some(mut conn) = refused.conn {
+                    let mut out = Vec::new();
+                    while conn.wants_write() {
+                        conn.write_tls(&mut out).expect("write to a Vec");
+                    }
+                    well_framed(&out);
+                }
+                return;
+            }
+        };
+        let mut out = Vec::new();
+        for chunk in chunks {
+            let mut rest = chunk;
+            let mut failed = false;
+            while !rest.is_empty() && !failed {
+                match conn.read_tls(&mut rest) {
+                    Ok(0) => break,
+                    Ok(_) => failed = conn.process_new_packets().is_err(),
+                    Err(_) => failed = true,
+                }
+            }
+            while conn.wants_write() {
+                conn.write_tls(&mut out).expect("write to a Vec");
+            }
+            if failed {
+                break;
+            }
+        }
+        while conn.wants_write() {
+            conn.write_tls(&mut out).expect("write to a Vec");
+        }
+        well_framed(&out);
+        assert!(out.len() < 64 * 1024, "{} bytes of answer", out.len());
+        assert!(
+            conn.is_handshaking(),
+            "a handshake finished with one side only"
+        );
+        let mut buf = [0u8; 64];
+        match conn.reader().read(&mut buf) {
+            Ok(0) => {}
+            Ok(n) => panic!("{n} bytes of plaintext before any handshake"),
+            Err(e) => assert!(
+                matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::UnexpectedEof),
+                "{e}"
+            ),
         }
     }
 }

@@ -21,7 +21,8 @@ pub enum Sniff {
     /// stayed silent (see [`on_silence`]). Bytes already received are its
     /// first input.
     Line,
-    /// A TLS ClientHello while TLS is not configured: close quietly.
+    /// A TLS handshake record (first byte `0x16`): the server starts a TLS
+    /// session with these bytes, or closes quietly if TLS is not configured.
     Tls,
 }
 

@@ -51,10 +51,20 @@ impl Server {
     /// Runs `cmd` (the binary, with whatever arguments and environment)
     /// and waits for its `listeners` "natter listening on" lines.
     pub fn spawn(mut cmd: Command, listeners: usize) -> Server {
-        cmd.stdout(Stdio::piped()).stdin(Stdio::null());
         if std::env::var_os("NATTER_TEST_LOG").is_none() {
             cmd.stderr(Stdio::null());
         }
+        Server::spawned(cmd, listeners)
+    }
+
+    /// `spawn`, with the server's log (stderr) written to `log`.
+    pub fn spawn_logging(mut cmd: Command, listeners: usize, log: &std::path::Path) -> Server {
+        cmd.stderr(std::fs::File::create(log).expect("create the log file"));
+        Server::spawned(cmd, listeners)
+    }
+
+    fn spawned(mut cmd: Command, listeners: usize) -> Server {
+        cmd.stdout(Stdio::piped()).stdin(Stdio::null());
         let mut child = cmd.spawn().expect("spawn natter");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout);
