@@ -126,26 +126,35 @@ fn the_systemd_unit_verifies_and_names_real_options() {
         "ExecStart=/usr/local/bin/natter\n",
         &format!("ExecStart={}\n", env!("CARGO_BIN_EXE_natter")),
     );
-    std::fs::write(&path, here).expect("write the unit");
-    let out = Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .arg(&path)
-        .output()
-        .expect("systemd-analyze (package systemd) is needed; `make test` installs it");
+    // The unit alone, then with the TLS drop-in (a second [Service]
+    // section in one file is merged as a drop-in would be).
+    let dropin =
+        std::fs::read_to_string(format!("{root}/deploy/natter-tls.conf")).expect("drop-in");
+    for text in [here.clone(), format!("{here}\n{dropin}")] {
+        std::fs::write(&path, text).expect("write the unit");
+        let out = Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&path)
+            .output()
+            .expect("systemd-analyze (package systemd) is needed; `make test` installs it");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && err.trim().is_empty(), "{err}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && err.trim().is_empty(), "{err}");
     let help = natter().arg("--help").env_clear().output().expect("--help");
     let help = String::from_utf8_lossy(&help.stdout);
     let mut named = 0;
-    for text in [&unit, &deploy] {
+    for text in [&unit, &deploy, &dropin] {
         for (i, _) in text.match_indices("NATTER_") {
             let name: String = text[i..]
                 .chars()
                 .take_while(|c| c.is_ascii_uppercase() || *c == '_')
                 .collect();
-            if name == "NATTER_" {
-                continue; // the prefix itself, as prose names it
+            let hook = ["NATTER_TLS_DIR", "NATTER_TLS_GROUP", "NATTER_RELOAD"];
+            if name == "NATTER_" || hook.contains(&name.as_str()) {
+                // The prefix itself, as prose names it; and the deploy
+                // hook's own variables (not options).
+                continue;
             }
             named += 1;
             assert!(

@@ -802,3 +802,64 @@ fn tls_options_that_cannot_work_stop_the_start_with_a_reason() {
     let e = run(&["--tls-cert", "/nonexistent/cert.pem"]);
     assert!(e.contains("--tls-key"), "{e}");
 }
+
+/// docs/DEPLOY.md's Let's Encrypt path without certbot: the deploy hook
+/// is run as certbot runs it (`RENEWED_LINEAGE` pointing at the renewed
+/// pair) and hands the new certificate to a running server.
+#[test]
+fn the_certbot_deploy_hook_hands_a_renewed_certificate_to_a_running_server() {
+    let served = Cert::new("hook-served", 400);
+    // Where natter reads its pair, under the names the hook writes.
+    let dir = served.dir.join("natter-tls");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let (cert, key) = (dir.join("fullchain.pem"), dir.join("privkey.pem"));
+    std::fs::copy(&served.cert, &cert).expect("copy");
+    std::fs::copy(&served.key, &key).expect("copy");
+    let args = vec![
+        "--tls-cert".to_string(),
+        cert.display().to_string(),
+        "--tls-key".to_string(),
+        key.display().to_string(),
+    ];
+    let server = start(&args);
+    let old = TlsLine::connect(server.addr, served.der());
+    // certbot's renewed lineage.
+    let renewed = Cert::new("hook-renewed", 500);
+    let live = renewed.dir.join("live");
+    std::fs::create_dir_all(&live).expect("mkdir");
+    std::fs::copy(&renewed.cert, live.join("fullchain.pem")).expect("copy");
+    std::fs::copy(&renewed.key, live.join("privkey.pem")).expect("copy");
+    let group = Command::new("id").arg("-gn").output().expect("id -gn");
+    let group = String::from_utf8_lossy(&group.stdout).trim().to_string();
+    let hook = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/certbot-deploy-hook.sh");
+    let out = Command::new("sh")
+        .arg(hook)
+        .env("RENEWED_LINEAGE", &live)
+        .env("NATTER_TLS_DIR", &dir)
+        .env("NATTER_TLS_GROUP", &group)
+        .env("NATTER_RELOAD", format!("kill -HUP {}", server.pid()))
+        .output()
+        .expect("run the hook");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key).expect("key").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640, "the key is readable by the group only");
+    let new = wait_for_cert(server.addr, &renewed.der());
+    assert_eq!(new.peer_cert(), renewed.der());
+    // The connection opened before the renewal is still served.
+    let mut old = old;
+    old.send("/nick before-renewal");
+    old.until("you are now known as before-renewal");
+    // Without RENEWED_LINEAGE the hook refuses to do anything.
+    let out = Command::new("sh")
+        .arg(hook)
+        .env_remove("RENEWED_LINEAGE")
+        .env("NATTER_TLS_DIR", &dir)
+        .output()
+        .expect("run the hook");
+    assert!(!out.status.success());
+}
