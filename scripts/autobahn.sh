@@ -204,8 +204,9 @@ else
     cargo build --release
     # shellcheck disable=SC2086  # AUTOBAHN_NATTER_ARGS is word-split on purpose
     # Autobahn sends messages of up to 16 MiB in bursts: raise the limits
-    # that would otherwise (rightly) refuse them.
-    start_server "$T/release/natter" --listen 127.0.0.1:0 --ws-echo \
+    # that would otherwise (rightly) refuse them. The echo keeps no history:
+    # no database (so no natter.db left in the repository).
+    start_server "$T/release/natter" --listen 127.0.0.1:0 --db :memory: --ws-echo \
         --max-ws-message 16777216 --max-outbound 134217728 ${AUTOBAHN_NATTER_ARGS:-}
     URL="ws://$ADDR$WSPATH"
 fi
