@@ -3,19 +3,19 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test deps browser-deps check-install browser-test browser-run web-unit fmt-check clippy build run bench autobahn soak fuzz compare-threads bench-compare
+.PHONY: test deps browser-deps check-install browser-test browser-run web-unit fmt-check clippy build run bench autobahn autobahn-tls autobahn-both soak fuzz compare-threads bench-compare
 
 # Every unit and integration test, the examples' tests and a short smoke run
 # of each benchmark; then one closing line that sums up every test binary.
 test: deps browser-deps fmt-check clippy web-unit
 	@mkdir -p target
 	set -o pipefail; $(CARGO) test --all-targets 2>&1 | tee target/test.log
-	set -o pipefail; AUTOBAHN_TIMEOUT=600 scripts/autobahn.sh 2>&1 | tee target/autobahn.log
+	$(MAKE) --no-print-directory autobahn-both
 	$(MAKE) --no-print-directory browser-run
 	@awk '/^test result:/ { p += $$4; f += $$6 } /^autobahn: [0-9]+ passed/ { p += $$2; f += $$4 } \
 		/^# pass [0-9]+$$/ { p += $$3 } /^# fail [0-9]+$$/ { f += $$3 } \
 		END { printf "tests: %d passed, %d failed\n", p, f; if (p == 0 || f > 0) exit 1 }' \
-		target/test.log target/autobahn.log target/web-unit.log target/browser.log
+		target/test.log target/autobahn.log target/autobahn-tls.log target/web-unit.log target/browser.log
 
 # The chat page's pure modules (web/util.js, protocol.js, room.js,
 # session.js: no DOM, no window) under Node's own test runner, with a fake
@@ -46,6 +46,25 @@ browser-run:
 	@mkdir -p target
 	set -o pipefail; cd tests/browser && node --test --test-concurrency=1 --test-timeout=90000 \
 		--test-reporter=tap *.test.js 2>&1 | tee ../../target/browser.log
+
+# The Autobahn TestSuite (see `autobahn` below) over wss:// (natter
+# --tls-self-signed); its report in target/autobahn-tls-report.
+autobahn-tls:
+	AUTOBAHN_TLS=1 scripts/autobahn.sh
+
+# Both at once, as `make test` runs them: ws:// and wss:// on two ports,
+# two report and run directories (the setup they share is done under a
+# lock in the script), each log printed when both are done:
+# target/autobahn.log and target/autobahn-tls.log.
+autobahn-both:
+	@mkdir -p target
+	@echo "autobahn: ws:// and wss:// at once (target/autobahn.log, target/autobahn-tls.log)"
+	@AUTOBAHN_TIMEOUT=600 scripts/autobahn.sh >target/autobahn.log 2>&1 & plain=$$!; \
+	AUTOBAHN_TIMEOUT=600 AUTOBAHN_TLS=1 scripts/autobahn.sh >target/autobahn-tls.log 2>&1 & tls=$$!; \
+	rc=0; wait $$plain || rc=1; wait $$tls || rc=1; \
+	echo "--- ws:// (target/autobahn.log)"; cat target/autobahn.log; \
+	echo "--- wss:// (target/autobahn-tls.log)"; cat target/autobahn-tls.log; \
+	exit $$rc
 
 # The Autobahn TestSuite, cases 1-7 and 9, against the WebSocket codec
 # (`--ws-echo`). The first run fetches Python 2.7 from Debian into target/.

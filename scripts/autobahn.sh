@@ -3,6 +3,7 @@
 #
 #   scripts/autobahn.sh                        build natter, run cases 1-7 and 9
 #   AUTOBAHN_CASES='1.*,2.*,3.*,4.*,5.*,6.*,7.*' scripts/autobahn.sh   (no 9.*: CI)
+#   AUTOBAHN_TLS=1 scripts/autobahn.sh         the same over wss:// (natter --tls-self-signed)
 #   AUTOBAHN_URL=ws://127.0.0.1:9001/ scripts/autobahn.sh   test a server already running
 #   AUTOBAHN_SELFTEST=1 scripts/autobahn.sh    test the harness on a reference echo server
 #   AUTOBAHN_SETUP_ONLY=1 scripts/autobahn.sh  only install/fetch wstest, run nothing
@@ -18,18 +19,34 @@
 # bullseye packages) and python3-venv (the venv module of Debian's python3).
 #
 # Output: one line per failing case, then `autobahn: N passed, M failed`; the
-# HTML/JSON report is in target/autobahn-report. Exit status 1 if any case failed.
+# HTML/JSON report is in target/autobahn-report (target/autobahn-tls-report
+# with AUTOBAHN_TLS=1). Exit status 1 if any case failed.
+#
+# Over TLS, natter makes a self-signed certificate at start; wstest's TLS
+# client (Twisted's ClientContextFactory, with pyOpenSSL and cryptography from
+# requirements-py27.txt) checks no certificate and sends no SNI, so it takes it
+# as it is. A plain run and a TLS run may go at the same time: each has its own
+# port and its own report and run directories, and the shared setup (the
+# venvs, python2.7, `cargo build --release`) is done under a lock
+# (target/autobahn-setup.lock, flock) by whichever comes first.
 #
 # Environment:
 #   AUTOBAHN_CASES        comma-separated case patterns (default 1.* .. 7.*,9.*)
 #   AUTOBAHN_EXCLUDE      comma-separated case patterns to leave out (default none)
-#   AUTOBAHN_URL          WebSocket URL of a running server; natter is then not started
+#   AUTOBAHN_TLS          1: natter with --tls-self-signed, tested at wss://127.0.0.1:PORT/echo
+#                         (default 0: ws://)
+#   AUTOBAHN_URL          WebSocket URL of a running server (ws:// or wss://); natter
+#                         is then not started
 #   AUTOBAHN_PATH         path of natter's endpoint (default /echo: the --ws-echo
 #                         endpoint, the chat's frame codec and loop without the chat,
 #                         since Autobahn expects every message echoed)
 #   AUTOBAHN_NATTER_ARGS  extra natter flags, word-split (default none)
 #   AUTOBAHN_TIMEOUT      seconds wstest may run (default 1800)
 #   AUTOBAHN_SELFTEST     1: run against scripts/autobahn/echo_server.py instead of natter
+#                         (plain ws:// only)
+#   AUTOBAHN_REPORT, AUTOBAHN_WORK  the report and run directories (default
+#                         target/autobahn-report and target/autobahn-run, or
+#                         target/autobahn-tls-report and target/autobahn-tls-run)
 #   AUTOBAHN_SETUP_ONLY   1: stop once wstest is ready (nothing is built or run)
 #   AUTOBAHN_DEBIAN_MIRROR, AUTOBAHN_DEBIAN_SUITE  where python2.7 comes from
 #                         (default http://deb.debian.org/debian bullseye)
@@ -42,8 +59,10 @@ T=$ROOT/target
 PY2=$T/autobahn-py2             # unpacked Debian python2.7
 VENV=$T/autobahn-venv           # Python 2.7 virtualenv with wstest
 TOOLS=$T/autobahn-tools         # Python 3 venv: virtualenv (and websockets for the self-test)
-REPORT=$T/autobahn-report
-WORK=$T/autobahn-run            # spec, server and wstest logs of the last run
+TLS=${AUTOBAHN_TLS:-0}
+[ "$TLS" = 1 ] && tag=-tls || tag=""
+REPORT=${AUTOBAHN_REPORT:-$T/autobahn$tag-report}
+WORK=${AUTOBAHN_WORK:-$T/autobahn$tag-run}   # spec, server and wstest logs of the last run
 
 CASES=${AUTOBAHN_CASES:-1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*}
 EXCLUDE=${AUTOBAHN_EXCLUDE:-}
@@ -62,7 +81,7 @@ PY2_DEBS=(python2.7 python2.7-minimal libpython2.7 libpython2.7-minimal libpytho
           python2.7-dev libpython2.7-dev libssl1.1 libffi7)
 
 SERVER_PID=""
-log() { echo "autobahn.sh: $*" >&2; }
+log() { echo "autobahn.sh${tag:+ (wss)}: $*" >&2; }
 die() { log "$*"; exit 2; }
 
 stop_server() {
@@ -184,14 +203,23 @@ json_list() {  # "a,b , c" -> ["a", "b", "c"]
     echo "[$out]"
 }
 
+[ "$TLS" = 1 ] && [ "$SELFTEST" = 1 ] && die "AUTOBAHN_TLS=1 does not go with AUTOBAHN_SELFTEST=1 (the echo server speaks ws:// only)"
 mkdir -p "$T" "$WORK"
 t0=$SECONDS
+# One setup at a time: a plain and a TLS run started together must not both
+# build the same venv (the lock goes with the file descriptor, closed below).
+exec 9>"$T/autobahn-setup.lock"
+command -v flock >/dev/null && flock 9
 setup_host
 setup_py2
 setup_tools
 setup_venv
 log "wstest ready ($(py2 "$VENV/bin/wstest" --autobahnversion | tr '\n' ' ')) in $((SECONDS - t0)) s"
-[ "$SETUP_ONLY" = 1 ] && exit 0
+if [ "$SETUP_ONLY" = 1 ]; then exit 0; fi
+if [ -z "$URL" ] && [ "$SELFTEST" != 1 ]; then
+    cargo build --release
+fi
+exec 9>&-
 
 agent=natter
 if [ -n "$URL" ]; then
@@ -201,13 +229,26 @@ elif [ "$SELFTEST" = 1 ]; then
     start_server "$TOOLS/bin/python" -u "$HERE/echo_server.py" 0
     URL="ws://$ADDR/"
 else
-    cargo build --release
+    tls_args=()
+    scheme=ws
+    if [ "$TLS" = 1 ]; then
+        # A certificate made for this run; wstest accepts it unchecked.
+        tls_args=(--tls-self-signed)
+        scheme=wss
+        agent=natter-tls
+    fi
     # shellcheck disable=SC2086  # AUTOBAHN_NATTER_ARGS is word-split on purpose
     # Autobahn sends messages of up to 16 MiB in bursts: raise the limits
-    # that would otherwise (rightly) refuse them.
-    start_server "$T/release/natter" --listen 127.0.0.1:0 --ws-echo \
+    # that would otherwise (rightly) refuse them. The echo keeps no history:
+    # no database (so no natter.db left in the repository, and none shared
+    # by a plain and a TLS run going at once).
+    start_server "$T/release/natter" --listen 127.0.0.1:0 --db :memory: --ws-echo "${tls_args[@]}" \
         --max-ws-message 16777216 --max-outbound 134217728 ${AUTOBAHN_NATTER_ARGS:-}
-    URL="ws://$ADDR$WSPATH"
+    URL="$scheme://$ADDR$WSPATH"
+    if [ "$TLS" = 1 ]; then
+        fp=$(grep -o 'SHA-256 [0-9A-F:]*' "$WORK/server.err" | head -n1 || true)
+        log "natter's self-signed certificate: ${fp:-(fingerprint not in its log)}"
+    fi
 fi
 
 rm -rf "$REPORT"
