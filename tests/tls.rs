@@ -863,3 +863,60 @@ fn the_certbot_deploy_hook_hands_a_renewed_certificate_to_a_running_server() {
         .expect("run the hook");
     assert!(!out.status.success());
 }
+
+/// A storm of ClientHellos in one wake-up (the server stopped while 64
+/// clients connect and send theirs, then continued): at most 16 sessions
+/// start per turn, the rest wait for the next turns, and every handshake
+/// completes.
+#[test]
+fn a_storm_of_client_hellos_is_taken_a_few_per_turn_and_all_complete() {
+    const N: usize = 64;
+    let cert = Cert::new("storm", 12);
+    let server = start(&cert.args());
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, &server.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    };
+    signal("-STOP");
+    let mut clients = Vec::new();
+    for _ in 0..N {
+        let tcp = TcpStream::connect(server.addr).expect("connect (the kernel queues it)");
+        tcp.set_read_timeout(Some(WAIT * 2)).expect("timeout");
+        let name = ServerName::try_from("localhost").expect("name");
+        let mut conn =
+            rustls::ClientConnection::new(client_config(cert.der()), name).expect("client");
+        let mut tcp_w = &tcp;
+        while conn.wants_write() {
+            conn.write_tls(&mut tcp_w).expect("send the ClientHello");
+        }
+        clients.push(rustls::StreamOwned::new(conn, tcp));
+    }
+    signal("-CONT");
+    for (i, tls) in clients.iter_mut().enumerate() {
+        while tls.conn.is_handshaking() {
+            tls.conn
+                .complete_io(&mut tls.sock)
+                .unwrap_or_else(|e| panic!("handshake {i}: {e}"));
+        }
+    }
+    let metrics = common::http(server.addr, "GET", "/metrics");
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+    };
+    assert_eq!(value("natter_tls_handshakes_done_total"), N as u64);
+    assert!(
+        value("natter_tls_handshakes_deferred_total") >= (N - 16) as u64,
+        "{text}"
+    );
+    // And they are served: each becomes a line client.
+    let mut first = TlsLine::greeted(clients.pop().expect("a client"));
+    first.send("/nick stormy");
+    first.until("you are now known as stormy");
+}

@@ -73,6 +73,8 @@ pub(super) struct Counters {
     pub(super) tls_handshakes: u64,
     pub(super) tls_done: u64,
     pub(super) tls_failures: u64,
+    /// ClientHellos that waited for a later turn (`HANDSHAKES_PER_TURN`).
+    pub(super) tls_deferred: u64,
     pub(super) tls_open: usize,
 }
 
@@ -184,7 +186,7 @@ impl Server {
             + self.paused_since.map_or(0, |t| {
                 self.now.saturating_duration_since(t).as_micros() as u64
             });
-        let counters: [(&str, &str, u64); 23] = [
+        let counters: [(&str, &str, u64); 24] = [
             (
                 "natter_messages_total",
                 "Room messages accepted.",
@@ -296,6 +298,11 @@ impl Server {
                 "TLS handshakes refused by rustls or not finished within --header-timeout.",
                 c.tls_failures,
             ),
+            (
+                "natter_tls_handshakes_deferred_total",
+                "ClientHellos left for a later turn: at most 16 TLS sessions start per turn.",
+                c.tls_deferred,
+            ),
         ];
         for (name, help, v) in counters {
             family(&mut m, name, "counter", help);
@@ -337,7 +344,7 @@ impl Server {
             "rooms": self.hub.rooms(),
             "tls": {"enabled": self.tls.is_some(), "open": c.tls_open,
                     "handshakes": c.tls_handshakes, "done": c.tls_done,
-                    "failures": c.tls_failures},
+                    "failures": c.tls_failures, "deferred": c.tls_deferred},
             "store": {"commits": c.commits, "commit_us_total": c.commit_us_total,
                       "commit_us_max": c.commit_us_max, "checkpoints": c.checkpoints,
                       "checkpoint_us_total": c.checkpoint_us_total,

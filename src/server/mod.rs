@@ -150,6 +150,11 @@ pub struct Server {
     review_armed: bool,
     /// Chat input read in this turn, against `pressure::turn_budget`.
     turn_input: usize,
+    /// TLS sessions started in this turn, against `tls::HANDSHAKES_PER_TURN`.
+    turn_handshakes: usize,
+    /// Connections whose ClientHello waits for the next turn's handshake
+    /// budget (its bytes stay in their sniff buffer).
+    tls_deferred: Vec<ConnId>,
     limits: Limits,
     per_ip: PerIp,
     counters: Counters,
@@ -293,6 +298,8 @@ impl Server {
             pause_population: 0,
             review_armed: false,
             turn_input: 0,
+            turn_handshakes: 0,
+            tls_deferred: Vec::new(),
             limits,
             per_ip: PerIp::new(max_per_ip),
             counters: Counters::default(),
@@ -327,6 +334,7 @@ impl Server {
                 return Ok(());
             }
             let timeout = if self.backlog.is_empty()
+                && self.tls_deferred.is_empty()
                 && self.starved.is_empty()
                 && self.more_output.is_empty()
             {
@@ -355,6 +363,7 @@ impl Server {
                 self.counters.loop_iterations
             );
             self.turn_input = 0;
+            self.turn_handshakes = 0;
             self.turn_recipients = 0;
             self.accounts_upkeep();
             for id in std::mem::take(&mut self.more_output) {
@@ -369,6 +378,7 @@ impl Server {
                 self.on_readable(id);
                 self.persist();
             }
+            self.resume_deferred_tls();
             for event in events.iter() {
                 let token = event.token().0;
                 if token == SIGNALS {

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use log::{debug, info, warn};
 use rustls::ServerConfig;
 
-use super::conn::ConnId;
+use super::conn::{ConnId, Phase};
 use super::stream::Started;
 use super::timers::TimerKind;
 use super::Server;
@@ -21,6 +21,14 @@ use crate::config::Config;
 use crate::hub::error::ErrorCode;
 use crate::hub::event::LeaveReason;
 use crate::proto::http::Response;
+
+/// TLS sessions started in one turn at most. Starting one is the costly
+/// part of a handshake (a key exchange and a signature: about 0.3 ms of
+/// the loop's time with the self-signed P-256 key); past this many, the
+/// next ClientHellos wait for the next turn, so that a storm of new
+/// connections (every client reconnecting after a restart) cannot hold up
+/// the chat's flushes for longer than about 5 ms a turn.
+pub(super) const HANDSHAKES_PER_TURN: usize = 16;
 
 /// What the server knows of its TLS: the configuration new sessions start
 /// from (swapped on SIGHUP; sessions already open keep the `Arc` they
@@ -115,6 +123,16 @@ impl Server {
             return;
         }
         let accepted = conn.accepted;
+        if self.turn_handshakes >= HANDSHAKES_PER_TURN {
+            // Later: the bytes wait in the sniff buffer, the id in line.
+            if let Phase::Sniffing { buf } = &mut conn.phase {
+                buf.extend_from_slice(first);
+            }
+            self.tls_deferred.push(id);
+            self.counters.tls_deferred += 1;
+            return;
+        }
+        self.turn_handshakes += 1;
         match conn.stream.start_tls(&config, first) {
             Started::Ok => {
                 debug!("{id}: TLS handshake");
@@ -132,6 +150,32 @@ impl Server {
                 self.counters.tls_failures += 1;
                 self.doom(id, LeaveReason::Disconnect);
             }
+        }
+    }
+
+    /// Starts the sessions that waited for this turn's budget, oldest first
+    /// (those still waiting go on waiting). A connection that has gone, or
+    /// has started since (more bytes came), is skipped.
+    pub(super) fn resume_deferred_tls(&mut self) {
+        if self.tls_deferred.is_empty() {
+            return;
+        }
+        let waiting = std::mem::take(&mut self.tls_deferred);
+        for id in waiting {
+            let Some(conn) = self.conns.get_mut(id) else {
+                continue;
+            };
+            if conn.stream.is_tls() || conn.close.is_some() {
+                continue;
+            }
+            let Phase::Sniffing { buf } = &mut conn.phase else {
+                continue;
+            };
+            if buf.first() != Some(&0x16) {
+                continue;
+            }
+            let first = std::mem::take(buf);
+            self.start_tls(id, &first);
         }
     }
 
