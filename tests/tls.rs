@@ -920,3 +920,46 @@ fn a_storm_of_client_hellos_is_taken_a_few_per_turn_and_all_complete() {
     first.send("/nick stormy");
     first.until("you are now known as stormy");
 }
+
+/// A TLS client that sends its ClientHello only after the sniff time: it
+/// was greeted as a line client in clear text, which its TLS cannot read.
+/// Its ClientHello is not chat (nothing reaches the room but its join and
+/// leave); it is closed, and counted.
+#[test]
+fn a_client_hello_after_the_line_greeting_closes_the_connection_and_says_nothing() {
+    let cert = Cert::new("late", 13);
+    let server = start(&cert.args());
+    let mut watcher = server.line_client();
+    let late = LineClient::connect(server.addr); // greeted: silent for 300 ms
+    let name = ServerName::try_from("localhost").expect("name");
+    let mut conn = rustls::ClientConnection::new(client_config(cert.der()), name).expect("client");
+    let mut hello = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut hello).expect("ClientHello");
+    }
+    assert!(
+        hello.contains(&b'\n') || hello.len() > 100,
+        "a real ClientHello"
+    );
+    let mut raw = late.stream().try_clone().expect("clone");
+    raw.write_all(&hello).expect("send the late ClientHello");
+    let mut rest = Vec::new();
+    raw.set_read_timeout(Some(WAIT)).expect("timeout");
+    let _ = raw.read_to_end(&mut rest);
+    assert!(
+        rest.is_empty(),
+        "answered {:?}",
+        String::from_utf8_lossy(&rest)
+    );
+    assert_eq!(watcher.event(), format!("#lobby --> {} joined", late.nick));
+    assert_eq!(
+        watcher.event(),
+        format!("#lobby <-- {} left (disconnected)", late.nick)
+    );
+    let metrics = common::http(server.addr, "GET", "/metrics");
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(
+        text.contains("natter_dropped_connections_total{reason=\"late_tls\"} 1"),
+        "{text}"
+    );
+}

@@ -44,6 +44,18 @@ impl Server {
         };
         let client = id.client();
         let now = *wall;
+        // A TLS ClientHello that came after --sniff-ms (a client too slow
+        // to send it, or one that waited for the server to speak): the
+        // greeting went out in clear text, which its TLS cannot read, and its
+        // bytes are not chat. It is closed, saying nothing more.
+        if !*started && decoder.buffered() == 0 && data.and_then(|d| d.first()) == Some(&0x16) {
+            *started = true;
+            debug!("{id}: a TLS ClientHello after the line greeting; closing");
+            counters.drop_reason("late_tls");
+            self.end_client(id, LeaveReason::Disconnect);
+            self.close_after_flush(id);
+            return;
+        }
         // An HTTP client the sniff took for a line client (it said nothing
         // for --sniff-ms): its request line and headers are never chat.
         let mut http = false;
