@@ -90,6 +90,16 @@ impl Drop for Cert {
     }
 }
 
+/// One figure of `GET /metrics` (a name with its labels, as printed).
+fn metric(server: &Server, name: &str) -> u64 {
+    let metrics = common::http(server.addr, "GET", "/metrics");
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
 fn start(args: &[String]) -> Server {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     Server::start(&args)
@@ -373,13 +383,7 @@ fn curl_reads_healthz_and_the_api_over_https_and_http_on_one_port() {
     let (body, code) = curl(&[&format!("http://127.0.0.1:{port}/healthz")]);
     assert_eq!((body.as_str(), code.as_str()), ("ok", "200 1.1"));
     // The figures count the handshakes.
-    let metrics = common::http(server.addr, "GET", "/metrics");
-    let text = String::from_utf8_lossy(&metrics.body);
-    let done = text
-        .lines()
-        .find_map(|l| l.strip_prefix("natter_tls_handshakes_done_total "))
-        .and_then(|v| v.parse::<u64>().ok())
-        .expect("natter_tls_handshakes_done_total");
+    let done = metric(&server, "natter_tls_handshakes_done_total");
     assert!(done >= 4, "{done}");
 }
 
@@ -690,14 +694,8 @@ fn garbage_after_a_handshake_byte_is_closed_cleanly() {
     let mut c = TlsLine::connect(server.addr, cert.der());
     c.send("/nick fine");
     c.until("you are now known as fine");
-    let metrics = common::http(server.addr, "GET", "/metrics");
-    let text = String::from_utf8_lossy(&metrics.body).into_owned();
-    let failures: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("natter_tls_handshake_failures_total "))
-        .and_then(|v| v.parse().ok())
-        .expect("failures counted");
-    assert!(failures >= 3, "{failures}: {text}");
+    let failures = metric(&server, "natter_tls_handshake_failures_total");
+    assert!(failures >= 3, "{failures}");
 }
 
 #[test]
@@ -902,19 +900,12 @@ fn a_storm_of_client_hellos_is_taken_a_few_per_turn_and_all_complete() {
                 .unwrap_or_else(|e| panic!("handshake {i}: {e}"));
         }
     }
-    let metrics = common::http(server.addr, "GET", "/metrics");
-    let text = String::from_utf8_lossy(&metrics.body).into_owned();
-    let value = |name: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} in {text}"))
-    };
-    assert_eq!(value("natter_tls_handshakes_done_total"), N as u64);
-    assert!(
-        value("natter_tls_handshakes_deferred_total") >= (N - 16) as u64,
-        "{text}"
+    assert_eq!(
+        metric(&server, "natter_tls_handshakes_done_total"),
+        N as u64
     );
+    let deferred = metric(&server, "natter_tls_handshakes_deferred_total");
+    assert!(deferred >= (N - 16) as u64, "{deferred}");
     // And they are served: each becomes a line client.
     let mut first = TlsLine::greeted(clients.pop().expect("a client"));
     first.send("/nick stormy");
@@ -956,10 +947,9 @@ fn a_client_hello_after_the_line_greeting_closes_the_connection_and_says_nothing
         watcher.event(),
         format!("#lobby <-- {} left (disconnected)", late.nick)
     );
-    let metrics = common::http(server.addr, "GET", "/metrics");
-    let text = String::from_utf8_lossy(&metrics.body).into_owned();
-    assert!(
-        text.contains("natter_dropped_connections_total{reason=\"late_tls\"} 1"),
-        "{text}"
+    let late = metric(
+        &server,
+        "natter_dropped_connections_total{reason=\"late_tls\"}",
     );
+    assert_eq!(late, 1);
 }
