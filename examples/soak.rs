@@ -2,20 +2,43 @@
 //!
 //!     cargo run --release --example soak -- --clients 400 --seconds 180
 //!
-//! It builds `target/release/natter` (or takes `--server PATH`), starts it
-//! on `127.0.0.1:0` with a temporary database, and lets `--clients` clients
-//! (half line, half WebSocket, all on loopback, one std thread each) loose on
-//! it for `--seconds`, in `--rooms` rooms plus `lobby`. Each client does a
-//! random mix: chat at a modest rate (one action every 0.8-3 s), `/me`,
-//! join and leave rooms, change nick, send DMs, ask for history, `/who`,
-//! `/rooms` and typing; a few flood past `--rate` (and must be told
-//! `rate_limited`), a few stall reading with a small receive buffer while
-//! asking for history (some get dropped as slow consumers: fine), some
-//! vanish abruptly (a reset through `SO_LINGER 0`, or just a close) and come
-//! back (WebSocket clients resume their session and retry their last `cid`),
-//! line clients drip lines in pieces (split anywhere, even inside a UTF-8
-//! character) or leave one half-sent, and some send garbage (bad UTF-8,
-//! over-long lines, bad JSON, binary frames, junk connections).
+//! It builds `target/release/natter` (or takes `--server PATH`), starts it on
+//! `127.0.0.1:0` with a temporary database, and lets `--clients` clients
+//! (half line, half WebSocket, all on loopback, one std thread each, a share
+//! of them over TLS: below) loose on it for `--seconds`, in `--rooms` rooms
+//! plus `lobby`. Each client does a random mix: chat at a modest rate (one
+//! action every 0.8-3 s), `/me`, join and leave rooms, change nick, send DMs,
+//! ask for history, `/who`, `/rooms` and typing; a few flood past `--rate`
+//! (and must be told `rate_limited`), a few stall reading with a small
+//! receive buffer while asking for history (some get dropped as slow
+//! consumers: fine), some vanish abruptly (a reset through `SO_LINGER 0`, or
+//! just a close) and come back (WebSocket clients resume their session and
+//! retry their last `cid`), line clients drip lines in pieces (split
+//! anywhere, even inside a UTF-8 character) or leave one half-sent, and some
+//! send garbage (bad UTF-8, over-long lines, bad JSON, binary frames, junk
+//! connections).
+//!
+//! TLS (`--tls-share`, 0.3 by default: that share of the line clients and of
+//! the WebSocket clients, spread over every role; 0 runs the server without
+//! TLS): the soak makes a CA and a certificate it signs for `localhost` and
+//! 127.0.0.1 (rcgen, in a temporary directory) and starts the server with
+//! `--tls-cert`/`--tls-key`. A TLS client begins every connection with a
+//! rustls handshake (the `ring` provider, a `RootCertStore` holding only that
+//! CA; every fourth TLS client offers TLS 1.2 only; WebSocket clients open
+//! `wss://localhost` with ALPN `http/1.1`, line clients check the address
+//! 127.0.0.1 and offer no ALPN), then does everything a plain client does
+//! through the same code (`Stream`, plain or TLS; socket-level operations go
+//! to the socket under the session): chat, bursts (written without blocking:
+//! the session takes the plaintext, its records go out as the socket takes
+//! them, and the client keeps reading), stalls with a small receive buffer,
+//! vanishing (a reset through `SO_LINGER 0`, or a close, half of those after
+//! a `close_notify`), resumes, garbage inside the session, slow-consumer
+//! drops, edits, deletes, reactions and searches, under every check below. A
+//! stream ends with or without the server's `close_notify` (the server takes
+//! its clients' ends the same way; both are counted). Some junk connections
+//! are TLS junk: a ClientHello cut short then the end of the stream, or then
+//! silence (a stalled handshake, held by a thread of its own until the server
+//! closes it), or a whole handshake and then a TLS record inside TLS.
 //!
 //! Messages that live and search (PROTOCOL-2 sections 3 and 4): most
 //! clients (not the flooders) now and then (about one action in seven)
@@ -139,6 +162,13 @@
 //!   goes by when the server reads, so a burst that flow control held back
 //!   and the sender's next message can be read in the same moment, and that
 //!   next message is refused: counted, not a failure);
+//! - TLS: the server closes every TLS junk connection (at once, or a
+//!   stalled handshake within `--header-timeout` plus 5 s). At the end,
+//!   `/metrics` (over plain HTTP) counts `natter_tls_handshakes_done_total`
+//!   at least the TLS connections that heard from the server (it had
+//!   finished their handshakes) and at most the handshakes the clients
+//!   began, `natter_tls_handshake_failures_total` at least the stalled
+//!   handshakes it closed, and `natter_tls_connections` is 0;
 //! - the server keeps `Threads: 3` (the loop and the two slow-jobs helpers),
 //!   answers `GET /healthz` at the end, and
 //!   exits 0 on SIGTERM;
@@ -181,7 +211,9 @@
 //! The last line is `soak: N passed, M failed` (N and M count checks); the
 //! exit status is non-zero when anything failed. `tests/soak_smoke.rs`
 //! includes this file as a module and calls [`run`] with 20 clients for 8 s
-//! (one small burst).
+//! (one small burst; 6 of them over TLS: a flooder, a staller, a vandal,
+//! two vanishers and a plain client, one line and one WebSocket client on
+//! TLS 1.2).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::io::{self, ErrorKind, Read, Write};
@@ -472,12 +504,21 @@ pub fn run(cfg: &Config) -> Report {
         .chain((0..cfg.rooms).map(|i| format!("soak{i}")))
         .collect();
     let n_ws = cfg.clients / 2;
+    let transports: Vec<Transport> = (0..cfg.clients)
+        .map(|id| match tls {
+            Some(_) => transport(id, cfg.tls_share),
+            None => Transport::Plain,
+        })
+        .collect();
     let tls_ids: Vec<usize> = (0..cfg.clients)
-        .filter(|&id| tls.is_some() && tls_client(id, cfg.tls_share))
+        .filter(|&id| transports[id] != Transport::Plain)
         .collect();
     let tls_ws = tls_ids.iter().filter(|&&id| id % 2 == 1).count();
     let tls_line = tls_ids.len() - tls_ws;
-    let tls12 = tls_ids.iter().filter(|&&id| tls12_client(id)).count();
+    let tls12 = transports
+        .iter()
+        .filter(|&&t| t == Transport::Tls12)
+        .count();
     out.line(format!(
         "soak: natter pid {} on {} (--resume-grace {RESUME_GRACE}{}), db {}, {} clients ({} line, {} ws; {}), {} rooms + lobby, {} s, seed {seed}",
         server.pid,
@@ -571,12 +612,11 @@ pub fn run(cfg: &Config) -> Report {
         plans.extend(plan.iter().cloned());
         let plan = Arc::new(plan);
         let mut handles = Vec::new();
-        for id in 0..cfg.clients {
+        for (id, &tls) in transports.iter().enumerate() {
             let start_at = wave_start + ramp * id as u32 / cfg.clients as u32;
             let sh = shared.clone();
             let plan = plan.clone();
             let ws = id % 2 == 1;
-            let tls = shared.tls.is_some() && tls_client(id, cfg.tls_share);
             let rng = Rng::new(
                 seed ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (wave as u64) << 56,
             );
@@ -2822,8 +2862,8 @@ enum Mode {
 struct Client {
     id: usize,
     ws: bool,
-    /// It connects over TLS (every connection).
-    tls: bool,
+    /// Plain, or TLS on every connection.
+    tls: Transport,
     role: Role,
     sh: Arc<Shared>,
     rng: Rng,
@@ -2955,7 +2995,7 @@ impl Client {
     fn new(
         id: usize,
         ws: bool,
-        tls: bool,
+        tls: Transport,
         sh: Arc<Shared>,
         mut rng: Rng,
         deadline: Instant,
@@ -3053,7 +3093,11 @@ impl Client {
             "client {} ({}{} {:?}, gen {}, nick {}, from {})",
             self.id,
             if self.ws { "ws" } else { "line" },
-            if self.tls { " over TLS" } else { "" },
+            match self.tls {
+                Transport::Plain => "",
+                Transport::Tls => " over TLS",
+                Transport::Tls12 => " over TLS 1.2",
+            },
             self.role,
             self.gen,
             self.nick,
@@ -3473,8 +3517,8 @@ impl Client {
             self.sh.stats.reconnects.inc();
         }
         let stream = match &self.sh.tls {
-            Some(tls) if self.tls => {
-                let (config, name) = tls.client(self.ws, tls12_client(self.id));
+            Some(tls) if self.tls != Transport::Plain => {
+                let (config, name) = tls.client(self.ws, self.tls == Transport::Tls12);
                 match tls_handshake(tcp, config, name, &self.sh) {
                     Ok(s) => {
                         // The server sniffs from the end of its handshake.
@@ -5414,7 +5458,7 @@ impl Client {
         if self.rng.chance(0.25) {
             // With TLS on, some junk is TLS junk (a first byte 0x16).
             if let Some(tls) = self.sh.tls.clone().filter(|_| self.rng.chance(0.4)) {
-                return tls_junk(&self.sh, &tls, &mut self.rng);
+                return tls_junk(&self.sh, &tls, &mut self.rng, self.deadline);
             }
             self.sh.stats.junk.inc();
             return junk_connection(self.sh.addr, &mut self.rng);
@@ -7221,6 +7265,16 @@ const HANDSHAKE_SLACK: Duration = Duration::from_secs(5);
 /// TLS junk that the server must close at once must be closed within this.
 const TLS_JUNK_WAIT: Duration = Duration::from_secs(5);
 
+/// How a client connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Plain,
+    /// TLS 1.3 (or 1.2, offered too).
+    Tls,
+    /// TLS offering 1.2 only.
+    Tls12,
+}
+
 /// Whether client `id` connects over TLS: a share of the ids, spread by the
 /// golden ratio, so that line and WebSocket clients of every role get
 /// their part (the offset gives the 20 clients of the smoke test a TLS
@@ -7230,10 +7284,18 @@ fn tls_client(id: usize, share: f64) -> bool {
     ((id + 8) as f64 * PHI).fract() < share
 }
 
-/// TLS clients with ids divisible by 5 offer TLS 1.2 only; the rest TLS 1.3
-/// (and 1.2).
-fn tls12_client(id: usize) -> bool {
-    id.is_multiple_of(5)
+/// Client `id`'s transport: every fourth TLS client (in the order of ids,
+/// so no role or protocol is left out) offers TLS 1.2 only.
+fn transport(id: usize, share: f64) -> Transport {
+    if !tls_client(id, share) {
+        return Transport::Plain;
+    }
+    let rank = (0..id).filter(|&j| tls_client(j, share)).count();
+    if rank % 4 == 1 {
+        Transport::Tls12
+    } else {
+        Transport::Tls
+    }
 }
 
 /// The soak's TLS: the server's certificate and key files, and the
@@ -7621,10 +7683,14 @@ fn client_hello(tls: &TlsClients, rng: &mut Rng) -> Vec<u8> {
 /// closes it at its handshake deadline, --header-timeout); or a whole
 /// handshake, then a TLS record inside TLS (the server closes at once).
 /// The first byte is always 0x16. A connection the server does not close
-/// in time is a failure (`tls_junk`).
-fn tls_junk(sh: &Arc<Shared>, tls: &Arc<TlsClients>, rng: &mut Rng) {
+/// in time is a failure (`tls_junk`). No handshake stalls past `deadline`
+/// (the clients' end): the server lets go of every connection soon after.
+fn tls_junk(sh: &Arc<Shared>, tls: &Arc<TlsClients>, rng: &mut Rng, deadline: Instant) {
     let addr = sh.addr;
-    let kind = rng.below(3);
+    let mut kind = rng.below(3);
+    if kind == 1 && Instant::now() + sh.handshake_deadline + HANDSHAKE_SLACK > deadline {
+        kind = 0;
+    }
     let mut hello = client_hello(tls, rng);
     if hello.len() < 8 {
         sh.fail(
