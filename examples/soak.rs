@@ -872,7 +872,7 @@ pub fn run(cfg: &Config) -> Report {
     };
     if tls.is_some() {
         out.line(format!(
-            "soak: tls: {} clients over TLS ({tls_line} line, {tls_ws} ws); handshakes {} of {} begun ({} TLS 1.2), {} connections heard from the server; streams the server ended: {} with close_notify, {} without; vanishes that sent close_notify {}; TLS junk: {} ClientHellos cut short, {} stalled handshakes ({} closed by the server, the last {:.1} s after connecting), {} TLS inside TLS; the server (/metrics): handshakes begun {}, done {}, failed {}, TLS connections open at the end {}",
+            "soak: tls: {} clients over TLS ({tls_line} line, {tls_ws} ws); handshakes {} of {} begun ({} TLS 1.2), {} connections heard from the server; streams the server ended: {} with close_notify, {} without; vanishes that sent close_notify {}; TLS junk: {} ClientHellos cut short, {} stalled handshakes ({} closed by the server, the slowest {:.1} s after connecting), {} TLS inside TLS; the server (/metrics): handshakes begun {}, done {}, failed {}, TLS connections open at the end {}",
             tls_ids.len(),
             st.tls_handshakes.get(),
             st.tls_attempts.get(),
