@@ -2,20 +2,43 @@
 //!
 //!     cargo run --release --example soak -- --clients 400 --seconds 180
 //!
-//! It builds `target/release/natter` (or takes `--server PATH`), starts it
-//! on `127.0.0.1:0` with a temporary database, and lets `--clients` clients
-//! (half line, half WebSocket, all on loopback, one std thread each) loose on
-//! it for `--seconds`, in `--rooms` rooms plus `lobby`. Each client does a
-//! random mix: chat at a modest rate (one action every 0.8-3 s), `/me`,
-//! join and leave rooms, change nick, send DMs, ask for history, `/who`,
-//! `/rooms` and typing; a few flood past `--rate` (and must be told
-//! `rate_limited`), a few stall reading with a small receive buffer while
-//! asking for history (some get dropped as slow consumers: fine), some
-//! vanish abruptly (a reset through `SO_LINGER 0`, or just a close) and come
-//! back (WebSocket clients resume their session and retry their last `cid`),
-//! line clients drip lines in pieces (split anywhere, even inside a UTF-8
-//! character) or leave one half-sent, and some send garbage (bad UTF-8,
-//! over-long lines, bad JSON, binary frames, junk connections).
+//! It builds `target/release/natter` (or takes `--server PATH`), starts it on
+//! `127.0.0.1:0` with a temporary database, and lets `--clients` clients
+//! (half line, half WebSocket, all on loopback, one std thread each, a share
+//! of them over TLS: below) loose on it for `--seconds`, in `--rooms` rooms
+//! plus `lobby`. Each client does a random mix: chat at a modest rate (one
+//! action every 0.8-3 s), `/me`, join and leave rooms, change nick, send DMs,
+//! ask for history, `/who`, `/rooms` and typing; a few flood past `--rate`
+//! (and must be told `rate_limited`), a few stall reading with a small
+//! receive buffer while asking for history (some get dropped as slow
+//! consumers: fine), some vanish abruptly (a reset through `SO_LINGER 0`, or
+//! just a close) and come back (WebSocket clients resume their session and
+//! retry their last `cid`), line clients drip lines in pieces (split
+//! anywhere, even inside a UTF-8 character) or leave one half-sent, and some
+//! send garbage (bad UTF-8, over-long lines, bad JSON, binary frames, junk
+//! connections).
+//!
+//! TLS (`--tls-share`, 0.3 by default: that share of the line clients and of
+//! the WebSocket clients, spread over every role; 0 runs the server without
+//! TLS): the soak makes a CA and a certificate it signs for `localhost` and
+//! 127.0.0.1 (rcgen, in a temporary directory) and starts the server with
+//! `--tls-cert`/`--tls-key`. A TLS client begins every connection with a
+//! rustls handshake (the `ring` provider, a `RootCertStore` holding only that
+//! CA; every fourth TLS client offers TLS 1.2 only; WebSocket clients open
+//! `wss://localhost` with ALPN `http/1.1`, line clients check the address
+//! 127.0.0.1 and offer no ALPN), then does everything a plain client does
+//! through the same code (`Stream`, plain or TLS; socket-level operations go
+//! to the socket under the session): chat, bursts (written without blocking:
+//! the session takes the plaintext, its records go out as the socket takes
+//! them, and the client keeps reading), stalls with a small receive buffer,
+//! vanishing (a reset through `SO_LINGER 0`, or a close, half of those after
+//! a `close_notify`), resumes, garbage inside the session, slow-consumer
+//! drops, edits, deletes, reactions and searches, under every check below. A
+//! stream ends with or without the server's `close_notify` (the server takes
+//! its clients' ends the same way; both are counted). Some junk connections
+//! are TLS junk: a ClientHello cut short then the end of the stream, or then
+//! silence (a stalled handshake, held by a thread of its own until the server
+//! closes it), or a whole handshake and then a TLS record inside TLS.
 //!
 //! Messages that live and search (PROTOCOL-2 sections 3 and 4): most
 //! clients (not the flooders) now and then (about one action in seven)
@@ -139,6 +162,13 @@
 //!   goes by when the server reads, so a burst that flow control held back
 //!   and the sender's next message can be read in the same moment, and that
 //!   next message is refused: counted, not a failure);
+//! - TLS: the server closes every TLS junk connection (at once, or a
+//!   stalled handshake within `--header-timeout` plus 5 s). At the end,
+//!   `/metrics` (over plain HTTP) counts `natter_tls_handshakes_done_total`
+//!   at least the TLS connections that heard from the server (it had
+//!   finished their handshakes) and at most the handshakes the clients
+//!   began, `natter_tls_handshake_failures_total` at least the stalled
+//!   handshakes it closed, and `natter_tls_connections` is 0;
 //! - the server keeps `Threads: 3` (the loop and the two slow-jobs helpers),
 //!   answers `GET /healthz` at the end, and
 //!   exits 0 on SIGTERM;
@@ -181,7 +211,9 @@
 //! The last line is `soak: N passed, M failed` (N and M count checks); the
 //! exit status is non-zero when anything failed. `tests/soak_smoke.rs`
 //! includes this file as a module and calls [`run`] with 20 clients for 8 s
-//! (one small burst).
+//! (one small burst; 6 of them over TLS: a flooder, a staller, a vandal,
+//! two vanishers and a plain client, one line and one WebSocket client on
+//! TLS 1.2).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::io::{self, ErrorKind, Read, Write};
@@ -219,6 +251,9 @@ pub struct Config {
     pub waves: usize,
     /// More arguments for the server (after the soak's own).
     pub server_args: Vec<String>,
+    /// The share of line and of WebSocket clients that connect over TLS
+    /// (0: none, and the server runs without TLS).
+    pub tls_share: f64,
 }
 
 impl Config {
@@ -232,6 +267,7 @@ impl Config {
             progress: false,
             waves: 1,
             server_args: Vec::new(),
+            tls_share: DEFAULT_TLS_SHARE,
         }
     }
 }
@@ -272,6 +308,10 @@ struct Args {
     /// (repeatable).
     #[arg(long = "server-arg", allow_hyphen_values = true)]
     server_args: Vec<String>,
+    /// The share (0 to 1) of line and of WebSocket clients that connect
+    /// over TLS; 0 runs the server without TLS.
+    #[arg(long, default_value_t = DEFAULT_TLS_SHARE)]
+    tls_share: f64,
 }
 
 fn main() {
@@ -296,6 +336,11 @@ fn main() {
         progress: true,
         waves: args.waves.max(1),
         server_args: args.server_args,
+        tls_share: if args.tls_share.is_finite() {
+            args.tls_share.clamp(0.0, 1.0)
+        } else {
+            0.0
+        },
     };
     let report = run(&cfg);
     std::process::exit(i32::from(report.failed > 0 || report.passed == 0));
@@ -413,11 +458,40 @@ pub fn run(cfg: &Config) -> Report {
         std::process::id(),
         seed & 0xffff_ffff
     ));
-    let mut server = match ServerProc::start(&cfg.server, &db, RESUME_GRACE, &cfg.server_args) {
+    // TLS: a certificate made here for the server (`--tls-cert`,
+    // `--tls-key`), trusted by the TLS clients through its CA.
+    let tls_dir = std::env::temp_dir().join(format!(
+        "natter-soak-{}-{:x}.tls",
+        std::process::id(),
+        seed & 0xffff_ffff
+    ));
+    let tls = if cfg.tls_share > 0.0 {
+        match TlsSetup::make(&tls_dir) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                out.line(format!("soak: cannot make a TLS certificate: {e}"));
+                let _ = std::fs::remove_dir_all(&tls_dir);
+                return finish(
+                    out,
+                    Checks {
+                        list: vec![(false, "a TLS certificate for the server".into())],
+                    },
+                );
+            }
+        }
+    } else {
+        None
+    };
+    let mut server_args = tls.as_ref().map(TlsSetup::server_args).unwrap_or_default();
+    server_args.extend(cfg.server_args.iter().cloned());
+    let mut server = match ServerProc::start(&cfg.server, &db, RESUME_GRACE, &server_args) {
         Ok(s) => s,
         Err(e) => {
             out.line(format!("soak: cannot start {}: {e}", cfg.server.display()));
             remove_db(&db);
+            if let Some(t) = &tls {
+                let _ = std::fs::remove_dir_all(&t.dir);
+            }
             return finish(
                 out,
                 Checks {
@@ -430,14 +504,37 @@ pub fn run(cfg: &Config) -> Report {
         .chain((0..cfg.rooms).map(|i| format!("soak{i}")))
         .collect();
     let n_ws = cfg.clients / 2;
+    let transports: Vec<Transport> = (0..cfg.clients)
+        .map(|id| match tls {
+            Some(_) => transport(id, cfg.tls_share),
+            None => Transport::Plain,
+        })
+        .collect();
+    let tls_ids: Vec<usize> = (0..cfg.clients)
+        .filter(|&id| transports[id] != Transport::Plain)
+        .collect();
+    let tls_ws = tls_ids.iter().filter(|&&id| id % 2 == 1).count();
+    let tls_line = tls_ids.len() - tls_ws;
+    let tls12 = transports
+        .iter()
+        .filter(|&&t| t == Transport::Tls12)
+        .count();
     out.line(format!(
-        "soak: natter pid {} on {} (--resume-grace {RESUME_GRACE}), db {}, {} clients ({} line, {} ws), {} rooms + lobby, {} s, seed {seed}",
+        "soak: natter pid {} on {} (--resume-grace {RESUME_GRACE}{}), db {}, {} clients ({} line, {} ws; {}), {} rooms + lobby, {} s, seed {seed}",
         server.pid,
         server.addr,
+        if tls.is_some() { ", TLS with a certificate made for this run" } else { "" },
         db.display(),
         cfg.clients,
         cfg.clients - n_ws,
         n_ws,
+        if tls.is_some() {
+            format!(
+                "over TLS: {tls_line} line, {tls_ws} ws, {tls12} of them TLS 1.2 only"
+            )
+        } else {
+            "no TLS".to_string()
+        },
         cfg.rooms,
         cfg.seconds,
     ));
@@ -460,6 +557,9 @@ pub fn run(cfg: &Config) -> Report {
         .count();
     let shared = Arc::new(Shared {
         addr: server.addr,
+        tls: tls.as_ref().map(|t| t.clients.clone()),
+        handshake_deadline: header_timeout(&cfg.server_args),
+        tls_stalls: Mutex::new(Vec::new()),
         rooms: rooms.clone(),
         nicks: Mutex::new(vec![String::new(); cfg.clients]),
         acks: Mutex::new(Vec::new()),
@@ -512,7 +612,7 @@ pub fn run(cfg: &Config) -> Report {
         plans.extend(plan.iter().cloned());
         let plan = Arc::new(plan);
         let mut handles = Vec::new();
-        for id in 0..cfg.clients {
+        for (id, &tls) in transports.iter().enumerate() {
             let start_at = wave_start + ramp * id as u32 / cfg.clients as u32;
             let sh = shared.clone();
             let plan = plan.clone();
@@ -526,7 +626,7 @@ pub fn run(cfg: &Config) -> Report {
                 .name(format!("soak-{id}"))
                 .stack_size(512 * 1024)
                 .spawn(move || {
-                    Client::new(id, ws, sh, rng, deadline, gen_base, plan).run(start_at)
+                    Client::new(id, ws, tls, sh, rng, deadline, gen_base, plan).run(start_at)
                 });
             match h {
                 Ok(h) => handles.push(h),
@@ -644,8 +744,21 @@ pub fn run(cfg: &Config) -> Report {
     }
     let clients_done = started.elapsed();
     let end = wave_ends.last().copied().flatten();
+    // Stalled TLS handshakes are closed by the server's deadline.
+    let stalls = shared
+        .tls_stalls
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default();
+    for h in stalls {
+        if h.join().is_err() {
+            shared.fail("client", "a stalled-handshake thread panicked".to_string());
+        }
+    }
     let health = http_get(server.addr, "/healthz");
-    let server_drops: Vec<String> = metrics(server.addr)
+    let final_metrics = metrics(server.addr);
+    let server_drops: Vec<String> = final_metrics
+        .clone()
         .unwrap_or_default()
         .into_iter()
         .filter_map(|(k, n)| Some(format!("{} {n}", k.strip_prefix("dropped ")?)))
@@ -653,6 +766,9 @@ pub fn run(cfg: &Config) -> Report {
     let store = check_store(&shared);
     let exit = server.stop();
     remove_db(&db);
+    if let Some(t) = &tls {
+        let _ = std::fs::remove_dir_all(&t.dir);
+    }
 
     // Figures.
     let st = &shared.stats;
@@ -747,6 +863,35 @@ pub fn run(cfg: &Config) -> Report {
         st.garbage.get(),
         st.junk.get(),
     ));
+    // TLS, as the clients saw it and as the server counts it.
+    let server_tls = |k: &str| {
+        final_metrics
+            .as_ref()
+            .and_then(|m| m.get(k).copied())
+            .map_or("?".to_string(), |n| n.to_string())
+    };
+    if tls.is_some() {
+        out.line(format!(
+            "soak: tls: {} clients over TLS ({tls_line} line, {tls_ws} ws); handshakes {} of {} begun ({} TLS 1.2), {} connections heard from the server; streams the server ended: {} with close_notify, {} without; vanishes that sent close_notify {}; TLS junk: {} ClientHellos cut short, {} stalled handshakes ({} closed by the server, the slowest {:.1} s after connecting), {} TLS inside TLS; the server (/metrics): handshakes begun {}, done {}, failed {}, TLS connections open at the end {}",
+            tls_ids.len(),
+            st.tls_handshakes.get(),
+            st.tls_attempts.get(),
+            st.tls12_handshakes.get(),
+            st.tls_heard.get(),
+            st.tls_close_notify.get(),
+            st.tls_bare_ends.get(),
+            st.tls_polite_closes.get(),
+            st.tls_junk_cut.get(),
+            st.tls_junk_stalled.get(),
+            st.tls_junk_stall_closed.get(),
+            st.tls_junk_stall_ms.get() as f64 / 1000.0,
+            st.tls_junk_inner.get(),
+            server_tls("tls begun"),
+            server_tls("tls done"),
+            server_tls("tls failed"),
+            server_tls("tls open"),
+        ));
+    }
     let drops = shared.drops.lock().map(|d| d.clone()).unwrap_or_default();
     let count = |k: DropKind| drops.iter().filter(|d| d.kind == k).count();
     out.line(format!(
@@ -999,6 +1144,41 @@ pub fn run(cfg: &Config) -> Report {
         "connections: connect, close, quit",
         &["connect", "closed", "quit", "client"],
     );
+    if tls.is_some() {
+        check_cat(
+            &mut checks,
+            &mut out,
+            "TLS junk (ClientHellos cut short, stalled handshakes, TLS inside TLS) closed by the server",
+            &["tls_junk"],
+        );
+        // The server's counts: every connection that heard from the server
+        // had its handshake finished there; no more finished than the
+        // clients began; every stalled handshake it closed at its deadline
+        // a failure; and no TLS connection left once everyone has gone.
+        let m = final_metrics.clone().unwrap_or_default();
+        let get = |k: &str| m.get(k).copied();
+        let (done, failed, open) = (get("tls done"), get("tls failed"), get("tls open"));
+        let heard = st.tls_heard.get();
+        let begun = st.tls_attempts.get();
+        let stalled = st.tls_junk_stall_closed.get();
+        checks.add(
+            done.is_some_and(|d| d >= heard && d <= begun)
+                && failed.is_some_and(|f| f >= stalled)
+                && (tls_ids.is_empty() || heard > 0),
+            format!(
+                "TLS handshakes as the server counts them: done {} >= {heard} connections that heard from it, <= {begun} the clients began; failed {} >= {stalled} stalled handshakes it closed",
+                done.map_or("?".to_string(), |n| n.to_string()),
+                failed.map_or("?".to_string(), |n| n.to_string()),
+            ),
+        );
+        checks.add(
+            open == Some(0),
+            format!(
+                "natter_tls_connections back to 0 after the clients left (saw {})",
+                open.map_or("?".to_string(), |n| n.to_string())
+            ),
+        );
+    }
     let store_ok = store.is_ok();
     checks.add(
         store_ok,
@@ -1211,7 +1391,8 @@ fn http_get(addr: SocketAddr, path: &str) -> io::Result<(u16, String)> {
     Ok((code, body.to_string()))
 }
 
-/// `natter_connections{kind=...}` and `natter_rooms` from `/metrics`.
+/// `natter_connections{kind=...}`, `natter_rooms`, the drops by reason and
+/// the TLS figures from `/metrics`.
 fn metrics(addr: SocketAddr) -> Option<BTreeMap<String, u64>> {
     let (code, body) = http_get(addr, "/metrics").ok()?;
     if code != 200 {
@@ -1225,6 +1406,14 @@ fn metrics(addr: SocketAddr) -> Option<BTreeMap<String, u64>> {
             }
         } else if let Some(n) = l.strip_prefix("natter_rooms ") {
             m.insert("rooms".to_string(), n.trim().parse().ok()?);
+        } else if let Some(n) = l.strip_prefix("natter_tls_connections ") {
+            m.insert("tls open".to_string(), n.trim().parse().ok()?);
+        } else if let Some(n) = l.strip_prefix("natter_tls_handshakes_total ") {
+            m.insert("tls begun".to_string(), n.trim().parse().ok()?);
+        } else if let Some(n) = l.strip_prefix("natter_tls_handshakes_done_total ") {
+            m.insert("tls done".to_string(), n.trim().parse().ok()?);
+        } else if let Some(n) = l.strip_prefix("natter_tls_handshake_failures_total ") {
+            m.insert("tls failed".to_string(), n.trim().parse().ok()?);
         } else if let Some(rest) = l.strip_prefix("natter_dropped_connections_total{reason=\"") {
             if let Some((why, n)) = rest.split_once("\"} ") {
                 m.insert(format!("dropped {why}"), n.trim().parse().ok()?);
@@ -1869,6 +2058,9 @@ impl Counter {
     fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
+    fn max(&self, n: u64) {
+        self.0.fetch_max(n, Ordering::Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -1934,6 +2126,27 @@ struct Stats {
     /// Searches for a word of an own message: found, rightly not found.
     search_found: Counter,
     search_absent: Counter,
+    // TLS.
+    /// ClientHellos of whole handshakes begun (clients' and junk's).
+    tls_attempts: Counter,
+    /// Handshakes the client finished, and of them TLS 1.2.
+    tls_handshakes: Counter,
+    tls12_handshakes: Counter,
+    /// TLS connections that got a decrypted byte from the server (so the
+    /// server finished its handshake).
+    tls_heard: Counter,
+    /// Streams the server ended with `close_notify`, and with a bare TCP end.
+    tls_close_notify: Counter,
+    tls_bare_ends: Counter,
+    /// Vanishes over TLS that sent `close_notify` first.
+    tls_polite_closes: Counter,
+    /// TLS junk: ClientHellos cut short (then EOF), stalled handshakes (and
+    /// those the server closed, the longest it took), TLS inside TLS.
+    tls_junk_cut: Counter,
+    tls_junk_stalled: Counter,
+    tls_junk_stall_closed: Counter,
+    tls_junk_stall_ms: Counter,
+    tls_junk_inner: Counter,
 }
 
 /// A WebSocket reaction: (room, target, emoji, reactor: "ID:SESSION").
@@ -1970,6 +2183,13 @@ fn set_fate<K: std::hash::Hash + Eq>(
 
 struct Shared {
     addr: SocketAddr,
+    /// The TLS clients' configurations (None: no TLS in this run).
+    tls: Option<Arc<TlsClients>>,
+    /// The server's TLS handshake deadline (--header-timeout).
+    handshake_deadline: Duration,
+    /// Threads holding stalled TLS handshakes (TLS junk) until the server
+    /// closes them.
+    tls_stalls: Mutex<Vec<thread::JoinHandle<()>>>,
     rooms: Vec<String>,
     /// The confirmed nick of each client (empty while it has none).
     nicks: Mutex<Vec<String>>,
@@ -2414,7 +2634,7 @@ fn role_of(id: usize) -> Role {
     }
 }
 
-type Ws = tungstenite::WebSocket<TcpStream>;
+type Ws = tungstenite::WebSocket<Stream>;
 
 /// A burst this client reads: it was in the room on connection `gen` when
 /// the participants went quiet.
@@ -2441,7 +2661,7 @@ struct OwnBurst {
 
 enum Conn {
     None,
-    Line { stream: TcpStream, buf: Vec<u8> },
+    Line { stream: Stream, buf: Vec<u8> },
     Ws(Box<Ws>),
 }
 
@@ -2642,6 +2862,8 @@ enum Mode {
 struct Client {
     id: usize,
     ws: bool,
+    /// Plain, or TLS on every connection.
+    tls: Transport,
     role: Role,
     sh: Arc<Shared>,
     rng: Rng,
@@ -2769,9 +2991,11 @@ struct Client {
 const TRAIL: usize = 40;
 
 impl Client {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         id: usize,
         ws: bool,
+        tls: Transport,
         sh: Arc<Shared>,
         mut rng: Rng,
         deadline: Instant,
@@ -2784,6 +3008,7 @@ impl Client {
         Client {
             id,
             ws,
+            tls,
             role,
             sh,
             rng,
@@ -2863,11 +3088,16 @@ impl Client {
     /// connections by their peer address, so a failure can be followed
     /// into it.
     fn who(&self) -> String {
-        let local = self.stream().and_then(|s| s.local_addr().ok());
+        let local = self.socket().and_then(|s| s.local_addr().ok());
         format!(
-            "client {} ({} {:?}, gen {}, nick {}, from {})",
+            "client {} ({}{} {:?}, gen {}, nick {}, from {})",
             self.id,
             if self.ws { "ws" } else { "line" },
+            match self.tls {
+                Transport::Plain => "",
+                Transport::Tls => " over TLS",
+                Transport::Tls12 => " over TLS 1.2",
+            },
             self.role,
             self.gen,
             self.nick,
@@ -3079,10 +3309,8 @@ impl Client {
     /// it is all out.
     fn flush_out(&mut self) -> bool {
         while self.outq_pos < self.outq.len() {
-            let res = match self.stream() {
-                Some(s) => {
-                    SockRef::from(s).send_with_flags(&self.outq[self.outq_pos..], MSG_DONTWAIT)
-                }
+            let res = match conn_stream(&mut self.conn) {
+                Some(s) => s.send_now(&self.outq[self.outq_pos..]),
                 None => return false,
             };
             match res {
@@ -3098,6 +3326,17 @@ impl Client {
             }
         }
         if !self.outq.is_empty() {
+            // TLS: the session's records of it must be out too.
+            match conn_stream(&mut self.conn).map(Stream::flush_now) {
+                Some(Ok(true)) => {}
+                Some(Ok(false)) | None => return false,
+                Some(Err(e)) => {
+                    self.end_reason = Some(format!("write: {e}"));
+                    self.write_failed = true;
+                    self.closed = true;
+                    return false;
+                }
+            }
             self.outq = Vec::new();
             self.outq_pos = 0;
             if let Some(o) = &mut self.own_burst {
@@ -3266,8 +3505,8 @@ impl Client {
         self.reset_connection_state();
         self.sh.set_nick(self.id, "");
         let small = self.role == Role::Slow;
-        let connected = Instant::now();
-        let stream = match tcp_connect(self.sh.addr, small) {
+        let mut connected = Instant::now();
+        let tcp = match tcp_connect(self.sh.addr, small) {
             Ok(s) => s,
             Err(e) => {
                 self.fail("connect", format!("connect: {e}"));
@@ -3277,6 +3516,23 @@ impl Client {
         if self.gen > self.gen_base + 1 {
             self.sh.stats.reconnects.inc();
         }
+        let stream = match &self.sh.tls {
+            Some(tls) if self.tls != Transport::Plain => {
+                let (config, name) = tls.client(self.ws, self.tls == Transport::Tls12);
+                match tls_handshake(tcp, config, name, &self.sh) {
+                    Ok(s) => {
+                        // The server sniffs from the end of its handshake.
+                        connected = Instant::now();
+                        s
+                    }
+                    Err(e) => {
+                        self.fail("connect", format!("TLS handshake: {e}"));
+                        return false;
+                    }
+                }
+            }
+            _ => Stream::Plain(tcp),
+        };
         if self.ws {
             self.connect_ws(stream, resume, connected)
         } else {
@@ -3284,7 +3540,7 @@ impl Client {
         }
     }
 
-    fn connect_line(&mut self, stream: TcpStream) -> bool {
+    fn connect_line(&mut self, stream: Stream) -> bool {
         self.rooms.clear();
         self.busy.clear();
         self.leaving.clear();
@@ -3304,19 +3560,24 @@ impl Client {
         self.send_line(&format!("/nick {nick}"))
     }
 
-    fn connect_ws(&mut self, stream: TcpStream, resume: bool, connected: Instant) -> bool {
-        let addr = self.sh.addr;
+    fn connect_ws(&mut self, stream: Stream, resume: bool, connected: Instant) -> bool {
+        // Over TLS, by the name in the certificate the client checked.
+        let base = if stream.is_tls() {
+            format!("wss://localhost:{}", self.sh.addr.port())
+        } else {
+            format!("ws://{}", self.sh.addr)
+        };
         let token = if resume { self.session.clone() } else { None };
         let first_room = self.pick_any_room();
         let url = match &token {
-            Some(t) => format!("ws://{addr}/ws?resume={t}"),
+            Some(t) => format!("{base}/ws?resume={t}"),
             None => {
                 self.nick_k = 0;
                 self.nick_out = format!("s{}g{}k0", self.id, self.gen);
-                format!("ws://{addr}/ws?nick={}&room={first_room}", self.nick_out)
+                format!("{base}/ws?nick={}&room={first_room}", self.nick_out)
             }
         };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let _ = stream.tcp().set_read_timeout(Some(Duration::from_secs(10)));
         // A failed resume is tried again (with the same token) by the next
         // connection, as a browser would: the session is not left held.
         self.resume_again = token.is_some();
@@ -3486,7 +3747,7 @@ impl Client {
             .end_reason
             .take()
             .unwrap_or_else(|| "end of stream".to_string());
-        let local = self.stream().and_then(|s| s.local_addr().ok());
+        let local = self.socket().and_then(|s| s.local_addr().ok());
         let why = format!(
             "{why} (close frame {:?}, write failed {}, from {})",
             self.close_code,
@@ -3533,9 +3794,16 @@ impl Client {
         if reset {
             self.sh.stats.resets.inc();
         }
-        if let Some(s) = self.stream() {
-            if reset {
+        if reset {
+            if let Some(s) = self.socket() {
                 let _ = SockRef::from(s).set_linger(Some(Duration::ZERO));
+            }
+        } else if let Some(s) = conn_stream(&mut self.conn).filter(|s| s.is_tls()) {
+            // A TLS close: half of them say so (`close_notify`), the rest
+            // just close the socket, as a plain one does.
+            if self.rng.chance(0.5) {
+                self.sh.stats.tls_polite_closes.inc();
+                s.close_notify();
             }
         }
         self.settle(Instant::now(), true);
@@ -3555,10 +3823,11 @@ impl Client {
         }
     }
 
-    fn stream(&self) -> Option<&TcpStream> {
+    /// The connection's socket, for socket-level operations (TLS or not).
+    fn socket(&self) -> Option<&TcpStream> {
         match &self.conn {
-            Conn::Line { stream, .. } => Some(stream),
-            Conn::Ws(ws) => Some(ws.get_ref()),
+            Conn::Line { stream, .. } => Some(stream.tcp()),
+            Conn::Ws(ws) => Some(ws.get_ref().tcp()),
             Conn::None => None,
         }
     }
@@ -3655,7 +3924,7 @@ impl Client {
         let Conn::Line { stream, buf } = &mut self.conn else {
             return false;
         };
-        let _ = stream.set_read_timeout(Some(wait));
+        let _ = stream.tcp().set_read_timeout(Some(wait));
         note_gap(&mut self.gaps, self.read_idle_since);
         let res = stream.read(&mut self.scratch);
         self.read_idle_since = Instant::now();
@@ -3727,7 +3996,7 @@ impl Client {
         let Conn::Ws(ws) = &mut self.conn else {
             return false;
         };
-        let _ = ws.get_ref().set_read_timeout(Some(wait));
+        let _ = ws.get_ref().tcp().set_read_timeout(Some(wait));
         note_gap(&mut self.gaps, self.read_idle_since);
         let res = ws.read();
         self.read_idle_since = Instant::now();
@@ -5187,6 +5456,10 @@ impl Client {
     fn garbage(&mut self) {
         self.sh.stats.garbage.inc();
         if self.rng.chance(0.25) {
+            // With TLS on, some junk is TLS junk (a first byte 0x16).
+            if let Some(tls) = self.sh.tls.clone().filter(|_| self.rng.chance(0.4)) {
+                return tls_junk(&self.sh, &tls, &mut self.rng, self.deadline);
+            }
             self.sh.stats.junk.inc();
             return junk_connection(self.sh.addr, &mut self.rng);
         }
@@ -6974,6 +7247,583 @@ fn junk_connection(addr: SocketAddr, rng: &mut Rng) {
         match s.read(&mut sink) {
             Ok(n) if n > 0 => {}
             _ => break,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// TLS: the certificate, the clients' configurations, the stream, TLS junk
+// ---------------------------------------------------------------------------
+
+/// `--tls-share`'s default.
+const DEFAULT_TLS_SHARE: f64 = 0.3;
+/// The server's default `--header-timeout`: a TLS handshake not done by
+/// then is closed.
+const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A stalled handshake must be closed within --header-timeout and this.
+const HANDSHAKE_SLACK: Duration = Duration::from_secs(5);
+/// TLS junk that the server must close at once must be closed within this.
+const TLS_JUNK_WAIT: Duration = Duration::from_secs(5);
+
+/// How a client connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Plain,
+    /// TLS 1.3 (or 1.2, offered too).
+    Tls,
+    /// TLS offering 1.2 only.
+    Tls12,
+}
+
+/// Whether client `id` connects over TLS: a share of the ids, spread by the
+/// golden ratio, so that line and WebSocket clients of every role get
+/// their part (the offset gives the 20 clients of the smoke test a TLS
+/// flooder, staller, vandal and two vanishers).
+fn tls_client(id: usize, share: f64) -> bool {
+    const PHI: f64 = 0.618_033_988_749_895;
+    ((id + 8) as f64 * PHI).fract() < share
+}
+
+/// Client `id`'s transport: every fourth TLS client (in the order of ids,
+/// so no role or protocol is left out) offers TLS 1.2 only.
+fn transport(id: usize, share: f64) -> Transport {
+    if !tls_client(id, share) {
+        return Transport::Plain;
+    }
+    let rank = (0..id).filter(|&j| tls_client(j, share)).count();
+    if rank % 4 == 1 {
+        Transport::Tls12
+    } else {
+        Transport::Tls
+    }
+}
+
+/// The soak's TLS: the server's certificate and key files, and the
+/// clients' configurations.
+struct TlsSetup {
+    dir: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    clients: Arc<TlsClients>,
+}
+
+impl TlsSetup {
+    /// A CA and a certificate it signed for `localhost` and 127.0.0.1 (the
+    /// chain: the leaf, then the CA), made in `dir`; the clients trust the
+    /// CA alone (a `RootCertStore` with it): a real trust path.
+    fn make(dir: &Path) -> Result<TlsSetup, String> {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
+        };
+        let e = |e: rcgen::Error| e.to_string();
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let ca_key = KeyPair::generate().map_err(e)?;
+        let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(DnType::CommonName, "natter soak CA");
+        ca.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_cert = ca.self_signed(&ca_key).map_err(e)?;
+        let issuer = Issuer::new(ca, ca_key);
+        let leaf_key = KeyPair::generate().map_err(e)?;
+        let mut leaf =
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+                .map_err(e)?;
+        leaf.distinguished_name
+            .push(DnType::CommonName, "localhost");
+        leaf.is_ca = IsCa::ExplicitNoCa;
+        leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        leaf.use_authority_key_identifier_extension = true;
+        let leaf_cert = leaf.signed_by(&leaf_key, &issuer).map_err(e)?;
+
+        let cert = dir.join("cert.pem");
+        let key = dir.join("key.pem");
+        let write = |path: &Path, text: String| {
+            std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+        };
+        write(&cert, leaf_cert.pem() + &ca_cert.pem())?;
+        write(&key, leaf_key.serialize_pem())?;
+
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(ca_cert.der().clone())
+            .map_err(|e| format!("the CA: {e}"))?;
+        let config = |alpn: bool, tls12: bool| -> Result<Arc<rustls::ClientConfig>, String> {
+            let builder = rustls::ClientConfig::builder_with_provider(natter::tls::provider());
+            let builder = if tls12 {
+                builder.with_protocol_versions(&[&rustls::version::TLS12])
+            } else {
+                builder.with_safe_default_protocol_versions()
+            }
+            .map_err(|e| e.to_string())?;
+            let mut c = builder
+                .with_root_certificates(roots.clone())
+                .with_no_client_auth();
+            if alpn {
+                c.alpn_protocols = vec![b"http/1.1".to_vec()];
+            }
+            Ok(Arc::new(c))
+        };
+        let clients = TlsClients {
+            configs: [
+                config(false, false)?,
+                config(false, true)?,
+                config(true, false)?,
+                config(true, true)?,
+            ],
+        };
+        Ok(TlsSetup {
+            dir: dir.to_path_buf(),
+            cert,
+            key,
+            clients: Arc::new(clients),
+        })
+    }
+
+    fn server_args(&self) -> Vec<String> {
+        vec![
+            "--tls-cert".into(),
+            self.cert.display().to_string(),
+            "--tls-key".into(),
+            self.key.display().to_string(),
+        ]
+    }
+}
+
+/// Client configurations that trust the soak's CA alone: WebSocket clients
+/// offer ALPN `http/1.1` (as browsers do) and check the name `localhost`;
+/// line clients offer no ALPN and check the address, 127.0.0.1 (as
+/// `openssl s_client -connect` does). Each with TLS 1.3 and 1.2, or 1.2 only.
+struct TlsClients {
+    /// By `2 * ws + tls12`.
+    configs: [Arc<rustls::ClientConfig>; 4],
+}
+
+impl TlsClients {
+    fn client(
+        &self,
+        ws: bool,
+        tls12: bool,
+    ) -> (
+        Arc<rustls::ClientConfig>,
+        rustls::pki_types::ServerName<'static>,
+    ) {
+        let config = self.configs[2 * usize::from(ws) + usize::from(tls12)].clone();
+        let name = if ws { "localhost" } else { "127.0.0.1" };
+        let name = rustls::pki_types::ServerName::try_from(name)
+            .map(|n| n.to_owned())
+            .expect("a valid name");
+        (config, name)
+    }
+}
+
+/// A TLS client connection: rustls's blocking `StreamOwned` (a
+/// `ClientConnection` and its socket), read and written by `Stream`.
+struct Tls {
+    s: rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    sh: Arc<Shared>,
+    /// No decrypted byte has come yet.
+    unheard: bool,
+    /// The end of the stream was counted (or is not: junk's).
+    ended: bool,
+}
+
+impl Tls {
+    /// Writes the session's records to the socket, blocking (within the
+    /// socket's write timeout), as a plain write would.
+    fn push_records(&mut self) -> io::Result<()> {
+        while self.s.conn.wants_write() {
+            match self.s.conn.write_tls(&mut self.s.sock) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the session's records that the socket takes now
+    /// (`Err(WouldBlock)` when it takes no more).
+    fn push_records_now(&mut self) -> io::Result<()> {
+        while self.s.conn.wants_write() {
+            match self.s.conn.write_tls(&mut NoWait(&self.s.sock)) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The server ended the stream, with `close_notify` or without.
+    fn end(&mut self, notified: bool) {
+        if !std::mem::replace(&mut self.ended, true) {
+            let st = &self.sh.stats;
+            if notified {
+                st.tls_close_notify.inc();
+            } else {
+                st.tls_bare_ends.inc();
+            }
+        }
+    }
+}
+
+/// The socket as a writer that never blocks (`MSG_DONTWAIT`).
+struct NoWait<'a>(&'a TcpStream);
+
+impl Write for NoWait<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        SockRef::from(self.0).send_with_flags(buf, MSG_DONTWAIT)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A client's connection: plain TCP, or TLS over it. The line and
+/// WebSocket code reads and writes it alike (`Read`, `Write`; tungstenite
+/// runs over it); socket-level operations (read timeouts, `SO_LINGER` 0,
+/// addresses) go to `tcp()`, the socket under either.
+///
+/// TLS reads and writes are done here rather than by `StreamOwned`'s own
+/// `Read` and `Write`: its read first completes any pending write,
+/// blocking, so a client whose burst is still going out (records the
+/// socket did not take yet) would stop reading until the server read
+/// them, which is what the non-blocking burst write avoids; and its write
+/// may wait for a read. Here a read only reads, a write only writes.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<Tls>),
+}
+
+/// The stream of a connection, if it has one.
+fn conn_stream(conn: &mut Conn) -> Option<&mut Stream> {
+    match conn {
+        Conn::Line { stream, .. } => Some(stream),
+        Conn::Ws(ws) => Some(ws.get_mut()),
+        Conn::None => None,
+    }
+}
+
+/// A TLS handshake on `tcp` (within its read timeout, set here to 10 s),
+/// done when this returns: the client's `Finished` is written.
+fn tls_handshake(
+    tcp: TcpStream,
+    config: Arc<rustls::ClientConfig>,
+    name: rustls::pki_types::ServerName<'static>,
+    sh: &Arc<Shared>,
+) -> io::Result<Stream> {
+    sh.stats.tls_attempts.inc();
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let conn = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    while s.conn.is_handshaking() {
+        s.conn.complete_io(&mut s.sock)?;
+    }
+    sh.stats.tls_handshakes.inc();
+    if s.conn.protocol_version() == Some(rustls::ProtocolVersion::TLSv1_2) {
+        sh.stats.tls12_handshakes.inc();
+    }
+    Ok(Stream::Tls(Box::new(Tls {
+        s,
+        sh: sh.clone(),
+        unheard: true,
+        ended: false,
+    })))
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(t) => &t.s.sock,
+        }
+    }
+
+    fn is_tls(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+
+    /// Writes what the socket takes now, without blocking (a burst):
+    /// plain, a send with `MSG_DONTWAIT`; TLS, the plaintext the session
+    /// takes (its buffer holds 64 KiB of records), its records pushed out
+    /// as far as the socket takes them. `Err(WouldBlock)`: nothing taken.
+    fn send_now(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let t = match self {
+            Stream::Plain(s) => return SockRef::from(&*s).send_with_flags(buf, MSG_DONTWAIT),
+            Stream::Tls(t) => t,
+        };
+        let pushed = |r: io::Result<()>| match r {
+            Err(e) if e.kind() != ErrorKind::WouldBlock => Err(e),
+            _ => Ok(()),
+        };
+        pushed(t.push_records_now())?;
+        let n = t.s.conn.writer().write(buf)?;
+        pushed(t.push_records_now())?;
+        if n == 0 && !buf.is_empty() {
+            return Err(ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    }
+
+    /// TLS records still waiting for the socket, pushed without blocking:
+    /// whether none are left (always, plain).
+    fn flush_now(&mut self) -> io::Result<bool> {
+        match self {
+            Stream::Plain(_) => Ok(true),
+            Stream::Tls(t) => match t.push_records_now() {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(false),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// A polite TLS end before a close: `close_notify`, best effort,
+    /// without blocking.
+    fn close_notify(&mut self) {
+        if let Stream::Tls(t) = self {
+            t.s.conn.send_close_notify();
+            let _ = t.push_records_now();
+        }
+    }
+}
+
+impl Read for Stream {
+    /// TLS: decrypted bytes first; else one `read_tls` (within the
+    /// socket's read timeout: `WouldBlock` or `TimedOut` as plain) and
+    /// `process_new_packets`, and again. The end of the stream is `Ok(0)`
+    /// with or without the server's `close_notify`, as the server takes
+    /// its clients' (both are counted); bytes cut off in a record the TCP
+    /// stream ended inside are lost as they would be in a cut plain stream.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let t = match self {
+            Stream::Plain(s) => return s.read(buf),
+            Stream::Tls(t) => t,
+        };
+        loop {
+            match t.s.conn.reader().read(buf) {
+                Ok(n) => {
+                    if n > 0 && std::mem::take(&mut t.unheard) {
+                        t.sh.stats.tls_heard.inc();
+                    }
+                    if n == 0 && !buf.is_empty() {
+                        t.end(true);
+                    }
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                    t.end(false);
+                    return Ok(0);
+                }
+                Err(e) => return Err(e),
+            }
+            // 0: the end of TCP, which the reader tells above.
+            t.s.conn.read_tls(&mut t.s.sock)?;
+            if let Err(e) = t.s.conn.process_new_packets() {
+                // Its alert, best effort.
+                let _ = t.push_records_now();
+                return Err(io::Error::new(ErrorKind::InvalidData, e));
+            }
+        }
+    }
+}
+
+impl Write for Stream {
+    /// TLS: what an earlier write left first, then the plaintext, its
+    /// records written before this returns (blocking, as a plain write).
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(t) => {
+                t.push_records()?;
+                let n = t.s.conn.writer().write(buf)?;
+                t.push_records()?;
+                Ok(n)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(t) => t.push_records(),
+        }
+    }
+}
+
+/// A ClientHello as rustls writes it first (to cut short).
+fn client_hello(tls: &TlsClients, rng: &mut Rng) -> Vec<u8> {
+    let (config, name) = tls.client(rng.chance(0.5), rng.chance(0.3));
+    let mut hello = Vec::new();
+    if let Ok(mut conn) = rustls::ClientConnection::new(config, name) {
+        while conn.wants_write() {
+            match conn.write_tls(&mut hello) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+    }
+    hello
+}
+
+/// TLS junk: a ClientHello cut short, then the end of the stream (the
+/// server must close at once); a ClientHello cut short and then silence
+/// (a stalled handshake, held by a thread of its own until the server
+/// closes it at its handshake deadline, --header-timeout); or a whole
+/// handshake, then a TLS record inside TLS (the server closes at once).
+/// The first byte is always 0x16. A connection the server does not close
+/// in time is a failure (`tls_junk`). No handshake stalls past `deadline`
+/// (the clients' end): the server lets go of every connection soon after.
+fn tls_junk(sh: &Arc<Shared>, tls: &Arc<TlsClients>, rng: &mut Rng, deadline: Instant) {
+    let addr = sh.addr;
+    let mut kind = rng.below(3);
+    if kind == 1 && Instant::now() + sh.handshake_deadline + HANDSHAKE_SLACK > deadline {
+        kind = 0;
+    }
+    let mut hello = client_hello(tls, rng);
+    if hello.len() < 8 {
+        sh.fail(
+            "tls_junk",
+            format!("no ClientHello to cut short ({hello:?})"),
+        );
+        return;
+    }
+    hello.truncate(1 + rng.below(hello.len() - 1));
+    match kind {
+        0 => {
+            sh.stats.tls_junk_cut.inc();
+            let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
+                return;
+            };
+            let _ = s.set_write_timeout(Some(Duration::from_secs(3)));
+            let _ = s.write_all(&hello);
+            let _ = s.shutdown(Shutdown::Write);
+            let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+            if let Err(e) = await_close(&mut s, TLS_JUNK_WAIT) {
+                sh.fail(
+                    "tls_junk",
+                    format!("a ClientHello cut at {} bytes, then EOF: {e}", hello.len()),
+                );
+            }
+        }
+        1 => {
+            sh.stats.tls_junk_stalled.inc();
+            let sh2 = sh.clone();
+            let h = thread::Builder::new()
+                .name("soak-stalled-handshake".into())
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    let started = Instant::now();
+                    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+                    else {
+                        return;
+                    };
+                    let _ = s.set_write_timeout(Some(Duration::from_secs(3)));
+                    let _ = s.write_all(&hello);
+                    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                    match await_close(&mut s, sh2.handshake_deadline + HANDSHAKE_SLACK) {
+                        Ok(()) => {
+                            let st = &sh2.stats;
+                            st.tls_junk_stall_closed.inc();
+                            st.tls_junk_stall_ms
+                                .max(started.elapsed().as_millis() as u64);
+                        }
+                        Err(e) => sh2.fail(
+                            "tls_junk",
+                            format!(
+                                "a handshake stalled after {} bytes of ClientHello: {e}",
+                                hello.len()
+                            ),
+                        ),
+                    }
+                });
+            match h {
+                Ok(h) => {
+                    if let Ok(mut v) = sh.tls_stalls.lock() {
+                        v.push(h);
+                    }
+                }
+                Err(e) => sh.fail("tls_junk", format!("cannot spawn a thread: {e}")),
+            }
+        }
+        _ => {
+            sh.stats.tls_junk_inner.inc();
+            let Ok(tcp) = TcpStream::connect_timeout(&addr, Duration::from_secs(5)) else {
+                return;
+            };
+            let _ = tcp.set_write_timeout(Some(Duration::from_secs(3)));
+            let (config, name) = tls.client(rng.chance(0.5), rng.chance(0.3));
+            let mut s = match tls_handshake(tcp, config, name, sh) {
+                Ok(mut s) => {
+                    // Its end is not a client's.
+                    if let Stream::Tls(t) = &mut s {
+                        t.ended = true;
+                    }
+                    s
+                }
+                Err(e) => {
+                    sh.fail("tls_junk", format!("TLS handshake: {e}"));
+                    return;
+                }
+            };
+            // The start of a ClientHello, as the first plaintext: TLS
+            // inside TLS.
+            hello.truncate(hello.len().min(64));
+            let _ = s.write_all(&hello);
+            let _ = s.tcp().set_read_timeout(Some(Duration::from_millis(500)));
+            if let Err(e) = await_close(&mut s, TLS_JUNK_WAIT) {
+                sh.fail("tls_junk", format!("a TLS record inside TLS: {e}"));
+            }
+        }
+    }
+}
+
+/// `--header-timeout` as the soak passes it to the server (`--server-arg`),
+/// or the server's default.
+fn header_timeout(args: &[String]) -> Duration {
+    let mut secs = None;
+    for (i, a) in args.iter().enumerate() {
+        if let Some(v) = a.strip_prefix("--header-timeout=") {
+            secs = v.parse().ok();
+        } else if a == "--header-timeout" {
+            secs = args.get(i + 1).and_then(|v| v.parse().ok());
+        }
+    }
+    secs.map_or(DEFAULT_HEADER_TIMEOUT, Duration::from_secs)
+}
+
+/// Reads until the server closes the connection (the end of the stream or
+/// a reset), within `wait`; whatever it says first is ignored.
+fn await_close(s: &mut impl Read, wait: Duration) -> Result<(), String> {
+    let until = Instant::now() + wait;
+    let mut sink = [0u8; 4096];
+    let mut said = 0;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!(
+                "not closed by the server within {} s ({said} bytes from it)",
+                wait.as_secs()
+            ));
+        }
+        match s.read(&mut sink) {
+            Ok(0) => return Ok(()),
+            Ok(n) => said += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            // A reset, or a TLS alert: closed.
+            Err(_) => return Ok(()),
         }
     }
 }
