@@ -664,6 +664,7 @@ fn a_stalled_handshake_is_closed_after_the_header_timeout_and_slows_nobody() {
         "closed after {waited:?}"
     );
     assert!(waited < Duration::from_secs(5), "not closed: {waited:?}");
+    assert_eq!(metric(&server, "natter_tls_handshake_failures_total"), 1);
     // A TLS client that connects and says nothing at all is a line client
     // (silence means netcat), not a stalled handshake.
 }
@@ -696,6 +697,14 @@ fn garbage_after_a_handshake_byte_is_closed_cleanly() {
     c.until("you are now known as fine");
     let failures = metric(&server, "natter_tls_handshake_failures_total");
     assert!(failures >= 3, "{failures}");
+    // Every handshake begun is done or failed (none is under way now).
+    let begun = metric(&server, "natter_tls_handshakes_total");
+    let done = metric(&server, "natter_tls_handshakes_done_total");
+    assert_eq!(
+        begun,
+        done + failures,
+        "begun {begun}, done {done}, failed {failures}"
+    );
 }
 
 #[test]

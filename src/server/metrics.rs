@@ -67,9 +67,10 @@ pub(super) struct Counters {
     /// how long in all (microseconds).
     pub(super) input_pauses: u64,
     pub(super) input_paused_us: u64,
-    /// TLS sessions started (a first byte 0x16), handshakes finished,
-    /// sessions refused or timed out before finishing, and TLS
-    /// connections open now.
+    /// TLS handshakes begun (a first byte 0x16 on a TLS port), finished,
+    /// and failed (refused by rustls at once, or closed before finishing:
+    /// an error, the deadline, the client gone), so that begun = done +
+    /// failed + under way; and TLS connections open now.
     pub(super) tls_handshakes: u64,
     pub(super) tls_done: u64,
     pub(super) tls_failures: u64,
@@ -285,7 +286,7 @@ impl Server {
             ),
             (
                 "natter_tls_handshakes_total",
-                "TLS handshakes begun (a first byte 0x16).",
+                "TLS handshakes begun (a first byte 0x16 on a TLS port): done + failed + those under way.",
                 c.tls_handshakes,
             ),
             (
@@ -295,7 +296,7 @@ impl Server {
             ),
             (
                 "natter_tls_handshake_failures_total",
-                "TLS handshakes refused by rustls or not finished within --header-timeout.",
+                "TLS handshakes that failed: refused by rustls, or closed before finishing (an error, --header-timeout, the client gone).",
                 c.tls_failures,
             ),
             (

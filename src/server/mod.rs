@@ -777,6 +777,11 @@ impl Server {
             *self.counters.kind_mut(conn.phase.kind()) -= 1;
             if conn.stream.is_tls() {
                 self.counters.tls_open -= 1;
+                if conn.stream.handshaking() {
+                    // Refused, cut off, timed out or abandoned: every
+                    // handshake begun ends done or failed.
+                    self.counters.tls_failures += 1;
+                }
             }
             self.per_ip.release(conn.peer.ip());
             if conn.refused {

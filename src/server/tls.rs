@@ -133,10 +133,10 @@ impl Server {
             return;
         }
         self.turn_handshakes += 1;
+        self.counters.tls_handshakes += 1;
         match conn.stream.start_tls(&config, first) {
             Started::Ok => {
                 debug!("{id}: TLS handshake");
-                self.counters.tls_handshakes += 1;
                 self.counters.tls_open += 1;
                 // The handshake is due --header-timeout after the accept.
                 self.timers.arm(accepted + header, id, TimerKind::Handshake);
@@ -207,7 +207,6 @@ impl Server {
         };
         if conn.stream.handshaking() && conn.close.is_none() {
             debug!("{id}: TLS handshake not finished within --header-timeout; closing");
-            self.counters.tls_failures += 1;
             self.doom(id, LeaveReason::Timeout);
         }
     }
