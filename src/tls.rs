@@ -107,9 +107,18 @@ fn identity(
 /// (aws-lc-rs, rustls's default, wants CMake too). rustls 0.23.48 marks it
 /// deprecated because it has no post-quantum key exchange (X25519MLKEM768);
 /// X25519 and the NIST curves remain, as in TLS today.
+///
+/// Key exchange groups in the order X25519, P-256, P-384: the provider's
+/// own list puts P-384 first, and a server picks the first group of its
+/// list that the client sent a key share for. A P-384 handshake costs the
+/// loop about four times an X25519 one (docs/BENCHMARKS.md, "TLS"), and
+/// browsers and OpenSSL offer X25519 first anyway.
 #[allow(deprecated)]
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::crypto::ring::kx_group;
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1];
+    Arc::new(provider)
 }
 
 /// SHA-256 of a certificate's DER, as `AB:CD:...` (what browsers show).
@@ -243,6 +252,29 @@ mod tests {
         let mut slice = &back[..];
         client.read_tls(&mut slice).unwrap();
         assert!(client.process_new_packets().is_err());
+    }
+
+    #[test]
+    fn x25519_comes_first_and_is_what_our_clients_get() {
+        let names: Vec<_> = provider().kx_groups.iter().map(|g| g.name()).collect();
+        assert_eq!(
+            names,
+            [
+                rustls::NamedGroup::X25519,
+                rustls::NamedGroup::secp256r1,
+                rustls::NamedGroup::secp384r1
+            ]
+        );
+        let id = self_signed(&[]).unwrap();
+        let mut client = client_for(&id, "localhost");
+        let mut wire = Vec::new();
+        client.write_tls(&mut wire).unwrap();
+        let mut server = start(&id.config, &wire).unwrap_or_else(|e| panic!("{}", e.why));
+        pump(&mut client, &mut server);
+        assert_eq!(
+            server.negotiated_key_exchange_group().map(|g| g.name()),
+            Some(rustls::NamedGroup::X25519)
+        );
     }
 
     #[test]
