@@ -117,6 +117,34 @@ pub enum Proto {
     Mixed,
 }
 
+/// The key exchange TLS clients offer first (and send their key share
+/// for). rustls's `ring` provider lists P-384 first; browsers and OpenSSL
+/// offer X25519 first, which is what the load generator does by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TlsKx {
+    X25519,
+    P256,
+    P384,
+}
+
+impl TlsKx {
+    fn group(self) -> rustls::NamedGroup {
+        match self {
+            TlsKx::X25519 => rustls::NamedGroup::X25519,
+            TlsKx::P256 => rustls::NamedGroup::secp256r1,
+            TlsKx::P384 => rustls::NamedGroup::secp384r1,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            TlsKx::X25519 => "x25519",
+            TlsKx::P256 => "p256",
+            TlsKx::P384 => "p384",
+        }
+    }
+}
+
 impl Proto {
     fn name(self) -> &'static str {
         match self {
@@ -192,6 +220,10 @@ pub struct Args {
     /// With --tls: the name the server's certificate must carry.
     #[arg(long, default_value = "localhost")]
     pub tls_name: String,
+    /// With --tls: the key exchange offered first (the others follow in
+    /// the provider's order).
+    #[arg(long, value_enum, default_value_t = TlsKx::X25519)]
+    pub tls_kx: TlsKx,
     /// Internal: this process is shard I of K, started by the parent.
     #[arg(long, hide = true)]
     pub shard: Option<String>,
@@ -237,6 +269,8 @@ impl Args {
             }
             v.push("--tls-name".to_string());
             v.push(self.tls_name.clone());
+            v.push("--tls-kx".to_string());
+            v.push(self.tls_kx.name().to_string());
         }
         let mut put = |k: &str, val: String| {
             v.push(k.to_string());
@@ -679,8 +713,9 @@ struct TlsClients {
 
 impl TlsClients {
     /// Trusts exactly the certificates in the PEM file `ca`; resumption is
-    /// off, so every connection makes a full handshake.
-    fn new(ca: &std::path::Path, name: &str) -> Result<TlsClients, String> {
+    /// off, so every connection makes a full handshake; `kx` is offered
+    /// first.
+    fn new(ca: &std::path::Path, name: &str, kx: TlsKx) -> Result<TlsClients, String> {
         let mut roots = rustls::RootCertStore::empty();
         for cert in
             CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))?
@@ -693,7 +728,9 @@ impl TlsClients {
         if roots.is_empty() {
             return Err(format!("{}: no certificate in it", ca.display()));
         }
-        let mut config = ClientConfig::builder_with_provider(natter::tls::provider())
+        let mut provider = (*natter::tls::provider()).clone();
+        provider.kx_groups.sort_by_key(|g| g.name() != kx.group());
+        let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS: {e}"))?
             .with_root_certificates(roots)
@@ -1381,7 +1418,7 @@ impl Session {
             .collect();
         let tls = if args.tls {
             let ca = args.tls_ca.as_deref().ok_or("--tls needs --tls-ca")?;
-            Some(TlsClients::new(ca, &args.tls_name)?)
+            Some(TlsClients::new(ca, &args.tls_name, args.tls_kx)?)
         } else {
             None
         };
@@ -1444,6 +1481,14 @@ impl Session {
                             c.stream = Some(stream);
                             c.state = State::Connecting;
                             c.connect_at = Some(Instant::now());
+                            // On loopback the connect is often done
+                            // already: the greeting (or the ClientHello)
+                            // goes at once. The server takes a client
+                            // silent for 300 ms after its accept for a
+                            // line client and greets it in plain text,
+                            // which a TLS client cannot read.
+                            c.writable = true;
+                            on_connected(c, &self.args, &mut self.ctx);
                         } else {
                             self.ctx.stats.error("register");
                             fail(c, &mut self.ctx);
