@@ -71,9 +71,12 @@
 //!    ladder) and 3, each plain then TLS, with the ratios TLS/plain of
 //!    p50, p99, server CPU per million deliveries and RSS; then a burst of
 //!    2000 new WebSocket connections (at most 100 being set up at once),
-//!    each welcomed (its `joined`) then closed, plain then TLS (every TLS
-//!    one a full handshake): connections a second and the server's CPU per
-//!    connection; then scenario 3's clients over TLS alone and while,
+//!    each welcomed (its `joined`) then closed, plain, then TLS with
+//!    X25519 (what browsers offer first; the load generator's default),
+//!    then TLS with P-384 (what a rustls client on the `ring` provider
+//!    offers first), every TLS one a full handshake: connections a second
+//!    and the server's CPU per connection; then scenario 3's clients over
+//!    TLS (X25519) alone and while,
 //!    every second, a thread of the bench at nice 19 opens 500 new TLS
 //!    connections the same way: the chatting p99 with and without.
 //!
@@ -97,7 +100,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use loadgen::{Args, Hook, PhaseSpec, Proto, ServerProbe, Session, Summary};
+use loadgen::{Args, Hook, PhaseSpec, Proto, ServerProbe, Session, Summary, TlsKx};
 
 /// The p99 a rate must keep to count in scenario 2.
 const P99_LIMIT_MS: f64 = 250.0;
@@ -1676,6 +1679,8 @@ struct BurstTally {
     /// This process's CPU over the connects (the client half of each
     /// handshake).
     loadgen_cpu_s: f64,
+    /// What the TLS clients negotiated: version, cipher suite, key exchange.
+    suite: Option<String>,
 }
 
 impl BurstTally {
@@ -1688,7 +1693,7 @@ impl BurstTally {
         format!(
             "{} welcomed, {} failed, in {:.2} s = {:.0}/s; connect to welcome ms p50 {:.1} p90 \
              {:.1} p99 {:.1} max {:.1}; server {:.3} CPU s = {:.0} us per connection; load \
-             generator {:.3} CPU s = {:.0} us per connection{}",
+             generator {:.3} CPU s = {:.0} us per connection{}{}",
             self.welcomed,
             self.failed,
             self.seconds,
@@ -1701,6 +1706,9 @@ impl BurstTally {
             self.server_cpu_s * 1e6 / self.welcomed.max(1) as f64,
             self.loadgen_cpu_s,
             self.loadgen_cpu_s * 1e6 / self.welcomed.max(1) as f64,
+            self.suite
+                .as_ref()
+                .map_or(String::new(), |s| format!("; negotiated {s}")),
             if self.errors.is_empty() {
                 String::new()
             } else {
@@ -1711,8 +1719,8 @@ impl BurstTally {
 }
 
 /// One burst: `n` new WebSocket connections to `addr` (over TLS, trusting
-/// the certificate `cert`, if given),
-/// at most 100 being set up at once, each in a room of 10 of its own
+/// the certificate `cert` and offering key exchange `kx` first, if
+/// given), at most 100 being set up at once, each in a room of 10 of its own
 /// (`hs` rooms, no chatter's), until every one is welcomed (its `joined`)
 /// or failed; then they say goodbye and close. `round` keeps the nicks
 /// apart from those of other bursts. Added to `tally`, with the server's
@@ -1720,7 +1728,7 @@ impl BurstTally {
 fn burst(
     addr: SocketAddr,
     pid: u32,
-    cert: Option<&std::path::Path>,
+    tls: Option<(&std::path::Path, TlsKx)>,
     n: u32,
     round: u32,
     t: &mut BurstTally,
@@ -1729,8 +1737,9 @@ fn burst(
     a.room_prefix = "hs".to_string();
     a.nick_prefix = format!("hs{round}n");
     a.connect_window = 100;
-    if let Some(cert) = cert {
+    if let Some((cert, kx)) = tls {
         trust(&mut a, cert);
+        a.tls_kx = kx;
     }
     let me = std::process::id();
     let (server_before, me_before) = (loadgen::cpu_s(pid), loadgen::cpu_s(me));
@@ -1747,6 +1756,9 @@ fn burst(
     }
     t.server_cpu_s += server_after.unwrap_or(0.0) - server_before.unwrap_or(0.0);
     t.loadgen_cpu_s += me_after.unwrap_or(0.0) - me_before.unwrap_or(0.0);
+    if t.suite.is_none() {
+        t.suite = session.tls_description();
+    }
     session.close();
 }
 
@@ -1786,7 +1798,7 @@ impl HandshakeBursts {
                     std::thread::sleep((due - now).min(Duration::from_millis(20)));
                     continue;
                 }
-                burst(addr, pid, Some(&cert), n, round, &mut t);
+                burst(addr, pid, Some((&cert, TlsKx::X25519)), n, round, &mut t);
                 round += 1;
             }
             t
@@ -1941,20 +1953,26 @@ fn scenario_9(sizes: &Sizes, pinned: bool) {
         runs.push(s);
     }
     println!("fanout 9 (3): TLS/plain {}", tls_ratios(&runs[0], &runs[1]));
-    // New connections a second on the one thread.
+    // New connections a second on the one thread: plain; TLS with X25519
+    // (what browsers and OpenSSL offer first, and the load generator's
+    // default); TLS with P-384 (what a client on rustls's ring provider
+    // offers first).
     let n = sizes.s9_handshakes;
-    let mut tallies = Vec::new();
-    for tls in [false, true] {
+    let mut tallies: Vec<(&str, BurstTally)> = Vec::new();
+    for (label, kx) in [
+        ("plain", None),
+        ("TLS, X25519", Some(TlsKx::X25519)),
+        ("TLS, P-384", Some(TlsKx::P384)),
+    ] {
         let server = Server::start_tls(pinned, "s9-hs", &files);
         let mut t = BurstTally::default();
-        let cert = tls.then_some(files.cert.as_path());
-        burst(server.addr, server.pid(), cert, n, 0, &mut t);
+        let tls = kx.map(|kx| (files.cert.as_path(), kx));
+        burst(server.addr, server.pid(), tls, n, 0, &mut t);
         let (begun, done, failures) = tls_counters(server.addr);
         println!(
-            "fanout 9 (new connections, {}): {n} ws connections, at most 100 being set up at \
-             once, each welcomed (its joined) then closed: {}; server TLS counters: {begun} \
+            "fanout 9 (new connections, {label}): {n} ws connections, at most 100 being set up \
+             at once, each welcomed (its joined) then closed: {}; server TLS counters: {begun} \
              handshakes begun, {done} done, {failures} failed",
-            plain_or_tls(tls),
             t.describe()
         );
         if !sizes.full {
@@ -1964,28 +1982,33 @@ fn scenario_9(sizes: &Sizes, pinned: bool) {
                 "scenario 9: new connections failed: {}",
                 t.describe()
             );
-            assert_eq!(done, if tls { u64::from(n) } else { 0 }, "handshakes done");
+            let want = if kx.is_some() { u64::from(n) } else { 0 };
+            assert_eq!(done, want, "handshakes done");
         }
-        tallies.push(t);
+        tallies.push((label, t));
     }
     let per_conn = |t: &BurstTally| t.server_cpu_s * 1e6 / t.welcomed.max(1) as f64;
-    let (p, t) = (&tallies[0], &tallies[1]);
-    println!(
-        "fanout 9 (new connections): TLS {:.0}/s vs plain {:.0}/s = {}; server CPU per \
-         connection {:.0} vs {:.0} us = {} (TLS adds {:.0} us: at most {:.0} handshakes/s on the \
-         server's one thread, were it doing nothing else); load generator CPU per connection \
-         {:.0} vs {:.0} us",
-        t.per_s(),
-        p.per_s(),
-        ratio(t.per_s(), p.per_s()),
-        per_conn(t),
-        per_conn(p),
-        ratio(per_conn(t), per_conn(p)),
-        per_conn(t) - per_conn(p),
-        1e6 / per_conn(t).max(1e-9),
-        t.loadgen_cpu_s * 1e6 / t.welcomed.max(1) as f64,
-        p.loadgen_cpu_s * 1e6 / p.welcomed.max(1) as f64
-    );
+    let lg_per_conn = |t: &BurstTally| t.loadgen_cpu_s * 1e6 / t.welcomed.max(1) as f64;
+    let p = &tallies[0].1;
+    for (label, t) in &tallies[1..] {
+        println!(
+            "fanout 9 (new connections, {label}): {:.0}/s vs plain {:.0}/s = {}; server CPU per \
+             connection {:.0} vs {:.0} us = {} (TLS adds {:.0} us; at {:.0} us a connection the \
+             server's one thread could set up at most {:.0} a second, were it doing nothing \
+             else); load generator CPU per connection {:.0} vs {:.0} us",
+            t.per_s(),
+            p.per_s(),
+            ratio(t.per_s(), p.per_s()),
+            per_conn(t),
+            per_conn(p),
+            ratio(per_conn(t), per_conn(p)),
+            per_conn(t) - per_conn(p),
+            per_conn(t),
+            1e6 / per_conn(t).max(1e-9),
+            lg_per_conn(t),
+            lg_per_conn(p)
+        );
+    }
     // The chat of scenario 3 over TLS, alone and during bursts.
     let mut p99 = Vec::new();
     for with_bursts in [false, true] {
