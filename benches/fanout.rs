@@ -75,10 +75,11 @@
 //!    X25519 (what browsers offer first; the load generator's default),
 //!    then TLS with P-384 (what a rustls client on the `ring` provider
 //!    offers first), every TLS one a full handshake: connections a second
-//!    and the server's CPU per connection; then scenario 3's clients over
-//!    TLS (X25519) alone and while,
-//!    every second, a thread of the bench at nice 19 opens 500 new TLS
-//!    connections the same way: the chatting p99 with and without.
+//!    and the server's CPU per connection; then the chat of scenarios 7
+//!    and 8 (1000 WebSocket clients in rooms of 10, 1 msg/s each) over TLS
+//!    (X25519) alone and while, every second, a thread of the bench under
+//!    `SCHED_IDLE` opens 500 new TLS connections the same way: the chatting
+//!    p99 with and without, and how long each loop waited for a CPU.
 //!
 //! The big scenarios use WebSocket clients because every line client is put
 //! in the default room on connect: with thousands of line clients that room
@@ -1763,12 +1764,15 @@ fn burst(
 }
 
 /// Bursts of new TLS connections beside the chat: every `every` seconds,
-/// `n` at once (`burst`), from a thread of this process at nice 19 (so the
-/// chatting clients' loop, on the same core, goes first when both want
-/// it; the bursts then take what it leaves).
+/// `n` at once (`burst`), from a thread of this process under
+/// `SCHED_IDLE` (`chrt --idle`): the chatting clients' loop, on the same
+/// core, runs first whenever it wants to (a lower nice would do nothing
+/// when the whole bench runs at nice 19); the bursts take what it leaves.
 struct HandshakeBursts {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: std::thread::JoinHandle<BurstTally>,
+    /// How the thread was lowered (`SCHED_IDLE`, or why not).
+    policy: std::sync::mpsc::Receiver<String>,
 }
 
 impl HandshakeBursts {
@@ -1776,17 +1780,24 @@ impl HandshakeBursts {
         use std::sync::atomic::{AtomicBool, Ordering};
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let (tell, policy) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             // This thread's id, from /proc/thread-self -> PID/task/TID.
-            if let Some(tid) = std::fs::read_link("/proc/thread-self")
+            let tid = std::fs::read_link("/proc/thread-self")
                 .ok()
-                .and_then(|p| p.file_name().map(|t| t.to_string_lossy().into_owned()))
-            {
-                let _ = Command::new("renice")
-                    .args(["-n", "19", "-p", &tid])
+                .and_then(|p| p.file_name().map(|t| t.to_string_lossy().into_owned()));
+            let lowered = tid.as_deref().is_some_and(|tid| {
+                Command::new("chrt")
+                    .args(["--idle", "-p", "0", tid])
                     .stdout(Stdio::null())
-                    .status();
-            }
+                    .status()
+                    .is_ok_and(|s| s.success())
+            });
+            let _ = tell.send(if lowered {
+                "the burst thread under SCHED_IDLE".to_string()
+            } else {
+                "the burst thread NOT lowered (chrt --idle failed)".to_string()
+            });
             let mut t = BurstTally::default();
             let every = Duration::from_secs_f64(every);
             let started = Instant::now();
@@ -1803,24 +1814,26 @@ impl HandshakeBursts {
             }
             t
         });
-        HandshakeBursts { stop, thread }
+        HandshakeBursts {
+            stop,
+            thread,
+            policy,
+        }
     }
 
-    fn stop(self) -> BurstTally {
+    /// Stops the bursts after the one under way; the tally, and how the
+    /// thread ran.
+    fn stop(self) -> (BurstTally, String) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.join().expect("the burst thread")
+        let t = self.thread.join().expect("the burst thread");
+        (t, self.policy.recv().unwrap_or_default())
     }
 }
 
-/// Scenario 9's chat: scenario 3's clients (rooms of 10, each sending
-/// 1 msg/s) over TLS.
+/// Scenario 9's chat: the clients of scenarios 7 and 8 (1000 in rooms of
+/// 10, each sending 1 msg/s, 10 s), over TLS.
 fn s9_chat_args(server: &Server, sizes: &Sizes, files: &TlsFiles) -> Args {
-    let mut a = args(server.addr, Proto::Ws, sizes.s3_clients, sizes.s3_rooms);
-    a.senders = sizes.s3_clients;
-    a.rate = 1.0;
-    a.seconds = sizes.s3_seconds;
-    a.server_pid = Some(server.pid());
-    a.procs = 1;
+    let mut a = chat_args(server, sizes);
     files.client(&mut a);
     a
 }
@@ -2017,14 +2030,22 @@ fn scenario_9(sizes: &Sizes, pinned: bool) {
         let mut bursts = None;
         let mut tally = None;
         let me = std::process::id();
-        let mut lg_waited = 0;
+        let pid = server.pid();
+        // Runnable but waiting for a CPU (schedstat): the load generator's
+        // loop (this process's main thread) and the server's (its pid);
+        // how busy each core was.
+        let (mut lg_waited, mut srv_waited) = (0, 0);
+        let mut cores = core_jiffies();
+        let mut busy = String::new();
         let mut hook = |h: Hook| match h {
             Hook::Go => {
                 lg_waited = run_delay_ns(me, me);
+                srv_waited = run_delay_ns(pid, pid);
+                cores = core_jiffies();
                 if with_bursts {
                     bursts = Some(HandshakeBursts::start(
                         server.addr,
-                        server.pid(),
+                        pid,
                         files.cert.clone(),
                         sizes.s9_burst,
                         sizes.s9_burst_every,
@@ -2033,6 +2054,8 @@ fn scenario_9(sizes: &Sizes, pinned: bool) {
             }
             Hook::Done => {
                 lg_waited = run_delay_ns(me, me) - lg_waited;
+                srv_waited = run_delay_ns(pid, pid) - srv_waited;
+                busy = cores_busy(&cores, &core_jiffies());
                 tally = bursts.take().map(HandshakeBursts::stop);
             }
         };
@@ -2048,17 +2071,19 @@ fn scenario_9(sizes: &Sizes, pinned: bool) {
         };
         println!(
             "fanout 9 (chat, TLS): {} ws clients in {} rooms of 10, each 1 msg/s, {} s, {what}: \
-             {}; the load generator's loop waited {:.0} ms for its core",
+             {}; waited for a CPU: the server's loop {:.0} ms, the load generator's {:.0} ms; \
+             cores busy (every process on the machine counted): {busy}",
             s.connected,
             a.rooms,
             a.seconds,
             s.describe(),
+            srv_waited as f64 / 1e6,
             lg_waited as f64 / 1e6
         );
-        if let Some(t) = &tally {
+        if let Some((t, policy)) = &tally {
             println!(
-                "  bursts: {} rounds: {} (the server's CPU here is its whole CPU while a burst \
-                 connected, the chat's share included)",
+                "  bursts ({policy}): {} rounds: {} (the server's CPU here is its whole CPU while \
+                 a burst connected, the chat's share included)",
                 t.rounds,
                 t.describe()
             );
