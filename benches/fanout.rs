@@ -7,7 +7,7 @@
 //! cargo bench --bench fanout -- 2 4    # scenarios 2 and 4 only
 //! cargo bench --bench fanout -- memory 1   # scenario 1, store :memory:
 //! cargo bench --bench fanout -- 7      # logins beside the chat, ~95 s
-//! cargo bench --bench fanout -- 9      # TLS against plain TCP
+//! cargo bench --bench fanout -- 9      # TLS against plain TCP, ~2.5 min
 //! ```
 //!
 //! Cargo builds `target/release/natter` for the bench (it is the binary
@@ -62,7 +62,7 @@
 //!    middling one, a rare one, two words, a prefix, a phrase, `from:` and
 //!    a word that is not there. Reports the chatting p99 with and without,
 //!    and each kind of search's round trip.
-//! 9. TLS against plain TCP (about 4 minutes). The server is started with a
+//! 9. TLS against plain TCP (about 2.5 minutes). The server is started with a
 //!    certificate (rcgen, for `localhost`, written to the temporary
 //!    directory: `--tls-cert`/`--tls-key`) and the load generator's clients
 //!    speak TLS to it (rustls with natter's `ring` provider, trusting that
