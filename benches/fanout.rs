@@ -7,6 +7,7 @@
 //! cargo bench --bench fanout -- 2 4    # scenarios 2 and 4 only
 //! cargo bench --bench fanout -- memory 1   # scenario 1, store :memory:
 //! cargo bench --bench fanout -- 7      # logins beside the chat, ~95 s
+//! cargo bench --bench fanout -- 9      # TLS against plain TCP, ~2.5 min
 //! ```
 //!
 //! Cargo builds `target/release/natter` for the bench (it is the binary
@@ -61,6 +62,24 @@
 //!    middling one, a rare one, two words, a prefix, a phrase, `from:` and
 //!    a word that is not there. Reports the chatting p99 with and without,
 //!    and each kind of search's round trip.
+//! 9. TLS against plain TCP (about 2.5 minutes). The server is started with a
+//!    certificate (rcgen, for `localhost`, written to the temporary
+//!    directory: `--tls-cert`/`--tls-key`) and the load generator's clients
+//!    speak TLS to it (rustls with natter's `ring` provider, trusting that
+//!    certificate alone, in the same mio loop) or plain TCP, the server
+//!    the same both times. Scenarios 1 (line, then WebSocket), 2 (the same
+//!    ladder) and 3, each plain then TLS, with the ratios TLS/plain of
+//!    p50, p99, server CPU per million deliveries and RSS; then a burst of
+//!    2000 new WebSocket connections (at most 100 being set up at once),
+//!    each welcomed (its `joined`) then closed, plain, then TLS with
+//!    X25519 (what browsers offer first; the load generator's default),
+//!    then TLS with P-384 (what a rustls client on the `ring` provider
+//!    offers first), every TLS one a full handshake: connections a second
+//!    and the server's CPU per connection; then the chat of scenarios 7
+//!    and 8 (1000 WebSocket clients in rooms of 10, 1 msg/s each) over TLS
+//!    (X25519) alone and while, every second, a thread of the bench under
+//!    `SCHED_IDLE` opens 500 new TLS connections the same way: the chatting
+//!    p99 with and without, and how long each loop waited for a CPU.
 //!
 //! The big scenarios use WebSocket clients because every line client is put
 //! in the default room on connect: with thousands of line clients that room
@@ -82,7 +101,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use loadgen::{Args, Hook, PhaseSpec, Proto, ServerProbe, Session, Summary};
+use loadgen::{Args, Hook, PhaseSpec, Proto, ServerProbe, Session, Summary, TlsKx};
 
 /// The p99 a rate must keep to count in scenario 2.
 const P99_LIMIT_MS: f64 = 250.0;
@@ -119,6 +138,21 @@ impl Server {
     /// Like `start_on`, on a copy of the database `from` (a file store
     /// even under `FANOUT_STORE=memory`).
     fn start_with(cores: Option<&str>, tag: &str, from: Option<&std::path::Path>) -> Server {
+        Server::start_full(cores, tag, from, &[])
+    }
+
+    /// Like `start`, serving TLS too (the same port) with `files`.
+    fn start_tls(pinned: bool, tag: &str, files: &TlsFiles) -> Server {
+        Server::start_full(pinned.then_some("0"), tag, None, &files.server_args())
+    }
+
+    /// `start_with`, and `extra` options after the usual ones.
+    fn start_full(
+        cores: Option<&str>,
+        tag: &str,
+        from: Option<&std::path::Path>,
+        extra: &[String],
+    ) -> Server {
         let bin = natter_bin();
         let db = std::env::temp_dir().join(format!(
             "natter-fanout-{}-{tag}-{}.db",
@@ -147,6 +181,7 @@ impl Server {
         } else {
             cmd.arg(&db);
         }
+        cmd.args(extra);
         // FANOUT_SERVER_LOG=PATH keeps the server's log (with RUST_LOG).
         let log = std::env::var_os("FANOUT_SERVER_LOG").map_or_else(Stdio::null, |p| {
             std::fs::OpenOptions::new()
@@ -274,6 +309,10 @@ struct Sizes {
     s7_logins_per_s: f64,
     s8_messages: usize,
     s8_searches_per_s: f64,
+    s9_rates: Vec<f64>,
+    s9_handshakes: u32,
+    s9_burst: u32,
+    s9_burst_every: f64,
 }
 
 impl Sizes {
@@ -302,6 +341,10 @@ impl Sizes {
             s7_logins_per_s: 50.0,
             s8_messages: 1_000_000,
             s8_searches_per_s: 20.0,
+            s9_rates: vec![250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0, 16000.0],
+            s9_handshakes: 2000,
+            s9_burst: 500,
+            s9_burst_every: 1.0,
         }
     }
 
@@ -332,6 +375,10 @@ impl Sizes {
             s7_logins_per_s: 10.0,
             s8_messages: 3_000,
             s8_searches_per_s: 10.0,
+            s9_rates: vec![20.0, 40.0],
+            s9_handshakes: 20,
+            s9_burst: 10,
+            s9_burst_every: 0.5,
         }
     }
 }
@@ -377,14 +424,29 @@ fn scenario_1(sizes: &Sizes, pinned: bool, proto: Proto) {
     check(sizes, "scenario 1", &s);
 }
 
-/// (2) One big room at rising total rates, on the same connections.
-fn scenario_2(sizes: &Sizes, pinned: bool) {
-    let server = Server::start(pinned, "s2");
-    let a = args(server.addr, Proto::Line, sizes.s2_clients, 1);
+/// What a rate ladder came to: every step in order (the in-between step
+/// too), the highest rate that held, the first that did not, and the
+/// ladder's own rates tried (without the in-between one).
+struct Ladder {
+    steps: Vec<(f64, Summary)>,
+    best: Option<(f64, Summary)>,
+    first_fail: Option<(f64, Summary)>,
+    tried: Vec<f64>,
+}
+
+/// Scenario 2's ladder on `server` with the clients of `a`: the rates in
+/// turn on the same connections until one fails (p99 over
+/// `P99_LIMIT_MS` or anything lost), then one step between the last that
+/// held and the first that did not. Each step is printed after `label`.
+fn rate_ladder(sizes: &Sizes, server: &Server, a: &Args, rates: &[f64], label: &str) -> Ladder {
     let mut session =
-        Session::connect(&a, 0, 1, loadgen::random_u32()).unwrap_or_else(|e| panic!("{e}"));
-    let mut best: Option<(f64, Summary)> = None;
-    let mut first_fail: Option<(f64, Summary)> = None;
+        Session::connect(a, 0, 1, loadgen::random_u32()).unwrap_or_else(|e| panic!("{e}"));
+    let mut ladder = Ladder {
+        steps: Vec::new(),
+        best: None,
+        first_fail: None,
+        tried: Vec::new(),
+    };
     let run_step = |session: &mut Session, total: f64| -> Summary {
         let spec = PhaseSpec {
             senders: sizes.s2_senders,
@@ -395,57 +457,67 @@ fn scenario_2(sizes: &Sizes, pinned: bool) {
         };
         let mut probe = ServerProbe::new(server.pid());
         let st = session.phase(&spec, &mut |h: Hook| probe.hook(h));
-        let mut s = Summary::new(Proto::Line, 1, 1, &spec, &st);
+        let mut s = Summary::new(a.proto, 1, 1, &spec, &st);
+        s.tls = a.tls;
         s.server = Some(probe.finish(&st));
         s
     };
-    let mut tried: Vec<f64> = Vec::new();
-    for &total in &sizes.s2_rates {
-        let s = run_step(&mut session, total);
-        tried.push(total);
+    let step = |session: &mut Session, total: f64, ladder: &mut Ladder| -> bool {
+        let s = run_step(session, total);
         let ok = s.passed() && s.latency_ms.p99 < P99_LIMIT_MS;
         println!(
-            "  fanout 2 step: {total} msg/s total ({} senders): {}",
+            "  {label} step: {total} msg/s total ({} senders): {}",
             sizes.s2_senders,
             s.describe()
         );
+        ladder.steps.push((total, s.clone()));
         if ok {
-            best = Some((total, s));
-        } else {
-            first_fail = Some((total, s));
+            ladder.best = Some((total, s));
+        } else if ladder.first_fail.is_none() {
+            ladder.first_fail = Some((total, s));
+        }
+        ok
+    };
+    for &total in rates {
+        ladder.tried.push(total);
+        if !step(&mut session, total, &mut ladder) {
             break;
         }
     }
     // One step between the last rate that held and the first that did not.
-    if let (Some((lo, _)), Some((hi, _))) = (&best, &first_fail) {
+    let between = match (&ladder.best, &ladder.first_fail) {
+        (Some((lo, _)), Some((hi, _))) => Some((*lo, *hi)),
+        _ => None,
+    };
+    if let Some((lo, hi)) = between {
         let mid = ((lo * hi).sqrt() / 10.0).round() * 10.0;
-        let intact = session.connected() == u64::from(sizes.s2_clients);
-        if sizes.full && intact && mid > *lo && mid < *hi {
-            let s = run_step(&mut session, mid);
-            let ok = s.passed() && s.latency_ms.p99 < P99_LIMIT_MS;
-            println!(
-                "  fanout 2 step: {mid} msg/s total ({} senders): {}",
-                sizes.s2_senders,
-                s.describe()
-            );
-            if ok {
-                best = Some((mid, s));
-            }
+        let intact = session.connected() == u64::from(a.clients);
+        if sizes.full && intact && mid > lo && mid < hi {
+            step(&mut session, mid, &mut ladder);
         }
     }
     session.close();
-    match &best {
+    ladder
+}
+
+/// (2) One big room at rising total rates, on the same connections.
+fn scenario_2(sizes: &Sizes, pinned: bool) {
+    let server = Server::start(pinned, "s2");
+    let a = args(server.addr, Proto::Line, sizes.s2_clients, 1);
+    let ladder = rate_ladder(sizes, &server, &a, &sizes.s2_rates, "fanout 2");
+    match &ladder.best {
         Some((total, s)) => println!(
             "fanout 2: {} line clients in 1 room, rising rates {:?} msg/s: highest that held \
              (p99 < {P99_LIMIT_MS} ms, all delivered once in order): {total} msg/s = {}",
             sizes.s2_clients,
-            tried,
+            ladder.tried,
             s.describe()
         ),
         None => println!(
             "fanout 2: {} line clients in 1 room: no rate held (first step: {})",
             sizes.s2_clients,
-            first_fail
+            ladder
+                .first_fail
                 .as_ref()
                 .map(|(_, s)| s.describe())
                 .unwrap_or_default()
@@ -454,7 +526,7 @@ fn scenario_2(sizes: &Sizes, pinned: bool) {
     println!("{}", loop_stats(server.addr));
     if !sizes.full {
         assert!(
-            best.is_some() && first_fail.is_none(),
+            ladder.best.is_some() && ladder.first_fail.is_none(),
             "scenario 2 lost messages"
         );
     }
@@ -1470,6 +1542,575 @@ fn scenario_8(sizes: &Sizes, pinned: bool) {
     }
 }
 
+// ---------------------------------------------------------------------------
+// Scenario 9: TLS against plain TCP
+// ---------------------------------------------------------------------------
+
+/// Scenario 9's certificate: a self-signed one for `localhost` made with
+/// rcgen (an ECDSA P-256 key, rcgen's default) and written into a
+/// directory of its own under the temporary directory. The server serves
+/// it (`--tls-cert`/`--tls-key`); the load generator trusts it and nothing
+/// else (`--tls-ca`) and checks the name `localhost`. Removed when dropped.
+struct TlsFiles {
+    dir: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl TlsFiles {
+    fn make() -> TlsFiles {
+        let dir = std::env::temp_dir().join(format!(
+            "natter-fanout-{}-tls-{}",
+            std::process::id(),
+            loadgen::random_u32()
+        ));
+        std::fs::create_dir_all(&dir).expect("the certificate's directory");
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+            .expect("a self-signed certificate");
+        let cert = dir.join("cert.pem");
+        let key = dir.join("key.pem");
+        std::fs::write(&cert, made.cert.pem()).expect("write cert.pem");
+        std::fs::write(&key, made.signing_key.serialize_pem()).expect("write key.pem");
+        TlsFiles { dir, cert, key }
+    }
+
+    fn server_args(&self) -> Vec<String> {
+        vec![
+            "--tls-cert".to_string(),
+            self.cert.display().to_string(),
+            "--tls-key".to_string(),
+            self.key.display().to_string(),
+        ]
+    }
+
+    /// Makes the clients of `a` speak TLS, trusting this certificate.
+    fn client(&self, a: &mut Args) {
+        trust(a, &self.cert);
+    }
+}
+
+/// Makes the clients of `a` speak TLS, trusting the certificate in the PEM
+/// file `cert` alone, for the name `localhost`.
+fn trust(a: &mut Args, cert: &std::path::Path) {
+    a.tls = true;
+    a.tls_ca = Some(cert.to_path_buf());
+    a.tls_name = "localhost".to_string();
+}
+
+impl Drop for TlsFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn plain_or_tls(tls: bool) -> &'static str {
+    if tls {
+        "TLS"
+    } else {
+        "plain"
+    }
+}
+
+/// `tls / plain`, as `1.23x` (`-` when the baseline is 0).
+fn ratio(tls: f64, plain: f64) -> String {
+    if plain > 0.0 {
+        format!("{:.2}x", tls / plain)
+    } else {
+        "-".to_string()
+    }
+}
+
+/// The ratios of a TLS run to its plain twin: latency, server CPU per
+/// million deliveries, the server's RSS.
+fn tls_ratios(plain: &Summary, tls: &Summary) -> String {
+    let cpu = |s: &Summary| {
+        s.server
+            .as_ref()
+            .map_or(0.0, |u| u.cpu_s_per_million_deliveries)
+    };
+    let rss = |s: &Summary| s.server.as_ref().map_or(0, |u| u.rss_kb_at_done) as f64;
+    format!(
+        "p50 {:.2} vs {:.2} ms = {}, p99 {:.2} vs {:.2} ms = {}, server CPU per M deliveries \
+         {:.3} vs {:.3} s = {}, server RSS {:.1} vs {:.1} MiB = {}; load generator CPU {:.2} vs \
+         {:.2} s = {}",
+        tls.latency_ms.p50,
+        plain.latency_ms.p50,
+        ratio(tls.latency_ms.p50, plain.latency_ms.p50),
+        tls.latency_ms.p99,
+        plain.latency_ms.p99,
+        ratio(tls.latency_ms.p99, plain.latency_ms.p99),
+        cpu(tls),
+        cpu(plain),
+        ratio(cpu(tls), cpu(plain)),
+        rss(tls) / 1024.0,
+        rss(plain) / 1024.0,
+        ratio(rss(tls), rss(plain)),
+        tls.loadgen_cpu_s,
+        plain.loadgen_cpu_s,
+        ratio(tls.loadgen_cpu_s, plain.loadgen_cpu_s)
+    )
+}
+
+/// The server's TLS counters from `/api/stats`: (handshakes begun, done,
+/// failed).
+fn tls_counters(addr: SocketAddr) -> (u64, u64, u64) {
+    let v = api_stats(addr).unwrap_or_default();
+    let n = |p: &str| {
+        v.pointer(&format!("/tls/{p}"))
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
+    (n("handshakes"), n("done"), n("failures"))
+}
+
+/// What a burst of new connections came to.
+#[derive(Default)]
+struct BurstTally {
+    rounds: u32,
+    welcomed: u64,
+    failed: u64,
+    /// The bursts' own time: from each one's first connect to its last
+    /// welcome, summed.
+    seconds: f64,
+    /// From a connect to its welcome.
+    latency: loadgen::Hist,
+    errors: std::collections::BTreeMap<String, u64>,
+    /// The server's CPU over the connects (not the closes).
+    server_cpu_s: f64,
+    /// This process's CPU over the connects (the client half of each
+    /// handshake).
+    loadgen_cpu_s: f64,
+    /// What the TLS clients negotiated: version, cipher suite, key exchange.
+    suite: Option<String>,
+}
+
+impl BurstTally {
+    fn per_s(&self) -> f64 {
+        self.welcomed as f64 / self.seconds.max(1e-9)
+    }
+
+    fn describe(&self) -> String {
+        let l = self.latency.summary();
+        format!(
+            "{} welcomed, {} failed, in {:.2} s = {:.0}/s; connect to welcome ms p50 {:.1} p90 \
+             {:.1} p99 {:.1} max {:.1}; server {:.3} CPU s = {:.0} us per connection; load \
+             generator {:.3} CPU s = {:.0} us per connection{}{}",
+            self.welcomed,
+            self.failed,
+            self.seconds,
+            self.per_s(),
+            l.p50,
+            l.p90,
+            l.p99,
+            l.max,
+            self.server_cpu_s,
+            self.server_cpu_s * 1e6 / self.welcomed.max(1) as f64,
+            self.loadgen_cpu_s,
+            self.loadgen_cpu_s * 1e6 / self.welcomed.max(1) as f64,
+            self.suite
+                .as_ref()
+                .map_or(String::new(), |s| format!("; negotiated {s}")),
+            if self.errors.is_empty() {
+                String::new()
+            } else {
+                format!("; errors {:?}", self.errors)
+            }
+        )
+    }
+}
+
+/// One burst: `n` new WebSocket connections to `addr` (over TLS, trusting
+/// the certificate `cert` and offering key exchange `kx` first, if
+/// given), at most 100 being set up at once, each in a room of 10 of its own
+/// (`hs` rooms, no chatter's), until every one is welcomed (its `joined`)
+/// or failed; then they say goodbye and close. `round` keeps the nicks
+/// apart from those of other bursts. Added to `tally`, with the server's
+/// CPU (process `pid`) over the connects.
+fn burst(
+    addr: SocketAddr,
+    pid: u32,
+    tls: Option<(&std::path::Path, TlsKx)>,
+    n: u32,
+    round: u32,
+    t: &mut BurstTally,
+) {
+    let mut a = args(addr, Proto::Ws, n, n.div_ceil(10));
+    a.room_prefix = "hs".to_string();
+    a.nick_prefix = format!("hs{round}n");
+    a.connect_window = 100;
+    if let Some((cert, kx)) = tls {
+        trust(&mut a, cert);
+        a.tls_kx = kx;
+    }
+    let me = std::process::id();
+    let (server_before, me_before) = (loadgen::cpu_s(pid), loadgen::cpu_s(me));
+    let session =
+        Session::connect(&a, 0, 1, loadgen::random_u32()).unwrap_or_else(|e| panic!("{e}"));
+    let (server_after, me_after) = (loadgen::cpu_s(pid), loadgen::cpu_s(me));
+    t.rounds += 1;
+    t.welcomed += session.connected();
+    t.failed += session.failed();
+    t.seconds += session.connect_s();
+    t.latency.merge(session.connect_latency());
+    for (k, v) in session.errors() {
+        *t.errors.entry(k.clone()).or_default() += v;
+    }
+    t.server_cpu_s += server_after.unwrap_or(0.0) - server_before.unwrap_or(0.0);
+    t.loadgen_cpu_s += me_after.unwrap_or(0.0) - me_before.unwrap_or(0.0);
+    if t.suite.is_none() {
+        t.suite = session.tls_description();
+    }
+    session.close();
+}
+
+/// Bursts of new TLS connections beside the chat: every `every` seconds,
+/// `n` at once (`burst`), from a thread of this process under
+/// `SCHED_IDLE` (`chrt --idle`): the chatting clients' loop, on the same
+/// core, runs first whenever it wants to (a lower nice would do nothing
+/// when the whole bench runs at nice 19); the bursts take what it leaves.
+struct HandshakeBursts {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<BurstTally>,
+    /// How the thread was lowered (`SCHED_IDLE`, or why not).
+    policy: std::sync::mpsc::Receiver<String>,
+}
+
+impl HandshakeBursts {
+    fn start(addr: SocketAddr, pid: u32, cert: PathBuf, n: u32, every: f64) -> HandshakeBursts {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let (tell, policy) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            // This thread's id, from /proc/thread-self -> PID/task/TID.
+            let tid = std::fs::read_link("/proc/thread-self")
+                .ok()
+                .and_then(|p| p.file_name().map(|t| t.to_string_lossy().into_owned()));
+            let lowered = tid.as_deref().is_some_and(|tid| {
+                Command::new("chrt")
+                    .args(["--idle", "-p", "0", tid])
+                    .stdout(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+            });
+            let _ = tell.send(if lowered {
+                "the burst thread under SCHED_IDLE".to_string()
+            } else {
+                "the burst thread NOT lowered (chrt --idle failed)".to_string()
+            });
+            let mut t = BurstTally::default();
+            let every = Duration::from_secs_f64(every);
+            let started = Instant::now();
+            let mut round = 0;
+            while !flag.load(Ordering::Relaxed) {
+                let due = started + every * round;
+                let now = Instant::now();
+                if now < due {
+                    std::thread::sleep((due - now).min(Duration::from_millis(20)));
+                    continue;
+                }
+                burst(addr, pid, Some((&cert, TlsKx::X25519)), n, round, &mut t);
+                round += 1;
+            }
+            t
+        });
+        HandshakeBursts {
+            stop,
+            thread,
+            policy,
+        }
+    }
+
+    /// Stops the bursts after the one under way; the tally, and how the
+    /// thread ran.
+    fn stop(self) -> (BurstTally, String) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let t = self.thread.join().expect("the burst thread");
+        (t, self.policy.recv().unwrap_or_default())
+    }
+}
+
+/// Scenario 9's chat: the clients of scenarios 7 and 8 (1000 in rooms of
+/// 10, each sending 1 msg/s, 10 s), over TLS.
+fn s9_chat_args(server: &Server, sizes: &Sizes, files: &TlsFiles) -> Args {
+    let mut a = chat_args(server, sizes);
+    files.client(&mut a);
+    a
+}
+
+/// (9) TLS against plain TCP, in one session: scenarios 1 (line, then
+/// WebSocket), 2 and 3 each plain then over TLS, the server the same
+/// (started with the certificate both times: only the clients differ);
+/// new connections a second, plain and TLS; and the chat of scenario 3
+/// over TLS alone and during bursts of new TLS connections.
+fn scenario_9(sizes: &Sizes, pinned: bool) {
+    let files = TlsFiles::make();
+    let tls_of = |a: &mut Args, tls: bool| {
+        if tls {
+            files.client(a);
+        }
+    };
+    // Scenario 1, line then WebSocket.
+    for proto in [Proto::Line, Proto::Ws] {
+        let mut runs = Vec::new();
+        for tls in [false, true] {
+            let server = Server::start_tls(pinned, "s9-1", &files);
+            let mut a = args(server.addr, proto, sizes.s1_clients, 1);
+            a.senders = sizes.s1_senders;
+            a.rate = 5.0;
+            a.seconds = sizes.s1_seconds;
+            tls_of(&mut a, tls);
+            let s = measure(&server, &mut a);
+            println!(
+                "fanout 9 (1, {}, {}): {} {} clients in 1 room, {} senders x 5 msg/s, {} s, \
+                 connected in {:.1} s: {}",
+                proto_name(proto),
+                plain_or_tls(tls),
+                s.connected,
+                proto_name(proto),
+                a.senders,
+                a.seconds,
+                s.connect_s,
+                s.describe()
+            );
+            println!("{}", loop_stats(server.addr));
+            check(sizes, "scenario 9 (1)", &s);
+            runs.push(s);
+        }
+        println!(
+            "fanout 9 (1, {}): TLS/plain {}",
+            proto_name(proto),
+            tls_ratios(&runs[0], &runs[1])
+        );
+    }
+    // Scenario 2: the ladder, plain then TLS.
+    let mut ladders = Vec::new();
+    for tls in [false, true] {
+        let server = Server::start_tls(pinned, "s9-2", &files);
+        let mut a = args(server.addr, Proto::Line, sizes.s2_clients, 1);
+        tls_of(&mut a, tls);
+        let label = format!("fanout 9 (2, {})", plain_or_tls(tls));
+        let ladder = rate_ladder(sizes, &server, &a, &sizes.s9_rates, &label);
+        match &ladder.best {
+            Some((total, s)) => println!(
+                "{label}: {} line clients in 1 room, rising rates {:?} msg/s: highest that held \
+                 (p99 < {P99_LIMIT_MS} ms, all delivered once in order): {total} msg/s = {}",
+                sizes.s2_clients,
+                ladder.tried,
+                s.describe()
+            ),
+            None => println!("{label}: no rate held"),
+        }
+        println!("{}", loop_stats(server.addr));
+        if !sizes.full {
+            assert!(
+                ladder.best.is_some() && ladder.first_fail.is_none(),
+                "{label}: messages lost"
+            );
+        }
+        ladders.push(ladder);
+    }
+    let (plain, tls) = (&ladders[0], &ladders[1]);
+    let best = |l: &Ladder| l.best.as_ref().map_or(0.0, |(r, _)| *r);
+    let best_dps = |l: &Ladder| l.best.as_ref().map_or(0.0, |(_, s)| s.deliveries_per_sec);
+    println!(
+        "fanout 9 (2): highest rate that held: TLS {} msg/s ({} deliveries/s) vs plain {} msg/s \
+         ({} deliveries/s) = {}",
+        best(tls),
+        loadgen::si(best_dps(tls)),
+        best(plain),
+        loadgen::si(best_dps(plain)),
+        ratio(best_dps(tls), best_dps(plain))
+    );
+    // The highest of the ladder's rates that both held: the same load.
+    let held = |l: &Ladder, r: f64| {
+        l.steps
+            .iter()
+            .find(|(rate, s)| *rate == r && s.passed() && s.latency_ms.p99 < P99_LIMIT_MS)
+            .map(|(_, s)| s.clone())
+    };
+    let common = sizes
+        .s9_rates
+        .iter()
+        .rev()
+        .find_map(|&r| Some((r, held(plain, r)?, held(tls, r)?)));
+    if let Some((r, p, t)) = common {
+        println!(
+            "fanout 9 (2): at {r} msg/s, the highest rate both held: TLS/plain {}",
+            tls_ratios(&p, &t)
+        );
+    }
+    // Scenario 3.
+    let mut runs = Vec::new();
+    for tls in [false, true] {
+        let server = Server::start_tls(pinned, "s9-3", &files);
+        let mut a = args(server.addr, Proto::Ws, sizes.s3_clients, sizes.s3_rooms);
+        a.senders = sizes.s3_clients;
+        a.rate = 1.0;
+        a.seconds = sizes.s3_seconds;
+        tls_of(&mut a, tls);
+        let s = measure(&server, &mut a);
+        println!(
+            "fanout 9 (3, {}): {} ws clients in {} rooms of {}, each sending 1 msg/s, {} s, \
+             connected in {:.1} s: {}",
+            plain_or_tls(tls),
+            s.connected,
+            a.rooms,
+            a.clients / a.rooms,
+            a.seconds,
+            s.connect_s,
+            s.describe()
+        );
+        println!("{}", loop_stats(server.addr));
+        check(sizes, "scenario 9 (3)", &s);
+        runs.push(s);
+    }
+    println!("fanout 9 (3): TLS/plain {}", tls_ratios(&runs[0], &runs[1]));
+    // New connections a second on the one thread: plain; TLS with X25519
+    // (what browsers and OpenSSL offer first, and the load generator's
+    // default); TLS with P-384 (what a client on rustls's ring provider
+    // offers first).
+    let n = sizes.s9_handshakes;
+    let mut tallies: Vec<(&str, BurstTally)> = Vec::new();
+    for (label, kx) in [
+        ("plain", None),
+        ("TLS, X25519", Some(TlsKx::X25519)),
+        ("TLS, P-384", Some(TlsKx::P384)),
+    ] {
+        let server = Server::start_tls(pinned, "s9-hs", &files);
+        let mut t = BurstTally::default();
+        let tls = kx.map(|kx| (files.cert.as_path(), kx));
+        burst(server.addr, server.pid(), tls, n, 0, &mut t);
+        let (begun, done, failures) = tls_counters(server.addr);
+        println!(
+            "fanout 9 (new connections, {label}): {n} ws connections, at most 100 being set up \
+             at once, each welcomed (its joined) then closed: {}; server TLS counters: {begun} \
+             handshakes begun, {done} done, {failures} failed",
+            t.describe()
+        );
+        if !sizes.full {
+            assert_eq!(
+                (t.welcomed, t.failed),
+                (u64::from(n), 0),
+                "scenario 9: new connections failed: {}",
+                t.describe()
+            );
+            let want = if kx.is_some() { u64::from(n) } else { 0 };
+            assert_eq!(done, want, "handshakes done");
+        }
+        tallies.push((label, t));
+    }
+    let per_conn = |t: &BurstTally| t.server_cpu_s * 1e6 / t.welcomed.max(1) as f64;
+    let lg_per_conn = |t: &BurstTally| t.loadgen_cpu_s * 1e6 / t.welcomed.max(1) as f64;
+    let p = &tallies[0].1;
+    for (label, t) in &tallies[1..] {
+        println!(
+            "fanout 9 (new connections, {label}): {:.0}/s vs plain {:.0}/s = {}; server CPU per \
+             connection {:.0} vs {:.0} us = {} (TLS adds {:.0} us; at {:.0} us a connection the \
+             server's one thread could set up at most {:.0} a second, were it doing nothing \
+             else); load generator CPU per connection {:.0} vs {:.0} us",
+            t.per_s(),
+            p.per_s(),
+            ratio(t.per_s(), p.per_s()),
+            per_conn(t),
+            per_conn(p),
+            ratio(per_conn(t), per_conn(p)),
+            per_conn(t) - per_conn(p),
+            per_conn(t),
+            1e6 / per_conn(t).max(1e-9),
+            lg_per_conn(t),
+            lg_per_conn(p)
+        );
+    }
+    // The chat of scenario 3 over TLS, alone and during bursts.
+    let mut p99 = Vec::new();
+    for with_bursts in [false, true] {
+        let server = Server::start_tls(pinned, "s9-chat", &files);
+        let a = s9_chat_args(&server, sizes, &files);
+        let mut bursts = None;
+        let mut tally = None;
+        let me = std::process::id();
+        let pid = server.pid();
+        // Runnable but waiting for a CPU (schedstat): the load generator's
+        // loop (this process's main thread) and the server's (its pid);
+        // how busy each core was.
+        let (mut lg_waited, mut srv_waited) = (0, 0);
+        let mut cores = core_jiffies();
+        let mut busy = String::new();
+        let mut hook = |h: Hook| match h {
+            Hook::Go => {
+                lg_waited = run_delay_ns(me, me);
+                srv_waited = run_delay_ns(pid, pid);
+                cores = core_jiffies();
+                if with_bursts {
+                    bursts = Some(HandshakeBursts::start(
+                        server.addr,
+                        pid,
+                        files.cert.clone(),
+                        sizes.s9_burst,
+                        sizes.s9_burst_every,
+                    ));
+                }
+            }
+            Hook::Done => {
+                lg_waited = run_delay_ns(me, me) - lg_waited;
+                srv_waited = run_delay_ns(pid, pid) - srv_waited;
+                busy = cores_busy(&cores, &core_jiffies());
+                tally = bursts.take().map(HandshakeBursts::stop);
+            }
+        };
+        let s = loadgen::run(&a, &loadgen::embedded_shard_command, &mut hook)
+            .unwrap_or_else(|e| panic!("loadgen: {e}"));
+        let what = if with_bursts {
+            format!(
+                "with a burst of {} new TLS ws connections every {} s",
+                sizes.s9_burst, sizes.s9_burst_every
+            )
+        } else {
+            "alone".to_string()
+        };
+        println!(
+            "fanout 9 (chat, TLS): {} ws clients in {} rooms of 10, each 1 msg/s, {} s, {what}: \
+             {}; waited for a CPU: the server's loop {:.0} ms, the load generator's {:.0} ms; \
+             cores busy (every process on the machine counted): {busy}",
+            s.connected,
+            a.rooms,
+            a.seconds,
+            s.describe(),
+            srv_waited as f64 / 1e6,
+            lg_waited as f64 / 1e6
+        );
+        if let Some((t, policy)) = &tally {
+            println!(
+                "  bursts ({policy}): {} rounds: {} (the server's CPU here is its whole CPU while \
+                 a burst connected, the chat's share included)",
+                t.rounds,
+                t.describe()
+            );
+            if !sizes.full {
+                assert!(
+                    t.rounds > 0
+                        && t.failed == 0
+                        && t.welcomed == u64::from(t.rounds * sizes.s9_burst),
+                    "scenario 9: burst connections failed: {}",
+                    t.describe()
+                );
+            }
+        }
+        println!("{}", loop_stats(server.addr));
+        check(sizes, "scenario 9 (chat)", &s);
+        p99.push(s.latency_ms.p99);
+    }
+    if let [alone, busy] = p99[..] {
+        println!(
+            "fanout 9 (chat, TLS): chatting p99 {busy:.2} ms during bursts of {} new TLS \
+             connections vs {alone:.2} ms alone = {:.2}x",
+            sizes.s9_burst,
+            busy / alone.max(1e-9)
+        );
+    }
+}
+
 fn proto_name(p: Proto) -> &'static str {
     match p {
         Proto::Line => "line",
@@ -1526,6 +2167,9 @@ fn main() {
     }
     if want(8) {
         scenario_8(&sizes, pinned);
+    }
+    if want(9) {
+        scenario_9(&sizes, pinned);
     }
     println!(
         "fanout: {} in {:.0} s",

@@ -8,6 +8,26 @@
 //! It is a client, built like the server: one thread, one `mio::Poll`, all
 //! connections nonblocking; no thread per connection.
 //!
+//! `--tls --tls-ca CERT.pem` puts every client's bytes through a rustls
+//! client session (natter's own `ring` provider) on the same socket, in
+//! the same loop: records are read into the session as the socket has them
+//! (`read_tls`, `process_new_packets`, then the plaintext from `reader`),
+//! and what a client says goes into `writer` and out with `write_tls`
+//! until the socket is full (then the client waits for a writable event,
+//! as a plain one does). The server's certificate must chain to CERT.pem
+//! and carry the name `--tls-name` (default `localhost`); a self-signed
+//! certificate trusted as itself must not say it is a CA (webpki refuses
+//! it as `CaUsedAsEndEntity`; rcgen's simple ones do not). Every
+//! connection makes a full handshake: the clients keep no sessions to
+//! resume. Line and WebSocket clients (ALPN `http/1.1`) both work over it:
+//!
+//! ```sh
+//! target/release/natter --db :memory: --rate 1000000 --burst 1000000 \
+//!     --tls-cert cert.pem --tls-key key.pem &
+//! cargo run --release --example loadgen -- --tls --tls-ca cert.pem \
+//!     --proto mixed --clients 1000 --rooms 100 --senders 1000
+//! ```
+//!
 //! ```sh
 //! cargo build --release
 //! # Flood control allows 10 messages a second (bursts of 20) per connection:
@@ -59,6 +79,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashSet};
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -66,6 +87,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::{Parser, ValueEnum};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection};
 use serde::{Deserialize, Serialize};
 
 /// The WebSocket key every client sends (RFC 6455's example); the answer
@@ -91,6 +115,34 @@ pub enum Proto {
     Ws,
     /// Even clients line, odd clients WebSocket.
     Mixed,
+}
+
+/// The key exchange TLS clients offer first (and send their key share
+/// for). rustls's `ring` provider lists P-384 first; browsers and OpenSSL
+/// offer X25519 first, which is what the load generator does by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TlsKx {
+    X25519,
+    P256,
+    P384,
+}
+
+impl TlsKx {
+    fn group(self) -> rustls::NamedGroup {
+        match self {
+            TlsKx::X25519 => rustls::NamedGroup::X25519,
+            TlsKx::P256 => rustls::NamedGroup::secp256r1,
+            TlsKx::P384 => rustls::NamedGroup::secp384r1,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            TlsKx::X25519 => "x25519",
+            TlsKx::P256 => "p256",
+            TlsKx::P384 => "p384",
+        }
+    }
 }
 
 impl Proto {
@@ -157,6 +209,21 @@ pub struct Args {
     /// The server's PID: report its CPU time and RSS (from /proc).
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Speak TLS to the server (it needs --tls-cert/--tls-key or
+    /// --tls-self-signed); needs --tls-ca.
+    #[arg(long)]
+    pub tls: bool,
+    /// With --tls: a PEM file of the certificates to trust (the server's
+    /// own, or the CA that signed it).
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+    /// With --tls: the name the server's certificate must carry.
+    #[arg(long, default_value = "localhost")]
+    pub tls_name: String,
+    /// With --tls: the key exchange offered first (the others follow in
+    /// the provider's order).
+    #[arg(long, value_enum, default_value_t = TlsKx::X25519)]
+    pub tls_kx: TlsKx,
     /// Internal: this process is shard I of K, started by the parent.
     #[arg(long, hide = true)]
     pub shard: Option<String>,
@@ -194,6 +261,21 @@ impl Args {
         put("--connect-window", self.connect_window.to_string());
         put("--room-prefix", self.room_prefix.clone());
         put("--nick-prefix", self.nick_prefix.clone());
+        if self.tls {
+            v.push("--tls".to_string());
+            if let Some(ca) = &self.tls_ca {
+                v.push("--tls-ca".to_string());
+                v.push(ca.display().to_string());
+            }
+            v.push("--tls-name".to_string());
+            v.push(self.tls_name.clone());
+            v.push("--tls-kx".to_string());
+            v.push(self.tls_kx.name().to_string());
+        }
+        let mut put = |k: &str, val: String| {
+            v.push(k.to_string());
+            v.push(val);
+        };
         put("--shard", format!("{shard}/{shards}"));
         put("--run-id", run_id.to_string());
         v
@@ -568,6 +650,11 @@ struct Client {
     room: u32,
     state: State,
     stream: Option<TcpStream>,
+    /// With `--tls`: the session over `stream` (made when the connect
+    /// finishes, dropped with the stream).
+    tls: Option<Box<ClientConnection>>,
+    /// When the connect began (for the time to the welcome).
+    connect_at: Option<Instant>,
     /// Bytes of an unfinished line or frame.
     inbuf: Vec<u8>,
     out: Vec<u8>,
@@ -608,6 +695,68 @@ struct Ctx {
     last_bytes: Instant,
     /// Scratch for message text.
     text: String,
+    /// With `--tls`: the session configuration of line clients and of
+    /// WebSocket clients (these offer ALPN `http/1.1`), and the name the
+    /// certificate must carry.
+    tls: Option<TlsClients>,
+    /// From the start of each connect to its client's welcome (the join
+    /// confirmation), nanoseconds.
+    connect_latency: Hist,
+}
+
+/// What every TLS client of a session starts from.
+struct TlsClients {
+    line: Arc<ClientConfig>,
+    ws: Arc<ClientConfig>,
+    name: ServerName<'static>,
+}
+
+impl TlsClients {
+    /// Trusts exactly the certificates in the PEM file `ca`; resumption is
+    /// off, so every connection makes a full handshake; `kx` is offered
+    /// first.
+    fn new(ca: &std::path::Path, name: &str, kx: TlsKx) -> Result<TlsClients, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in
+            CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))?
+        {
+            let cert = cert.map_err(|e| format!("{}: {e}", ca.display()))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("{}: {e}", ca.display()))?;
+        }
+        if roots.is_empty() {
+            return Err(format!("{}: no certificate in it", ca.display()));
+        }
+        let mut provider = (*natter::tls::provider()).clone();
+        provider.kx_groups.sort_by_key(|g| g.name() != kx.group());
+        let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.resumption = rustls::client::Resumption::disabled();
+        let line = Arc::new(config.clone());
+        config.alpn_protocols = vec![natter::tls::ALPN_HTTP11.to_vec()];
+        let name = ServerName::try_from(name.to_string())
+            .map_err(|e| format!("--tls-name {name}: {e}"))?;
+        Ok(TlsClients {
+            line,
+            ws: Arc::new(config),
+            name,
+        })
+    }
+
+    fn session(&self, proto: Proto) -> Result<Box<ClientConnection>, String> {
+        let config = if proto == Proto::Ws {
+            &self.ws
+        } else {
+            &self.line
+        };
+        ClientConnection::new(Arc::clone(config), self.name.clone())
+            .map(Box::new)
+            .map_err(|e| e.to_string())
+    }
 }
 
 impl Ctx {
@@ -755,6 +904,9 @@ fn set_ready(c: &mut Client, ctx: &mut Ctx) {
     if matches!(c.state, State::Joining | State::Handshake) {
         c.state = State::Ready;
         ctx.newly_ready += 1;
+        if let Some(at) = c.connect_at.take() {
+            ctx.connect_latency.record(at.elapsed().as_nanos() as u64);
+        }
     }
 }
 
@@ -883,6 +1035,7 @@ fn fail(c: &mut Client, ctx: &mut Ctx) {
         ctx.newly_failed += 1;
     }
     c.stream = None;
+    c.tls = None;
 }
 
 /// The connection ended.
@@ -893,6 +1046,7 @@ fn gone(c: &mut Client, ctx: &mut Ctx) {
             ctx.stats.disconnected += 1;
         }
         c.stream = None;
+        c.tls = None;
     } else {
         fail(c, ctx);
     }
@@ -900,7 +1054,8 @@ fn gone(c: &mut Client, ctx: &mut Ctx) {
 
 /// Writes what is queued until done or the socket is full.
 fn flush(c: &mut Client, ctx: &mut Ctx) {
-    if !c.writable || c.out_pos >= c.out.len() {
+    let records = c.tls.as_ref().is_some_and(|t| t.wants_write());
+    if !c.writable || (c.out_pos >= c.out.len() && !records) {
         return;
     }
     let Some(stream) = c.stream.as_mut() else {
@@ -908,6 +1063,24 @@ fn flush(c: &mut Client, ctx: &mut Ctx) {
         c.out_pos = 0;
         return;
     };
+    if let Some(tls) = c.tls.as_mut() {
+        match flush_tls(tls, stream, &c.out, &mut c.out_pos) {
+            Ok(true) => {}
+            Ok(false) => {
+                c.writable = false;
+                return;
+            }
+            Err(_) => {
+                gone(c, ctx);
+                return;
+            }
+        }
+        if c.out_pos >= c.out.len() {
+            c.out.clear();
+            c.out_pos = 0;
+        }
+        return;
+    }
     while c.out_pos < c.out.len() {
         match stream.write(&c.out[c.out_pos..]) {
             Ok(0) => {
@@ -930,13 +1103,76 @@ fn flush(c: &mut Client, ctx: &mut Ctx) {
     c.out_pos = 0;
 }
 
+/// Hands `out[*pos..]` to the TLS session and writes its records to the
+/// socket. `Ok(false)`: the socket is full (wait for a writable event).
+/// `Ok(true)`: every record is out; the plaintext is too, unless the
+/// session holds it back because its buffer is full while the handshake is
+/// still under way (it goes when the handshake's last message is read).
+fn flush_tls(
+    tls: &mut ClientConnection,
+    tcp: &mut TcpStream,
+    out: &[u8],
+    pos: &mut usize,
+) -> io::Result<bool> {
+    loop {
+        let taken = if *pos < out.len() {
+            tls.writer().write(&out[*pos..])?
+        } else {
+            0
+        };
+        *pos += taken;
+        while tls.wants_write() {
+            match tls.write_tls(tcp) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if *pos >= out.len() || taken == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+/// The next plaintext from the connection: `Ok(0)` at its end,
+/// `WouldBlock` when the socket (and, over TLS, the session) has nothing
+/// more. Over TLS, a record the session rejects is `InvalidData` (its
+/// alert goes out first, best effort).
+fn recv(c: &mut Client, buf: &mut [u8]) -> io::Result<usize> {
+    let Some(stream) = c.stream.as_mut() else {
+        return Ok(0);
+    };
+    let Some(tls) = c.tls.as_mut() else {
+        return stream.read(buf);
+    };
+    loop {
+        match tls.reader().read(buf) {
+            // 0: the server's close_notify.
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            // The TCP stream ended without a close_notify.
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => return Ok(0),
+            Err(e) => return Err(e),
+        }
+        if tls.read_tls(stream)? == 0 {
+            return Ok(0);
+        }
+        if let Err(e) = tls.process_new_packets() {
+            let _ = tls.write_tls(stream);
+            return Err(io::Error::new(ErrorKind::InvalidData, e));
+        }
+    }
+}
+
 /// Reads until the socket is drained.
 fn read_all(c: &mut Client, scratch: &mut [u8], ctx: &mut Ctx) {
     loop {
-        let Some(stream) = c.stream.as_mut() else {
+        if c.stream.is_none() {
             return;
-        };
-        match stream.read(scratch) {
+        }
+        match recv(c, scratch) {
             Ok(0) => {
                 gone(c, ctx);
                 return;
@@ -965,15 +1201,27 @@ fn read_all(c: &mut Client, scratch: &mut [u8], ctx: &mut Ctx) {
                     return;
                 }
                 flush(c, ctx);
-                // A short read drained the socket: edge-triggered readiness
-                // comes again with the next byte (or the end of stream).
-                if n < scratch.len() {
+                // A short read drained a plain socket: edge-triggered
+                // readiness comes again with the next byte (or the end of
+                // stream). A TLS session hands out one record's plaintext
+                // at a time: read on until the socket would block.
+                if n < scratch.len() && c.tls.is_none() {
                     return;
                 }
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                // The handshake's answers (and anything the session held
+                // back until it was over) go out now.
+                if c.tls.is_some() {
+                    flush(c, ctx);
+                }
+                return;
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => {
+            Err(e) => {
+                if e.kind() == ErrorKind::InvalidData && c.tls.is_some() {
+                    ctx.stats.error(&format!("tls: {e}"));
+                }
                 gone(c, ctx);
                 return;
             }
@@ -1001,6 +1249,16 @@ fn on_connected(c: &mut Client, args: &Args, ctx: &mut Ctx) {
             ctx.stats.error("connect");
             fail(c, ctx);
             return;
+        }
+    }
+    if let Some(tls) = &ctx.tls {
+        match tls.session(c.proto) {
+            Ok(session) => c.tls = Some(session),
+            Err(e) => {
+                ctx.stats.error(&format!("tls: {e}"));
+                fail(c, ctx);
+                return;
+            }
         }
     }
     let room = &ctx.room_names[c.room as usize];
@@ -1132,6 +1390,8 @@ impl Session {
                 room: gid % rooms,
                 state: State::Waiting,
                 stream: None,
+                tls: None,
+                connect_at: None,
                 inbuf: Vec::new(),
                 out: Vec::new(),
                 out_pos: 0,
@@ -1156,6 +1416,12 @@ impl Session {
         let room_names = (0..rooms)
             .map(|r| format!("{}{r}", args.room_prefix).to_ascii_lowercase())
             .collect();
+        let tls = if args.tls {
+            let ca = args.tls_ca.as_deref().ok_or("--tls needs --tls-ca")?;
+            Some(TlsClients::new(ca, &args.tls_name, args.tls_kx)?)
+        } else {
+            None
+        };
         let ctx = Ctx {
             run_id,
             phase: u32::MAX,
@@ -1168,6 +1434,8 @@ impl Session {
             newly_failed: 0,
             last_bytes: Instant::now(),
             text: String::new(),
+            tls,
+            connect_latency: Hist::default(),
         };
         let mut s = Session {
             args: args.clone(),
@@ -1212,6 +1480,15 @@ impl Session {
                             let _ = stream.set_nodelay(true);
                             c.stream = Some(stream);
                             c.state = State::Connecting;
+                            c.connect_at = Some(Instant::now());
+                            // On loopback the connect is often done
+                            // already: the greeting (or the ClientHello)
+                            // goes at once. The server takes a client
+                            // silent for 300 ms after its accept for a
+                            // line client and greets it in plain text,
+                            // which a TLS client cannot read.
+                            c.writable = true;
+                            on_connected(c, &self.args, &mut self.ctx);
                         } else {
                             self.ctx.stats.error("register");
                             fail(c, &mut self.ctx);
@@ -1243,6 +1520,51 @@ impl Session {
         self.failed += u64::from(std::mem::take(&mut self.ctx.newly_failed));
         self.connect_s = started.elapsed().as_secs_f64();
         // Errors seen while connecting are reported with the first phase.
+    }
+
+    /// Seconds the connects took (from the first to the last client ready
+    /// or failed).
+    pub fn connect_s(&self) -> f64 {
+        self.connect_s
+    }
+
+    /// Clients that never got ready.
+    pub fn failed(&self) -> u64 {
+        self.failed
+    }
+
+    /// From each connect's start to its client's welcome (the join
+    /// confirmation): every client that got ready.
+    pub fn connect_latency(&self) -> &Hist {
+        &self.ctx.connect_latency
+    }
+
+    /// Errors seen so far (while connecting, until the first phase).
+    pub fn errors(&self) -> &BTreeMap<String, u64> {
+        &self.ctx.stats.errors
+    }
+
+    /// The TLS version, cipher suite and key exchange the first ready
+    /// client negotiated (`None` without TLS).
+    pub fn tls_description(&self) -> Option<String> {
+        let tls = self
+            .clients
+            .iter()
+            .filter(|c| c.state == State::Ready)
+            .find_map(|c| c.tls.as_ref())?;
+        let version = tls.protocol_version().map(|v| format!("{v:?}"));
+        let suite = tls
+            .negotiated_cipher_suite()
+            .map(|s| format!("{:?}", s.suite()));
+        let group = tls
+            .negotiated_key_exchange_group()
+            .map(|g| format!("{:?}", g.name()));
+        Some(format!(
+            "{} {} {}",
+            version.unwrap_or_default(),
+            suite.unwrap_or_default(),
+            group.unwrap_or_default()
+        ))
     }
 
     /// Clients ready now.
@@ -1515,6 +1837,10 @@ impl Session {
             }
             c.writable = true;
             flush(c, &mut self.ctx);
+            if let Some(tls) = c.tls.as_mut() {
+                tls.send_close_notify();
+                flush(c, &mut self.ctx);
+            }
             if let Some(s) = c.stream.as_ref() {
                 let _ = s.shutdown(Shutdown::Write);
             }
@@ -1683,6 +2009,8 @@ impl ServerProbe {
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
     pub proto: Proto,
+    /// The clients spoke TLS (`--tls`).
+    pub tls: bool,
     pub procs: u32,
     pub clients: u64,
     pub connected: u64,
@@ -1743,6 +2071,7 @@ impl Summary {
             && st.sent == st.planned;
         Summary {
             proto,
+            tls: false,
             procs,
             clients: st.clients,
             connected: st.connected,
@@ -1788,10 +2117,11 @@ impl Summary {
     pub fn line(&self) -> String {
         let l = &self.latency_ms;
         let mut s = format!(
-            "{}: {}/{} clients, {} rooms, {} senders x {}/s for {}s: sent {}/{}, \
+            "{}{}: {}/{} clients, {} rooms, {} senders x {}/s for {}s: sent {}/{}, \
              delivered {}/{} (ratio {:.6}), {} deliveries/s, \
              latency ms p50 {:.2} p90 {:.2} p99 {:.2} p99.9 {:.2} max {:.2}, {}",
             self.proto.name(),
+            if self.tls { " over TLS" } else { "" },
             self.connected,
             self.clients,
             self.rooms,
@@ -1936,6 +2266,7 @@ pub fn run(
         run_children(args, procs, child, &mut hooks)?
     };
     let mut sum = Summary::new(args.proto, procs, args.rooms.max(1), &spec, &stats);
+    sum.tls = args.tls;
     sum.server = probe.map(|p| p.finish(&stats));
     Ok(sum)
 }
