@@ -872,9 +872,9 @@ fn the_certbot_deploy_hook_hands_a_renewed_certificate_to_a_running_server() {
 }
 
 /// A storm of ClientHellos in one wake-up (the server stopped while 64
-/// clients connect and send theirs, then continued): at most 16 sessions
-/// start per turn, the rest wait for the next turns, and every handshake
-/// completes.
+/// clients connect and send theirs, then continued): a turn spends at most
+/// 2 ms starting sessions (a few at 0.2-1 ms each), the rest wait for the
+/// next turns, and every handshake completes.
 #[test]
 fn a_storm_of_client_hellos_is_taken_a_few_per_turn_and_all_complete() {
     const N: usize = 64;
@@ -914,7 +914,7 @@ fn a_storm_of_client_hellos_is_taken_a_few_per_turn_and_all_complete() {
         N as u64
     );
     let deferred = metric(&server, "natter_tls_handshakes_deferred_total");
-    assert!(deferred >= (N - 16) as u64, "{deferred}");
+    assert!(deferred >= (N / 2) as u64, "{deferred}");
     // And they are served: each becomes a line client.
     let mut first = TlsLine::greeted(clients.pop().expect("a client"));
     first.send("/nick stormy");

@@ -74,7 +74,7 @@ pub(super) struct Counters {
     pub(super) tls_handshakes: u64,
     pub(super) tls_done: u64,
     pub(super) tls_failures: u64,
-    /// ClientHellos that waited for a later turn (`HANDSHAKES_PER_TURN`).
+    /// ClientHellos that waited for a later turn (`HANDSHAKE_BUDGET`).
     pub(super) tls_deferred: u64,
     pub(super) tls_open: usize,
 }
@@ -301,7 +301,7 @@ impl Server {
             ),
             (
                 "natter_tls_handshakes_deferred_total",
-                "ClientHellos left for a later turn: at most 16 TLS sessions start per turn.",
+                "ClientHellos left for a later turn: a turn spends at most 2 ms starting TLS sessions.",
                 c.tls_deferred,
             ),
         ];

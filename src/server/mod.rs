@@ -150,8 +150,9 @@ pub struct Server {
     review_armed: bool,
     /// Chat input read in this turn, against `pressure::turn_budget`.
     turn_input: usize,
-    /// TLS sessions started in this turn, against `tls::HANDSHAKES_PER_TURN`.
-    turn_handshakes: usize,
+    /// Time spent starting TLS sessions in this turn, against
+    /// `tls::HANDSHAKE_BUDGET`.
+    turn_handshakes: Duration,
     /// Connections whose ClientHello waits for the next turn's handshake
     /// budget (its bytes stay in their sniff buffer).
     tls_deferred: Vec<ConnId>,
@@ -298,7 +299,7 @@ impl Server {
             pause_population: 0,
             review_armed: false,
             turn_input: 0,
-            turn_handshakes: 0,
+            turn_handshakes: Duration::ZERO,
             tls_deferred: Vec::new(),
             limits,
             per_ip: PerIp::new(max_per_ip),
@@ -363,7 +364,7 @@ impl Server {
                 self.counters.loop_iterations
             );
             self.turn_input = 0;
-            self.turn_handshakes = 0;
+            self.turn_handshakes = Duration::ZERO;
             self.turn_recipients = 0;
             self.accounts_upkeep();
             for id in std::mem::take(&mut self.more_output) {
