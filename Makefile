@@ -114,7 +114,7 @@ soak:
 # fuzz/target/corpus/; the committed corpus is replayed by
 # tests/fuzz_regressions.rs in `make test`.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= line http ws json sniff tls
+FUZZ_TARGETS ?= line http ws json sniff tls resp
 fuzz:
 	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -62,6 +62,11 @@ fn corpus_sniff() {
 }
 
 #[test]
+fn corpus_resp() {
+    replay_corpus("resp", checks::resp::check);
+}
+
+#[test]
 fn corpus_tls() {
     replay_corpus("tls", checks::tls::check);
 }

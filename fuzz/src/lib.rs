@@ -14,6 +14,7 @@
 //!   from [`ws::MAX_TABLE`], `config & 8` makes the decoder accept binary.
 //! - `json`: the text itself (invalid UTF-8 is replaced, lossily).
 //! - `sniff`: the bytes themselves.
+//! - `resp`: `[seed, stream...]`: Redis replies, chunked by `seed`.
 //! - `tls`: `[seed, stream...]`: what a peer sends to a TLS port, chunked
 //!   by `seed`; the first chunk starts the session.
 //!
@@ -1980,6 +1981,53 @@ pub mod tls {
                 matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::UnexpectedEof),
                 "{e}"
             ),
+        }
+    }
+}
+
+pub mod resp {
+    //! RESP2 replies, as a Redis connection reads them: decoded whole and
+    //! in random chunks, the same values or the same error; a value decoded
+    //! and encoded again decodes to itself; an error sticks.
+
+    use natter::proto::resp::{Decoder, Limits, Value};
+
+    fn run(chunks: Vec<&[u8]>) -> (Vec<Value>, bool) {
+        let mut d = Decoder::new(Limits::default());
+        let mut out = Vec::new();
+        let mut failed = false;
+        for c in chunks {
+            if d.decode(c, |v| out.push(v)).is_err() {
+                failed = true;
+                assert!(d
+                    .decode(b"+OK\r\n", |_| panic!("decoded after an error"))
+                    .is_err());
+                break;
+            }
+        }
+        (out, failed)
+    }
+
+    pub fn check(data: &[u8]) {
+        let Some((&seed, stream)) = data.split_first() else {
+            return;
+        };
+        let (whole, whole_failed) = run(vec![stream]);
+        let (chunked, chunked_failed) = run(super::chunks(stream, seed));
+        // An error found whole may be found later in pieces (after values
+        // the pieces completed first), never the other way round.
+        if !whole_failed {
+            assert!(!chunked_failed, "an error only when chunked");
+            assert_eq!(whole, chunked, "chunking changed the values");
+        } else {
+            assert!(chunked.starts_with(&whole) || whole.starts_with(&chunked));
+        }
+        for v in &whole {
+            let mut wire = Vec::new();
+            v.encode(&mut wire);
+            let (again, failed) = run(vec![&wire]);
+            assert!(!failed);
+            assert_eq!(again.as_slice(), std::slice::from_ref(v));
         }
     }
 }
