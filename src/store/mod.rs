@@ -29,6 +29,7 @@
 //!   expired ones too: the hub drops them), rooms by name, each room's
 //!   entries by kind (`ban`, `invite`, `mute`, `op`) then subject.
 
+pub mod redis;
 pub mod sqlite;
 mod text;
 
