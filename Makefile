@@ -72,12 +72,14 @@ autobahn:
 	scripts/autobahn.sh
 
 # The tests drive the real netcat (netcat-openbsd), openssl s_client and
-# curl (the TLS tests), read socket options with ss (iproute2) and check
-# deploy/natter.service with systemd-analyze (systemd). Install whichever is missing (scripts/install-deps.sh: as
+# curl (the TLS tests) and start their own redis-server processes (Debian's
+# redis-server package; a Redis service it may start is not used), read socket
+# options with ss (iproute2) and check deploy/natter.service with
+# systemd-analyze (systemd). Install whichever is missing (scripts/install-deps.sh: as
 # root or through sudo, apt never prompts).
 deps:
 	@scripts/install-deps.sh nc=netcat-openbsd nc.openbsd=netcat-openbsd ss=iproute2 \
-		openssl=openssl curl=curl \
+		openssl=openssl curl=curl redis-server=redis-server \
 		systemd-analyze=systemd
 
 # The install steps above and scripts/autobahn.sh's setup, run on a fresh

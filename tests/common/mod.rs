@@ -946,3 +946,136 @@ pub fn line_error(line: &str) -> (String, String) {
     let (code, message) = rest.split_once(": ").expect("CODE: message");
     (code.to_string(), message.to_string())
 }
+
+// ---------------------------------------------------------------------------
+// Redis (issue 18): a redis-server of the test's own, and a client.
+// ---------------------------------------------------------------------------
+
+/// A `redis-server` started for one test on a free loopback port, in a
+/// temporary directory, with the durability natter asks for
+/// (`--appendonly yes --appendfsync always`); stopped by its PID (and its
+/// directory removed) when dropped.
+pub struct RedisProc {
+    child: Child,
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+}
+
+impl RedisProc {
+    pub fn start() -> RedisProc {
+        for attempt in 0..20 {
+            // A port the kernel just gave out and took back: free unless
+            // someone takes it in between (then try again).
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let dir = temp_path(&format!("redis-{port}-{attempt}"));
+            std::fs::create_dir_all(&dir).expect("redis dir");
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args([
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                    "--save",
+                    "",
+                ])
+                .arg("--dir")
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server (Debian's redis-server; `make test` installs it)");
+            let mut r = RedisProc { child, port, dir };
+            let deadline = Instant::now() + WAIT;
+            while Instant::now() < deadline {
+                if let Ok(mut c) = RespClient::try_connect(port) {
+                    if c.cmd(&["PING"]).as_bytes() == Some(b"PONG") {
+                        return r;
+                    }
+                }
+                if let Ok(Some(_)) = r.child.try_wait() {
+                    break; // it exited: the port was taken
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            drop(r);
+        }
+        panic!("redis-server did not start");
+    }
+
+    pub fn client(&self) -> RespClient {
+        RespClient::try_connect(self.port).expect("connect to redis")
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// `redis-cli` (an independent client) with these arguments; its output.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for RedisProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A blocking RESP client over natter's own codec (`proto::resp`); tests
+/// that need an independent one use `redis-cli` beside it.
+pub struct RespClient {
+    pub stream: TcpStream,
+    decoder: natter::proto::resp::Decoder,
+    ready: std::collections::VecDeque<natter::proto::resp::Value>,
+}
+
+impl RespClient {
+    pub fn try_connect(port: u16) -> std::io::Result<RespClient> {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(WAIT))?;
+        Ok(RespClient {
+            stream,
+            decoder: natter::proto::resp::Decoder::new(Default::default()),
+            ready: Default::default(),
+        })
+    }
+
+    /// Sends raw command bytes (one or several commands).
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write to redis");
+    }
+
+    /// The next reply or push.
+    pub fn next(&mut self) -> natter::proto::resp::Value {
+        let mut buf = [0u8; 16 * 1024];
+        while self.ready.is_empty() {
+            let n = self.stream.read(&mut buf).expect("read from redis");
+            assert!(n > 0, "redis closed the connection");
+            let ready = &mut self.ready;
+            self.decoder
+                .decode(&buf[..n], |v| ready.push_back(v))
+                .expect("valid RESP from redis");
+        }
+        self.ready.pop_front().expect("a value")
+    }
+
+    /// One command, its reply.
+    pub fn cmd<A: AsRef<[u8]>>(&mut self, args: &[A]) -> natter::proto::resp::Value {
+        let mut out = Vec::new();
+        natter::proto::resp::encode_command(&mut out, args);
+        self.send(&out);
+        self.next()
+    }
+}

@@ -7,6 +7,9 @@
 //! the connections on its `Poll` and pass the time in):
 //!
 //! - [`url`]: `--redis redis://[user:password@]host:port[/db]`;
+//! - [`script`]: the atomic publish, one Lua script (`publish.lua`): a
+//!   repeated `cid` answered with its seq, else the room's next seq, the
+//!   entry appended to the room's stream and published, all at once;
 //! - [`link`]: one connection's bookkeeping: replies matched to the
 //!   commands in the order they were sent, and reconnecting with backoff
 //!   (what is failed when the connection drops, when to try again).
@@ -14,4 +17,5 @@
 //! The codec is `proto::resp`.
 
 pub mod link;
+pub mod script;
 pub mod url;
