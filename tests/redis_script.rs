@@ -12,6 +12,7 @@ use natter::proto::resp::Value;
 use natter::store::redis::script::{
     encode_load, encode_publish, is_noscript, parse_publish, publish_sha, Entry, Published,
 };
+use natter::store::redis::setup::{durability_warning, encode_durability_query};
 
 const CHANNEL: &str = "natter:events";
 
@@ -205,4 +206,24 @@ fn concurrent_publishers_get_gap_free_seqs() {
         redis.cli(&["XLEN", "natter:{busy}:log"]).trim(),
         (4 * EACH).to_string()
     );
+}
+
+#[test]
+fn the_durability_check_reads_a_real_redis() {
+    let ask = |redis: &RedisProc| {
+        let mut c = redis.client();
+        let mut out = Vec::new();
+        encode_durability_query(&mut out);
+        c.send(&out);
+        let (a, f) = (c.next(), c.next());
+        durability_warning(&a, &f)
+    };
+    assert_eq!(
+        ask(&RedisProc::start()),
+        None,
+        "appendonly yes, appendfsync always"
+    );
+    let lax = RedisProc::start_with(&["--appendonly", "no"]);
+    let w = ask(&lax).expect("a warning");
+    assert!(w.contains("appendonly no and appendfsync everysec"), "{w}");
 }

@@ -963,6 +963,11 @@ pub struct RedisProc {
 
 impl RedisProc {
     pub fn start() -> RedisProc {
+        RedisProc::start_with(&["--appendonly", "yes", "--appendfsync", "always"])
+    }
+
+    /// With these settings instead of natter's durability ones.
+    pub fn start_with(settings: &[&str]) -> RedisProc {
         for attempt in 0..20 {
             // A port the kernel just gave out and took back: free unless
             // someone takes it in between (then try again).
@@ -974,14 +979,8 @@ impl RedisProc {
             std::fs::create_dir_all(&dir).expect("redis dir");
             let child = Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args([
-                    "--appendonly",
-                    "yes",
-                    "--appendfsync",
-                    "always",
-                    "--save",
-                    "",
-                ])
+                .args(settings)
+                .args(["--save", ""])
                 .arg("--dir")
                 .arg(&dir)
                 .stdout(Stdio::null())

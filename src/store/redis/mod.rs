@@ -10,6 +10,7 @@
 //! - [`script`]: the atomic publish, one Lua script (`publish.lua`): a
 //!   repeated `cid` answered with its seq, else the room's next seq, the
 //!   entry appended to the room's stream and published, all at once;
+//! - [`setup`]: the durability check at start (`appendonly`, `appendfsync`);
 //! - [`link`]: one connection's bookkeeping: replies matched to the
 //!   commands in the order they were sent, and reconnecting with backoff
 //!   (what is failed when the connection drops, when to try again).
@@ -18,4 +19,5 @@
 
 pub mod link;
 pub mod script;
+pub mod setup;
 pub mod url;
