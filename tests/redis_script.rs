@@ -10,7 +10,8 @@ mod common;
 use common::{RedisProc, RespClient};
 use natter::proto::resp::Value;
 use natter::store::redis::script::{
-    encode_load, encode_publish, is_noscript, parse_publish, publish_sha, Entry, Published,
+    encode_load, encode_publish, is_noscript, parse_publish, parse_push, publish_sha, Entry,
+    Published,
 };
 use natter::store::redis::setup::{durability_warning, encode_durability_query};
 
@@ -99,15 +100,13 @@ fn seqs_stream_channel_and_repeated_cids() {
     // The pushes, in order, carrying the seq and the entry.
     let mut pushed = Vec::new();
     for _ in 0..4 {
-        match sub.next() {
-            Value::Array(Some(v)) => {
-                assert_eq!(v[0].as_bytes(), Some(&b"message"[..]));
-                pushed.push(String::from_utf8_lossy(v[2].as_bytes().unwrap()).into_owned());
-            }
-            other => panic!("{other:?}"),
-        }
+        let v = sub.next();
+        let p = parse_push(&v).unwrap_or_else(|| panic!("not a published entry: {v:?}"));
+        assert_eq!(&p.channel[..], CHANNEL.as_bytes());
+        pushed.push((p.seq, String::from_utf8_lossy(&p.payload).into_owned()));
     }
-    assert_eq!(pushed, ["1 one", "2 two", "1 other room", "3 three"]);
+    let want = [(1, "one"), (2, "two"), (1, "other room"), (3, "three")];
+    assert_eq!(pushed, want.map(|(s, p)| (s, p.to_string())));
 
     // The stream, read by redis-cli: ids seq-0, field e.
     let log = redis.cli(&["XRANGE", "natter:{lobby}:log", "-", "+"]);

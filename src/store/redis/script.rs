@@ -4,6 +4,7 @@
 //! its SHA-1 (`EVALSHA`); a Redis that has forgotten it (a restart, `SCRIPT
 //! FLUSH`) answers `NOSCRIPT`, and the caller loads it again and repeats.
 
+use bytes::Bytes;
 use sha1::{Digest, Sha1};
 
 use crate::proto::resp::{encode_command, Value};
@@ -95,6 +96,47 @@ pub fn parse_publish(reply: &Value) -> Result<Published, String> {
     }
 }
 
+/// One entry another process published, as the subscriber connection
+/// receives it: `["message", CHANNEL, "SEQ PAYLOAD"]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pushed {
+    /// The channel it came on.
+    pub channel: Bytes,
+    /// The seq the script gave it.
+    pub seq: u64,
+    /// The entry, as stored.
+    pub payload: Bytes,
+}
+
+/// Reads a push of the subscriber connection: `Some` for a published
+/// entry, `None` for anything else (the confirmation of a `SUBSCRIBE`, a
+/// `PONG`), which the caller handles or ignores.
+pub fn parse_push(value: &Value) -> Option<Pushed> {
+    let Value::Array(Some(items)) = value else {
+        return None;
+    };
+    let [kind, channel, body] = items.as_slice() else {
+        return None;
+    };
+    if kind.as_bytes()? != b"message" {
+        return None;
+    }
+    let body = match body {
+        Value::Bulk(Some(b)) => b,
+        _ => return None,
+    };
+    let space = body.iter().position(|&b| b == b' ')?;
+    let seq = std::str::from_utf8(&body[..space]).ok()?.parse().ok()?;
+    Some(Pushed {
+        channel: match channel {
+            Value::Bulk(Some(c)) => c.clone(),
+            _ => return None,
+        },
+        seq,
+        payload: body.slice(space + 1..),
+    })
+}
+
 /// Whether Redis does not know the script (load it and send again).
 pub fn is_noscript(reply: &Value) -> bool {
     matches!(reply, Value::Error(e) if e.starts_with(b"NOSCRIPT"))
@@ -104,7 +146,6 @@ pub fn is_noscript(reply: &Value) -> bool {
 mod tests {
     use super::*;
     use crate::proto::resp::{Decoder, Limits};
-    use bytes::Bytes;
 
     #[test]
     fn the_sha_is_the_scripts() {
@@ -166,6 +207,34 @@ mod tests {
             out.windows(5).any(|w| w == b"$1\r\n2"),
             "two keys without a cid"
         );
+    }
+
+    #[test]
+    fn pushes_carry_the_seq_and_the_entry() {
+        let b = |s: &[u8]| Value::Bulk(Some(Bytes::copy_from_slice(s)));
+        let push = Value::Array(Some(vec![
+            b(b"message"),
+            b(b"natter:events"),
+            b(b"42 {\"t\":\"a b\"}"),
+        ]));
+        assert_eq!(
+            parse_push(&push),
+            Some(Pushed {
+                channel: Bytes::from_static(b"natter:events"),
+                seq: 42,
+                payload: Bytes::from_static(b"{\"t\":\"a b\"}"),
+            })
+        );
+        let ack = Value::Array(Some(vec![
+            b(b"subscribe"),
+            b(b"natter:events"),
+            Value::Int(1),
+        ]));
+        assert_eq!(parse_push(&ack), None);
+        for bad in [&b"x {}"[..], b"{}", b"-1 {}", b""] {
+            let push = Value::Array(Some(vec![b(b"message"), b(b"c"), b(bad)]));
+            assert_eq!(parse_push(&push), None, "{bad:?}");
+        }
     }
 
     #[test]
