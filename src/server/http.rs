@@ -175,13 +175,7 @@ impl Server {
     fn asset(&self, asset: &'static Asset, req: &Request) -> Response {
         // `connect-src 'self'` covers ws: on the same host in current
         // browsers; the explicit ws:// and wss:// sources cover the rest.
-        let host = req
-            .header("host")
-            .filter(|h| {
-                h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-            })
-            .unwrap_or("");
+        let host = safe_host(req.header("host")).unwrap_or("");
         let connect = if host.is_empty() {
             "'self'".to_string()
         } else {
@@ -493,6 +487,17 @@ impl Server {
             }
         }
     }
+}
+
+/// A `Host` header fit to be written back into a header (the page's
+/// policy, `--tls-only`'s redirect): a name or address and a port, nothing
+/// else.
+pub(super) fn safe_host(host: Option<&str>) -> Option<&str> {
+    host.filter(|h| {
+        !h.is_empty()
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    })
 }
 
 /// `host[:port]` with the port made explicit, lowercased.

@@ -238,12 +238,7 @@ impl Server {
     /// `--tls-only` and plain HTTP: `308` to the same path over https on
     /// the host the client asked for (or `--public-url`'s).
     pub(super) fn to_https(&self, host: Option<&str>, target: &str) -> Response {
-        let host = host.filter(|h| {
-            !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        });
-        let origin = match host {
+        let origin = match super::http::safe_host(host) {
             Some(h) => format!("https://{h}"),
             None => self.public_url.replacen("http://", "https://", 1),
         };
