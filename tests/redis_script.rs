@@ -86,7 +86,7 @@ fn seqs_stream_channel_and_repeated_cids() {
             &sha,
             &entry("lobby", b"one again", Some("natter:cid:{s1}:a"))
         ),
-        Published::Repeat(1)
+        Published::Repeat(1, Some(bytes::Bytes::from_static(b"one")))
     );
     assert_eq!(
         publish(
@@ -103,10 +103,23 @@ fn seqs_stream_channel_and_repeated_cids() {
         let v = sub.next();
         let p = parse_push(&v).unwrap_or_else(|| panic!("not a published entry: {v:?}"));
         assert_eq!(&p.channel[..], CHANNEL.as_bytes());
-        pushed.push((p.seq, String::from_utf8_lossy(&p.payload).into_owned()));
+        let room = String::from_utf8_lossy(&p.room).into_owned();
+        pushed.push((
+            p.seq,
+            room,
+            String::from_utf8_lossy(&p.payload).into_owned(),
+        ));
     }
-    let want = [(1, "one"), (2, "two"), (1, "other room"), (3, "three")];
-    assert_eq!(pushed, want.map(|(s, p)| (s, p.to_string())));
+    let want = [
+        (1, "lobby", "one"),
+        (2, "lobby", "two"),
+        (1, "dev", "other room"),
+        (3, "lobby", "three"),
+    ];
+    assert_eq!(
+        pushed,
+        want.map(|(s, r, p)| (s, r.to_string(), p.to_string()))
+    );
 
     // The stream, read by redis-cli: ids seq-0, field e.
     let log = redis.cli(&["XRANGE", "natter:{lobby}:log", "-", "+"]);

@@ -17,6 +17,7 @@
 //!
 //! The codec is `proto::resp`.
 
+pub mod entry;
 pub mod link;
 pub mod script;
 pub mod setup;

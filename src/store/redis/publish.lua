@@ -11,13 +11,20 @@
 -- ARGV[2]  the stream's length to keep (MAXLEN ~)
 -- ARGV[3]  the channel to publish on
 -- ARGV[4]  seconds a cid is remembered
+-- ARGV[5]  the room's name (published before the entry)
 --
--- Returns {1, seq} for a new entry, {0, seq} for a repeated cid.
+-- Returns {1, seq} for a new entry; for a repeated cid {0, seq, ENTRY},
+-- the entry as first stored (false if the stream no longer keeps it).
 
 if KEYS[3] then
   local known = redis.call('GET', KEYS[3])
   if known then
-    return {0, tonumber(known)}
+    local first = redis.call('XRANGE', KEYS[2], known .. '-0', known .. '-0')
+    local entry = false
+    if first[1] then
+      entry = first[1][2][2]
+    end
+    return {0, tonumber(known), entry}
   end
 end
 
@@ -37,5 +44,5 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'e', ARGV[1])
 if KEYS[3] then
   redis.call('SET', KEYS[3], seq, 'EX', ARGV[4])
 end
-redis.call('PUBLISH', ARGV[3], seq .. ' ' .. ARGV[1])
+redis.call('PUBLISH', ARGV[3], seq .. ' ' .. ARGV[5] .. ' ' .. ARGV[1])
 return {1, seq}

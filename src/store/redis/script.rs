@@ -68,18 +68,20 @@ pub fn encode_publish(out: &mut Vec<u8>, sha: &str, entry: &Entry<'_>) {
         keep.as_bytes(),
         entry.channel.as_bytes(),
         ttl.as_bytes(),
+        entry.room.as_bytes(),
     ]);
     encode_command(out, &args);
 }
 
 /// What the script did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Published {
     /// A new entry, with the room's next seq.
     New(u64),
-    /// The `cid` was seen: the seq it was given then (nothing was stored
-    /// or published now).
-    Repeat(u64),
+    /// The `cid` was seen: the seq it was given then, and the entry as
+    /// stored then if the stream still keeps it (nothing was stored or
+    /// published now).
+    Repeat(u64, Option<Bytes>),
 }
 
 /// Reads the script's reply. `Err` carries Redis's error, or says the
@@ -88,7 +90,13 @@ pub fn parse_publish(reply: &Value) -> Result<Published, String> {
     match reply {
         Value::Array(Some(items)) => match items.as_slice() {
             [Value::Int(1), Value::Int(seq)] if *seq > 0 => Ok(Published::New(*seq as u64)),
-            [Value::Int(0), Value::Int(seq)] if *seq > 0 => Ok(Published::Repeat(*seq as u64)),
+            [Value::Int(0), Value::Int(seq), entry] if *seq > 0 => {
+                let entry = match entry {
+                    Value::Bulk(Some(b)) => Some(b.clone()),
+                    _ => None, // Lua's false: trimmed from the stream
+                };
+                Ok(Published::Repeat(*seq as u64, entry))
+            }
             _ => Err(format!("unexpected reply to the publish script: {reply:?}")),
         },
         Value::Error(e) => Err(String::from_utf8_lossy(e).into_owned()),
@@ -97,13 +105,16 @@ pub fn parse_publish(reply: &Value) -> Result<Published, String> {
 }
 
 /// One entry another process published, as the subscriber connection
-/// receives it: `["message", CHANNEL, "SEQ PAYLOAD"]`.
+/// receives it: `["message", CHANNEL, "SEQ ROOM PAYLOAD"]` (a room's
+/// name has no spaces).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pushed {
     /// The channel it came on.
     pub channel: Bytes,
     /// The seq the script gave it.
     pub seq: u64,
+    /// The room it is in, as published (the caller checks the name).
+    pub room: Bytes,
     /// The entry, as stored.
     pub payload: Bytes,
 }
@@ -127,13 +138,16 @@ pub fn parse_push(value: &Value) -> Option<Pushed> {
     };
     let space = body.iter().position(|&b| b == b' ')?;
     let seq = std::str::from_utf8(&body[..space]).ok()?.parse().ok()?;
+    let rest = body.slice(space + 1..);
+    let space = rest.iter().position(|&b| b == b' ')?;
     Some(Pushed {
         channel: match channel {
             Value::Bulk(Some(c)) => c.clone(),
             _ => return None,
         },
         seq,
-        payload: body.slice(space + 1..),
+        room: rest.slice(..space),
+        payload: rest.slice(space + 1..),
     })
 }
 
@@ -191,7 +205,8 @@ mod tests {
                 b"{\"text\":\"hi\"}",
                 b"10000",
                 b"natter:events",
-                b"3600"
+                b"3600",
+                b"lobby"
             ]
         );
         let mut out = Vec::new();
@@ -215,13 +230,14 @@ mod tests {
         let push = Value::Array(Some(vec![
             b(b"message"),
             b(b"natter:events"),
-            b(b"42 {\"t\":\"a b\"}"),
+            b(b"42 lobby {\"t\":\"a b\"}"),
         ]));
         assert_eq!(
             parse_push(&push),
             Some(Pushed {
                 channel: Bytes::from_static(b"natter:events"),
                 seq: 42,
+                room: Bytes::from_static(b"lobby"),
                 payload: Bytes::from_static(b"{\"t\":\"a b\"}"),
             })
         );
@@ -231,7 +247,7 @@ mod tests {
             Value::Int(1),
         ]));
         assert_eq!(parse_push(&ack), None);
-        for bad in [&b"x {}"[..], b"{}", b"-1 {}", b""] {
+        for bad in [&b"x r {}"[..], b"{}", b"-1 r {}", b"1 {}", b""] {
             let push = Value::Array(Some(vec![b(b"message"), b(b"c"), b(bad)]));
             assert_eq!(parse_push(&push), None, "{bad:?}");
         }
@@ -241,7 +257,18 @@ mod tests {
     fn replies_are_read_strictly() {
         let arr = |a: i64, b: i64| Value::Array(Some(vec![Value::Int(a), Value::Int(b)]));
         assert_eq!(parse_publish(&arr(1, 7)), Ok(Published::New(7)));
-        assert_eq!(parse_publish(&arr(0, 3)), Ok(Published::Repeat(3)));
+        let repeat = |e: Value| Value::Array(Some(vec![Value::Int(0), Value::Int(3), e]));
+        let entry = Bytes::from_static(b"{}");
+        assert_eq!(
+            parse_publish(&repeat(Value::Bulk(Some(entry.clone())))),
+            Ok(Published::Repeat(3, Some(entry)))
+        );
+        // Lua's false comes as a nil: the stream no longer has it.
+        assert_eq!(
+            parse_publish(&repeat(Value::Bulk(None))),
+            Ok(Published::Repeat(3, None))
+        );
+        assert!(parse_publish(&arr(0, 3)).is_err());
         assert!(parse_publish(&arr(1, 0)).is_err());
         assert!(parse_publish(&arr(2, 1)).is_err());
         assert!(parse_publish(&Value::Int(1)).is_err());
