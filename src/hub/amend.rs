@@ -193,6 +193,14 @@ impl Hub {
         r#ref: Option<String>,
     ) -> Result<(), HubError> {
         let room = self.target_room(id, room)?;
+        if self.shared && !matches!(want, Want::Reply(_)) {
+            // Not yet: an edit's seq and its effect on the message must be
+            // given by the shared store too (issue 18 goes on).
+            return Err(HubError::new(
+                ErrorCode::BadRequest,
+                "edits, deletes and reactions do not work yet on a server shared through Redis",
+            ));
+        }
         let last_seq = self
             .rooms
             .get(&room)

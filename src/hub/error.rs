@@ -80,13 +80,17 @@ pub enum ErrorCode {
     /// `edit_window`: an edit more than `--edit-window` seconds after the
     /// message was sent.
     EditWindow,
+    /// `unavailable`: with `--redis`, a request that needs the shared
+    /// store while it cannot be reached; nothing was done, and a retry
+    /// (with the same `cid`) is safe (PROTOCOL-2 section 6).
+    Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (the order of PROTOCOL.md's list).
     /// A test's exhaustive match fails to compile until a new variant is
     /// named there, and then fails until it is here too.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 27] = [
         ErrorCode::BadRequest,
         ErrorCode::BadJson,
         ErrorCode::BadUtf8,
@@ -113,6 +117,7 @@ impl ErrorCode {
         ErrorCode::InviteOnly,
         ErrorCode::NoSuchMessage,
         ErrorCode::EditWindow,
+        ErrorCode::Unavailable,
     ];
 
     /// The wire string: the only place these spellings live.
@@ -144,6 +149,7 @@ impl ErrorCode {
             ErrorCode::InviteOnly => "invite_only",
             ErrorCode::NoSuchMessage => "no_such_message",
             ErrorCode::EditWindow => "edit_window",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 }
@@ -220,6 +226,7 @@ mod tests {
             InviteOnly,
             NoSuchMessage,
             EditWindow,
+            Unavailable,
         ];
         assert_eq!(listed, ErrorCode::ALL);
     }

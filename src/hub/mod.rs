@@ -29,6 +29,7 @@ mod nickgen;
 pub mod port;
 pub mod search;
 pub mod session;
+mod shared;
 
 #[cfg(test)]
 mod tests;
@@ -288,6 +289,11 @@ pub struct Hub {
     /// Messages changed by a batch the store has not answered yet, as the
     /// hub made them, with that batch's id (see `amend`).
     live: HashMap<(RoomName, u64), (u64, Rc<Message>)>,
+    /// The chat is shared with other processes: the store numbers
+    /// messages (see `shared`).
+    shared: bool,
+    /// Messages sent to the shared store and not arrived yet.
+    drafts: shared::Drafts,
 }
 
 impl Hub {
@@ -328,6 +334,8 @@ impl Hub {
             finds: HashMap::new(),
             searches: HashMap::new(),
             live: HashMap::new(),
+            shared: false,
+            drafts: shared::Drafts::default(),
         }
     }
 
@@ -486,6 +494,7 @@ impl Hub {
                     self.run_deferred(now, id);
                 }
             }
+            StoreAnswer::Published { publish, result } => self.published(publish, result),
             StoreAnswer::Searched { search, result } => {
                 let Some(s) = self.take_searching(search) else {
                     return;
@@ -1226,14 +1235,21 @@ impl Hub {
             .get_mut(&room)
             .filter(|r| r.members.contains(id))
             .ok_or_else(|| not_in(&room))?;
-        r.last_seq += 1;
-        let mut msg = Message::new(room, r.last_seq, now.ms, from, text);
+        let seq = if self.shared { 0 } else { r.last_seq + 1 };
+        let mut msg = Message::new(room, seq, now.ms, from, text);
         msg.action = action;
         msg.image = image;
         msg.account = account;
         msg.author = author;
         msg.mentions = mentions;
         msg.reply_to = reply_to;
+        if self.shared {
+            // Numbered, kept and handed back by the store (`shared`).
+            let image = msg.image.as_ref().and_then(|_| self.pending_images.pop());
+            self.publish(id, msg, image, cid, r#ref);
+            return Ok(());
+        }
+        r.last_seq = seq;
         let msg = Rc::new(msg);
         // The sender never gets the room's copy: a line client's terminal
         // already shows what it typed, and a WebSocket client gets its own

@@ -56,6 +56,36 @@ pub enum StoreOp {
     Find(Find),
     /// Search rooms' history (PROTOCOL-2 section 4).
     Search(SearchOp),
+    /// A shared store (Redis) gives a message its room's next `seq`, keeps
+    /// it and hands it to every process (see [`Publish`]).
+    Publish(Publish),
+}
+
+/// A message for a shared store to number, keep and hand to every process
+/// sharing the chat, this one included (`Hub::arrive`); a `cid` it has
+/// seen from the same sender is answered with the message it kept then.
+/// Only a hub told it shares its chat (`Hub::share`) asks for this.
+#[derive(Debug)]
+pub struct Publish {
+    /// Matches the answer, and the message's arrival, to the request.
+    pub id: u64,
+    /// The message, its `seq` 0: the store gives it one.
+    pub message: Rc<Message>,
+    /// The sender's `cid`, and whose it is (`Message::author`): one
+    /// sender's cids are remembered apart from another's.
+    pub cid: Option<String>,
+    /// The image the message carries, stored with it.
+    pub image: Option<NewImage>,
+}
+
+/// What a shared store did with a [`Publish`].
+#[derive(Debug)]
+pub enum Published {
+    /// Numbered and kept: it arrives (`Hub::arrive`) with this `seq`.
+    New(u64),
+    /// The `cid` was seen: the message kept then (`None` if the store no
+    /// longer keeps it), and nothing was done now.
+    Repeat(u64, Option<Rc<Message>>),
 }
 
 /// Messages accepted together (one loop turn: group commit), with the
@@ -371,6 +401,15 @@ pub enum StoreAnswer {
         find: u64,
         /// Empty when there is no such message.
         result: Result<Vec<Rc<Message>>, StoreError>,
+    },
+    /// The [`Publish`] with this id. `Err`: nothing was kept or sent
+    /// (if the store may have kept it, it arrives all the same, and a
+    /// repeat of its `cid` finds it).
+    Published {
+        /// The publish's id.
+        publish: u64,
+        /// What the store did.
+        result: Result<Published, StoreError>,
     },
     /// The [`SearchOp`] with this id.
     Searched {

@@ -16,6 +16,7 @@ use port::{FindWhat, FIND_LATEST};
 mod accounts;
 mod amend;
 mod churn;
+mod shared;
 
 // ---------------------------------------------------------------------------
 // Harness
@@ -93,6 +94,10 @@ struct TestStore {
     changes: Vec<Change>,
     /// Password jobs done.
     jobs: usize,
+    /// Shared: each sender's cids, and what they published.
+    cids: HashMap<(String, String), Rc<Message>>,
+    /// Shared: published messages on their way back to the hub.
+    arrivals: Vec<(Rc<Message>, Option<u64>)>,
 }
 
 impl TestStore {
@@ -245,7 +250,41 @@ impl TestStore {
                     result: Ok(hits),
                 }
             }
+            // A shared store (Redis): numbers, keeps, and hands the message
+            // back as every process gets it (`arrivals`).
+            StoreOp::Publish(p) => {
+                let result = if self.refuse_batches {
+                    Err(StoreError("unreachable".into()))
+                } else {
+                    let key = p.cid.clone().map(|c| (p.message.author.clone(), c));
+                    match key.as_ref().and_then(|k| self.cids.get(k)) {
+                        Some(m) => Ok(port::Published::Repeat(m.seq, Some(m.clone()))),
+                        None => {
+                            let m = self.publish_as(&p.message, Some(p.id));
+                            if let Some(k) = key {
+                                self.cids.insert(k, m.clone());
+                            }
+                            Ok(port::Published::New(m.seq))
+                        }
+                    }
+                };
+                StoreAnswer::Published {
+                    publish: p.id,
+                    result,
+                }
+            }
         }
+    }
+
+    /// Numbers and keeps `m` as a shared store does, and queues its
+    /// arrival (`origin`: the request of this hub's that sent it).
+    fn publish_as(&mut self, m: &Message, origin: Option<u64>) -> Rc<Message> {
+        let stored = self.rooms.entry(m.room.clone()).or_default();
+        let seq = stored.last().map_or(0, |l| l.seq) + 1;
+        let m = Rc::new(Message { seq, ..m.clone() });
+        stored.push(m.clone());
+        self.arrivals.push((m.clone(), origin));
+        m
     }
 }
 
@@ -376,6 +415,14 @@ impl Chat {
                     Answers::NextTurn => self.store.later.push(answer),
                 }
             }
+            self.arrive();
+        }
+    }
+
+    /// Hands the shared store's published messages to the hub, in order.
+    fn arrive(&mut self) {
+        for (m, origin) in std::mem::take(&mut self.store.arrivals) {
+            self.hub.arrive(self.now, m, origin);
         }
     }
 

@@ -316,6 +316,9 @@ fn count_commit(c: &mut Counters, started: Instant, answer: &StoreAnswer) {
             result: Err(e),
             batch,
         } => error!("commit of batch {batch} failed: {e}"),
-        StoreAnswer::Loaded { .. } | StoreAnswer::Found { .. } | StoreAnswer::Searched { .. } => {}
+        StoreAnswer::Loaded { .. }
+        | StoreAnswer::Found { .. }
+        | StoreAnswer::Searched { .. }
+        | StoreAnswer::Published { .. } => {}
     }
 }

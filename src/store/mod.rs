@@ -161,6 +161,11 @@ pub fn execute(store: &mut dyn Store, op: StoreOp) -> StoreAnswer {
             search: op.id,
             result: store.search(&op),
         },
+        // Only a hub that shares its chat asks, and only of a shared store.
+        StoreOp::Publish(p) => StoreAnswer::Published {
+            publish: p.id,
+            result: Err(StoreError("this store does not share a chat".into())),
+        },
     }
 }
 

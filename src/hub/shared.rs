@@ -1,0 +1,203 @@
+//! A chat shared by several processes (PROTOCOL-2 section 6): rooms'
+//! `seq`s are given by the shared store, not by this hub.
+//!
+//! A hub told it shares its chat ([`Hub::share`]) numbers no message
+//! itself. A message a client sends goes out as a [`StoreOp::Publish`]
+//! with `seq` 0, and nobody is sent anything yet. The store numbers it,
+//! keeps it and hands it to every process; back here it comes in through
+//! [`Hub::arrive`], like every other process's messages, in each room's
+//! `seq` order: then the room's members get it, and its sender (whose
+//! request the arrival names) its acknowledgement. So every process sends
+//! every room's messages in one order, the store's, and only once the
+//! store has kept them.
+//!
+//! The shell keeps the order: it hands over a room's messages one `seq`
+//! after another, starting after [`Hub::room_seq`], and reads the store
+//! for any it missed (see `store::redis::feed`).
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use log::warn;
+
+use super::error::{ErrorCode, HubError};
+use super::event::{ClientId, ClientKind, Entry, Event, Message, Recipients, Reply};
+use super::names::RoomName;
+use super::port::{NewImage, Publish, Published, StoreError, StoreOp};
+use super::session::Sent;
+use super::{Hub, Now, Then};
+
+/// A message sent to the store and not arrived yet.
+pub(super) struct Draft {
+    client: ClientId,
+    cid: Option<String>,
+    r#ref: Option<String>,
+    room: RoomName,
+}
+
+/// The drafts of a shared hub.
+#[derive(Default)]
+pub(super) struct Drafts {
+    out: HashMap<u64, Draft>,
+    next: u64,
+}
+
+impl Hub {
+    /// From now on this hub shares its chat with other processes through
+    /// the store: see the module's docs.
+    pub fn share(&mut self) {
+        self.shared = true;
+    }
+
+    /// Whether this hub shares its chat.
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// The `seq` of the last message of `room` this hub has handed out,
+    /// `None` if it does not hold the room (then it needs none of its
+    /// messages: a join reads the store).
+    pub fn room_seq(&self, room: &RoomName) -> Option<u64> {
+        self.rooms.get(room).map(|r| r.last_seq)
+    }
+
+    /// Messages sent to the store and not arrived.
+    pub fn drafts_out(&self) -> usize {
+        self.drafts.out.len()
+    }
+
+    /// A checked message of `id` goes to the store (see `say`).
+    pub(super) fn publish(
+        &mut self,
+        id: ClientId,
+        msg: Message,
+        image: Option<NewImage>,
+        cid: Option<String>,
+        r#ref: Option<String>,
+    ) {
+        let n = self.drafts.next;
+        self.drafts.next += 1;
+        let room = msg.room.clone();
+        self.ops.push(StoreOp::Publish(Publish {
+            id: n,
+            message: Rc::new(msg),
+            cid: cid.clone(),
+            image,
+        }));
+        self.drafts.out.insert(
+            n,
+            Draft {
+                client: id,
+                cid,
+                r#ref,
+                room,
+            },
+        );
+    }
+
+    /// A message of a room, numbered by the store: the next one after
+    /// [`Hub::room_seq`] (an older one is ignored). `origin` names the
+    /// request of this hub's that sent it, if one did.
+    pub fn arrive(&mut self, now: Now, msg: Rc<Message>, origin: Option<u64>) {
+        let Some(r) = self.rooms.get_mut(&msg.room) else {
+            return;
+        };
+        if msg.seq <= r.last_seq {
+            return;
+        }
+        if msg.seq != r.last_seq + 1 {
+            warn!(
+                "#{}: {} arrived after {}, those between are gone",
+                msg.room, msg.seq, r.last_seq
+            );
+        }
+        r.last_seq = msg.seq;
+        let draft = origin.and_then(|n| self.drafts.out.remove(&n));
+        let sender = draft.as_ref().map(|d| d.client);
+        // The sender never gets the room's copy (see `say`).
+        let to = Recipients::Room {
+            members: r.members.snapshot(),
+            except: sender,
+        };
+        for w in self.loads.values_mut() {
+            if w.room == msg.room && !matches!(w.then, Then::History { .. }) {
+                w.tail.push(Entry::Message(msg.clone()));
+            }
+        }
+        self.deliver(to, Event::Message(msg.clone()));
+        let Some(d) = draft else {
+            return;
+        };
+        self.messages_total += 1;
+        let Some(c) = self.clients.get_mut(&d.client) else {
+            return;
+        };
+        if let Some(cid) = &d.cid {
+            c.sent
+                .insert(now.ms, cid.clone(), Sent::Message(msg.clone()));
+        }
+        if c.kind == ClientKind::Ws {
+            self.reply(d.client, Reply::Sent(msg, d.cid), d.r#ref);
+        }
+    }
+
+    /// The store's answer to a [`Publish`].
+    pub(super) fn published(&mut self, n: u64, result: Result<Published, StoreError>) {
+        match result {
+            Ok(Published::New(seq)) => {
+                // It arrives in the room's order; unless the room has left
+                // memory meanwhile (nobody here is in it any more).
+                let gone = self
+                    .drafts
+                    .out
+                    .get(&n)
+                    .is_some_and(|d| self.rooms.get(&d.room).is_none_or(|r| r.last_seq >= seq));
+                if gone {
+                    self.drafts.out.remove(&n);
+                }
+            }
+            Ok(Published::Repeat(seq, kept)) => {
+                let Some(d) = self.drafts.out.remove(&n) else {
+                    return;
+                };
+                match kept {
+                    Some(m) => {
+                        if self
+                            .clients
+                            .get(&d.client)
+                            .is_some_and(|c| c.kind == ClientKind::Ws)
+                        {
+                            self.reply(d.client, Reply::Sent(m, d.cid), d.r#ref);
+                        }
+                    }
+                    None => {
+                        let e = HubError::new(
+                            ErrorCode::BadRequest,
+                            format!(
+                                "that cid was sent before, as #{} {seq}, and is no longer kept",
+                                d.room
+                            ),
+                        );
+                        self.error(d.client, e, d.r#ref);
+                    }
+                }
+            }
+            Err(e) => {
+                let Some(d) = self.drafts.out.remove(&n) else {
+                    return;
+                };
+                warn!("a message to #{} not published: {e}", d.room);
+                self.error(d.client, unavailable(), d.r#ref);
+            }
+        }
+    }
+}
+
+/// The error a request gets when the shared store cannot be reached.
+pub(super) fn unavailable() -> HubError {
+    HubError::new(
+        ErrorCode::Unavailable,
+        "the server cannot reach its shared store (Redis) just now, so this was not done; \
+         try again (a message with the same cid is never sent twice)",
+    )
+}

@@ -1,0 +1,174 @@
+//! A hub that shares its chat (PROTOCOL-2 section 6): the store numbers
+//! the messages, and everyone, the sender's acknowledgement included, is
+//! sent a message only when it arrives back from the store, in the order
+//! the store gave.
+
+use super::*;
+
+/// A shared chat: a line client bob and a WebSocket client alice in #lobby.
+fn shared() -> (Chat, ClientId, ClientId) {
+    let mut t = Chat::new();
+    t.hub.share();
+    let bob = t.line(at(9, 0, 0), "bob");
+    let alice = t.ws(at(9, 0, 0), "alice");
+    t.cmd(at(9, 0, 1), alice, join("lobby"));
+    t.clear();
+    (t, alice, bob)
+}
+
+fn say_cid(text: &str, cid: &str) -> Command {
+    Command::Say {
+        reply_to: None,
+        room: Some(room("lobby")),
+        text: text.into(),
+        action: false,
+        cid: Some(cid.into()),
+    }
+}
+
+/// The `(seq, cid)` of every acknowledgement among `events`.
+fn acks(events: &[Event]) -> Vec<(u64, Option<String>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reply(Reply::Sent(m, cid), _) => Some((m.seq, cid.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn nothing_is_sent_before_the_store_hands_the_message_back() {
+    let (mut t, alice, bob) = shared();
+    // The store answers a turn late: the publish is out, nobody is sent
+    // anything, and no seq is given by the hub.
+    t.store.answers = Answers::NextTurn;
+    let arrivals_held = std::mem::take(&mut t.store.arrivals);
+    assert!(arrivals_held.is_empty());
+    t.hub.handle(at(9, 1, 0), alice, say_cid("hi", "c1"), None);
+    let mut ops = Vec::new();
+    t.hub.take_store_ops(&mut ops);
+    let [StoreOp::Publish(p)] = &ops[..] else {
+        panic!("{ops:?}")
+    };
+    assert_eq!((p.message.seq, p.message.text.as_str()), (0, "hi"));
+    assert_eq!(p.cid.as_deref(), Some("c1"));
+    assert_eq!(t.hub.drafts_out(), 1);
+    let mut out = Vec::new();
+    t.hub.drain_effects(&mut out);
+    assert!(out.is_empty(), "{out:?}");
+    // The store numbers it and it comes back: bob gets the line, alice
+    // her acknowledgement with her cid, and the room's seq moves on.
+    let answer = t.store.execute(ops.pop().unwrap());
+    t.hub.answer(at(9, 1, 0), answer);
+    assert_eq!(t.hub.room_seq(&room("lobby")), Some(0), "not arrived yet");
+    t.arrive();
+    assert_eq!(t.hub.room_seq(&room("lobby")), Some(1));
+    check(&t.take(bob), &["[09:01:00] #lobby <alice> hi"]);
+    assert_eq!(acks(&t.events[&alice]), [(1, Some("c1".into()))]);
+    assert_eq!(t.hub.drafts_out(), 0);
+    assert_eq!(t.stored_seqs("lobby"), [1]);
+}
+
+#[test]
+fn other_processes_messages_arrive_in_order_and_once() {
+    let (mut t, alice, bob) = shared();
+    // Another process's message: nobody here sent it, everyone here gets it.
+    let other = Message::new(
+        room("lobby"),
+        0,
+        at(9, 2, 0).ms,
+        "carol".into(),
+        "yo".into(),
+    );
+    t.store.publish_as(&other, None);
+    t.arrive();
+    // Then alice's, numbered after it.
+    t.cmd(at(9, 2, 1), alice, say_cid("hey", "c2"));
+    check(
+        &t.take(bob),
+        &[
+            "[09:02:00] #lobby <carol> yo",
+            "[09:02:01] #lobby <alice> hey",
+        ],
+    );
+    let got = t.events.remove(&alice).unwrap_or_default();
+    let seqs: Vec<u64> = got
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(m.seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs, [1], "alice gets carol's message, not her own copy");
+    assert_eq!(acks(&got), [(2, Some("c2".into()))]);
+    // An arrival at or before the room's seq (a push that came after the
+    // store was read) is ignored.
+    let again = t.store.rooms[&room("lobby")][0].clone();
+    t.hub.arrive(at(9, 2, 2), again, None);
+    check(&t.take(bob), &[]);
+}
+
+#[test]
+fn a_store_that_cannot_be_reached_is_unavailable_and_nothing_is_sent() {
+    let (mut t, alice, bob) = shared();
+    t.store.refuse_batches = true;
+    t.cmd(at(9, 3, 0), alice, say_cid("lost?", "c3"));
+    t.cmd(at(9, 3, 0), bob, say("me too"));
+    t.flush();
+    assert_eq!(
+        errors(&t.events.remove(&alice).unwrap_or_default()),
+        [ErrorCode::Unavailable]
+    );
+    check(&t.take(bob), &["!!! unavailable: *"]);
+    assert!(!t.store.rooms.contains_key(&room("lobby")));
+    assert_eq!(t.hub.drafts_out(), 0);
+    // Back: the same cid is sent, once.
+    t.store.refuse_batches = false;
+    t.cmd(at(9, 3, 5), alice, say_cid("lost?", "c3"));
+    check(&t.take(bob), &["[09:03:05] #lobby <alice> lost?"]);
+    assert_eq!(
+        acks(&t.events.remove(&alice).unwrap_or_default()),
+        [(1, Some("c3".into()))]
+    );
+}
+
+#[test]
+fn a_cid_the_store_has_seen_is_answered_with_the_first_message() {
+    let (mut t, alice, bob) = shared();
+    t.cmd(at(9, 4, 0), alice, say_cid("once", "c4"));
+    t.clear();
+    // Another process had it (this hub's own log does not): a resume
+    // elsewhere, say. The store answers with the message it kept.
+    let author = t.store.rooms[&room("lobby")][0].author.clone();
+    t.store.cids.insert(
+        (author, "c9".into()),
+        t.store.rooms[&room("lobby")][0].clone(),
+    );
+    t.cmd(at(9, 4, 1), alice, say_cid("once more", "c9"));
+    check(&t.take(bob), &[]);
+    assert_eq!(
+        acks(&t.events.remove(&alice).unwrap_or_default()),
+        [(1, Some("c9".into()))]
+    );
+    assert_eq!(t.stored_seqs("lobby"), [1]);
+}
+
+#[test]
+fn edits_deletes_and_reactions_say_they_do_not_work_yet() {
+    let (mut t, alice, _bob) = shared();
+    t.cmd(at(9, 5, 0), alice, say_cid("x", "c5"));
+    t.clear();
+    let edit = Command::Edit {
+        room: Some(room("lobby")),
+        target: command::Target::Seq(1),
+        text: "y".into(),
+    };
+    t.cmd(at(9, 5, 1), alice, edit);
+    t.flush();
+    assert_eq!(
+        errors(&t.events.remove(&alice).unwrap_or_default()),
+        [ErrorCode::BadRequest]
+    );
+    assert_eq!(t.stored("lobby")[0].2, "x");
+}
