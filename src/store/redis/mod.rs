@@ -18,6 +18,7 @@
 //! The codec is `proto::resp`.
 
 pub mod entry;
+pub mod feed;
 pub mod link;
 pub mod script;
 pub mod setup;
