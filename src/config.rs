@@ -22,6 +22,12 @@ pub struct Config {
     )]
     pub listen: Vec<SocketAddr>,
 
+    /// Let several natter processes listen on the same --listen addresses (SO_REUSEPORT; one
+    /// per core, each still one thread): the kernel spreads new connections across them. Each
+    /// process is still a chat of its own until they can share one through --redis (issue 18).
+    #[arg(long, env = "NATTER_REUSE_PORT")]
+    pub reuse_port: bool,
+
     /// SQLite file of the message history, images and accounts (":memory:" keeps nothing).
     #[arg(
         long,

@@ -30,6 +30,7 @@ fn help_lists_every_option() {
         "--line-idle-timeout",
         "--max-per-ip",
         "--max-outbound",
+        "--reuse-port",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }

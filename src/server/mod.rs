@@ -86,7 +86,7 @@ use conn::{describe, Close, ConnId, HttpState, Kind, Phase};
 use conns::Conns;
 use helper::Helper;
 use metrics::Counters;
-use os::{random_hex, seed, wall_clock};
+use os::{random_hex, reuse_port_listener, seed, wall_clock};
 use per_ip::PerIp;
 use pressure::Limits;
 use timers::{Due, LoopTimer, TimerKind, Timers};
@@ -191,7 +191,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds every `--listen` address; fails before anything is served.
+    /// Binds every `--listen` address (shared with other processes under
+    /// `--reuse-port`); fails before anything is served.
     pub fn bind(config: Config) -> io::Result<Server> {
         let default_room = RoomName::parse(&config.default_room).map_err(|e| {
             io::Error::new(
@@ -220,7 +221,12 @@ impl Server {
         let signals = shutdown::listen_for_signals(&poll)?;
         let mut listeners = Vec::new();
         for (i, addr) in config.listen.iter().enumerate() {
-            let mut listener = TcpListener::bind(*addr)
+            let listener = if config.reuse_port {
+                reuse_port_listener(*addr)
+            } else {
+                TcpListener::bind(*addr)
+            };
+            let mut listener = listener
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
             poll.registry().register(
                 &mut listener,

@@ -5,10 +5,12 @@
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, Read};
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::error;
-use mio::net::TcpStream;
+use mio::net::{TcpListener, TcpStream};
+use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::hub::Now;
 
@@ -30,6 +32,28 @@ pub(super) fn tune(stream: &TcpStream) -> io::Result<()> {
     sock.set_tcp_keepalive(&keepalive)?;
     sock.set_tcp_user_timeout(Some(USER_TIMEOUT))?;
     Ok(())
+}
+
+/// The backlog `listen` gets: what `std` and mio's `TcpListener::bind`
+/// pass on Linux, so `--reuse-port` changes nothing else about a listener.
+const LISTEN_BACKLOG: i32 = 128;
+
+/// A listener on `addr` that other processes may listen on too
+/// (`--reuse-port`): `SO_REUSEPORT`, so that every socket of the same user
+/// that sets it may bind the same address, and the kernel spreads new
+/// connections across them by a hash of each connection's addresses and
+/// ports. Otherwise what `mio::net::TcpListener::bind` (like `std`'s)
+/// makes: `SO_REUSEADDR`, the same backlog, close-on-exec (socket2 sets it),
+/// non-blocking, and `IPV6_V6ONLY` left at the kernel's default, since
+/// neither sets it (with Linux's `bindv6only = 0`, `[::]` takes IPv4 too).
+pub(super) fn reuse_port_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_reuse_address(true)?;
+    sock.set_reuse_port(true)?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(LISTEN_BACKLOG)?;
+    Ok(TcpListener::from_std(sock.into()))
 }
 
 /// Wall-clock time for timestamps; the loop's deadlines use `Instant`.
@@ -152,6 +176,86 @@ pub(super) fn lower_priority() -> Option<u32> {
             log::warn!("helper thread: renice: {e}; it keeps the loop's priority");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod listener_tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// The `flags:` of `fd` in `/proc/self/fdinfo`, in octal there.
+    fn fd_flags(fd: &impl AsRawFd) -> u32 {
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))
+            .expect("fdinfo");
+        let flags = info
+            .lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .expect("flags line");
+        u32::from_str_radix(flags.trim(), 8).expect("octal flags")
+    }
+
+    /// The backlog of the listener on `addr`: `ss` shows it as the Send-Q
+    /// of a listening socket.
+    fn backlog(addr: SocketAddr) -> String {
+        let out = std::process::Command::new("ss")
+            .args(["-Hltn", &format!("src = {addr}")])
+            .output()
+            .expect("ss (iproute2) is needed; `make test` installs it");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .next()
+            .unwrap_or_else(|| panic!("{addr}: {text}"));
+        line.split_whitespace().nth(2).expect("Send-Q").to_string()
+    }
+
+    /// A `--reuse-port` listener is the one `--listen` makes without it
+    /// (address reuse, backlog, non-blocking, close-on-exec, IPv6-only or
+    /// not), and `SO_REUSEPORT` besides.
+    #[test]
+    fn a_reuse_port_listener_differs_only_by_so_reuseport() {
+        for any in ["127.0.0.1:0", "[::1]:0", "[::]:0"] {
+            let any: SocketAddr = any.parse().expect("address");
+            let plain = TcpListener::bind(any).expect("mio bind");
+            let shared = reuse_port_listener(any).expect("reuse-port bind");
+            let (p, s) = (
+                socket2::SockRef::from(&plain),
+                socket2::SockRef::from(&shared),
+            );
+            assert!(!p.reuse_port().expect("reuse_port"), "{any}");
+            assert!(s.reuse_port().expect("reuse_port"), "{any}");
+            assert_eq!(p.reuse_address().ok(), s.reuse_address().ok(), "{any}");
+            assert_eq!(p.nonblocking().ok(), s.nonblocking().ok(), "{any}");
+            assert_eq!(p.is_listener().ok(), s.is_listener().ok(), "{any}");
+            assert_eq!(p.r#type().ok(), s.r#type().ok(), "{any}");
+            assert_eq!(p.protocol().ok(), s.protocol().ok(), "{any}");
+            assert_eq!(fd_flags(&plain), fd_flags(&shared), "{any}");
+            if any.is_ipv6() {
+                assert_eq!(p.only_v6().ok(), s.only_v6().ok(), "{any}");
+            }
+            let (pa, sa) = (
+                plain.local_addr().expect("addr"),
+                shared.local_addr().expect("addr"),
+            );
+            assert_eq!(backlog(pa), backlog(sa), "{any}");
+        }
+    }
+
+    /// Two `--reuse-port` listeners share an address; a listener without
+    /// it cannot join them, nor can one with it join a plain listener.
+    #[test]
+    fn only_reuse_port_listeners_share_an_address() {
+        let first = reuse_port_listener("127.0.0.1:0".parse().expect("address")).expect("bind");
+        let addr = first.local_addr().expect("addr");
+        let second = reuse_port_listener(addr).expect("a second reuse-port listener");
+        assert_eq!(second.local_addr().expect("addr"), addr);
+        let err = TcpListener::bind(addr).expect_err("a plain listener joined");
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        let plain = TcpListener::bind("127.0.0.1:0".parse().expect("address")).expect("bind");
+        let err = reuse_port_listener(plain.local_addr().expect("addr"))
+            .expect_err("joined a plain listener");
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
     }
 }
 

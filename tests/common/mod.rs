@@ -63,7 +63,28 @@ impl Server {
         Server::spawned(cmd, listeners)
     }
 
-    fn spawned(mut cmd: Command, listeners: usize) -> Server {
+    /// `spawn`, but a server that exits before it listens (a taken port,
+    /// a bad option) is an `Err` with its exit code and its stderr instead
+    /// of a panic.
+    pub fn try_spawn(mut cmd: Command, listeners: usize) -> Result<Server, StartError> {
+        let log = temp_path("stderr");
+        cmd.stderr(std::fs::File::create(&log).expect("create the log file"));
+        let started = Server::try_spawned(cmd, listeners);
+        let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+        // The server keeps its open file; only the name goes.
+        let _ = std::fs::remove_file(&log);
+        started.map_err(|(code, line)| StartError { code, line, stderr })
+    }
+
+    fn spawned(cmd: Command, listeners: usize) -> Server {
+        Server::try_spawned(cmd, listeners)
+            .unwrap_or_else(|(code, line)| panic!("unexpected line {line:?} (exit code {code:?})"))
+    }
+
+    /// The server once it has printed its `listeners` lines; else it is
+    /// stopped, and the exit code and the line it printed instead (empty
+    /// when it closed stdout) are the `Err`.
+    fn try_spawned(mut cmd: Command, listeners: usize) -> Result<Server, (Option<i32>, String)> {
         cmd.stdout(Stdio::piped()).stdin(Stdio::null());
         let mut child = cmd.spawn().expect("spawn natter");
         let stdout = child.stdout.take().expect("stdout");
@@ -72,24 +93,27 @@ impl Server {
         for _ in 0..listeners.max(1) {
             let mut line = String::new();
             lines.read_line(&mut line).expect("read the listening line");
-            let addr = line
-                .trim()
-                .strip_prefix("natter listening on ")
-                .unwrap_or_else(|| panic!("unexpected line {line:?}"))
-                .parse()
-                .expect("address");
-            listening.push(addr);
+            match line.trim().strip_prefix("natter listening on ") {
+                Some(addr) => listening.push(addr.parse().expect("address")),
+                None => {
+                    // Exited already (a zombie keeps its exit code), or
+                    // said something else: stopped either way.
+                    let _ = child.kill();
+                    let code = child.wait().ok().and_then(|s| s.code());
+                    return Err((code, line));
+                }
+            }
         }
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || {
             let mut sink = Vec::new();
             let _ = lines.read_to_end(&mut sink);
         });
-        Server {
+        Ok(Server {
             child,
             addr: listening[0],
             listening,
-        }
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -151,6 +175,17 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A server that did not start (`Server::try_spawn`).
+#[derive(Debug)]
+pub struct StartError {
+    /// Its exit code; `None` if it was stopped by a signal.
+    pub code: Option<i32>,
+    /// What it printed on stdout instead of `natter listening on ADDR`.
+    pub line: String,
+    /// Everything it wrote on stderr.
+    pub stderr: String,
 }
 
 /// The server's threads: the event loop, and the helper thread that runs
