@@ -260,6 +260,23 @@ pub struct Config {
     #[arg(long, env = "NATTER_TLS_ONLY")]
     pub tls_only: bool,
 
+    /// Share the chat with every natter process given the same Redis
+    /// (redis://[user:password@]host:port[/db]; PROTOCOL-2 section 6). Without it: one process,
+    /// SQLite, no Redis needed.
+    #[arg(long, value_name = "URL", env = "NATTER_REDIS")]
+    pub redis: Option<String>,
+
+    /// With --redis: entries each room's stream keeps, about (older ones are trimmed; history
+    /// and search reach back this far).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "NATTER_REDIS_KEEP",
+        default_value_t = 100_000,
+        value_parser = clap::value_parser!(u64).range(100..)
+    )]
+    pub redis_keep: u64,
+
     /// Work on the database instead of serving (none: serve).
     #[command(subcommand)]
     pub command: Option<Sub>,

@@ -61,6 +61,14 @@ impl Hub {
         self.rooms.get(room).map(|r| r.last_seq)
     }
 
+    /// Every room held, with its `seq` (what a resync reads from).
+    pub fn held_rooms(&self) -> Vec<(RoomName, u64)> {
+        self.rooms
+            .iter()
+            .map(|(n, r)| (n.clone(), r.last_seq))
+            .collect()
+    }
+
     /// Messages sent to the store and not arrived.
     pub fn drafts_out(&self) -> usize {
         self.drafts.out.len()

@@ -153,6 +153,9 @@ impl Server {
         };
         let resp = match route {
             Route::Asset(asset) => self.asset(asset, req),
+            Route::Healthz if !self.redis_ok() => {
+                Response::text(503, "unavailable: Redis cannot be reached")
+            }
             Route::Healthz => Response::text(200, "ok"),
             Route::Metrics => Response {
                 body: Bytes::from(self.metrics()),

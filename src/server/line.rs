@@ -28,10 +28,13 @@ impl Server {
             store,
             store_ops,
             counters,
+            redis,
+            now: at,
             config,
             wall,
             ..
         } = self;
+        let at = *at;
         // For `/stats`. Handling lines queues nothing: the hub's answers
         // are queued before the loop sleeps.
         let bytes_queued = conns.bytes_queued();
@@ -78,7 +81,15 @@ impl Server {
             Frame::Line(bytes) => match line::parse(bytes) {
                 Ok(Input::Command(cmd)) => {
                     hub.handle(now, client, cmd, None);
-                    persist::run(hub, &mut **store, store_ops, counters, now);
+                    persist::run(
+                        hub,
+                        &mut **store,
+                        redis.as_mut(),
+                        store_ops,
+                        counters,
+                        now,
+                        at,
+                    );
                 }
                 Ok(Input::Stats) => {
                     let stats = counters.snapshot(hub.messages_total(), bytes_queued);

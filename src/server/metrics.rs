@@ -142,6 +142,37 @@ impl Server {
         ] {
             let _ = writeln!(m, "natter_connections{{kind=\"{kind}\"}} {n}");
         }
+        if let Some(r) = &self.redis {
+            family(
+                &mut m,
+                "natter_redis_up",
+                "gauge",
+                "1 while both connections to Redis (--redis) are ready.",
+            );
+            let _ = writeln!(m, "natter_redis_up {}", u8::from(r.up()));
+            family(
+                &mut m,
+                "natter_redis_rtt_seconds",
+                "gauge",
+                "The latest round trip of a PING to Redis (sent each second).",
+            );
+            let rtt = r.rtt.map_or(0.0, |d| d.as_secs_f64());
+            let _ = writeln!(m, "natter_redis_rtt_seconds {rtt:.6}");
+            family(
+                &mut m,
+                "natter_redis_waiting",
+                "gauge",
+                "Commands sent to Redis and not answered yet.",
+            );
+            let _ = writeln!(m, "natter_redis_waiting {}", r.waiting());
+            family(
+                &mut m,
+                "natter_redis_failures_total",
+                "counter",
+                "Connections to Redis that failed or were dropped.",
+            );
+            let _ = writeln!(m, "natter_redis_failures_total {}", r.failures);
+        }
         let gauges: [(&str, &str, u64); 7] = [
             (
                 "natter_tls_connections",
@@ -343,6 +374,13 @@ impl Server {
             "messages": self.hub.messages_total(),
             "deliveries": c.deliveries,
             "rooms": self.hub.rooms(),
+            "redis": self.redis.as_ref().map(|r| serde_json::json!({
+                "up": r.up(),
+                "rtt_us": r.rtt.map(|d| d.as_micros() as u64),
+                "waiting": r.waiting(),
+                "failures": r.failures,
+                "arrived": r.arrived,
+            })),
             "tls": {"enabled": self.tls.is_some(), "open": c.tls_open,
                     "handshakes": c.tls_handshakes, "done": c.tls_done,
                     "failures": c.tls_failures, "deferred": c.tls_deferred},

@@ -51,6 +51,7 @@ mod outbox;
 mod per_ip;
 mod persist;
 mod pressure;
+mod redis;
 mod shutdown;
 mod stream;
 mod timers;
@@ -98,6 +99,9 @@ const SIGNALS: usize = usize::MAX;
 /// The helper thread's finished jobs arrive as readiness on this token
 /// (its `mio::Waker`), just below the listeners'.
 const HELPER: usize = LISTENER_BASE - 1;
+/// The two Redis connections (`--redis`), below the helper's.
+const REDIS_CMD: usize = LISTENER_BASE - 2;
+const REDIS_SUB: usize = LISTENER_BASE - 3;
 /// Bytes read from one connection per wake-up before others get their turn.
 const READ_BUDGET: usize = 256 * 1024;
 /// The shared read buffer: every read lands here first.
@@ -169,6 +173,10 @@ pub struct Server {
     public_url: std::rc::Rc<str>,
     /// The certificate new TLS sessions get, if the port speaks TLS.
     tls: Option<tls::TlsState>,
+    /// The shared store, with `--redis` (see `redis`).
+    redis: Option<redis::Redis>,
+    /// When `redis` wants its `tick` next.
+    redis_due: Option<Instant>,
     signals: Signals,
     /// Set by SIGINT/SIGTERM: the time by which the loop exits regardless.
     shutdown_by: Option<Instant>,
@@ -282,6 +290,28 @@ impl Server {
         );
         hub.set_accounts(wall_clock(), state.accounts, state.tokens);
         hub.set_rooms(state.rooms);
+        let redis = match &config.redis {
+            Some(url) => {
+                let url = crate::store::redis::url::RedisUrl::parse(url).map_err(|e| {
+                    io::Error::new(ErrorKind::InvalidInput, format!("--redis: {e}"))
+                })?;
+                let proc_id = random_hex(&mut urandom, 8);
+                if proc_id.is_empty() {
+                    return Err(io::Error::other(
+                        "--redis: no randomness to name this process",
+                    ));
+                }
+                info!("sharing the chat through Redis at {url} as process {proc_id}");
+                hub.share();
+                let tokens = redis::Tokens {
+                    cmd: Token(REDIS_CMD),
+                    sub: Token(REDIS_SUB),
+                };
+                let keep = usize::try_from(config.redis_keep).unwrap_or(usize::MAX);
+                Some(redis::Redis::new(url, proc_id, keep, tokens, seed()))
+            }
+            None => None,
+        };
         Ok(Server {
             poll,
             listeners,
@@ -315,6 +345,8 @@ impl Server {
             refusing: 0,
             public_url,
             tls,
+            redis,
+            redis_due: Some(Instant::now()),
             signals,
             shutdown_by: None,
             accept_paused: None,
@@ -346,6 +378,10 @@ impl Server {
                 && self.more_output.is_empty()
             {
                 let mut t = self.timers.timeout(now);
+                if let Some(due) = self.redis_due {
+                    let d = due.saturating_duration_since(now);
+                    t = Some(t.map_or(d, |t| t.min(d)));
+                }
                 if let Some(by) = self.shutdown_by {
                     t = Some(t.map_or(by - now, |t| t.min(by - now)));
                 }
@@ -373,6 +409,7 @@ impl Server {
             self.turn_handshakes = Duration::ZERO;
             self.turn_recipients = 0;
             self.accounts_upkeep();
+            self.redis_tick();
             for id in std::mem::take(&mut self.more_output) {
                 self.conns.mark_dirty(id);
             }
@@ -394,6 +431,11 @@ impl Server {
                 }
                 if token == HELPER {
                     self.on_helper();
+                    continue;
+                }
+                if token == REDIS_CMD || token == REDIS_SUB {
+                    self.on_redis(Token(token));
+                    self.persist();
                     continue;
                 }
                 if token >= LISTENER_BASE {
@@ -684,6 +726,7 @@ impl Server {
             }
         }
         self.store_upkeep();
+        self.redis_flush();
     }
 
     /// Fires every timer due at `now`. Timers are never cancelled: each

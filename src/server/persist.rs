@@ -26,13 +26,15 @@ use log::{debug, error, info, warn};
 
 use super::helper::{Done, Job};
 use super::metrics::Counters;
+use super::redis::Redis;
 use super::Server;
 use crate::hub::port::{StoreAnswer, StoreOp};
 use crate::hub::{Hub, Now};
 use crate::store::{self, Store};
 
 impl Server {
-    /// Carries out every store operation the hub has asked for so far.
+    /// Carries out every store operation the hub has asked for so far
+    /// (see `run`).
     pub(super) fn persist(&mut self) {
         let Server {
             hub,
@@ -40,9 +42,19 @@ impl Server {
             store_ops,
             counters,
             wall,
+            redis,
+            now,
             ..
         } = self;
-        run(hub, &mut **store, store_ops, counters, *wall);
+        run(
+            hub,
+            &mut **store,
+            redis.as_mut(),
+            store_ops,
+            counters,
+            *wall,
+            *now,
+        );
     }
 
     /// Ends the turn's batch and stores it (with anything else asked for).
@@ -283,16 +295,34 @@ impl Server {
 /// read past that request, as if the hub had called the store itself) and
 /// before it drains the hub's effects; `close_batch` first makes the
 /// turn's messages one of the operations. `ops` is reused between calls.
+// Every argument is a part of `Server` the callers borrow apart.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn run(
     hub: &mut Hub,
     store: &mut dyn Store,
+    mut redis: Option<&mut Redis>,
     ops: &mut Vec<StoreOp>,
     counters: &mut Counters,
     now: Now,
+    at: Instant,
 ) {
     while hub.has_store_ops() {
         hub.take_store_ops(ops);
         for op in ops.drain(..) {
+            // With --redis: sent in the turn's write and answered when
+            // Redis replies; batches of accounts and room settings still go
+            // to SQLite (not shared yet).
+            let op = match redis.as_deref_mut() {
+                None => op,
+                Some(r) => match r.submit(op, at) {
+                    Ok(Some(answer)) => {
+                        hub.answer(now, answer);
+                        continue;
+                    }
+                    Ok(None) => continue,
+                    Err(op) => *op,
+                },
+            };
             let append = matches!(op, StoreOp::Append(_));
             let started = Instant::now();
             let answer = store::execute(store, op);

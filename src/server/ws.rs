@@ -32,9 +32,12 @@ impl Server {
             store,
             store_ops,
             counters,
+            redis,
+            now: at,
             urandom,
             ..
         } = self;
+        let at = *at;
         let Some(conn) = conns.get_mut(id) else {
             return;
         };
@@ -44,7 +47,7 @@ impl Server {
         if ws.close_sent {
             return; // after our close frame, nothing more is read (RFC 6455 §5.5.1)
         }
-        ws.last_frame = self.now;
+        ws.last_frame = at;
         ws.ping_sent = None;
         let client = id.client();
         let now = self.wall;
@@ -64,7 +67,15 @@ impl Server {
                         *id = random_hex(urandom, 16);
                     }
                     hub.handle(now, client, req.command, req.r#ref);
-                    persist::run(hub, &mut **store, store_ops, counters, now);
+                    persist::run(
+                        hub,
+                        &mut **store,
+                        redis.as_mut(),
+                        store_ops,
+                        counters,
+                        now,
+                        at,
+                    );
                 }
                 Err(refusal) => {
                     debug!("{id}: {} in a WebSocket message", refusal.error.code);

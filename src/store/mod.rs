@@ -169,6 +169,31 @@ pub fn execute(store: &mut dyn Store, op: StoreOp) -> StoreAnswer {
     }
 }
 
+/// Whether a message matches a search, with its snippet if so: `from`
+/// (lowercase) names its sender; without terms (`from:` alone) every
+/// message of the sender matches. `MemStore`'s rule, and Redis's.
+pub(crate) fn search_hit(
+    q: &crate::hub::search::Query,
+    has_terms: bool,
+    from: Option<&str>,
+    m: &Rc<Message>,
+) -> Option<Hit> {
+    if from.is_some_and(|f| m.from.to_ascii_lowercase() != f) {
+        return None;
+    }
+    let (snippet, marks) = if has_terms {
+        let spans = text::mem_match(q, &m.text)?;
+        text::fit(m.text.chars().collect(), spans)
+    } else {
+        (text::head(&m.text), Vec::new())
+    };
+    Some(Hit {
+        message: m.clone(),
+        snippet,
+        marks,
+    })
+}
+
 fn read(store: &mut dyn Store, load: &Load) -> Result<Loaded, StoreError> {
     let last_seq = if load.last_seq {
         Some(store.last_seq(&load.room)?)
@@ -538,30 +563,12 @@ impl Store for MemStore {
                     Some(b) if one_room => m.seq < b,
                     Some(b) => m.ts < b,
                 };
-                if m.deleted
-                    || !older
-                    || from
-                        .as_deref()
-                        .is_some_and(|f| m.from.to_ascii_lowercase() != f)
-                {
+                if m.deleted || !older {
                     continue;
                 }
-                let (snippet, marks) = if has_terms {
-                    let Some(spans) = text::mem_match(q, &m.text) else {
-                        continue;
-                    };
-                    text::fit(m.text.chars().collect(), spans)
-                } else {
-                    (text::head(&m.text), Vec::new())
-                };
-                found.push((
-                    order,
-                    Hit {
-                        message: m.clone(),
-                        snippet,
-                        marks,
-                    },
-                ));
+                if let Some(hit) = search_hit(q, has_terms, from.as_deref(), m) {
+                    found.push((order, hit));
+                }
             }
         }
         found.sort_by_key(|x| std::cmp::Reverse(x.0));

@@ -77,7 +77,13 @@ impl<T> Feed<T> {
     }
 
     /// An entry pushed by the subscriber connection.
-    pub fn pushed(&mut self, known: Option<u64>, room: &RoomName, seq: u64, entry: T) -> Vec<Action<T>> {
+    pub fn pushed(
+        &mut self,
+        known: Option<u64>,
+        room: &RoomName,
+        seq: u64,
+        entry: T,
+    ) -> Vec<Action<T>> {
         let Some(known) = known else {
             self.rooms.remove(room);
             return Vec::new();
@@ -228,7 +234,10 @@ mod tests {
     #[test]
     fn pushes_in_order_arrive_at_once() {
         let mut f = Feed::default();
-        let mut h = Hub { seq: Some(4), got: vec![] };
+        let mut h = Hub {
+            seq: Some(4),
+            got: vec![],
+        };
         for s in 5..=7 {
             assert!(h.take(f.pushed(h.seq, &lobby(), s, s)).is_empty());
         }
@@ -241,7 +250,10 @@ mod tests {
     #[test]
     fn a_gap_is_read_from_the_stream_and_filled_in_order() {
         let mut f = Feed::default();
-        let mut h = Hub { seq: Some(1), got: vec![] };
+        let mut h = Hub {
+            seq: Some(1),
+            got: vec![],
+        };
         // 2 and 3 were missed: 4 waits, the stream is read between.
         assert_eq!(h.take(f.pushed(h.seq, &lobby(), 4, 4)), [(1, Some(4))]);
         // Meanwhile 5 comes: it waits too, no second read.
@@ -258,7 +270,10 @@ mod tests {
     #[test]
     fn what_the_stream_no_longer_keeps_is_skipped() {
         let mut f = Feed::default();
-        let mut h = Hub { seq: Some(1), got: vec![] };
+        let mut h = Hub {
+            seq: Some(1),
+            got: vec![],
+        };
         assert_eq!(h.take(f.pushed(h.seq, &lobby(), 10, 10)), [(1, Some(10))]);
         // Trimmed: the stream keeps 8 and 9 of those between.
         h.take(f.fetched(h.seq, &lobby(), Ok(vec![(8, 8), (9, 9)]), false));
@@ -269,7 +284,10 @@ mod tests {
     #[test]
     fn a_full_read_asks_for_more_before_skipping() {
         let mut f = Feed::default();
-        let mut h = Hub { seq: Some(0), got: vec![] };
+        let mut h = Hub {
+            seq: Some(0),
+            got: vec![],
+        };
         h.take(f.pushed(h.seq, &lobby(), 6, 6));
         let more = h.take(f.fetched(h.seq, &lobby(), Ok(vec![(1, 1), (2, 2)]), true));
         assert_eq!(more, [(2, Some(6))]);
@@ -280,9 +298,14 @@ mod tests {
     #[test]
     fn a_failed_read_is_asked_again_by_the_next_push() {
         let mut f = Feed::default();
-        let mut h = Hub { seq: Some(0), got: vec![] };
+        let mut h = Hub {
+            seq: Some(0),
+            got: vec![],
+        };
         assert_eq!(h.take(f.pushed(h.seq, &lobby(), 2, 2)), [(0, Some(2))]);
-        assert!(h.take(f.fetched(h.seq, &lobby(), Err(()), false)).is_empty());
+        assert!(h
+            .take(f.fetched(h.seq, &lobby(), Err(()), false))
+            .is_empty());
         assert_eq!(h.take(f.pushed(h.seq, &lobby(), 3, 3)), [(0, Some(2))]);
         h.take(f.fetched(h.seq, &lobby(), Ok(vec![(1, 1)]), false));
         assert_eq!(h.got, [1, 2, 3]);
@@ -298,7 +321,10 @@ mod tests {
     #[test]
     fn a_resync_reads_every_room_from_its_seq_and_nothing_comes_twice() {
         let mut f = Feed::default();
-        let mut h = Hub { seq: Some(3), got: vec![] };
+        let mut h = Hub {
+            seq: Some(3),
+            got: vec![],
+        };
         let dev = RoomName::parse("dev").unwrap();
         let fetches = f.resync([(lobby(), 3), (dev.clone(), 0)]);
         assert_eq!(fetches.len(), 2);
@@ -326,7 +352,10 @@ mod tests {
         };
         for _ in 0..200 {
             let mut f = Feed::default();
-            let mut h = Hub { seq: Some(0), got: vec![] };
+            let mut h = Hub {
+                seq: Some(0),
+                got: vec![],
+            };
             let total = 1 + next(40);
             let mut pending_fetch: Option<(u64, Option<u64>)> = None;
             // Pushes of 1..=total, some lost, some repeated, in order.
@@ -354,7 +383,9 @@ mod tests {
             }
             // The end: a resync reads what is left.
             for a in f.resync([(lobby(), h.seq.unwrap())]) {
-                let Action::Fetch { after, .. } = a else { panic!() };
+                let Action::Fetch { after, .. } = a else {
+                    panic!()
+                };
                 let got: Vec<(u64, u64)> = (after + 1..=total).map(|x| (x, x)).collect();
                 h.take(f.fetched(h.seq, &lobby(), Ok(got), false));
             }

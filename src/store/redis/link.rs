@@ -53,6 +53,11 @@ impl<T> Pipeline<T> {
         self.waiting.drain(..).collect()
     }
 
+    /// The oldest command waiting.
+    pub fn front(&self) -> Option<&T> {
+        self.waiting.front()
+    }
+
     /// Commands waiting for their reply.
     pub fn len(&self) -> usize {
         self.waiting.len()

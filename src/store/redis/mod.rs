@@ -20,6 +20,7 @@
 pub mod entry;
 pub mod feed;
 pub mod link;
+pub mod ops;
 pub mod script;
 pub mod setup;
 pub mod url;

@@ -1,0 +1,714 @@
+//! The shell's half of `--redis` (PROTOCOL-2 section 6): two nonblocking
+//! connections to Redis on the loop's own `Poll`, and the hub's store
+//! operations carried out over them.
+//!
+//! - The command connection takes every command of a turn in one write
+//!   (the turn's publishes, reads and pings: group commit, as SQLite's one
+//!   transaction a turn). Replies come back in order; `link::Pipeline`
+//!   matches each to its command, `store::redis::ops` reads it into an
+//!   answer for the hub.
+//! - The subscriber connection listens on `natter:feed`, where the publish
+//!   script puts every entry of every room. `store::redis::feed` hands each
+//!   room's entries to the hub in `seq` order, reading the stream for any
+//!   it missed; when the subscriber connection comes back, every room held
+//!   is read from the hub's last `seq` on.
+//!
+//! Either connection failing fails what it had out (the hub tells each
+//! client `unavailable`), and is tried again with backoff (`link::Reconnect`).
+//! A command unanswered for `STALL` (a Redis that stopped: SIGSTOP, a long
+//! fork) counts as a failure too. A PING each second measures the round
+//! trip (`natter_redis_rtt_seconds`).
+//!
+//! Read next: `store::redis` (what is sent), `persist` (SQLite's driver).
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use log::{debug, error, info, warn};
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+
+use crate::hub::port::{StoreAnswer, StoreError, StoreOp};
+use crate::hub::{Hub, Now};
+use crate::proto::resp::{encode_command, Decoder, Limits, Value};
+use crate::store::redis::feed::{Action, Feed};
+use crate::store::redis::link::{Pipeline, Reconnect, State, Step};
+use crate::store::redis::ops::{Arrival, Outcome, Requests, Tag, CHANNEL};
+use crate::store::redis::script;
+use crate::store::redis::setup::{durability_warning, encode_durability_query};
+use crate::store::redis::url::RedisUrl;
+
+/// A connection attempt (connect, log in, load the script) may take this long.
+const CONNECT_TIMEOUT_MS: u64 = 3_000;
+/// A command unanswered this long fails the connection.
+pub(super) const STALL: Duration = Duration::from_secs(3);
+/// How often the command connection is pinged.
+const PING_EVERY: Duration = Duration::from_secs(1);
+
+/// What a reply on either connection is for.
+#[derive(Debug)]
+enum Want {
+    /// `AUTH`, `SELECT`: an error fails the connection.
+    Login,
+    /// `SCRIPT LOAD`: the SHA-1 natter computed.
+    Script,
+    /// `CONFIG GET appendonly`, then `appendfsync`.
+    Durability(u8),
+    /// The last reply of the setup: the connection is ready.
+    Ready,
+    /// A `PING` sent then.
+    Ping(Instant),
+    /// A store operation's command.
+    Op(Tag),
+}
+
+/// One connection: its socket, what it has to write, what it waits for.
+struct Link {
+    name: &'static str,
+    token: Token,
+    stream: Option<TcpStream>,
+    decoder: Decoder,
+    out: Vec<u8>,
+    waiting: Pipeline<(Want, Instant)>,
+    reconnect: Reconnect,
+}
+
+impl Link {
+    fn new(name: &'static str, token: Token, now_ms: u64, seed: u64) -> Link {
+        Link {
+            name,
+            token,
+            stream: None,
+            decoder: Decoder::new(Limits::default()),
+            out: Vec::new(),
+            waiting: Pipeline::default(),
+            reconnect: Reconnect::new(now_ms, CONNECT_TIMEOUT_MS, seed),
+        }
+    }
+
+    fn ready(&self) -> bool {
+        self.stream.is_some() && self.reconnect.is_ready()
+    }
+
+    fn send(&mut self, cmd: &[&[u8]], want: Want, now: Instant) {
+        encode_command(&mut self.out, cmd);
+        self.waiting.sent((want, now));
+    }
+
+    /// Writes what it can; `Err` fails the connection.
+    fn flush(&mut self) -> io::Result<()> {
+        let Some(s) = self.stream.as_mut() else {
+            return Ok(());
+        };
+        let mut done = 0;
+        while done < self.out.len() {
+            match s.write(&self.out[done..]) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.out.drain(..done);
+        Ok(())
+    }
+
+    /// The oldest command's age, if one waits.
+    fn oldest(&self) -> Option<Instant> {
+        self.waiting.front().map(|(_, at)| *at)
+    }
+}
+
+/// Redis, as the loop sees it.
+pub(super) struct Redis {
+    url: RedisUrl,
+    addr: Option<SocketAddr>,
+    reqs: Requests,
+    cmd: Link,
+    sub: Link,
+    feed: Feed<Arrival>,
+    /// The durability check was logged (once per process).
+    checked: bool,
+    /// `CONFIG GET appendonly`'s reply, until `appendfsync`'s comes.
+    appendonly: Option<Value>,
+    /// Every room held is to be read once the command connection is ready
+    /// (the subscriber came back while it was not).
+    resync_due: bool,
+    last_ping: Option<Instant>,
+    /// The latest round trip measured.
+    pub(super) rtt: Option<Duration>,
+    /// Times a connection failed.
+    pub(super) failures: u64,
+    /// Entries handed to the hub from pushes and reads.
+    pub(super) arrived: u64,
+}
+
+/// The tokens of the two connections.
+pub(super) struct Tokens {
+    pub(super) cmd: Token,
+    pub(super) sub: Token,
+}
+
+impl Redis {
+    /// Redis at `url`, for process `proc_id`, each room's stream keeping
+    /// about `keep` entries. Nothing is connected yet (`tick` does).
+    pub(super) fn new(
+        url: RedisUrl,
+        proc_id: String,
+        keep: usize,
+        tokens: Tokens,
+        seed: u64,
+    ) -> Redis {
+        let now = crate::server::os::wall_clock().ms;
+        Redis {
+            url,
+            addr: None,
+            reqs: Requests::new(proc_id, keep),
+            cmd: Link::new("command", tokens.cmd, now, seed),
+            sub: Link::new("subscriber", tokens.sub, now, seed.rotate_left(17)),
+            feed: Feed::default(),
+            checked: false,
+            appendonly: None,
+            resync_due: false,
+            last_ping: None,
+            rtt: None,
+            failures: 0,
+            arrived: 0,
+        }
+    }
+
+    /// Whether both connections are ready (`natter_redis_up`, `/healthz`).
+    pub(super) fn up(&self) -> bool {
+        self.cmd.ready() && self.sub.ready()
+    }
+
+    /// Commands out on the command connection.
+    pub(super) fn waiting(&self) -> usize {
+        self.cmd.waiting.len()
+    }
+
+    /// The hub's operations: each encoded into the turn's write, or, while
+    /// the command connection is not ready, failed at once. A batch
+    /// (accounts, room settings) is given back for the local store.
+    pub(super) fn submit(
+        &mut self,
+        op: StoreOp,
+        now: Instant,
+    ) -> Result<Option<StoreAnswer>, Box<StoreOp>> {
+        if !self.cmd.ready() {
+            if matches!(op, StoreOp::Append(_)) {
+                return Err(Box::new(op));
+            }
+            return Ok(Some(failed(op, "Redis is not connected")));
+        }
+        let mut tags = Vec::new();
+        self.reqs.encode(op, &mut self.cmd.out, &mut tags)?;
+        for t in tags {
+            self.cmd.waiting.sent((Want::Op(t), now));
+        }
+        Ok(None)
+    }
+
+    /// Connects, pings and gives up on stalled connections as due; the
+    /// next time it needs to be called.
+    pub(super) fn tick(
+        &mut self,
+        registry: &Registry,
+        hub: &mut Hub,
+        wall: Now,
+        now: Instant,
+    ) -> Option<Instant> {
+        let stalled = |l: &Link| l.oldest().is_some_and(|at| now.duration_since(at) >= STALL);
+        if self.cmd.ready() && stalled(&self.cmd) {
+            warn!("Redis did not answer for {STALL:?}: reconnecting");
+            self.fail(Which::Cmd, registry, hub, wall);
+        }
+        if self.sub.ready() && stalled(&self.sub) {
+            self.fail(Which::Sub, registry, hub, wall);
+        }
+        let mut next = None;
+        for which in [Which::Cmd, Which::Sub] {
+            // An attempt that took too long: dropped, and tried again later.
+            if let State::Connecting { since } = self.link(which).reconnect.state() {
+                if wall.ms >= since + CONNECT_TIMEOUT_MS {
+                    warn!(
+                        "Redis at {}: no answer in {CONNECT_TIMEOUT_MS} ms",
+                        self.url
+                    );
+                    self.fail(which, registry, hub, wall);
+                }
+            }
+            let step = self.link(which).reconnect.step(wall.ms);
+            match step {
+                Step::Connect => self.connect(which, registry, wall, now),
+                Step::WaitUntil(at) => {
+                    let wait = Duration::from_millis(at.saturating_sub(wall.ms));
+                    next = Some(next.map_or(now + wait, |n: Instant| n.min(now + wait)));
+                }
+                Step::Idle => {}
+            }
+        }
+        if self
+            .last_ping
+            .is_none_or(|p| now.duration_since(p) >= PING_EVERY)
+        {
+            self.last_ping = Some(now);
+            for which in [Which::Cmd, Which::Sub] {
+                if self.link(which).ready() {
+                    self.link(which).send(&[b"PING"], Want::Ping(now), now);
+                }
+            }
+        }
+        let ping = self.last_ping.map_or(now + PING_EVERY, |p| p + PING_EVERY);
+        let stall = [self.cmd.oldest(), self.sub.oldest()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| at + STALL);
+        [next, Some(ping), stall].into_iter().flatten().min()
+    }
+
+    fn link(&mut self, which: Which) -> &mut Link {
+        match which {
+            Which::Cmd => &mut self.cmd,
+            Which::Sub => &mut self.sub,
+        }
+    }
+
+    fn connect(&mut self, which: Which, registry: &Registry, wall: Now, now: Instant) {
+        let addr = match self.addr {
+            Some(a) => a,
+            None => match (self.url.host.as_str(), self.url.port).to_socket_addrs() {
+                Ok(mut it) => match it.next() {
+                    Some(a) => {
+                        self.addr = Some(a);
+                        a
+                    }
+                    None => {
+                        self.link(which).reconnect.failed(wall.ms);
+                        return;
+                    }
+                },
+                Err(e) => {
+                    warn!("Redis at {}: {e}", self.url);
+                    self.link(which).reconnect.failed(wall.ms);
+                    return;
+                }
+            },
+        };
+        let url = self.url.clone();
+        let checked = self.checked;
+        let link = self.link(which);
+        let mut stream = match TcpStream::connect(addr) {
+            Ok(s) => s,
+            Err(e) => {
+                debug!("Redis {} connection: {e}", link.name);
+                link.reconnect.failed(wall.ms);
+                return;
+            }
+        };
+        if let Err(e) = registry.register(
+            &mut stream,
+            link.token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            error!("Redis {} connection: {e}", link.name);
+            link.reconnect.failed(wall.ms);
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        link.stream = Some(stream);
+        link.decoder = Decoder::new(Limits::default());
+        link.out.clear();
+        // Everything the setup needs, pipelined: written once connected.
+        if let Some(pw) = &url.password {
+            match &url.user {
+                Some(u) => link.send(&[b"AUTH", u.as_bytes(), pw.as_bytes()], Want::Login, now),
+                None => link.send(&[b"AUTH", pw.as_bytes()], Want::Login, now),
+            }
+        }
+        if url.db != 0 && which == Which::Cmd {
+            link.send(
+                &[b"SELECT", url.db.to_string().as_bytes()],
+                Want::Login,
+                now,
+            );
+        }
+        match which {
+            Which::Cmd => {
+                let mut load = Vec::new();
+                script::encode_load(&mut load);
+                link.out.extend_from_slice(&load);
+                link.waiting.sent((Want::Script, now));
+                if !checked {
+                    encode_durability_query(&mut link.out);
+                    link.waiting.sent((Want::Durability(0), now));
+                    link.waiting.sent((Want::Durability(1), now));
+                }
+                link.send(&[b"PING"], Want::Ready, now);
+            }
+            Which::Sub => link.send(&[b"SUBSCRIBE", CHANNEL.as_bytes()], Want::Ready, now),
+        }
+        debug!("Redis {} connection: connecting to {addr}", link.name);
+    }
+
+    /// Writes what the turn gathered (one write per connection).
+    pub(super) fn flush(&mut self, registry: &Registry, hub: &mut Hub, wall: Now) {
+        for which in [Which::Cmd, Which::Sub] {
+            if let Err(e) = self.link(which).flush() {
+                debug!("Redis write: {e}");
+                self.fail(which, registry, hub, wall);
+            }
+        }
+    }
+
+    /// A readiness event on one of the connections.
+    pub(super) fn on_event(
+        &mut self,
+        token: Token,
+        registry: &Registry,
+        hub: &mut Hub,
+        scratch: &mut [u8],
+        wall: Now,
+        now: Instant,
+    ) {
+        let which = if token == self.cmd.token {
+            Which::Cmd
+        } else {
+            Which::Sub
+        };
+        if let Err(e) = self.link(which).flush() {
+            debug!("Redis write: {e}");
+            self.fail(which, registry, hub, wall);
+            return;
+        }
+        loop {
+            let link = self.link(which);
+            let Some(s) = link.stream.as_mut() else {
+                return;
+            };
+            let n = match s.read(scratch) {
+                Ok(0) => {
+                    info!("Redis closed the {} connection", link.name);
+                    self.fail(which, registry, hub, wall);
+                    return;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    if link.reconnect.is_ready() {
+                        warn!("Redis {} connection: {e}", link.name);
+                    } else {
+                        debug!("Redis {} connection: {e}", link.name);
+                    }
+                    self.fail(which, registry, hub, wall);
+                    return;
+                }
+            };
+            let mut values = Vec::new();
+            let decoded = link.decoder.decode(&scratch[..n], |v| values.push(v));
+            for v in values {
+                if !self.on_value(which, v, hub, wall, now) {
+                    self.fail(which, registry, hub, wall);
+                    return;
+                }
+            }
+            if let Err(e) = decoded {
+                error!("Redis sent what natter cannot read: {e:?}");
+                self.fail(which, registry, hub, wall);
+                return;
+            }
+        }
+    }
+
+    /// One value from a connection; `false` fails the connection.
+    fn on_value(&mut self, which: Which, v: Value, hub: &mut Hub, wall: Now, now: Instant) -> bool {
+        if which == Which::Sub && script::parse_push(&v).is_some() {
+            self.on_push(v, hub, wall);
+            return true;
+        }
+        let link = self.link(which);
+        let Some(((want, _), v)) = link.waiting.reply(v) else {
+            error!(
+                "Redis said something nobody asked on the {} connection",
+                link.name
+            );
+            return false;
+        };
+        match want {
+            Want::Login | Want::Script => {
+                if let Value::Error(e) = &v {
+                    error!(
+                        "Redis refused natter's setup: {}",
+                        String::from_utf8_lossy(e)
+                    );
+                    return false;
+                }
+                if matches!(want, Want::Script)
+                    && v.as_bytes().map(|b| b.to_vec()) != Some(script::publish_sha().into_bytes())
+                {
+                    error!("Redis gave the publish script another SHA-1: {v:?}");
+                    return false;
+                }
+            }
+            Want::Durability(0) => self.appendonly = Some(v),
+            Want::Durability(_) => {
+                self.checked = true;
+                let only = self.appendonly.take().unwrap_or(Value::Bulk(None));
+                match durability_warning(&only, &v) {
+                    Some(w) => warn!("{w}"),
+                    None => info!("Redis keeps every write before it answers (appendfsync always)"),
+                }
+            }
+            Want::Ready => {
+                if let Value::Error(e) = &v {
+                    error!("Redis: {}", String::from_utf8_lossy(e));
+                    return false;
+                }
+                self.link(which).reconnect.ready();
+                let name = self.link(which).name;
+                info!("Redis {name} connection ready ({})", self.url);
+                match which {
+                    Which::Sub => self.resync_due = true,
+                    Which::Cmd => {}
+                }
+                if self.resync_due && self.cmd.ready() {
+                    self.resync(hub, now);
+                }
+            }
+            Want::Ping(at) => {
+                if matches!(v, Value::Error(_)) {
+                    return false;
+                }
+                if which == Which::Cmd {
+                    self.rtt = Some(now.duration_since(at));
+                }
+            }
+            Want::Op(tag) => self.on_outcome(self.reqs.reply(tag, v), hub, wall, now),
+        }
+        true
+    }
+
+    fn on_outcome(&mut self, outcome: Outcome, hub: &mut Hub, wall: Now, now: Instant) {
+        match outcome {
+            Outcome::None => {}
+            Outcome::Answer(a) => hub.answer(wall, a),
+            Outcome::Failed(e) => warn!("Redis: {e}"),
+            Outcome::Reload(tag) => {
+                // Redis forgot the script (SCRIPT FLUSH): load it, resend.
+                let mut load = Vec::new();
+                script::encode_load(&mut load);
+                self.cmd.out.extend_from_slice(&load);
+                self.cmd.waiting.sent((Want::Script, now));
+                if let Tag::Publish { command, .. } = &tag {
+                    self.cmd.out.extend_from_slice(command);
+                }
+                self.cmd.waiting.sent((Want::Op(tag), now));
+            }
+            Outcome::Fetched {
+                room,
+                entries,
+                full,
+            } => {
+                let entries = entries
+                    .map(|v| v.into_iter().map(|(m, o)| (m.seq, (m, o))).collect())
+                    .map_err(|e| warn!("#{room}: a read of the stream failed: {e}"));
+                let actions = self.feed.fetched(hub.room_seq(&room), &room, entries, full);
+                self.act(actions, hub, wall, now);
+            }
+        }
+    }
+
+    fn on_push(&mut self, v: Value, hub: &mut Hub, wall: Now) {
+        let Some(p) = script::parse_push(&v) else {
+            return; // a confirmation
+        };
+        let room = std::str::from_utf8(&p.room)
+            .ok()
+            .and_then(|r| crate::hub::names::RoomName::parse(r).ok());
+        let Some(room) = room else {
+            warn!("a push for a room natter cannot name: {:?}", p.room);
+            return;
+        };
+        let known = hub.room_seq(&room);
+        if known.is_none() {
+            return;
+        }
+        let decoded = match crate::store::redis::entry::decode(&room, p.seq, &p.payload) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!("#{room} entry {} skipped: {e}", p.seq);
+                return;
+            }
+        };
+        let origin = self.reqs.own(&decoded.origin);
+        let actions = self
+            .feed
+            .pushed(known, &room, p.seq, (decoded.message, origin));
+        self.act(actions, hub, wall, Instant::now());
+    }
+
+    fn act(&mut self, actions: Vec<Action<Arrival>>, hub: &mut Hub, wall: Now, now: Instant) {
+        for a in actions {
+            match a {
+                Action::Arrive((m, origin)) => {
+                    self.arrived += 1;
+                    hub.arrive(wall, m, origin);
+                }
+                Action::Fetch {
+                    room,
+                    after,
+                    before,
+                } => {
+                    if self.cmd.ready() {
+                        let mut tags = Vec::new();
+                        self.reqs
+                            .encode_fetch(&room, after, before, &mut self.cmd.out, &mut tags);
+                        for t in tags {
+                            self.cmd.waiting.sent((Want::Op(t), now));
+                        }
+                    } else {
+                        // Read when the command connection is back.
+                        self.resync_due = true;
+                        let again = self
+                            .feed
+                            .fetched(hub.room_seq(&room), &room, Err(()), false);
+                        debug_assert!(again.is_empty());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads every room the hub holds from its last `seq` on.
+    fn resync(&mut self, hub: &mut Hub, now: Instant) {
+        self.resync_due = false;
+        let held = hub.held_rooms();
+        debug!("Redis: reading {} rooms from their last seq", held.len());
+        let actions = self.feed.resync(held);
+        let wall = crate::server::os::wall_clock();
+        self.act(actions, hub, wall, now);
+    }
+
+    /// A connection failed: everything it had out fails, and it is tried
+    /// again after a wait.
+    fn fail(&mut self, which: Which, registry: &Registry, hub: &mut Hub, wall: Now) {
+        self.failures += 1;
+        let link = self.link(which);
+        if let Some(mut s) = link.stream.take() {
+            let _ = registry.deregister(&mut s);
+        }
+        link.out.clear();
+        link.reconnect.failed(wall.ms);
+        let failed = link.waiting.fail_all();
+        for (want, _) in failed {
+            if let Want::Op(tag) = want {
+                let outcome = self.reqs.fail(tag, "the connection to Redis was lost");
+                self.on_outcome(outcome, hub, wall, Instant::now());
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Which {
+    Cmd,
+    Sub,
+}
+
+/// An operation failed before it was sent.
+fn failed(op: StoreOp, why: &str) -> StoreAnswer {
+    let e = StoreError(why.to_string());
+    match op {
+        StoreOp::Publish(p) => StoreAnswer::Published {
+            publish: p.id,
+            result: Err(e),
+        },
+        StoreOp::Load(l) => StoreAnswer::Loaded {
+            load: l.id,
+            result: Err(e),
+        },
+        StoreOp::Find(f) => StoreAnswer::Found {
+            find: f.id,
+            result: Err(e),
+        },
+        StoreOp::Search(s) => StoreAnswer::Searched {
+            search: s.id,
+            result: Err(e),
+        },
+        StoreOp::Append(b) => StoreAnswer::Committed {
+            batch: b.id,
+            result: Err(e),
+        },
+    }
+}
+
+impl super::Server {
+    /// Connects, pings, gives up on a stalled Redis, as due.
+    pub(super) fn redis_tick(&mut self) {
+        let super::Server {
+            redis,
+            poll,
+            hub,
+            wall,
+            now,
+            redis_due,
+            ..
+        } = self;
+        let Some(r) = redis else {
+            *redis_due = None;
+            return;
+        };
+        if redis_due.is_some_and(|d| *now < d) {
+            return;
+        }
+        *redis_due = r.tick(poll.registry(), hub, *wall, *now);
+        self.persist();
+    }
+
+    /// Readiness on one of the Redis connections.
+    pub(super) fn on_redis(&mut self, token: Token) {
+        let super::Server {
+            redis,
+            poll,
+            hub,
+            wall,
+            now,
+            scratch,
+            ..
+        } = self;
+        let redis_due = &mut self.redis_due;
+        if let Some(r) = redis {
+            r.on_event(token, poll.registry(), hub, scratch, *wall, *now);
+            // A connection may have failed: its retry is planned next turn.
+            *redis_due = Some(*now);
+        }
+    }
+
+    /// The turn's commands go out, one write per connection.
+    pub(super) fn redis_flush(&mut self) {
+        let super::Server {
+            redis,
+            poll,
+            hub,
+            wall,
+            now,
+            redis_due,
+            ..
+        } = self;
+        if let Some(r) = redis {
+            r.flush(poll.registry(), hub, *wall);
+            // A command just sent is due an answer within `STALL`.
+            let stall = *now + STALL;
+            *redis_due = Some(redis_due.map_or(stall, |d| d.min(stall)));
+        }
+    }
+
+    /// Whether requests that need Redis can be carried out (`/healthz`).
+    pub(super) fn redis_ok(&self) -> bool {
+        self.redis.as_ref().is_none_or(Redis::up)
+    }
+}

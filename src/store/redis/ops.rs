@@ -1,0 +1,518 @@
+//! The hub's store operations as Redis commands, and Redis's replies as
+//! the hub's answers: the Redis store, without a socket.
+//!
+//! [`Requests::encode`] appends one operation's commands to the turn's
+//! pipeline and says, for each command, what its reply is for (a [`Tag`]);
+//! [`Requests::reply`] reads one reply with its tag. Replies come in the
+//! order the commands went (`link::Pipeline` matches them).
+//!
+//! What Redis keeps (PROTOCOL-2 section 6; `{ROOM}` is the room's name,
+//! a hash tag):
+//!
+//! - `natter:{ROOM}:seq`: the room's last `seq`;
+//! - `natter:{ROOM}:log`: the room's stream, one entry per message, id
+//!   `SEQ-0`, field `e` (`entry`), at most about `--redis-keep` entries;
+//! - `natter:cid:{AUTHOR}:CID`: a sender's `cid` and the `seq` it got,
+//!   for 10 minutes;
+//! - `natter:img:ID`: an image's type and bytes, for `IMAGE_DAYS` days;
+//! - channel `natter:feed`: every entry, as `SEQ ROOM ENTRY`.
+//!
+//! A read of a page and the room's `seq` go in one `MULTI`/`EXEC`, so they
+//! agree with each other. Search scans the latest `SEARCH_SCAN` entries of
+//! each room asked for: Redis as Debian ships it has no full-text index.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+
+use super::entry;
+use super::script::{self, encode_publish, Entry};
+use crate::hub::command::Page;
+use crate::hub::event::{Hit, Message};
+use crate::hub::names::RoomName;
+use crate::hub::port::{
+    FindWhat, Load, Loaded, Published, SearchOp, StoreAnswer, StoreError, StoreOp, FIND_LATEST,
+};
+use crate::proto::resp::{encode_command, Value};
+
+/// The channel every process listens on.
+pub const CHANNEL: &str = "natter:feed";
+/// Seconds a `cid` is remembered (PROTOCOL-2: retries within 10 minutes).
+pub const CID_SECONDS: u64 = 600;
+/// Days an image is kept.
+pub const IMAGE_DAYS: u64 = 30;
+/// Entries of each room a search reads, newest first.
+pub const SEARCH_SCAN: usize = 5_000;
+/// Most entries one read of a stream for the feed returns.
+pub const FETCH_MAX: usize = 1_000;
+/// Entries a "last message of" read looks at.
+const FIND_SCAN: usize = 200;
+
+/// What a reply is for.
+#[derive(Debug)]
+pub enum Tag {
+    /// Nothing to do with it but check it is not an error (`MULTI`'s
+    /// `OK`, `QUEUED`s, an image's `SET`).
+    Ignore,
+    /// The publish script's answer to a `Publish`; the command, to be sent
+    /// again after `SCRIPT LOAD` if Redis has forgotten the script.
+    Publish {
+        /// The hub's id of the publish.
+        id: u64,
+        /// Its room.
+        room: RoomName,
+        /// The `EVALSHA` as sent.
+        command: Bytes,
+    },
+    /// `EXEC` of a room read: `[seq, page]`.
+    Load {
+        /// The hub's id of the read.
+        id: u64,
+        /// The room.
+        room: RoomName,
+        /// The page was read newest first.
+        reversed: bool,
+    },
+    /// A find's read.
+    Find {
+        /// The hub's id of the find.
+        id: u64,
+        /// The room.
+        room: RoomName,
+        /// What was asked.
+        what: FindWhat,
+    },
+    /// `EXEC` of a search: one read per room.
+    Search(Box<SearchOp>),
+    /// A read of a stream for the feed.
+    Fetch {
+        /// The room.
+        room: RoomName,
+    },
+}
+
+/// An entry for the hub: the message, and the hub's id of the publish if
+/// this process sent it.
+pub type Arrival = (Rc<Message>, Option<u64>);
+
+/// What a reply comes to.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Nothing.
+    None,
+    /// An answer for the hub.
+    Answer(StoreAnswer),
+    /// Entries for the feed, ascending (`full`: the read stopped at its
+    /// count).
+    Fetched {
+        /// The room.
+        room: RoomName,
+        /// The entries, or why the read failed.
+        entries: Result<Vec<Arrival>, StoreError>,
+        /// The read stopped at `FETCH_MAX`.
+        full: bool,
+    },
+    /// Redis does not know the script: load it and send this again (the
+    /// tag holds the command).
+    Reload(Tag),
+    /// A reply that was an error where none should be.
+    Failed(String),
+}
+
+/// The Redis store's state: who this process is, the script's SHA-1, how
+/// much a stream keeps.
+#[derive(Debug)]
+pub struct Requests {
+    /// This process's name in entries' origins.
+    proc_id: String,
+    sha: String,
+    /// Entries each room's stream keeps, about.
+    keep: usize,
+}
+
+impl Requests {
+    /// The store of process `proc_id`, keeping about `keep` entries per room.
+    pub fn new(proc_id: String, keep: usize) -> Requests {
+        Requests {
+            proc_id,
+            sha: script::publish_sha(),
+            keep,
+        }
+    }
+
+    /// This process's name.
+    pub fn proc_id(&self) -> &str {
+        &self.proc_id
+    }
+
+    /// The origin of an entry: the hub's id of the publish if this process
+    /// sent it.
+    pub fn own(&self, origin: &str) -> Option<u64> {
+        let (p, n) = origin.rsplit_once(':')?;
+        (p == self.proc_id).then(|| n.parse().ok()).flatten()
+    }
+
+    /// Appends `op`'s commands to `out`, and a tag for each to `tags`. A
+    /// batch (`Append`) is given back: accounts and room settings are not
+    /// shared yet, and a shared hub sends no messages in one.
+    pub fn encode(
+        &self,
+        op: StoreOp,
+        out: &mut Vec<u8>,
+        tags: &mut Vec<Tag>,
+    ) -> Result<(), Box<StoreOp>> {
+        match op {
+            StoreOp::Publish(p) => {
+                if let Some(i) = &p.image {
+                    let mut value = Vec::with_capacity(i.mime.len() + 1 + i.data.len());
+                    value.extend_from_slice(i.mime.as_bytes());
+                    value.push(b'\n');
+                    value.extend_from_slice(&i.data);
+                    let key = image_key(&i.id);
+                    let ttl = (IMAGE_DAYS * 86_400).to_string();
+                    encode_command(
+                        out,
+                        &[&b"SET"[..], key.as_bytes(), &value, b"EX", ttl.as_bytes()],
+                    );
+                    tags.push(Tag::Ignore);
+                }
+                let payload = entry::encode(&p.message, &format!("{}:{}", self.proc_id, p.id));
+                let cid_key = p
+                    .cid
+                    .as_ref()
+                    .map(|c| format!("natter:cid:{{{}}}:{c}", p.message.author));
+                let mut cmd = Vec::new();
+                encode_publish(
+                    &mut cmd,
+                    &self.sha,
+                    &Entry {
+                        room: p.message.room.as_str(),
+                        payload: &payload,
+                        cid_key: cid_key.as_deref(),
+                        keep: self.keep,
+                        channel: CHANNEL,
+                        cid_ttl: CID_SECONDS,
+                    },
+                );
+                out.extend_from_slice(&cmd);
+                tags.push(Tag::Publish {
+                    id: p.id,
+                    room: p.message.room.clone(),
+                    command: Bytes::from(cmd),
+                });
+            }
+            StoreOp::Load(l) => self.encode_load(l, out, tags),
+            StoreOp::Find(f) => {
+                let (_, log) = script::room_keys(f.room.as_str());
+                match &f.what {
+                    FindWhat::Seq(s) => {
+                        let id = format!("{s}-0");
+                        encode_command(out, &["XRANGE", &log, &id, &id]);
+                    }
+                    FindWhat::LastBy(_) | FindWhat::LastOf(_) => {
+                        let n = FIND_SCAN.to_string();
+                        encode_command(out, &["XREVRANGE", &log, "+", "-", "COUNT", &n]);
+                    }
+                }
+                tags.push(Tag::Find {
+                    id: f.id,
+                    room: f.room,
+                    what: f.what,
+                });
+            }
+            StoreOp::Search(op) => {
+                encode_command(out, &["MULTI"]);
+                tags.push(Tag::Ignore);
+                let n = SEARCH_SCAN.to_string();
+                for room in &op.rooms {
+                    let (_, log) = script::room_keys(room.as_str());
+                    let top = match op.before {
+                        Some(b) if op.rooms.len() == 1 => format!("({b}-0"),
+                        _ => "+".to_string(),
+                    };
+                    encode_command(out, &["XREVRANGE", &log, &top, "-", "COUNT", &n]);
+                    tags.push(Tag::Ignore);
+                }
+                encode_command(out, &["EXEC"]);
+                tags.push(Tag::Search(Box::new(op)));
+            }
+            op @ StoreOp::Append(_) => return Err(Box::new(op)),
+        }
+        Ok(())
+    }
+
+    fn encode_load(&self, l: Load, out: &mut Vec<u8>, tags: &mut Vec<Tag>) {
+        let (seq, log) = script::room_keys(l.room.as_str());
+        encode_command(out, &["MULTI"]);
+        tags.push(Tag::Ignore);
+        encode_command(out, &["GET", &seq]);
+        tags.push(Tag::Ignore);
+        let Page {
+            before,
+            after,
+            limit,
+        } = l.page;
+        let top = before.map_or("+".to_string(), |b| format!("({b}-0"));
+        let reversed = after.is_none();
+        if limit == 0 {
+            encode_command(out, &["XLEN", &log]);
+        } else {
+            let n = limit.to_string();
+            match after {
+                Some(a) => {
+                    let a = format!("({a}-0");
+                    encode_command(out, &["XRANGE", &log, &a, &top, "COUNT", &n]);
+                }
+                None => encode_command(out, &["XREVRANGE", &log, &top, "-", "COUNT", &n]),
+            }
+        }
+        tags.push(Tag::Ignore);
+        encode_command(out, &["EXEC"]);
+        tags.push(Tag::Load {
+            id: l.id,
+            room: l.room,
+            reversed,
+        });
+    }
+
+    /// Appends a read of `room`'s stream after `after` (and before
+    /// `before`) for the feed.
+    pub fn encode_fetch(
+        &self,
+        room: &RoomName,
+        after: u64,
+        before: Option<u64>,
+        out: &mut Vec<u8>,
+        tags: &mut Vec<Tag>,
+    ) {
+        let (_, log) = script::room_keys(room.as_str());
+        let a = format!("({after}-0");
+        let b = before.map_or("+".to_string(), |b| format!("({b}-0"));
+        let n = FETCH_MAX.to_string();
+        encode_command(out, &["XRANGE", &log, &a, &b, "COUNT", &n]);
+        tags.push(Tag::Fetch { room: room.clone() });
+    }
+
+    /// What the reply to a command tagged `tag` comes to.
+    pub fn reply(&self, tag: Tag, reply: Value) -> Outcome {
+        match tag {
+            Tag::Ignore => match reply {
+                Value::Error(e) => Outcome::Failed(String::from_utf8_lossy(&e).into_owned()),
+                _ => Outcome::None,
+            },
+            Tag::Publish { id, room, command } => {
+                if script::is_noscript(&reply) {
+                    return Outcome::Reload(Tag::Publish { id, room, command });
+                }
+                let result = match script::parse_publish(&reply) {
+                    Ok(script::Published::New(seq)) => Ok(Published::New(seq)),
+                    Ok(script::Published::Repeat(seq, kept)) => {
+                        let kept = kept.and_then(|e| entry::decode(&room, seq, &e).ok());
+                        Ok(Published::Repeat(seq, kept.map(|d| d.message)))
+                    }
+                    Err(e) => Err(StoreError(e)),
+                };
+                Outcome::Answer(StoreAnswer::Published {
+                    publish: id,
+                    result,
+                })
+            }
+            Tag::Load { id, room, reversed } => {
+                let result = exec(reply).and_then(|parts| {
+                    let [seq, page] = <[Value; 2]>::try_from(parts)
+                        .map_err(|_| StoreError("a room read: not two replies".into()))?;
+                    let last_seq = match seq {
+                        Value::Bulk(None) => 0,
+                        v => int_of(&v).ok_or_else(|| StoreError(format!("seq: {v:?}")))?,
+                    };
+                    let mut messages = match page {
+                        Value::Int(_) => Vec::new(),
+                        v => self.stream(&room, v)?,
+                    };
+                    if reversed {
+                        messages.reverse();
+                    }
+                    let messages = messages.into_iter().map(|(m, _)| m).collect();
+                    Ok(Loaded {
+                        messages,
+                        amends: Vec::new(),
+                        last_seq: Some(last_seq),
+                    })
+                });
+                Outcome::Answer(StoreAnswer::Loaded { load: id, result })
+            }
+            Tag::Find { id, room, what } => {
+                let result = self.stream(&room, reply).map(|found| {
+                    let found = found.into_iter().map(|(m, _)| m);
+                    match &what {
+                        FindWhat::Seq(_) => found.collect(),
+                        FindWhat::LastBy(authors) => found
+                            .filter(|m| authors.contains(&m.author))
+                            .take(FIND_LATEST)
+                            .collect(),
+                        FindWhat::LastOf(key) => found
+                            .filter(|m| m.from.to_ascii_lowercase() == *key)
+                            .take(FIND_LATEST)
+                            .collect(),
+                    }
+                });
+                Outcome::Answer(StoreAnswer::Found { find: id, result })
+            }
+            Tag::Search(op) => {
+                let result = exec(reply).and_then(|parts| self.search(&op, parts));
+                Outcome::Answer(StoreAnswer::Searched {
+                    search: op.id,
+                    result,
+                })
+            }
+            Tag::Fetch { room } => {
+                let entries = self.stream(&room, reply);
+                let full = entries.as_ref().is_ok_and(|e| e.len() >= FETCH_MAX);
+                Outcome::Fetched {
+                    room,
+                    entries,
+                    full,
+                }
+            }
+        }
+    }
+
+    /// What a command tagged `tag` comes to when it cannot be sent, or its
+    /// connection dropped before the reply (Redis may or may not have run
+    /// it: a publish's `cid` makes a retry safe).
+    pub fn fail(&self, tag: Tag, why: &str) -> Outcome {
+        let e = || StoreError(why.to_string());
+        match tag {
+            Tag::Ignore => Outcome::None,
+            Tag::Publish { id, .. } => Outcome::Answer(StoreAnswer::Published {
+                publish: id,
+                result: Err(e()),
+            }),
+            Tag::Load { id, .. } => Outcome::Answer(StoreAnswer::Loaded {
+                load: id,
+                result: Err(e()),
+            }),
+            Tag::Find { id, .. } => Outcome::Answer(StoreAnswer::Found {
+                find: id,
+                result: Err(e()),
+            }),
+            Tag::Search(op) => Outcome::Answer(StoreAnswer::Searched {
+                search: op.id,
+                result: Err(e()),
+            }),
+            Tag::Fetch { room } => Outcome::Fetched {
+                room,
+                entries: Err(e()),
+                full: false,
+            },
+        }
+    }
+
+    /// The entries of a stream read (`XRANGE`/`XREVRANGE`), in the order
+    /// read, each with its origin here.
+    pub fn stream(&self, room: &RoomName, reply: Value) -> Result<Vec<Arrival>, StoreError> {
+        let items = match reply {
+            Value::Array(Some(items)) => items,
+            Value::Array(None) => Vec::new(),
+            Value::Error(e) => return Err(StoreError(String::from_utf8_lossy(&e).into_owned())),
+            other => return Err(StoreError(format!("a stream read: {other:?}"))),
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let (seq, payload) = stream_item(&item)
+                .ok_or_else(|| StoreError(format!("a stream entry: {item:?}")))?;
+            match entry::decode(room, seq, &payload) {
+                Ok(d) => out.push((d.message, self.own(&d.origin))),
+                // An entry natter did not write is left out, not fatal.
+                Err(e) => log::warn!("#{room} entry {seq} skipped: {e}"),
+            }
+        }
+        Ok(out)
+    }
+
+    fn search(&self, op: &SearchOp, parts: Vec<Value>) -> Result<Vec<Hit>, StoreError> {
+        let q = &op.query;
+        let has_terms = q
+            .words
+            .iter()
+            .chain(&q.phrases)
+            .any(|t| crate::store::text::has_word_char(t));
+        if !has_terms && q.from.is_none() {
+            return Ok(Vec::new());
+        }
+        let from = q.from.as_deref().map(str::to_ascii_lowercase);
+        let mut found = Vec::new();
+        for (room, part) in op.rooms.iter().zip(parts) {
+            for (m, _) in self.stream(room, part)? {
+                if op.rooms.len() > 1 && op.before.is_some_and(|b| m.ts >= b) {
+                    continue;
+                }
+                if let Some(hit) = crate::store::search_hit(q, has_terms, from.as_deref(), &m) {
+                    found.push(hit);
+                }
+            }
+        }
+        found.sort_by_key(|h| std::cmp::Reverse((h.message.ts, h.message.seq)));
+        found.truncate(op.limit);
+        Ok(found)
+    }
+}
+
+/// The key of an image's bytes.
+pub fn image_key(id: &str) -> String {
+    format!("natter:img:{id}")
+}
+
+/// An image as `GET natter:img:ID` returns it: its type and bytes.
+pub fn image_of(reply: &Value) -> Option<(String, Vec<u8>)> {
+    let b = reply.as_bytes()?;
+    let nl = b.iter().position(|&c| c == b'\n')?;
+    let mime = std::str::from_utf8(&b[..nl]).ok()?;
+    Some((mime.to_string(), b[nl + 1..].to_vec()))
+}
+
+/// `EXEC`'s replies, or the error that aborted the transaction.
+fn exec(reply: Value) -> Result<Vec<Value>, StoreError> {
+    match reply {
+        Value::Array(Some(parts)) => {
+            for p in &parts {
+                if let Value::Error(e) = p {
+                    return Err(StoreError(String::from_utf8_lossy(e).into_owned()));
+                }
+            }
+            Ok(parts)
+        }
+        Value::Error(e) => Err(StoreError(String::from_utf8_lossy(&e).into_owned())),
+        other => Err(StoreError(format!("EXEC: {other:?}"))),
+    }
+}
+
+fn int_of(v: &Value) -> Option<u64> {
+    match v {
+        Value::Int(i) => u64::try_from(*i).ok(),
+        v => std::str::from_utf8(v.as_bytes()?).ok()?.parse().ok(),
+    }
+}
+
+/// One entry of a stream read: `[ID, [field, value, ...]]` with id `SEQ-0`
+/// and the entry in field `e`.
+fn stream_item(item: &Value) -> Option<(u64, Bytes)> {
+    let Value::Array(Some(pair)) = item else {
+        return None;
+    };
+    let [id, Value::Array(Some(fields))] = pair.as_slice() else {
+        return None;
+    };
+    let id = std::str::from_utf8(id.as_bytes()?).ok()?;
+    let seq = id.strip_suffix("-0")?.parse().ok()?;
+    let mut it = fields.iter();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        if k.as_bytes()? == b"e" {
+            return match v {
+                Value::Bulk(Some(b)) => Some((seq, b.clone())),
+                _ => None,
+            };
+        }
+    }
+    None
+}
