@@ -17,7 +17,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
 
@@ -25,7 +24,7 @@ use super::error::{ErrorCode, HubError};
 use super::event::{AccountChange, ClientId, ClientKind, Presence, PresenceKind, Reply};
 use super::names::Nick;
 use super::port::{AccountRecord, Change, PasswordDone, PasswordJob, TokenRecord};
-use super::{Event, Hub, Now};
+use super::{Hub, Now};
 
 /// Failed logins allowed per account in [`FAILURE_WINDOW_MS`].
 pub const FAILURES_PER_ACCOUNT: usize = 5;
@@ -811,6 +810,7 @@ impl Hub {
         let rooms = client.rooms.clone();
         self.release_nick(id, &old);
         self.nicks.entry(nick.key()).or_insert(id);
+        self.touch_nick(nick.key());
         if old.as_str() == nick.as_str() {
             return;
         }
@@ -847,7 +847,7 @@ impl Hub {
                 (false, true) => vec![],
             };
             for p in events {
-                self.deliver(to.clone(), Event::Presence(Rc::new(p)));
+                self.presence(to.clone(), p);
             }
         }
     }
@@ -870,6 +870,7 @@ impl Hub {
             }
             None => {
                 self.nicks.remove(&key);
+                self.touch_nick(key);
             }
         }
     }

@@ -27,6 +27,7 @@ pub mod moderation;
 pub mod names;
 mod nickgen;
 pub mod port;
+pub mod remote;
 pub mod search;
 pub mod session;
 mod shared;
@@ -294,6 +295,8 @@ pub struct Hub {
     shared: bool,
     /// Messages sent to the shared store and not arrived yet.
     drafts: shared::Drafts,
+    /// The other processes' nicks and members (see `remote`).
+    remote: remote::Remote,
 }
 
 impl Hub {
@@ -336,6 +339,7 @@ impl Hub {
             live: HashMap::new(),
             shared: false,
             drafts: shared::Drafts::default(),
+            remote: remote::Remote::default(),
         }
     }
 
@@ -675,7 +679,11 @@ impl Hub {
                 refusal = Some(accounts::registered(&n));
                 self.fresh_nick()
             }
-            (None, Some(Ok(n))) if !self.nicks.contains_key(&n.key()) => n,
+            (None, Some(Ok(n)))
+                if !self.nicks.contains_key(&n.key()) && !self.remote.holds_nick(&n.key()) =>
+            {
+                n
+            }
             (None, Some(Ok(n))) => {
                 refusal = Some(taken(&n));
                 self.fresh_nick()
@@ -687,6 +695,7 @@ impl Hub {
             (None, None) => self.fresh_nick(),
         };
         self.nicks.entry(nick.key()).or_insert(id);
+        self.touch_nick(nick.key());
         if let Some(token) = &session {
             self.sessions.insert(token.clone(), id);
         }
@@ -1382,12 +1391,13 @@ impl Hub {
                     .is_some_and(|c| c.kind == ClientKind::Ws)
             })
             .collect();
-        let typing = Typing {
+        let typing = Rc::new(Typing {
             room,
             nick,
             ts: now.ms,
-        };
-        self.deliver(Recipients::List(to), Event::Typing(Rc::new(typing)));
+        });
+        self.notify(remote::Notice::Typing(typing.clone()));
+        self.deliver(Recipients::List(to), Event::Typing(typing));
         Ok(())
     }
 
@@ -1413,7 +1423,9 @@ impl Hub {
         if self.accounts.exists(&key) {
             return Err(accounts::registered(&nick));
         }
-        if self.nicks.get(&key).is_some_and(|&holder| holder != id) {
+        if self.nicks.get(&key).is_some_and(|&holder| holder != id)
+            || (self.remote.holds_nick(&key) && !self.nicks.contains_key(&key))
+        {
             return Err(taken(&nick));
         }
         self.reply(
@@ -1686,6 +1698,7 @@ impl Hub {
         let account = client.account.as_ref().map(|_| nick.to_string());
         let others = self.others(&room, id);
         let mut first = true;
+        let elsewhere = self.remote.in_room(&room, &nick.key());
         if let Some(r) = self.rooms.get_mut(&room) {
             // Another connection of the account is in already: the room
             // sees nothing.
@@ -1708,7 +1721,14 @@ impl Hub {
             nick: nick.to_string(),
             ts: now.ms,
         };
-        self.deliver(others, Event::Presence(Rc::new(presence)));
+        // Held on another process already (an account's other connection):
+        // announced, but the room saw it there.
+        let others = if elsewhere {
+            Recipients::List(Vec::new())
+        } else {
+            others
+        };
+        self.presence(others, presence);
     }
 
     fn joined_reply(
@@ -1809,6 +1829,9 @@ impl Hub {
             )
         };
         let targets = self.holders(&to.to_ascii_lowercase());
+        if targets.is_empty() && self.remote.holds_nick(&to.to_ascii_lowercase()) {
+            return self.remote_dm(now, id, to, text, cid, r#ref);
+        }
         let &target = targets.first().ok_or_else(no_such)?;
         let sender = self.client(id)?;
         let from = sender.nick.to_string();
@@ -1877,17 +1900,22 @@ impl Hub {
             return;
         };
         r.members.remove(id);
-        if r.members.is_empty() {
-            self.rooms.remove(room);
-            return;
-        }
         if r.members.holds(&nick.key()) {
             return; // another connection of the account stays
         }
-        let to = Recipients::Room {
-            members: r.members.snapshot(),
-            except: None,
+        let to = if r.members.is_empty() || self.remote.in_room(room, &nick.key()) {
+            // Nobody here to tell (the others are told by the announcement),
+            // or the nick stays in the room on another process.
+            Recipients::List(Vec::new())
+        } else {
+            Recipients::Room {
+                members: r.members.snapshot(),
+                except: None,
+            }
         };
+        if r.members.is_empty() {
+            self.rooms.remove(room);
+        }
         let presence = Presence {
             account: None,
             room: room.clone(),
@@ -1895,7 +1923,7 @@ impl Hub {
             nick: nick.to_string(),
             ts: now.ms,
         };
-        self.deliver(to, Event::Presence(Rc::new(presence)));
+        self.presence(to, presence);
     }
 
     fn deliver(&mut self, to: Recipients, event: Event) {
@@ -1917,9 +1945,20 @@ impl Hub {
 
     /// The nicks in `room`, sorted case-insensitively.
     fn member_nicks(&self, room: &RoomName) -> Vec<Nick> {
-        self.rooms
+        let mut nicks: Vec<Nick> = self
+            .rooms
             .get(room)
-            .map_or_else(Vec::new, |r| r.members.nicks().cloned().collect())
+            .map_or_else(Vec::new, |r| r.members.nicks().cloned().collect());
+        let here = nicks.len();
+        for n in self.remote.members(room) {
+            if !nicks[..here].iter().any(|h| h.key() == n.key()) {
+                nicks.push(n.clone());
+            }
+        }
+        if nicks.len() > here {
+            nicks.sort_by_key(|n| n.key());
+        }
+        nicks
     }
 
     /// Rooms anyone may find: not made by `/create`, with members; the
@@ -1931,6 +1970,18 @@ impl Hub {
             .filter(|(name, _)| !self.unlisted.contains(*name))
             .map(|(name, r)| (name.clone(), r.members.nick_count()))
             .collect();
+        // Members on other processes (rooms made by `/create` elsewhere are
+        // not known to be unlisted here: the code of such a room is not
+        // guessable, and it is listed only while it has members).
+        for (name, _) in self.remote.room_counts() {
+            match rooms.iter_mut().find(|(n, _)| n == name) {
+                Some(r) => r.1 = self.member_nicks(name).len(),
+                None if !self.unlisted.contains(name) => {
+                    rooms.push((name.clone(), self.member_nicks(name).len()))
+                }
+                None => {}
+            }
+        }
         rooms.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         rooms
     }
@@ -1940,7 +1991,10 @@ impl Hub {
         for _ in 0..64 {
             let candidate = self.rng.nick();
             if let Ok(n) = Nick::parse(&candidate) {
-                if !self.nicks.contains_key(&n.key()) && !self.accounts.exists(&n.key()) {
+                if !self.nicks.contains_key(&n.key())
+                    && !self.remote.holds_nick(&n.key())
+                    && !self.accounts.exists(&n.key())
+                {
                     return n;
                 }
             }

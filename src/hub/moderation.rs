@@ -676,17 +676,20 @@ impl Hub {
         for &c in &conns {
             r.members.remove(c);
         }
-        if r.members.is_empty() {
-            self.rooms.remove(room);
-            return;
-        }
         if r.members.holds(&nick.key()) {
             return;
         }
-        let to = Recipients::Room {
-            members: r.members.snapshot(),
-            except: None,
+        let to = if r.members.is_empty() {
+            Recipients::List(Vec::new()) // the announcement tells the others
+        } else {
+            Recipients::Room {
+                members: r.members.snapshot(),
+                except: None,
+            }
         };
+        if r.members.is_empty() {
+            self.rooms.remove(room);
+        }
         let presence = Presence {
             room: room.clone(),
             kind: PresenceKind::Leave(reason),
@@ -694,7 +697,7 @@ impl Hub {
             ts: now.ms,
             account: None,
         };
-        self.deliver(to, Event::Presence(Rc::new(presence)));
+        self.presence(to, presence);
     }
 }
 

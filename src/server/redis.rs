@@ -35,6 +35,7 @@ use crate::proto::resp::{encode_command, Decoder, Limits, Value};
 use crate::store::redis::feed::{Action, Feed};
 use crate::store::redis::link::{Pipeline, Reconnect, State, Step};
 use crate::store::redis::ops::{Arrival, Outcome, Requests, Tag, CHANNEL};
+use crate::store::redis::presence;
 use crate::store::redis::script;
 use crate::store::redis::setup::{durability_warning, encode_durability_query};
 use crate::store::redis::url::RedisUrl;
@@ -51,8 +52,8 @@ const PING_EVERY: Duration = Duration::from_secs(1);
 enum Want {
     /// `AUTH`, `SELECT`: an error fails the connection.
     Login,
-    /// `SCRIPT LOAD`: the SHA-1 natter computed.
-    Script,
+    /// `SCRIPT LOAD`: the SHA-1 natter computed for it.
+    Script(&'static str),
     /// `CONFIG GET appendonly`, then `appendfsync`.
     Durability(u8),
     /// The last reply of the setup: the connection is ready.
@@ -61,6 +62,11 @@ enum Want {
     Ping(Instant),
     /// A store operation's command.
     Op(Tag),
+    /// The heartbeat's reply: the processes found dead.
+    Beat,
+    /// Everyone's nicks (`HGETALL`), then everyone's members.
+    StateNicks,
+    StateMembers,
 }
 
 /// One connection: its socket, what it has to write, what it waits for.
@@ -133,6 +139,14 @@ pub(super) struct Redis {
     checked: bool,
     /// `CONFIG GET appendonly`'s reply, until `appendfsync`'s comes.
     appendonly: Option<Value>,
+    /// Everyone's nicks, read, until their members come.
+    state_nicks: Option<Value>,
+    /// A read of everyone's state is out: announcements wait for it.
+    reading_state: bool,
+    held_events: Vec<(String, presence::Event)>,
+    last_beat: Option<Instant>,
+    /// Announcements taken from the hub, reused between turns.
+    notices: Vec<crate::hub::remote::Notice>,
     /// Every room held is to be read once the command connection is ready
     /// (the subscriber came back while it was not).
     resync_due: bool,
@@ -171,6 +185,11 @@ impl Redis {
             feed: Feed::default(),
             checked: false,
             appendonly: None,
+            state_nicks: None,
+            reading_state: false,
+            held_events: Vec::new(),
+            last_beat: None,
+            notices: Vec::new(),
             resync_due: false,
             last_ping: None,
             rtt: None,
@@ -261,6 +280,16 @@ impl Redis {
                 }
             }
         }
+        let beat_every = Duration::from_millis(presence::BEAT_MS);
+        if self.cmd.ready()
+            && self
+                .last_beat
+                .is_none_or(|b| now.duration_since(b) >= beat_every)
+        {
+            self.last_beat = Some(now);
+            presence::encode_beat(&mut self.cmd.out, self.reqs.proc_id());
+            self.cmd.waiting.sent((Want::Beat, now));
+        }
         let ping = self.last_ping.map_or(now + PING_EVERY, |p| p + PING_EVERY);
         let stall = [self.cmd.oldest(), self.sub.oldest()]
             .into_iter()
@@ -338,10 +367,10 @@ impl Redis {
         }
         match which {
             Which::Cmd => {
-                let mut load = Vec::new();
-                script::encode_load(&mut load);
-                link.out.extend_from_slice(&load);
-                link.waiting.sent((Want::Script, now));
+                for source in [script::PUBLISH, presence::REAP, presence::BEAT] {
+                    script::encode_load_source(&mut link.out, source);
+                    link.waiting.sent((Want::Script(source), now));
+                }
                 if !checked {
                     encode_durability_query(&mut link.out);
                     link.waiting.sent((Want::Durability(0), now));
@@ -349,13 +378,36 @@ impl Redis {
                 }
                 link.send(&[b"PING"], Want::Ready, now);
             }
-            Which::Sub => link.send(&[b"SUBSCRIBE", CHANNEL.as_bytes()], Want::Ready, now),
+            Which::Sub => {
+                // Two confirmations: one per channel.
+                let channels = [
+                    &b"SUBSCRIBE"[..],
+                    CHANNEL.as_bytes(),
+                    presence::EVENTS.as_bytes(),
+                ];
+                link.send(&channels, Want::Login, now);
+                link.waiting.sent((Want::Ready, now));
+            }
         }
         debug!("Redis {} connection: connecting to {addr}", link.name);
     }
 
-    /// Writes what the turn gathered (one write per connection).
+    /// Writes what the turn gathered (one write per connection), the hub's
+    /// announcements first.
     pub(super) fn flush(&mut self, registry: &Registry, hub: &mut Hub, wall: Now) {
+        hub.take_notices(&mut self.notices);
+        if self.cmd.ready() {
+            let now = Instant::now();
+            for n in self.notices.drain(..) {
+                let count = presence::encode_notice(&mut self.cmd.out, self.reqs.proc_id(), &n);
+                for _ in 0..count {
+                    self.cmd.waiting.sent((Want::Op(Tag::Ignore), now));
+                }
+            }
+        } else {
+            // Written whole when the command connection is back.
+            self.notices.clear();
+        }
         for which in [Which::Cmd, Which::Sub] {
             if let Err(e) = self.link(which).flush() {
                 debug!("Redis write: {e}");
@@ -426,9 +478,16 @@ impl Redis {
 
     /// One value from a connection; `false` fails the connection.
     fn on_value(&mut self, which: Which, v: Value, hub: &mut Hub, wall: Now, now: Instant) -> bool {
-        if which == Which::Sub && script::parse_push(&v).is_some() {
-            self.on_push(v, hub, wall);
-            return true;
+        if which == Which::Sub {
+            if let Some((channel, body)) = message_of(&v) {
+                if channel == presence::EVENTS.as_bytes() {
+                    let body = body.to_vec();
+                    self.on_event_push(&body, hub, wall, now);
+                } else {
+                    self.on_push(v, hub, wall);
+                }
+                return true;
+            }
         }
         let link = self.link(which);
         let Some(((want, _), v)) = link.waiting.reply(v) else {
@@ -439,7 +498,7 @@ impl Redis {
             return false;
         };
         match want {
-            Want::Login | Want::Script => {
+            Want::Login | Want::Script(_) => {
                 if let Value::Error(e) = &v {
                     error!(
                         "Redis refused natter's setup: {}",
@@ -447,11 +506,37 @@ impl Redis {
                     );
                     return false;
                 }
-                if matches!(want, Want::Script)
-                    && v.as_bytes().map(|b| b.to_vec()) != Some(script::publish_sha().into_bytes())
-                {
-                    error!("Redis gave the publish script another SHA-1: {v:?}");
-                    return false;
+                if let Want::Script(source) = want {
+                    if v.as_bytes().map(|b| b.to_vec()) != Some(script::sha(source).into_bytes()) {
+                        error!("Redis gave a script another SHA-1: {v:?}");
+                        return false;
+                    }
+                }
+            }
+            Want::Beat => {
+                if let Some((redis_now, dead)) = presence::parse_beat(&v) {
+                    let limit = redis_now.saturating_sub(presence::DEAD_MS);
+                    for p in dead.iter().filter(|p| **p != self.reqs.proc_id()) {
+                        info!(
+                            "process {p} has not beaten for {} ms: dropping its users",
+                            presence::DEAD_MS
+                        );
+                        presence::encode_reap(&mut self.cmd.out, p, Some(limit));
+                        self.cmd.waiting.sent((Want::Op(Tag::Ignore), now));
+                    }
+                }
+            }
+            Want::StateNicks => self.state_nicks = Some(v),
+            Want::StateMembers => {
+                let nicks = self.state_nicks.take().unwrap_or(Value::Array(None));
+                let state = presence::parse_state(&nicks, &v);
+                let own = self.reqs.proc_id().to_string();
+                hub.remote_state(wall, &own, state);
+                self.reading_state = false;
+                // What came on the channel while the read was out, again
+                // on top (each change says where a member is now).
+                for (proc, e) in std::mem::take(&mut self.held_events) {
+                    self.on_announcement(proc, e, hub, wall, now);
                 }
             }
             Want::Durability(0) => self.appendonly = Some(v),
@@ -473,7 +558,7 @@ impl Redis {
                 info!("Redis {name} connection ready ({})", self.url);
                 match which {
                     Which::Sub => self.resync_due = true,
-                    Which::Cmd => {}
+                    Which::Cmd => self.write_own_state(hub, now),
                 }
                 if self.resync_due && self.cmd.ready() {
                     self.resync(hub, now);
@@ -502,7 +587,7 @@ impl Redis {
                 let mut load = Vec::new();
                 script::encode_load(&mut load);
                 self.cmd.out.extend_from_slice(&load);
-                self.cmd.waiting.sent((Want::Script, now));
+                self.cmd.waiting.sent((Want::Script(script::PUBLISH), now));
                 if let Tag::Publish { command, .. } = &tag {
                     self.cmd.out.extend_from_slice(command);
                 }
@@ -586,11 +671,81 @@ impl Redis {
     /// Reads every room the hub holds from its last `seq` on.
     fn resync(&mut self, hub: &mut Hub, now: Instant) {
         self.resync_due = false;
+        self.read_state(now);
         let held = hub.held_rooms();
         debug!("Redis: reading {} rooms from their last seq", held.len());
         let actions = self.feed.resync(held);
         let wall = crate::server::os::wall_clock();
         self.act(actions, hub, wall, now);
+    }
+
+    /// Reads everyone's nicks and members; announcements wait meanwhile.
+    fn read_state(&mut self, now: Instant) {
+        if self.reading_state || !self.cmd.ready() {
+            return;
+        }
+        self.reading_state = true;
+        presence::encode_read_state(&mut self.cmd.out);
+        self.cmd.waiting.sent((Want::StateNicks, now));
+        self.cmd.waiting.sent((Want::StateMembers, now));
+    }
+
+    /// Writes this process's state whole: its old entries (from before a
+    /// reconnect, or dropped by others while it was silent) go first.
+    fn write_own_state(&mut self, hub: &mut Hub, now: Instant) {
+        let proc = self.reqs.proc_id().to_string();
+        presence::encode_reap(&mut self.cmd.out, &proc, None);
+        self.cmd.waiting.sent((Want::Op(Tag::Ignore), now));
+        let state = hub.local_state();
+        let n = presence::encode_state(&mut self.cmd.out, &proc, &state);
+        for _ in 0..n {
+            self.cmd.waiting.sent((Want::Op(Tag::Ignore), now));
+        }
+        // What the hub announced before this is in the state written.
+        hub.take_notices(&mut self.notices);
+        self.notices.clear();
+    }
+
+    /// A message on `natter:events`.
+    fn on_event_push(&mut self, body: &[u8], hub: &mut Hub, wall: Now, now: Instant) {
+        let Some((proc, e)) = presence::parse_event(body) else {
+            warn!(
+                "an announcement natter cannot read: {:?}",
+                String::from_utf8_lossy(body)
+            );
+            return;
+        };
+        if self.reading_state {
+            self.held_events.push((proc, e));
+            return;
+        }
+        self.on_announcement(proc, e, hub, wall, now);
+    }
+
+    fn on_announcement(
+        &mut self,
+        proc: String,
+        e: presence::Event,
+        hub: &mut Hub,
+        wall: Now,
+        now: Instant,
+    ) {
+        let own = proc == self.reqs.proc_id();
+        match e {
+            presence::Event::Gone(p) if p == self.reqs.proc_id() => {
+                // Others took this process for dead (it was silent): its
+                // state is written again.
+                warn!("other processes dropped this one's users: announcing them again");
+                if self.cmd.ready() {
+                    self.write_own_state(hub, now);
+                }
+            }
+            presence::Event::Gone(p) => hub.gone(wall, &p),
+            presence::Event::Sync if !own => self.read_state(now),
+            presence::Event::Sync => {}
+            presence::Event::Notice(n) if !own => hub.remote(wall, &proc, n),
+            presence::Event::Notice(_) => {}
+        }
     }
 
     /// A connection failed: everything it had out fails, and it is tried
@@ -604,6 +759,12 @@ impl Redis {
         link.out.clear();
         link.reconnect.failed(wall.ms);
         let failed = link.waiting.fail_all();
+        if which == Which::Cmd {
+            self.reading_state = false;
+            self.state_nicks = None;
+            // Read again once back (the subscriber's resync, or this).
+            self.resync_due = true;
+        }
         for (want, _) in failed {
             if let Want::Op(tag) = want {
                 let outcome = self.reqs.fail(tag, "the connection to Redis was lost");
@@ -711,4 +872,18 @@ impl super::Server {
     pub(super) fn redis_ok(&self) -> bool {
         self.redis.as_ref().is_none_or(Redis::up)
     }
+}
+
+/// `["message", CHANNEL, BODY]`: the channel and the body of a push.
+fn message_of(v: &Value) -> Option<(&[u8], &[u8])> {
+    let Value::Array(Some(items)) = v else {
+        return None;
+    };
+    let [kind, channel, body] = items.as_slice() else {
+        return None;
+    };
+    if kind.as_bytes()? != b"message" {
+        return None;
+    }
+    Some((channel.as_bytes()?, body.as_bytes()?))
 }

@@ -172,3 +172,176 @@ fn edits_deletes_and_reactions_say_they_do_not_work_yet() {
     );
     assert_eq!(t.stored("lobby")[0].2, "x");
 }
+
+// Who is where on other processes (`remote`).
+
+fn presence(kind: PresenceKind, nick: &str) -> remote::Notice {
+    remote::Notice::Presence(Rc::new(Presence {
+        room: room("lobby"),
+        kind,
+        nick: nick.into(),
+        ts: at(9, 6, 0).ms,
+        account: None,
+    }))
+}
+
+fn notices(t: &mut Chat) -> Vec<remote::Notice> {
+    let mut out = Vec::new();
+    t.hub.take_notices(&mut out);
+    out
+}
+
+#[test]
+fn members_elsewhere_are_seen_joining_listed_and_leaving() {
+    let (mut t, _alice, bob) = shared();
+    let now = at(9, 6, 0);
+    t.hub.remote(
+        now,
+        "p2",
+        remote::Notice::Holds(Nick::parse("Carol").unwrap()),
+    );
+    t.hub
+        .remote(now, "p2", presence(PresenceKind::Join, "Carol"));
+    // The same nick joining on a third process (an account's other
+    // connection): the room saw it already.
+    t.hub
+        .remote(now, "p3", presence(PresenceKind::Join, "Carol"));
+    t.cmd(now, bob, who(None));
+    check(
+        &t.take(bob),
+        &[
+            "[09:06:00] #lobby --> Carol joined",
+            "*** #lobby (3): alice, bob, Carol",
+        ],
+    );
+    // Held elsewhere: not free here.
+    t.cmd(now, bob, nick("carol"));
+    check(&t.take(bob), &["!!! nick_taken: *"]);
+    // It leaves one process: still in the room.
+    let leave = PresenceKind::Leave(LeaveReason::Leave);
+    t.hub.remote(now, "p2", presence(leave.clone(), "Carol"));
+    check(&t.take(bob), &[]);
+    t.hub.remote(now, "p3", presence(leave, "Carol"));
+    check(&t.take(bob), &["[09:06:00] #lobby <-- Carol left"]);
+}
+
+#[test]
+fn a_process_that_died_takes_its_members_with_it() {
+    let (mut t, _alice, bob) = shared();
+    let now = at(9, 7, 0);
+    t.hub.remote(
+        now,
+        "p2",
+        remote::Notice::Holds(Nick::parse("dan").unwrap()),
+    );
+    t.hub.remote(now, "p2", presence(PresenceKind::Join, "dan"));
+    t.clear();
+    t.hub.gone(now, "p2");
+    check(&t.take(bob), &["[09:07:00] #lobby <-- dan left (timeout)"]);
+    // Its nick is free again.
+    t.cmd(now, bob, nick("dan"));
+    check(&t.take(bob), &["*** you are now known as dan"]);
+}
+
+#[test]
+fn a_state_read_whole_tells_only_the_differences() {
+    let (mut t, _alice, bob) = shared();
+    let now = at(9, 8, 0);
+    t.hub
+        .remote(now, "p2", presence(PresenceKind::Join, "erin"));
+    t.hub.remote(now, "p2", presence(PresenceKind::Join, "fay"));
+    t.clear();
+    // Read after a reconnect: fay stayed, erin went, gus came; bob's own
+    // entry (this process, "me") is left out.
+    let n = |s: &str| Nick::parse(s).unwrap();
+    let state = remote::RemoteState {
+        nicks: vec![("p2".into(), n("fay")), ("p2".into(), n("gus"))],
+        members: vec![
+            (room("lobby"), "p2".into(), n("fay"), None),
+            (room("lobby"), "p2".into(), n("gus"), None),
+            (room("lobby"), "me".into(), n("bob"), None),
+        ],
+    };
+    t.hub.remote_state(now, "me", state);
+    check(
+        &t.take(bob),
+        &[
+            "[09:08:00] #lobby <-- erin left (timeout)",
+            "[09:08:00] #lobby --> gus joined",
+        ],
+    );
+}
+
+#[test]
+fn a_direct_message_for_a_nick_held_elsewhere_is_announced() {
+    let (mut t, alice, bob) = shared();
+    let now = at(9, 9, 0);
+    t.hub.remote(
+        now,
+        "p2",
+        remote::Notice::Holds(Nick::parse("Hal").unwrap()),
+    );
+    notices(&mut t);
+    t.cmd(now, bob, dm("hal", "psst"));
+    check(&t.take(bob), &["[09:09:00] (dm to Hal) <bob> psst"]);
+    let out = notices(&mut t);
+    assert!(
+        matches!(&out[..], [remote::Notice::Dm(d)] if d.to == "Hal" && d.text == "psst"),
+        "{out:?}"
+    );
+    // And one from there reaches its recipient here.
+    let from_there = Rc::new(Dm {
+        from: "Hal".into(),
+        to: "alice".into(),
+        ts: now.ms,
+        text: "hi".into(),
+        account: None,
+    });
+    t.hub.remote(now, "p2", remote::Notice::Dm(from_there));
+    t.flush();
+    assert!(t.events[&alice]
+        .iter()
+        .any(|e| matches!(e, Event::Dm(d) if d.text == "hi")));
+}
+
+#[test]
+fn this_process_announces_its_nicks_and_members() {
+    let (mut t, alice, bob) = shared();
+    notices(&mut t);
+    let now = at(9, 10, 0);
+    t.cmd(now, bob, nick("robert"));
+    t.cmd(now, alice, leave("lobby"));
+    let out = notices(&mut t);
+    let kinds: Vec<String> = out
+        .iter()
+        .map(|n| match n {
+            remote::Notice::Holds(n) => format!("holds {n}"),
+            remote::Notice::Releases(k) => format!("releases {k}"),
+            remote::Notice::Presence(p) => format!("{:?} {}", p.kind, p.nick),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert!(kinds.contains(&"holds robert".to_string()), "{kinds:?}");
+    assert!(kinds.contains(&"releases bob".to_string()), "{kinds:?}");
+    assert!(
+        kinds.contains(&"Nick { old: \"bob\" } robert".to_string()),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds
+            .iter()
+            .any(|k| k.starts_with("Leave") && k.ends_with("alice")),
+        "{kinds:?}"
+    );
+    // The last member of a room leaving is announced too (nobody here to
+    // tell, but the others must know).
+    t.cmd(now, bob, leave("lobby"));
+    let out = notices(&mut t);
+    assert!(
+        matches!(&out[..], [remote::Notice::Presence(p)] if p.nick == "robert"),
+        "{out:?}"
+    );
+    let state = t.hub.local_state();
+    assert_eq!(state.members.len(), 0);
+    assert_eq!(state.nicks.len(), 2);
+}

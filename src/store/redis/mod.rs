@@ -21,6 +21,7 @@ pub mod entry;
 pub mod feed;
 pub mod link;
 pub mod ops;
+pub mod presence;
 pub mod script;
 pub mod setup;
 pub mod url;

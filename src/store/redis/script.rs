@@ -15,8 +15,18 @@ pub const PUBLISH: &str = include_str!("publish.lua");
 /// The SHA-1 of [`PUBLISH`] in hex, as `SCRIPT LOAD` answers and `EVALSHA`
 /// takes.
 pub fn publish_sha() -> String {
-    let digest = Sha1::digest(PUBLISH.as_bytes());
+    sha(PUBLISH)
+}
+
+/// The SHA-1 of a script's source in hex, as `SCRIPT LOAD` answers.
+pub fn sha(source: &str) -> String {
+    let digest = Sha1::digest(source.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Appends `SCRIPT LOAD` of `source` to `out`.
+pub fn encode_load_source(out: &mut Vec<u8>, source: &str) {
+    encode_command(out, &[&b"SCRIPT"[..], b"LOAD", source.as_bytes()]);
 }
 
 /// A room's keys: its seq counter and its stream. The room's name is a

@@ -1,0 +1,416 @@
+//! Who is where on the other processes sharing the chat (PROTOCOL-2
+//! section 6): their nicks and their rooms' members, kept from what they
+//! announce, so member lists, `/who`, `/rooms`, nick uniqueness and direct
+//! messages reach across processes.
+//!
+//! A shared hub announces ([`Notice`]) what the other processes must know:
+//! a nick it holds or no longer holds, a member entering or leaving one of
+//! its rooms (the same [`Presence`] its own members are sent), typing, a
+//! direct message for a nick held elsewhere. The shell publishes them and
+//! hands the others' to [`Hub::remote`]. After a reconnect the shell reads
+//! everyone's state whole ([`Hub::remote_state`]); the differences reach
+//! the members here as joins and leaves. A process that died is dropped
+//! whole ([`Hub::gone`]): its members leave their rooms (`timeout`).
+//!
+//! Several connections of one account may be on several processes: a room
+//! is told a nick joined when it was nowhere in the room before, and that
+//! it left when it is nowhere in it any more.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
+
+use super::event::{
+    ClientKind, Dm, Event, LeaveReason, Presence, PresenceKind, Recipients, Typing,
+};
+use super::names::{Nick, RoomName};
+use super::{Hub, Now};
+
+/// What a shared hub tells the other processes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// This process holds `nick` now.
+    Holds(Nick),
+    /// This process no longer holds the nick with this key.
+    Releases(String),
+    /// A member entered or left a room, or changed nick in it.
+    Presence(Rc<Presence>),
+    /// Someone is typing in a room.
+    Typing(Rc<Typing>),
+    /// A direct message for the holder of the nick `to` (its key).
+    Dm(Rc<Dm>),
+}
+
+/// One nick in one room, as the other processes hold it.
+#[derive(Clone, Debug, Default)]
+struct Member {
+    nick: Option<Nick>,
+    account: Option<String>,
+    procs: BTreeSet<String>,
+}
+
+/// The other processes' nicks and members.
+#[derive(Default)]
+pub(super) struct Remote {
+    /// Nick key -> the nick as spelled, by process.
+    nicks: HashMap<String, BTreeMap<String, Nick>>,
+    /// Room -> nick key -> the member.
+    rooms: HashMap<RoomName, BTreeMap<String, Member>>,
+    /// Nick keys whose holding changed here since the last `take_notices`.
+    touched: HashSet<String>,
+    /// Announcements waiting for the shell.
+    notices: Vec<Notice>,
+}
+
+impl Remote {
+    /// Whether another process holds the nick `key`.
+    pub(super) fn holds_nick(&self, key: &str) -> bool {
+        self.nicks.contains_key(key)
+    }
+
+    /// Whether another process has the nick `key` in `room`.
+    pub(super) fn in_room(&self, room: &RoomName, key: &str) -> bool {
+        self.rooms.get(room).is_some_and(|m| m.contains_key(key))
+    }
+
+    /// The other processes' members of `room`.
+    pub(super) fn members(&self, room: &RoomName) -> impl Iterator<Item = &Nick> {
+        self.rooms
+            .get(room)
+            .into_iter()
+            .flat_map(|m| m.values().filter_map(|m| m.nick.as_ref()))
+    }
+
+    /// Rooms with members elsewhere, with their counts.
+    pub(super) fn room_counts(&self) -> impl Iterator<Item = (&RoomName, usize)> {
+        self.rooms.iter().map(|(r, m)| (r, m.len()))
+    }
+
+    fn join(&mut self, proc: &str, room: &RoomName, nick: Nick, account: Option<String>) {
+        let m = self
+            .rooms
+            .entry(room.clone())
+            .or_default()
+            .entry(nick.key())
+            .or_default();
+        m.nick = Some(nick);
+        m.account = account;
+        m.procs.insert(proc.to_string());
+    }
+
+    fn leave(&mut self, proc: &str, room: &RoomName, key: &str) {
+        let Some(members) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if let Some(m) = members.get_mut(key) {
+            m.procs.remove(proc);
+            if m.procs.is_empty() {
+                members.remove(key);
+            }
+        }
+        if members.is_empty() {
+            self.rooms.remove(room);
+        }
+    }
+}
+
+/// What this process holds: its nicks, and its rooms' members with their
+/// accounts.
+#[derive(Debug, Default)]
+pub struct LocalState {
+    /// Nicks held here.
+    pub nicks: Vec<Nick>,
+    /// `(room, nick, account)`.
+    pub members: Vec<(RoomName, Nick, Option<String>)>,
+}
+
+/// Everyone's state as read whole: each process's nicks, and each room's
+/// members with their process and account.
+#[derive(Debug, Default)]
+pub struct RemoteState {
+    /// `(process, nick)`.
+    pub nicks: Vec<(String, Nick)>,
+    /// `(room, process, nick, account)`.
+    pub members: Vec<(RoomName, String, Nick, Option<String>)>,
+}
+
+impl Hub {
+    /// Takes the announcements made since the last call (a shared hub's).
+    pub fn take_notices(&mut self, out: &mut Vec<Notice>) {
+        for key in std::mem::take(&mut self.remote.touched) {
+            let n = match self.nicks.get(&key).and_then(|c| self.clients.get(c)) {
+                Some(c) => Notice::Holds(c.nick.clone()),
+                None => Notice::Releases(key),
+            };
+            self.remote.notices.push(n);
+        }
+        out.append(&mut self.remote.notices);
+    }
+
+    /// What this process holds now, to announce whole after a reconnect.
+    pub fn local_state(&self) -> LocalState {
+        let nicks = self
+            .nicks
+            .values()
+            .filter_map(|c| self.clients.get(c))
+            .map(|c| c.nick.clone())
+            .collect();
+        let mut members = Vec::new();
+        for (name, r) in &self.rooms {
+            for nick in r.members.nicks() {
+                let account = self
+                    .accounts
+                    .online
+                    .contains_key(&nick.key())
+                    .then(|| nick.to_string());
+                members.push((name.clone(), nick.clone(), account));
+            }
+        }
+        LocalState { nicks, members }
+    }
+
+    /// The nick `key` changed hands here (a shared hub announces it).
+    pub(super) fn touch_nick(&mut self, key: String) {
+        if self.shared {
+            self.remote.touched.insert(key);
+        }
+    }
+
+    /// Sends `presence` to `to` and, in a shared hub, announces it.
+    pub(super) fn presence(&mut self, to: Recipients, presence: Presence) {
+        let p = Rc::new(presence);
+        if self.shared {
+            self.remote.notices.push(Notice::Presence(p.clone()));
+        }
+        self.deliver(to, Event::Presence(p));
+    }
+
+    /// Announces `n` (a shared hub).
+    pub(super) fn notify(&mut self, n: Notice) {
+        if self.shared {
+            self.remote.notices.push(n);
+        }
+    }
+
+    /// Whether the nick `key` is in `room` here or elsewhere.
+    fn anywhere_in(&self, room: &RoomName, key: &str) -> bool {
+        self.rooms.get(room).is_some_and(|r| r.members.holds(key)) || self.remote.in_room(room, key)
+    }
+
+    /// Sends `p` to this process's members of its room, if any.
+    fn tell_room(&mut self, p: Presence) {
+        if let Some(r) = self.rooms.get(&p.room) {
+            let to = Recipients::Room {
+                members: r.members.snapshot(),
+                except: None,
+            };
+            self.deliver(to, Event::Presence(Rc::new(p)));
+        }
+    }
+
+    /// Another process's announcement.
+    pub fn remote(&mut self, now: Now, proc: &str, notice: Notice) {
+        match notice {
+            Notice::Holds(nick) => {
+                self.remote
+                    .nicks
+                    .entry(nick.key())
+                    .or_default()
+                    .insert(proc.to_string(), nick);
+            }
+            Notice::Releases(key) => {
+                if let Some(by) = self.remote.nicks.get_mut(&key) {
+                    by.remove(proc);
+                    if by.is_empty() {
+                        self.remote.nicks.remove(&key);
+                    }
+                }
+            }
+            Notice::Presence(p) => self.remote_presence(now, proc, &p),
+            Notice::Typing(t) => {
+                let to: Vec<_> = self.rooms.get(&t.room).map_or_else(Vec::new, |r| {
+                    r.members
+                        .snapshot()
+                        .iter()
+                        .copied()
+                        .filter(|c| {
+                            self.clients
+                                .get(c)
+                                .is_some_and(|c| c.kind == ClientKind::Ws)
+                        })
+                        .collect()
+                });
+                self.deliver(Recipients::List(to), Event::Typing(t));
+            }
+            Notice::Dm(dm) => {
+                let to = self.holders(&dm.to.to_ascii_lowercase());
+                self.deliver(Recipients::List(to), Event::Dm(dm));
+            }
+        }
+    }
+
+    fn remote_presence(&mut self, _now: Now, proc: &str, p: &Presence) {
+        let Ok(nick) = Nick::parse(&p.nick) else {
+            return;
+        };
+        let key = nick.key();
+        match &p.kind {
+            PresenceKind::Join => {
+                let before = self.anywhere_in(&p.room, &key);
+                self.remote.join(proc, &p.room, nick, p.account.clone());
+                if !before {
+                    self.tell_room(p.clone());
+                }
+            }
+            PresenceKind::Leave(_) => {
+                self.remote.leave(proc, &p.room, &key);
+                if !self.anywhere_in(&p.room, &key) {
+                    self.tell_room(p.clone());
+                }
+            }
+            PresenceKind::Nick { old } => {
+                let Ok(old) = Nick::parse(old) else {
+                    return;
+                };
+                let had_new = old.key() != key && self.anywhere_in(&p.room, &key);
+                self.remote.leave(proc, &p.room, &old.key());
+                self.remote.join(proc, &p.room, nick, p.account.clone());
+                if !had_new && !self.anywhere_in(&p.room, &old.key()) {
+                    self.tell_room(p.clone());
+                }
+            }
+        }
+    }
+
+    /// Everyone's state, read whole (after a reconnect): it replaces what
+    /// was known of the others (this process's own entries, `own`, are left
+    /// out), and this process's members are told who joined or left.
+    pub fn remote_state(&mut self, now: Now, own: &str, state: RemoteState) {
+        let mut nicks: HashMap<String, BTreeMap<String, Nick>> = HashMap::new();
+        for (proc, nick) in state.nicks {
+            if proc != own {
+                nicks.entry(nick.key()).or_default().insert(proc, nick);
+            }
+        }
+        self.remote.nicks = nicks;
+        let old = std::mem::take(&mut self.remote.rooms);
+        for (room, proc, nick, account) in state.members {
+            if proc != own {
+                self.remote.join(&proc, &room, nick, account);
+            }
+        }
+        // Joins and leaves, for rooms with members here.
+        let rooms: Vec<RoomName> = self.rooms.keys().cloned().collect();
+        for room in rooms {
+            let before: BTreeMap<String, Nick> = old
+                .get(&room)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, m)| m.nick.clone().map(|n| (k.clone(), n)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let local =
+                |hub: &Hub, key: &str| hub.rooms.get(&room).is_some_and(|r| r.members.holds(key));
+            let mut events = Vec::new();
+            for (key, nick) in &before {
+                if !self.remote.in_room(&room, key) && !local(self, key) {
+                    events.push((
+                        PresenceKind::Leave(LeaveReason::Timeout),
+                        nick.clone(),
+                        None,
+                    ));
+                }
+            }
+            for (key, nick) in self
+                .remote
+                .members(&room)
+                .map(|n| (n.key(), n.clone()))
+                .collect::<Vec<_>>()
+            {
+                if !before.contains_key(&key) && !local(self, &key) {
+                    let account = self
+                        .remote
+                        .rooms
+                        .get(&room)
+                        .and_then(|m| m.get(&key))
+                        .and_then(|m| m.account.clone());
+                    events.push((PresenceKind::Join, nick, account));
+                }
+            }
+            for (kind, nick, account) in events {
+                self.tell_room(Presence {
+                    room: room.clone(),
+                    kind,
+                    nick: nick.to_string(),
+                    ts: now.ms,
+                    account,
+                });
+            }
+        }
+    }
+
+    /// A direct message for a nick another process holds: announced (that
+    /// process delivers it), and the sender told it was sent.
+    pub(super) fn remote_dm(
+        &mut self,
+        now: Now,
+        id: super::ClientId,
+        to: &str,
+        text: String,
+        cid: Option<String>,
+        r#ref: Option<String>,
+    ) -> Result<(), super::HubError> {
+        let key = to.to_ascii_lowercase();
+        let to = self
+            .remote
+            .nicks
+            .get(&key)
+            .and_then(|by| by.values().next())
+            .map_or_else(|| to.to_string(), Nick::to_string);
+        let sender = self.client(id)?;
+        let from = sender.nick.to_string();
+        let account = sender.account.as_ref().map(|_| from.clone());
+        let dm = Rc::new(Dm {
+            account,
+            from,
+            to,
+            ts: now.ms,
+            text,
+        });
+        self.notify(Notice::Dm(dm.clone()));
+        self.reply(id, super::Reply::DmSent(dm.clone(), cid.clone()), r#ref);
+        if let (Some(cid), Some(c)) = (cid, self.clients.get_mut(&id)) {
+            c.sent.insert(now.ms, cid, super::session::Sent::Dm(dm));
+        }
+        Ok(())
+    }
+
+    /// Process `proc` died: its nicks are free, and its members leave their
+    /// rooms (`timeout`).
+    pub fn gone(&mut self, now: Now, proc: &str) {
+        self.remote.nicks.retain(|_, by| {
+            by.remove(proc);
+            !by.is_empty()
+        });
+        let mut left = Vec::new();
+        for (room, members) in &self.remote.rooms {
+            for (key, m) in members {
+                if m.procs.contains(proc) {
+                    left.push((room.clone(), key.clone(), m.nick.clone()));
+                }
+            }
+        }
+        for (room, key, nick) in left {
+            self.remote.leave(proc, &room, &key);
+            if let Some(nick) = nick.filter(|_| !self.anywhere_in(&room, &key)) {
+                self.tell_room(Presence {
+                    room,
+                    kind: PresenceKind::Leave(LeaveReason::Timeout),
+                    nick: nick.to_string(),
+                    ts: now.ms,
+                    account: None,
+                });
+            }
+        }
+    }
+}
