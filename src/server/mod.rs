@@ -288,8 +288,11 @@ impl Server {
             store.store_id().to_string(),
             seed(),
         );
-        hub.set_accounts(wall_clock(), state.accounts, state.tokens);
-        hub.set_rooms(state.rooms);
+        if config.redis.is_none() {
+            // With --redis they are Redis's, read once connected.
+            hub.set_accounts(wall_clock(), state.accounts, state.tokens);
+            hub.set_rooms(state.rooms);
+        }
         let redis = match &config.redis {
             Some(url) => {
                 let url = crate::store::redis::url::RedisUrl::parse(url).map_err(|e| {

@@ -35,10 +35,10 @@ use crate::proto::resp::{encode_command, Decoder, Limits, Value};
 use crate::store::redis::feed::{Action, Feed};
 use crate::store::redis::link::{Pipeline, Reconnect, State, Step};
 use crate::store::redis::ops::{Arrival, Outcome, Requests, Tag, CHANNEL};
-use crate::store::redis::presence;
 use crate::store::redis::script;
 use crate::store::redis::setup::{durability_warning, encode_durability_query};
 use crate::store::redis::url::RedisUrl;
+use crate::store::redis::{changes, presence};
 
 /// A connection attempt (connect, log in, load the script) may take this long.
 const CONNECT_TIMEOUT_MS: u64 = 3_000;
@@ -67,6 +67,8 @@ enum Want {
     /// Everyone's nicks (`HGETALL`), then everyone's members.
     StateNicks,
     StateMembers,
+    /// Accounts, tokens, rooms and entries (`HGETALL` each, in order).
+    Settings(u8),
 }
 
 /// One connection: its socket, what it has to write, what it waits for.
@@ -147,6 +149,11 @@ pub(super) struct Redis {
     last_beat: Option<Instant>,
     /// Announcements taken from the hub, reused between turns.
     notices: Vec<crate::hub::remote::Notice>,
+    /// A read of accounts and rooms' settings is out, and its replies so
+    /// far; another is due after it.
+    reading_settings: bool,
+    settings_read: Vec<Value>,
+    settings_again: bool,
     /// Every room held is to be read once the command connection is ready
     /// (the subscriber came back while it was not).
     resync_due: bool,
@@ -190,6 +197,9 @@ impl Redis {
             held_events: Vec::new(),
             last_beat: None,
             notices: Vec::new(),
+            reading_settings: false,
+            settings_read: Vec::new(),
+            settings_again: false,
             resync_due: false,
             last_ping: None,
             rtt: None,
@@ -367,7 +377,12 @@ impl Redis {
         }
         match which {
             Which::Cmd => {
-                for source in [script::PUBLISH, presence::REAP, presence::BEAT] {
+                for source in [
+                    script::PUBLISH,
+                    presence::REAP,
+                    presence::BEAT,
+                    changes::CHANGES,
+                ] {
                     script::encode_load_source(&mut link.out, source);
                     link.waiting.sent((Want::Script(source), now));
                 }
@@ -526,6 +541,23 @@ impl Redis {
                     }
                 }
             }
+            Want::Settings(i) => {
+                self.settings_read.push(v);
+                if i == 3 {
+                    let state = changes::parse_state(&std::mem::take(&mut self.settings_read));
+                    debug!(
+                        "read {} accounts and {} rooms' settings from Redis",
+                        state.accounts.len(),
+                        state.rooms.len()
+                    );
+                    hub.set_accounts(wall, state.accounts, state.tokens);
+                    hub.set_rooms(state.rooms);
+                    self.reading_settings = false;
+                    if std::mem::take(&mut self.settings_again) {
+                        self.read_settings(now);
+                    }
+                }
+            }
             Want::StateNicks => self.state_nicks = Some(v),
             Want::StateMembers => {
                 let nicks = self.state_nicks.take().unwrap_or(Value::Array(None));
@@ -558,7 +590,10 @@ impl Redis {
                 info!("Redis {name} connection ready ({})", self.url);
                 match which {
                     Which::Sub => self.resync_due = true,
-                    Which::Cmd => self.write_own_state(hub, now),
+                    Which::Cmd => {
+                        self.write_own_state(hub, now);
+                        self.read_settings(now);
+                    }
                 }
                 if self.resync_due && self.cmd.ready() {
                     self.resync(hub, now);
@@ -679,6 +714,23 @@ impl Redis {
         self.act(actions, hub, wall, now);
     }
 
+    /// Reads accounts and rooms' settings whole (again after a change
+    /// elsewhere; a change during the read reads again after it).
+    fn read_settings(&mut self, now: Instant) {
+        if self.reading_settings {
+            self.settings_again = true;
+            return;
+        }
+        if !self.cmd.ready() {
+            return;
+        }
+        self.reading_settings = true;
+        changes::encode_read(&mut self.cmd.out);
+        for i in 0..4 {
+            self.cmd.waiting.sent((Want::Settings(i), now));
+        }
+    }
+
     /// Reads everyone's nicks and members; announcements wait meanwhile.
     fn read_state(&mut self, now: Instant) {
         if self.reading_state || !self.cmd.ready() {
@@ -743,6 +795,8 @@ impl Redis {
             presence::Event::Gone(p) => hub.gone(wall, &p),
             presence::Event::Sync if !own => self.read_state(now),
             presence::Event::Sync => {}
+            presence::Event::State if !own => self.read_settings(now),
+            presence::Event::State => {}
             presence::Event::Notice(n) if !own => hub.remote(wall, &proc, n),
             presence::Event::Notice(_) => {}
         }
@@ -760,6 +814,8 @@ impl Redis {
         link.reconnect.failed(wall.ms);
         let failed = link.waiting.fail_all();
         if which == Which::Cmd {
+            self.reading_settings = false;
+            self.settings_read.clear();
             self.reading_state = false;
             self.state_nicks = None;
             // Read again once back (the subscriber's resync, or this).

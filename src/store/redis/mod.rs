@@ -17,6 +17,7 @@
 //!
 //! The codec is `proto::resp`.
 
+pub mod changes;
 pub mod entry;
 pub mod feed;
 pub mod link;

@@ -84,6 +84,11 @@ pub enum Tag {
     },
     /// `EXEC` of a search: one read per room.
     Search(Box<SearchOp>),
+    /// A batch of changes (accounts, tokens, room settings).
+    Changes {
+        /// The hub's id of the batch.
+        batch: u64,
+    },
     /// A read of a stream for the feed.
     Fetch {
         /// The room.
@@ -236,6 +241,14 @@ impl Requests {
                 encode_command(out, &["EXEC"]);
                 tags.push(Tag::Search(Box::new(op)));
             }
+            // A shared hub's batches carry changes only (its messages are
+            // published); anything else is not Redis's.
+            StoreOp::Append(b)
+                if b.messages.is_empty() && b.amends.is_empty() && b.images.is_empty() =>
+            {
+                super::changes::encode_changes(out, &self.proc_id, &b.changes);
+                tags.push(Tag::Changes { batch: b.id });
+            }
             op @ StoreOp::Append(_) => return Err(Box::new(op)),
         }
         Ok(())
@@ -365,6 +378,13 @@ impl Requests {
                     result,
                 })
             }
+            Tag::Changes { batch } => {
+                let result = match reply {
+                    Value::Error(e) => Err(StoreError(String::from_utf8_lossy(&e).into_owned())),
+                    _ => Ok(()),
+                };
+                Outcome::Answer(StoreAnswer::Committed { batch, result })
+            }
             Tag::Fetch { room } => {
                 let entries = self.stream(&room, reply);
                 let full = entries.as_ref().is_ok_and(|e| e.len() >= FETCH_MAX);
@@ -405,6 +425,10 @@ impl Requests {
                 entries: Err(e()),
                 full: false,
             },
+            Tag::Changes { batch } => Outcome::Answer(StoreAnswer::Committed {
+                batch,
+                result: Err(e()),
+            }),
         }
     }
 

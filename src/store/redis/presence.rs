@@ -56,6 +56,8 @@ pub enum Event {
     Gone(String),
     /// The process wrote its state whole again: read everyone's.
     Sync,
+    /// Accounts or rooms' settings changed: read them whole again.
+    State,
 }
 
 /// Appends the commands that write and publish `n` for process `proc`;
@@ -277,6 +279,7 @@ pub fn parse_event(payload: &[u8]) -> Option<(String, Event)> {
     let event = match s("k")? {
         "gone" => Event::Gone(proc.clone()),
         "sync" => Event::Sync,
+        "state" => Event::State,
         "holds" => Event::Notice(Notice::Holds(Nick::parse(s("n")?).ok()?)),
         "releases" => Event::Notice(Notice::Releases(s("key")?.to_string())),
         "typing" => Event::Notice(Notice::Typing(Rc::new(Typing {
