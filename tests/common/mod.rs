@@ -994,6 +994,8 @@ pub struct RedisProc {
     child: Child,
     pub port: u16,
     pub dir: std::path::PathBuf,
+    /// The settings it was started with (for `restart`).
+    settings: Vec<String>,
 }
 
 impl RedisProc {
@@ -1012,32 +1014,126 @@ impl RedisProc {
                 .port();
             let dir = temp_path(&format!("redis-{port}-{attempt}"));
             std::fs::create_dir_all(&dir).expect("redis dir");
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(settings)
-                .args(["--save", ""])
-                .arg("--dir")
-                .arg(&dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server (Debian's redis-server; `make test` installs it)");
-            let mut r = RedisProc { child, port, dir };
-            let deadline = Instant::now() + WAIT;
-            while Instant::now() < deadline {
-                if let Ok(mut c) = RespClient::try_connect(port) {
-                    if c.cmd(&["PING"]).as_bytes() == Some(b"PONG") {
-                        return r;
-                    }
-                }
-                if let Ok(Some(_)) = r.child.try_wait() {
-                    break; // it exited: the port was taken
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            let settings: Vec<String> = settings.iter().map(|s| s.to_string()).collect();
+            let child = RedisProc::spawn(port, &dir, &settings);
+            let mut r = RedisProc {
+                child,
+                port,
+                dir,
+                settings,
+            };
+            if r.answers() {
+                return r;
             }
             drop(r);
         }
         panic!("redis-server did not start");
+    }
+
+    fn spawn(port: u16, dir: &std::path::Path, settings: &[String]) -> Child {
+        Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(settings)
+            .args(["--save", ""])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian's redis-server; `make test` installs it)")
+    }
+
+    /// Waits (at most `WAIT`) until it answers `PING`; `false` if it
+    /// exited first (its port was taken) or never answered.
+    fn answers(&mut self) -> bool {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if let Ok(mut c) = RespClient::try_connect(self.port) {
+                if c.cmd(&["PING"]).as_bytes() == Some(b"PONG") {
+                    return true;
+                }
+            }
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `kill -9` (no chance to write anything more) and reaps it; its
+    /// directory, with its append-only files, stays for `restart`.
+    pub fn kill9(&mut self) {
+        signal(self.pid(), "-KILL");
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port, in the same directory, with the
+    /// same settings (so what it appended survives); waits until it
+    /// answers. Panics if the port was taken meanwhile.
+    pub fn restart(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            panic!("restart: redis-server {} still runs", self.pid());
+        }
+        self.child = RedisProc::spawn(self.port, &self.dir, &self.settings);
+        assert!(
+            self.answers(),
+            "redis-server did not start again on port {}",
+            self.port
+        );
+    }
+
+    /// `kill -STOP`: it stops answering, its sockets stay open.
+    pub fn stop(&self) {
+        signal(self.pid(), "-STOP");
+    }
+
+    /// `kill -CONT`.
+    pub fn cont(&self) {
+        signal(self.pid(), "-CONT");
+    }
+
+    /// The local ports of `pid`'s TCP connections to this Redis, from
+    /// `/proc/PID/fd` and `/proc/net/tcp` (natter connects over IPv4).
+    pub fn ports_of(&self, pid: u32) -> Vec<u16> {
+        let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("read /proc/PID/fd")
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter_map(|l| {
+                let l = l.to_string_lossy().into_owned();
+                Some(l.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+            })
+            .collect();
+        let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
+        let port_of = |a: &str| u16::from_str_radix(a.rsplit(':').next()?, 16).ok();
+        table
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                // sl local rem st tx:rx tr:when retrnsmt uid timeout inode
+                let (local, remote, inode) = (f.get(1)?, f.get(2)?, f.get(9)?);
+                (port_of(remote)? == self.port && inodes.iter().any(|i| i == inode))
+                    .then(|| port_of(local))
+                    .flatten()
+            })
+            .collect()
+    }
+
+    /// The address (`127.0.0.1:PORT`) of `pid`'s subscriber connection, as
+    /// `CLIENT LIST TYPE pubsub` names it.
+    pub fn subscriber_of(&self, pid: u32) -> Option<String> {
+        let ports = self.ports_of(pid);
+        let list = self.cli(&["CLIENT", "LIST", "TYPE", "pubsub"]);
+        list.lines().find_map(|l| {
+            let addr = l.split(' ').find_map(|f| f.strip_prefix("addr="))?;
+            let port: u16 = addr.rsplit(':').next()?.parse().ok()?;
+            ports.contains(&port).then(|| addr.to_string())
+        })
     }
 
     pub fn client(&self) -> RespClient {
@@ -1064,6 +1160,68 @@ impl Drop for RedisProc {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `kill SIG PID` (`-KILL`, `-STOP`, `-CONT`); panics unless it worked.
+pub fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {sig} {pid} failed");
+}
+
+impl Server {
+    /// `natter --listen 127.0.0.1:0 --db DB --redis URL ARGS...`, once its
+    /// `/healthz` says both its connections to Redis are ready (at most
+    /// 10 s). Its log goes to stderr with `NATTER_TEST_LOG` set (and
+    /// `RUST_LOG=natter=debug` for everything).
+    pub fn start_redis(redis: &RedisProc, db: &TempDb, args: &[&str]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_natter"));
+        cmd.args(["--listen", "127.0.0.1:0", "--db", db.arg()])
+            .args(["--redis", &redis.url()])
+            .args(args);
+        let s = Server::spawn(cmd, 1);
+        assert!(
+            s.wait_health(200, Duration::from_secs(10)),
+            "natter --redis {} did not become healthy",
+            redis.url()
+        );
+        s
+    }
+
+    /// `GET /healthz`'s status.
+    pub fn health(&self) -> u16 {
+        http(self.addr, "GET", "/healthz").status
+    }
+
+    /// Polls `/healthz` until it answers `status`; `false` after `within`.
+    pub fn wait_health(&self, status: u16, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.health() == status {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A sample without labels from `/metrics`.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let body = http(self.addr, "GET", "/metrics").body;
+        String::from_utf8_lossy(&body).lines().find_map(|l| {
+            let (n, v) = l.split_once(' ')?;
+            (n == name).then(|| v.trim().parse().ok()).flatten()
+        })
+    }
+
+    /// `GET /api/stats`.
+    pub fn stats(&self) -> serde_json::Value {
+        http(self.addr, "GET", "/api/stats").json()
     }
 }
 
