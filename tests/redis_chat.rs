@@ -231,6 +231,14 @@ fn a_line_client_and_a_websocket_client_on_two_processes_chat() {
     let (mut ws, joined) = ws_in(b, "lobby");
     assert_eq!(joined["last_seq"], 0, "{joined}");
     assert_eq!(joined["messages"], json!([]), "{joined}");
+    // Presence crosses processes: A's line client sees B's client join, and
+    // B's `joined` lists A's line client.
+    assert_eq!(line.event(), format!("#lobby --> {} joined", ws.nick()));
+    let members: Vec<&str> = joined["members"]
+        .as_array()
+        .map(|m| m.iter().filter_map(|n| n.as_str()).collect())
+        .unwrap_or_default();
+    assert!(members.contains(&line.nick.as_str()), "{joined}");
 
     // A's line client to B's WebSocket client.
     line.send("hello from A");
@@ -452,15 +460,26 @@ fn a_repeated_cid_is_answered_with_the_original_and_stored_once() {
     assert!(more_messages(&mut watcher, "lobby", Duration::from_millis(300)).is_empty());
     assert_eq!(chat.xlen("lobby"), 2);
 
-    // The same author on another process. Accounts are not shared yet, so
-    // each process has its own account "alice" (own SQLite file): both
-    // store messages as author `a:alice`, which is what a shared account
-    // will do too.
+    // The same author on another process: the account alice, registered
+    // on A, logged in on B (accounts are shared through Redis; B reads them
+    // again when A's registration is stored, so it may take a moment).
     let mut alice_a = WsClient::connect(a.addr, "nick=alice");
     alice_a.register("correct-horse-battery");
     alice_a.join("lobby");
-    let mut alice_b = WsClient::connect(b.addr, "nick=alice");
-    alice_b.register("correct-horse-battery");
+    let mut alice_b = WsClient::connect(b.addr, "");
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        let v = alice_b.ask(
+            json!({"type": "login", "nick": "alice", "password": "correct-horse-battery"}),
+            "account",
+        );
+        if v["type"] == "account" {
+            break;
+        }
+        assert_eq!(v["code"], "login_failed", "{v}");
+        assert!(Instant::now() < deadline, "B never learnt of alice: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     alice_b.join("lobby");
     let orig = say(&mut alice_a, "lobby", "from A", "k1");
     assert_eq!(orig["seq"], 3, "{orig}");
