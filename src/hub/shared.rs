@@ -40,7 +40,15 @@ pub(super) struct Draft {
 pub(super) struct Drafts {
     out: HashMap<u64, Draft>,
     next: u64,
+    /// Drafts whose sender was told `unavailable`, oldest first: Redis
+    /// may still have run the publish (it stopped, then went on), and if
+    /// the message arrives after all its sender gets its acknowledgement,
+    /// not the room's copy. At most `FAILED_KEPT`.
+    failed: std::collections::VecDeque<u64>,
 }
+
+/// Failed drafts remembered in case they arrive after all.
+const FAILED_KEPT: usize = 4096;
 
 impl Hub {
     /// From now on this hub shares its chat with other processes through
@@ -71,7 +79,7 @@ impl Hub {
 
     /// Messages sent to the store and not arrived.
     pub fn drafts_out(&self) -> usize {
-        self.drafts.out.len()
+        self.drafts.out.len() - self.drafts.failed.len()
     }
 
     /// A checked message of `id` goes to the store (see `say`).
@@ -121,6 +129,12 @@ impl Hub {
         }
         r.last_seq = msg.seq;
         let draft = origin.and_then(|n| self.drafts.out.remove(&n));
+        if let (Some(n), Some(_)) = (origin, &draft) {
+            // Told `unavailable`, and stored all the same.
+            if let Some(i) = self.drafts.failed.iter().position(|f| *f == n) {
+                self.drafts.failed.remove(i);
+            }
+        }
         let sender = draft.as_ref().map(|d| d.client);
         // The sender never gets the room's copy (see `say`).
         let to = Recipients::Room {
@@ -191,11 +205,23 @@ impl Hub {
                 }
             }
             Err(e) => {
-                let Some(d) = self.drafts.out.remove(&n) else {
+                let Some(d) = self.drafts.out.get(&n) else {
                     return;
                 };
                 warn!("a message to #{} not published: {e}", d.room);
-                self.error(d.client, unavailable(), d.r#ref);
+                let (client, r#ref) = (d.client, d.r#ref.clone());
+                // Kept (without its ref: the error answered that) in case
+                // Redis ran it after all.
+                if let Some(d) = self.drafts.out.get_mut(&n) {
+                    d.r#ref = None;
+                }
+                self.drafts.failed.push_back(n);
+                if self.drafts.failed.len() > FAILED_KEPT {
+                    if let Some(old) = self.drafts.failed.pop_front() {
+                        self.drafts.out.remove(&old);
+                    }
+                }
+                self.error(client, unavailable(), r#ref);
             }
         }
     }
@@ -205,7 +231,8 @@ impl Hub {
 pub(super) fn unavailable() -> HubError {
     HubError::new(
         ErrorCode::Unavailable,
-        "the server cannot reach its shared store (Redis) just now, so this was not done; \
-         try again (a message with the same cid is never sent twice)",
+        "the server cannot reach its shared store (Redis) just now; if Redis did not \
+         answer at all your message may still arrive; send it again with the same cid \
+         and it is never sent twice",
     )
 }

@@ -345,3 +345,39 @@ fn this_process_announces_its_nicks_and_members() {
     assert_eq!(state.members.len(), 0);
     assert_eq!(state.nicks.len(), 2);
 }
+
+#[test]
+fn a_message_told_unavailable_that_arrives_after_all_is_acknowledged_to_its_sender() {
+    let (mut t, alice, bob) = shared();
+    let now = at(9, 11, 0);
+    t.hub.handle(now, alice, say_cid("maybe", "m1"), None);
+    let mut ops = Vec::new();
+    t.hub.take_store_ops(&mut ops);
+    let Some(StoreOp::Publish(p)) = ops.pop() else {
+        panic!("no publish")
+    };
+    // Redis stopped: the connection was given up on, the sender told.
+    t.hub.answer(
+        now,
+        StoreAnswer::Published {
+            publish: p.id,
+            result: Err(StoreError("no answer".into())),
+        },
+    );
+    t.flush();
+    assert_eq!(
+        errors(&t.events.remove(&alice).unwrap_or_default()),
+        [ErrorCode::Unavailable]
+    );
+    // Redis went on and ran it: it arrives.
+    t.store.publish_as(&p.message, Some(p.id));
+    t.arrive();
+    check(&t.take(bob), &["[09:11:00] #lobby <alice> maybe"]);
+    let got = t.events.remove(&alice).unwrap_or_default();
+    assert_eq!(acks(&got), [(1, Some("m1".into()))], "{got:?}");
+    assert!(
+        !got.iter().any(|e| matches!(e, Event::Message(_))),
+        "{got:?}"
+    );
+    assert_eq!(t.hub.drafts_out(), 0);
+}
