@@ -904,3 +904,88 @@ fn a_natter_killed_leaves_the_others_chatting() {
     assert_eq!(chat.xlen("lobby"), 8);
     assert_eq!(a.metric("natter_redis_up"), Some(1.0));
 }
+
+/// The HTTP API reads Redis too (history pages, search, images), from any
+/// process, answered in order behind one another on a keep-alive
+/// connection, and `503` while Redis is down.
+#[test]
+fn the_http_api_and_images_are_the_same_on_every_process() {
+    use base64::Engine as _;
+    let mut chat = Chat::start(2, &[]);
+    let (a, b) = (&chat.natters[0], &chat.natters[1]);
+    let (mut w, _) = ws_in(a, "lobby");
+    for (i, text) in ["apples and pears", "only pears", "apples again"]
+        .iter()
+        .enumerate()
+    {
+        say(&mut w, "lobby", text, &format!("h{i}"));
+    }
+    // An image sent through A.
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.resize(3000, 7);
+    let data = base64::engine::general_purpose::STANDARD.encode(&png);
+    let echo = w.ok(
+        json!({"type": "image", "room": "lobby", "data": data, "cid": "img"}),
+        "message",
+    );
+    let url = echo["image"]["url"]
+        .as_str()
+        .expect("an image url")
+        .to_string();
+    for s in [a, b] {
+        let page = common::http(s.addr, "GET", "/api/rooms/lobby/messages?limit=2");
+        assert_eq!(page.status, 200);
+        let page = page.json();
+        let got: Vec<u64> = page["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .filter_map(|m| m["seq"].as_u64())
+            .collect();
+        assert_eq!(got, [3, 4], "{page}");
+        let after = common::http(s.addr, "GET", "/api/rooms/lobby/messages?after=1&limit=1").json();
+        assert_eq!(after["messages"][0]["text"], "only pears", "{after}");
+        let found = common::http(s.addr, "GET", "/api/rooms/lobby/search?q=apples").json();
+        let seqs: Vec<u64> = found["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .filter_map(|r| r["seq"].as_u64().or_else(|| r["message"]["seq"].as_u64()))
+            .collect();
+        assert_eq!(seqs, [3, 1], "newest first: {found}");
+        let img = common::http(s.addr, "GET", &url);
+        assert_eq!(img.status, 200, "{url} on {}", s.addr);
+        assert_eq!(img.header("content-type"), Some("image/png"));
+        assert_eq!(img.body, png);
+        assert_eq!(common::http(s.addr, "GET", "/media/00ff").status, 404);
+    }
+    // Pipelined on one connection: answered in the order asked.
+    {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(b.addr).expect("connect");
+        s.set_read_timeout(Some(common::WAIT)).expect("timeout");
+        let reqs = format!(
+            "GET {url} HTTP/1.1\r\nHost: x\r\n\r\n\
+             GET /api/rooms/lobby/messages?limit=1 HTTP/1.1\r\nHost: x\r\n\r\n\
+             GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(reqs.as_bytes()).expect("write");
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all);
+        let text = String::from_utf8_lossy(&all);
+        let image_at = text.find("image/png").expect("the image first");
+        let page_at = text.find("\"messages\"").expect("then the page");
+        let ok_at = text.rfind("\r\n\r\nok").expect("then healthz");
+        assert!(image_at < page_at && page_at < ok_at, "{text}");
+    }
+    // Redis down: the API says so.
+    chat.redis.kill9();
+    let deadline = Instant::now() + common::WAIT;
+    while common::http(a.addr, "GET", "/healthz").status != 503 {
+        assert!(Instant::now() < deadline, "healthz never 503");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let page = common::http(a.addr, "GET", "/api/rooms/lobby/messages");
+    assert_eq!(page.status, 503);
+    chat.redis.restart();
+}

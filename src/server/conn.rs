@@ -80,6 +80,9 @@ pub(super) struct HttpState {
     pub started: Option<Instant>,
     /// When the last answer went out (for the keep-alive idle timeout).
     pub idle_since: Instant,
+    /// A request waits for Redis (`--redis`): whether it was a HEAD and
+    /// whether to close after its answer. Later requests wait behind it.
+    pub waiting: Option<(bool, bool)>,
 }
 
 impl HttpState {
@@ -90,6 +93,7 @@ impl HttpState {
             discard: 0,
             started: Some(now),
             idle_since: now,
+            waiting: None,
         }
     }
 }

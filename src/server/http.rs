@@ -27,6 +27,7 @@ use crate::hub::MAX_HISTORY_PAGE;
 use crate::proto::http::{Asset, Request, Response, Route, RouteError, Status};
 use crate::proto::json;
 use crate::proto::ws::handshake;
+use crate::store::redis::ops::{HttpFound, HttpRead};
 
 /// What a request leads to.
 enum Answer {
@@ -34,6 +35,8 @@ enum Answer {
     Respond(Response),
     /// Switch the connection to WebSocket.
     Upgrade(Upgrade),
+    /// Redis was asked (`--redis`): the answer goes out when it replies.
+    Wait,
 }
 
 struct Upgrade {
@@ -64,10 +67,12 @@ impl Server {
             http.discard -= skip;
             data = &data[skip..];
         }
-        if data.is_empty() {
+        if data.is_empty() && (http.buf.is_empty() || http.waiting.is_some()) {
             return;
         }
-        if http.buf.is_empty() && http.started.is_none() {
+        if data.is_empty() {
+            // Requests that waited behind one answered from Redis.
+        } else if http.buf.is_empty() && http.started.is_none() {
             // A new request begins: its head is due within --header-timeout.
             http.started = Some(now);
             http.buf.extend_from_slice(data);
@@ -79,6 +84,9 @@ impl Server {
             let Some(http) = self.http_state(id) else {
                 return;
             };
+            if http.waiting.is_some() {
+                return; // answered in order: after the one Redis has
+            }
             let parsed = http.parser.parse(&http.buf);
             match parsed {
                 Ok(Status::Partial) => return,
@@ -100,7 +108,7 @@ impl Server {
                         // --tls-only: every plain request goes to https://.
                         Answer::Respond(self.to_https(request.header("host"), &request.target))
                     } else {
-                        self.route(&request)
+                        self.route(id, &request)
                     };
                     match answer {
                         Answer::Respond(resp) => {
@@ -112,6 +120,12 @@ impl Server {
                         }
                         Answer::Upgrade(up) => {
                             self.upgrade(id, up);
+                            return;
+                        }
+                        Answer::Wait => {
+                            if let Some(http) = self.http_state(id) {
+                                http.waiting = Some((request.is_head(), !keep_alive));
+                            }
                             return;
                         }
                     }
@@ -146,7 +160,7 @@ impl Server {
 
     /// The answer to a request: [`Route::parse`] decides where it goes
     /// (or its 404, 405 or 400), this decides what is said there.
-    fn route(&mut self, req: &Request) -> Answer {
+    fn route(&mut self, id: ConnId, req: &Request) -> Answer {
         let route = match Route::parse(&req.method, req.path()) {
             Ok(route) => route,
             Err(e) => return Answer::Respond(e.response()),
@@ -164,9 +178,18 @@ impl Server {
             .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
             Route::Stats => Response::json(200, self.stats_json()),
             Route::Rooms => Response::json(200, json::render_rooms(&self.hub.listed_rooms())),
-            Route::RoomMessages(room) => self.messages(&room, req),
-            Route::RoomSearch(room) => self.search(&room, req),
-            Route::Media(id) => self.media(id),
+            Route::RoomMessages(room) => match self.messages(&room, req) {
+                Read::Done(resp) => resp,
+                Read::Ask(read) => return self.ask_redis(id, read),
+            },
+            Route::RoomSearch(room) => match self.search(&room, req) {
+                Read::Done(resp) => resp,
+                Read::Ask(read) => return self.ask_redis(id, read),
+            },
+            Route::Media(image) => match self.media(image) {
+                Read::Done(resp) => resp,
+                Read::Ask(read) => return self.ask_redis(id, read),
+            },
             Route::WebSocket => return self.check_upgrade(req, false),
             Route::Echo if self.config.ws_echo => return self.check_upgrade(req, true),
             Route::Echo => RouteError::NotFound.response(),
@@ -199,9 +222,12 @@ impl Server {
 
     /// `GET /media/ID`: an image's bytes with the type told at upload. The
     /// id is random and the bytes never change, so caches may keep them.
-    fn media(&mut self, id: &str) -> Response {
+    fn media(&mut self, id: &str) -> Read {
         let well_formed =
             !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
+        if well_formed && self.redis.is_some() {
+            return Read::Ask(HttpRead::Media(id.to_string()));
+        }
         let found = if well_formed {
             // The turn's messages (and their images) are stored first.
             self.commit();
@@ -212,29 +238,18 @@ impl Server {
         } else {
             None
         };
-        let Some((mime, data)) = found else {
-            return crate::proto::http::error_response(404, "no such image");
-        };
-        Response::new(200)
-            .with_body(data)
-            .with_header("Content-Type", mime)
-            .with_header("X-Content-Type-Options", "nosniff")
-            // Not `immutable` for a year: a deleted message takes its image
-            // with it (PROTOCOL-2 section 3), so browsers keep a copy for a
-            // few minutes at most and shared caches none.
-            .with_header("Cache-Control", "private, max-age=300")
-            .with_header("Content-Security-Policy", "default-src 'none'; sandbox")
+        Read::Done(media_response(found))
     }
 
     /// `GET /api/rooms/ROOM/messages?limit=N&before=SEQ` (or `after=SEQ`).
     /// An invite-only room's history is for its members, and HTTP has no
     /// identity: `403`.
-    fn messages(&mut self, room: &RoomName, req: &Request) -> Response {
+    fn messages(&mut self, room: &RoomName, req: &Request) -> Read {
         if self.hub.invite_only(room) {
-            return crate::proto::http::error_response(
+            return Read::Done(crate::proto::http::error_response(
                 403,
                 &format!("#{room} is invite-only: its history is for its members"),
-            );
+            ));
         }
         let number = |name: &str| -> Result<Option<u64>, Response> {
             match req.query_param(name) {
@@ -255,26 +270,29 @@ impl Server {
                     usize::try_from(n).map_or(MAX_HISTORY_PAGE, |n| n.min(MAX_HISTORY_PAGE))
                 }),
             },
-            (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
+            (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return Read::Done(r),
         };
+        if self.redis.is_some() {
+            return Read::Ask(HttpRead::Page(room.clone(), page));
+        }
         self.commit();
         let messages = self.store.history(room, page).unwrap_or_else(|e| {
             error!("history of #{room} unavailable: {e}");
             Vec::new()
         });
-        Response::json(200, json::render_page(room, &messages))
+        Read::Done(Response::json(200, json::render_page(room, &messages)))
     }
 
     /// `GET /api/rooms/ROOM/search?q=WORDS&limit=N&before=SEQ`
     /// (PROTOCOL-2 section 4): the `search` answer a WebSocket client gets,
     /// newest first. Invite-only rooms: `403`, as for their history.
-    fn search(&mut self, room: &RoomName, req: &Request) -> Response {
-        let bad = |m: &str| crate::proto::http::error_response(400, m);
+    fn search(&mut self, room: &RoomName, req: &Request) -> Read {
+        let bad = |m: &str| Read::Done(crate::proto::http::error_response(400, m));
         if self.hub.invite_only(room) {
-            return crate::proto::http::error_response(
+            return Read::Done(crate::proto::http::error_response(
                 403,
                 &format!("#{room} is invite-only: its history is for its members"),
-            );
+            ));
         }
         let Some(q) = req.query_param("q") else {
             return bad("q, the words to look for (UTF-8), is required");
@@ -282,15 +300,17 @@ impl Server {
         let number = |name: &str| -> Result<Option<u64>, Response> {
             match req.query_param(name) {
                 None => Ok(None),
-                Some(v) => v
-                    .parse::<u64>()
-                    .map(Some)
-                    .map_err(|_| bad(&format!("{name} must be a whole number"))),
+                Some(v) => v.parse::<u64>().map(Some).map_err(|_| {
+                    crate::proto::http::error_response(
+                        400,
+                        &format!("{name} must be a whole number"),
+                    )
+                }),
             }
         };
         let (limit, before) = match (number("limit"), number("before")) {
             (Ok(limit), Ok(before)) => (limit, before),
-            (Err(r), _) | (_, Err(r)) => return r,
+            (Err(r), _) | (_, Err(r)) => return Read::Done(r),
         };
         let limit = match limit {
             None => DEFAULT_SEARCH,
@@ -298,6 +318,16 @@ impl Server {
             Some(n) => usize::try_from(n).map_or(MAX_SEARCH, |n| n.min(MAX_SEARCH)),
         };
         let query = Query::parse(&q);
+        if self.redis.is_some() && !query.is_empty() {
+            let op = SearchOp {
+                id: 0,
+                rooms: vec![room.clone()],
+                query,
+                limit,
+                before,
+            };
+            return Read::Ask(HttpRead::Search(q, Box::new(op)));
+        }
         let results = if query.is_empty() {
             Vec::new()
         } else {
@@ -315,13 +345,53 @@ impl Server {
                 Vec::new()
             })
         };
-        let reply = Reply::Search {
-            q,
-            room: Some(room.clone()),
-            results,
+        Read::Done(search_response(q, room.clone(), results))
+    }
+
+    /// Asks Redis what request `id` needs; it is answered when Redis
+    /// replies (`http_answers`), or at once with 503 while Redis is down.
+    fn ask_redis(&mut self, id: ConnId, read: HttpRead) -> Answer {
+        let now = self.now;
+        let asked = self
+            .redis
+            .as_mut()
+            .is_some_and(|r| r.http(id.client().0, read, now));
+        if asked {
+            return Answer::Wait;
+        }
+        Answer::Respond(crate::proto::http::error_response(
+            503,
+            "unavailable: Redis cannot be reached",
+        ))
+    }
+
+    /// Responds to the requests whose reads Redis answered, then goes on
+    /// with requests that waited behind them.
+    pub(super) fn http_answers(&mut self) {
+        let Some(r) = &mut self.redis else {
+            return;
         };
-        let body = json::render(&Event::Reply(reply, None)).unwrap_or_default();
-        Response::json(200, body)
+        for (token, found) in std::mem::take(&mut r.http_done) {
+            let id = ConnId::from_client(crate::hub::event::ClientId(token));
+            let Some((head, close)) = self.http_state(id).and_then(|h| h.waiting.take()) else {
+                continue; // gone meanwhile
+            };
+            let resp = match found {
+                Ok(HttpFound::Media(found)) => media_response(found),
+                Ok(HttpFound::Page(room, messages)) => {
+                    Response::json(200, json::render_page(&room, &messages))
+                }
+                Ok(HttpFound::Search(q, room, hits)) => search_response(q, room, hits),
+                Err(e) => {
+                    error!("an HTTP read from Redis failed: {e}");
+                    crate::proto::http::error_response(503, "unavailable: Redis cannot be reached")
+                }
+            };
+            self.respond(id, &resp, head, close);
+            if !close {
+                self.on_http(id, &[]);
+            }
+        }
     }
 
     fn check_upgrade(&self, req: &Request, echo: bool) -> Answer {
@@ -515,6 +585,39 @@ fn host_port(authority: &str, default_port: &str) -> String {
     } else {
         format!("{a}:{default_port}")
     }
+}
+
+/// What an HTTP read comes to: answered here, or asked of Redis.
+enum Read {
+    Done(Response),
+    Ask(HttpRead),
+}
+
+/// A search's answer: the `search` reply a WebSocket client gets.
+fn search_response(q: String, room: RoomName, results: Vec<crate::hub::event::Hit>) -> Response {
+    let reply = Reply::Search {
+        q,
+        room: Some(room),
+        results,
+    };
+    let body = json::render(&Event::Reply(reply, None)).unwrap_or_default();
+    Response::json(200, body)
+}
+
+/// An image's answer: its bytes with the type told at upload, or 404.
+fn media_response(found: Option<(String, Vec<u8>)>) -> Response {
+    let Some((mime, data)) = found else {
+        return crate::proto::http::error_response(404, "no such image");
+    };
+    Response::new(200)
+        .with_body(data)
+        .with_header("Content-Type", mime)
+        .with_header("X-Content-Type-Options", "nosniff")
+        // Not `immutable` for a year: a deleted message takes its image
+        // with it (PROTOCOL-2 section 3), so browsers keep a copy for a
+        // few minutes at most and shared caches none.
+        .with_header("Cache-Control", "private, max-age=300")
+        .with_header("Content-Security-Policy", "default-src 'none'; sandbox")
 }
 
 #[cfg(test)]

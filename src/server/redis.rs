@@ -34,7 +34,7 @@ use crate::hub::{Hub, Now};
 use crate::proto::resp::{encode_command, Decoder, Limits, Value};
 use crate::store::redis::feed::{Action, Feed};
 use crate::store::redis::link::{Pipeline, Reconnect, State, Step};
-use crate::store::redis::ops::{Arrival, Outcome, Requests, Tag, CHANNEL};
+use crate::store::redis::ops::{Arrival, HttpFound, HttpRead, Outcome, Requests, Tag, CHANNEL};
 use crate::store::redis::script;
 use crate::store::redis::setup::{durability_warning, encode_durability_query};
 use crate::store::redis::url::RedisUrl;
@@ -149,6 +149,8 @@ pub(super) struct Redis {
     last_beat: Option<Instant>,
     /// Announcements taken from the hub, reused between turns.
     notices: Vec<crate::hub::remote::Notice>,
+    /// HTTP requests' reads answered, for the shell to respond with.
+    pub(super) http_done: Vec<(u64, Result<HttpFound, StoreError>)>,
     /// A read of accounts and rooms' settings is out, and its replies so
     /// far; another is due after it.
     reading_settings: bool,
@@ -197,6 +199,7 @@ impl Redis {
             held_events: Vec::new(),
             last_beat: None,
             notices: Vec::new(),
+            http_done: Vec::new(),
             reading_settings: false,
             settings_read: Vec::new(),
             settings_again: false,
@@ -238,6 +241,21 @@ impl Redis {
             self.cmd.waiting.sent((Want::Op(t), now));
         }
         Ok(None)
+    }
+
+    /// Sends the read an HTTP request needs; `false` while the command
+    /// connection is not ready.
+    pub(super) fn http(&mut self, token: u64, read: HttpRead, now: Instant) -> bool {
+        if !self.cmd.ready() {
+            return false;
+        }
+        let mut tags = Vec::new();
+        self.reqs
+            .encode_http(token, read, &mut self.cmd.out, &mut tags);
+        for t in tags {
+            self.cmd.waiting.sent((Want::Op(t), now));
+        }
+        true
     }
 
     /// Connects, pings and gives up on stalled connections as due; the
@@ -628,6 +646,7 @@ impl Redis {
                 }
                 self.cmd.waiting.sent((Want::Op(tag), now));
             }
+            Outcome::Http { token, found } => self.http_done.push((token, found)),
             Outcome::Fetched {
                 room,
                 entries,
@@ -880,10 +899,12 @@ impl super::Server {
             return;
         };
         if redis_due.is_some_and(|d| *now < d) {
+            self.http_answers();
             return;
         }
         *redis_due = r.tick(poll.registry(), hub, *wall, *now);
         self.persist();
+        self.http_answers();
     }
 
     /// Readiness on one of the Redis connections.
@@ -903,6 +924,7 @@ impl super::Server {
             // A connection may have failed: its retry is planned next turn.
             *redis_due = Some(*now);
         }
+        self.http_answers();
     }
 
     /// The turn's commands go out, one write per connection.
@@ -918,9 +940,14 @@ impl super::Server {
         } = self;
         if let Some(r) = redis {
             r.flush(poll.registry(), hub, *wall);
-            // A command just sent is due an answer within `STALL`.
-            let stall = *now + STALL;
-            *redis_due = Some(redis_due.map_or(stall, |d| d.min(stall)));
+            // A command just sent is due an answer within `STALL`; HTTP
+            // requests failed by a failed write are answered at once.
+            let due = if r.http_done.is_empty() {
+                *now + STALL
+            } else {
+                *now
+            };
+            *redis_due = Some(redis_due.map_or(due, |d| d.min(due)));
         }
     }
 

@@ -48,6 +48,29 @@ pub const FETCH_MAX: usize = 1_000;
 /// Entries a "last message of" read looks at.
 const FIND_SCAN: usize = 200;
 
+/// A read for an HTTP request (the JSON API, an image): answered to the
+/// connection that asked, not to the hub.
+#[derive(Debug)]
+pub enum HttpRead {
+    /// `GET /media/ID`.
+    Media(String),
+    /// `GET /api/rooms/ROOM/messages`.
+    Page(RoomName, Page),
+    /// `GET /api/rooms/ROOM/search`: the words as given, and the search.
+    Search(String, Box<SearchOp>),
+}
+
+/// What an [`HttpRead`] found.
+#[derive(Debug)]
+pub enum HttpFound {
+    /// An image's type and bytes, if there is one.
+    Media(Option<(String, Vec<u8>)>),
+    /// A room's page, ascending.
+    Page(RoomName, Vec<Rc<Message>>),
+    /// A search's words, its room, and the hits.
+    Search(String, RoomName, Vec<Hit>),
+}
+
 /// What a reply is for.
 #[derive(Debug)]
 pub enum Tag {
@@ -84,6 +107,13 @@ pub enum Tag {
     },
     /// `EXEC` of a search: one read per room.
     Search(Box<SearchOp>),
+    /// An HTTP request's read; `token` names the connection.
+    Http {
+        /// The connection's token.
+        token: u64,
+        /// What was read.
+        read: HttpRead,
+    },
     /// A batch of changes (accounts, tokens, room settings).
     Changes {
         /// The hub's id of the batch.
@@ -116,6 +146,13 @@ pub enum Outcome {
         entries: Result<Vec<Arrival>, StoreError>,
         /// The read stopped at `FETCH_MAX`.
         full: bool,
+    },
+    /// An HTTP request's answer.
+    Http {
+        /// The connection's token.
+        token: u64,
+        /// What was found.
+        found: Result<HttpFound, StoreError>,
     },
     /// Redis does not know the script: load it and send this again (the
     /// tag holds the command).
@@ -288,6 +325,32 @@ impl Requests {
         });
     }
 
+    /// Appends the read an HTTP request needs.
+    pub fn encode_http(&self, token: u64, read: HttpRead, out: &mut Vec<u8>, tags: &mut Vec<Tag>) {
+        match &read {
+            HttpRead::Media(id) => encode_command(out, &["GET", &image_key(id)]),
+            HttpRead::Page(room, page) => {
+                let (_, log) = script::room_keys(room.as_str());
+                let top = page.before.map_or("+".to_string(), |b| format!("({b}-0"));
+                let n = page.limit.max(1).to_string();
+                match page.after {
+                    Some(a) => {
+                        let a = format!("({a}-0");
+                        encode_command(out, &["XRANGE", &log, &a, &top, "COUNT", &n]);
+                    }
+                    None => encode_command(out, &["XREVRANGE", &log, &top, "-", "COUNT", &n]),
+                }
+            }
+            HttpRead::Search(_, op) => {
+                let (_, log) = script::room_keys(op.rooms.first().map_or("", |r| r.as_str()));
+                let top = op.before.map_or("+".to_string(), |b| format!("({b}-0"));
+                let n = SEARCH_SCAN.to_string();
+                encode_command(out, &["XREVRANGE", &log, &top, "-", "COUNT", &n]);
+            }
+        }
+        tags.push(Tag::Http { token, read });
+    }
+
     /// Appends a read of `room`'s stream after `after` (and before
     /// `before`) for the feed.
     pub fn encode_fetch(
@@ -378,6 +441,32 @@ impl Requests {
                     result,
                 })
             }
+            Tag::Http { token, read } => {
+                let found = match read {
+                    HttpRead::Media(_) => match reply {
+                        Value::Error(e) => {
+                            Err(StoreError(String::from_utf8_lossy(&e).into_owned()))
+                        }
+                        v => Ok(HttpFound::Media(image_of(&v))),
+                    },
+                    HttpRead::Page(room, page) => self.stream(&room, reply).map(|found| {
+                        let mut messages: Vec<Rc<Message>> =
+                            found.into_iter().map(|(m, _)| m).collect();
+                        if page.after.is_none() {
+                            messages.reverse();
+                        }
+                        HttpFound::Page(room, messages)
+                    }),
+                    HttpRead::Search(q, op) => {
+                        let room = op.rooms.first().cloned();
+                        self.search(&op, vec![reply]).and_then(|hits| match room {
+                            Some(room) => Ok(HttpFound::Search(q, room, hits)),
+                            None => Err(StoreError("a search of no room".into())),
+                        })
+                    }
+                };
+                Outcome::Http { token, found }
+            }
             Tag::Changes { batch } => {
                 let result = match reply {
                     Value::Error(e) => Err(StoreError(String::from_utf8_lossy(&e).into_owned())),
@@ -429,6 +518,10 @@ impl Requests {
                 batch,
                 result: Err(e()),
             }),
+            Tag::Http { token, .. } => Outcome::Http {
+                token,
+                found: Err(e()),
+            },
         }
     }
 
