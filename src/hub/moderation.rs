@@ -410,7 +410,7 @@ impl Hub {
                     }
                 } else {
                     let conns = self.holders(&key);
-                    if conns.is_empty() {
+                    if conns.is_empty() && !self.remote.holds_nick(&key) {
                         return Err(no_such(&parsed));
                     }
                     for c in conns {
@@ -476,6 +476,7 @@ impl Hub {
             ts: now.ms,
         });
         let to = self.others(room, id);
+        self.notify(super::remote::Notice::Mod(event.clone()));
         self.deliver(to, Event::Mod(event.clone()));
         self.reply(id, Reply::Mod(event), r#ref);
     }
@@ -484,6 +485,12 @@ impl Hub {
     fn present(&self, room: &RoomName, nick: &str) -> Result<(Nick, Vec<ClientId>), HubError> {
         let parsed = Nick::parse(nick)?;
         let conns = self.conns_in(room, &parsed.key());
+        if conns.is_empty() {
+            // In the room on another process: that process throws it out.
+            if let Some(n) = self.remote.member(room, &parsed.key()) {
+                return Ok((n.clone(), conns));
+            }
+        }
         let Some(&first) = conns.first() else {
             return Err(HubError::new(
                 ErrorCode::NoSuchUser,
@@ -650,7 +657,7 @@ impl Hub {
 
     /// `conns` (all holding `nick`) leave `room`: each is told `left`; the
     /// others see `nick` leave with `reason`.
-    fn throw_out(
+    pub(super) fn throw_out(
         &mut self,
         now: Now,
         room: &RoomName,

@@ -20,7 +20,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
 use super::event::{
-    ClientKind, Dm, Event, LeaveReason, Presence, PresenceKind, Recipients, Typing,
+    ClientKind, Dm, Event, LeaveReason, ModEvent, ModKind, Presence, PresenceKind, Recipients,
+    Typing,
 };
 use super::names::{Nick, RoomName};
 use super::{Hub, Now};
@@ -38,6 +39,10 @@ pub enum Notice {
     Typing(Rc<Typing>),
     /// A direct message for the holder of the nick `to` (its key).
     Dm(Rc<Dm>),
+    /// An op acted in a room: its members here are told, and a kicked or
+    /// banned nick's connections here leave it; an invited guest here may
+    /// join.
+    Mod(Rc<ModEvent>),
 }
 
 /// One nick in one room, as the other processes hold it.
@@ -65,6 +70,11 @@ impl Remote {
     /// Whether another process holds the nick `key`.
     pub(super) fn holds_nick(&self, key: &str) -> bool {
         self.nicks.contains_key(key)
+    }
+
+    /// The nick `key` as another process has it in `room`.
+    pub(super) fn member(&self, room: &RoomName, key: &str) -> Option<&Nick> {
+        self.rooms.get(room)?.get(key)?.nick.as_ref()
     }
 
     /// Whether another process has the nick `key` in `room`.
@@ -245,7 +255,45 @@ impl Hub {
                 let to = self.holders(&dm.to.to_ascii_lowercase());
                 self.deliver(Recipients::List(to), Event::Dm(dm));
             }
+            Notice::Mod(m) => self.remote_mod(now, m),
         }
+    }
+
+    /// An op's action on another process, carried out here.
+    fn remote_mod(&mut self, now: Now, m: Rc<ModEvent>) {
+        let room = m.room.clone();
+        if let Some(r) = self.rooms.get(&room) {
+            let to = Recipients::Room {
+                members: r.members.snapshot(),
+                except: None,
+            };
+            self.deliver(to, Event::Mod(m.clone()));
+        }
+        let (nick, reason) = match &m.action {
+            ModKind::Kick { nick, .. } => (nick, LeaveReason::Kicked),
+            ModKind::Ban { nick, .. } => (nick, LeaveReason::Banned),
+            ModKind::Invite { nick } => {
+                for c in self.holders(&nick.to_ascii_lowercase()) {
+                    if let Some(client) = self.clients.get_mut(&c) {
+                        if client.account.is_none() && !client.invited.contains(&room) {
+                            client.invited.push(room.clone());
+                        }
+                    }
+                }
+                return;
+            }
+            _ => return,
+        };
+        let Ok(nick) = Nick::parse(nick) else {
+            return;
+        };
+        let conns: Vec<_> = self.rooms.get(&room).map_or_else(Vec::new, |r| {
+            self.holders(&nick.key())
+                .into_iter()
+                .filter(|&c| r.members.contains(c))
+                .collect()
+        });
+        self.throw_out(now, &room, &nick, conns, reason);
     }
 
     fn remote_presence(&mut self, _now: Now, proc: &str, p: &Presence) {

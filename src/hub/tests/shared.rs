@@ -381,3 +381,39 @@ fn a_message_told_unavailable_that_arrives_after_all_is_acknowledged_to_its_send
     );
     assert_eq!(t.hub.drafts_out(), 0);
 }
+
+#[test]
+fn a_kick_on_another_process_throws_out_the_member_here() {
+    let (mut t, alice, bob) = shared();
+    let now = at(9, 12, 0);
+    let kick = Rc::new(event::ModEvent {
+        room: room("lobby"),
+        by: "op-elsewhere".into(),
+        action: event::ModKind::Kick {
+            nick: "alice".into(),
+            reason: Some("spam".into()),
+        },
+        ts: now.ms,
+    });
+    t.hub.remote(now, "p2", remote::Notice::Mod(kick));
+    t.flush();
+    let got = t.events.remove(&alice).unwrap_or_default();
+    assert!(
+        got.iter().any(
+            |e| matches!(e, Event::Reply(Reply::Left { room: r }, _) if r.as_str() == "lobby")
+        ),
+        "{got:?}"
+    );
+    // bob is told (the mod line), and alice is no longer a member.
+    let lines = t.take(bob);
+    assert!(lines.iter().any(|l| l.contains("kicked")), "{lines:?}");
+    t.cmd(now, bob, who(None));
+    check(&t.take(bob), &["*** #lobby (1): bob"]);
+    // The leave is announced, so the other processes drop alice too.
+    let out = notices(&mut t);
+    assert!(
+        out.iter().any(|n| matches!(n, remote::Notice::Presence(p)
+            if p.nick == "alice" && p.kind == PresenceKind::Leave(LeaveReason::Kicked))),
+        "{out:?}"
+    );
+}

@@ -22,7 +22,7 @@ use std::rc::Rc;
 use serde_json::{json, Map, Value as Json};
 
 use super::script;
-use crate::hub::event::{Dm, LeaveReason, Presence, PresenceKind, Typing};
+use crate::hub::event::{Dm, LeaveReason, ModEvent, ModKind, Presence, PresenceKind, Typing};
 use crate::hub::names::{Nick, RoomName};
 use crate::hub::remote::{LocalState, Notice, RemoteState};
 use crate::proto::json::reason_str;
@@ -121,6 +121,28 @@ pub fn encode_notice(out: &mut Vec<u8>, proc: &str, n: &Notice) -> usize {
             o.insert("room".into(), json!(t.room.as_str()));
             o.insert("n".into(), json!(t.nick));
             o.insert("ts".into(), json!(t.ts));
+        }
+        Notice::Mod(m) => {
+            o.insert("k".into(), json!("mod"));
+            o.insert("room".into(), json!(m.room.as_str()));
+            o.insert("by".into(), json!(m.by));
+            o.insert("ts".into(), json!(m.ts));
+            let (name, fields) = match &m.action {
+                ModKind::Kick { nick, reason } => ("kick", json!({"nick": nick, "reason": reason})),
+                ModKind::Ban { nick, reason } => ("ban", json!({"nick": nick, "reason": reason})),
+                ModKind::Unban { nick } => ("unban", json!({"nick": nick})),
+                ModKind::Mute { nick, secs, until } => {
+                    ("mute", json!({"nick": nick, "secs": secs, "until": until}))
+                }
+                ModKind::Unmute { nick } => ("unmute", json!({"nick": nick})),
+                ModKind::Op { nick } => ("op", json!({"nick": nick})),
+                ModKind::Deop { nick } => ("deop", json!({"nick": nick})),
+                ModKind::Topic { text } => ("topic", json!({"text": text})),
+                ModKind::InviteOnly { on } => ("invite_only", json!({"on": on})),
+                ModKind::Invite { nick } => ("invite", json!({"nick": nick})),
+            };
+            o.insert("a".into(), json!(name));
+            o.insert("f".into(), fields);
         }
         Notice::Dm(d) => {
             o.insert("k".into(), json!("dm"));
@@ -294,6 +316,42 @@ pub fn parse_event(payload: &[u8]) -> Option<(String, Event)> {
             text: s("text")?.to_string(),
             account: s("a").map(str::to_string),
         }))),
+        "mod" => {
+            let f = v.get("f")?;
+            let fs = |k: &str| f.get(k).and_then(Json::as_str).map(str::to_string);
+            let nick = || fs("nick");
+            let action = match s("a")? {
+                "kick" => ModKind::Kick {
+                    nick: nick()?,
+                    reason: fs("reason"),
+                },
+                "ban" => ModKind::Ban {
+                    nick: nick()?,
+                    reason: fs("reason"),
+                },
+                "unban" => ModKind::Unban { nick: nick()? },
+                "mute" => ModKind::Mute {
+                    nick: nick()?,
+                    secs: f.get("secs").and_then(Json::as_u64),
+                    until: f.get("until").and_then(Json::as_u64),
+                },
+                "unmute" => ModKind::Unmute { nick: nick()? },
+                "op" => ModKind::Op { nick: nick()? },
+                "deop" => ModKind::Deop { nick: nick()? },
+                "topic" => ModKind::Topic { text: fs("text")? },
+                "invite_only" => ModKind::InviteOnly {
+                    on: f.get("on").and_then(Json::as_bool)?,
+                },
+                "invite" => ModKind::Invite { nick: nick()? },
+                _ => return None,
+            };
+            Event::Notice(Notice::Mod(Rc::new(ModEvent {
+                room: RoomName::parse(s("room")?).ok()?,
+                by: s("by")?.to_string(),
+                action,
+                ts,
+            })))
+        }
         "presence" => {
             let kind = match s("e")? {
                 "join" => PresenceKind::Join,
@@ -392,6 +450,43 @@ mod tests {
                 account: None,
             })),
         ];
+        let m = |action| {
+            Notice::Mod(Rc::new(ModEvent {
+                room: room(),
+                by: "op".into(),
+                action,
+                ts: 10,
+            }))
+        };
+        let n = || "bob".to_string();
+        let mods = [
+            m(ModKind::Kick {
+                nick: n(),
+                reason: Some("spam".into()),
+            }),
+            m(ModKind::Ban {
+                nick: n(),
+                reason: None,
+            }),
+            m(ModKind::Unban { nick: n() }),
+            m(ModKind::Mute {
+                nick: n(),
+                secs: Some(60),
+                until: Some(70_000),
+            }),
+            m(ModKind::Mute {
+                nick: n(),
+                secs: None,
+                until: None,
+            }),
+            m(ModKind::Unmute { nick: n() }),
+            m(ModKind::Op { nick: n() }),
+            m(ModKind::Deop { nick: n() }),
+            m(ModKind::Topic { text: "hi".into() }),
+            m(ModKind::InviteOnly { on: true }),
+            m(ModKind::Invite { nick: n() }),
+        ];
+        let notices = notices.into_iter().chain(mods);
         for n in notices {
             let mut out = Vec::new();
             let count = encode_notice(&mut out, "p1", &n);
