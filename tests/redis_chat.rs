@@ -989,3 +989,73 @@ fn the_http_api_and_images_are_the_same_on_every_process() {
     assert_eq!(page.status, 503);
     chat.redis.restart();
 }
+
+/// A WebSocket session resumes on another process: after its connection
+/// vanished (held on the first process), and after the first process was
+/// killed. The same nick and rooms, a `joined` for each, and the rooms see
+/// nothing of the move.
+#[test]
+fn a_session_resumes_on_another_process() {
+    let mut chat = Chat::start(3, &[]);
+    let mut line = chat.natters[2].line_client(); // in #lobby, on C: watches
+    let a_addr = chat.natters[0].addr;
+    let b = chat.natters[1].addr;
+    // Vanished: held on A, resumed on B.
+    let mut zed = WsClient::connect(a_addr, "nick=zed");
+    zed.join("lobby");
+    zed.join("dev");
+    assert_eq!(line.event(), "#lobby --> zed joined");
+    let token = zed.welcome["session"]
+        .as_str()
+        .expect("a session")
+        .to_string();
+    let _ = zed.ws.get_ref().shutdown(std::net::Shutdown::Both);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut zed2 = WsClient::connect(b, &format!("resume={token}"));
+    assert_eq!(zed2.nick(), "zed", "{}", zed2.welcome);
+    assert_eq!(zed2.welcome["session"], token.as_str());
+    let mut rooms = Vec::new();
+    for _ in 0..2 {
+        let j = zed2.recv_type("joined");
+        rooms.push(j["room"].as_str().unwrap_or_default().to_string());
+    }
+    assert_eq!(rooms, ["lobby", "dev"]);
+    let ack = say(&mut zed2, "lobby", "moved", "z1");
+    assert_eq!(ack["from"], "zed");
+    assert_eq!(line_said(&mut line), "#lobby <zed> moved");
+    // Nobody left or joined meanwhile, and zed is listed once.
+    line.send("/who");
+    let who = line.line_where(|l| l.starts_with("*** #lobby"));
+    assert_eq!(who.matches("zed").count(), 1, "{who}");
+    line.expect_silence(Duration::from_millis(300));
+
+    // Killed: yan's process dies; yan resumes on B before the others drop
+    // A's users, and the room sees nothing.
+    let mut yan = WsClient::connect(a_addr, "nick=yan&room=lobby");
+    let _ = yan.recv_type("joined");
+    assert_eq!(line.event(), "#lobby --> yan joined");
+    let token = yan.welcome["session"]
+        .as_str()
+        .expect("a session")
+        .to_string();
+    common::kill9(chat.natters.remove(0));
+    let mut yan2 = WsClient::connect(b, &format!("resume={token}"));
+    assert_eq!(yan2.nick(), "yan", "{}", yan2.welcome);
+    assert_eq!(yan2.recv_type("joined")["room"], "lobby");
+    say(&mut yan2, "lobby", "still here", "y1");
+    assert_eq!(line_said(&mut line), "#lobby <yan> still here");
+    // A is dropped by the survivors (within 15 s): yan stays.
+    let deadline = Instant::now() + Duration::from_secs(16);
+    while Instant::now() < deadline {
+        if let Some(l) = line.try_line(Duration::from_millis(500)) {
+            assert!(!l.contains("yan"), "the room saw yan move: {l}");
+        }
+    }
+    line.send("/who");
+    let who = line.line_where(|l| l.starts_with("*** #lobby"));
+    assert!(who.contains("yan") && who.contains("zed"), "{who}");
+    // An unknown token: a new client, as on one process.
+    let fresh = WsClient::connect(b, "resume=00112233445566778899aabbccddeeff&nick=newbie");
+    assert_eq!(fresh.nick(), "newbie");
+    assert_ne!(fresh.welcome["session"], "00112233445566778899aabbccddeeff");
+}

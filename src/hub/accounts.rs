@@ -811,6 +811,7 @@ impl Hub {
         self.release_nick(id, &old);
         self.nicks.entry(nick.key()).or_insert(id);
         self.touch_nick(nick.key());
+        self.touch_session(id);
         if old.as_str() == nick.as_str() {
             return;
         }

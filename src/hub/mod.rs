@@ -30,6 +30,7 @@ pub mod port;
 pub mod remote;
 pub mod search;
 pub mod session;
+pub mod sessions;
 mod shared;
 
 #[cfg(test)]
@@ -297,6 +298,8 @@ pub struct Hub {
     drafts: shared::Drafts,
     /// The other processes' nicks and members (see `remote`).
     remote: remote::Remote,
+    /// Sessions claimed from the store, and sessions changed (`sessions`).
+    claims: sessions::Claims,
 }
 
 impl Hub {
@@ -340,6 +343,7 @@ impl Hub {
             shared: false,
             drafts: shared::Drafts::default(),
             remote: remote::Remote::default(),
+            claims: sessions::Claims::default(),
         }
     }
 
@@ -499,6 +503,7 @@ impl Hub {
                 }
             }
             StoreAnswer::Published { publish, result } => self.published(publish, result),
+            StoreAnswer::Claimed { claim, result } => self.claimed(now, claim, result),
             StoreAnswer::Searched { search, result } => {
                 let Some(s) = self.take_searching(search) else {
                     return;
@@ -733,6 +738,7 @@ impl Hub {
                 guest: format!("g:{:016x}", self.rng.next_u64()),
             },
         );
+        self.touch_session(id);
         self.reply(id, welcome, None);
         if let Some(e) = refusal {
             self.error(id, e, None);
@@ -791,6 +797,7 @@ impl Hub {
             }
         }
         self.sessions.insert(token.to_string(), id);
+        self.claims.touched.remove(&old);
         client.peer = peer;
         for room in &client.rooms {
             if let Some(r) = self.rooms.get_mut(room) {
@@ -808,6 +815,7 @@ impl Hub {
             account: client.account.as_ref().map(|_| client.nick.to_string()),
         };
         self.clients.insert(id, client);
+        self.touch_session(id);
         self.reply(id, welcome, None);
         match parked {
             // The old connection's read is still out: the replays follow
@@ -855,6 +863,9 @@ impl Hub {
     /// with a session is held for `--resume-grace` (its rooms see nothing
     /// yet); any other leaves now with `reason`.
     pub fn detach(&mut self, now: Now, id: ClientId, reason: LeaveReason) {
+        if self.forget_claim(id) {
+            return;
+        }
         let Some(reason) = self.park(id, reason, Deferred::Detach) else {
             return;
         };
@@ -868,6 +879,7 @@ impl Hub {
         let until = now.ms + self.config.resume_grace_ms;
         client.held_until = Some(until);
         self.held.insert((until, id));
+        self.touch_session(id);
     }
 
     /// When the earliest held session is given up (ms since the epoch).
@@ -892,10 +904,14 @@ impl Hub {
     /// A client waiting for the store leaves once what it asked before is
     /// done.
     pub fn disconnect(&mut self, now: Now, id: ClientId, reason: LeaveReason) {
+        if self.forget_claim(id) {
+            return;
+        }
         let Some(reason) = self.park(id, reason, Deferred::Disconnect) else {
             return;
         };
         self.parked.remove(&id);
+        self.touch_session(id);
         let Some(client) = self.clients.remove(&id) else {
             return;
         };
@@ -1006,6 +1022,9 @@ impl Hub {
     /// One request from a connected client. A client waiting for the
     /// store has it carried out once the answer is in.
     pub fn handle(&mut self, now: Now, id: ClientId, cmd: Command, r#ref: Option<String>) {
+        let Some((cmd, r#ref)) = self.queue_if_claiming(id, cmd, r#ref) else {
+            return; // carried out once its session is claimed
+        };
         if !self.clients.contains_key(&id) {
             return;
         }
@@ -1709,6 +1728,7 @@ impl Hub {
             c.rooms.push(room.clone());
             c.current = Some(room.clone());
         }
+        self.touch_session(id);
         let joined = self.joined_reply(id, &room, messages, created, gap);
         self.reply(id, joined, r#ref);
         if !first {
@@ -1896,6 +1916,7 @@ impl Hub {
         room: &RoomName,
         reason: LeaveReason,
     ) {
+        self.touch_session(id);
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };

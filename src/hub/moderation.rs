@@ -675,6 +675,7 @@ impl Hub {
                     client.current = client.rooms.last().cloned();
                 }
             }
+            self.touch_session(c);
             self.reply(c, Reply::Left { room: room.clone() }, None);
         }
         let Some(r) = self.rooms.get_mut(room) else {

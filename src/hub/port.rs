@@ -59,6 +59,18 @@ pub enum StoreOp {
     /// A shared store (Redis) gives a message its room's next `seq`, keeps
     /// it and hands it to every process (see [`Publish`]).
     Publish(Publish),
+    /// A shared store hands over a WebSocket session another process had
+    /// (see `hub::sessions`).
+    Claim(Claim),
+}
+
+/// A claim of a session by a connection that presented its token.
+#[derive(Debug)]
+pub struct Claim {
+    /// The connection (a `ClientId`'s number): matches the answer.
+    pub id: u64,
+    /// The SHA-256 of the session's token, in hex.
+    pub hash: String,
 }
 
 /// A message for a shared store to number, keep and hand to every process
@@ -410,6 +422,14 @@ pub enum StoreAnswer {
         publish: u64,
         /// What the store did.
         result: Result<Published, StoreError>,
+    },
+    /// The [`Claim`] of this connection: the session, now this
+    /// process's, or `None` (unknown, or the store unreachable).
+    Claimed {
+        /// The claim's id.
+        claim: u64,
+        /// The session.
+        result: Option<super::sessions::SessionState>,
     },
     /// The [`SearchOp`] with this id.
     Searched {

@@ -39,6 +39,17 @@ pub enum Notice {
     Typing(Rc<Typing>),
     /// A direct message for the holder of the nick `to` (its key).
     Dm(Rc<Dm>),
+    /// A session's state changed (`None`: it ended); `held`: its
+    /// connection vanished and it waits for a resume. Keyed by the SHA-256
+    /// of its token.
+    Session {
+        /// The token's hash.
+        hash: String,
+        /// What it holds.
+        state: Option<super::sessions::SessionState>,
+        /// Held for a resume.
+        held: bool,
+    },
     /// An op acted in a room: its members here are told, and a kicked or
     /// banned nick's connections here leave it; an invited guest here may
     /// join.
@@ -95,6 +106,21 @@ impl Remote {
         self.rooms.iter().map(|(r, m)| (r, m.len()))
     }
 
+    /// `nick` is in `room` on `proc` (a session taken over there).
+    pub(super) fn join_quietly(&mut self, proc: &str, room: &RoomName, nick: Nick) {
+        let account = self
+            .rooms
+            .get(room)
+            .and_then(|m| m.get(&nick.key()))
+            .and_then(|m| m.account.clone());
+        self.join(proc, room, nick, account);
+    }
+
+    /// Queues an announcement.
+    pub(super) fn push_notice(&mut self, n: Notice) {
+        self.notices.push(n);
+    }
+
     fn join(&mut self, proc: &str, room: &RoomName, nick: Nick, account: Option<String>) {
         let m = self
             .rooms
@@ -146,6 +172,7 @@ pub struct RemoteState {
 impl Hub {
     /// Takes the announcements made since the last call (a shared hub's).
     pub fn take_notices(&mut self, out: &mut Vec<Notice>) {
+        self.session_notices();
         for key in std::mem::take(&mut self.remote.touched) {
             let n = match self.nicks.get(&key).and_then(|c| self.clients.get(c)) {
                 Some(c) => Notice::Holds(c.nick.clone()),
@@ -256,6 +283,7 @@ impl Hub {
                 self.deliver(Recipients::List(to), Event::Dm(dm));
             }
             Notice::Mod(m) => self.remote_mod(now, m),
+            Notice::Session { .. } => {} // the store's, not the hub's
         }
     }
 

@@ -250,6 +250,11 @@ impl TestStore {
                     result: Ok(hits),
                 }
             }
+            // No sessions are shared here (see `tests/redis_presence.rs`).
+            StoreOp::Claim(c) => StoreAnswer::Claimed {
+                claim: c.id,
+                result: None,
+            },
             // A shared store (Redis): numbers, keeps, and hands the message
             // back as every process gets it (`arrivals`).
             StoreOp::Publish(p) => {

@@ -515,7 +515,14 @@ impl Server {
                     session,
                     token: up.token,
                 };
-                self.hub.connect(wall, client, hello);
+                // With --redis, another process may have the session.
+                let claimed = match up.resume.as_deref() {
+                    Some(token) => self.hub.claim_session(client, token, hello.clone()),
+                    None => false,
+                };
+                if !claimed {
+                    self.hub.connect(wall, client, hello);
+                }
             }
             if let Some(room) = up.room {
                 let since = up.since;

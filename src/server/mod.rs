@@ -311,7 +311,15 @@ impl Server {
                     sub: Token(REDIS_SUB),
                 };
                 let keep = usize::try_from(config.redis_keep).unwrap_or(usize::MAX);
-                Some(redis::Redis::new(url, proc_id, keep, tokens, seed()))
+                let grace_ms = config.resume_grace.saturating_mul(1000);
+                Some(redis::Redis::new(
+                    url,
+                    proc_id,
+                    keep,
+                    grace_ms,
+                    tokens,
+                    seed(),
+                ))
             }
             None => None,
         };

@@ -349,6 +349,7 @@ fn count_commit(c: &mut Counters, started: Instant, answer: &StoreAnswer) {
         StoreAnswer::Loaded { .. }
         | StoreAnswer::Found { .. }
         | StoreAnswer::Searched { .. }
-        | StoreAnswer::Published { .. } => {}
+        | StoreAnswer::Published { .. }
+        | StoreAnswer::Claimed { .. } => {}
     }
 }

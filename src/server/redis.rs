@@ -149,6 +149,8 @@ pub(super) struct Redis {
     last_beat: Option<Instant>,
     /// Announcements taken from the hub, reused between turns.
     notices: Vec<crate::hub::remote::Notice>,
+    /// `--resume-grace` in ms: how long a held session waits in Redis.
+    grace_ms: u64,
     /// HTTP requests' reads answered, for the shell to respond with.
     pub(super) http_done: Vec<(u64, Result<HttpFound, StoreError>)>,
     /// A read of accounts and rooms' settings is out, and its replies so
@@ -181,6 +183,7 @@ impl Redis {
         url: RedisUrl,
         proc_id: String,
         keep: usize,
+        grace_ms: u64,
         tokens: Tokens,
         seed: u64,
     ) -> Redis {
@@ -200,6 +203,7 @@ impl Redis {
             last_beat: None,
             notices: Vec::new(),
             http_done: Vec::new(),
+            grace_ms,
             reading_settings: false,
             settings_read: Vec::new(),
             settings_again: false,
@@ -400,6 +404,7 @@ impl Redis {
                     presence::REAP,
                     presence::BEAT,
                     changes::CHANGES,
+                    presence::CLAIM,
                 ] {
                     script::encode_load_source(&mut link.out, source);
                     link.waiting.sent((Want::Script(source), now));
@@ -432,7 +437,12 @@ impl Redis {
         if self.cmd.ready() {
             let now = Instant::now();
             for n in self.notices.drain(..) {
-                let count = presence::encode_notice(&mut self.cmd.out, self.reqs.proc_id(), &n);
+                let count = presence::encode_notice(
+                    &mut self.cmd.out,
+                    self.reqs.proc_id(),
+                    &n,
+                    self.grace_ms,
+                );
                 for _ in 0..count {
                     self.cmd.waiting.sent((Want::Op(Tag::Ignore), now));
                 }
@@ -554,7 +564,7 @@ impl Redis {
                             "process {p} has not beaten for {} ms: dropping its users",
                             presence::DEAD_MS
                         );
-                        presence::encode_reap(&mut self.cmd.out, p, Some(limit));
+                        presence::encode_reap(&mut self.cmd.out, p, Some(limit), self.grace_ms);
                         self.cmd.waiting.sent((Want::Op(Tag::Ignore), now));
                     }
                 }
@@ -765,7 +775,7 @@ impl Redis {
     /// reconnect, or dropped by others while it was silent) go first.
     fn write_own_state(&mut self, hub: &mut Hub, now: Instant) {
         let proc = self.reqs.proc_id().to_string();
-        presence::encode_reap(&mut self.cmd.out, &proc, None);
+        presence::encode_reap(&mut self.cmd.out, &proc, None, self.grace_ms);
         self.cmd.waiting.sent((Want::Op(Tag::Ignore), now));
         let state = hub.local_state();
         let n = presence::encode_state(&mut self.cmd.out, &proc, &state);
@@ -816,6 +826,10 @@ impl Redis {
             presence::Event::Sync => {}
             presence::Event::State if !own => self.read_settings(now),
             presence::Event::State => {}
+            presence::Event::Taken { hash, nick, rooms } if !own => {
+                hub.taken(wall, &proc, &hash, &nick, &rooms)
+            }
+            presence::Event::Taken { .. } => {}
             presence::Event::Notice(n) if !own => hub.remote(wall, &proc, n),
             presence::Event::Notice(_) => {}
         }
@@ -878,6 +892,10 @@ fn failed(op: StoreOp, why: &str) -> StoreAnswer {
         StoreOp::Append(b) => StoreAnswer::Committed {
             batch: b.id,
             result: Err(e),
+        },
+        StoreOp::Claim(c) => StoreAnswer::Claimed {
+            claim: c.id,
+            result: None,
         },
     }
 }

@@ -166,6 +166,10 @@ pub fn execute(store: &mut dyn Store, op: StoreOp) -> StoreAnswer {
             publish: p.id,
             result: Err(StoreError("this store does not share a chat".into())),
         },
+        StoreOp::Claim(c) => StoreAnswer::Claimed {
+            claim: c.id,
+            result: None,
+        },
     }
 }
 

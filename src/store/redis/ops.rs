@@ -114,6 +114,11 @@ pub enum Tag {
         /// What was read.
         read: HttpRead,
     },
+    /// A session's claim.
+    Claim {
+        /// The hub's id of the claim.
+        id: u64,
+    },
     /// A batch of changes (accounts, tokens, room settings).
     Changes {
         /// The hub's id of the batch.
@@ -244,6 +249,10 @@ impl Requests {
                 });
             }
             StoreOp::Load(l) => self.encode_load(l, out, tags),
+            StoreOp::Claim(c) => {
+                super::presence::encode_claim(out, &self.proc_id, &c.hash);
+                tags.push(Tag::Claim { id: c.id });
+            }
             StoreOp::Find(f) => {
                 let (_, log) = script::room_keys(f.room.as_str());
                 match &f.what {
@@ -467,6 +476,15 @@ impl Requests {
                 };
                 Outcome::Http { token, found }
             }
+            Tag::Claim { id } => {
+                if let Value::Error(e) = &reply {
+                    log::warn!("a session claim failed: {}", String::from_utf8_lossy(e));
+                }
+                Outcome::Answer(StoreAnswer::Claimed {
+                    claim: id,
+                    result: super::presence::parse_claim(&reply),
+                })
+            }
             Tag::Changes { batch } => {
                 let result = match reply {
                     Value::Error(e) => Err(StoreError(String::from_utf8_lossy(&e).into_owned())),
@@ -522,6 +540,10 @@ impl Requests {
                 token,
                 found: Err(e()),
             },
+            Tag::Claim { id } => Outcome::Answer(StoreAnswer::Claimed {
+                claim: id,
+                result: None,
+            }),
         }
     }
 

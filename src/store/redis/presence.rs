@@ -25,6 +25,7 @@ use super::script;
 use crate::hub::event::{Dm, LeaveReason, ModEvent, ModKind, Presence, PresenceKind, Typing};
 use crate::hub::names::{Nick, RoomName};
 use crate::hub::remote::{LocalState, Notice, RemoteState};
+use crate::hub::sessions::SessionState;
 use crate::proto::json::reason_str;
 use crate::proto::resp::{encode_command, Value};
 
@@ -46,6 +47,8 @@ pub const DEAD_MS: u64 = 10_000;
 pub const REAP: &str = include_str!("reap.lua");
 /// The heartbeat script.
 pub const BEAT: &str = include_str!("beat.lua");
+/// The session-claiming script.
+pub const CLAIM: &str = include_str!("claim.lua");
 
 /// An announcement of another process.
 #[derive(Debug, PartialEq, Eq)]
@@ -58,11 +61,46 @@ pub enum Event {
     Sync,
     /// Accounts or rooms' settings changed: read them whole again.
     State,
+    /// A session moved to the process that sent this.
+    Taken {
+        /// The token's hash.
+        hash: String,
+        /// The session's nick.
+        nick: String,
+        /// Its rooms.
+        rooms: Vec<RoomName>,
+    },
 }
 
 /// Appends the commands that write and publish `n` for process `proc`;
-/// returns how many commands.
-pub fn encode_notice(out: &mut Vec<u8>, proc: &str, n: &Notice) -> usize {
+/// returns how many commands. A session held for a resume expires after
+/// `grace_ms`.
+pub fn encode_notice(out: &mut Vec<u8>, proc: &str, n: &Notice, grace_ms: u64) -> usize {
+    if let Notice::Session { hash, state, held } = n {
+        let key = format!("natter:sess:{hash}");
+        let set = format!("natter:sessof:{proc}");
+        return match state {
+            Some(s) => {
+                let v = json!({"p": proc, "nick": s.nick,
+                    "rooms": s.rooms.iter().map(RoomName::as_str).collect::<Vec<_>>(),
+                    "guest": s.guest, "account": s.account})
+                .to_string();
+                if *held {
+                    let ms = grace_ms.max(1).to_string();
+                    encode_command(out, &["SET", &key, &v, "PX", &ms]);
+                } else {
+                    encode_command(out, &["SET", &key, &v]);
+                }
+                encode_command(out, &["SADD", &set, hash]);
+                2
+            }
+            None => {
+                encode_command(out, &["DEL", &key]);
+                encode_command(out, &["SREM", &set, hash]);
+                2
+            }
+        };
+    }
     let mut o = Map::new();
     o.insert("p".into(), json!(proc));
     let mut commands = 1;
@@ -144,6 +182,7 @@ pub fn encode_notice(out: &mut Vec<u8>, proc: &str, n: &Notice) -> usize {
             o.insert("a".into(), json!(name));
             o.insert("f".into(), fields);
         }
+        Notice::Session { .. } => {}
         Notice::Dm(d) => {
             o.insert("k".into(), json!("dm"));
             o.insert("from".into(), json!(d.from));
@@ -198,18 +237,49 @@ pub fn encode_state(out: &mut Vec<u8>, proc: &str, state: &LocalState) -> usize 
 /// Appends `EVALSHA` of the reaping script for `proc`: quietly (`dead_before`
 /// `None`: this process's own entries), or for a process whose heartbeat
 /// is older than `dead_before`, saying so on the channel.
-pub fn encode_reap(out: &mut Vec<u8>, proc: &str, dead_before: Option<u64>) {
+/// Its WebSocket sessions stay to be resumed elsewhere for `grace_ms`.
+pub fn encode_reap(out: &mut Vec<u8>, proc: &str, dead_before: Option<u64>, grace_ms: u64) {
     let sha = script::sha(REAP);
     let (channel, limit) = match dead_before {
         Some(t) => (EVENTS.to_string(), t.to_string()),
         None => (String::new(), String::new()),
     };
+    let grace = grace_ms.max(1).to_string();
     encode_command(
         out,
         &[
-            "EVALSHA", &sha, "3", NICKS, MEMBERS, PROCS, proc, &channel, &limit,
+            "EVALSHA", &sha, "3", NICKS, MEMBERS, PROCS, proc, &channel, &limit, &grace,
         ],
     );
+}
+
+/// Appends the claim of the session whose token hashes to `hash`.
+pub fn encode_claim(out: &mut Vec<u8>, proc: &str, hash: &str) {
+    let sha = script::sha(CLAIM);
+    let key = format!("natter:sess:{hash}");
+    let set = format!("natter:sessof:{proc}");
+    encode_command(out, &["EVALSHA", &sha, "2", &key, &set, proc, hash, EVENTS]);
+}
+
+/// The claim's reply: the session, if Redis had it.
+pub fn parse_claim(reply: &Value) -> Option<SessionState> {
+    let v: Json = serde_json::from_slice(reply.as_bytes()?).ok()?;
+    let s = |k: &str| v.get(k).and_then(Json::as_str).map(str::to_string);
+    Some(SessionState {
+        nick: s("nick")?,
+        rooms: v
+            .get("rooms")
+            .and_then(Json::as_array)
+            .map(|r| {
+                r.iter()
+                    .filter_map(Json::as_str)
+                    .filter_map(|r| RoomName::parse(r).ok())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        guest: s("guest").unwrap_or_default(),
+        account: s("account"),
+    })
 }
 
 /// Appends the heartbeat of `proc`.
@@ -302,6 +372,20 @@ pub fn parse_event(payload: &[u8]) -> Option<(String, Event)> {
         "gone" => Event::Gone(proc.clone()),
         "sync" => Event::Sync,
         "state" => Event::State,
+        "taken" => Event::Taken {
+            hash: s("h")?.to_string(),
+            nick: s("n")?.to_string(),
+            rooms: v
+                .get("rooms")
+                .and_then(Json::as_array)
+                .map(|r| {
+                    r.iter()
+                        .filter_map(Json::as_str)
+                        .filter_map(|r| RoomName::parse(r).ok())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        },
         "holds" => Event::Notice(Notice::Holds(Nick::parse(s("n")?).ok()?)),
         "releases" => Event::Notice(Notice::Releases(s("key")?.to_string())),
         "typing" => Event::Notice(Notice::Typing(Rc::new(Typing {
@@ -489,7 +573,7 @@ mod tests {
         let notices = notices.into_iter().chain(mods);
         for n in notices {
             let mut out = Vec::new();
-            let count = encode_notice(&mut out, "p1", &n);
+            let count = encode_notice(&mut out, "p1", &n, 1000);
             let cmds = decode(&out);
             assert_eq!(cmds.len(), count, "{n:?}");
             let publish = cmds.last().unwrap();
@@ -510,7 +594,7 @@ mod tests {
             ts: 1,
             account: None,
         };
-        encode_notice(&mut out, "p9", &Notice::Presence(Rc::new(p)));
+        encode_notice(&mut out, "p9", &Notice::Presence(Rc::new(p)), 1000);
         let cmds = decode(&out);
         assert_eq!(cmds[0], ["HDEL", MEMBERS, "lobby al p9"]);
         assert_eq!(cmds[1][..3], ["HSET", MEMBERS, "lobby bob p9"]);

@@ -10,6 +10,8 @@
 -- ARGV[1]  the process
 -- ARGV[2]  the channel to say it on ('' to say nothing)
 -- ARGV[3]  only if its heartbeat is older than this (ms; '' for any)
+-- ARGV[4]  for a process that died: how long its WebSocket sessions stay
+--          to be resumed elsewhere (ms, its --resume-grace)
 --
 -- Returns the number of entries removed.
 
@@ -35,6 +37,18 @@ for _, key in ipairs({KEYS[1], KEYS[2]}) do
       end
     end
   until cursor == '0'
+end
+-- A dead process's sessions: held for the grace, then gone.
+if ARGV[2] ~= '' then
+  local set = 'natter:sessof:' .. ARGV[1]
+  for _, h in ipairs(redis.call('SMEMBERS', set)) do
+    local key = 'natter:sess:' .. h
+    local raw = redis.call('GET', key)
+    if raw and cjson.decode(raw).p == ARGV[1] then
+      redis.call('PEXPIRE', key, ARGV[4])
+    end
+  end
+  redis.call('DEL', set)
 end
 local was = redis.call('ZREM', KEYS[3], ARGV[1])
 if ARGV[2] ~= '' and (was == 1 or removed > 0) then
