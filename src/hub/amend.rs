@@ -35,7 +35,7 @@ use super::event::{
 use super::names::{message_text, Nick, RoomName};
 use super::port::{Find, FindWhat, SearchOp, StoreError, StoreOp};
 use super::search::Query;
-use super::{not_in, store_failed, Hub, Now, Then};
+use super::{not_in, Hub, Now, Then};
 
 /// Most nicks one message's `mentions` lists.
 pub const MAX_MENTIONS: usize = 20;
@@ -284,7 +284,7 @@ impl Hub {
         let candidates = match result {
             Ok(list) => list,
             Err(e) => {
-                self.error(id, store_failed(e), r#ref);
+                self.error(id, self.store_failed(e), r#ref);
                 return;
             }
         };
@@ -609,7 +609,7 @@ impl Hub {
                 self.charge_history(id, &messages, false);
                 self.reply(id, Reply::Search { q, room, results }, r#ref);
             }
-            Err(e) => self.error(id, store_failed(e), r#ref),
+            Err(e) => self.error(id, self.store_failed(e), r#ref),
         }
     }
 

@@ -1584,7 +1584,7 @@ impl Hub {
                             self.join(now, id, w.room, None, true, r#ref.clone())
                         }
                     }
-                    Err(e) => Err(store_failed(e)),
+                    Err(e) => Err(self.store_failed(e)),
                 };
                 if let Err(e) = result {
                     self.error(id, e, r#ref);
@@ -1597,7 +1597,7 @@ impl Hub {
                 self.caught_up(now, w, Loaded::default());
             }
             (_, Err(e)) => {
-                let e = store_failed(e);
+                let e = self.store_failed(e);
                 match w.then {
                     Then::Join { r#ref, .. } => self.error(id, e, r#ref),
                     Then::Resume { rest } => {
@@ -2040,12 +2040,19 @@ fn not_in(room: &RoomName) -> HubError {
     HubError::new(ErrorCode::NotInRoom, format!("you are not in #{room}"))
 }
 
-fn store_failed(e: StoreError) -> HubError {
-    error!("{e}");
-    HubError::new(
-        ErrorCode::BadRequest,
-        "the message store is unavailable; try again",
-    )
+impl Hub {
+    /// The error for a read the store failed: `unavailable` on a shared
+    /// server (Redis cannot be reached), else the server's own fault.
+    fn store_failed(&self, e: StoreError) -> HubError {
+        error!("{e}");
+        if self.shared {
+            return shared::unavailable();
+        }
+        HubError::new(
+            ErrorCode::BadRequest,
+            "the message store is unavailable; try again",
+        )
+    }
 }
 
 /// Cuts `s` to at most `max` bytes on a character boundary.

@@ -231,8 +231,7 @@ impl Hub {
 pub(super) fn unavailable() -> HubError {
     HubError::new(
         ErrorCode::Unavailable,
-        "the server cannot reach its shared store (Redis) just now; if Redis did not \
-         answer at all your message may still arrive; send it again with the same cid \
-         and it is never sent twice",
+        "the server cannot reach its shared store (Redis) just now; try again (a message \
+         sent again with the same cid is never sent twice, even if the first arrives late)",
     )
 }
