@@ -1059,3 +1059,139 @@ fn a_session_resumes_on_another_process() {
     assert_eq!(fresh.nick(), "newbie");
     assert_ne!(fresh.welcome["session"], "00112233445566778899aabbccddeeff");
 }
+
+/// Edits, deletes and reactions across processes: numbered in the room's
+/// one order, applied to the message as Redis keeps it (reactions made at
+/// once on two processes both count), and history, catch-ups and search
+/// show each message as it is now, from any process.
+#[test]
+fn edits_deletes_and_reactions_cross_processes() {
+    let chat = Chat::start(2, &[]);
+    let (a, b) = (&chat.natters[0], &chat.natters[1]);
+    let (mut wa, _) = ws_in(a, "lobby");
+    let (mut wb, _) = ws_in(b, "lobby");
+    let first = say(&mut wa, "lobby", "teh first", "e1");
+    let second = say(&mut wa, "lobby", "second, to go", "e2");
+    let third = say(&mut wb, "lobby", "third", "e3");
+    assert_eq!(
+        seqs(&[first.clone(), second.clone(), third.clone()]),
+        [1, 2, 3]
+    );
+
+    // An edit on A reaches B, numbered after the messages.
+    let edited = wa.ok(
+        json!({"type": "edit", "room": "lobby", "seq": 1, "text": "the first"}),
+        "edit",
+    );
+    assert_eq!(
+        (edited["seq"].as_u64(), edited["target"].as_u64()),
+        (Some(4), Some(1)),
+        "{edited}"
+    );
+    let seen = wb.recv_type("edit");
+    assert_eq!(
+        (seen["seq"].as_u64(), seen["text"].as_str()),
+        (Some(4), Some("the first"))
+    );
+
+    // The same reaction from both processes at once: both count.
+    wa.send(json!({"type": "react", "room": "lobby", "seq": 3, "emoji": "👍", "ref": "ra"}));
+    wb.send(json!({"type": "react", "room": "lobby", "seq": 3, "emoji": "👍", "ref": "rb"}));
+    let mut ons = Vec::new();
+    for w in [&mut wa, &mut wb] {
+        for _ in 0..2 {
+            let r = w.recv_type("react");
+            ons.push((r["seq"].as_u64().unwrap_or(0), r["on"].as_bool()));
+        }
+    }
+    ons.sort();
+    ons.dedup();
+    assert_eq!(
+        ons,
+        [(5, Some(true)), (6, Some(true))],
+        "both reactions are on"
+    );
+
+    // A delete on B of its own message; then an edit of it is refused.
+    let deleted = wb.ok(
+        json!({"type": "delete", "room": "lobby", "seq": 3}),
+        "delete",
+    );
+    assert_eq!(deleted["seq"], 7, "{deleted}");
+    assert_eq!(wa.recv_type("delete")["target"], 3);
+    let refused = wb.ask(
+        json!({"type": "edit", "room": "lobby", "seq": 3, "text": "back"}),
+        "edit",
+    );
+    assert_eq!(refused["code"], "no_such_message", "{refused}");
+
+    // History from either process: as it is now, changes not listed.
+    for s in [a, b] {
+        let mut w = WsClient::connect(s.addr, "");
+        let j = w.join("lobby");
+        let ms = j["messages"].as_array().expect("messages").clone();
+        let shown: Vec<(u64, String, bool)> = ms
+            .iter()
+            .filter(|m| m["type"] == "message" || m.get("text").is_some())
+            .filter(|m| m["target"].is_null())
+            .map(|m| {
+                (
+                    m["seq"].as_u64().unwrap_or(0),
+                    m["text"].as_str().unwrap_or("").to_string(),
+                    m["deleted"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (1, "the first".to_string(), false),
+                (2, "second, to go".to_string(), false),
+                (3, String::new(), true)
+            ],
+            "{j}"
+        );
+        let first = &ms[0];
+        assert!(first["edited_ts"].as_u64().is_some(), "{first}");
+        assert_eq!(j["last_seq"], 7);
+        // A catch-up from seq 2 carries the changes to what it had.
+        let mut w2 = WsClient::connect(s.addr, "");
+        let c = w2.ok(
+            json!({"type": "join", "room": "lobby", "since": 2}),
+            "joined",
+        );
+        let kinds: Vec<(String, u64)> = c["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| {
+                (
+                    m["type"].as_str().unwrap_or("").to_string(),
+                    m["seq"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        // The edit of 1 (at or before 2) comes as a change; 3 comes as it
+        // is now (deleted), its reactions and delete folded into it.
+        assert_eq!(
+            kinds,
+            [("message".to_string(), 3), ("edit".to_string(), 4)],
+            "{c}"
+        );
+        // Search: the edited text is found, the deleted one is not.
+        let found = w.ok(
+            json!({"type": "search", "room": "lobby", "q": "first"}),
+            "search",
+        );
+        assert_eq!(
+            found["results"].as_array().map(Vec::len),
+            Some(1),
+            "{found}"
+        );
+        let gone = w.ok(
+            json!({"type": "search", "room": "lobby", "q": "third"}),
+            "search",
+        );
+        assert_eq!(gone["results"].as_array().map(Vec::len), Some(0), "{gone}");
+    }
+}

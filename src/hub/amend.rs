@@ -193,14 +193,6 @@ impl Hub {
         r#ref: Option<String>,
     ) -> Result<(), HubError> {
         let room = self.target_room(id, room)?;
-        if self.shared && !matches!(want, Want::Reply(_)) {
-            // Not yet: an edit's seq and its effect on the message must be
-            // given by the shared store too (issue 18 goes on).
-            return Err(HubError::new(
-                ErrorCode::BadRequest,
-                "edits, deletes and reactions do not work yet on a server shared through Redis",
-            ));
-        }
         let last_seq = self
             .rooms
             .get(&room)
@@ -459,6 +451,22 @@ impl Hub {
             Some(by) => by,
             None => self.client(id)?.nick.to_string(),
         };
+        if self.shared {
+            // The store applies it to the message as it keeps it now, and
+            // it arrives numbered (`shared`).
+            let change = super::port::PublishChange {
+                id: 0,
+                room,
+                target: target.seq,
+                ts: now.ms,
+                by: self.client(id)?.nick.to_string(),
+                author: self.author_of(id),
+                authors,
+                kind,
+            };
+            self.publish_change(id, change, r#ref);
+            return Ok(());
+        }
         let Some(r) = self.rooms.get_mut(&room) else {
             return Err(not_in(&room));
         };

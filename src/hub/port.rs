@@ -62,6 +62,36 @@ pub enum StoreOp {
     /// A shared store hands over a WebSocket session another process had
     /// (see `hub::sessions`).
     Claim(Claim),
+    /// A shared store applies an edit, delete or reaction to the message as
+    /// it keeps it, numbers the change and hands it to every process (see
+    /// [`PublishChange`]); answered like a [`Publish`].
+    PublishChange(PublishChange),
+}
+
+/// An edit, delete or reaction for a shared store. The store applies it to
+/// the message as it is now (two processes' reactions at once both count)
+/// and says what it came to in the entry it publishes: for a reaction,
+/// whether it is now on, and under which nick it was put.
+#[derive(Debug)]
+pub struct PublishChange {
+    /// Matches the answer and the arrival, as a [`Publish`]'s id.
+    pub id: u64,
+    /// The room.
+    pub room: RoomName,
+    /// The message changed.
+    pub target: u64,
+    /// When, ms since the epoch.
+    pub ts: u64,
+    /// The nick of who changes it.
+    pub by: String,
+    /// Their identity (`Message::author`'s form).
+    pub author: String,
+    /// Every identity that counts as theirs (a reaction put under any of
+    /// them is theirs to take off).
+    pub authors: Vec<String>,
+    /// What: an edit's text, a delete, a reaction's emoji (its `on` is the
+    /// store's to say).
+    pub kind: super::event::AmendKind,
 }
 
 /// A claim of a session by a connection that presented its token.

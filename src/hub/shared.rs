@@ -21,9 +21,11 @@ use std::rc::Rc;
 use log::warn;
 
 use super::error::{ErrorCode, HubError};
-use super::event::{ClientId, ClientKind, Entry, Event, Message, Recipients, Reply};
+use super::event::{
+    Amend, AmendKind, ClientId, ClientKind, Entry, Event, Message, Recipients, Reply,
+};
 use super::names::RoomName;
-use super::port::{NewImage, Publish, Published, StoreError, StoreOp};
+use super::port::{NewImage, Publish, PublishChange, Published, StoreError, StoreOp};
 use super::session::Sent;
 use super::{Hub, Now, Then};
 
@@ -33,6 +35,8 @@ pub(super) struct Draft {
     cid: Option<String>,
     r#ref: Option<String>,
     room: RoomName,
+    /// An edit, delete or reaction, not a message.
+    change: bool,
 }
 
 /// The drafts of a shared hub.
@@ -107,8 +111,94 @@ impl Hub {
                 cid,
                 r#ref,
                 room,
+                change: false,
             },
         );
+    }
+
+    /// A checked edit, delete or reaction of `id` goes to the store (see
+    /// `amend::apply`).
+    pub(super) fn publish_change(
+        &mut self,
+        id: ClientId,
+        mut change: PublishChange,
+        r#ref: Option<String>,
+    ) {
+        let n = self.drafts.next;
+        self.drafts.next += 1;
+        change.id = n;
+        let room = change.room.clone();
+        self.ops.push(StoreOp::PublishChange(change));
+        self.drafts.out.insert(
+            n,
+            Draft {
+                client: id,
+                cid: None,
+                r#ref,
+                room,
+                change: true,
+            },
+        );
+    }
+
+    /// An entry of a room, numbered by the store: a message or a change
+    /// (see [`Hub::arrive`]).
+    pub fn arrive_entry(&mut self, now: Now, entry: Entry, origin: Option<u64>) {
+        match entry {
+            Entry::Message(m) => self.arrive(now, m, origin),
+            Entry::Amend(a) => self.arrive_change(a, origin),
+        }
+    }
+
+    /// An edit, delete or reaction, numbered by the store: the room's
+    /// members are sent it (a reaction only to WebSocket clients), its
+    /// maker here its acknowledgement.
+    fn arrive_change(&mut self, a: Rc<Amend>, origin: Option<u64>) {
+        let Some(r) = self.rooms.get_mut(&a.room) else {
+            return;
+        };
+        if a.seq <= r.last_seq {
+            return;
+        }
+        r.last_seq = a.seq;
+        let members = r.members.snapshot();
+        let draft = origin.and_then(|n| self.drafts.out.remove(&n));
+        if let (Some(n), Some(_)) = (origin, &draft) {
+            if let Some(i) = self.drafts.failed.iter().position(|f| *f == n) {
+                self.drafts.failed.remove(i);
+            }
+        }
+        let sender = draft.as_ref().map(|d| d.client);
+        for w in self.loads.values_mut() {
+            if w.room == a.room && !matches!(w.then, Then::History { .. }) {
+                w.tail.push(Entry::Amend(a.clone()));
+            }
+        }
+        let to = if matches!(a.kind, AmendKind::React { .. }) {
+            let ws: Vec<ClientId> = members
+                .iter()
+                .copied()
+                .filter(|&c| {
+                    Some(c) != sender
+                        && self
+                            .clients
+                            .get(&c)
+                            .is_some_and(|c| c.kind == ClientKind::Ws)
+                })
+                .collect();
+            Recipients::List(ws)
+        } else {
+            Recipients::Room {
+                members,
+                except: sender,
+            }
+        };
+        self.deliver(to, Event::Amend(a.clone()));
+        if let Some(d) = draft {
+            if self.clients.contains_key(&d.client) {
+                self.reply(d.client, Reply::Amended(a), d.r#ref);
+            }
+        }
     }
 
     /// A message of a room, numbered by the store: the next one after
@@ -203,6 +293,31 @@ impl Hub {
                         self.error(d.client, e, d.r#ref);
                     }
                 }
+            }
+            Err(e) if self.drafts.out.get(&n).is_some_and(|d| d.change) => {
+                let Some(d) = self.drafts.out.remove(&n) else {
+                    return;
+                };
+                // The script's own refusals, from the message as Redis
+                // keeps it now.
+                let err = if e.0.starts_with("NOTFOUND") || e.0.starts_with("DELETED") {
+                    HubError::new(
+                        ErrorCode::NoSuchMessage,
+                        format!("that message of #{} is not there (deleted?)", d.room),
+                    )
+                } else if e.0.starts_with("FULL") {
+                    HubError::new(
+                        ErrorCode::BadRequest,
+                        format!(
+                            "a message holds at most {} different reactions",
+                            super::event::MAX_REACTIONS
+                        ),
+                    )
+                } else {
+                    warn!("a change in #{} not published: {e}", d.room);
+                    unavailable()
+                };
+                self.error(d.client, err, d.r#ref);
             }
             Err(e) => {
                 let Some(d) = self.drafts.out.get(&n) else {

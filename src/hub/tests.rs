@@ -97,7 +97,7 @@ struct TestStore {
     /// Shared: each sender's cids, and what they published.
     cids: HashMap<(String, String), Rc<Message>>,
     /// Shared: published messages on their way back to the hub.
-    arrivals: Vec<(Rc<Message>, Option<u64>)>,
+    arrivals: Vec<(Entry, Option<u64>)>,
 }
 
 impl TestStore {
@@ -250,6 +250,51 @@ impl TestStore {
                     result: Ok(hits),
                 }
             }
+            // Changes on a shared server: see `tests/redis_chat.rs`.
+            // As `amend.lua`: applied to the message as kept now (a
+            // reaction toggled by who holds it there), numbered, handed back.
+            StoreOp::PublishChange(c) => {
+                let target = self
+                    .rooms
+                    .get(&c.room)
+                    .and_then(|all| all.iter().find(|m| m.seq == c.target))
+                    .cloned();
+                let result = match target {
+                    None => Err(StoreError("NOTFOUND".into())),
+                    Some(m) if m.deleted => Err(StoreError("DELETED".into())),
+                    Some(m) => {
+                        let kind = match c.kind {
+                            AmendKind::React { emoji, .. } => {
+                                let on = !m.reactions.iter().any(|r| {
+                                    r.emoji == emoji
+                                        && r.by.iter().any(|p| c.authors.contains(&p.author))
+                                });
+                                AmendKind::React { emoji, on }
+                            }
+                            AmendKind::Delete { .. } => AmendKind::Delete { of: m.from.clone() },
+                            k => k,
+                        };
+                        let seq = self.next_seq(&c.room);
+                        let a = Rc::new(Amend {
+                            room: c.room.clone(),
+                            seq,
+                            target: c.target,
+                            ts: c.ts,
+                            by: c.by,
+                            author: c.author,
+                            kind,
+                        });
+                        self.apply(&a);
+                        self.amends.entry(c.room).or_default().push(a.clone());
+                        self.arrivals.push((Entry::Amend(a), Some(c.id)));
+                        Ok(port::Published::New(seq))
+                    }
+                };
+                StoreAnswer::Published {
+                    publish: c.id,
+                    result,
+                }
+            }
             // No sessions are shared here (see `tests/redis_presence.rs`).
             StoreOp::Claim(c) => StoreAnswer::Claimed {
                 claim: c.id,
@@ -281,14 +326,29 @@ impl TestStore {
         }
     }
 
+    /// The room's next seq, counting messages and changes.
+    fn next_seq(&self, room: &RoomName) -> u64 {
+        let m = self
+            .rooms
+            .get(room)
+            .and_then(|v| v.last())
+            .map_or(0, |l| l.seq);
+        let a = self
+            .amends
+            .get(room)
+            .and_then(|v| v.last())
+            .map_or(0, |l| l.seq);
+        m.max(a) + 1
+    }
+
     /// Numbers and keeps `m` as a shared store does, and queues its
     /// arrival (`origin`: the request of this hub's that sent it).
     fn publish_as(&mut self, m: &Message, origin: Option<u64>) -> Rc<Message> {
+        let seq = self.next_seq(&m.room);
         let stored = self.rooms.entry(m.room.clone()).or_default();
-        let seq = stored.last().map_or(0, |l| l.seq) + 1;
         let m = Rc::new(Message { seq, ..m.clone() });
         stored.push(m.clone());
-        self.arrivals.push((m.clone(), origin));
+        self.arrivals.push((Entry::Message(m.clone()), origin));
         m
     }
 }
@@ -426,8 +486,8 @@ impl Chat {
 
     /// Hands the shared store's published messages to the hub, in order.
     fn arrive(&mut self) {
-        for (m, origin) in std::mem::take(&mut self.store.arrivals) {
-            self.hub.arrive(self.now, m, origin);
+        for (e, origin) in std::mem::take(&mut self.store.arrivals) {
+            self.hub.arrive_entry(self.now, e, origin);
         }
     }
 

@@ -34,11 +34,24 @@ use crate::hub::{Hub, Now};
 use crate::proto::resp::{encode_command, Decoder, Limits, Value};
 use crate::store::redis::feed::{Action, Feed};
 use crate::store::redis::link::{Pipeline, Reconnect, State, Step};
-use crate::store::redis::ops::{Arrival, HttpFound, HttpRead, Outcome, Requests, Tag, CHANNEL};
+use crate::store::redis::ops::{
+    self, Arrival, HttpFound, HttpRead, Outcome, Requests, Tag, CHANNEL,
+};
 use crate::store::redis::script;
 use crate::store::redis::setup::{durability_warning, encode_durability_query};
 use crate::store::redis::url::RedisUrl;
 use crate::store::redis::{changes, presence};
+
+/// Every Lua script natter runs, loaded on each (re)connect.
+const SCRIPTS: [&str; 7] = [
+    script::PUBLISH,
+    presence::REAP,
+    presence::BEAT,
+    changes::CHANGES,
+    presence::CLAIM,
+    ops::READ,
+    ops::AMEND,
+];
 
 /// A connection attempt (connect, log in, load the script) may take this long.
 const CONNECT_TIMEOUT_MS: u64 = 3_000;
@@ -399,13 +412,7 @@ impl Redis {
         }
         match which {
             Which::Cmd => {
-                for source in [
-                    script::PUBLISH,
-                    presence::REAP,
-                    presence::BEAT,
-                    changes::CHANGES,
-                    presence::CLAIM,
-                ] {
+                for source in SCRIPTS {
                     script::encode_load_source(&mut link.out, source);
                     link.waiting.sent((Want::Script(source), now));
                 }
@@ -635,7 +642,15 @@ impl Redis {
                     self.rtt = Some(now.duration_since(at));
                 }
             }
-            Want::Op(tag) => self.on_outcome(self.reqs.reply(tag, v), hub, wall, now),
+            Want::Op(tag) => {
+                if script::is_noscript(&v)
+                    && !matches!(tag, Tag::Publish { .. } | Tag::PublishChange { .. })
+                {
+                    // Redis forgot its scripts: this read fails, later ones work.
+                    self.load_scripts(now);
+                }
+                self.on_outcome(self.reqs.reply(tag, v), hub, wall, now)
+            }
         }
         true
     }
@@ -646,12 +661,9 @@ impl Redis {
             Outcome::Answer(a) => hub.answer(wall, a),
             Outcome::Failed(e) => warn!("Redis: {e}"),
             Outcome::Reload(tag) => {
-                // Redis forgot the script (SCRIPT FLUSH): load it, resend.
-                let mut load = Vec::new();
-                script::encode_load(&mut load);
-                self.cmd.out.extend_from_slice(&load);
-                self.cmd.waiting.sent((Want::Script(script::PUBLISH), now));
-                if let Tag::Publish { command, .. } = &tag {
+                // Redis forgot its scripts (SCRIPT FLUSH): load them, resend.
+                self.load_scripts(now);
+                if let Tag::Publish { command, .. } | Tag::PublishChange { command, .. } = &tag {
                     self.cmd.out.extend_from_slice(command);
                 }
                 self.cmd.waiting.sent((Want::Op(tag), now));
@@ -663,7 +675,7 @@ impl Redis {
                 full,
             } => {
                 let entries = entries
-                    .map(|v| v.into_iter().map(|(m, o)| (m.seq, (m, o))).collect())
+                    .map(|v| v.into_iter().map(|(m, o)| (m.seq(), (m, o))).collect())
                     .map_err(|e| warn!("#{room}: a read of the stream failed: {e}"));
                 let actions = self.feed.fetched(hub.room_seq(&room), &room, entries, full);
                 self.act(actions, hub, wall, now);
@@ -686,7 +698,7 @@ impl Redis {
         if known.is_none() {
             return;
         }
-        let decoded = match crate::store::redis::entry::decode(&room, p.seq, &p.payload) {
+        let decoded = match crate::store::redis::entry::decode_entry(&room, p.seq, &p.payload) {
             Ok(d) => d,
             Err(e) => {
                 warn!("#{room} entry {} skipped: {e}", p.seq);
@@ -696,7 +708,7 @@ impl Redis {
         let origin = self.reqs.own(&decoded.origin);
         let actions = self
             .feed
-            .pushed(known, &room, p.seq, (decoded.message, origin));
+            .pushed(known, &room, p.seq, (decoded.entry, origin));
         self.act(actions, hub, wall, Instant::now());
     }
 
@@ -705,7 +717,7 @@ impl Redis {
             match a {
                 Action::Arrive((m, origin)) => {
                     self.arrived += 1;
-                    hub.arrive(wall, m, origin);
+                    hub.arrive_entry(wall, m, origin);
                 }
                 Action::Fetch {
                     room,
@@ -757,6 +769,14 @@ impl Redis {
         changes::encode_read(&mut self.cmd.out);
         for i in 0..4 {
             self.cmd.waiting.sent((Want::Settings(i), now));
+        }
+    }
+
+    /// Loads every script again (Redis forgot them: `SCRIPT FLUSH`).
+    fn load_scripts(&mut self, now: Instant) {
+        for source in SCRIPTS {
+            script::encode_load_source(&mut self.cmd.out, source);
+            self.cmd.waiting.sent((Want::Script(source), now));
         }
     }
 
@@ -896,6 +916,10 @@ fn failed(op: StoreOp, why: &str) -> StoreAnswer {
         StoreOp::Claim(c) => StoreAnswer::Claimed {
             claim: c.id,
             result: None,
+        },
+        StoreOp::PublishChange(c) => StoreAnswer::Published {
+            publish: c.id,
+            result: Err(e),
         },
     }
 }

@@ -155,8 +155,8 @@ fn a_cid_the_store_has_seen_is_answered_with_the_first_message() {
 }
 
 #[test]
-fn edits_deletes_and_reactions_say_they_do_not_work_yet() {
-    let (mut t, alice, _bob) = shared();
+fn edits_deletes_and_reactions_are_numbered_by_the_store_and_arrive() {
+    let (mut t, alice, bob) = shared();
     t.cmd(at(9, 5, 0), alice, say_cid("x", "c5"));
     t.clear();
     let edit = Command::Edit {
@@ -165,12 +165,48 @@ fn edits_deletes_and_reactions_say_they_do_not_work_yet() {
         text: "y".into(),
     };
     t.cmd(at(9, 5, 1), alice, edit);
-    t.flush();
-    assert_eq!(
-        errors(&t.events.remove(&alice).unwrap_or_default()),
-        [ErrorCode::BadRequest]
+    check(&t.take(bob), &["[09:05:01] #lobby <alice> (edited) y"]);
+    let got = t.events.remove(&alice).unwrap_or_default();
+    assert!(
+        got.iter()
+            .any(|e| matches!(e, Event::Reply(Reply::Amended(a), _) if a.seq == 2)),
+        "{got:?}"
     );
-    assert_eq!(t.stored("lobby")[0].2, "x");
+    assert_eq!(t.stored("lobby")[0].2, "y");
+    // A reaction goes to WebSocket clients only; the store says it is on.
+    let react = Command::React {
+        room: Some(room("lobby")),
+        target: command::Target::Seq(1),
+        emoji: "👍".into(),
+    };
+    t.cmd(at(9, 5, 2), bob, react);
+    check(&t.take(bob), &["*** reaction 👍 added in #lobby"]);
+    let got = t.events.remove(&alice).unwrap_or_default();
+    assert!(
+        got.iter().any(|e| matches!(e, Event::Amend(a)
+            if a.seq == 3 && a.kind == AmendKind::React { emoji: "👍".into(), on: true })),
+        "{got:?}"
+    );
+    // A change the store refuses (the message is gone): no_such_message.
+    t.cmd(
+        at(9, 5, 3),
+        alice,
+        Command::Delete {
+            room: Some(room("lobby")),
+            target: command::Target::Seq(1),
+        },
+    );
+    t.flush();
+    let edit = Command::Edit {
+        room: Some(room("lobby")),
+        target: command::Target::Seq(1),
+        text: "z".into(),
+    };
+    t.cmd(at(9, 5, 4), alice, edit);
+    t.flush();
+    let errs = errors(&t.events.remove(&alice).unwrap_or_default());
+    assert_eq!(errs, [ErrorCode::NoSuchMessage], "{errs:?}");
+    assert_eq!(t.hub.room_seq(&room("lobby")), Some(4));
 }
 
 // Who is where on other processes (`remote`).

@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use serde_json::{json, Map, Value};
 
-use crate::hub::event::{ImageRef, Message, ReplyTo};
+use crate::hub::event::{Amend, AmendKind, Entry, ImageRef, Message, Reaction, Reactor, ReplyTo};
 use crate::hub::image::known_mime;
 use crate::hub::names::RoomName;
 
@@ -49,13 +49,64 @@ pub fn encode(m: &Message, origin: &str) -> Vec<u8> {
     serde_json::to_vec(&Value::Object(o)).unwrap_or_default()
 }
 
-/// A decoded entry: the message and where it came from.
+/// A decoded message: the message and where it came from.
 #[derive(Debug)]
 pub struct Decoded {
     /// The message, with its room and `seq`.
     pub message: Rc<Message>,
     /// `PROC:N`: who published it.
     pub origin: String,
+}
+
+/// A decoded entry of either kind, and where it came from.
+#[derive(Debug)]
+pub struct DecodedEntry {
+    /// A message, or an edit, delete or reaction.
+    pub entry: Entry,
+    /// `PROC:N`: who published it.
+    pub origin: String,
+}
+
+/// Decodes any entry of `room` stored under `seq`: a message (`k` `m`,
+/// as it was sent or as it is now, with its edits, delete and reactions),
+/// or a change (`k` `a`, written by `amend.lua`).
+pub fn decode_entry(room: &RoomName, seq: u64, payload: &[u8]) -> Result<DecodedEntry, String> {
+    let v: Value = serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
+    let o = v.as_object().ok_or("not an object")?;
+    if o.get("k").and_then(Value::as_str) != Some("a") {
+        let d = decode(room, seq, payload)?;
+        return Ok(DecodedEntry {
+            entry: Entry::Message(d.message),
+            origin: d.origin,
+        });
+    }
+    let s = |k: &str| o.get(k).and_then(Value::as_str).map(str::to_string);
+    let kind = match s("kind").as_deref() {
+        Some("edit") => AmendKind::Edit {
+            text: s("text").ok_or("edit: no text")?,
+        },
+        Some("delete") => AmendKind::Delete {
+            of: s("of").unwrap_or_default(),
+        },
+        Some("react") => AmendKind::React {
+            emoji: s("emoji").ok_or("react: no emoji")?,
+            on: o.get("on").and_then(Value::as_bool).unwrap_or(false),
+        },
+        _ => return Err("a change of no known kind".into()),
+    };
+    let amend = Amend {
+        room: room.clone(),
+        seq,
+        target: o.get("target").and_then(Value::as_u64).ok_or("no target")?,
+        ts: o.get("ts").and_then(Value::as_u64).ok_or("no ts")?,
+        by: s("by").unwrap_or_default(),
+        author: s("author").unwrap_or_default(),
+        kind,
+    };
+    Ok(DecodedEntry {
+        entry: Entry::Amend(Rc::new(amend)),
+        origin: s("o").unwrap_or_default(),
+    })
 }
 
 /// Decodes an entry of `room` stored under `seq`. An entry natter did not
@@ -74,7 +125,7 @@ pub fn decode(room: &RoomName, seq: u64, payload: &[u8]) -> Result<Decoded, Stri
     m.author = s("author").unwrap_or_default();
     m.action = o.get("action").and_then(Value::as_bool).unwrap_or(false);
     m.account = s("account");
-    if let Some(i) = o.get("image") {
+    if let Some(i) = o.get("image").filter(|i| i.is_object()) {
         let id = i.get("id").and_then(Value::as_str).ok_or("image: no id")?;
         let mime = i
             .get("mime")
@@ -91,7 +142,7 @@ pub fn decode(room: &RoomName, seq: u64, payload: &[u8]) -> Result<Decoded, Stri
             size: usize::try_from(size).map_err(|_| "image: size")?,
         });
     }
-    if let Some(r) = o.get("reply_to") {
+    if let Some(r) = o.get("reply_to").filter(|r| r.is_object()) {
         m.reply_to = Some(ReplyTo {
             seq: r
                 .get("seq")
@@ -111,6 +162,34 @@ pub fn decode(room: &RoomName, seq: u64, payload: &[u8]) -> Result<Decoded, Stri
             .filter_map(Value::as_str)
             .map(str::to_string)
             .collect();
+    }
+    // As it is now (`amend.lua` keeps it so): Lua writes an empty list as
+    // `{}`, and leaves out what is gone.
+    m.edited_ts = o.get("edited_ts").and_then(Value::as_u64);
+    m.deleted = o.get("deleted").and_then(Value::as_bool).unwrap_or(false);
+    if let Some(rs) = o.get("reactions").and_then(Value::as_array) {
+        m.reactions = rs
+            .iter()
+            .filter_map(|r| {
+                let emoji = r.get("emoji")?.as_str()?.to_string();
+                let by: Vec<Reactor> = r
+                    .get("by")?
+                    .as_array()?
+                    .iter()
+                    .filter_map(|p| {
+                        Some(Reactor {
+                            author: p.get("author")?.as_str()?.to_string(),
+                            nick: p.get("nick")?.as_str()?.to_string(),
+                        })
+                    })
+                    .collect();
+                (!by.is_empty()).then_some(Reaction { emoji, by })
+            })
+            .collect();
+    }
+    if m.deleted {
+        m.text.clear();
+        m.image = None;
     }
     Ok(Decoded {
         message: Rc::new(m),

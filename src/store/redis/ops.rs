@@ -28,7 +28,7 @@ use bytes::Bytes;
 use super::entry;
 use super::script::{self, encode_publish, Entry};
 use crate::hub::command::Page;
-use crate::hub::event::{Hit, Message};
+use crate::hub::event::{Amend, AmendKind, Entry as HubEntry, Hit, Message, MAX_REACTIONS};
 use crate::hub::names::RoomName;
 use crate::hub::port::{
     FindWhat, Load, Loaded, Published, SearchOp, StoreAnswer, StoreError, StoreOp, FIND_LATEST,
@@ -87,7 +87,7 @@ pub enum Tag {
         /// The `EVALSHA` as sent.
         command: Bytes,
     },
-    /// `EXEC` of a room read: `[seq, page]`.
+    /// A room read (`read.lua`): `[seq, messages, changes]`.
     Load {
         /// The hub's id of the read.
         id: u64,
@@ -95,6 +95,13 @@ pub enum Tag {
         room: RoomName,
         /// The page was read newest first.
         reversed: bool,
+    },
+    /// The change script's answer to a `PublishChange`.
+    PublishChange {
+        /// The hub's id of the change.
+        id: u64,
+        /// The `EVALSHA` as sent (resent after a `SCRIPT LOAD`).
+        command: Bytes,
     },
     /// A find's read.
     Find {
@@ -131,9 +138,16 @@ pub enum Tag {
     },
 }
 
-/// An entry for the hub: the message, and the hub's id of the publish if
-/// this process sent it.
-pub type Arrival = (Rc<Message>, Option<u64>);
+/// An entry for the hub: a message or a change, and the hub's id of the
+/// publish if this process sent it.
+pub type Arrival = (HubEntry, Option<u64>);
+
+/// The read script.
+pub const READ: &str = include_str!("read.lua");
+/// The change script.
+pub const AMEND: &str = include_str!("amend.lua");
+/// Entries a page read looks through at most.
+const PAGE_SCAN: usize = 10_000;
 
 /// What a reply comes to.
 #[derive(Debug)]
@@ -249,20 +263,60 @@ impl Requests {
                 });
             }
             StoreOp::Load(l) => self.encode_load(l, out, tags),
+            StoreOp::PublishChange(c) => {
+                let (seq, log) = script::room_keys(c.room.as_str());
+                let now = now_key(&c.room);
+                let mut op = serde_json::json!({"ts": c.ts, "by": c.by, "author": c.author,
+                    "authors": c.authors});
+                match &c.kind {
+                    AmendKind::Edit { text } => {
+                        op["kind"] = "edit".into();
+                        op["text"] = text.as_str().into();
+                    }
+                    AmendKind::Delete { .. } => op["kind"] = "delete".into(),
+                    AmendKind::React { emoji, .. } => {
+                        op["kind"] = "react".into();
+                        op["emoji"] = emoji.as_str().into();
+                        op["nick"] = c.by.as_str().into();
+                    }
+                }
+                let mut cmd = Vec::new();
+                encode_command(
+                    &mut cmd,
+                    &[
+                        "EVALSHA",
+                        &script::sha(AMEND),
+                        "3",
+                        &seq,
+                        &log,
+                        &now,
+                        &c.target.to_string(),
+                        &op.to_string(),
+                        &self.keep.to_string(),
+                        CHANNEL,
+                        c.room.as_str(),
+                        &format!("{}:{}", self.proc_id, c.id),
+                        &MAX_REACTIONS.to_string(),
+                    ],
+                );
+                out.extend_from_slice(&cmd);
+                tags.push(Tag::PublishChange {
+                    id: c.id,
+                    command: Bytes::from(cmd),
+                });
+            }
             StoreOp::Claim(c) => {
                 super::presence::encode_claim(out, &self.proc_id, &c.hash);
                 tags.push(Tag::Claim { id: c.id });
             }
             StoreOp::Find(f) => {
-                let (_, log) = script::room_keys(f.room.as_str());
                 match &f.what {
                     FindWhat::Seq(s) => {
-                        let id = format!("{s}-0");
-                        encode_command(out, &["XRANGE", &log, &id, &id]);
+                        let seq = s.to_string();
+                        encode_read(out, &f.room, "one", &seq, "", 1, false, 1);
                     }
                     FindWhat::LastBy(_) | FindWhat::LastOf(_) => {
-                        let n = FIND_SCAN.to_string();
-                        encode_command(out, &["XREVRANGE", &log, "+", "-", "COUNT", &n]);
+                        encode_read(out, &f.room, "latest", "", "", FIND_SCAN, false, PAGE_SCAN);
                     }
                 }
                 tags.push(Tag::Find {
@@ -275,13 +329,22 @@ impl Requests {
                 encode_command(out, &["MULTI"]);
                 tags.push(Tag::Ignore);
                 let n = SEARCH_SCAN.to_string();
+                let _ = n;
                 for room in &op.rooms {
-                    let (_, log) = script::room_keys(room.as_str());
                     let top = match op.before {
-                        Some(b) if op.rooms.len() == 1 => format!("({b}-0"),
-                        _ => "+".to_string(),
+                        Some(b) if op.rooms.len() == 1 => b.to_string(),
+                        _ => String::new(),
                     };
-                    encode_command(out, &["XREVRANGE", &log, &top, "-", "COUNT", &n]);
+                    encode_read(
+                        out,
+                        room,
+                        "latest",
+                        &top,
+                        "",
+                        SEARCH_SCAN,
+                        false,
+                        SEARCH_SCAN,
+                    );
                     tags.push(Tag::Ignore);
                 }
                 encode_command(out, &["EXEC"]);
@@ -301,32 +364,26 @@ impl Requests {
     }
 
     fn encode_load(&self, l: Load, out: &mut Vec<u8>, tags: &mut Vec<Tag>) {
-        let (seq, log) = script::room_keys(l.room.as_str());
-        encode_command(out, &["MULTI"]);
-        tags.push(Tag::Ignore);
-        encode_command(out, &["GET", &seq]);
-        tags.push(Tag::Ignore);
         let Page {
             before,
             after,
             limit,
         } = l.page;
-        let top = before.map_or("+".to_string(), |b| format!("({b}-0"));
+        let before = before.map(|b| b.to_string()).unwrap_or_default();
         let reversed = after.is_none();
-        if limit == 0 {
-            encode_command(out, &["XLEN", &log]);
-        } else {
-            let n = limit.to_string();
-            match after {
-                Some(a) => {
-                    let a = format!("({a}-0");
-                    encode_command(out, &["XRANGE", &log, &a, &top, "COUNT", &n]);
-                }
-                None => encode_command(out, &["XREVRANGE", &log, &top, "-", "COUNT", &n]),
-            }
+        match after {
+            Some(a) => encode_read(
+                out,
+                &l.room,
+                "after",
+                &a.to_string(),
+                &before,
+                limit,
+                l.since.is_some(),
+                PAGE_SCAN,
+            ),
+            None => encode_read(out, &l.room, "latest", &before, "", limit, false, PAGE_SCAN),
         }
-        tags.push(Tag::Ignore);
-        encode_command(out, &["EXEC"]);
         tags.push(Tag::Load {
             id: l.id,
             room: l.room,
@@ -339,22 +396,35 @@ impl Requests {
         match &read {
             HttpRead::Media(id) => encode_command(out, &["GET", &image_key(id)]),
             HttpRead::Page(room, page) => {
-                let (_, log) = script::room_keys(room.as_str());
-                let top = page.before.map_or("+".to_string(), |b| format!("({b}-0"));
-                let n = page.limit.max(1).to_string();
+                let before = page.before.map(|b| b.to_string()).unwrap_or_default();
                 match page.after {
                     Some(a) => {
-                        let a = format!("({a}-0");
-                        encode_command(out, &["XRANGE", &log, &a, &top, "COUNT", &n]);
+                        let a = a.to_string();
+                        encode_read(
+                            out, room, "after", &a, &before, page.limit, false, PAGE_SCAN,
+                        );
                     }
-                    None => encode_command(out, &["XREVRANGE", &log, &top, "-", "COUNT", &n]),
+                    None => encode_read(
+                        out, room, "latest", &before, "", page.limit, false, PAGE_SCAN,
+                    ),
                 }
             }
             HttpRead::Search(_, op) => {
-                let (_, log) = script::room_keys(op.rooms.first().map_or("", |r| r.as_str()));
-                let top = op.before.map_or("+".to_string(), |b| format!("({b}-0"));
-                let n = SEARCH_SCAN.to_string();
-                encode_command(out, &["XREVRANGE", &log, &top, "-", "COUNT", &n]);
+                let room =
+                    op.rooms.first().cloned().unwrap_or_else(|| {
+                        RoomName::parse("lobby").unwrap_or_else(|_| unreachable!())
+                    });
+                let top = op.before.map(|b| b.to_string()).unwrap_or_default();
+                encode_read(
+                    out,
+                    &room,
+                    "latest",
+                    &top,
+                    "",
+                    SEARCH_SCAN,
+                    false,
+                    SEARCH_SCAN,
+                );
             }
         }
         tags.push(Tag::Http { token, read });
@@ -403,40 +473,46 @@ impl Requests {
                 })
             }
             Tag::Load { id, room, reversed } => {
-                let result = exec(reply).and_then(|parts| {
-                    let [seq, page] = <[Value; 2]>::try_from(parts)
-                        .map_err(|_| StoreError("a room read: not two replies".into()))?;
-                    let last_seq = match seq {
-                        Value::Bulk(None) => 0,
-                        v => int_of(&v).ok_or_else(|| StoreError(format!("seq: {v:?}")))?,
-                    };
-                    let mut messages = match page {
-                        Value::Int(_) => Vec::new(),
-                        v => self.stream(&room, v)?,
-                    };
+                let result = read_reply(&room, reply).map(|(last_seq, mut messages, amends)| {
                     if reversed {
                         messages.reverse();
                     }
-                    let messages = messages.into_iter().map(|(m, _)| m).collect();
-                    Ok(Loaded {
+                    Loaded {
                         messages,
-                        amends: Vec::new(),
+                        amends,
                         last_seq: Some(last_seq),
-                    })
+                    }
                 });
                 Outcome::Answer(StoreAnswer::Loaded { load: id, result })
             }
+            Tag::PublishChange { id, command } => {
+                if script::is_noscript(&reply) {
+                    return Outcome::Reload(Tag::PublishChange { id, command });
+                }
+                let result = match &reply {
+                    Value::Array(Some(items)) => match items.as_slice() {
+                        [Value::Int(seq), _] if *seq > 0 => Ok(Published::New(*seq as u64)),
+                        _ => Err(StoreError(format!("the change script said {reply:?}"))),
+                    },
+                    Value::Error(e) => Err(StoreError(String::from_utf8_lossy(e).into_owned())),
+                    other => Err(StoreError(format!("the change script said {other:?}"))),
+                };
+                Outcome::Answer(StoreAnswer::Published {
+                    publish: id,
+                    result,
+                })
+            }
             Tag::Find { id, room, what } => {
-                let result = self.stream(&room, reply).map(|found| {
-                    let found = found.into_iter().map(|(m, _)| m);
+                let result = read_reply(&room, reply).map(|(_, found, _)| {
+                    let found = found.into_iter();
                     match &what {
                         FindWhat::Seq(_) => found.collect(),
                         FindWhat::LastBy(authors) => found
-                            .filter(|m| authors.contains(&m.author))
+                            .filter(|m| !m.deleted && authors.contains(&m.author))
                             .take(FIND_LATEST)
                             .collect(),
                         FindWhat::LastOf(key) => found
-                            .filter(|m| m.from.to_ascii_lowercase() == *key)
+                            .filter(|m| !m.deleted && m.from.to_ascii_lowercase() == *key)
                             .take(FIND_LATEST)
                             .collect(),
                     }
@@ -458,14 +534,14 @@ impl Requests {
                         }
                         v => Ok(HttpFound::Media(image_of(&v))),
                     },
-                    HttpRead::Page(room, page) => self.stream(&room, reply).map(|found| {
-                        let mut messages: Vec<Rc<Message>> =
-                            found.into_iter().map(|(m, _)| m).collect();
-                        if page.after.is_none() {
-                            messages.reverse();
-                        }
-                        HttpFound::Page(room, messages)
-                    }),
+                    HttpRead::Page(room, page) => {
+                        read_reply(&room, reply).map(|(_, mut messages, _)| {
+                            if page.after.is_none() {
+                                messages.reverse();
+                            }
+                            HttpFound::Page(room, messages)
+                        })
+                    }
                     HttpRead::Search(q, op) => {
                         let room = op.rooms.first().cloned();
                         self.search(&op, vec![reply]).and_then(|hits| match room {
@@ -511,10 +587,12 @@ impl Requests {
         let e = || StoreError(why.to_string());
         match tag {
             Tag::Ignore => Outcome::None,
-            Tag::Publish { id, .. } => Outcome::Answer(StoreAnswer::Published {
-                publish: id,
-                result: Err(e()),
-            }),
+            Tag::Publish { id, .. } | Tag::PublishChange { id, .. } => {
+                Outcome::Answer(StoreAnswer::Published {
+                    publish: id,
+                    result: Err(e()),
+                })
+            }
             Tag::Load { id, .. } => Outcome::Answer(StoreAnswer::Loaded {
                 load: id,
                 result: Err(e()),
@@ -560,8 +638,8 @@ impl Requests {
         for item in items {
             let (seq, payload) = stream_item(&item)
                 .ok_or_else(|| StoreError(format!("a stream entry: {item:?}")))?;
-            match entry::decode(room, seq, &payload) {
-                Ok(d) => out.push((d.message, self.own(&d.origin))),
+            match entry::decode_entry(room, seq, &payload) {
+                Ok(d) => out.push((d.entry, self.own(&d.origin))),
                 // An entry natter did not write is left out, not fatal.
                 Err(e) => log::warn!("#{room} entry {seq} skipped: {e}"),
             }
@@ -582,7 +660,11 @@ impl Requests {
         let from = q.from.as_deref().map(str::to_ascii_lowercase);
         let mut found = Vec::new();
         for (room, part) in op.rooms.iter().zip(parts) {
-            for (m, _) in self.stream(room, part)? {
+            let (_, messages, _) = read_reply(room, part)?;
+            for m in messages {
+                if m.deleted {
+                    continue;
+                }
                 if op.rooms.len() > 1 && op.before.is_some_and(|b| m.ts >= b) {
                     continue;
                 }
@@ -654,4 +736,91 @@ fn stream_item(item: &Value) -> Option<(u64, Bytes)> {
         }
     }
     None
+}
+
+/// The key of a room's changed messages as they are now.
+fn now_key(room: &RoomName) -> String {
+    format!("natter:{{{room}}}:now")
+}
+
+/// Appends `EVALSHA` of `read.lua` (see its header for the arguments).
+#[allow(clippy::too_many_arguments)]
+fn encode_read(
+    out: &mut Vec<u8>,
+    room: &RoomName,
+    mode: &str,
+    a: &str,
+    b: &str,
+    count: usize,
+    catch_up: bool,
+    budget: usize,
+) {
+    let (seq, log) = script::room_keys(room.as_str());
+    let now = now_key(room);
+    encode_command(
+        out,
+        &[
+            "EVALSHA",
+            &script::sha(READ),
+            "3",
+            &seq,
+            &log,
+            &now,
+            mode,
+            a,
+            b,
+            &count.to_string(),
+            if catch_up { "1" } else { "0" },
+            &budget.max(1).to_string(),
+        ],
+    );
+}
+
+/// `read.lua`'s reply: the room's last seq, its messages, the changes.
+type ReadReply = (u64, Vec<Rc<Message>>, Vec<Rc<Amend>>);
+
+/// `read.lua`'s reply: the room's last seq, its messages as they are now
+/// (in the order read) and the changes a catch-up asked for.
+fn read_reply(
+    room: &RoomName,
+    reply: Value,
+) -> Result<ReadReply, StoreError> {
+    let items = match reply {
+        Value::Array(Some(items)) => items,
+        Value::Error(e) => return Err(StoreError(String::from_utf8_lossy(&e).into_owned())),
+        other => return Err(StoreError(format!("a room read said {other:?}"))),
+    };
+    let [last, messages, changes] = <[Value; 3]>::try_from(items)
+        .map_err(|_| StoreError("a room read: not three parts".into()))?;
+    let last = int_of(&last).unwrap_or(0);
+    let pairs = |v: Value| -> Vec<(u64, Bytes)> {
+        let Value::Array(Some(items)) = v else {
+            return Vec::new();
+        };
+        items
+            .chunks(2)
+            .filter_map(|kv| match kv {
+                [k, Value::Bulk(Some(b))] => Some((int_of(k)?, b.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut out_m = Vec::new();
+    for (seq, body) in pairs(messages) {
+        match entry::decode(room, seq, &body) {
+            Ok(d) => out_m.push(d.message),
+            Err(e) => log::warn!("#{room} entry {seq} skipped: {e}"),
+        }
+    }
+    let mut out_a = Vec::new();
+    for (seq, body) in pairs(changes) {
+        if let Ok(entry::DecodedEntry {
+            entry: HubEntry::Amend(a),
+            ..
+        }) = entry::decode_entry(room, seq, &body)
+        {
+            out_a.push(a);
+        }
+    }
+    Ok((last, out_m, out_a))
 }

@@ -1,0 +1,90 @@
+-- natter: a read of a room's history as it is now (PROTOCOL-2 sections 3
+-- and 6), run by EVALSHA: messages with their edits, deletes and reactions
+-- applied (from natter:{ROOM}:now), change entries left out of the page.
+--
+-- KEYS[1]  natter:{ROOM}:seq
+-- KEYS[2]  natter:{ROOM}:log
+-- KEYS[3]  natter:{ROOM}:now
+-- ARGV[1]  'latest' (newest first, below ARGV[2]), 'after' (oldest first,
+--          above ARGV[2] and below ARGV[3]) or 'one' (the message ARGV[2])
+-- ARGV[2]  a seq ('' for none)
+-- ARGV[3]  'after': the upper bound ('' for none)
+-- ARGV[4]  most messages
+-- ARGV[5]  'after' as a catch-up: also the changes after ARGV[2] whose
+--          target is at or before it ('1'), at most ARGV[4] entries in all
+-- ARGV[6]  most entries to look through
+--
+-- Returns {last_seq, {seq, entry, ...} messages, {seq, entry, ...} changes}.
+
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local messages = {}
+local changes = {}
+
+local function now(seq, entry)
+  local cur = redis.call('HGET', KEYS[3], seq)
+  return cur or entry
+end
+
+if ARGV[1] == 'one' then
+  local id = ARGV[2] .. '-0'
+  local e = redis.call('XRANGE', KEYS[2], id, id)
+  if e[1] then
+    messages = {ARGV[2], now(ARGV[2], e[1][2][2])}
+  end
+  return {last, messages, changes}
+end
+
+local want = tonumber(ARGV[4])
+local budget = tonumber(ARGV[6])
+local catch_up = ARGV[5] == '1'
+local since = tonumber(ARGV[2] ~= '' and ARGV[2] or '0')
+local chunk = math.max(want * 2, 64)
+local got = 0
+local cursor
+if ARGV[1] == 'latest' then
+  cursor = ARGV[2] ~= '' and ('(' .. ARGV[2] .. '-0') or '+'
+else
+  cursor = '(' .. since .. '-0'
+end
+local top = ARGV[3] ~= '' and ('(' .. ARGV[3] .. '-0') or '+'
+while got < want and budget > 0 do
+  local page
+  if ARGV[1] == 'latest' then
+    page = redis.call('XREVRANGE', KEYS[2], cursor, '-', 'COUNT', chunk)
+  else
+    page = redis.call('XRANGE', KEYS[2], cursor, top, 'COUNT', chunk)
+  end
+  if #page == 0 then
+    break
+  end
+  for _, e in ipairs(page) do
+    local seq = string.match(e[1], '^(%d+)-')
+    local body = e[2][2]
+    budget = budget - 1
+    if string.sub(body, 1, 9) == '{"k":"a",' or string.find(body, '"k":"a"', 1, true) then
+      if catch_up then
+        local c = cjson.decode(body)
+        if c.target and c.target <= since then
+          local t = cjson.decode(now(tostring(c.target), '{}'))
+          if c.kind == 'delete' or not t.deleted then
+            changes[#changes + 1] = seq
+            changes[#changes + 1] = body
+            got = got + 1
+          end
+        end
+      end
+    else
+      messages[#messages + 1] = seq
+      messages[#messages + 1] = now(seq, body)
+      got = got + 1
+    end
+    if got >= want or budget <= 0 then
+      break
+    end
+  end
+  cursor = '(' .. page[#page][1]
+  if #page < chunk then
+    break
+  end
+end
+return {last, messages, changes}
