@@ -504,6 +504,7 @@ impl Hub {
             }
             StoreAnswer::Published { publish, result } => self.published(publish, result),
             StoreAnswer::Claimed { claim, result } => self.claimed(now, claim, result),
+            StoreAnswer::Held { hold, ok } => self.held(now, hold, ok),
             StoreAnswer::Searched { search, result } => {
                 let Some(s) = self.take_searching(search) else {
                     return;
@@ -947,6 +948,21 @@ impl Hub {
             message: e.message,
         };
         self.tell(id, reply, r#ref);
+    }
+
+    /// `park_on_work`, for the other modules.
+    pub(super) fn park_for_store(&mut self, id: ClientId) {
+        self.park_on_work(id);
+    }
+
+    /// `unpark`, for the other modules: whether the client is still there.
+    pub(super) fn unpark_client(&mut self, id: ClientId) -> bool {
+        self.unpark(id)
+    }
+
+    /// `run_deferred`, for the other modules.
+    pub(super) fn run_deferred_for(&mut self, now: Now, id: ClientId) {
+        self.run_deferred(now, id);
     }
 
     /// `id` waits for an answer (a read, or a password job): what it asks
@@ -1447,6 +1463,12 @@ impl Hub {
         {
             return Err(taken(&nick));
         }
+        if self.shared && !self.nicks.contains_key(&key) {
+            // Another process may be giving it away this very moment: the
+            // store decides (`remote::held`).
+            self.hold_nick(id, nick, r#ref);
+            return Ok(());
+        }
         self.reply(
             id,
             Reply::Nick {
@@ -1581,6 +1603,7 @@ impl Hub {
                             self.create(now, id, r#ref.clone())
                         } else {
                             self.unlisted.insert(w.room.clone());
+                            self.notify(remote::Notice::Unlisted(w.room.clone()));
                             self.join(now, id, w.room, None, true, r#ref.clone())
                         }
                     }
@@ -1869,6 +1892,13 @@ impl Hub {
         // sender's other connections get the sender's copy.
         let to_self = own.as_deref() == Some(dm.to.to_ascii_lowercase().as_str());
         self.deliver(Recipients::List(targets), Event::Dm(dm.clone()));
+        let key = dm.to.to_ascii_lowercase();
+        let own_account = own.as_deref() == Some(key.as_str());
+        if self.remote.holds_nick(&key) || (own.is_some() && self.shared && !own_account) {
+            // The recipient's (or the sender's) other connections may be
+            // on other processes: they deliver it there.
+            self.notify(remote::Notice::Dm(dm.clone()));
+        }
         self.reply(id, Reply::DmSent(dm.clone(), cid.clone()), r#ref);
         if let Some(key) = own.filter(|_| !to_self) {
             let copies: Vec<ClientId> = self
@@ -1991,9 +2021,8 @@ impl Hub {
             .filter(|(name, _)| !self.unlisted.contains(*name))
             .map(|(name, r)| (name.clone(), r.members.nick_count()))
             .collect();
-        // Members on other processes (rooms made by `/create` elsewhere are
-        // not known to be unlisted here: the code of such a room is not
-        // guessable, and it is listed only while it has members).
+        // Members on other processes (rooms made by `/create` anywhere are
+        // announced, and never listed).
         for (name, _) in self.remote.room_counts() {
             match rooms.iter_mut().find(|(n, _)| n == name) {
                 Some(r) => r.1 = self.member_nicks(name).len(),
@@ -2024,7 +2053,10 @@ impl Hub {
         loop {
             let candidate = format!("user-{}", self.rng.below(1_000_000_000));
             if let Ok(n) = Nick::parse(&candidate) {
-                if !self.nicks.contains_key(&n.key()) && !self.accounts.exists(&n.key()) {
+                if !self.nicks.contains_key(&n.key())
+                    && !self.remote.holds_nick(&n.key())
+                    && !self.accounts.exists(&n.key())
+                {
                     return n;
                 }
             }

@@ -128,17 +128,13 @@ impl Hub {
 
     /// The room's settings, as `joined` tells them.
     pub(super) fn room_info(&self, room: &RoomName) -> RoomInfo {
+        // Members here and on other processes sharing the chat.
         let accounts = self
-            .rooms
-            .get(room)
-            .map(|r| {
-                r.members
-                    .nicks()
-                    .filter(|n| self.accounts.exists(&n.key()))
-                    .map(|n| n.to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
+            .member_nicks(room)
+            .iter()
+            .filter(|n| self.accounts.exists(&n.key()))
+            .map(|n| n.to_string())
+            .collect();
         let Some(s) = self.settings.get(room) else {
             return RoomInfo {
                 accounts,
@@ -635,7 +631,7 @@ impl Hub {
         Ok(spelled)
     }
 
-    fn settings_mut(&mut self, room: &RoomName) -> &mut Settings {
+    pub(super) fn settings_mut(&mut self, room: &RoomName) -> &mut Settings {
         if !self.settings.contains_key(room) {
             self.pending_changes.push(Change::RoomPut {
                 room: room.clone(),

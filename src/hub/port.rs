@@ -62,10 +62,24 @@ pub enum StoreOp {
     /// A shared store hands over a WebSocket session another process had
     /// (see `hub::sessions`).
     Claim(Claim),
+    /// A shared store gives a nick to this process unless another holds it
+    /// (a `/nick`, answered once the store has said).
+    HoldNick(HoldNick),
     /// A shared store applies an edit, delete or reaction to the message as
     /// it keeps it, numbers the change and hands it to every process (see
     /// [`PublishChange`]); answered like a [`Publish`].
     PublishChange(PublishChange),
+}
+
+/// A nick to hold across processes.
+#[derive(Debug)]
+pub struct HoldNick {
+    /// Matches the answer.
+    pub id: u64,
+    /// The nick.
+    pub nick: super::names::Nick,
+    /// The account holding it (its key), `None` for a guest.
+    pub account: Option<String>,
 }
 
 /// An edit, delete or reaction for a shared store. The store applies it to
@@ -460,6 +474,14 @@ pub enum StoreAnswer {
         claim: u64,
         /// The session.
         result: Option<super::sessions::SessionState>,
+    },
+    /// The [`HoldNick`] with this id: whether this process has the nick
+    /// (false: another holds it); `Err`: the store is unreachable.
+    Held {
+        /// The hold's id.
+        hold: u64,
+        /// Held.
+        ok: Result<bool, StoreError>,
     },
     /// The [`SearchOp`] with this id.
     Searched {

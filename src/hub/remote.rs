@@ -33,6 +33,12 @@ pub enum Notice {
     Holds(Nick),
     /// This process no longer holds the nick with this key.
     Releases(String),
+    /// A room made by `/create`: never listed, on any process.
+    Unlisted(RoomName),
+    /// This process holds the nick with this key, for this account (`None`:
+    /// a guest): the store checks no other process does (`Holds` says who
+    /// it is; this is the claim).
+    Owns(String, Option<String>),
     /// A member entered or left a room, or changed nick in it.
     Presence(Rc<Presence>),
     /// Someone is typing in a room.
@@ -75,6 +81,9 @@ pub(super) struct Remote {
     touched: HashSet<String>,
     /// Announcements waiting for the shell.
     notices: Vec<Notice>,
+    /// `/nick` claims out: the client, the nick, the request's ref.
+    holds: HashMap<u64, (super::ClientId, Nick, Option<String>)>,
+    next_hold: u64,
 }
 
 impl Remote {
@@ -167,6 +176,8 @@ pub struct RemoteState {
     pub nicks: Vec<(String, Nick)>,
     /// `(room, process, nick, account)`.
     pub members: Vec<(RoomName, String, Nick, Option<String>)>,
+    /// Rooms made by `/create` on any process.
+    pub unlisted: Vec<RoomName>,
 }
 
 impl Hub {
@@ -174,11 +185,15 @@ impl Hub {
     pub fn take_notices(&mut self, out: &mut Vec<Notice>) {
         self.session_notices();
         for key in std::mem::take(&mut self.remote.touched) {
-            let n = match self.nicks.get(&key).and_then(|c| self.clients.get(c)) {
-                Some(c) => Notice::Holds(c.nick.clone()),
-                None => Notice::Releases(key),
-            };
-            self.remote.notices.push(n);
+            match self.nicks.get(&key).and_then(|c| self.clients.get(c)) {
+                Some(c) => {
+                    self.remote
+                        .notices
+                        .push(Notice::Owns(key, c.account.clone()));
+                    self.remote.notices.push(Notice::Holds(c.nick.clone()));
+                }
+                None => self.remote.notices.push(Notice::Releases(key)),
+            }
         }
         out.append(&mut self.remote.notices);
     }
@@ -280,10 +295,21 @@ impl Hub {
             }
             Notice::Dm(dm) => {
                 let to = self.holders(&dm.to.to_ascii_lowercase());
-                self.deliver(Recipients::List(to), Event::Dm(dm));
+                self.deliver(Recipients::List(to), Event::Dm(dm.clone()));
+                // The sender's connections here get the sender's copy.
+                if let Some(from) = dm.account.as_ref().map(|a| a.to_ascii_lowercase()) {
+                    if from != dm.to.to_ascii_lowercase() {
+                        let copies = self.holders(&from);
+                        let copy = Event::Reply(super::Reply::DmSent(dm, None), None);
+                        self.deliver(Recipients::List(copies), copy);
+                    }
+                }
             }
             Notice::Mod(m) => self.remote_mod(now, m),
-            Notice::Session { .. } => {} // the store's, not the hub's
+            Notice::Unlisted(room) => {
+                self.unlisted.insert(room);
+            }
+            Notice::Session { .. } | Notice::Owns(..) => {} // the store's
         }
     }
 
@@ -299,7 +325,26 @@ impl Hub {
         }
         let (nick, reason) = match &m.action {
             ModKind::Kick { nick, .. } => (nick, LeaveReason::Kicked),
-            ModKind::Ban { nick, .. } => (nick, LeaveReason::Banned),
+            ModKind::Ban { nick, reason } => {
+                // An account's ban holds here at once (the stored list is
+                // read again a moment later): no rejoin in between.
+                let key = nick.to_ascii_lowercase();
+                if self.accounts.exists(&key) {
+                    let entry = super::port::RoomEntry {
+                        kind: super::port::EntryKind::Ban,
+                        subject: key.clone(),
+                        nick: nick.clone(),
+                        by: m.by.clone(),
+                        reason: reason.clone(),
+                        until: None,
+                        ts: m.ts,
+                    };
+                    self.settings_mut(&room)
+                        .entries
+                        .insert((super::port::EntryKind::Ban, key), entry);
+                }
+                (nick, LeaveReason::Banned)
+            }
             ModKind::Invite { nick } => {
                 for c in self.holders(&nick.to_ascii_lowercase()) {
                     if let Some(client) = self.clients.get_mut(&c) {
@@ -368,6 +413,7 @@ impl Hub {
             }
         }
         self.remote.nicks = nicks;
+        self.unlisted.extend(state.unlisted);
         let old = std::mem::take(&mut self.remote.rooms);
         for (room, proc, nick, account) in state.members {
             if proc != own {
@@ -455,10 +501,96 @@ impl Hub {
         });
         self.notify(Notice::Dm(dm.clone()));
         self.reply(id, super::Reply::DmSent(dm.clone(), cid.clone()), r#ref);
+        // The sender's other connections here get the sender's copy.
+        if let Some(key) = self.clients.get(&id).and_then(|c| c.account.clone()) {
+            let copies: Vec<_> = self
+                .holders(&key)
+                .into_iter()
+                .filter(|&c| c != id)
+                .collect();
+            let copy = Event::Reply(super::Reply::DmSent(dm.clone(), None), None);
+            self.deliver(Recipients::List(copies), copy);
+        }
         if let (Some(cid), Some(c)) = (cid, self.clients.get_mut(&id)) {
             c.sent.insert(now.ms, cid, super::session::Sent::Dm(dm));
         }
         Ok(())
+    }
+
+    /// A `/nick` on a shared server: the store is asked first, and the
+    /// client waits for its answer.
+    pub(super) fn hold_nick(&mut self, id: super::ClientId, nick: Nick, r#ref: Option<String>) {
+        let n = self.remote.next_hold;
+        self.remote.next_hold += 1;
+        let account = self.clients.get(&id).and_then(|c| c.account.clone());
+        self.ops
+            .push(super::port::StoreOp::HoldNick(super::port::HoldNick {
+                id: n,
+                nick: nick.clone(),
+                account,
+            }));
+        self.park_for_store(id);
+        self.remote.holds.insert(n, (id, nick, r#ref));
+    }
+
+    /// The store's answer to a `/nick`.
+    pub(super) fn held(&mut self, now: Now, n: u64, ok: Result<bool, super::StoreError>) {
+        let Some((id, nick, r#ref)) = self.remote.holds.remove(&n) else {
+            return;
+        };
+        if !self.unpark_client(id) {
+            return;
+        }
+        let taken_here = self.nicks.get(&nick.key()).is_some_and(|&c| c != id);
+        let Ok(ok) = ok else {
+            self.error(id, super::shared::unavailable(), r#ref);
+            self.run_deferred_for(now, id);
+            return;
+        };
+        if ok && !taken_here {
+            self.reply(
+                id,
+                super::Reply::Nick {
+                    nick: nick.to_string(),
+                },
+                r#ref,
+            );
+            self.rename(now, id, nick, None);
+        } else {
+            let e = super::HubError::new(super::ErrorCode::NickTaken, format!("{nick} is taken"));
+            self.error(id, e, r#ref);
+        }
+        self.run_deferred_for(now, id);
+    }
+
+    /// Another process holds the nick `key` after all (asked at the same
+    /// moment, or an account took its name): a guest holding it here is
+    /// given a fresh nick, and told.
+    pub fn nick_lost(&mut self, now: Now, key: &str) {
+        let Some(&id) = self.nicks.get(key) else {
+            return;
+        };
+        let Some(c) = self.clients.get(&id) else {
+            return;
+        };
+        if c.account.is_some() {
+            return;
+        }
+        let old = c.nick.to_string();
+        let fresh = self.fresh_nick();
+        let e = super::HubError::new(
+            super::ErrorCode::NickTaken,
+            format!("{old} was taken on another server at the same moment; you are now {fresh}"),
+        );
+        self.error(id, e, None);
+        self.reply(
+            id,
+            super::Reply::Nick {
+                nick: fresh.to_string(),
+            },
+            None,
+        );
+        self.rename(now, id, fresh, None);
     }
 
     /// Process `proc` died: its nicks are free, and its members leave their

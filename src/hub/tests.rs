@@ -250,6 +250,11 @@ impl TestStore {
                     result: Ok(hits),
                 }
             }
+            // One process: every nick is this hub's to give.
+            StoreOp::HoldNick(h) => StoreAnswer::Held {
+                hold: h.id,
+                ok: Ok(true),
+            },
             // Changes on a shared server: see `tests/redis_chat.rs`.
             // As `amend.lua`: applied to the message as kept now (a
             // reaction toggled by who holds it there), numbered, handed back.

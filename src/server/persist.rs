@@ -350,6 +350,7 @@ fn count_commit(c: &mut Counters, started: Instant, answer: &StoreAnswer) {
         | StoreAnswer::Found { .. }
         | StoreAnswer::Searched { .. }
         | StoreAnswer::Published { .. }
-        | StoreAnswer::Claimed { .. } => {}
+        | StoreAnswer::Claimed { .. }
+        | StoreAnswer::Held { .. } => {}
     }
 }

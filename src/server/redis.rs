@@ -43,7 +43,8 @@ use crate::store::redis::url::RedisUrl;
 use crate::store::redis::{changes, presence};
 
 /// Every Lua script natter runs, loaded on each (re)connect.
-const SCRIPTS: [&str; 7] = [
+const SCRIPTS: [&str; 8] = [
+    presence::NICK,
     script::PUBLISH,
     presence::REAP,
     presence::BEAT,
@@ -77,9 +78,13 @@ enum Want {
     Op(Tag),
     /// The heartbeat's reply: the processes found dead.
     Beat,
+    /// A nick claimed for a holder here (announced): 0 means another
+    /// process holds it.
+    Hold(String),
     /// Everyone's nicks (`HGETALL`), then everyone's members.
     StateNicks,
     StateMembers,
+    StateUnlisted,
     /// Accounts, tokens, rooms and entries (`HGETALL` each, in order).
     Settings(u8),
 }
@@ -154,8 +159,9 @@ pub(super) struct Redis {
     checked: bool,
     /// `CONFIG GET appendonly`'s reply, until `appendfsync`'s comes.
     appendonly: Option<Value>,
-    /// Everyone's nicks, read, until their members come.
+    /// Everyone's nicks and members, read, until the rest comes.
     state_nicks: Option<Value>,
+    state_members: Option<Value>,
     /// A read of everyone's state is out: announcements wait for it.
     reading_state: bool,
     held_events: Vec<(String, presence::Event)>,
@@ -211,6 +217,7 @@ impl Redis {
             checked: false,
             appendonly: None,
             state_nicks: None,
+            state_members: None,
             reading_state: false,
             held_events: Vec::new(),
             last_beat: None,
@@ -444,6 +451,12 @@ impl Redis {
         if self.cmd.ready() {
             let now = Instant::now();
             for n in self.notices.drain(..) {
+                if let crate::hub::remote::Notice::Owns(key, account) = &n {
+                    let proc = self.reqs.proc_id();
+                    presence::encode_nick(&mut self.cmd.out, "hold", key, proc, account.as_deref());
+                    self.cmd.waiting.sent((Want::Hold(key.clone()), now));
+                    continue;
+                }
                 let count = presence::encode_notice(
                     &mut self.cmd.out,
                     self.reqs.proc_id(),
@@ -593,10 +606,17 @@ impl Redis {
                     }
                 }
             }
+            Want::Hold(key) => {
+                if matches!(v, Value::Int(0)) {
+                    hub.nick_lost(wall, &key);
+                }
+            }
             Want::StateNicks => self.state_nicks = Some(v),
-            Want::StateMembers => {
+            Want::StateMembers => self.state_members = Some(v),
+            Want::StateUnlisted => {
                 let nicks = self.state_nicks.take().unwrap_or(Value::Array(None));
-                let state = presence::parse_state(&nicks, &v);
+                let members = self.state_members.take().unwrap_or(Value::Array(None));
+                let state = presence::parse_state(&nicks, &members, &v);
                 let own = self.reqs.proc_id().to_string();
                 hub.remote_state(wall, &own, state);
                 self.reading_state = false;
@@ -628,6 +648,9 @@ impl Redis {
                     Which::Cmd => {
                         self.write_own_state(hub, now);
                         self.read_settings(now);
+                        // Beat at once: others must not take this process
+                        // for dead while it was away.
+                        self.last_beat = None;
                     }
                 }
                 if self.resync_due && self.cmd.ready() {
@@ -789,6 +812,7 @@ impl Redis {
         presence::encode_read_state(&mut self.cmd.out);
         self.cmd.waiting.sent((Want::StateNicks, now));
         self.cmd.waiting.sent((Want::StateMembers, now));
+        self.cmd.waiting.sent((Want::StateUnlisted, now));
     }
 
     /// Writes this process's state whole: its old entries (from before a
@@ -801,6 +825,13 @@ impl Redis {
         let n = presence::encode_state(&mut self.cmd.out, &proc, &state);
         for _ in 0..n {
             self.cmd.waiting.sent((Want::Op(Tag::Ignore), now));
+        }
+        // Its nicks are claimed again: one taken meanwhile by another
+        // process is lost here (its holder gets a fresh one).
+        for nick in &state.nicks {
+            let key = nick.key();
+            presence::encode_nick(&mut self.cmd.out, "hold", &key, &proc, None);
+            self.cmd.waiting.sent((Want::Hold(key), now));
         }
         // What the hub announced before this is in the state written.
         hub.take_notices(&mut self.notices);
@@ -850,6 +881,8 @@ impl Redis {
                 hub.taken(wall, &proc, &hash, &nick, &rooms)
             }
             presence::Event::Taken { .. } => {}
+            presence::Event::Lost(key) if proc == self.reqs.proc_id() => hub.nick_lost(wall, &key),
+            presence::Event::Lost(_) => {}
             presence::Event::Notice(n) if !own => hub.remote(wall, &proc, n),
             presence::Event::Notice(_) => {}
         }
@@ -920,6 +953,10 @@ fn failed(op: StoreOp, why: &str) -> StoreAnswer {
         StoreOp::PublishChange(c) => StoreAnswer::Published {
             publish: c.id,
             result: Err(e),
+        },
+        StoreOp::HoldNick(h) => StoreAnswer::Held {
+            hold: h.id,
+            ok: Err(e),
         },
     }
 }

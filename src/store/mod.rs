@@ -170,6 +170,10 @@ pub fn execute(store: &mut dyn Store, op: StoreOp) -> StoreAnswer {
             claim: c.id,
             result: None,
         },
+        StoreOp::HoldNick(h) => StoreAnswer::Held {
+            hold: h.id,
+            ok: Ok(true),
+        },
         StoreOp::PublishChange(c) => StoreAnswer::Published {
             publish: c.id,
             result: Err(StoreError("this store does not share a chat".into())),

@@ -297,6 +297,7 @@ fn a_state_read_whole_tells_only_the_differences() {
             (room("lobby"), "p2".into(), n("gus"), None),
             (room("lobby"), "me".into(), n("bob"), None),
         ],
+        unlisted: Vec::new(),
     };
     t.hub.remote_state(now, "me", state);
     check(

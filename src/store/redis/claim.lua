@@ -21,6 +21,14 @@ s.p = ARGV[1]
 -- A plain SET: no expiry any more, the session is live here.
 redis.call('SET', KEYS[1], cjson.encode(s))
 redis.call('SADD', KEYS[2], ARGV[2])
+-- Its nick goes with it (natter:owner, see nick.lua).
+if type(s.nick) == 'string' then
+  local account = '-'
+  if type(s.account) == 'string' then
+    account = s.account
+  end
+  redis.call('HSET', 'natter:owner', string.lower(s.nick), ARGV[1] .. ' ' .. account)
+end
 if from ~= ARGV[1] then
   redis.call('SREM', 'natter:sessof:' .. tostring(from), ARGV[2])
   redis.call('PUBLISH', ARGV[3], cjson.encode({

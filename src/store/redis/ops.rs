@@ -121,6 +121,11 @@ pub enum Tag {
         /// What was read.
         read: HttpRead,
     },
+    /// A `/nick`'s hold.
+    HoldNick {
+        /// The hub's id of the hold.
+        id: u64,
+    },
     /// A session's claim.
     Claim {
         /// The hub's id of the claim.
@@ -304,6 +309,16 @@ impl Requests {
                     id: c.id,
                     command: Bytes::from(cmd),
                 });
+            }
+            StoreOp::HoldNick(h) => {
+                super::presence::encode_nick(
+                    out,
+                    "hold",
+                    &h.nick.key(),
+                    &self.proc_id,
+                    h.account.as_deref(),
+                );
+                tags.push(Tag::HoldNick { id: h.id });
             }
             StoreOp::Claim(c) => {
                 super::presence::encode_claim(out, &self.proc_id, &c.hash);
@@ -552,6 +567,13 @@ impl Requests {
                 };
                 Outcome::Http { token, found }
             }
+            Tag::HoldNick { id } => Outcome::Answer(StoreAnswer::Held {
+                hold: id,
+                ok: match reply {
+                    Value::Error(e) => Err(StoreError(String::from_utf8_lossy(&e).into_owned())),
+                    v => Ok(matches!(v, Value::Int(1))),
+                },
+            }),
             Tag::Claim { id } => {
                 if let Value::Error(e) = &reply {
                     log::warn!("a session claim failed: {}", String::from_utf8_lossy(e));
@@ -621,6 +643,10 @@ impl Requests {
             Tag::Claim { id } => Outcome::Answer(StoreAnswer::Claimed {
                 claim: id,
                 result: None,
+            }),
+            Tag::HoldNick { id } => Outcome::Answer(StoreAnswer::Held {
+                hold: id,
+                ok: Err(e()),
             }),
         }
     }
@@ -781,10 +807,7 @@ type ReadReply = (u64, Vec<Rc<Message>>, Vec<Rc<Amend>>);
 
 /// `read.lua`'s reply: the room's last seq, its messages as they are now
 /// (in the order read) and the changes a catch-up asked for.
-fn read_reply(
-    room: &RoomName,
-    reply: Value,
-) -> Result<ReadReply, StoreError> {
+fn read_reply(room: &RoomName, reply: Value) -> Result<ReadReply, StoreError> {
     let items = match reply {
         Value::Array(Some(items)) => items,
         Value::Error(e) => return Err(StoreError(String::from_utf8_lossy(&e).into_owned())),

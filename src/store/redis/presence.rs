@@ -49,6 +49,12 @@ pub const REAP: &str = include_str!("reap.lua");
 pub const BEAT: &str = include_str!("beat.lua");
 /// The session-claiming script.
 pub const CLAIM: &str = include_str!("claim.lua");
+/// The nick-holding script.
+pub const NICK: &str = include_str!("nick.lua");
+/// Rooms made by `/create`, never listed.
+pub const UNLISTED: &str = "natter:unlisted";
+/// Who holds each nick: `KEY` -> `PROC ACCOUNT`.
+pub const OWNER: &str = "natter:owner";
 
 /// An announcement of another process.
 #[derive(Debug, PartialEq, Eq)]
@@ -61,6 +67,9 @@ pub enum Event {
     Sync,
     /// Accounts or rooms' settings changed: read them whole again.
     State,
+    /// An account on another process took the nick with this key from a
+    /// guest of the process named.
+    Lost(String),
     /// A session moved to the process that sent this.
     Taken {
         /// The token's hash.
@@ -115,7 +124,8 @@ pub fn encode_notice(out: &mut Vec<u8>, proc: &str, n: &Notice, grace_ms: u64) -
         Notice::Releases(key) => {
             let field = format!("{key} {proc}");
             encode_command(out, &["HDEL", NICKS, &field]);
-            commands += 1;
+            encode_nick(out, "release", key, proc, None);
+            commands += 2;
             o.insert("k".into(), json!("releases"));
             o.insert("key".into(), json!(key));
         }
@@ -182,7 +192,13 @@ pub fn encode_notice(out: &mut Vec<u8>, proc: &str, n: &Notice, grace_ms: u64) -
             o.insert("a".into(), json!(name));
             o.insert("f".into(), fields);
         }
-        Notice::Session { .. } => {}
+        Notice::Unlisted(room) => {
+            encode_command(out, &["SADD", UNLISTED, room.as_str()]);
+            commands += 1;
+            o.insert("k".into(), json!("unlisted"));
+            o.insert("room".into(), json!(room.as_str()));
+        }
+        Notice::Session { .. } | Notice::Owns(..) => {}
         Notice::Dm(d) => {
             o.insert("k".into(), json!("dm"));
             o.insert("from".into(), json!(d.from));
@@ -253,6 +269,27 @@ pub fn encode_reap(out: &mut Vec<u8>, proc: &str, dead_before: Option<u64>, grac
     );
 }
 
+/// Appends `nick.lua`: `hold` (or `release`) the nick `key` for `proc`
+/// and `account` (`None`: a guest). Its reply: 1, or 0 when another
+/// process holds it.
+pub fn encode_nick(out: &mut Vec<u8>, mode: &str, key: &str, proc: &str, account: Option<&str>) {
+    let sha = script::sha(NICK);
+    encode_command(
+        out,
+        &[
+            "EVALSHA",
+            &sha,
+            "1",
+            OWNER,
+            mode,
+            key,
+            proc,
+            account.unwrap_or("-"),
+            EVENTS,
+        ],
+    );
+}
+
 /// Appends the claim of the session whose token hashes to `hash`.
 pub fn encode_claim(out: &mut Vec<u8>, proc: &str, hash: &str) {
     let sha = script::sha(CLAIM);
@@ -311,12 +348,19 @@ pub fn parse_beat(reply: &Value) -> Option<(u64, Vec<String>)> {
 pub fn encode_read_state(out: &mut Vec<u8>) {
     encode_command(out, &["HGETALL", NICKS]);
     encode_command(out, &["HGETALL", MEMBERS]);
+    encode_command(out, &["SMEMBERS", UNLISTED]);
 }
 
 /// Everyone's state from the two `HGETALL` replies (entries that do not
 /// parse are left out).
-pub fn parse_state(nicks: &Value, members: &Value) -> RemoteState {
+pub fn parse_state(nicks: &Value, members: &Value, unlisted: &Value) -> RemoteState {
     let mut state = RemoteState::default();
+    if let Value::Array(Some(rooms)) = unlisted {
+        state.unlisted = rooms
+            .iter()
+            .filter_map(|r| RoomName::parse(std::str::from_utf8(r.as_bytes()?).ok()?).ok())
+            .collect();
+    }
     for (field, value) in pairs(nicks) {
         let Some((_, proc)) = field.split_once(' ') else {
             continue;
@@ -372,6 +416,8 @@ pub fn parse_event(payload: &[u8]) -> Option<(String, Event)> {
         "gone" => Event::Gone(proc.clone()),
         "sync" => Event::Sync,
         "state" => Event::State,
+        "lost" => Event::Lost(s("key")?.to_string()),
+        "unlisted" => Event::Notice(Notice::Unlisted(RoomName::parse(s("room")?).ok()?)),
         "taken" => Event::Taken {
             hash: s("h")?.to_string(),
             nick: s("n")?.to_string(),
@@ -610,7 +656,7 @@ mod tests {
             b("lobby bob"),
             b("{\"n\":\"bob\"}"),
         ]));
-        let s = parse_state(&nicks, &members);
+        let s = parse_state(&nicks, &members, &Value::Array(None));
         assert_eq!(s.nicks, [("p1".to_string(), Nick::parse("Alice").unwrap())]);
         assert_eq!(
             s.members,

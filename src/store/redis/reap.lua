@@ -38,6 +38,19 @@ for _, key in ipairs({KEYS[1], KEYS[2]}) do
     end
   until cursor == '0'
 end
+-- The nicks it owned are free (natter:owner: "PROC ACCOUNT").
+local owner_cursor = '0'
+repeat
+  local page = redis.call('HSCAN', 'natter:owner', owner_cursor, 'COUNT', 1000)
+  owner_cursor = page[1]
+  local fields = page[2]
+  for i = 1, #fields, 2 do
+    if string.match(fields[i + 1], '^(%S+)') == ARGV[1] then
+      redis.call('HDEL', 'natter:owner', fields[i])
+    end
+  end
+until owner_cursor == '0'
+
 -- A dead process's sessions: held for the grace, then gone.
 if ARGV[2] ~= '' then
   local set = 'natter:sessof:' .. ARGV[1]
@@ -50,7 +63,12 @@ if ARGV[2] ~= '' then
   end
   redis.call('DEL', set)
 end
-local was = redis.call('ZREM', KEYS[3], ARGV[1])
+-- Only a dead process leaves the heartbeats (one reaping itself after a
+-- reconnect goes on beating).
+local was = 0
+if ARGV[2] ~= '' then
+  was = redis.call('ZREM', KEYS[3], ARGV[1])
+end
 if ARGV[2] ~= '' and (was == 1 or removed > 0) then
   redis.call('PUBLISH', ARGV[2], cjson.encode({p = ARGV[1], k = 'gone'}))
 end
