@@ -43,20 +43,34 @@ pub struct Io<'a> {
 /// a message for the operator (the caller prints it and exits 1); nothing
 /// was changed then.
 pub fn run(db: &str, cmd: &AccountsCmd, io: &mut Io<'_>) -> Result<(), String> {
-    if db == MEMORY {
+    run_at(&Place { db, redis: None }, cmd, io)
+}
+
+/// Where the accounts are: the `--db` file, or with `--redis` the Redis
+/// the servers share (PROTOCOL-2 section 6).
+pub struct Place<'a> {
+    /// `--db`.
+    pub db: &'a str,
+    /// `--redis`, if given: the accounts are Redis's, not the file's.
+    pub redis: Option<&'a str>,
+}
+
+/// Runs one `natter accounts` command on the accounts at `place`.
+pub fn run_at(place: &Place<'_>, cmd: &AccountsCmd, io: &mut Io<'_>) -> Result<(), String> {
+    if place.redis.is_none() && place.db == MEMORY {
         return Err(format!(
             "--db {MEMORY} keeps nothing: name the server's database file"
         ));
     }
     match cmd {
-        AccountsCmd::Add { name } => add(db, name, io),
-        AccountsCmd::Passwd { name } => passwd(db, name, io),
-        AccountsCmd::Del { name } => del(db, name, io.note),
-        AccountsCmd::List => list(db, io.out, io.note),
+        AccountsCmd::Add { name } => add(place, name, io),
+        AccountsCmd::Passwd { name } => passwd(place, name, io),
+        AccountsCmd::Del { name } => del(place, name, io.note),
+        AccountsCmd::List => list(place, io.out, io.note),
     }
 }
 
-fn add(db: &str, name: &str, io: &mut Io<'_>) -> Result<(), String> {
+fn add(db: &Place<'_>, name: &str, io: &mut Io<'_>) -> Result<(), String> {
     let nick = Nick::parse(name)
         .map_err(|e| format!("{name:?} is not a valid account name: {}", e.message))?;
     // All the input is checked before the file is made or touched.
@@ -79,7 +93,7 @@ fn add(db: &str, name: &str, io: &mut Io<'_>) -> Result<(), String> {
     say(io.note, &format!("account {nick} added"))
 }
 
-fn passwd(db: &str, name: &str, io: &mut Io<'_>) -> Result<(), String> {
+fn passwd(db: &Place<'_>, name: &str, io: &mut Io<'_>) -> Result<(), String> {
     let nick = Nick::parse(name).map_err(|_| no_account(name))?;
     let mut store = open(db, false)?;
     if find(&load(&mut store)?, &nick).is_none() {
@@ -110,7 +124,7 @@ fn passwd(db: &str, name: &str, io: &mut Io<'_>) -> Result<(), String> {
     )
 }
 
-fn del(db: &str, name: &str, note: &mut dyn Write) -> Result<(), String> {
+fn del(db: &Place<'_>, name: &str, note: &mut dyn Write) -> Result<(), String> {
     let nick = Nick::parse(name).map_err(|_| no_account(name))?;
     let mut store = open(db, false)?;
     let state = load(&mut store)?;
@@ -131,7 +145,7 @@ fn del(db: &str, name: &str, note: &mut dyn Write) -> Result<(), String> {
     )
 }
 
-fn list(db: &str, out: &mut dyn Write, note: &mut dyn Write) -> Result<(), String> {
+fn list(db: &Place<'_>, out: &mut dyn Write, note: &mut dyn Write) -> Result<(), String> {
     let mut store = open(db, false)?;
     let state = load(&mut store)?;
     if state.accounts.is_empty() {
@@ -150,9 +164,22 @@ fn list(db: &str, out: &mut dyn Write, note: &mut dyn Write) -> Result<(), Strin
     out.flush().map_err(|e| format!("writing the list: {e}"))
 }
 
+/// Where accounts are read and written.
+enum Accounts {
+    File(SqliteStore),
+    Redis(RedisAccounts),
+}
+
 /// Opens the store; `create` lets `add` make the file (an operator may add
 /// accounts before the server ever ran), the others want it to exist.
-fn open(db: &str, create: bool) -> Result<SqliteStore, String> {
+fn open(place: &Place<'_>, create: bool) -> Result<Accounts, String> {
+    if let Some(url) = place.redis {
+        return RedisAccounts::connect(url).map(Accounts::Redis);
+    }
+    open_file(place.db, create).map(Accounts::File)
+}
+
+fn open_file(db: &str, create: bool) -> Result<SqliteStore, String> {
     if !create && !Path::new(db).exists() {
         return Err(format!(
             "{db} does not exist (give the server's database with --db)"
@@ -166,12 +193,119 @@ fn open(db: &str, create: bool) -> Result<SqliteStore, String> {
     .map_err(|e| e.0)
 }
 
-fn load(store: &mut SqliteStore) -> Result<State, String> {
-    store.load_state().map_err(|e| e.to_string())
+fn load(store: &mut Accounts) -> Result<State, String> {
+    match store {
+        Accounts::File(s) => s.load_state().map_err(|e| e.to_string()),
+        Accounts::Redis(r) => r.load(),
+    }
 }
 
-fn commit(store: &mut SqliteStore, changes: &[Change]) -> Result<(), String> {
-    store.commit(&[], &[], changes).map_err(|e| e.to_string())
+fn commit(store: &mut Accounts, changes: &[Change]) -> Result<(), String> {
+    match store {
+        Accounts::File(s) => s.commit(&[], &[], changes).map_err(|e| e.to_string()),
+        Accounts::Redis(r) => r.commit(changes),
+    }
+}
+
+/// Accounts in the Redis several servers share: the same script the
+/// servers run (`changes.lua`, which tells them to read accounts again),
+/// over one plain blocking connection (this is a command, not the loop).
+struct RedisAccounts {
+    stream: std::net::TcpStream,
+    decoder: crate::proto::resp::Decoder,
+}
+
+impl RedisAccounts {
+    fn connect(url: &str) -> Result<RedisAccounts, String> {
+        use crate::store::redis::url::RedisUrl;
+        let u = RedisUrl::parse(url).map_err(|e| format!("--redis: {e}"))?;
+        let stream = std::net::TcpStream::connect((u.host.as_str(), u.port))
+            .map_err(|e| format!("Redis at {u}: {e}"))?;
+        let _ = stream.set_read_timeout(Some(BUSY_WAIT));
+        let _ = stream.set_write_timeout(Some(BUSY_WAIT));
+        let mut r = RedisAccounts {
+            stream,
+            decoder: crate::proto::resp::Decoder::new(Default::default()),
+        };
+        if let Some(pw) = &u.password {
+            match &u.user {
+                Some(user) => r.call(&[b"AUTH", user.as_bytes(), pw.as_bytes()])?,
+                None => r.call(&[b"AUTH", pw.as_bytes()])?,
+            };
+        }
+        if u.db != 0 {
+            r.call(&[b"SELECT", u.db.to_string().as_bytes()])?;
+        }
+        let script = crate::store::redis::changes::CHANGES;
+        r.call(&[b"SCRIPT", b"LOAD", script.as_bytes()])?;
+        Ok(r)
+    }
+
+    /// Sends one command, reads its reply; a Redis error is an `Err`.
+    fn call(&mut self, args: &[&[u8]]) -> Result<crate::proto::resp::Value, String> {
+        let mut out = Vec::new();
+        crate::proto::resp::encode_command(&mut out, args);
+        self.send(&out)
+    }
+
+    fn send(&mut self, out: &[u8]) -> Result<crate::proto::resp::Value, String> {
+        use crate::proto::resp::Value;
+        self.stream
+            .write_all(out)
+            .map_err(|e| format!("Redis: {e}"))?;
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            // The decoder keeps only an unfinished reply between reads.
+            let n = self
+                .stream
+                .read(&mut buf)
+                .map_err(|e| format!("Redis: {e}"))?;
+            if n == 0 {
+                return Err("Redis closed the connection".into());
+            }
+            let mut got = None;
+            self.decoder
+                .decode(&buf[..n], |v| {
+                    got.get_or_insert(v);
+                })
+                .map_err(|e| format!("Redis: {e:?}"))?;
+            if let Some(v) = got {
+                return match v {
+                    Value::Error(e) => Err(format!("Redis: {}", String::from_utf8_lossy(&e))),
+                    v => Ok(v),
+                };
+            }
+        }
+    }
+
+    fn load(&mut self) -> Result<State, String> {
+        let mut out = Vec::new();
+        crate::store::redis::changes::encode_read(&mut out);
+        self.stream
+            .write_all(&out)
+            .map_err(|e| format!("Redis: {e}"))?;
+        let mut replies = Vec::new();
+        let mut buf = [0u8; 64 * 1024];
+        while replies.len() < 4 {
+            let n = self
+                .stream
+                .read(&mut buf)
+                .map_err(|e| format!("Redis: {e}"))?;
+            if n == 0 {
+                return Err("Redis closed the connection".into());
+            }
+            self.decoder
+                .decode(&buf[..n], |v| replies.push(v))
+                .map_err(|e| format!("Redis: {e:?}"))?;
+        }
+        Ok(crate::store::redis::changes::parse_state(&replies))
+    }
+
+    fn commit(&mut self, changes: &[Change]) -> Result<(), String> {
+        let mut out = Vec::new();
+        crate::store::redis::changes::encode_changes(&mut out, "natter-accounts", changes);
+        self.send(&out).map(|_| ())
+    }
 }
 
 /// The account `nick` names, whatever its case.

@@ -24,7 +24,11 @@ fn main() {
             note: &mut std::io::stderr().lock(),
             prompt,
         };
-        if let Err(e) = accounts_cli::run(&config.db, action, &mut io) {
+        let place = accounts_cli::Place {
+            db: &config.db,
+            redis: config.redis.as_deref(),
+        };
+        if let Err(e) = accounts_cli::run_at(&place, action, &mut io) {
             eprintln!("natter: {e}");
             std::process::exit(1);
         }

@@ -1195,3 +1195,90 @@ fn edits_deletes_and_reactions_cross_processes() {
         assert_eq!(gone["results"].as_array().map(Vec::len), Some(0), "{gone}");
     }
 }
+
+/// `natter accounts --redis URL ...` manages the accounts the servers share:
+/// a running server sees an account added, a password changed (logins
+/// logged out) and an account deleted, without a restart.
+#[test]
+fn natter_accounts_reaches_the_accounts_in_redis() {
+    use std::io::Write as _;
+    let chat = Chat::start(1, &[]);
+    let s = &chat.natters[0];
+    let url = chat.redis.url();
+    let accounts = |args: &[&str], stdin: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_natter"));
+        cmd.args(["--redis", &url, "accounts"])
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("natter accounts");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("password");
+        let out = child.wait_with_output().expect("natter accounts ran");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, _, err) = accounts(&["add", "Olga"], "first-password-1\n");
+    assert!(ok, "{err}");
+    assert!(err.contains("account Olga added"), "{err}");
+    let (ok, _, err) = accounts(&["add", "olga"], "another-password\n");
+    assert!(!ok && err.contains("already exists"), "{err}");
+    // The server reads it (told by the script): Olga logs in.
+    let mut w = WsClient::connect(s.addr, "");
+    let deadline = Instant::now() + common::WAIT;
+    let token = loop {
+        let v = w.ask(
+            json!({"type": "login", "nick": "olga", "password": "first-password-1"}),
+            "account",
+        );
+        if v["type"] == "account" {
+            break v["token"].as_str().expect("a token").to_string();
+        }
+        assert!(Instant::now() < deadline, "the server never saw Olga: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (ok, list, err) = accounts(&["list"], "");
+    assert!(ok, "{err}");
+    assert!(list.starts_with("Olga  registered "), "{list}");
+    // A new password: the login token no longer works, the new password does.
+    let (ok, _, err) = accounts(&["passwd", "olga"], "second-password-2\n");
+    assert!(
+        ok && err.contains("1 remembered login is logged out"),
+        "{err}"
+    );
+    let deadline = Instant::now() + common::WAIT;
+    loop {
+        let mut w2 = WsClient::connect(s.addr, "");
+        let v = w2.ask(
+            json!({"type": "login", "nick": "olga", "token": token}),
+            "account",
+        );
+        if v["type"] == "error" {
+            assert_eq!(v["code"], "login_failed", "{v}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the old token still works: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (ok, _, err) = accounts(&["del", "OLGA"], "");
+    assert!(ok && err.contains("account Olga deleted"), "{err}");
+    let (ok, _, err) = accounts(&["list"], "");
+    assert!(ok && err.contains("no accounts"), "{err}");
+    // A Redis that is not there: a clear error, exit 1.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_natter"));
+    let out = cmd
+        .args(["--redis", "redis://127.0.0.1:1", "accounts", "list"])
+        .output()
+        .expect("natter accounts");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Redis at redis://127.0.0.1:1"), "{err}");
+}

@@ -113,13 +113,22 @@ pub fn parse_state(replies: &[Value]) -> State {
             state.accounts.push(AccountRecord { name, phc, created });
         }
     }
+    // Tokens name their account as registered (the stores' rule), and only
+    // accounts that exist.
     for t in values(tokens) {
         if let (Some(hash), Some(account), Some(expires)) =
             (s(&t, "_key"), s(&t, "account"), u(&t, "expires"))
         {
+            let Some(a) = state
+                .accounts
+                .iter()
+                .find(|a| key(&a.name) == key(&account))
+            else {
+                continue;
+            };
             state.tokens.push(TokenRecord {
                 hash,
-                account,
+                account: a.name.clone(),
                 expires,
             });
         }
