@@ -58,6 +58,10 @@ const SCRIPTS: [&str; 8] = [
 const CONNECT_TIMEOUT_MS: u64 = 3_000;
 /// A command unanswered this long fails the connection.
 pub(super) const STALL: Duration = Duration::from_secs(3);
+/// Commands out on the command connection past which new requests are
+/// refused (`unavailable`): the queue, and this process's memory, stay
+/// bounded when Redis cannot keep up.
+const MAX_WAITING: usize = 100_000;
 /// How often the command connection is pinged.
 const PING_EVERY: Duration = Duration::from_secs(1);
 
@@ -258,6 +262,11 @@ impl Redis {
                 return Err(Box::new(op));
             }
             return Ok(Some(failed(op, "Redis is not connected")));
+        }
+        if self.cmd.waiting.len() >= MAX_WAITING {
+            // Redis is far behind: new requests are refused (unavailable)
+            // rather than queued without end.
+            return Ok(Some(failed(op, "Redis is behind")));
         }
         let mut tags = Vec::new();
         self.reqs.encode(op, &mut self.cmd.out, &mut tags)?;
