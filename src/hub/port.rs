@@ -33,6 +33,12 @@ use super::event::{Amend, Hit, Message};
 use super::names::RoomName;
 use super::search::Query;
 
+// What a hub sharing its chat tells, and is told, about the other
+// processes (announcements, everyone's state, sessions) is part of the
+// port's vocabulary too: a shared store carries it.
+pub use super::remote::{LocalState, Notice, RemoteState};
+pub use super::sessions::SessionState;
+
 /// A failure of the storage layer: the server's fault, never the client's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreError(pub String);

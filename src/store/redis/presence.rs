@@ -24,8 +24,7 @@ use serde_json::{json, Map, Value as Json};
 use super::script;
 use crate::hub::event::{Dm, LeaveReason, ModEvent, ModKind, Presence, PresenceKind, Typing};
 use crate::hub::names::{Nick, RoomName};
-use crate::hub::remote::{LocalState, Notice, RemoteState};
-use crate::hub::sessions::SessionState;
+use crate::hub::port::{LocalState, Notice, RemoteState, SessionState};
 use crate::proto::json::reason_str;
 use crate::proto::resp::{encode_command, Value};
 
