@@ -250,53 +250,45 @@ impl RedisAccounts {
 
     fn send(&mut self, out: &[u8]) -> Result<crate::proto::resp::Value, String> {
         use crate::proto::resp::Value;
+        match self.exchange(out, 1)?.pop() {
+            Some(Value::Error(e)) => Err(format!("Redis: {}", String::from_utf8_lossy(&e))),
+            Some(v) => Ok(v),
+            None => Err("Redis said nothing".into()),
+        }
+    }
+
+    /// Writes `out`, then reads until `n` replies have come.
+    fn exchange(&mut self, out: &[u8], n: usize) -> Result<Vec<crate::proto::resp::Value>, String> {
         self.stream
             .write_all(out)
             .map_err(|e| format!("Redis: {e}"))?;
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            // The decoder keeps only an unfinished reply between reads.
-            let n = self
+        let mut replies = Vec::new();
+        let mut buf = [0u8; 64 * 1024];
+        // The decoder keeps only an unfinished reply between reads.
+        while replies.len() < n {
+            let got = self
                 .stream
                 .read(&mut buf)
                 .map_err(|e| format!("Redis: {e}"))?;
-            if n == 0 {
+            if got == 0 {
                 return Err("Redis closed the connection".into());
             }
-            let mut got = None;
             self.decoder
-                .decode(&buf[..n], |v| {
-                    got.get_or_insert(v);
-                })
+                .decode(&buf[..got], |v| replies.push(v))
                 .map_err(|e| format!("Redis: {e:?}"))?;
-            if let Some(v) = got {
-                return match v {
-                    Value::Error(e) => Err(format!("Redis: {}", String::from_utf8_lossy(&e))),
-                    v => Ok(v),
-                };
-            }
         }
+        Ok(replies)
     }
 
     fn load(&mut self) -> Result<State, String> {
         let mut out = Vec::new();
         crate::store::redis::changes::encode_read(&mut out);
-        self.stream
-            .write_all(&out)
-            .map_err(|e| format!("Redis: {e}"))?;
-        let mut replies = Vec::new();
-        let mut buf = [0u8; 64 * 1024];
-        while replies.len() < 4 {
-            let n = self
-                .stream
-                .read(&mut buf)
-                .map_err(|e| format!("Redis: {e}"))?;
-            if n == 0 {
-                return Err("Redis closed the connection".into());
-            }
-            self.decoder
-                .decode(&buf[..n], |v| replies.push(v))
-                .map_err(|e| format!("Redis: {e:?}"))?;
+        let replies = self.exchange(&out, 4)?;
+        if let Some(crate::proto::resp::Value::Error(e)) = replies
+            .iter()
+            .find(|v| matches!(v, crate::proto::resp::Value::Error(_)))
+        {
+            return Err(format!("Redis: {}", String::from_utf8_lossy(e)));
         }
         Ok(crate::store::redis::changes::parse_state(&replies))
     }

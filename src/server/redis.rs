@@ -913,6 +913,7 @@ impl Redis {
             self.settings_read.clear();
             self.reading_state = false;
             self.state_nicks = None;
+            self.state_members = None;
             // Read again once back (the subscriber's resync, or this).
             self.resync_due = true;
         }

@@ -297,22 +297,26 @@ pub fn encode_claim(out: &mut Vec<u8>, proc: &str, hash: &str) {
     encode_command(out, &["EVALSHA", &sha, "2", &key, &set, proc, hash, EVENTS]);
 }
 
+/// The valid room names in `v`'s `rooms` list.
+fn rooms_of(v: &Json) -> Vec<RoomName> {
+    v.get("rooms")
+        .and_then(Json::as_array)
+        .map(|r| {
+            r.iter()
+                .filter_map(Json::as_str)
+                .filter_map(|r| RoomName::parse(r).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The claim's reply: the session, if Redis had it.
 pub fn parse_claim(reply: &Value) -> Option<SessionState> {
     let v: Json = serde_json::from_slice(reply.as_bytes()?).ok()?;
     let s = |k: &str| v.get(k).and_then(Json::as_str).map(str::to_string);
     Some(SessionState {
         nick: s("nick")?,
-        rooms: v
-            .get("rooms")
-            .and_then(Json::as_array)
-            .map(|r| {
-                r.iter()
-                    .filter_map(Json::as_str)
-                    .filter_map(|r| RoomName::parse(r).ok())
-                    .collect()
-            })
-            .unwrap_or_default(),
+        rooms: rooms_of(&v),
         guest: s("guest").unwrap_or_default(),
         account: s("account"),
     })
@@ -420,16 +424,7 @@ pub fn parse_event(payload: &[u8]) -> Option<(String, Event)> {
         "taken" => Event::Taken {
             hash: s("h")?.to_string(),
             nick: s("n")?.to_string(),
-            rooms: v
-                .get("rooms")
-                .and_then(Json::as_array)
-                .map(|r| {
-                    r.iter()
-                        .filter_map(Json::as_str)
-                        .filter_map(|r| RoomName::parse(r).ok())
-                        .collect()
-                })
-                .unwrap_or_default(),
+            rooms: rooms_of(&v),
         },
         "holds" => Event::Notice(Notice::Holds(Nick::parse(s("n")?).ok()?)),
         "releases" => Event::Notice(Notice::Releases(s("key")?.to_string())),
