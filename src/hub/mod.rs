@@ -1673,6 +1673,26 @@ impl Hub {
                 .collect();
             messages.sort_by_key(Entry::seq);
             messages.extend(tail);
+            if self.shared {
+                // The store was read while the room's entries went on
+                // arriving. A client already in the room was sent those
+                // live: it is replayed what came before the read was asked
+                // for. Any other is replayed up to the room's seq here
+                // (what the store has past it arrives, and reaches the
+                // client, later), what came both ways once.
+                let member = self
+                    .clients
+                    .get(&id)
+                    .is_some_and(|c| c.rooms.contains(&room));
+                let frontier = if member {
+                    known_seq
+                } else {
+                    self.rooms.get(&room).map_or(0, |r| r.last_seq)
+                };
+                messages.retain(|e| e.seq() <= frontier);
+                messages.sort_by_key(Entry::seq);
+                messages.dedup_by_key(|e| e.seq());
+            }
             if since.is_some() {
                 // Each list the store cut is complete up to its last seq,
                 // so the first MAX_CATCH_UP entries of both are too.

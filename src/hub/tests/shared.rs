@@ -454,3 +454,43 @@ fn a_kick_on_another_process_throws_out_the_member_here() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_member_catching_up_while_messages_arrive_gets_each_once() {
+    let (mut t, alice, _bob) = shared();
+    t.store.answers = Answers::NextTurn;
+    let now = at(9, 13, 0);
+    // alice (in #lobby) asks for a catch-up; the store answers a turn late,
+    // and two messages of another process arrive meanwhile.
+    t.hub.handle(
+        now,
+        alice,
+        Command::Join {
+            room: room("lobby"),
+            since: Some(0),
+        },
+        None,
+    );
+    t.persist();
+    for text in ["one", "two"] {
+        let m = Message::new(room("lobby"), 0, now.ms, "carol".into(), text.into());
+        t.store.publish_as(&m, None);
+    }
+    t.arrive();
+    for _ in 0..3 {
+        t.flush();
+    }
+    let got = t.events.remove(&alice).unwrap_or_default();
+    let mut seqs: Vec<u64> = Vec::new();
+    for e in &got {
+        match e {
+            Event::Message(m) => seqs.push(m.seq),
+            Event::Reply(Reply::Joined { messages, .. }, _) => {
+                seqs.extend(messages.iter().map(Entry::seq))
+            }
+            _ => {}
+        }
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, [1, 2], "each once: {got:?}");
+}

@@ -45,8 +45,6 @@ pub const IMAGE_DAYS: u64 = 30;
 pub const SEARCH_SCAN: usize = 5_000;
 /// Most entries one read of a stream for the feed returns.
 pub const FETCH_MAX: usize = 1_000;
-/// Entries a "last message of" read looks at.
-const FIND_SCAN: usize = 200;
 
 /// A read for an HTTP request (the JSON API, an image): answered to the
 /// connection that asked, not to the hub.
@@ -330,8 +328,23 @@ impl Requests {
                         let seq = s.to_string();
                         encode_read(out, &f.room, "one", &seq, "", 1, false, 1);
                     }
-                    FindWhat::LastBy(_) | FindWhat::LastOf(_) => {
-                        encode_read(out, &f.room, "latest", "", "", FIND_SCAN, false, PAGE_SCAN);
+                    // Filtered in Redis: in a busy room the sender's last
+                    // message may be thousands of entries back.
+                    FindWhat::LastBy(authors) => {
+                        let list = serde_json::to_string(authors).unwrap_or_default();
+                        encode_read(
+                            out,
+                            &f.room,
+                            "authors",
+                            "",
+                            &list,
+                            FIND_LATEST,
+                            false,
+                            PAGE_SCAN,
+                        );
+                    }
+                    FindWhat::LastOf(key) => {
+                        encode_read(out, &f.room, "from", "", key, FIND_LATEST, false, PAGE_SCAN);
                     }
                 }
                 tags.push(Tag::Find {

@@ -6,7 +6,10 @@
 -- KEYS[2]  natter:{ROOM}:log
 -- KEYS[3]  natter:{ROOM}:now
 -- ARGV[1]  'latest' (newest first, below ARGV[2]), 'after' (oldest first,
---          above ARGV[2] and below ARGV[3]) or 'one' (the message ARGV[2])
+--          above ARGV[2] and below ARGV[3]), 'one' (the message ARGV[2]),
+--          'authors' (newest first, the messages not deleted whose author
+--          is one of the JSON list ARGV[3]) or 'from' (newest first, those
+--          not deleted sent under the nick whose key is ARGV[3])
 -- ARGV[2]  a seq ('' for none)
 -- ARGV[3]  'after': the upper bound ('' for none)
 -- ARGV[4]  most messages
@@ -34,6 +37,19 @@ if ARGV[1] == 'one' then
   return {last, messages, changes}
 end
 
+-- 'authors' and 'from' read like 'latest', keeping only what matches.
+local filter = nil
+if ARGV[1] == 'authors' then
+  local wanted = {}
+  for _, a in ipairs(cjson.decode(ARGV[3])) do
+    wanted[a] = true
+  end
+  filter = function(m) return m.author ~= nil and wanted[m.author] == true end
+elseif ARGV[1] == 'from' then
+  filter = function(m) return type(m.from) == 'string' and string.lower(m.from) == ARGV[3] end
+end
+local latest = ARGV[1] == 'latest' or filter ~= nil
+
 local want = tonumber(ARGV[4])
 local budget = tonumber(ARGV[6])
 local catch_up = ARGV[5] == '1'
@@ -41,15 +57,15 @@ local since = tonumber(ARGV[2] ~= '' and ARGV[2] or '0')
 local chunk = math.max(want * 2, 64)
 local got = 0
 local cursor
-if ARGV[1] == 'latest' then
+if latest then
   cursor = ARGV[2] ~= '' and ('(' .. ARGV[2] .. '-0') or '+'
 else
   cursor = '(' .. since .. '-0'
 end
-local top = ARGV[3] ~= '' and ('(' .. ARGV[3] .. '-0') or '+'
+local top = (not latest and ARGV[3] ~= '') and ('(' .. ARGV[3] .. '-0') or '+'
 while got < want and budget > 0 do
   local page
-  if ARGV[1] == 'latest' then
+  if latest then
     page = redis.call('XREVRANGE', KEYS[2], cursor, '-', 'COUNT', chunk)
   else
     page = redis.call('XRANGE', KEYS[2], cursor, top, 'COUNT', chunk)
@@ -72,6 +88,14 @@ while got < want and budget > 0 do
             got = got + 1
           end
         end
+      end
+    elseif filter then
+      local cur = now(seq, body)
+      local m = cjson.decode(cur)
+      if not m.deleted and filter(m) then
+        messages[#messages + 1] = seq
+        messages[#messages + 1] = cur
+        got = got + 1
       end
     else
       messages[#messages + 1] = seq
