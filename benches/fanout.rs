@@ -8,6 +8,7 @@
 //! cargo bench --bench fanout -- memory 1   # scenario 1, store :memory:
 //! cargo bench --bench fanout -- 7      # logins beside the chat, ~95 s
 //! cargo bench --bench fanout -- 9      # TLS against plain TCP, ~2.5 min
+//! cargo bench --bench fanout -- 10     # through Redis: 1 and 2 processes
 //! ```
 //!
 //! Cargo builds `target/release/natter` for the bench (it is the binary
@@ -80,6 +81,22 @@
 //!    (X25519) alone and while, every second, a thread of the bench under
 //!    `SCHED_IDLE` opens 500 new TLS connections the same way: the chatting
 //!    p99 with and without, and how long each loop waited for a CPU.
+//! 10. Several processes through Redis (about 2-4 minutes; needs Debian's
+//!     redis-server, and is not part of the smoke run). Scenarios 1
+//!     (WebSocket), 2 (the ladder) and 3 on (a) one natter on its SQLite
+//!     file, the baseline, (b) one natter with `--redis` (the Redis hop),
+//!     (c) two natter processes on one Redis with the clients split evenly
+//!     (client g on process (g / ROOMS) % 2, so every room and every sender
+//!     set is split), each run on fresh processes and a fresh redis-server
+//!     (a free loopback port, a temporary directory, `--appendonly yes
+//!     --appendfsync always --save ''`). Nothing is pinned in any of the
+//!     three: two natter processes, redis-server and the load generator
+//!     share the two cores. Reports deliveries/s, p50/p99 (for (c) also
+//!     apart for receivers on the sender's process and on the other), the
+//!     CPU of every natter process and of redis-server per million
+//!     deliveries, each one's share of a core, the cores' use (ours and the
+//!     rest of the machine's) and Redis's time in the publish script, then
+//!     the ratios against (a).
 //!
 //! The big scenarios use WebSocket clients because every line client is put
 //! in the default room on connect: with thousands of line clients that room
