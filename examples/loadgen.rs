@@ -1531,16 +1531,18 @@ impl Session {
         let mut in_flight = 0usize;
         let mut done = 0usize;
         let total = self.clients.len();
+        let order = self.connect_order();
         while done < total && Instant::now() < deadline {
             while in_flight < window && next < total {
-                let c = &mut self.clients[next];
+                let i = order[next];
+                let c = &mut self.clients[i];
                 match TcpStream::connect(self.servers[c.server as usize]) {
                     Ok(mut stream) => {
                         let interest = Interest::READABLE | Interest::WRITABLE;
                         if self
                             .poll
                             .registry()
-                            .register(&mut stream, Token(next), interest)
+                            .register(&mut stream, Token(i), interest)
                             .is_ok()
                         {
                             let _ = stream.set_nodelay(true);
@@ -1580,12 +1582,50 @@ impl Session {
         }
         for c in &mut self.clients {
             if c.state != State::Ready && c.state != State::Failed {
+                // Where the connect timeout found it: connecting (no
+                // SYN-ACK), the upgrade unanswered, or the join.
+                let at = match c.state {
+                    State::Waiting => "never started",
+                    State::Connecting => "TCP connect",
+                    State::Handshake => "WebSocket upgrade",
+                    _ => "join",
+                };
+                self.ctx
+                    .stats
+                    .error(&format!("connect timeout: still in the {at}"));
                 fail(c, &mut self.ctx);
             }
         }
         self.failed += u64::from(std::mem::take(&mut self.ctx.newly_failed));
         self.connect_s = started.elapsed().as_secs_f64();
         // Errors seen while connecting are reported with the first phase.
+    }
+
+    /// The order clients connect in: as they come, or, with several
+    /// servers, one for each server in turn. Clients are spread over the
+    /// servers in blocks of `--rooms` (client g on (g / ROOMS) % K), so in
+    /// their own order every shard would set up its whole window of
+    /// connections to one server at a time, past its listen backlog (128):
+    /// the kernel drops the handshakes that overflow it, and a client
+    /// whose handshake the server gave up on waits for minutes.
+    fn connect_order(&self) -> Vec<usize> {
+        let k = self.servers.len();
+        if k <= 1 {
+            return (0..self.clients.len()).collect();
+        }
+        let mut by_server: Vec<std::collections::VecDeque<usize>> = vec![Default::default(); k];
+        for (i, c) in self.clients.iter().enumerate() {
+            by_server[c.server as usize].push_back(i);
+        }
+        let mut order = Vec::with_capacity(self.clients.len());
+        while order.len() < self.clients.len() {
+            for q in &mut by_server {
+                if let Some(i) = q.pop_front() {
+                    order.push(i);
+                }
+            }
+        }
+        order
     }
 
     /// Seconds the connects took (from the first to the last client ready

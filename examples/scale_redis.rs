@@ -29,8 +29,11 @@
 //!    shards, as `cargo bench --bench fanout -- 5` does; each under 19,000
 //!    file descriptors). Client g is in room g % ROOMS and connects to
 //!    natter (g / ROOMS) % NATTERS, so every room has members on every
-//!    process. Each shard waits until its clients' join traffic (presence)
-//!    has been quiet for 300 ms.
+//!    process; each shard sets up `--connect-window` (50) connections at
+//!    once, to the processes in turn, so that no listen backlog (128)
+//!    overflows (the kernel's counters of dropped handshakes are printed).
+//!    Each shard waits until its clients' join traffic (presence) has been
+//!    quiet for 300 ms.
 //! 3. Reads every process's RSS and the clients it holds (`/api/stats`),
 //!    Redis's `used_memory`, and the CPU the connects cost; then leaves the
 //!    clients idle for `--idle` seconds and reads the CPU that took.
@@ -74,11 +77,14 @@ struct Args {
     /// Load-generator processes (0: as many as the open-file limit needs).
     #[arg(long, default_value_t = 0)]
     loadgens: u32,
-    /// Connections each load generator sets up at once.
-    #[arg(long, default_value_t = 100)]
+    /// Connections each load generator sets up at once (spread over the
+    /// natter processes in turn). Every natter listens with a backlog of
+    /// 128: past it the kernel drops handshakes, and a client whose
+    /// handshake it gave up on waits for minutes (ListenOverflows below).
+    #[arg(long, default_value_t = 50)]
     connect_window: usize,
     /// Seconds allowed for connecting every client.
-    #[arg(long, default_value_t = 420.0)]
+    #[arg(long, default_value_t = 180.0)]
     connect_timeout: f64,
     /// Seconds to wait for the broadcast's receipts.
     #[arg(long, default_value_t = 60.0)]
@@ -186,6 +192,34 @@ fn tcp_sockstat() -> String {
         .to_string()
 }
 
+/// The kernel's TCP counters that say connects were dropped or retried
+/// (`/proc/net/netstat`, `TcpExt:`; the whole machine's, since boot).
+const TCP_COUNTERS: [&str; 6] = [
+    "ListenOverflows",
+    "ListenDrops",
+    "TCPSynRetrans",
+    "TCPTimeouts",
+    "TCPAbortOnTimeout",
+    "SyncookiesSent",
+];
+
+fn tcp_counters() -> Vec<u64> {
+    let text = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return vec![0; TCP_COUNTERS.len()];
+    };
+    let pairs: Vec<(&str, u64)> = names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .map(|(n, v)| (n, v.parse().unwrap_or(0)))
+        .collect();
+    TCP_COUNTERS
+        .iter()
+        .map(|want| pairs.iter().find(|(n, _)| n == want).map_or(0, |(_, v)| *v))
+        .collect()
+}
+
 /// What the processes looked like at one moment.
 #[derive(Default, Clone)]
 struct Snapshot {
@@ -199,6 +233,11 @@ struct Snapshot {
     sockstat: String,
     /// Per core, busy and all jiffies (`/proc/stat`).
     cores: Vec<(u64, u64)>,
+    /// `TCP_COUNTERS`.
+    tcp: Vec<u64>,
+    /// Per natter process: connections not yet a chat client (being
+    /// sniffed or upgraded) and HTTP ones (`/api/stats`).
+    pending: Vec<(u64, u64)>,
 }
 
 impl Snapshot {
@@ -224,6 +263,34 @@ impl Snapshot {
             mem_available_kb: mem_available_kb(),
             sockstat: tcp_sockstat(),
             cores: core_jiffies(),
+            tcp: tcp_counters(),
+            pending: if with_stats {
+                natters
+                    .iter()
+                    .map(|n| {
+                        let v = api_stats(n.addr).unwrap_or_default();
+                        let get = |p: &str| v.pointer(p).and_then(|x| x.as_u64()).unwrap_or(0);
+                        (get("/connections/pending"), get("/connections/http"))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// The kernel's TCP counters since `earlier`, those that moved.
+    fn tcp_since(&self, earlier: &Snapshot) -> String {
+        let moved: Vec<String> = TCP_COUNTERS
+            .iter()
+            .zip(self.tcp.iter().zip(&earlier.tcp))
+            .filter(|(_, (a, b))| a > b)
+            .map(|(n, (a, b))| format!("{n} +{}", a - b))
+            .collect();
+        if moved.is_empty() {
+            "none moved".to_string()
+        } else {
+            moved.join(", ")
         }
     }
 
@@ -449,6 +516,12 @@ fn run_in(
     if !s.errors.is_empty() {
         println!("  errors while connecting or after: {:?}", s.errors);
     }
+    println!(
+        "  while connecting, the kernel's TCP counters (the whole machine's): {}; connections \
+         not yet chat clients on each natter process (pending, HTTP): {:?}",
+        at_go.tcp_since(&before),
+        at_go.pending
+    );
     println!(
         "  natter RSS: {:.1} MiB in all = {:.0} bytes per connection ({:.0} bytes over the \
          processes' {:.1} MiB before any client); per process MiB: {:?}",
