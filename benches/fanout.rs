@@ -8,6 +8,7 @@
 //! cargo bench --bench fanout -- memory 1   # scenario 1, store :memory:
 //! cargo bench --bench fanout -- 7      # logins beside the chat, ~95 s
 //! cargo bench --bench fanout -- 9      # TLS against plain TCP, ~2.5 min
+//! cargo bench --bench fanout -- 10     # through Redis: 1 and 2 processes
 //! ```
 //!
 //! Cargo builds `target/release/natter` for the bench (it is the binary
@@ -80,6 +81,22 @@
 //!    (X25519) alone and while, every second, a thread of the bench under
 //!    `SCHED_IDLE` opens 500 new TLS connections the same way: the chatting
 //!    p99 with and without, and how long each loop waited for a CPU.
+//! 10. Several processes through Redis (about 2-4 minutes; needs Debian's
+//!     redis-server, and is not part of the smoke run). Scenarios 1
+//!     (WebSocket), 2 (the ladder) and 3 on (a) one natter on its SQLite
+//!     file, the baseline, (b) one natter with `--redis` (the Redis hop),
+//!     (c) two natter processes on one Redis with the clients split evenly
+//!     (client g on process (g / ROOMS) % 2, so every room and every sender
+//!     set is split), each run on fresh processes and a fresh redis-server
+//!     (a free loopback port, a temporary directory, `--appendonly yes
+//!     --appendfsync always --save ''`). Nothing is pinned in any of the
+//!     three: two natter processes, redis-server and the load generator
+//!     share the two cores. Reports deliveries/s, p50/p99 (for (c) also
+//!     apart for receivers on the sender's process and on the other), the
+//!     CPU of every natter process and of redis-server per million
+//!     deliveries, each one's share of a core, the cores' use (ours and the
+//!     rest of the machine's) and Redis's time in the publish script, then
+//!     the ratios against (a).
 //!
 //! The big scenarios use WebSocket clients because every line client is put
 //! in the default room on connect: with thousands of line clients that room
@@ -101,7 +118,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use loadgen::{Args, Hook, PhaseSpec, Proto, ServerProbe, Session, Summary, TlsKx};
+use loadgen::{Args, GroupProbe, Hook, PhaseSpec, Proto, Session, Summary, TlsKx};
 
 /// The p99 a rate must keep to count in scenario 2.
 const P99_LIMIT_MS: f64 = 250.0;
@@ -198,6 +215,11 @@ impl Server {
 
     fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The process to measure, for `rate_ladder`.
+    fn procs(&self) -> Vec<(String, u32)> {
+        vec![("natter".to_string(), self.pid())]
     }
 
     fn rss_kb(&self) -> u64 {
@@ -434,11 +456,19 @@ struct Ladder {
     tried: Vec<f64>,
 }
 
-/// Scenario 2's ladder on `server` with the clients of `a`: the rates in
-/// turn on the same connections until one fails (p99 over
-/// `P99_LIMIT_MS` or anything lost), then one step between the last that
-/// held and the first that did not. Each step is printed after `label`.
-fn rate_ladder(sizes: &Sizes, server: &Server, a: &Args, rates: &[f64], label: &str) -> Ladder {
+/// Scenario 2's ladder with the clients of `a`, measuring the processes
+/// `procs` (the server; several natter processes and their redis-server in
+/// scenario 10): the rates in turn on the same connections until one
+/// fails (p99 over `P99_LIMIT_MS` or anything lost), then one step between
+/// the last that held and the first that did not. Each step is printed
+/// after `label`.
+fn rate_ladder(
+    sizes: &Sizes,
+    procs: &[(String, u32)],
+    a: &Args,
+    rates: &[f64],
+    label: &str,
+) -> Ladder {
     let mut session =
         Session::connect(a, 0, 1, loadgen::random_u32()).unwrap_or_else(|e| panic!("{e}"));
     let mut ladder = Ladder {
@@ -447,7 +477,7 @@ fn rate_ladder(sizes: &Sizes, server: &Server, a: &Args, rates: &[f64], label: &
         first_fail: None,
         tried: Vec::new(),
     };
-    let run_step = |session: &mut Session, total: f64| -> Summary {
+    let run_step = |session: &mut Session, total: f64| -> (Summary, String) {
         let spec = PhaseSpec {
             senders: sizes.s2_senders,
             rate: total / f64::from(sizes.s2_senders),
@@ -455,18 +485,34 @@ fn rate_ladder(sizes: &Sizes, server: &Server, a: &Args, rates: &[f64], label: &
             payload: a.payload,
             drain: 5.0,
         };
-        let mut probe = ServerProbe::new(server.pid());
-        let st = session.phase(&spec, &mut |h: Hook| probe.hook(h));
+        let mut probe = GroupProbe::new(procs);
+        let mut cores = core_jiffies();
+        let (mut busy, mut machine) = (String::new(), 0.0);
+        let st = session.phase(&spec, &mut |h: Hook| {
+            probe.hook(h);
+            match h {
+                Hook::Go => cores = core_jiffies(),
+                Hook::Done => {
+                    let now = core_jiffies();
+                    busy = cores_busy(&cores, &now);
+                    machine = cores_worth(&cores, &now);
+                }
+            }
+        });
         let mut s = Summary::new(a.proto, 1, 1, &spec, &st);
         s.tls = a.tls;
-        s.server = Some(probe.finish(&st));
-        s
+        probe.finish(&mut s);
+        let wall = probe.wall_s().max(1e-9);
+        let ours =
+            (s.processes.iter().map(|p| p.usage.cpu_s).sum::<f64>() + s.loadgen_cpu_s) / wall;
+        let bound = s10_bound(&s, wall, &busy, machine, ours, (0, 0));
+        (s, bound)
     };
     let step = |session: &mut Session, total: f64, ladder: &mut Ladder| -> bool {
-        let s = run_step(session, total);
+        let (s, bound) = run_step(session, total);
         let ok = s.passed() && s.latency_ms.p99 < P99_LIMIT_MS;
         println!(
-            "  {label} step: {total} msg/s total ({} senders): {}",
+            "  {label} step: {total} msg/s total ({} senders): {}\n    bound: {bound}",
             sizes.s2_senders,
             s.describe()
         );
@@ -504,7 +550,7 @@ fn rate_ladder(sizes: &Sizes, server: &Server, a: &Args, rates: &[f64], label: &
 fn scenario_2(sizes: &Sizes, pinned: bool) {
     let server = Server::start(pinned, "s2");
     let a = args(server.addr, Proto::Line, sizes.s2_clients, 1);
-    let ladder = rate_ladder(sizes, &server, &a, &sizes.s2_rates, "fanout 2");
+    let ladder = rate_ladder(sizes, &server.procs(), &a, &sizes.s2_rates, "fanout 2");
     match &ladder.best {
         Some((total, s)) => println!(
             "fanout 2: {} line clients in 1 room, rising rates {:?} msg/s: highest that held \
@@ -1890,7 +1936,7 @@ fn scenario_9(sizes: &Sizes, pinned: bool) {
         let mut a = args(server.addr, Proto::Line, sizes.s2_clients, 1);
         tls_of(&mut a, tls);
         let label = format!("fanout 9 (2, {})", plain_or_tls(tls));
-        let ladder = rate_ladder(sizes, &server, &a, &sizes.s9_rates, &label);
+        let ladder = rate_ladder(sizes, &server.procs(), &a, &sizes.s9_rates, &label);
         match &ladder.best {
             Some((total, s)) => println!(
                 "{label}: {} line clients in 1 room, rising rates {:?} msg/s: highest that held \
@@ -2111,6 +2157,437 @@ fn scenario_9(sizes: &Sizes, pinned: bool) {
     }
 }
 
+/// Scenario 10's configurations, measured one after the other with the
+/// same clients and the same pinning (none).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Sharing {
+    /// One natter process on its SQLite file: the baseline.
+    Sqlite,
+    /// One natter process with `--redis`: the cost of the Redis hop.
+    OneOnRedis,
+    /// Two natter processes on one Redis, the clients split evenly between
+    /// them, senders on both.
+    TwoOnRedis,
+}
+
+impl Sharing {
+    const ALL: [Sharing; 3] = [Sharing::Sqlite, Sharing::OneOnRedis, Sharing::TwoOnRedis];
+
+    fn name(self) -> &'static str {
+        match self {
+            Sharing::Sqlite => "(a) 1 natter, SQLite",
+            Sharing::OneOnRedis => "(b) 1 natter, Redis",
+            Sharing::TwoOnRedis => "(c) 2 natter, 1 Redis",
+        }
+    }
+}
+
+/// The processes of one configuration: its natter processes (stopped
+/// first) and its redis-server, if any, each started fresh for one run.
+struct Chat {
+    servers: Vec<Server>,
+    redis: Option<loadgen::RedisServer>,
+}
+
+impl Chat {
+    fn start(how: Sharing, tag: &str) -> Chat {
+        let redis = (how != Sharing::Sqlite).then(|| {
+            loadgen::RedisServer::start(&std::env::temp_dir(), &[])
+                .unwrap_or_else(|e| panic!("scenario 10: {e}"))
+        });
+        let n = if how == Sharing::TwoOnRedis { 2 } else { 1 };
+        let extra: Vec<String> = redis
+            .as_ref()
+            .map(|r| vec!["--redis".to_string(), r.url()])
+            .unwrap_or_default();
+        let servers = (0..n)
+            .map(|i| {
+                let s = Server::start_full(None, &format!("{tag}-{i}"), None, &extra);
+                if redis.is_some() {
+                    assert!(
+                        loadgen::wait_healthy(s.addr, Duration::from_secs(15)),
+                        "scenario 10: natter --redis at {} never answered /healthz 200",
+                        s.addr
+                    );
+                }
+                s
+            })
+            .collect();
+        Chat { servers, redis }
+    }
+
+    /// The load generator's arguments: its clients spread over every
+    /// natter process (each room's members evenly, `--also-addr`).
+    fn args(&self, proto: Proto, clients: u32, rooms: u32) -> Args {
+        let mut a = args(self.servers[0].addr, proto, clients, rooms);
+        a.also_addr = self.servers[1..].iter().map(|s| s.addr).collect();
+        a
+    }
+
+    /// Every process measured: the natter processes, then redis-server.
+    fn procs(&self) -> Vec<(String, u32)> {
+        let many = self.servers.len() > 1;
+        let mut v: Vec<(String, u32)> = self
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let name = if many {
+                    format!("natter {}", char::from(b'A' + i as u8))
+                } else {
+                    "natter".to_string()
+                };
+                (name, s.pid())
+            })
+            .collect();
+        if let Some(r) = &self.redis {
+            v.push(("redis-server".to_string(), r.pid()));
+        }
+        v
+    }
+
+    /// `EVALSHA` (the publish script) calls and microseconds in Redis.
+    fn evalsha(&self) -> (u64, u64) {
+        self.redis
+            .as_ref()
+            .map_or((0, 0), |r| r.command_stats("evalsha"))
+    }
+
+    /// Each process's own figures (`/api/stats`), and Redis's memory.
+    fn stats(&self) -> String {
+        let mut out = Vec::new();
+        for (i, s) in self.servers.iter().enumerate() {
+            let mut line = loop_stats(s.addr);
+            if let Some(r) = api_stats(s.addr).and_then(|v| v.get("redis").cloned()) {
+                if !r.is_null() {
+                    line.push_str(&format!("; redis {r}"));
+                }
+            }
+            if self.servers.len() > 1 {
+                line = line.replacen(
+                    "  server loop:",
+                    &format!("  natter {} loop:", char::from(b'A' + i as u8)),
+                    1,
+                );
+            }
+            out.push(line);
+        }
+        if let Some(r) = &self.redis {
+            out.push(format!(
+                "  redis-server: used_memory {:.1} MiB",
+                r.used_memory() as f64 / 1048576.0
+            ));
+        }
+        out.join("\n")
+    }
+}
+
+/// What one run of scenario 10 came to, beyond the load generator's
+/// summary: how busy each core was, and Redis's time in the publish script.
+struct S10Run {
+    s: Summary,
+    cores: String,
+    /// Cores' worth of CPU the whole machine used from `Go` to `Done`
+    /// (`/proc/stat`: every process, ours or not, and the kernel's).
+    machine: f64,
+    /// Seconds from `Go` to `Done`.
+    wall_s: f64,
+    evalsha: (u64, u64),
+}
+
+impl S10Run {
+    /// Cores' worth of CPU our processes used: every process measured and
+    /// the load generator (all its shards).
+    fn ours(&self) -> f64 {
+        let procs: f64 = self.s.processes.iter().map(|p| p.usage.cpu_s).sum();
+        (procs + self.s.loadgen_cpu_s) / self.wall_s.max(1e-9)
+    }
+
+    /// The figures that say what bounds the run.
+    fn bound(&self) -> String {
+        s10_bound(
+            &self.s,
+            self.wall_s,
+            &self.cores,
+            self.machine,
+            self.ours(),
+            self.evalsha,
+        )
+    }
+}
+
+/// What bounds a run: the busiest process, each core, the load generator,
+/// what the rest of the machine used meanwhile (another user's work shows
+/// here), and Redis's time in the publish script.
+fn s10_bound(
+    s: &Summary,
+    wall_s: f64,
+    cores: &str,
+    machine: f64,
+    ours: f64,
+    evalsha: (u64, u64),
+) -> String {
+    let busiest = s
+        .processes
+        .iter()
+        .max_by(|a, b| a.busy.total_cmp(&b.busy))
+        .map_or(String::new(), |p| {
+            format!("busiest: {} at {:.0}% of a core; ", p.name, p.busy * 100.0)
+        });
+    let (calls, usec) = evalsha;
+    let script = if calls > 0 {
+        format!(
+            "; Redis ran the publish script {calls} times, {:.1} us each (its own clock)",
+            usec as f64 / calls as f64
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{busiest}load generator {:.0}% of a core; cores busy: {cores} = {:.2} cores' worth, of \
+         which ours {:.2}, the rest of the machine {:.2}{script}",
+        s.loadgen_cpu_s / wall_s.max(1e-9) * 100.0,
+        machine,
+        ours,
+        (machine - ours).max(0.0)
+    )
+}
+
+/// Cores' worth busy between two `core_jiffies` readings.
+fn cores_worth(before: &[(u64, u64)], after: &[(u64, u64)]) -> f64 {
+    before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| (a.0 - b.0) as f64 / (a.1 - b.1).max(1) as f64)
+        .sum()
+}
+
+/// One run of scenario 10: the clients of `a` against `chat`, every process
+/// of it measured from `Go` to `Done`.
+fn s10_run(chat: &Chat, a: &Args) -> S10Run {
+    let mut probe = GroupProbe::new(&chat.procs());
+    let mut cores = core_jiffies();
+    let (mut busy, mut machine) = (String::new(), 0.0);
+    let (mut ev0, mut ev1) = ((0, 0), (0, 0));
+    let mut hook = |h: Hook| {
+        probe.hook(h);
+        match h {
+            Hook::Go => {
+                cores = core_jiffies();
+                ev0 = chat.evalsha();
+            }
+            Hook::Done => {
+                let now = core_jiffies();
+                busy = cores_busy(&cores, &now);
+                machine = cores_worth(&cores, &now);
+                ev1 = chat.evalsha();
+            }
+        }
+    };
+    let mut s = loadgen::run(a, &loadgen::embedded_shard_command, &mut hook)
+        .unwrap_or_else(|e| panic!("loadgen: {e}"));
+    probe.finish(&mut s);
+    S10Run {
+        s,
+        cores: busy,
+        machine,
+        wall_s: probe.wall_s(),
+        evalsha: (ev1.0 - ev0.0, ev1.1 - ev0.1),
+    }
+}
+
+/// CPU seconds per million deliveries, every process measured.
+fn cpu_per_m(s: &Summary) -> f64 {
+    s.server
+        .as_ref()
+        .map_or(0.0, |u| u.cpu_s_per_million_deliveries)
+}
+
+/// `x` against the baseline's, as `1.23x`.
+fn vs(x: f64, base: f64) -> String {
+    ratio(x, base)
+}
+
+/// (10) Several processes through Redis: scenarios 1 (WebSocket), 2 and 3
+/// on (a) one natter on SQLite, (b) one natter with `--redis`, (c) two
+/// natter processes on one Redis with the clients split between them;
+/// nothing pinned (see `main`). Not in the smoke run: it needs
+/// redis-server and takes about 4 minutes.
+fn scenario_10(sizes: &Sizes) {
+    // Scenario 1's shape, WebSocket (its own echo shows the sender's side).
+    let mut s1: Vec<(Sharing, S10Run)> = Vec::new();
+    for how in Sharing::ALL {
+        let chat = Chat::start(how, "s10-1");
+        let mut a = chat.args(Proto::Ws, sizes.s1_clients, 1);
+        a.senders = sizes.s1_senders;
+        a.rate = 5.0;
+        a.seconds = sizes.s1_seconds;
+        let r = s10_run(&chat, &a);
+        println!(
+            "fanout 10 (1, {}): {} ws clients in 1 room, {} senders x 5 msg/s, {} s, connected \
+             in {:.1} s: {}",
+            how.name(),
+            r.s.connected,
+            a.senders,
+            a.seconds,
+            r.s.connect_s,
+            r.s.describe()
+        );
+        println!("  bound: {}", r.bound());
+        println!("{}", chat.stats());
+        s1.push((how, r));
+    }
+    // Scenario 2's ladder.
+    let mut s2: Vec<(Sharing, Ladder)> = Vec::new();
+    for how in Sharing::ALL {
+        let chat = Chat::start(how, "s10-2");
+        let a = chat.args(Proto::Line, sizes.s2_clients, 1);
+        let label = format!("fanout 10 (2, {})", how.name());
+        let ladder = rate_ladder(sizes, &chat.procs(), &a, &sizes.s2_rates, &label);
+        match &ladder.best {
+            Some((total, s)) => println!(
+                "{label}: {} line clients in 1 room, rising rates {:?} msg/s: highest that held \
+                 (p99 < {P99_LIMIT_MS} ms, all delivered once in order): {total} msg/s = {}",
+                sizes.s2_clients,
+                ladder.tried,
+                s.describe()
+            ),
+            None => println!("{label}: no rate held"),
+        }
+        println!("{}", chat.stats());
+        s2.push((how, ladder));
+    }
+    // Scenario 3's shape.
+    let mut s3: Vec<(Sharing, S10Run)> = Vec::new();
+    for how in Sharing::ALL {
+        let chat = Chat::start(how, "s10-3");
+        let mut a = chat.args(Proto::Ws, sizes.s3_clients, sizes.s3_rooms);
+        a.senders = sizes.s3_clients;
+        a.rate = 1.0;
+        a.seconds = sizes.s3_seconds;
+        let r = s10_run(&chat, &a);
+        println!(
+            "fanout 10 (3, {}): {} ws clients in {} rooms of {}, each sending 1 msg/s, {} s, \
+             connected in {:.1} s: {}",
+            how.name(),
+            r.s.connected,
+            a.rooms,
+            a.clients / a.rooms,
+            a.seconds,
+            r.s.connect_s,
+            r.s.describe()
+        );
+        println!("  bound: {}", r.bound());
+        println!("{}", chat.stats());
+        s3.push((how, r));
+    }
+    // The ratios against (a), in one table.
+    println!("fanout 10: against (a), same run");
+    println!(
+        "| shape | configuration | deliveries/s | p50 ms | p99 ms | p99 same / other process \
+         ms | CPU s per M deliveries (all natter + redis) | busiest process |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (shape, runs) in [("1 (ws)", &s1), ("3", &s3)] {
+        let base = &runs[0].1.s;
+        for (how, r) in runs.iter() {
+            let s = &r.s;
+            let split = match (&s.latency_same_ms, &s.latency_other_ms) {
+                (Some(a), Some(b)) => format!("{:.2} / {:.2}", a.p99, b.p99),
+                _ => "-".to_string(),
+            };
+            let busiest = s
+                .processes
+                .iter()
+                .max_by(|a, b| a.busy.total_cmp(&b.busy))
+                .map_or(String::new(), |p| {
+                    format!("{} {:.0}%", p.name, p.busy * 100.0)
+                });
+            println!(
+                "| {shape} | {} | {} ({}) | {:.2} ({}) | {:.2} ({}) | {split} | {:.2} ({}) | \
+                 {busiest} |{}",
+                how.name(),
+                loadgen::si(s.deliveries_per_sec),
+                vs(s.deliveries_per_sec, base.deliveries_per_sec),
+                s.latency_ms.p50,
+                vs(s.latency_ms.p50, base.latency_ms.p50),
+                s.latency_ms.p99,
+                vs(s.latency_ms.p99, base.latency_ms.p99),
+                cpu_per_m(s),
+                vs(cpu_per_m(s), cpu_per_m(base)),
+                if s.passed() { "" } else { " FAILED" }
+            );
+        }
+    }
+    let best = |l: &Ladder| l.best.as_ref().map(|(r, s)| (*r, s.clone()));
+    let base = best(&s2[0].1);
+    let base_dps = base.as_ref().map_or(0.0, |(_, s)| s.deliveries_per_sec);
+    for (how, l) in &s2 {
+        match best(l) {
+            Some((rate, s)) => println!(
+                "| 2 (highest rate held) | {} | {rate} msg/s = {} ({}) | {:.2} | {:.2} | {} | {:.2} \
+                 | {} |",
+                how.name(),
+                loadgen::si(s.deliveries_per_sec),
+                vs(s.deliveries_per_sec, base_dps),
+                s.latency_ms.p50,
+                s.latency_ms.p99,
+                match (&s.latency_same_ms, &s.latency_other_ms) {
+                    (Some(a), Some(b)) => format!("{:.2} / {:.2}", a.p99, b.p99),
+                    _ => "-".to_string(),
+                },
+                cpu_per_m(&s),
+                s.processes
+                    .iter()
+                    .max_by(|a, b| a.busy.total_cmp(&b.busy))
+                    .map_or(String::new(), |p| format!("{} {:.0}%", p.name, p.busy * 100.0)),
+            ),
+            None => println!("| 2 | {} | no rate held | | | | | |", how.name()),
+        }
+    }
+    // The same load on all three: the highest ladder rate every one held.
+    let held = |l: &Ladder, r: f64| {
+        l.steps
+            .iter()
+            .find(|(rate, s)| *rate == r && s.passed() && s.latency_ms.p99 < P99_LIMIT_MS)
+            .map(|(_, s)| s.clone())
+    };
+    let common = sizes.s2_rates.iter().rev().find_map(|&r| {
+        let all: Option<Vec<Summary>> = s2.iter().map(|(_, l)| held(l, r)).collect();
+        Some((r, all?))
+    });
+    if let Some((r, all)) = common {
+        for ((how, _), s) in s2.iter().zip(&all) {
+            println!(
+                "| 2 at {r} msg/s (all held it) | {} | {} | {:.2} ({}) | {:.2} ({}) | | {:.2} ({}) \
+                 | |",
+                how.name(),
+                loadgen::si(s.deliveries_per_sec),
+                s.latency_ms.p50,
+                vs(s.latency_ms.p50, all[0].latency_ms.p50),
+                s.latency_ms.p99,
+                vs(s.latency_ms.p99, all[0].latency_ms.p99),
+                cpu_per_m(s),
+                vs(cpu_per_m(s), cpu_per_m(&all[0]))
+            );
+        }
+    }
+}
+
+/// Lets this process (every thread, and the shards it starts later) run on
+/// every core again; whether `taskset` could.
+fn unpin_self() -> bool {
+    // Every core online (not `available_parallelism`, which says how many
+    // this process may use now).
+    let all = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .map_or_else(|_| "0-1".to_string(), |s| s.trim().to_string());
+    Command::new("taskset")
+        .args(["-a", "-c", "-p", &all, &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 fn proto_name(p: Proto) -> &'static str {
     match p {
         Proto::Line => "line",
@@ -2170,6 +2647,35 @@ fn main() {
     }
     if want(9) {
         scenario_9(&sizes, pinned);
+    }
+    // Scenario 10 is not part of the smoke run (`cargo test`): it needs
+    // redis-server and minutes.
+    if want(10) && full {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            println!("fanout 10: skipped: no redis-server on PATH (Debian's redis-server)");
+        } else {
+            // Two natter processes, their redis-server and the load
+            // generator on two cores: nothing is pinned, in all three
+            // configurations alike.
+            let free = unpin_self();
+            println!(
+                "fanout 10: nothing pinned (natter processes, redis-server and the load \
+                 generator all free on every core{})",
+                if free {
+                    ""
+                } else {
+                    "; taskset failed: the load generator is still pinned"
+                }
+            );
+            scenario_10(&sizes);
+            if pinned {
+                loadgen::pin_to_core_1();
+            }
+        }
     }
     println!(
         "fanout: {} in {:.0} s",

@@ -164,6 +164,13 @@ pub struct Args {
     /// Server address.
     #[arg(long, default_value = "127.0.0.1:7878")]
     pub addr: SocketAddr,
+    /// More servers of the same chat (natter processes sharing one Redis,
+    /// `--redis`); repeatable. With K servers in all (`--addr` first),
+    /// client g connects to server (g / ROOMS) % K, so every room's
+    /// members are spread evenly over them, and latency is also reported
+    /// apart for receivers on the sender's server and on another one.
+    #[arg(long = "also-addr", value_name = "ADDR")]
+    pub also_addr: Vec<SocketAddr>,
     /// Protocol of the clients (mixed: even clients line, odd WebSocket).
     #[arg(long, value_enum, default_value_t = Proto::Line)]
     pub proto: Proto,
@@ -241,6 +248,13 @@ impl Args {
         a
     }
 
+    /// Every server: `--addr`, then each `--also-addr`.
+    pub fn servers(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.addr)
+            .chain(self.also_addr.iter().copied())
+            .collect()
+    }
+
     /// The arguments a child shard gets.
     fn child_argv(&self, shard: u32, shards: u32, run_id: u32) -> Vec<String> {
         let mut v: Vec<String> = Vec::new();
@@ -249,6 +263,9 @@ impl Args {
             v.push(val);
         };
         put("--addr", self.addr.to_string());
+        for a in &self.also_addr {
+            put("--also-addr", a.to_string());
+        }
         put("--proto", self.proto.name().to_string());
         put("--clients", self.clients.to_string());
         put("--rooms", self.rooms.to_string());
@@ -492,6 +509,12 @@ pub struct Stats {
     pub cpu_s: f64,
     pub latency: Hist,
     pub echo_latency: Hist,
+    /// With several servers (`--also-addr`): the latency of deliveries to
+    /// receivers on the sender's server, and on another server.
+    #[serde(default)]
+    pub latency_same: Hist,
+    #[serde(default)]
+    pub latency_other: Hist,
 }
 
 impl Stats {
@@ -530,6 +553,8 @@ impl Stats {
         self.cpu_s += o.cpu_s;
         self.latency.merge(&o.latency);
         self.echo_latency.merge(&o.echo_latency);
+        self.latency_same.merge(&o.latency_same);
+        self.latency_other.merge(&o.latency_other);
     }
 }
 
@@ -546,6 +571,8 @@ struct Plan {
     rate: f64,
     seconds: f64,
     payload: usize,
+    /// Servers of the chat (`--addr` and each `--also-addr`).
+    servers: u32,
     /// Clients that never got ready, in any process: they neither send nor
     /// count as receivers.
     failed: HashSet<u32>,
@@ -554,6 +581,12 @@ struct Plan {
 impl Plan {
     fn room_of(&self, gid: u32) -> u32 {
         gid % self.rooms
+    }
+
+    /// The server client `gid` connects to: its place among its room's
+    /// members, modulo the servers (each room spread over all of them).
+    fn server_of(&self, gid: u32) -> u32 {
+        (gid / self.rooms) % self.servers.max(1)
     }
 
     /// A sender's index among the senders of its room.
@@ -648,6 +681,8 @@ struct Client {
     /// Line or Ws.
     proto: Proto,
     room: u32,
+    /// The server it connects to (an index into `Args::servers`).
+    server: u32,
     state: State,
     stream: Option<TcpStream>,
     /// With `--tls`: the session over `stream` (made when the connect
@@ -691,7 +726,8 @@ struct Ctx {
     /// Clients that got ready or failed since last asked.
     newly_ready: u32,
     newly_failed: u32,
-    /// Last time any byte arrived.
+    /// Last time anything but a WebSocket ping arrived (a server pings
+    /// its idle WebSocket clients: that is not setup traffic).
     last_bytes: Instant,
     /// Scratch for message text.
     text: String,
@@ -885,6 +921,13 @@ fn on_message(c: &mut Client, m: &[u8], ctx: &mut Ctx, now: i64) {
         }
         ctx.stats.received += 1;
         ctx.stats.latency.record(latency);
+        if ctx.plan.servers > 1 {
+            if ctx.plan.server_of(sender) == c.server {
+                ctx.stats.latency_same.record(latency);
+            } else {
+                ctx.stats.latency_other.record(latency);
+            }
+        }
         (&mut c.next[slot], &mut c.got[slot])
     };
     *got += 1;
@@ -969,6 +1012,12 @@ fn on_text(c: &mut Client, t: &[u8], ctx: &mut Ctx, now: i64) {
 /// Parses what `c` received; returns the bytes used (the rest is an
 /// unfinished line or frame).
 fn parse_input(c: &mut Client, buf: &[u8], ctx: &mut Ctx, now: i64) -> usize {
+    // Anything but pings is traffic that keeps `settle` waiting.
+    let pings_only =
+        c.proto == Proto::Ws && c.state != State::Handshake && c.inbuf.is_empty() && all_pings(buf);
+    if !pings_only {
+        ctx.last_bytes = Instant::now();
+    }
     let mut used = 0;
     if c.state == State::Handshake {
         let Some(end) = find(buf, b"\r\n\r\n") else {
@@ -1023,6 +1072,18 @@ fn parse_input(c: &mut Client, buf: &[u8], ctx: &mut Ctx, now: i64) -> usize {
         used += len;
     }
     used
+}
+
+/// Whether `buf` is nothing but whole WebSocket pings.
+fn all_pings(buf: &[u8]) -> bool {
+    let mut at = 0;
+    while at < buf.len() {
+        match parse_frame(&buf[at..]) {
+            Some((9, _, len)) => at += len,
+            _ => return false,
+        }
+    }
+    at > 0
 }
 
 /// A client that never got ready.
@@ -1179,7 +1240,6 @@ fn read_all(c: &mut Client, scratch: &mut [u8], ctx: &mut Ctx) {
             }
             Ok(n) => {
                 let now = ctx.clock.now_ns();
-                ctx.last_bytes = Instant::now();
                 ctx.stats.bytes_in += n as u64;
                 if c.inbuf.is_empty() {
                     let used = parse_input(c, &scratch[..n], ctx, now);
@@ -1273,7 +1333,7 @@ fn on_connected(c: &mut Client, args: &Args, ctx: &mut Ctx) {
                 "GET /ws?nick={nick}&room={room} HTTP/1.1\r\nHost: {}\r\n\
                  Upgrade: websocket\r\nConnection: Upgrade\r\n\
                  Sec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                args.addr
+                args.servers()[c.server as usize]
             )
             .as_bytes(),
         );
@@ -1324,6 +1384,8 @@ pub enum Hook {
 /// The clients of one process and their loop.
 pub struct Session {
     args: Args,
+    /// `args.servers()`.
+    servers: Vec<SocketAddr>,
     shard: u32,
     shards: u32,
     poll: Poll,
@@ -1378,6 +1440,7 @@ impl Session {
             (None, None)
         };
         let rooms = args.rooms.max(1);
+        let servers = args.servers();
         let clients: Vec<Client> = (0..args.clients)
             .filter(|g| g % shards == shard)
             .map(|gid| Client {
@@ -1388,6 +1451,7 @@ impl Session {
                     p => p,
                 },
                 room: gid % rooms,
+                server: (gid / rooms) % servers.len() as u32,
                 state: State::Waiting,
                 stream: None,
                 tls: None,
@@ -1411,6 +1475,7 @@ impl Session {
             rate: 0.0,
             seconds: 0.0,
             payload: args.payload,
+            servers: servers.len() as u32,
             failed: HashSet::new(),
         };
         let room_names = (0..rooms)
@@ -1439,6 +1504,7 @@ impl Session {
         };
         let mut s = Session {
             args: args.clone(),
+            servers,
             shard,
             shards,
             poll,
@@ -1465,16 +1531,18 @@ impl Session {
         let mut in_flight = 0usize;
         let mut done = 0usize;
         let total = self.clients.len();
+        let order = self.connect_order();
         while done < total && Instant::now() < deadline {
             while in_flight < window && next < total {
-                let c = &mut self.clients[next];
-                match TcpStream::connect(self.args.addr) {
+                let i = order[next];
+                let c = &mut self.clients[i];
+                match TcpStream::connect(self.servers[c.server as usize]) {
                     Ok(mut stream) => {
                         let interest = Interest::READABLE | Interest::WRITABLE;
                         if self
                             .poll
                             .registry()
-                            .register(&mut stream, Token(next), interest)
+                            .register(&mut stream, Token(i), interest)
                             .is_ok()
                         {
                             let _ = stream.set_nodelay(true);
@@ -1514,12 +1582,50 @@ impl Session {
         }
         for c in &mut self.clients {
             if c.state != State::Ready && c.state != State::Failed {
+                // Where the connect timeout found it: connecting (no
+                // SYN-ACK), the upgrade unanswered, or the join.
+                let at = match c.state {
+                    State::Waiting => "never started",
+                    State::Connecting => "TCP connect",
+                    State::Handshake => "WebSocket upgrade",
+                    _ => "join",
+                };
+                self.ctx
+                    .stats
+                    .error(&format!("connect timeout: still in the {at}"));
                 fail(c, &mut self.ctx);
             }
         }
         self.failed += u64::from(std::mem::take(&mut self.ctx.newly_failed));
         self.connect_s = started.elapsed().as_secs_f64();
         // Errors seen while connecting are reported with the first phase.
+    }
+
+    /// The order clients connect in: as they come, or, with several
+    /// servers, one for each server in turn. Clients are spread over the
+    /// servers in blocks of `--rooms` (client g on (g / ROOMS) % K), so in
+    /// their own order every shard would set up its whole window of
+    /// connections to one server at a time, past its listen backlog (128):
+    /// the kernel drops the handshakes that overflow it, and a client
+    /// whose handshake the server gave up on waits for minutes.
+    fn connect_order(&self) -> Vec<usize> {
+        let k = self.servers.len();
+        if k <= 1 {
+            return (0..self.clients.len()).collect();
+        }
+        let mut by_server: Vec<std::collections::VecDeque<usize>> = vec![Default::default(); k];
+        for (i, c) in self.clients.iter().enumerate() {
+            by_server[c.server as usize].push_back(i);
+        }
+        let mut order = Vec::with_capacity(self.clients.len());
+        while order.len() < self.clients.len() {
+            for q in &mut by_server {
+                if let Some(i) = q.pop_front() {
+                    order.push(i);
+                }
+            }
+        }
+        order
     }
 
     /// Seconds the connects took (from the first to the last client ready
@@ -1620,8 +1726,8 @@ impl Session {
         woke
     }
 
-    /// Waits until no byte arrived for `QUIET` (the joins' presence traffic
-    /// is over), at most `SETTLE_MAX`.
+    /// Waits until nothing but pings arrived for `QUIET` (the joins'
+    /// presence traffic is over), at most `SETTLE_MAX`.
     fn settle(&mut self) {
         let until = Instant::now() + SETTLE_MAX;
         loop {
@@ -1715,6 +1821,7 @@ impl Session {
             rate: spec.rate,
             seconds: spec.seconds,
             payload: spec.payload,
+            servers: self.servers.len() as u32,
             failed,
         };
         let mut stats = std::mem::take(&mut self.ctx.stats);
@@ -1937,6 +2044,171 @@ pub fn open_file_limit() -> usize {
 }
 
 // ---------------------------------------------------------------------------
+// A redis-server of our own, for natter processes sharing one chat
+// ---------------------------------------------------------------------------
+
+/// A `redis-server` started on a free loopback port, in a directory of its
+/// own under `parent`, with natter's durability settings (`--appendonly
+/// yes --appendfsync always`, no RDB snapshots). Killed (by its pid) and
+/// its directory removed when dropped.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+impl RedisServer {
+    /// Starts one; `extra` settings go after natter's.
+    pub fn start(parent: &std::path::Path, extra: &[&str]) -> Result<RedisServer, String> {
+        for attempt in 0..20 {
+            // A port the kernel just gave out and took back: free unless
+            // someone takes it in between (then try again).
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| format!("a free port: {e}"))?
+                .port();
+            let dir = parent.join(format!("redis-{port}-{attempt}-{}", random_u32()));
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args([
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                    "--save",
+                    "",
+                ])
+                .args(extra)
+                .arg("--dir")
+                .arg(&dir)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("redis-server (Debian's redis-server package): {e}"))?;
+            let mut r = RedisServer { child, port, dir };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if r.command(&["PING"]).is_some_and(|v| v == "PONG") {
+                    return Ok(r);
+                }
+                if let Ok(Some(_)) = r.child.try_wait() {
+                    break; // the port was taken: another one
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Err("redis-server did not start".into())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `redis://127.0.0.1:PORT`, for natter's `--redis`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// One command on a new connection; its reply as text (a status, a
+    /// bulk string, an integer; `None` for an error or anything else).
+    pub fn command(&self, args: &[&str]) -> Option<String> {
+        use std::net::TcpStream as Blocking;
+        let mut c = Blocking::connect(("127.0.0.1", self.port)).ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        let mut req = format!("*{}\r\n", args.len());
+        for a in args {
+            let _ = write!(req, "${}\r\n{a}\r\n", a.len());
+        }
+        c.write_all(req.as_bytes()).ok()?;
+        let mut r = BufReader::new(c);
+        let mut head = String::new();
+        r.read_line(&mut head).ok()?;
+        let head = head.trim_end();
+        match head.as_bytes().first()? {
+            b'+' | b':' => Some(head[1..].to_string()),
+            b'$' => {
+                let n: usize = head[1..].parse().ok()?;
+                let mut body = vec![0u8; n + 2];
+                r.read_exact(&mut body).ok()?;
+                body.truncate(n);
+                String::from_utf8(body).ok()
+            }
+            _ => None,
+        }
+    }
+
+    /// `INFO SECTION`'s fields, `name:value` a line.
+    pub fn info(&self, section: &str) -> BTreeMap<String, String> {
+        self.command(&["INFO", section])
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+            .collect()
+    }
+
+    /// `used_memory` from `INFO memory`, in bytes.
+    pub fn used_memory(&self) -> u64 {
+        self.info("memory")
+            .get("used_memory")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Calls of `cmd` and the microseconds Redis spent in them, from
+    /// `INFO commandstats` (`cmdstat_evalsha:calls=N,usec=U,...`).
+    pub fn command_stats(&self, cmd: &str) -> (u64, u64) {
+        let all = self.info("commandstats");
+        let Some(v) = all.get(&format!("cmdstat_{cmd}")) else {
+            return (0, 0);
+        };
+        let field = |k: &str| {
+            v.split(',')
+                .find_map(|f| f.strip_prefix(k)?.strip_prefix('='))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("calls"), field("usec"))
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `GET PATH` on `addr`: the status, or `None` if there was no answer.
+pub fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    use std::net::TcpStream as Blocking;
+    let mut s = Blocking::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: loadgen\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// Waits until `GET /healthz` on `addr` answers 200 (a natter process with
+/// `--redis` does once both its connections to Redis are ready), at most
+/// `wait`.
+pub fn wait_healthy(addr: SocketAddr, wait: Duration) -> bool {
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        if http_status(addr, "/healthz") == Some(200) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+// ---------------------------------------------------------------------------
 // Summary
 // ---------------------------------------------------------------------------
 
@@ -2006,6 +2278,92 @@ impl ServerProbe {
     }
 }
 
+/// One process of a `GroupProbe`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ProcessUsage {
+    /// What it is (`natter A`, `redis-server`).
+    pub name: String,
+    pub usage: ServerUsage,
+    /// Its CPU time over the wall-clock time from `Go` to `Done`: 1.0 is
+    /// one core busy all the time (more for a process with busy threads).
+    pub busy: f64,
+}
+
+/// Measures several processes between `Go` and `Done` (natter processes
+/// sharing one Redis, and the redis-server): each one's CPU and RSS, and
+/// their sum.
+pub struct GroupProbe {
+    probes: Vec<(String, ServerProbe)>,
+    go: Option<Instant>,
+    wall_s: f64,
+}
+
+impl GroupProbe {
+    pub fn new(procs: &[(String, u32)]) -> GroupProbe {
+        GroupProbe {
+            probes: procs
+                .iter()
+                .map(|(n, pid)| (n.clone(), ServerProbe::new(*pid)))
+                .collect(),
+            go: None,
+            wall_s: 0.0,
+        }
+    }
+
+    pub fn hook(&mut self, h: Hook) {
+        match h {
+            Hook::Go => self.go = Some(Instant::now()),
+            Hook::Done => self.wall_s = self.go.map_or(0.0, |g| g.elapsed().as_secs_f64()),
+        }
+        for (_, p) in &mut self.probes {
+            p.hook(h);
+        }
+    }
+
+    /// Seconds from `Go` to `Done`.
+    pub fn wall_s(&self) -> f64 {
+        self.wall_s
+    }
+
+    /// Puts the sum (as `server`, its pid the first process's) and each
+    /// process (as `processes`) into `s`, per million of its deliveries.
+    pub fn finish(&self, s: &mut Summary) {
+        let deliveries = (s.received + s.echo_received) as f64;
+        let per_m = |cpu: f64| {
+            if deliveries > 0.0 {
+                cpu / (deliveries / 1e6)
+            } else {
+                0.0
+            }
+        };
+        let mut total = ServerUsage::default();
+        s.processes.clear();
+        for (name, p) in &self.probes {
+            let mut u = p.usage.clone();
+            u.cpu_s_per_million_deliveries = per_m(u.cpu_s);
+            if total.pid == 0 {
+                total.pid = u.pid;
+            }
+            total.cpu_s += u.cpu_s;
+            total.user_s += u.user_s;
+            total.sys_s += u.sys_s;
+            total.rss_kb_at_go += u.rss_kb_at_go;
+            total.rss_kb_at_done += u.rss_kb_at_done;
+            s.processes.push(ProcessUsage {
+                name: name.clone(),
+                busy: if self.wall_s > 0.0 {
+                    u.cpu_s / self.wall_s
+                } else {
+                    0.0
+                },
+                usage: u,
+            });
+        }
+        total.cpu_s_per_million_deliveries = per_m(total.cpu_s);
+        s.server = Some(total);
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
     pub proto: Proto,
@@ -2033,6 +2391,10 @@ pub struct Summary {
     pub deliveries_per_sec: f64,
     pub latency_ms: Latency,
     pub echo_latency_ms: Latency,
+    /// With several servers: receivers on the sender's server, and on
+    /// another one.
+    pub latency_same_ms: Option<Latency>,
+    pub latency_other_ms: Option<Latency>,
     pub duplicates: u64,
     pub out_of_order: u64,
     pub gaps: u64,
@@ -2048,7 +2410,10 @@ pub struct Summary {
     pub closes: BTreeMap<String, u64>,
     pub send_lag_max_ms: f64,
     pub loadgen_cpu_s: f64,
+    /// The server's usage; with a `GroupProbe`, the sum over its processes.
     pub server: Option<ServerUsage>,
+    /// With a `GroupProbe`: each process's usage.
+    pub processes: Vec<ProcessUsage>,
 }
 
 impl Summary {
@@ -2096,6 +2461,10 @@ impl Summary {
             },
             latency_ms: st.latency.summary(),
             echo_latency_ms: st.echo_latency.summary(),
+            latency_same_ms: (st.latency_same.count() + st.latency_other.count() > 0)
+                .then(|| st.latency_same.summary()),
+            latency_other_ms: (st.latency_same.count() + st.latency_other.count() > 0)
+                .then(|| st.latency_other.summary()),
             duplicates: st.duplicates,
             out_of_order: st.out_of_order,
             gaps: st.gaps,
@@ -2110,6 +2479,7 @@ impl Summary {
             send_lag_max_ms: st.send_lag_max_ns as f64 / 1e6,
             loadgen_cpu_s: st.cpu_s,
             server: None,
+            processes: Vec::new(),
         }
     }
 
@@ -2281,8 +2651,27 @@ impl Drop for Children {
                 let _ = c.kill();
             }
             let _ = c.wait();
+            shards_running(c.id(), false);
         }
     }
+}
+
+/// The process ids of the shards running now (for a watchdog that must
+/// stop everything a run started).
+static SHARDS: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
+
+fn shards_running(pid: u32, running: bool) {
+    if let Ok(mut v) = SHARDS.lock() {
+        v.retain(|p| *p != pid);
+        if running {
+            v.push(pid);
+        }
+    }
+}
+
+/// The shards this process has running now.
+pub fn shard_pids() -> Vec<u32> {
+    SHARDS.lock().map(|v| v.clone()).unwrap_or_default()
 }
 
 fn run_children(
@@ -2302,6 +2691,7 @@ fn run_children(
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut ch = cmd.spawn().map_err(|e| format!("spawn shard {i}: {e}"))?;
+        shards_running(ch.id(), true);
         stdins.push(ch.stdin.take().ok_or("no stdin")?);
         let out = ch.stdout.take().ok_or("no stdout")?;
         let tx = tx.clone();
@@ -2526,6 +2916,33 @@ impl Summary {
             srv.cpu_s_per_million_deliveries,
             srv.rss_kb_at_done as f64 / 1024.0
         ));
+        }
+        if let (Some(a), Some(b)) = (&s.latency_same_ms, &s.latency_other_ms) {
+            t.push_str(&format!(
+                "; receivers on the sender's server: {} deliveries, p50 {:.2} p99 {:.2} max {:.2} \
+                 ms; on another server: {} deliveries, p50 {:.2} p99 {:.2} max {:.2} ms",
+                a.count, a.p50, a.p99, a.max, b.count, b.p50, b.p99, b.max
+            ));
+        }
+        if s.processes.len() > 1 {
+            let each: Vec<String> = s
+                .processes
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} {:.2} CPU s ({:.2} user + {:.2} kernel, {:.0}% of a core) = {:.2} s \
+                         per M, RSS {:.1} MiB",
+                        p.name,
+                        p.usage.cpu_s,
+                        p.usage.user_s,
+                        p.usage.sys_s,
+                        p.busy * 100.0,
+                        p.usage.cpu_s_per_million_deliveries,
+                        p.usage.rss_kb_at_done as f64 / 1024.0
+                    )
+                })
+                .collect();
+            t.push_str(&format!(" [{}]", each.join("; ")));
         }
         t.push_str(&format!("; load generator {:.2} CPU s", s.loadgen_cpu_s));
         t

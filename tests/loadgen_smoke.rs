@@ -205,3 +205,49 @@ fn stats(addr: SocketAddr) -> serde_json::Value {
     let json = body.split_once("\r\n\r\n").map_or("", |(_, b)| b);
     serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {body}"))
 }
+
+/// Two natter processes sharing one Redis (`--redis`), the clients split
+/// between them (`--also-addr`): every message still reaches every other
+/// member of its room once, in order, and the latency is counted apart
+/// for receivers on the sender's process and on the other one. Client g is
+/// in room g % 3 on process (g / 3) % 2, so each room of 10 has 5 members
+/// on each; senders 0-2 are on the first process, 3-5 on the second, and
+/// each message reaches 4 members on its sender's process and 5 on the
+/// other.
+#[test]
+fn two_processes_on_one_redis_split_the_clients_and_the_latency() {
+    let redis =
+        loadgen::RedisServer::start(&std::env::temp_dir(), &[]).expect("redis-server running");
+    let url = redis.url();
+    let extra = [&["--redis", url.as_str()], LIFTED].concat();
+    let (first, addr_a) = start(&extra);
+    let (second, addr_b) = start(&extra);
+    for addr in [addr_a, addr_b] {
+        assert!(
+            loadgen::wait_healthy(addr, std::time::Duration::from_secs(10)),
+            "natter --redis at {addr} never became healthy"
+        );
+    }
+    let mut a = Args::new(addr_a, Proto::Ws);
+    a.also_addr = vec![addr_b];
+    a.clients = 30;
+    a.rooms = 3;
+    a.senders = 6;
+    a.rate = 5.0;
+    a.seconds = 2.0;
+    a.drain = 10.0;
+    a.procs = 1;
+    let s = loadgen::run(&a, &loadgen::self_command, &mut |_| {}).expect("loadgen run");
+    drop((first, second));
+    assert_exact(&s, 6);
+    let why = format!("{}\n{}", s.line(), s.details());
+    let same = s
+        .latency_same_ms
+        .clone()
+        .expect("latency on the sender's process");
+    let other = s
+        .latency_other_ms
+        .clone()
+        .expect("latency on the other process");
+    assert_eq!((same.count, other.count), (60 * 4, 60 * 5), "{why}");
+}
