@@ -727,6 +727,9 @@ impl Server {
         loop {
             self.reap();
             self.commit();
+            // With --redis, the turn's commands go out before the clients'
+            // output: Redis works on them while the loop writes.
+            self.redis_flush();
             self.apply_effects();
             self.flush_dirty();
             // After the flush: slow consumers, and whether input pauses.
@@ -737,6 +740,7 @@ impl Server {
             }
         }
         self.store_upkeep();
+        // What the rest of the turn asked (a dropped client's leave, say).
         self.redis_flush();
     }
 
