@@ -1971,12 +1971,27 @@ impl Hub {
             return;
         };
         r.members.remove(id);
+        self.member_left(now, room, nick, reason);
+    }
+
+    /// `nick`'s connections here have been taken out of `room`: unless one
+    /// of its account's stays, the room's members here are told it left
+    /// (not if it stays in the room on another process), the other
+    /// processes are told by the announcement, and an empty room goes.
+    pub(super) fn member_left(
+        &mut self,
+        now: Now,
+        room: &RoomName,
+        nick: &Nick,
+        reason: LeaveReason,
+    ) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
         if r.members.holds(&nick.key()) {
             return; // another connection of the account stays
         }
         let to = if r.members.is_empty() || self.remote.in_room(room, &nick.key()) {
-            // Nobody here to tell (the others are told by the announcement),
-            // or the nick stays in the room on another process.
             Recipients::List(Vec::new())
         } else {
             Recipients::Room {

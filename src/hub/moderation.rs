@@ -19,8 +19,7 @@ use std::rc::Rc;
 use super::command::ModAction;
 use super::error::{ErrorCode, HubError};
 use super::event::{
-    BanInfo, ClientId, Event, LeaveReason, ModEvent, ModKind, Presence, PresenceKind, Recipients,
-    Reply, Role, RoomInfo,
+    BanInfo, ClientId, Event, LeaveReason, ModEvent, ModKind, Reply, Role, RoomInfo,
 };
 use super::names::{sanitize, Nick, RoomName};
 use super::port::{Change, EntryKind, RoomEntry, RoomRecord};
@@ -680,28 +679,7 @@ impl Hub {
         for &c in &conns {
             r.members.remove(c);
         }
-        if r.members.holds(&nick.key()) {
-            return;
-        }
-        let to = if r.members.is_empty() {
-            Recipients::List(Vec::new()) // the announcement tells the others
-        } else {
-            Recipients::Room {
-                members: r.members.snapshot(),
-                except: None,
-            }
-        };
-        if r.members.is_empty() {
-            self.rooms.remove(room);
-        }
-        let presence = Presence {
-            room: room.clone(),
-            kind: PresenceKind::Leave(reason),
-            nick: nick.to_string(),
-            ts: now.ms,
-            account: None,
-        };
-        self.presence(to, presence);
+        self.member_left(now, room, nick, reason);
     }
 }
 
