@@ -4,12 +4,13 @@
 //! own SQLite file, and talks to them with real clients (netcat-like line
 //! clients, `tungstenite` WebSockets) and `redis-cli`.
 //!
-//! What is shared so far, and so tested here: room messages (one `seq`
-//! order across processes, numbered in Redis), `cid` repeats, history and
-//! join replays from the Redis stream, and what happens while Redis is gone
-//! (killed, its subscriber connection killed, stopped with SIGSTOP) or one
-//! natter is. Nicks, presence, DMs, accounts and moderation are not shared
-//! yet and are not tested here.
+//! Tested here: room messages (one `seq` order across processes, numbered
+//! in Redis), `cid` repeats, history, search and join replays from the
+//! Redis stream, edits, deletes and reactions, sessions resumed on another
+//! process, the HTTP API and images, `natter accounts --redis`, and what
+//! happens while Redis is gone (killed, its subscriber connection killed,
+//! stopped with SIGSTOP) or one natter is. Nicks, presence, DMs, accounts
+//! and moderation across processes are `tests/redis_presence.rs`'s.
 
 mod common;
 

@@ -74,6 +74,49 @@ pub const MAX_EMOJI: usize = 32;
 pub const REPLY_QUOTE: usize = 100;
 
 impl Message {
+    /// The message with one change of it made (what the store keeps;
+    /// a deleted message is left as it is).
+    pub fn amend(&mut self, a: &Amend) {
+        if self.deleted {
+            return;
+        }
+        match &a.kind {
+            AmendKind::Edit { text } => {
+                self.text.clone_from(text);
+                self.edited_ts = Some(a.ts);
+            }
+            AmendKind::React { emoji, on: true } => {
+                let reactor = Reactor {
+                    author: a.author.clone(),
+                    nick: a.by.clone(),
+                };
+                match self.reactions.iter_mut().find(|r| r.emoji == *emoji) {
+                    Some(r) if r.by.iter().any(|x| x.author == a.author) => {}
+                    Some(r) => r.by.push(reactor),
+                    None => self.reactions.push(Reaction {
+                        emoji: emoji.clone(),
+                        by: vec![reactor],
+                    }),
+                }
+            }
+            AmendKind::React { emoji, on: false } => {
+                if let Some(r) = self.reactions.iter_mut().find(|r| r.emoji == *emoji) {
+                    r.by.retain(|x| x.author != a.author);
+                }
+                self.reactions.retain(|r| !r.by.is_empty());
+            }
+            AmendKind::Delete { .. } => {
+                self.image = None;
+                self.deleted = true;
+                self.text.clear();
+                self.reactions.clear();
+                self.reply_to = None;
+                self.mentions.clear();
+                self.edited_ts = None;
+            }
+        }
+    }
+
     /// A plain message as sent: no reply, mentions, edits or reactions.
     /// The fields of v2 section 3 are set afterwards where needed.
     pub fn new(room: RoomName, seq: u64, ts: u64, from: String, text: String) -> Message {
@@ -206,6 +249,14 @@ impl Entry {
         match self {
             Entry::Message(m) => m.seq,
             Entry::Amend(a) => a.seq,
+        }
+    }
+
+    /// Its room.
+    pub fn room(&self) -> &RoomName {
+        match self {
+            Entry::Message(m) => &m.room,
+            Entry::Amend(a) => &a.room,
         }
     }
 

@@ -177,6 +177,10 @@ struct Waiting {
     /// Messages and changes of `room` accepted after the read was asked
     /// for: the store's answer cannot have them, the client must.
     tail: Vec<Entry>,
+    /// Shared: the store's answer, kept until the room's entries up to
+    /// the `seq` the store read at have arrived here (see `shared`), with
+    /// when it came (ms).
+    answer: Option<(Loaded, u64)>,
 }
 
 impl Waiting {
@@ -190,6 +194,7 @@ impl Waiting {
             replay: false,
             known_seq: 0,
             tail: Vec::new(),
+            answer: None,
         }
     }
 }
@@ -205,8 +210,8 @@ enum Then {
     Resume { rest: Vec<RoomName> },
     /// `/create` tries a code: a code with stored messages is taken.
     Create { r#ref: Option<String> },
-    /// A history page.
-    History { r#ref: Option<String> },
+    /// A history page, and the page asked for.
+    History { r#ref: Option<String>, page: Page },
 }
 
 /// A batch the shell took and the store has not answered yet.
@@ -296,6 +301,10 @@ pub struct Hub {
     shared: bool,
     /// Messages sent to the shared store and not arrived yet.
     drafts: shared::Drafts,
+    /// Members of a room waiting for its replay (a resume, or a join of a
+    /// room they are in), shared only: its entries reach them in their
+    /// `joined`, not live before it (see `shared`).
+    replaying: HashMap<RoomName, Vec<ClientId>>,
     /// The other processes' nicks and members (see `remote`).
     remote: remote::Remote,
     /// Sessions claimed from the store, and sessions changed (`sessions`).
@@ -342,6 +351,7 @@ impl Hub {
             live: HashMap::new(),
             shared: false,
             drafts: shared::Drafts::default(),
+            replaying: HashMap::new(),
             remote: remote::Remote::default(),
             claims: sessions::Claims::default(),
         }
@@ -536,8 +546,16 @@ impl Hub {
                 }
             }
             StoreAnswer::Loaded { load, result } => {
-                let Some(w) = self.loads.remove(&load) else {
+                let Some(mut w) = self.loads.remove(&load) else {
                     return;
+                };
+                let result = match result {
+                    Ok(l) if self.arrived_before(&w.room, &l) => {
+                        w.answer = Some((l, now.ms));
+                        self.loads.insert(load, w);
+                        return;
+                    }
+                    r => r,
                 };
                 let id = w.client;
                 if self.unpark(id) {
@@ -808,6 +826,9 @@ impl Hub {
         }
         client.bucket = Bucket::new(self.config.rate, now.ms);
         let rooms = client.rooms.clone();
+        for room in &rooms {
+            self.hold_live(id, room);
+        }
         let welcome = Reply::Welcome {
             nick: client.nick.to_string(),
             session: client.session.clone(),
@@ -842,6 +863,7 @@ impl Hub {
     /// Points what waits for the store on behalf of `old` at `new` (a
     /// resumed session).
     fn renumber(&mut self, old: ClientId, new: ClientId) {
+        self.release_all_live(old);
         for w in self.loads.values_mut() {
             if w.client == old {
                 w.client = new;
@@ -913,6 +935,7 @@ impl Hub {
         };
         self.parked.remove(&id);
         self.touch_session(id);
+        self.release_all_live(id);
         let Some(client) = self.clients.remove(&id) else {
             return;
         };
@@ -1516,6 +1539,13 @@ impl Hub {
     fn catch_up(&mut self, now: Now, id: ClientId, room: RoomName, since: Option<u64>, then: Then) {
         let replay = self.replay_allowed(id);
         let known_seq = self.rooms.get(&room).map(|r| r.last_seq);
+        if self
+            .clients
+            .get(&id)
+            .is_some_and(|c| c.rooms.contains(&room))
+        {
+            self.hold_live(id, &room);
+        }
         let w = Waiting {
             client: id,
             room,
@@ -1524,6 +1554,7 @@ impl Hub {
             replay,
             known_seq: known_seq.unwrap_or(0),
             tail: Vec::new(),
+            answer: None,
         };
         if !replay && known_seq.is_some() {
             self.caught_up(now, w, Loaded::default());
@@ -1568,8 +1599,19 @@ impl Hub {
     }
 
     /// The store's answer to a read `w` waited for.
-    fn loaded(&mut self, now: Now, w: Waiting, result: Result<Loaded, StoreError>) {
+    fn loaded(&mut self, now: Now, mut w: Waiting, result: Result<Loaded, StoreError>) {
         let id = w.client;
+        if let (
+            true,
+            Ok(Loaded {
+                last_seq: Some(read_at),
+                ..
+            }),
+        ) = (self.shared, &result)
+        {
+            // The store's answer has what it held up to `read_at`.
+            w.tail.retain(|e| e.seq() > *read_at);
+        }
         match (&w.then, result) {
             (Then::History { .. }, result) => {
                 let messages = result.map_or_else(
@@ -1579,10 +1621,15 @@ impl Hub {
                     },
                     |l| l.messages,
                 );
-                self.charge_history(id, &messages, false);
-                let Then::History { r#ref } = w.then else {
+                let Then::History { r#ref, page } = w.then else {
                     return;
                 };
+                let messages = if self.shared {
+                    shared::page_now(messages, &page, w.tail)
+                } else {
+                    messages
+                };
+                self.charge_history(id, &messages, false);
                 let reply = Reply::History {
                     room: w.room,
                     messages,
@@ -1624,6 +1671,7 @@ impl Hub {
                 match w.then {
                     Then::Join { r#ref, .. } => self.error(id, e, r#ref),
                     Then::Resume { rest } => {
+                        self.release_live(id, &w.room);
                         self.error(id, e, None);
                         self.resume_rooms(now, id, rest);
                     }
@@ -1644,6 +1692,7 @@ impl Hub {
             replay,
             known_seq,
             tail,
+            ..
         } = w;
         if !self.rooms.contains_key(&room) {
             // Read for its latest seq, or emptied while the read was out.
@@ -1675,20 +1724,12 @@ impl Hub {
             messages.extend(tail);
             if self.shared {
                 // The store was read while the room's entries went on
-                // arriving. A client already in the room was sent those
-                // live: it is replayed what came before the read was asked
-                // for. Any other is replayed up to the room's seq here
-                // (what the store has past it arrives, and reaches the
-                // client, later), what came both ways once.
-                let member = self
-                    .clients
-                    .get(&id)
-                    .is_some_and(|c| c.rooms.contains(&room));
-                let frontier = if member {
-                    known_seq
-                } else {
-                    self.rooms.get(&room).map_or(0, |r| r.last_seq)
-                };
+                // arriving (into the tail; a member waiting for this
+                // replay was not sent them live). The client is replayed
+                // up to the room's seq here: what the store has past it
+                // arrives, and reaches the client live, later. What came
+                // both ways, once.
+                let frontier = self.rooms.get(&room).map_or(0, |r| r.last_seq);
                 messages.retain(|e| e.seq() <= frontier);
                 messages.sort_by_key(Entry::seq);
                 messages.dedup_by_key(|e| e.seq());
@@ -1721,6 +1762,7 @@ impl Hub {
             .filter_map(|e| e.message().cloned())
             .collect();
         self.charge_history(id, &replayed, true);
+        self.release_live(id, &room);
         match then {
             Then::Join { created, r#ref } => {
                 self.enter(now, id, room, messages, gap, created, r#ref)
@@ -1952,7 +1994,7 @@ impl Hub {
             ));
         }
         page.limit = page.limit.min(MAX_HISTORY_PAGE);
-        let w = Waiting::read(id, room, Then::History { r#ref });
+        let w = Waiting::read(id, room, Then::History { r#ref, page });
         self.load(w, page, false, None);
         Ok(())
     }

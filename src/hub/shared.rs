@@ -20,14 +20,15 @@ use std::rc::Rc;
 
 use log::warn;
 
+use super::command::Page;
 use super::error::{ErrorCode, HubError};
 use super::event::{
     Amend, AmendKind, ClientId, ClientKind, Entry, Event, Message, Recipients, Reply,
 };
 use super::names::RoomName;
-use super::port::{NewImage, Publish, PublishChange, Published, StoreError, StoreOp};
+use super::port::{Loaded, NewImage, Publish, PublishChange, Published, StoreError, StoreOp};
 use super::session::Sent;
-use super::{Hub, Now, Then};
+use super::{Hub, Now};
 
 /// A message sent to the store and not arrived yet.
 pub(super) struct Draft {
@@ -53,6 +54,47 @@ pub(super) struct Drafts {
 
 /// Failed drafts remembered in case they arrive after all.
 const FAILED_KEPT: usize = 4096;
+
+/// How long a read's answer waits for the room's entries it saw to
+/// arrive here before it is handed over as it is (ms).
+const ANSWER_WAIT_MS: u64 = 2_000;
+
+/// A history page the store read, as it is now here: `tail` (what
+/// arrived here after the store read) applied to it, its new messages
+/// added, within the page's bounds and limit.
+pub(super) fn page_now(
+    messages: Vec<Rc<Message>>,
+    page: &Page,
+    tail: Vec<Entry>,
+) -> Vec<Rc<Message>> {
+    if tail.is_empty() {
+        return messages;
+    }
+    let mut all = messages;
+    for e in tail {
+        match e {
+            Entry::Message(m) => {
+                let inside =
+                    page.after.is_none_or(|a| m.seq > a) && page.before.is_none_or(|b| m.seq < b);
+                if inside && all.last().is_none_or(|l| l.seq < m.seq) {
+                    all.push(m);
+                }
+            }
+            Entry::Amend(a) => {
+                if let Ok(i) = all.binary_search_by_key(&a.target, |m| m.seq) {
+                    Rc::make_mut(&mut all[i]).amend(&a);
+                }
+            }
+        }
+    }
+    if page.after.is_none() {
+        let extra = all.len().saturating_sub(page.limit);
+        all.drain(..extra);
+    } else {
+        all.truncate(page.limit);
+    }
+    all
+}
 
 impl Hub {
     /// From now on this hub shares its chat with other processes through
@@ -146,15 +188,16 @@ impl Hub {
     pub fn arrive_entry(&mut self, now: Now, entry: Entry, origin: Option<u64>) {
         match entry {
             Entry::Message(m) => self.arrive(now, m, origin),
-            Entry::Amend(a) => self.arrive_change(a, origin),
+            Entry::Amend(a) => self.arrive_change(now, a, origin),
         }
     }
 
     /// An edit, delete or reaction, numbered by the store: the room's
     /// members are sent it (a reaction only to WebSocket clients), its
     /// maker here its acknowledgement.
-    fn arrive_change(&mut self, a: Rc<Amend>, origin: Option<u64>) {
+    fn arrive_change(&mut self, now: Now, a: Rc<Amend>, origin: Option<u64>) {
         let Some(r) = self.rooms.get_mut(&a.room) else {
+            self.push_to_tails(Entry::Amend(a));
             return;
         };
         if a.seq <= r.last_seq {
@@ -170,7 +213,7 @@ impl Hub {
         }
         let sender = draft.as_ref().map(|d| d.client);
         for w in self.loads.values_mut() {
-            if w.room == a.room && !matches!(w.then, Then::History { .. }) {
+            if w.room == a.room {
                 w.tail.push(Entry::Amend(a.clone()));
             }
         }
@@ -188,17 +231,22 @@ impl Hub {
                 .collect();
             Recipients::List(ws)
         } else {
-            Recipients::Room {
-                members,
-                except: sender,
+            self.live_to(&a.room, members, sender)
+        };
+        let to = match (to, self.replaying.get(&a.room)) {
+            (Recipients::List(ws), Some(held)) => {
+                Recipients::List(ws.into_iter().filter(|c| !held.contains(c)).collect())
             }
+            (to, _) => to,
         };
         self.deliver(to, Event::Amend(a.clone()));
+        let room = a.room.clone();
         if let Some(d) = draft {
             if self.clients.contains_key(&d.client) {
                 self.reply(d.client, Reply::Amended(a), d.r#ref);
             }
         }
+        self.answer_waiting(now, Some(&room));
     }
 
     /// A message of a room, numbered by the store: the next one after
@@ -206,6 +254,8 @@ impl Hub {
     /// request of this hub's that sent it, if one did.
     pub fn arrive(&mut self, now: Now, msg: Rc<Message>, origin: Option<u64>) {
         let Some(r) = self.rooms.get_mut(&msg.room) else {
+            // Nobody here is in the room; a join may be reading it.
+            self.push_to_tails(Entry::Message(msg));
             return;
         };
         if msg.seq <= r.last_seq {
@@ -227,30 +277,143 @@ impl Hub {
         }
         let sender = draft.as_ref().map(|d| d.client);
         // The sender never gets the room's copy (see `say`).
-        let to = Recipients::Room {
-            members: r.members.snapshot(),
-            except: sender,
-        };
+        let members = r.members.snapshot();
+        let to = self.live_to(&msg.room, members, sender);
         for w in self.loads.values_mut() {
-            if w.room == msg.room && !matches!(w.then, Then::History { .. }) {
+            if w.room == msg.room {
                 w.tail.push(Entry::Message(msg.clone()));
             }
         }
         self.deliver(to, Event::Message(msg.clone()));
-        let Some(d) = draft else {
-            return;
-        };
-        self.messages_total += 1;
-        let Some(c) = self.clients.get_mut(&d.client) else {
-            return;
-        };
-        if let Some(cid) = &d.cid {
-            c.sent
-                .insert(now.ms, cid.clone(), Sent::Message(msg.clone()));
+        if let Some(d) = draft {
+            self.messages_total += 1;
+            if let Some(c) = self.clients.get_mut(&d.client) {
+                if let Some(cid) = &d.cid {
+                    c.sent
+                        .insert(now.ms, cid.clone(), Sent::Message(msg.clone()));
+                }
+                if c.kind == ClientKind::Ws {
+                    self.reply(d.client, Reply::Sent(msg.clone(), d.cid), d.r#ref);
+                }
+            }
         }
-        if c.kind == ClientKind::Ws {
-            self.reply(d.client, Reply::Sent(msg, d.cid), d.r#ref);
+        self.answer_waiting(now, Some(&msg.room));
+    }
+
+    /// An entry of a room held by nobody here, for the reads of it that
+    /// wait (a join's): their answer may be older.
+    fn push_to_tails(&mut self, entry: Entry) {
+        for w in self.loads.values_mut() {
+            if w.room == *entry.room() {
+                w.tail.push(entry.clone());
+            }
         }
+    }
+
+    /// `id`, in `room`, waits for the room's replay (a resume, or a join of
+    /// a room it is in): the room's entries that arrive meanwhile reach it
+    /// in its `joined`, not live before it, so it sees them in `seq`
+    /// order as one process alone would send them.
+    pub(super) fn hold_live(&mut self, id: ClientId, room: &RoomName) {
+        if !self.shared {
+            return;
+        }
+        let held = self.replaying.entry(room.clone()).or_default();
+        if !held.contains(&id) {
+            held.push(id);
+        }
+    }
+
+    /// `id` has its `joined` of `room`: the room's entries reach it live.
+    pub(super) fn release_live(&mut self, id: ClientId, room: &RoomName) {
+        if let Some(held) = self.replaying.get_mut(room) {
+            held.retain(|c| *c != id);
+            if held.is_empty() {
+                self.replaying.remove(room);
+            }
+        }
+    }
+
+    /// `id` is gone (or resumed under another id).
+    pub(super) fn release_all_live(&mut self, id: ClientId) {
+        if self.replaying.is_empty() {
+            return;
+        }
+        self.replaying.retain(|_, held| {
+            held.retain(|c| *c != id);
+            !held.is_empty()
+        });
+    }
+
+    /// A room's entry goes live to its members less `except` and those
+    /// waiting for the room's replay.
+    fn live_to(
+        &self,
+        room: &RoomName,
+        members: Rc<Vec<ClientId>>,
+        except: Option<ClientId>,
+    ) -> Recipients {
+        match self.replaying.get(room) {
+            None => Recipients::Room { members, except },
+            Some(held) => Recipients::List(
+                members
+                    .iter()
+                    .copied()
+                    .filter(|c| Some(*c) != except && !held.contains(c))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Whether the store's answer `l` to a read of `room` saw entries that
+    /// have not arrived here yet: it waits for them (see
+    /// [`Hub::answer_waiting`]), so that what the client is sent agrees
+    /// with what it is sent live.
+    pub(super) fn arrived_before(&self, room: &RoomName, l: &Loaded) -> bool {
+        self.shared
+            && l.last_seq
+                .is_some_and(|s| self.rooms.get(room).is_some_and(|r| r.last_seq < s))
+    }
+
+    /// Hands over the store's answers that wait for `room`'s entries
+    /// (`None`: every room's), each once the room has arrived up to
+    /// where the store read it, or once the room has gone from memory, or
+    /// when it has waited `ANSWER_WAIT_MS` (the entries between were
+    /// trimmed, say).
+    pub(super) fn answer_waiting(&mut self, now: Now, room: Option<&RoomName>) {
+        let ready: Vec<u64> = self
+            .loads
+            .iter()
+            .filter(|(_, w)| room.is_none_or(|r| w.room == *r))
+            .filter_map(|(&n, w)| {
+                let (l, at) = w.answer.as_ref()?;
+                let here = self.rooms.get(&w.room).map(|r| r.last_seq);
+                let arrived = match (here, l.last_seq) {
+                    (Some(h), Some(s)) => h >= s,
+                    _ => true,
+                };
+                (arrived || now.ms >= at + ANSWER_WAIT_MS).then_some(n)
+            })
+            .collect();
+        for n in ready {
+            let Some(mut w) = self.loads.remove(&n) else {
+                continue;
+            };
+            let Some((l, _)) = w.answer.take() else {
+                continue;
+            };
+            let id = w.client;
+            if self.unpark_client(id) {
+                self.loaded(now, w, Ok(l));
+                self.run_deferred_for(now, id);
+            }
+        }
+    }
+
+    /// Hands over the store's answers that have waited too long for their
+    /// rooms' entries (the shell calls this every second or so).
+    pub fn answers_overdue(&mut self, now: Now) {
+        self.answer_waiting(now, None);
     }
 
     /// The store's answer to a [`Publish`].

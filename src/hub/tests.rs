@@ -98,6 +98,8 @@ struct TestStore {
     cids: HashMap<(String, String), Rc<Message>>,
     /// Shared: published messages on their way back to the hub.
     arrivals: Vec<(Entry, Option<u64>)>,
+    /// Shared: every read says the room's seq, as Redis's does.
+    shared: bool,
 }
 
 impl TestStore {
@@ -159,7 +161,7 @@ impl TestStore {
                 } else {
                     let all = self.rooms.get(&load.room).map_or(&[][..], |v| &v[..]);
                     let changes = self.amends.get(&load.room).map_or(&[][..], |v| &v[..]);
-                    let last_seq = load.last_seq.then(|| {
+                    let last_seq = (load.last_seq || self.shared).then(|| {
                         let m = all.last().map_or(0, |m| m.seq);
                         m.max(changes.last().map_or(0, |a| a.seq))
                     });

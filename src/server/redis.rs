@@ -992,6 +992,7 @@ impl super::Server {
             return;
         }
         *redis_due = r.tick(poll.registry(), hub, *wall, *now);
+        hub.answers_overdue(*wall);
         self.persist();
         self.http_answers();
     }

@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 use crate::hub::command::Page;
-use crate::hub::event::{Amend, AmendKind, Hit, Message, Reaction, Reactor};
+use crate::hub::event::{Amend, AmendKind, Hit, Message};
 use crate::hub::names::RoomName;
 use crate::hub::port::{
     AccountRecord, Change, FindWhat, Load, Loaded, RoomEntry, RoomRecord, SearchOp, State,
@@ -301,39 +301,10 @@ impl MemStore {
             return;
         }
         let m = Rc::make_mut(&mut h.messages[i]);
-        match &a.kind {
-            AmendKind::Edit { text } => {
-                m.text.clone_from(text);
-                m.edited_ts = Some(a.ts);
-            }
-            AmendKind::React { emoji, on: true } => {
-                let reactor = Reactor {
-                    author: a.author.clone(),
-                    nick: a.by.clone(),
-                };
-                match m.reactions.iter_mut().find(|r| r.emoji == *emoji) {
-                    Some(r) if r.by.iter().any(|x| x.author == a.author) => {}
-                    Some(r) => r.by.push(reactor),
-                    None => m.reactions.push(Reaction {
-                        emoji: emoji.clone(),
-                        by: vec![reactor],
-                    }),
-                }
-            }
-            AmendKind::React { emoji, on: false } => {
-                if let Some(r) = m.reactions.iter_mut().find(|r| r.emoji == *emoji) {
-                    r.by.retain(|x| x.author != a.author);
-                }
-                m.reactions.retain(|r| !r.by.is_empty());
-            }
-            AmendKind::Delete { .. } => {
-                let image = m.image.take();
-                m.deleted = true;
-                m.text.clear();
-                m.reactions.clear();
-                m.reply_to = None;
-                m.mentions.clear();
-                m.edited_ts = None;
+        let image = m.image.clone();
+        m.amend(a);
+        {
+            if let AmendKind::Delete { .. } = &a.kind {
                 for e in h.amends.iter_mut().filter(|e| e.target == a.target) {
                     if let AmendKind::Edit { .. } = e.kind {
                         Rc::make_mut(e).kind = AmendKind::Edit {

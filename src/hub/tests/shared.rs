@@ -9,6 +9,7 @@ use super::*;
 fn shared() -> (Chat, ClientId, ClientId) {
     let mut t = Chat::new();
     t.hub.share();
+    t.store.shared = true;
     let bob = t.line(at(9, 0, 0), "bob");
     let alice = t.ws(at(9, 0, 0), "alice");
     t.cmd(at(9, 0, 1), alice, join("lobby"));
@@ -493,4 +494,186 @@ fn a_member_catching_up_while_messages_arrive_gets_each_once() {
     }
     seqs.sort_unstable();
     assert_eq!(seqs, [1, 2], "each once: {got:?}");
+}
+
+/// What `id` was sent of `room`'s entries, in order: `L` and a seq for a
+/// live message, `J` and the seqs of a `joined`, `H` and those of a
+/// history page.
+fn stream(events: &[Event]) -> Vec<(char, Vec<u64>)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(('L', vec![m.seq])),
+            Event::Amend(a) => Some(('L', vec![a.seq])),
+            Event::Reply(Reply::Joined { messages, .. }, _) => {
+                Some(('J', messages.iter().map(Entry::seq).collect()))
+            }
+            Event::Reply(Reply::History { messages, .. }, _) => {
+                Some(('H', messages.iter().map(|m| m.seq).collect()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn carol(t: &mut Chat, now: Now, text: &str) {
+    let m = Message::new(room("lobby"), 0, now.ms, "carol".into(), text.into());
+    t.store.publish_as(&m, None);
+}
+
+#[test]
+fn a_resumed_member_gets_what_arrives_during_its_replay_in_the_replay() {
+    let (mut t, alice, bob) = shared();
+    let now = at(9, 14, 0);
+    carol(&mut t, now, "one");
+    t.arrive();
+    t.hub.detach(now, alice, LeaveReason::Disconnect);
+    t.clear();
+    t.store.answers = Answers::NextTurn;
+    let token = format!("token-{}", alice.0);
+    let back = ClientId(900);
+    assert!(t.resume(at(9, 14, 5), back, &token));
+    // The replay's read is out; two messages arrive meanwhile: bob gets
+    // them live, the resumed alice in her joined, not before it.
+    carol(&mut t, now, "two");
+    carol(&mut t, now, "three");
+    t.arrive();
+    check(
+        &t.take(bob),
+        &[
+            "[09:14:00] #lobby <carol> two",
+            "[09:14:00] #lobby <carol> three",
+        ],
+    );
+    for _ in 0..3 {
+        t.flush();
+    }
+    let got = t.events.remove(&back).unwrap_or_default();
+    assert_eq!(stream(&got), [('J', vec![1, 2, 3])], "{got:?}");
+    // From then on she gets the room live.
+    carol(&mut t, now, "four");
+    t.arrive();
+    t.flush();
+    let got = t.events.remove(&back).unwrap_or_default();
+    assert_eq!(stream(&got), [('L', vec![4])]);
+}
+
+#[test]
+fn a_read_that_saw_entries_not_arrived_here_waits_for_them() {
+    let (mut t, alice, _bob) = shared();
+    let now = at(9, 15, 0);
+    carol(&mut t, now, "one");
+    t.arrive();
+    t.clear();
+    t.store.answers = Answers::NextTurn;
+    // Message 2 is in the store, on its way here.
+    carol(&mut t, now, "two");
+    let on_the_way = std::mem::take(&mut t.store.arrivals);
+    t.cmd(
+        now,
+        alice,
+        Command::History {
+            room: Some(room("lobby")),
+            page: Page {
+                limit: 10,
+                ..Page::default()
+            },
+        },
+    );
+    for _ in 0..3 {
+        t.flush();
+    }
+    // The store read up to 2, alice's stream is at 1: the page waits.
+    let got = t.events.remove(&alice).unwrap_or_default();
+    assert_eq!(stream(&got), [], "{got:?}");
+    // 2 arrives (alice gets it live), then the page, up to 2.
+    t.store.arrivals = on_the_way;
+    t.arrive();
+    t.flush();
+    let got = t.events.remove(&alice).unwrap_or_default();
+    assert_eq!(stream(&got), [('L', vec![2]), ('H', vec![1, 2])], "{got:?}");
+}
+
+#[test]
+fn a_page_gets_what_arrived_after_the_store_read_it() {
+    let (mut t, alice, _bob) = shared();
+    let now = at(9, 16, 0);
+    for text in ["one", "two", "three"] {
+        carol(&mut t, now, text);
+    }
+    t.arrive();
+    t.clear();
+    t.store.answers = Answers::NextTurn;
+    t.cmd(
+        now,
+        alice,
+        Command::History {
+            room: Some(room("lobby")),
+            page: Page {
+                limit: 3,
+                ..Page::default()
+            },
+        },
+    );
+    t.flush(); // the read is done: 1, 2, 3
+               // Then 4 arrives, and an edit of 3: the page is as alice's stream
+               // has it when it is sent, the latest 3.
+    carol(&mut t, now, "four");
+    let edit = Rc::new(Amend {
+        room: room("lobby"),
+        seq: 5,
+        target: 3,
+        ts: now.ms,
+        by: "carol".into(),
+        author: "carol".into(),
+        kind: AmendKind::Edit {
+            text: "THREE".into(),
+        },
+    });
+    t.store.arrivals.push((Entry::Amend(edit), None));
+    t.arrive();
+    t.flush();
+    let got = t.events.remove(&alice).unwrap_or_default();
+    assert_eq!(
+        stream(&got),
+        [('L', vec![4]), ('L', vec![5]), ('H', vec![2, 3, 4])],
+        "{got:?}"
+    );
+    let page = got.iter().find_map(|e| match e {
+        Event::Reply(Reply::History { messages, .. }, _) => Some(messages.clone()),
+        _ => None,
+    });
+    let texts: Vec<String> = page
+        .unwrap_or_default()
+        .iter()
+        .map(|m| m.text.clone())
+        .collect();
+    assert_eq!(texts, ["two", "THREE", "four"]);
+}
+
+#[test]
+fn an_answer_whose_entries_never_arrive_is_handed_over_in_time() {
+    let (mut t, alice, _bob) = shared();
+    let now = at(9, 17, 0);
+    t.store.answers = Answers::NextTurn;
+    carol(&mut t, now, "trimmed away");
+    t.store.arrivals.clear(); // never comes
+    t.cmd(
+        now,
+        alice,
+        Command::History {
+            room: Some(room("lobby")),
+            page: Page::default(),
+        },
+    );
+    for _ in 0..3 {
+        t.flush();
+    }
+    t.hub.answers_overdue(at(9, 17, 1));
+    t.flush();
+    assert!(stream(&t.events.remove(&alice).unwrap_or_default()).is_empty());
+    t.hub.answers_overdue(at(9, 17, 3));
+    t.flush();
+    let got = t.events.remove(&alice).unwrap_or_default();
+    assert_eq!(stream(&got).len(), 1, "{got:?}");
 }
