@@ -254,6 +254,10 @@ pub struct Config {
     /// The share of line and of WebSocket clients that connect over TLS
     /// (0: none, and the server runs without TLS).
     pub tls_share: f64,
+    /// natter processes sharing one chat (more than 1 needs `--redis` in
+    /// `server_args`): a client connects to one, and after each
+    /// reconnect (a resume too) to the next.
+    pub processes: usize,
 }
 
 impl Config {
@@ -268,6 +272,7 @@ impl Config {
             waves: 1,
             server_args: Vec::new(),
             tls_share: DEFAULT_TLS_SHARE,
+            processes: 1,
         }
     }
 }
@@ -312,6 +317,11 @@ struct Args {
     /// over TLS; 0 runs the server without TLS.
     #[arg(long, default_value_t = DEFAULT_TLS_SHARE)]
     tls_share: f64,
+    /// natter processes sharing the chat through Redis (with
+    /// `--server-arg=--redis=redis://...`); clients move between them on
+    /// every reconnect.
+    #[arg(long, default_value_t = 1)]
+    processes: usize,
 }
 
 fn main() {
@@ -341,6 +351,7 @@ fn main() {
         } else {
             0.0
         },
+        processes: args.processes.max(1),
     };
     let report = run(&cfg);
     std::process::exit(i32::from(report.failed > 0 || report.passed == 0));
@@ -500,6 +511,17 @@ pub fn run(cfg: &Config) -> Report {
             );
         }
     };
+    // The other processes sharing the chat, each with its own file.
+    let mut others = Vec::new();
+    let mut other_dbs = Vec::new();
+    for i in 1..cfg.processes.max(1) {
+        let db = db.with_extension(format!("{i}.db"));
+        match ServerProc::start(&cfg.server, &db, RESUME_GRACE, &server_args) {
+            Ok(s) => others.push(s),
+            Err(e) => out.line(format!("soak: cannot start process {}: {e}", i + 1)),
+        }
+        other_dbs.push(db);
+    }
     let rooms: Vec<String> = std::iter::once("lobby".to_string())
         .chain((0..cfg.rooms).map(|i| format!("soak{i}")))
         .collect();
@@ -541,6 +563,26 @@ pub fn run(cfg: &Config) -> Report {
     if cfg.waves > 1 {
         out.line(format!("soak: {} waves of clients", cfg.waves));
     }
+    if cfg.processes > 1 {
+        out.line(format!(
+            "soak: {} processes sharing the chat (also pids {}; rss is the first's, connections and metrics all of theirs), clients move to the next on every reconnect",
+            cfg.processes,
+            others.iter().map(|o| o.pid.to_string()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let addrs: Vec<SocketAddr> = std::iter::once(server.addr)
+        .chain(others.iter().map(|o| o.addr))
+        .collect();
+    // With --redis a process answers `unavailable` until it has reached
+    // Redis (/healthz 503): the clients start once every one is ready.
+    let ready_by = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < ready_by
+        && !addrs
+            .iter()
+            .all(|a| matches!(http_get(*a, "/healthz"), Ok((200, _))))
+    {
+        thread::sleep(Duration::from_millis(50));
+    }
 
     let idle = proc_status(server.pid);
     let started = Instant::now();
@@ -557,8 +599,10 @@ pub fn run(cfg: &Config) -> Report {
         .count();
     let shared = Arc::new(Shared {
         addr: server.addr,
+        addrs: addrs.clone(),
         tls: tls.as_ref().map(|t| t.clients.clone()),
         handshake_deadline: header_timeout(&cfg.server_args),
+        shared: cfg.server_args.iter().any(|a| a.starts_with("--redis")),
         tls_stalls: Mutex::new(Vec::new()),
         rooms: rooms.clone(),
         nicks: Mutex::new(vec![String::new(); cfg.clients]),
@@ -650,12 +694,12 @@ pub fn run(cfg: &Config) -> Report {
                     }
                     None => alive = false,
                 }
-                if !server.is_alive() {
+                if !server.is_alive() || others.iter_mut().any(|o| !o.is_alive()) {
                     alive = false;
                 }
                 if cfg.progress && now >= next_progress {
                     next_progress += Duration::from_secs(10);
-                    let conns = metrics(server.addr).unwrap_or_default();
+                    let conns = metrics_all(&addrs).unwrap_or_default();
                     let st = &shared.stats;
                     out.line(format!(
                         "soak: t={:>4}s rss {:>6.1} MiB threads {} conns line {} ws {} | said {} recv {} acks {} | failures {}",
@@ -693,7 +737,7 @@ pub fn run(cfg: &Config) -> Report {
         }
         let mut conns_gone = None;
         loop {
-            if let Some(m) = metrics(server.addr) {
+            if let Some(m) = metrics_all(&addrs) {
                 let open = ["line", "ws", "pending"]
                     .iter()
                     .map(|k| m.get(*k).copied().unwrap_or(0))
@@ -755,8 +799,12 @@ pub fn run(cfg: &Config) -> Report {
             shared.fail("client", "a stalled-handshake thread panicked".to_string());
         }
     }
-    let health = http_get(server.addr, "/healthz");
-    let final_metrics = metrics(server.addr);
+    let health = addrs
+        .iter()
+        .map(|a| http_get(*a, "/healthz"))
+        .find(|h| !matches!(h, Ok((200, body)) if body.trim() == "ok"))
+        .unwrap_or_else(|| http_get(server.addr, "/healthz"));
+    let final_metrics = metrics_all(&addrs);
     let server_drops: Vec<String> = final_metrics
         .clone()
         .unwrap_or_default()
@@ -764,8 +812,17 @@ pub fn run(cfg: &Config) -> Report {
         .filter_map(|(k, n)| Some(format!("{} {n}", k.strip_prefix("dropped ")?)))
         .collect();
     let store = check_store(&shared);
-    let exit = server.stop();
+    let mut exit = server.stop();
+    for o in others {
+        let e = o.stop();
+        if exit.as_ref().is_ok_and(|s| s.success()) {
+            exit = e;
+        }
+    }
     remove_db(&db);
+    for d in &other_dbs {
+        remove_db(d);
+    }
     if let Some(t) = &tls {
         let _ = std::fs::remove_dir_all(&t.dir);
     }
@@ -1393,6 +1450,17 @@ fn http_get(addr: SocketAddr, path: &str) -> io::Result<(u16, String)> {
 
 /// `natter_connections{kind=...}`, `natter_rooms`, the drops by reason and
 /// the TLS figures from `/metrics`.
+/// The figures of [`metrics`], added up over every process.
+fn metrics_all(addrs: &[SocketAddr]) -> Option<BTreeMap<String, u64>> {
+    let mut all = BTreeMap::new();
+    for a in addrs {
+        for (k, n) in metrics(*a)? {
+            *all.entry(k).or_insert(0) += n;
+        }
+    }
+    Some(all)
+}
+
 fn metrics(addr: SocketAddr) -> Option<BTreeMap<String, u64>> {
     let (code, body) = http_get(addr, "/metrics").ok()?;
     if code != 200 {
@@ -2183,6 +2251,8 @@ fn set_fate<K: std::hash::Hash + Eq>(
 
 struct Shared {
     addr: SocketAddr,
+    /// Every process's address (the first is `addr`).
+    addrs: Vec<SocketAddr>,
     /// The TLS clients' configurations (None: no TLS in this run).
     tls: Option<Arc<TlsClients>>,
     /// The server's TLS handshake deadline (--header-timeout).
@@ -2191,6 +2261,10 @@ struct Shared {
     /// closes them.
     tls_stalls: Mutex<Vec<thread::JoinHandle<()>>>,
     rooms: Vec<String>,
+    /// The server shares its chat through Redis (`--redis`): a message's
+    /// acknowledgement may come after a `left` sent later (it waited for
+    /// Redis), see docs/PROTOCOL.md.
+    shared: bool,
     /// The confirmed nick of each client (empty while it has none).
     nicks: Mutex<Vec<String>>,
     /// (room, seq, text) of every acknowledged WebSocket message.
@@ -2231,6 +2305,10 @@ struct Shared {
 
 impl Shared {
     fn fail(&self, category: &'static str, detail: String) {
+        if std::env::var_os("SOAK_ALL").is_some() {
+            // Every problem, not only the first few of each kind.
+            eprintln!("soak: problem {category}: {detail}");
+        }
         if let Ok(mut f) = self.fails.lock() {
             let e = f.entry(category).or_default();
             e.0 += 1;
@@ -2861,6 +2939,8 @@ enum Mode {
 
 struct Client {
     id: usize,
+    /// The process this connection went to.
+    addr: SocketAddr,
     ws: bool,
     /// Plain, or TLS on every connection.
     tls: Transport,
@@ -3005,6 +3085,7 @@ impl Client {
         let role = role_of(id);
         let now = Instant::now();
         let first_special = now + rng.ms(1000, 4000);
+        let addr = sh.addrs[id % sh.addrs.len()];
         Client {
             id,
             ws,
@@ -3018,6 +3099,7 @@ impl Client {
             gen_base,
             deadline,
             n: 0,
+            addr,
             nick: String::new(),
             nick_out: String::new(),
             nick_asked: VecDeque::new(),
@@ -3506,7 +3588,9 @@ impl Client {
         self.sh.set_nick(self.id, "");
         let small = self.role == Role::Slow;
         let mut connected = Instant::now();
-        let tcp = match tcp_connect(self.sh.addr, small) {
+        // With several processes, each connection goes to the next one.
+        self.addr = self.sh.addrs[(self.id + self.gen as usize) % self.sh.addrs.len()];
+        let tcp = match tcp_connect(self.addr, small) {
             Ok(s) => s,
             Err(e) => {
                 self.fail("connect", format!("connect: {e}"));
@@ -3563,9 +3647,9 @@ impl Client {
     fn connect_ws(&mut self, stream: Stream, resume: bool, connected: Instant) -> bool {
         // Over TLS, by the name in the certificate the client checked.
         let base = if stream.is_tls() {
-            format!("wss://localhost:{}", self.sh.addr.port())
+            format!("wss://localhost:{}", self.addr.port())
         } else {
-            format!("ws://{}", self.sh.addr)
+            format!("ws://{}", self.addr)
         };
         let token = if resume { self.session.clone() } else { None };
         let first_room = self.pick_any_room();
@@ -4817,7 +4901,10 @@ impl Client {
             // alone, checked above.
             let replayed = self.resume_joined.contains_key(&room);
             if let (Some(&c), false, true) = (self.cursor.get(&room), gap, replayed) {
-                if c != last_seq {
+                // Shared through Redis, what arrived while the catch-up was
+                // read comes in it, not live before it: it may end past
+                // the stream, never before it.
+                if c != last_seq && !(self.sh.shared && c < last_seq) {
                     self.fail(
                         "ws_seq",
                         format!(
@@ -4918,6 +5005,10 @@ impl Client {
                     self.sh.stats.retry_original.inc();
                     mode = Mode::Replay;
                 }
+            }
+            if self.sh.shared && !self.rooms.contains(&room) {
+                // Sent before a leave, acknowledged after it.
+                mode = Mode::Replay;
             }
         }
         if mode == Mode::Live {
