@@ -15,8 +15,11 @@
 //!
 //! Either connection failing fails what it had out (the hub tells each
 //! client `unavailable`), and is tried again with backoff (`link::Reconnect`).
-//! A command unanswered for `STALL` (a Redis that stopped: SIGSTOP, a long
-//! fork) counts as a failure too. A PING each second measures the round
+//! A connection with a command out that hears nothing at all for `STALL`
+//! (a Redis that stopped: SIGSTOP, a long fork) counts as a failure too;
+//! one that is answered, however slowly (a busy Redis working through a
+//! long queue), does not. Before judging, what the socket holds is read:
+//! after a long turn of this loop's the answer may be there, not late. A PING each second measures the round
 //! trip (`natter_redis_rtt_seconds`).
 //!
 //! Read next: `store::redis` (what is sent), `persist` (SQLite's driver).
@@ -56,7 +59,7 @@ const SCRIPTS: [&str; 8] = [
 
 /// A connection attempt (connect, log in, load the script) may take this long.
 const CONNECT_TIMEOUT_MS: u64 = 3_000;
-/// A command unanswered this long fails the connection.
+/// A connection with a command out that hears nothing this long fails.
 pub(super) const STALL: Duration = Duration::from_secs(3);
 /// Commands out on the command connection past which new requests are
 /// refused (`unavailable`): the queue, and this process's memory, stay
@@ -101,6 +104,9 @@ struct Link {
     decoder: Decoder,
     out: Vec<u8>,
     waiting: Pipeline<(Want, Instant)>,
+    /// When the last reply came: a Redis busy with a long queue still
+    /// answers now and then; a stopped one says nothing at all.
+    heard: Option<Instant>,
     reconnect: Reconnect,
 }
 
@@ -113,6 +119,7 @@ impl Link {
             decoder: Decoder::new(Limits::default()),
             out: Vec::new(),
             waiting: Pipeline::default(),
+            heard: None,
             reconnect: Reconnect::new(now_ms, CONNECT_TIMEOUT_MS, seed),
         }
     }
@@ -145,9 +152,11 @@ impl Link {
         Ok(())
     }
 
-    /// The oldest command's age, if one waits.
+    /// Since when a command has waited with no reply at all (to it or to
+    /// one before it), if one waits.
     fn oldest(&self) -> Option<Instant> {
-        self.waiting.front().map(|(_, at)| *at)
+        let (_, at) = self.waiting.front()?;
+        Some(self.heard.map_or(*at, |h| h.max(*at)))
     }
 }
 
@@ -291,6 +300,28 @@ impl Redis {
         true
     }
 
+    /// Reads what a connection that looks stalled has waiting: after a
+    /// long turn its answer may be in the socket, not late.
+    pub(super) fn read_before_judging(
+        &mut self,
+        registry: &Registry,
+        hub: &mut Hub,
+        scratch: &mut [u8],
+        wall: Now,
+        now: Instant,
+    ) {
+        for which in [Which::Cmd, Which::Sub] {
+            let link = self.link(which);
+            let late = link
+                .oldest()
+                .is_some_and(|at| now.duration_since(at) >= STALL);
+            if link.ready() && late {
+                let token = link.token;
+                self.on_event(token, registry, hub, scratch, wall, now);
+            }
+        }
+    }
+
     /// Connects, pings and gives up on stalled connections as due; the
     /// next time it needs to be called.
     pub(super) fn tick(
@@ -410,6 +441,7 @@ impl Redis {
         }
         let _ = stream.set_nodelay(true);
         link.stream = Some(stream);
+        link.heard = None;
         link.decoder = Decoder::new(Limits::default());
         link.out.clear();
         // Everything the setup needs, pipelined: written once connected.
@@ -550,6 +582,7 @@ impl Redis {
 
     /// One value from a connection; `false` fails the connection.
     fn on_value(&mut self, which: Which, v: Value, hub: &mut Hub, wall: Now, now: Instant) -> bool {
+        self.link(which).heard = Some(now);
         if which == Which::Sub {
             if let Some((channel, body)) = message_of(&v) {
                 if channel == presence::EVENTS.as_bytes() {
@@ -951,6 +984,7 @@ fn failed(op: StoreOp, why: &str) -> StoreAnswer {
         StoreOp::Search(s) => StoreAnswer::Searched {
             search: s.id,
             result: Err(e),
+            read_at: Vec::new(),
         },
         StoreOp::Append(b) => StoreAnswer::Committed {
             batch: b.id,
@@ -981,6 +1015,7 @@ impl super::Server {
             wall,
             now,
             redis_due,
+            scratch,
             ..
         } = self;
         let Some(r) = redis else {
@@ -991,6 +1026,7 @@ impl super::Server {
             self.http_answers();
             return;
         }
+        r.read_before_judging(poll.registry(), hub, scratch, *wall, *now);
         *redis_due = r.tick(poll.registry(), hub, *wall, *now);
         hub.answers_overdue(*wall);
         self.persist();
