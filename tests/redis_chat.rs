@@ -1283,3 +1283,86 @@ fn natter_accounts_reaches_the_accounts_in_redis() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Redis at redis://127.0.0.1:1"), "{err}");
 }
+
+/// Search through Redis (a sieve in `read.lua`, then natter's own match)
+/// finds what one process alone (SQLite's full-text index) finds: the
+/// same messages, sent from two processes, asked the same questions
+/// (case, accents, phrases, a prefix, another script, `from:`, an edit, a
+/// delete).
+#[test]
+fn search_through_redis_finds_what_sqlite_finds() {
+    let chat = Chat::start(2, &[]);
+    let alone = Server::start(&["--db", TempDb::new("rsearch-alone").arg()]);
+    let texts = [
+        ("ana", "Un Café noir, s'il vous plaît"),
+        ("bo", "CAFE au lait"),
+        ("ana", "plain tea, no coffee"),
+        ("bo", "a naïve question about cafés"),
+        ("ana", "日本 の お茶"),
+        ("bo", "the quick brown fox"),
+        ("ana", "quickly, the brown dog"),
+        ("bo", "brown quick fox, not a phrase"),
+        ("ana", "to be edited: cafe"),
+        ("bo", "to be deleted: cafe"),
+    ];
+    // Each server's clients, by nick: on Redis ana on one process and bo
+    // on the other.
+    let mut shared = vec![
+        WsClient::connect(chat.natters[0].addr, "nick=ana&room=lobby"),
+        WsClient::connect(chat.natters[1].addr, "nick=bo&room=lobby"),
+    ];
+    let mut single = vec![
+        WsClient::connect(alone.addr, "nick=ana&room=lobby"),
+        WsClient::connect(alone.addr, "nick=bo&room=lobby"),
+    ];
+    for clients in [&mut shared, &mut single] {
+        for c in clients.iter_mut() {
+            c.recv_type("joined");
+        }
+        for (i, (nick, text)) in texts.iter().enumerate() {
+            let who = usize::from(*nick == "bo");
+            say(&mut clients[who], "lobby", text, &format!("s{i}"));
+        }
+        clients[0].ok(
+            json!({"type": "edit", "room": "lobby", "seq": 9, "text": "edited away"}),
+            "edit",
+        );
+        clients[1].ok(
+            json!({"type": "delete", "room": "lobby", "seq": 10}),
+            "delete",
+        );
+    }
+    let found = |c: &mut WsClient, q: &str| -> Vec<u64> {
+        let v = c.ok(json!({"type": "search", "room": "lobby", "q": q}), "search");
+        v["results"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{v}"))
+            .iter()
+            .map(|r| r["seq"].as_u64().unwrap_or(0))
+            .collect()
+    };
+    let queries = [
+        // The last word also as a prefix: "cafés" too.
+        ("cafe", vec![4, 2, 1]),
+        ("CAFÉ", vec![4, 2, 1]),
+        ("cafés", vec![4]),
+        ("naive", vec![4]),
+        ("\"brown fox\"", vec![6]),
+        ("quick brown", vec![8, 6]),
+        ("qui", vec![8, 7, 6]),
+        ("日本", vec![5]),
+        ("from:bo cafe", vec![4, 2]),
+        ("from:ana", vec![9, 7, 5, 3, 1]),
+        ("edited", vec![9]),
+        ("deleted", vec![]),
+        ("coffee tea", vec![3]),
+        ("nothing", vec![]),
+    ];
+    for (q, want) in queries {
+        let alone_found = found(&mut single[1], q);
+        assert_eq!(alone_found, want, "one process, {q:?}");
+        for (i, c) in shared.iter_mut().enumerate() {
+            assert_eq!(found(c, q), want, "process {i} through Redis, {q:?}");
+        }
+    }
+}

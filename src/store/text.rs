@@ -200,6 +200,24 @@ pub(crate) fn mem_match(query: &Query, text: &str) -> Option<Vec<(usize, usize)>
     Some(merged)
 }
 
+/// The words of `query` a wide sieve can look for as they are (Redis's
+/// `read.lua`): each word of its terms, folded, that is ASCII letters and
+/// digits only (a word of another script is left to the exact match). A
+/// text [`mem_match`] finds has each of them, each letter there in either
+/// case or as one non-ASCII character.
+pub(crate) fn sieve_words(query: &Query) -> Vec<String> {
+    let mut out: Vec<String> = query
+        .words
+        .iter()
+        .chain(&query.phrases)
+        .flat_map(|t| term_words(t))
+        .filter(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 fn term_words(term: &str) -> Vec<String> {
     words(term).into_iter().map(|w| w.0).collect()
 }
@@ -242,6 +260,13 @@ mod tests {
         for other in ["don't", "naïve-ish", "日本", "Ωmega", ""] {
             assert_eq!(index_term(other), None, "{other:?}");
         }
+    }
+
+    #[test]
+    fn the_sieve_keeps_ascii_words_folded_and_leaves_other_scripts_out() {
+        let q = Query::parse("CAFÉ \"b-c d\" 日本 naï");
+        assert_eq!(sieve_words(&q), ["b", "c", "cafe", "d", "nai"]);
+        assert!(sieve_words(&Query::parse("日本 ✓")).is_empty());
     }
 
     #[test]

@@ -356,23 +356,12 @@ impl Requests {
             StoreOp::Search(op) => {
                 encode_command(out, &["MULTI"]);
                 tags.push(Tag::Ignore);
-                let n = SEARCH_SCAN.to_string();
-                let _ = n;
                 for room in &op.rooms {
                     let top = match op.before {
                         Some(b) if op.rooms.len() == 1 => b.to_string(),
                         _ => String::new(),
                     };
-                    encode_read(
-                        out,
-                        room,
-                        "latest",
-                        &top,
-                        "",
-                        SEARCH_SCAN,
-                        false,
-                        SEARCH_SCAN,
-                    );
+                    encode_search(out, room, &top, &op.query);
                     tags.push(Tag::Ignore);
                 }
                 encode_command(out, &["EXEC"]);
@@ -443,16 +432,7 @@ impl Requests {
                         RoomName::parse("lobby").unwrap_or_else(|_| unreachable!())
                     });
                 let top = op.before.map(|b| b.to_string()).unwrap_or_default();
-                encode_read(
-                    out,
-                    &room,
-                    "latest",
-                    &top,
-                    "",
-                    SEARCH_SCAN,
-                    false,
-                    SEARCH_SCAN,
-                );
+                encode_search(out, &room, &top, &op.query);
             }
         }
         tags.push(Tag::Http { token, read });
@@ -548,10 +528,13 @@ impl Requests {
                 Outcome::Answer(StoreAnswer::Found { find: id, result })
             }
             Tag::Search(op) => {
-                let result = exec(reply).and_then(|parts| self.search(&op, parts));
+                let mut read_at = Vec::new();
+                let result =
+                    exec(reply).and_then(|parts| self.search(&op, parts, Some(&mut read_at)));
                 Outcome::Answer(StoreAnswer::Searched {
                     search: op.id,
                     result,
+                    read_at,
                 })
             }
             Tag::Http { token, read } => {
@@ -572,10 +555,11 @@ impl Requests {
                     }
                     HttpRead::Search(q, op) => {
                         let room = op.rooms.first().cloned();
-                        self.search(&op, vec![reply]).and_then(|hits| match room {
-                            Some(room) => Ok(HttpFound::Search(q, room, hits)),
-                            None => Err(StoreError("a search of no room".into())),
-                        })
+                        self.search(&op, vec![reply], None)
+                            .and_then(|hits| match room {
+                                Some(room) => Ok(HttpFound::Search(q, room, hits)),
+                                None => Err(StoreError("a search of no room".into())),
+                            })
                     }
                 };
                 Outcome::Http { token, found }
@@ -639,6 +623,7 @@ impl Requests {
             Tag::Search(op) => Outcome::Answer(StoreAnswer::Searched {
                 search: op.id,
                 result: Err(e()),
+                read_at: Vec::new(),
             }),
             Tag::Fetch { room } => Outcome::Fetched {
                 room,
@@ -686,7 +671,14 @@ impl Requests {
         Ok(out)
     }
 
-    fn search(&self, op: &SearchOp, parts: Vec<Value>) -> Result<Vec<Hit>, StoreError> {
+    /// A search's hits from its rooms' reads (`parts`, one per room);
+    /// `read_at` gets the `seq` each room was read at.
+    fn search(
+        &self,
+        op: &SearchOp,
+        parts: Vec<Value>,
+        mut read_at: Option<&mut Vec<(RoomName, u64)>>,
+    ) -> Result<Vec<Hit>, StoreError> {
         let q = &op.query;
         let has_terms = q
             .words
@@ -699,7 +691,10 @@ impl Requests {
         let from = q.from.as_deref().map(str::to_ascii_lowercase);
         let mut found = Vec::new();
         for (room, part) in op.rooms.iter().zip(parts) {
-            let (_, messages, _) = read_reply(room, part)?;
+            let (seq, messages, _) = read_reply(room, part)?;
+            if let Some(r) = read_at.as_mut() {
+                r.push((room.clone(), seq));
+            }
             for m in messages {
                 if m.deleted {
                     continue;
@@ -712,7 +707,13 @@ impl Requests {
                 }
             }
         }
-        found.sort_by_key(|h| std::cmp::Reverse((h.message.ts, h.message.seq)));
+        // Newest first: in one room by seq (two processes' clocks may
+        // disagree by a few ms), across rooms by time.
+        if op.rooms.len() > 1 {
+            found.sort_by_key(|h| std::cmp::Reverse((h.message.ts, h.message.seq)));
+        } else {
+            found.sort_by_key(|h| std::cmp::Reverse(h.message.seq));
+        }
         found.truncate(op.limit);
         Ok(found)
     }
@@ -794,24 +795,66 @@ fn encode_read(
     catch_up: bool,
     budget: usize,
 ) {
+    encode_read_sifted(out, room, mode, a, b, count, catch_up, budget, &[]);
+}
+
+/// [`encode_read`] keeping only the messages that have each of `sieve`'s
+/// words (see `read.lua`): a search's.
+#[allow(clippy::too_many_arguments)]
+fn encode_read_sifted(
+    out: &mut Vec<u8>,
+    room: &RoomName,
+    mode: &str,
+    a: &str,
+    b: &str,
+    count: usize,
+    catch_up: bool,
+    budget: usize,
+    sieve: &[String],
+) {
     let (seq, log) = script::room_keys(room.as_str());
     let now = now_key(room);
-    encode_command(
+    let count = count.to_string();
+    let budget = budget.max(1).to_string();
+    let sha = script::sha(READ);
+    let mut args: Vec<&str> = vec![
+        "EVALSHA",
+        &sha,
+        "3",
+        &seq,
+        &log,
+        &now,
+        mode,
+        a,
+        b,
+        &count,
+        if catch_up { "1" } else { "0" },
+        &budget,
+    ];
+    args.extend(sieve.iter().map(String::as_str));
+    encode_command(out, &args);
+}
+
+/// A search's read of one room: its latest `SEARCH_SCAN` entries (below
+/// `top`), sifted for the query's words in Redis, only the messages sent
+/// under the nick asked for, if one is.
+fn encode_search(out: &mut Vec<u8>, room: &RoomName, top: &str, q: &crate::hub::search::Query) {
+    let sieve = crate::store::text::sieve_words(q);
+    let from = q.from.as_deref().map(str::to_ascii_lowercase);
+    let (mode, key) = match &from {
+        Some(f) => ("from", f.as_str()),
+        None => ("latest", ""),
+    };
+    encode_read_sifted(
         out,
-        &[
-            "EVALSHA",
-            &script::sha(READ),
-            "3",
-            &seq,
-            &log,
-            &now,
-            mode,
-            a,
-            b,
-            &count.to_string(),
-            if catch_up { "1" } else { "0" },
-            &budget.max(1).to_string(),
-        ],
+        room,
+        mode,
+        top,
+        key,
+        SEARCH_SCAN,
+        false,
+        SEARCH_SCAN,
+        &sieve,
     );
 }
 

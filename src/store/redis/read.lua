@@ -16,6 +16,12 @@
 -- ARGV[5]  'after' as a catch-up: also the changes after ARGV[2] whose
 --          target is at or before it ('1'), at most ARGV[4] entries in all
 -- ARGV[6]  most entries to look through
+-- ARGV[7.. ] a search's words (lowercase ASCII letters and digits): only
+--          messages whose entry has each of them, any letter also as its
+--          capital or as any non-ASCII character (an accented letter, say),
+--          are returned; natter then matches them exactly. A wide sieve, so
+--          what natter would find is never left out, and most of a room's
+--          entries need not be sent back.
 --
 -- Returns {last_seq, {seq, entry, ...} messages, {seq, entry, ...} changes}.
 
@@ -49,6 +55,26 @@ elseif ARGV[1] == 'from' then
   filter = function(m) return type(m.from) == 'string' and string.lower(m.from) == ARGV[3] end
 end
 local latest = ARGV[1] == 'latest' or filter ~= nil
+
+-- The search's sieve: one Lua pattern per word.
+local sieve = {}
+for i = 7, #ARGV do
+  local w = ARGV[i]
+  local p = {}
+  for j = 1, #w do
+    local c = string.sub(w, j, j)
+    p[#p + 1] = '[' .. c .. string.upper(c) .. '\192-\247][\128-\191]*'
+  end
+  sieve[#sieve + 1] = table.concat(p)
+end
+local function sifted(entry)
+  for _, p in ipairs(sieve) do
+    if not string.find(entry, p) then
+      return false
+    end
+  end
+  return true
+end
 
 local want = tonumber(ARGV[4])
 local budget = tonumber(ARGV[6])
@@ -91,16 +117,21 @@ while got < want and budget > 0 do
       end
     elseif filter then
       local cur = now(seq, body)
-      local m = cjson.decode(cur)
-      if not m.deleted and filter(m) then
+      if sifted(cur) then
+        local m = cjson.decode(cur)
+        if not m.deleted and filter(m) then
+          messages[#messages + 1] = seq
+          messages[#messages + 1] = cur
+          got = got + 1
+        end
+      end
+    else
+      local cur = now(seq, body)
+      if sifted(cur) then
         messages[#messages + 1] = seq
         messages[#messages + 1] = cur
         got = got + 1
       end
-    else
-      messages[#messages + 1] = seq
-      messages[#messages + 1] = now(seq, body)
-      got = got + 1
     end
     if got >= want or budget <= 0 then
       break
