@@ -16,7 +16,7 @@
 //! is told a nick joined when it was nowhere in the room before, and that
 //! it left when it is nowhere in it any more.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::rc::Rc;
 
 use super::event::{
@@ -62,19 +62,45 @@ pub enum Notice {
     Mod(Rc<ModEvent>),
 }
 
-/// One nick in one room, as the other processes hold it.
+/// One nick in one room, as the other processes hold it. Kept small: a
+/// process keeps one for every member of every other process, so with
+/// many processes these are most of its memory.
 #[derive(Clone, Debug, Default)]
 struct Member {
     nick: Option<Nick>,
     account: Option<String>,
-    procs: BTreeSet<String>,
+    /// The processes it is in the room on (almost always one).
+    procs: Vec<Proc>,
+}
+
+/// A process, by its number in [`Procs`].
+type Proc = u32;
+
+/// The other processes' ids, each given a small number once: the tables
+/// below name a process by it, not by a copy of its id.
+#[derive(Default)]
+struct Procs {
+    ids: HashMap<String, Proc>,
+}
+
+impl Procs {
+    /// `proc`'s number, given now if it has none.
+    fn of(&mut self, proc: &str) -> Proc {
+        if let Some(&n) = self.ids.get(proc) {
+            return n;
+        }
+        let n = Proc::try_from(self.ids.len()).unwrap_or(Proc::MAX);
+        self.ids.insert(proc.to_string(), n);
+        n
+    }
 }
 
 /// The other processes' nicks and members.
 #[derive(Default)]
 pub(super) struct Remote {
-    /// Nick key -> the nick as spelled, by process.
-    nicks: HashMap<String, BTreeMap<String, Nick>>,
+    /// Nick key -> the nick as spelled, by process (almost always one).
+    nicks: HashMap<String, Vec<(Proc, Nick)>>,
+    procs: Procs,
     /// Room -> nick key -> the member.
     rooms: HashMap<RoomName, BTreeMap<String, Member>>,
     /// Nick keys whose holding changed here since the last `take_notices`.
@@ -130,7 +156,29 @@ impl Remote {
         self.notices.push(n);
     }
 
+    /// `proc` holds the nick `nick` (as spelled).
+    fn hold(&mut self, proc: &str, nick: Nick) {
+        let p = self.procs.of(proc);
+        let by = self.nicks.entry(nick.key()).or_default();
+        match by.iter_mut().find(|(q, _)| *q == p) {
+            Some(held) => held.1 = nick,
+            None => by.push((p, nick)),
+        }
+    }
+
+    /// `proc` no longer holds the nick `key`.
+    fn release(&mut self, proc: &str, key: &str) {
+        let p = self.procs.of(proc);
+        if let Some(by) = self.nicks.get_mut(key) {
+            by.retain(|(q, _)| *q != p);
+            if by.is_empty() {
+                self.nicks.remove(key);
+            }
+        }
+    }
+
     fn join(&mut self, proc: &str, room: &RoomName, nick: Nick, account: Option<String>) {
+        let p = self.procs.of(proc);
         let m = self
             .rooms
             .entry(room.clone())
@@ -139,15 +187,18 @@ impl Remote {
             .or_default();
         m.nick = Some(nick);
         m.account = account;
-        m.procs.insert(proc.to_string());
+        if !m.procs.contains(&p) {
+            m.procs.push(p);
+        }
     }
 
     fn leave(&mut self, proc: &str, room: &RoomName, key: &str) {
+        let p = self.procs.of(proc);
         let Some(members) = self.rooms.get_mut(room) else {
             return;
         };
         if let Some(m) = members.get_mut(key) {
-            m.procs.remove(proc);
+            m.procs.retain(|q| *q != p);
             if m.procs.is_empty() {
                 members.remove(key);
             }
@@ -262,21 +313,8 @@ impl Hub {
     /// Another process's announcement.
     pub fn remote(&mut self, now: Now, proc: &str, notice: Notice) {
         match notice {
-            Notice::Holds(nick) => {
-                self.remote
-                    .nicks
-                    .entry(nick.key())
-                    .or_default()
-                    .insert(proc.to_string(), nick);
-            }
-            Notice::Releases(key) => {
-                if let Some(by) = self.remote.nicks.get_mut(&key) {
-                    by.remove(proc);
-                    if by.is_empty() {
-                        self.remote.nicks.remove(&key);
-                    }
-                }
-            }
+            Notice::Holds(nick) => self.remote.hold(proc, nick),
+            Notice::Releases(key) => self.remote.release(proc, &key),
             Notice::Presence(p) => self.remote_presence(now, proc, &p),
             Notice::Typing(t) => {
                 let to: Vec<_> = self.rooms.get(&t.room).map_or_else(Vec::new, |r| {
@@ -406,13 +444,12 @@ impl Hub {
     /// was known of the others (this process's own entries, `own`, are left
     /// out), and this process's members are told who joined or left.
     pub fn remote_state(&mut self, now: Now, own: &str, state: RemoteState) {
-        let mut nicks: HashMap<String, BTreeMap<String, Nick>> = HashMap::new();
+        self.remote.nicks.clear();
         for (proc, nick) in state.nicks {
             if proc != own {
-                nicks.entry(nick.key()).or_default().insert(proc, nick);
+                self.remote.hold(&proc, nick);
             }
         }
-        self.remote.nicks = nicks;
         self.unlisted.extend(state.unlisted);
         let old = std::mem::take(&mut self.remote.rooms);
         for (room, proc, nick, account) in state.members {
@@ -487,7 +524,7 @@ impl Hub {
             .remote
             .nicks
             .get(&key)
-            .and_then(|by| by.values().next())
+            .and_then(|by| by.first().map(|(_, n)| n))
             .map_or_else(|| to.to_string(), Nick::to_string);
         let sender = self.client(id)?;
         let from = sender.nick.to_string();
@@ -596,14 +633,15 @@ impl Hub {
     /// Process `proc` died: its nicks are free, and its members leave their
     /// rooms (`timeout`).
     pub fn gone(&mut self, now: Now, proc: &str) {
+        let p = self.remote.procs.of(proc);
         self.remote.nicks.retain(|_, by| {
-            by.remove(proc);
+            by.retain(|(q, _)| *q != p);
             !by.is_empty()
         });
         let mut left = Vec::new();
         for (room, members) in &self.remote.rooms {
             for (key, m) in members {
-                if m.procs.contains(proc) {
+                if m.procs.contains(&p) {
                     left.push((room.clone(), key.clone(), m.nick.clone()));
                 }
             }
