@@ -609,7 +609,15 @@ impl Hub {
                     .into_iter()
                     .filter_map(|mut h| {
                         h.message = self.as_now(h.message);
-                        (!h.message.deleted).then_some(h)
+                        // Shared: a message that has not arrived here yet
+                        // (a search answered after waiting its longest)
+                        // is not shown before it comes live.
+                        let arrived = !self.shared
+                            || self
+                                .rooms
+                                .get(&h.message.room)
+                                .is_none_or(|r| h.message.seq <= r.last_seq);
+                        (!h.message.deleted && arrived).then_some(h)
                     })
                     .collect();
                 let messages: Vec<Rc<Message>> =

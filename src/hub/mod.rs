@@ -512,13 +512,21 @@ impl Hub {
                     self.run_deferred(now, id);
                 }
             }
-            StoreAnswer::Published { publish, result } => self.published(publish, result),
+            StoreAnswer::Published { publish, result } => self.published(now, publish, result),
             StoreAnswer::Claimed { claim, result } => self.claimed(now, claim, result),
             StoreAnswer::Held { hold, ok } => self.held(now, hold, ok),
-            StoreAnswer::Searched { search, result } => {
+            StoreAnswer::Searched {
+                search,
+                result,
+                read_at,
+            } => {
                 let Some(s) = self.take_searching(search) else {
                     return;
                 };
+                if self.read_ahead(&read_at) {
+                    self.drafts.searches.push((s, result, read_at, now.ms));
+                    return;
+                }
                 let id = s.client();
                 if self.unpark(id) {
                     self.searched(s, result);
@@ -864,6 +872,7 @@ impl Hub {
     /// resumed session).
     fn renumber(&mut self, old: ClientId, new: ClientId) {
         self.release_all_live(old);
+        self.renumber_drafts(old, new);
         for w in self.loads.values_mut() {
             if w.client == old {
                 w.client = new;
@@ -936,6 +945,7 @@ impl Hub {
         self.parked.remove(&id);
         self.touch_session(id);
         self.release_all_live(id);
+        self.forget_holding(id);
         let Some(client) = self.clients.remove(&id) else {
             return;
         };
@@ -1071,6 +1081,18 @@ impl Hub {
         else {
             return;
         };
+        // Shared: what a client asks after sending is answered after what
+        // it sent is (its acknowledgement, or the error), as on one process:
+        // messages and typing go on (their order is the store's), anything
+        // else waits for the store's answers.
+        if !matches!(
+            cmd,
+            Command::Say { .. } | Command::Image { .. } | Command::Typing(_)
+        ) && self.drafts_pending(id)
+        {
+            self.hold_for_drafts(id, Deferred::Command(cmd, r#ref));
+            return;
+        }
         let free = matches!(
             cmd,
             Command::Register { .. }

@@ -495,6 +495,9 @@ pub enum StoreAnswer {
         search: u64,
         /// The results, newest first.
         result: Result<Vec<Hit>, StoreError>,
+        /// A shared store's: the `seq` each room was read at (empty for
+        /// a store of this process's own).
+        read_at: Vec<(RoomName, u64)>,
     },
 }
 

@@ -23,7 +23,7 @@ use log::warn;
 use super::command::Page;
 use super::error::{ErrorCode, HubError};
 use super::event::{
-    Amend, AmendKind, ClientId, ClientKind, Entry, Event, Message, Recipients, Reply,
+    Amend, AmendKind, ClientId, ClientKind, Entry, Event, Hit, Message, Recipients, Reply,
 };
 use super::names::RoomName;
 use super::port::{Loaded, NewImage, Publish, PublishChange, Published, StoreError, StoreOp};
@@ -38,6 +38,8 @@ pub(super) struct Draft {
     room: RoomName,
     /// An edit, delete or reaction, not a message.
     change: bool,
+    /// Its sender was told `unavailable` (kept in case it arrives).
+    failed: bool,
 }
 
 /// The drafts of a shared hub.
@@ -50,10 +52,38 @@ pub(super) struct Drafts {
     /// the message arrives after all its sender gets its acknowledgement,
     /// not the room's copy. At most `FAILED_KEPT`.
     failed: std::collections::VecDeque<u64>,
+    /// Searches whose rooms the store read past what has arrived here
+    /// (see [`Hub::answer_waiting`]).
+    pub(super) searches: Vec<WaitingSearch>,
+    /// Clients whose request waits for their drafts' answers.
+    holding: std::collections::HashSet<ClientId>,
+    /// Each client's drafts not answered yet (failed ones not counted).
+    pending: HashMap<ClientId, u32>,
+}
+
+impl Drafts {
+    /// One draft of `client` is answered (or failed).
+    fn settle(&mut self, client: ClientId) {
+        if let Some(n) = self.pending.get_mut(&client) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.pending.remove(&client);
+            }
+        }
+    }
 }
 
 /// Failed drafts remembered in case they arrive after all.
 const FAILED_KEPT: usize = 4096;
+
+/// A search's answer waiting for its rooms' entries to arrive: the
+/// search, its answer, where the store read each room, when it came (ms).
+pub(super) type WaitingSearch = (
+    super::amend::Searching,
+    Result<Vec<Hit>, StoreError>,
+    Vec<(RoomName, u64)>,
+    u64,
+);
 
 /// How long a read's answer waits for the room's entries it saw to
 /// arrive here before it is handed over as it is (ms).
@@ -146,7 +176,7 @@ impl Hub {
             cid: cid.clone(),
             image,
         }));
-        self.drafts.out.insert(
+        self.add_draft(
             n,
             Draft {
                 client: id,
@@ -154,6 +184,7 @@ impl Hub {
                 r#ref,
                 room,
                 change: false,
+                failed: false,
             },
         );
     }
@@ -171,7 +202,7 @@ impl Hub {
         change.id = n;
         let room = change.room.clone();
         self.ops.push(StoreOp::PublishChange(change));
-        self.drafts.out.insert(
+        self.add_draft(
             n,
             Draft {
                 client: id,
@@ -179,8 +210,72 @@ impl Hub {
                 r#ref,
                 room,
                 change: true,
+                failed: false,
             },
         );
+    }
+
+    /// Whether `id` has messages or changes out that the store has not
+    /// answered.
+    pub(super) fn drafts_pending(&self, id: ClientId) -> bool {
+        self.drafts.pending.contains_key(&id)
+    }
+
+    fn add_draft(&mut self, n: u64, d: Draft) {
+        *self.drafts.pending.entry(d.client).or_default() += 1;
+        self.drafts.out.insert(n, d);
+    }
+
+    /// Draft `n`, answered: out of the books.
+    fn take_draft(&mut self, n: u64) -> Option<Draft> {
+        let d = self.drafts.out.remove(&n)?;
+        if !d.failed {
+            self.drafts.settle(d.client);
+        }
+        Some(d)
+    }
+
+    /// A request of `id` (a leave, a quit, a search...), which has drafts
+    /// out, waits for their answers, and what it asks meanwhile waits
+    /// behind it: its acknowledgements come before the request's answer
+    /// (its `left`, its `bye`), as on one process.
+    pub(super) fn hold_for_drafts(&mut self, id: ClientId, deferred: super::Deferred) {
+        let p = self.parked.entry(id).or_default();
+        p.busy = true;
+        p.queue.push_front(deferred);
+        self.drafts.holding.insert(id);
+    }
+
+    /// A draft of `id` was answered: if a request waited for the last of
+    /// them, it goes on.
+    fn drafts_settled(&mut self, now: Now, id: ClientId) {
+        if !self.drafts.holding.contains(&id) || self.drafts_pending(id) {
+            return;
+        }
+        self.drafts.holding.remove(&id);
+        if self.unpark_client(id) {
+            self.run_deferred_for(now, id);
+        }
+    }
+
+    /// `old` resumed as `new`: its drafts' answers go to `new`.
+    pub(super) fn renumber_drafts(&mut self, old: ClientId, new: ClientId) {
+        for d in self.drafts.out.values_mut() {
+            if d.client == old {
+                d.client = new;
+            }
+        }
+        if let Some(n) = self.drafts.pending.remove(&old) {
+            self.drafts.pending.insert(new, n);
+        }
+        if self.drafts.holding.remove(&old) {
+            self.drafts.holding.insert(new);
+        }
+    }
+
+    /// `id` is gone.
+    pub(super) fn forget_holding(&mut self, id: ClientId) {
+        self.drafts.holding.remove(&id);
     }
 
     /// An entry of a room, numbered by the store: a message or a change
@@ -205,7 +300,7 @@ impl Hub {
         }
         r.last_seq = a.seq;
         let members = r.members.snapshot();
-        let draft = origin.and_then(|n| self.drafts.out.remove(&n));
+        let draft = origin.and_then(|n| self.take_draft(n));
         if let (Some(n), Some(_)) = (origin, &draft) {
             if let Some(i) = self.drafts.failed.iter().position(|f| *f == n) {
                 self.drafts.failed.remove(i);
@@ -245,6 +340,7 @@ impl Hub {
             if self.clients.contains_key(&d.client) {
                 self.reply(d.client, Reply::Amended(a), d.r#ref);
             }
+            self.drafts_settled(now, d.client);
         }
         self.answer_waiting(now, Some(&room));
     }
@@ -268,7 +364,8 @@ impl Hub {
             );
         }
         r.last_seq = msg.seq;
-        let draft = origin.and_then(|n| self.drafts.out.remove(&n));
+        let members = r.members.snapshot();
+        let draft = origin.and_then(|n| self.take_draft(n));
         if let (Some(n), Some(_)) = (origin, &draft) {
             // Told `unavailable`, and stored all the same.
             if let Some(i) = self.drafts.failed.iter().position(|f| *f == n) {
@@ -277,7 +374,6 @@ impl Hub {
         }
         let sender = draft.as_ref().map(|d| d.client);
         // The sender never gets the room's copy (see `say`).
-        let members = r.members.snapshot();
         let to = self.live_to(&msg.room, members, sender);
         for w in self.loads.values_mut() {
             if w.room == msg.room {
@@ -296,6 +392,7 @@ impl Hub {
                     self.reply(d.client, Reply::Sent(msg.clone(), d.cid), d.r#ref);
                 }
             }
+            self.drafts_settled(now, d.client);
         }
         self.answer_waiting(now, Some(&msg.room));
     }
@@ -370,9 +467,17 @@ impl Hub {
     /// [`Hub::answer_waiting`]), so that what the client is sent agrees
     /// with what it is sent live.
     pub(super) fn arrived_before(&self, room: &RoomName, l: &Loaded) -> bool {
+        l.last_seq
+            .is_some_and(|s| self.read_ahead(&[(room.clone(), s)]))
+    }
+
+    /// Whether the store read one of these rooms held here past the seq
+    /// that has arrived here.
+    pub(super) fn read_ahead(&self, read_at: &[(RoomName, u64)]) -> bool {
         self.shared
-            && l.last_seq
-                .is_some_and(|s| self.rooms.get(room).is_some_and(|r| r.last_seq < s))
+            && read_at
+                .iter()
+                .any(|(room, s)| self.rooms.get(room).is_some_and(|r| r.last_seq < *s))
     }
 
     /// Hands over the store's answers that wait for `room`'s entries
@@ -395,6 +500,22 @@ impl Hub {
                 (arrived || now.ms >= at + ANSWER_WAIT_MS).then_some(n)
             })
             .collect();
+        if !self.drafts.searches.is_empty() {
+            let (done, waiting): (Vec<WaitingSearch>, Vec<WaitingSearch>) =
+                std::mem::take(&mut self.drafts.searches)
+                    .into_iter()
+                    .partition(|(_, _, read_at, at)| {
+                        !self.read_ahead(read_at) || now.ms >= at + ANSWER_WAIT_MS
+                    });
+            self.drafts.searches = waiting;
+            for (s, result, _, _) in done {
+                let id = s.client();
+                if self.unpark_client(id) {
+                    self.searched(s, result);
+                    self.run_deferred_for(now, id);
+                }
+            }
+        }
         for n in ready {
             let Some(mut w) = self.loads.remove(&n) else {
                 continue;
@@ -417,7 +538,15 @@ impl Hub {
     }
 
     /// The store's answer to a [`Publish`].
-    pub(super) fn published(&mut self, n: u64, result: Result<Published, StoreError>) {
+    pub(super) fn published(&mut self, now: Now, n: u64, result: Result<Published, StoreError>) {
+        let client = self.drafts.out.get(&n).map(|d| d.client);
+        self.answer_published(n, result);
+        if let Some(id) = client {
+            self.drafts_settled(now, id);
+        }
+    }
+
+    fn answer_published(&mut self, n: u64, result: Result<Published, StoreError>) {
         match result {
             Ok(Published::New(seq)) => {
                 // It arrives in the room's order; unless the room has left
@@ -428,11 +557,11 @@ impl Hub {
                     .get(&n)
                     .is_some_and(|d| self.rooms.get(&d.room).is_none_or(|r| r.last_seq >= seq));
                 if gone {
-                    self.drafts.out.remove(&n);
+                    self.take_draft(n);
                 }
             }
             Ok(Published::Repeat(seq, kept)) => {
-                let Some(d) = self.drafts.out.remove(&n) else {
+                let Some(d) = self.take_draft(n) else {
                     return;
                 };
                 match kept {
@@ -458,7 +587,7 @@ impl Hub {
                 }
             }
             Err(e) if self.drafts.out.get(&n).is_some_and(|d| d.change) => {
-                let Some(d) = self.drafts.out.remove(&n) else {
+                let Some(d) = self.take_draft(n) else {
                     return;
                 };
                 // The script's own refusals, from the message as Redis
@@ -492,6 +621,9 @@ impl Hub {
                 // Redis ran it after all.
                 if let Some(d) = self.drafts.out.get_mut(&n) {
                     d.r#ref = None;
+                    d.failed = true;
+                    let c = d.client;
+                    self.drafts.settle(c);
                 }
                 self.drafts.failed.push_back(n);
                 if self.drafts.failed.len() > FAILED_KEPT {

@@ -250,6 +250,7 @@ impl TestStore {
                 StoreAnswer::Searched {
                     search: op.id,
                     result: Ok(hits),
+                    read_at: Vec::new(),
                 }
             }
             // One process: every nick is this hub's to give.

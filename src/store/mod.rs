@@ -160,6 +160,7 @@ pub fn execute(store: &mut dyn Store, op: StoreOp) -> StoreAnswer {
         StoreOp::Search(op) => StoreAnswer::Searched {
             search: op.id,
             result: store.search(&op),
+            read_at: Vec::new(),
         },
         // Only a hub that shares its chat asks, and only of a shared store.
         StoreOp::Publish(p) => StoreAnswer::Published {

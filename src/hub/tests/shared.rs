@@ -677,3 +677,63 @@ fn an_answer_whose_entries_never_arrive_is_handed_over_in_time() {
     let got = t.events.remove(&alice).unwrap_or_default();
     assert_eq!(stream(&got).len(), 1, "{got:?}");
 }
+
+#[test]
+fn a_leave_or_quit_waits_for_the_answers_to_what_was_sent_before_it() {
+    let (mut t, alice, bob) = shared();
+    let now = at(9, 18, 0);
+    t.now = now;
+    let carol = t.ws(now, "carol");
+    t.cmd(now, carol, join("lobby"));
+    t.clear();
+    t.store.answers = Answers::NextTurn;
+    // alice says something and leaves in the same read: her
+    // acknowledgement comes before her `left`.
+    t.hub.handle(now, alice, say_cid("bye all", "c9"), None);
+    t.hub
+        .handle(now, alice, Command::Leave(Some(room("lobby"))), None);
+    t.persist();
+    for _ in 0..3 {
+        t.flush();
+        t.arrive();
+    }
+    let got = t.events.remove(&alice).unwrap_or_default();
+    let order: Vec<&str> = got
+        .iter()
+        .filter_map(|e| match e {
+            Event::Reply(Reply::Sent(..), _) => Some("ack"),
+            Event::Reply(Reply::Left { .. }, _) => Some("left"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(order, ["ack", "left"], "{got:?}");
+    check(
+        &t.take(bob),
+        &[
+            "[09:18:00] #lobby <alice> bye all",
+            "[09:18:00] #lobby <-- alice left",
+        ],
+    );
+    // bob (a line client) says something and quits: the room gets his
+    // message, then his leaving.
+    t.events.remove(&carol);
+    t.hub.handle(now, bob, say("later"), None);
+    t.hub.handle(now, bob, Command::Quit(None), None);
+    t.persist();
+    for _ in 0..3 {
+        t.flush();
+        t.arrive();
+    }
+    let got = t.events.remove(&carol).unwrap_or_default();
+    let seen: Vec<String> = got
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message(m) => Some(format!("message {}", m.text)),
+            Event::Presence(p) => Some(format!("{:?}", p.kind)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seen.len(), 2, "{got:?}");
+    assert_eq!(seen[0], "message later", "{seen:?}");
+    assert!(seen[1].starts_with("Leave"), "{seen:?}");
+}
