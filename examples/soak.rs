@@ -495,7 +495,7 @@ pub fn run(cfg: &Config) -> Report {
     };
     let mut server_args = tls.as_ref().map(TlsSetup::server_args).unwrap_or_default();
     server_args.extend(cfg.server_args.iter().cloned());
-    let mut server = match ServerProc::start(&cfg.server, &db, RESUME_GRACE, &server_args) {
+    let mut server = match ServerProc::start(&cfg.server, &db, RESUME_GRACE, &server_args, 0) {
         Ok(s) => s,
         Err(e) => {
             out.line(format!("soak: cannot start {}: {e}", cfg.server.display()));
@@ -516,7 +516,7 @@ pub fn run(cfg: &Config) -> Report {
     let mut other_dbs = Vec::new();
     for i in 1..cfg.processes.max(1) {
         let db = db.with_extension(format!("{i}.db"));
-        match ServerProc::start(&cfg.server, &db, RESUME_GRACE, &server_args) {
+        match ServerProc::start(&cfg.server, &db, RESUME_GRACE, &server_args, i) {
             Ok(s) => others.push(s),
             Err(e) => out.line(format!("soak: cannot start process {}: {e}", i + 1)),
         }
@@ -1312,7 +1312,15 @@ struct ServerProc {
 }
 
 impl ServerProc {
-    fn start(bin: &Path, db: &Path, resume_grace: u64, extra: &[String]) -> io::Result<ServerProc> {
+    /// `n`: which process (its log, with `SOAK_SERVER_LOG`, is that path
+    /// with `.N` added, but for the first).
+    fn start(
+        bin: &Path,
+        db: &Path,
+        resume_grace: u64,
+        extra: &[String],
+        n: usize,
+    ) -> io::Result<ServerProc> {
         let mut child = Command::new(bin)
             .args(["--listen", "127.0.0.1:0", "--db"])
             .arg(db)
@@ -1323,7 +1331,12 @@ impl ServerProc {
             .stderr(match std::env::var_os("SOAK_SERVER_LOG") {
                 // The server's log (with RUST_LOG, say natter=debug), to
                 // follow one client the report names by its address.
-                Some(path) => Stdio::from(std::fs::File::create(path)?),
+                Some(path) if n == 0 => Stdio::from(std::fs::File::create(path)?),
+                Some(path) => {
+                    let mut path = path;
+                    path.push(format!(".{n}"));
+                    Stdio::from(std::fs::File::create(path)?)
+                }
                 None => Stdio::null(),
             })
             .spawn()?;
@@ -2261,9 +2274,7 @@ struct Shared {
     /// closes them.
     tls_stalls: Mutex<Vec<thread::JoinHandle<()>>>,
     rooms: Vec<String>,
-    /// The server shares its chat through Redis (`--redis`): a message's
-    /// acknowledgement may come after a `left` sent later (it waited for
-    /// Redis), see docs/PROTOCOL.md.
+    /// The server shares its chat through Redis (`--redis`).
     shared: bool,
     /// The confirmed nick of each client (empty while it has none).
     nicks: Mutex<Vec<String>>,
@@ -2878,8 +2889,9 @@ struct SearchBlock {
 #[derive(Debug, Clone)]
 enum Known {
     Msg(MsgView),
-    /// An edit, delete or reaction (told, or a seq a complete page skips).
-    Change,
+    /// An edit, delete or reaction (told, or a seq a complete page
+    /// skips: which block said so).
+    Change(&'static str),
 }
 
 /// A message as this client knows it.
@@ -4621,12 +4633,17 @@ impl Client {
             }
         }
         if let Some((first, last)) = range {
+            let within = match what {
+                "joined" => "joined (between its entries)",
+                "history" => "history (between its entries)",
+                other => other,
+            };
             let mut next = listed.iter().copied().peekable();
             for s in first..=last {
                 if next.peek() == Some(&s) {
                     next.next();
                 } else {
-                    self.skipped(room, s, what);
+                    self.skipped(room, s, within);
                 }
             }
         }
@@ -4743,9 +4760,9 @@ impl Client {
                 return;
             };
             match view.known.get_mut(&seq) {
-                Some(Known::Change) => {
+                Some(Known::Change(by)) => {
                     problem = Some(format!(
-                        "{what} of #{room} lists seq {seq} as a message; it is an edit, delete or reaction"
+                        "{what} of #{room} lists seq {seq} as a message; it is an edit, delete or reaction (said by: {by})"
                     ));
                 }
                 Some(Known::Msg(k)) => {
@@ -4798,9 +4815,9 @@ impl Client {
                     format!("{what} of #{room} leaves out message {seq} ({m})"),
                 );
             }
-            Some(Known::Change) => {}
+            Some(Known::Change(_)) => {}
             None => {
-                view.known.insert(seq, Known::Change);
+                view.known.insert(seq, Known::Change(what));
                 prune(view);
                 if let Ok(mut s) = self.sh.skipped.lock() {
                     s.entry((room.to_string(), seq)).or_insert(what);
@@ -4852,7 +4869,12 @@ impl Client {
                     format!("joined #{room}: last entry {last} but last_seq {last_seq}"),
                 ),
                 // What follows the last message up to last_seq are changes.
-                Some((_, last)) => self.skipped_after(&room, last, last_seq, "joined"),
+                Some((_, last)) => self.skipped_after(
+                    &room,
+                    last,
+                    last_seq,
+                    "joined (after its last entry, up to its last_seq)",
+                ),
                 None => {}
             }
         }
@@ -5005,10 +5027,6 @@ impl Client {
                     self.sh.stats.retry_original.inc();
                     mode = Mode::Replay;
                 }
-            }
-            if self.sh.shared && !self.rooms.contains(&room) {
-                // Sent before a leave, acknowledged after it.
-                mode = Mode::Replay;
             }
         }
         if mode == Mode::Live {
@@ -6229,10 +6247,10 @@ impl Client {
                     a.room, a.seq, m.tag, m.nick
                 ));
             }
-            view.known.insert(a.seq, Known::Change);
+            view.known.insert(a.seq, Known::Change("a change event"));
             match view.known.get_mut(&a.target) {
-                Some(Known::Change) => problems.push(format!(
-                    "#{} seq {} ({what}): a {name} of seq {}, which is no message",
+                Some(Known::Change(by)) => problems.push(format!(
+                    "#{} seq {} ({what}): a {name} of seq {}, which is no message (said by: {by})",
                     a.room, a.seq, a.target
                 )),
                 Some(Known::Msg(m)) => {
