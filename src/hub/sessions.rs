@@ -216,6 +216,29 @@ impl Hub {
     }
 
     /// The notices for the sessions touched.
+    /// A session's rooms as Redis keeps them: those it is in, then those
+    /// it is joining (a join waiting for its read, or queued behind one: a
+    /// session just taken over rejoins its rooms so), so a resume on yet
+    /// another process meanwhile does not lose them.
+    fn session_rooms(&self, id: ClientId, rooms: &[RoomName]) -> Vec<RoomName> {
+        let mut all = rooms.to_vec();
+        let loading = self.loads.values().filter_map(|w| {
+            (w.client == id && matches!(w.then, super::Then::Join { .. })).then_some(&w.room)
+        });
+        let queued = self.parked.get(&id).into_iter().flat_map(|p| {
+            p.queue.iter().filter_map(|d| match d {
+                super::Deferred::Command(Command::Join { room, .. }, _) => Some(room),
+                _ => None,
+            })
+        });
+        for room in loading.chain(queued) {
+            if !all.contains(room) {
+                all.push(room.clone());
+            }
+        }
+        all
+    }
+
     pub(super) fn session_notices(&mut self) {
         for (id, hash) in std::mem::take(&mut self.claims.touched) {
             let n = match self.clients.get(&id) {
@@ -223,7 +246,7 @@ impl Hub {
                     hash,
                     state: Some(SessionState {
                         nick: c.nick.to_string(),
-                        rooms: c.rooms.clone(),
+                        rooms: self.session_rooms(id, &c.rooms),
                         guest: c.guest.clone(),
                         account: c.account.clone(),
                     }),

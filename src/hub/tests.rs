@@ -100,6 +100,9 @@ struct TestStore {
     arrivals: Vec<(Entry, Option<u64>)>,
     /// Shared: every read says the room's seq, as Redis's does.
     shared: bool,
+    /// Shared: the next session claimed is this one (taken over from
+    /// another process).
+    claim_with: Option<sessions::SessionState>,
 }
 
 impl TestStore {
@@ -306,7 +309,7 @@ impl TestStore {
             // No sessions are shared here (see `tests/redis_presence.rs`).
             StoreOp::Claim(c) => StoreAnswer::Claimed {
                 claim: c.id,
-                result: None,
+                result: self.claim_with.take(),
             },
             // A shared store (Redis): numbers, keeps, and hands the message
             // back as every process gets it (`arrivals`).

@@ -737,3 +737,46 @@ fn a_leave_or_quit_waits_for_the_answers_to_what_was_sent_before_it() {
     assert_eq!(seen[0], "message later", "{seen:?}");
     assert!(seen[1].starts_with("Leave"), "{seen:?}");
 }
+
+#[test]
+fn a_session_taken_over_keeps_its_rooms_while_it_rejoins_them() {
+    let (mut t, _alice, _bob) = shared();
+    t.store.answers = Answers::NextTurn;
+    t.store.claim_with = Some(sessions::SessionState {
+        nick: "dora".into(),
+        rooms: vec![room("lobby"), room("dev")],
+        guest: "g:00000000000000d0".into(),
+        account: None,
+    });
+    let now = at(9, 19, 0);
+    t.now = now;
+    let dora = ClientId(500);
+    let hello = Hello {
+        kind: ClientKind::Ws,
+        peer: Peer::loopback(),
+        nick: None,
+        session: Some("token-dora".into()),
+        token: None,
+    };
+    assert!(t.hub.claim_session(dora, "token-dora", hello));
+    t.persist();
+    notices(&mut t);
+    // The claim is answered: dora rejoins her rooms, one read at a time.
+    // While the reads are out, the session Redis keeps still names both
+    // rooms (a resume elsewhere meanwhile must not lose them).
+    t.flush();
+    t.flush();
+    let rooms: Vec<Vec<RoomName>> = notices(&mut t)
+        .into_iter()
+        .filter_map(|n| match n {
+            remote::Notice::Session { state: Some(s), .. } => Some(s.rooms),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        rooms.last(),
+        Some(&vec![room("lobby"), room("dev")]),
+        "{rooms:?}"
+    );
+    assert_eq!(t.hub.nick_of(dora), Some("dora"));
+}
