@@ -81,6 +81,9 @@ enum Want {
     Ready,
     /// A `PING` sent then.
     Ping(Instant),
+    /// A `PING` on the subscriber connection behind which reads' answers
+    /// wait (see `Redis::fenced`).
+    Barrier,
     /// A store operation's command.
     Op(Tag),
     /// The heartbeat's reply: the processes found dead.
@@ -181,6 +184,15 @@ pub(super) struct Redis {
     last_beat: Option<Instant>,
     /// Announcements taken from the hub, reused between turns.
     notices: Vec<crate::hub::remote::Notice>,
+    /// Reads' answers (joins, catch-ups, history, finds, searches) that
+    /// came on the command connection and wait for a `PING` on the
+    /// subscriber connection to come back: Redis pushes every entry
+    /// published before it ran the read ahead of that `PONG`, so by then
+    /// the hub has every entry the read saw, and what the client is sent
+    /// agrees with what it is sent live. `unfenced`: no `PING` sent for
+    /// them yet; `fenced`: one batch per `PING` out, oldest first.
+    unfenced: Vec<StoreAnswer>,
+    fenced: std::collections::VecDeque<Vec<StoreAnswer>>,
     /// `--resume-grace` in ms: how long a held session waits in Redis.
     grace_ms: u64,
     /// HTTP requests' reads answered, for the shell to respond with.
@@ -235,6 +247,8 @@ impl Redis {
             held_events: Vec::new(),
             last_beat: None,
             notices: Vec::new(),
+            unfenced: Vec::new(),
+            fenced: std::collections::VecDeque::new(),
             http_done: Vec::new(),
             grace_ms,
             reading_settings: false,
@@ -488,6 +502,15 @@ impl Redis {
     /// Writes what the turn gathered (one write per connection), the hub's
     /// announcements first.
     pub(super) fn flush(&mut self, registry: &Registry, hub: &mut Hub, wall: Now) {
+        if !self.unfenced.is_empty() {
+            if self.sub.ready() {
+                let now = Instant::now();
+                self.sub.send(&[b"PING"], Want::Barrier, now);
+                self.fenced.push_back(std::mem::take(&mut self.unfenced));
+            } else {
+                self.release_fenced(hub, wall);
+            }
+        }
         hub.take_notices(&mut self.notices);
         if self.cmd.ready() {
             let now = Instant::now();
@@ -699,6 +722,14 @@ impl Redis {
                     self.resync(hub, now);
                 }
             }
+            Want::Barrier => {
+                if matches!(v, Value::Error(_)) {
+                    return false;
+                }
+                for a in self.fenced.pop_front().unwrap_or_default() {
+                    hub.answer(wall, a);
+                }
+            }
             Want::Ping(at) => {
                 if matches!(v, Value::Error(_)) {
                     return false;
@@ -723,6 +754,11 @@ impl Redis {
     fn on_outcome(&mut self, outcome: Outcome, hub: &mut Hub, wall: Now, now: Instant) {
         match outcome {
             Outcome::None => {}
+            Outcome::Answer(
+                a @ (StoreAnswer::Loaded { .. }
+                | StoreAnswer::Found { .. }
+                | StoreAnswer::Searched { .. }),
+            ) if self.sub.ready() => self.unfenced.push(a),
             Outcome::Answer(a) => hub.answer(wall, a),
             Outcome::Failed(e) => warn!("Redis: {e}"),
             Outcome::Reload(tag) => {
@@ -932,6 +968,19 @@ impl Redis {
 
     /// A connection failed: everything it had out fails, and it is tried
     /// again after a wait.
+    /// Hands the hub every read's answer waiting for a barrier.
+    fn release_fenced(&mut self, hub: &mut Hub, wall: Now) {
+        let waiting: Vec<StoreAnswer> = self
+            .fenced
+            .drain(..)
+            .flatten()
+            .chain(self.unfenced.drain(..))
+            .collect();
+        for a in waiting {
+            hub.answer(wall, a);
+        }
+    }
+
     fn fail(&mut self, which: Which, registry: &Registry, hub: &mut Hub, wall: Now) {
         self.failures += 1;
         let link = self.link(which);
@@ -941,6 +990,11 @@ impl Redis {
         link.out.clear();
         link.reconnect.failed(wall.ms);
         let failed = link.waiting.fail_all();
+        if which == Which::Sub {
+            // No barrier to wait behind: the hub's own wait (the room's
+            // entries arriving, at most 2 s) is all there is.
+            self.release_fenced(hub, wall);
+        }
         if which == Which::Cmd {
             self.reading_settings = false;
             self.settings_read.clear();
