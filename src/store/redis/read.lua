@@ -17,11 +17,11 @@
 --          target is at or before it ('1'), at most ARGV[4] entries in all
 -- ARGV[6]  most entries to look through
 -- ARGV[7.. ] a search's words (lowercase ASCII letters and digits): only
---          messages whose entry has each of them, any letter also as its
---          capital or as any non-ASCII character (an accented letter, say),
---          are returned; natter then matches them exactly. A wide sieve, so
---          what natter would find is never left out, and most of a room's
---          entries need not be sent back.
+--          messages whose entry has each of them, in any case, any letter
+--          also as an accented Latin letter, are returned; natter then
+--          matches them exactly. A wide sieve (see below), so what natter
+--          would find is never left out, and most of a room's entries need
+--          not be sent back.
 --
 -- Returns {last_seq, {seq, entry, ...} messages, {seq, entry, ...} changes}.
 
@@ -56,21 +56,38 @@ elseif ARGV[1] == 'from' then
 end
 local latest = ARGV[1] == 'latest' or filter ~= nil
 
--- The search's sieve: one Lua pattern per word.
+-- The search's sieve. natter folds case and the accents of Latin letters
+-- (U+00C0-U+017F: UTF-8 lead bytes 195-197) and a few signs (the Kelvin
+-- and Angstrom signs: lead byte 226); nothing else folds to an ASCII
+-- letter. So an entry has a word natter would match if its lowercase has
+-- the word as it is, or, when it holds such a byte, if it matches a
+-- pattern taking any of them for any letter.
+local words = {}
 local sieve = {}
 for i = 7, #ARGV do
   local w = ARGV[i]
   local p = {}
   for j = 1, #w do
     local c = string.sub(w, j, j)
-    p[#p + 1] = '[' .. c .. string.upper(c) .. '\192-\247][\128-\191]*'
+    p[#p + 1] = '[' .. c .. string.upper(c) .. '\195-\197\226][\128-\191]*'
   end
+  words[#words + 1] = w
   sieve[#sieve + 1] = table.concat(p)
 end
 local function sifted(entry)
-  for _, p in ipairs(sieve) do
-    if not string.find(entry, p) then
-      return false
+  if #words == 0 then
+    return true
+  end
+  local low = string.lower(entry)
+  local foldable = nil
+  for i, w in ipairs(words) do
+    if not string.find(low, w, 1, true) then
+      if foldable == nil then
+        foldable = string.find(entry, '[\195-\197\226]') ~= nil
+      end
+      if not foldable or not string.find(entry, sieve[i]) then
+        return false
+      end
     end
   end
   return true
