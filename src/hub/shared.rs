@@ -100,6 +100,9 @@ pub(super) fn page_now(
     if tail.is_empty() {
         return messages;
     }
+    let mut tail = tail;
+    tail.sort_by_key(Entry::seq);
+    tail.dedup_by_key(|e| e.seq());
     let mut all = messages;
     for e in tail {
         match e {
@@ -296,6 +299,10 @@ impl Hub {
             return;
         };
         if a.seq <= r.last_seq {
+            // Older than the room here (a read set the room's seq past
+            // what had arrived): not sent again, but a read still waiting
+            // may lack it.
+            self.push_to_tails(Entry::Amend(a));
             return;
         }
         r.last_seq = a.seq;
@@ -355,6 +362,8 @@ impl Hub {
             return;
         };
         if msg.seq <= r.last_seq {
+            // As for a change (see `arrive_change`).
+            self.push_to_tails(Entry::Message(msg));
             return;
         }
         if msg.seq != r.last_seq + 1 {
