@@ -623,6 +623,7 @@ pub fn run(cfg: &Config) -> Report {
         reacts: Mutex::new(HashMap::new()),
         unseen_changes: Mutex::new(HashMap::new()),
         skipped: Mutex::new(HashMap::new()),
+        started,
     });
     let mut plans: Vec<BurstPlan> = Vec::new();
 
@@ -2314,7 +2315,10 @@ struct Shared {
     /// (room, seq) -> which page: seqs a complete page (a `joined`, a
     /// catch-up, a history page) skipped, so changes, though the client
     /// was told nothing of them: the store must hold no message there.
-    skipped: Mutex<HashMap<(String, u64), &'static str>>,
+    /// With it, for a `joined`: which block, where the hole lies, when
+    /// (seconds into the run) and on which process.
+    skipped: Mutex<HashMap<(String, u64), String>>,
+    started: Instant,
 }
 
 impl Shared {
@@ -4842,8 +4846,17 @@ impl Client {
             None => {
                 view.known.insert(seq, Known::Change(what));
                 prune(view);
+                let key = (room.to_string(), seq);
+                let how = match self.hole_origin.get(&key) {
+                    Some(d) => format!(
+                        "{what} ({d}; {:.1} s in, on {})",
+                        self.sh.started.elapsed().as_secs_f64(),
+                        self.addr
+                    ),
+                    None => what.to_string(),
+                };
                 if let Ok(mut s) = self.sh.skipped.lock() {
-                    s.entry((room.to_string(), seq)).or_insert(what);
+                    s.entry(key).or_insert(how);
                 }
             }
         }
