@@ -239,3 +239,108 @@ fn the_durability_check_reads_a_real_redis() {
     let w = ask(&lax).expect("a warning");
     assert!(w.contains("appendonly no and appendfsync everysec"), "{w}");
 }
+
+/// Runs `encode` (one script call) on `c`, loading `source` first.
+fn run_script(c: &mut RespClient, source: &str, encode: impl FnOnce(&mut Vec<u8>)) -> Value {
+    let mut out = Vec::new();
+    natter::store::redis::script::encode_load_source(&mut out, source);
+    encode(&mut out);
+    c.send(&out);
+    let _sha = c.next();
+    c.next()
+}
+
+#[test]
+fn a_session_claimed_by_another_process_is_not_written_over_by_the_one_that_had_it() {
+    use natter::hub::names::RoomName;
+    use natter::hub::port::{Notice, SessionState};
+    use natter::store::redis::presence::{encode_claim, encode_notice, CLAIM, SESS};
+
+    let redis = RedisProc::start();
+    let mut c = redis.client();
+    let room = |r: &str| RoomName::parse(r).expect("a room");
+    let state = |rooms: &[&str]| SessionState {
+        nick: "Ann".into(),
+        rooms: rooms.iter().map(|r| room(r)).collect(),
+        guest: "g:00000000000000aa".into(),
+        account: None,
+    };
+    let notice = |state: Option<SessionState>, held: bool| Notice::Session {
+        hash: "h1".into(),
+        state,
+        held,
+    };
+    let write = |c: &mut RespClient, proc: &str, n: &Notice| {
+        run_script(c, SESS, |out| {
+            assert_eq!(encode_notice(out, proc, n, 60_000), 1, "one command");
+        })
+    };
+    let rooms_of = |c: &mut RespClient| -> String {
+        let v = c.cmd(&["GET", "natter:sess:h1"]);
+        match v.as_bytes() {
+            Some(b) => String::from_utf8_lossy(b).into_owned(),
+            None => "gone".into(),
+        }
+    };
+
+    // p1 has the session, in two rooms, then holds it for a resume.
+    assert_eq!(
+        write(&mut c, "p1", &notice(Some(state(&["a", "b"])), false)),
+        Value::Int(1)
+    );
+    assert_eq!(
+        write(&mut c, "p1", &notice(Some(state(&["a", "b"])), true)),
+        Value::Int(1)
+    );
+    let ttl = c.cmd(&["PTTL", "natter:sess:h1"]);
+    assert!(
+        matches!(ttl, Value::Int(ms) if ms > 0 && ms <= 60_000),
+        "held: {ttl:?}"
+    );
+    assert_eq!(
+        c.cmd(&["SISMEMBER", "natter:sessof:p1", "h1"]),
+        Value::Int(1)
+    );
+
+    // p2 claims it, and its client leaves room b.
+    let claimed = run_script(&mut c, CLAIM, |out| encode_claim(out, "p2", "h1"));
+    assert!(claimed.as_bytes().is_some(), "claimed: {claimed:?}");
+    assert_eq!(
+        write(&mut c, "p2", &notice(Some(state(&["a"])), false)),
+        Value::Int(1)
+    );
+
+    // p1, late, writes what it knew, then that the session is gone:
+    // neither lands.
+    assert_eq!(
+        write(&mut c, "p1", &notice(Some(state(&["a", "b"])), true)),
+        Value::Int(0)
+    );
+    assert_eq!(write(&mut c, "p1", &notice(None, false)), Value::Int(0));
+    let now = rooms_of(&mut c);
+    assert!(
+        now.contains(r#""p":"p2""#) && now.contains(r#""rooms":["a"]"#),
+        "{now}"
+    );
+    assert_eq!(
+        c.cmd(&["PTTL", "natter:sess:h1"]),
+        Value::Int(-1),
+        "no expiry"
+    );
+    assert_eq!(
+        c.cmd(&["SISMEMBER", "natter:sessof:p1", "h1"]),
+        Value::Int(0)
+    );
+    assert_eq!(
+        c.cmd(&["SISMEMBER", "natter:sessof:p2", "h1"]),
+        Value::Int(1)
+    );
+
+    // p2 ends it.
+    assert_eq!(write(&mut c, "p2", &notice(None, false)), Value::Int(1));
+    assert_eq!(rooms_of(&mut c), "gone");
+    assert_eq!(
+        c.cmd(&["SISMEMBER", "natter:sessof:p2", "h1"]),
+        Value::Int(0)
+    );
+}

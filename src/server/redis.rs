@@ -46,13 +46,14 @@ use crate::store::redis::url::RedisUrl;
 use crate::store::redis::{changes, presence};
 
 /// Every Lua script natter runs, loaded on each (re)connect.
-const SCRIPTS: [&str; 8] = [
+const SCRIPTS: [&str; 9] = [
     presence::NICK,
     script::PUBLISH,
     presence::REAP,
     presence::BEAT,
     changes::CHANGES,
     presence::CLAIM,
+    presence::SESS,
     ops::READ,
     ops::AMEND,
 ];

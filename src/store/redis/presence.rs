@@ -48,6 +48,9 @@ pub const REAP: &str = include_str!("reap.lua");
 pub const BEAT: &str = include_str!("beat.lua");
 /// The session-claiming script.
 pub const CLAIM: &str = include_str!("claim.lua");
+/// The script that writes a session's state unless another process
+/// claimed it.
+pub const SESS: &str = include_str!("sess.lua");
 /// The nick-holding script.
 pub const NICK: &str = include_str!("nick.lua");
 /// Rooms made by `/create`, never listed.
@@ -85,29 +88,27 @@ pub enum Event {
 /// `grace_ms`.
 pub fn encode_notice(out: &mut Vec<u8>, proc: &str, n: &Notice, grace_ms: u64) -> usize {
     if let Notice::Session { hash, state, held } = n {
+        // One script, which writes nothing over a session another
+        // process has claimed since (sess.lua).
         let key = format!("natter:sess:{hash}");
         let set = format!("natter:sessof:{proc}");
-        return match state {
-            Some(s) => {
-                let v = json!({"p": proc, "nick": s.nick,
-                    "rooms": s.rooms.iter().map(RoomName::as_str).collect::<Vec<_>>(),
-                    "guest": s.guest, "account": s.account})
-                .to_string();
-                if *held {
-                    let ms = grace_ms.max(1).to_string();
-                    encode_command(out, &["SET", &key, &v, "PX", &ms]);
-                } else {
-                    encode_command(out, &["SET", &key, &v]);
-                }
-                encode_command(out, &["SADD", &set, hash]);
-                2
-            }
-            None => {
-                encode_command(out, &["DEL", &key]);
-                encode_command(out, &["SREM", &set, hash]);
-                2
-            }
+        let v = state.as_ref().map_or_else(String::new, |s| {
+            json!({"p": proc, "nick": s.nick,
+                "rooms": s.rooms.iter().map(RoomName::as_str).collect::<Vec<_>>(),
+                "guest": s.guest, "account": s.account})
+            .to_string()
+        });
+        let ms = if *held && state.is_some() {
+            grace_ms.max(1).to_string()
+        } else {
+            String::new()
         };
+        let sha = script::sha(SESS);
+        encode_command(
+            out,
+            &["EVALSHA", &sha, "2", &key, &set, proc, hash, &v, &ms],
+        );
+        return 1;
     }
     let mut o = Map::new();
     o.insert("p".into(), json!(proc));
