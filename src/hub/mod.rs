@@ -39,7 +39,7 @@ mod tests;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 
-use log::{debug, error};
+use log::{debug, error, warn};
 
 use accounts::{AccountsConfig, Hello, Peer, Pending};
 
@@ -61,6 +61,9 @@ pub const MAX_HISTORY_PAGE: usize = 200;
 pub const DEFAULT_HISTORY_PAGE: usize = 20;
 /// Most messages a catch-up (`join` with `since`) replays; past it, `gap`.
 pub const MAX_CATCH_UP: usize = 500;
+/// Shared: how many times a read is made again when entries arrived
+/// while it was out did not all reach it (see `shared::tail_hole`).
+const MAX_REREADS: u8 = 3;
 /// Join replays may use this many times `history_per_turn` in one turn.
 pub const REPLAY_TURNS: usize = 8;
 /// A client's typing events are relayed at most this often.
@@ -181,6 +184,12 @@ struct Waiting {
     /// the `seq` the store read at have arrived here (see `shared`), with
     /// when it came (ms).
     answer: Option<(Loaded, u64)>,
+    /// What was asked of the store (page, latest `seq` too, since), to ask
+    /// again: shared, a read whose entries since did not all reach its
+    /// tail is read once more (see `shared::tail_hole`).
+    asked: Option<(Page, bool, Option<u64>)>,
+    /// How many times it was read again.
+    rereads: u8,
 }
 
 impl Waiting {
@@ -195,6 +204,8 @@ impl Waiting {
             known_seq: 0,
             tail: Vec::new(),
             answer: None,
+            asked: None,
+            rereads: 0,
         }
     }
 }
@@ -1577,6 +1588,8 @@ impl Hub {
             known_seq: known_seq.unwrap_or(0),
             tail: Vec::new(),
             answer: None,
+            asked: None,
+            rereads: 0,
         };
         if !replay && known_seq.is_some() {
             self.caught_up(now, w, Loaded::default());
@@ -1605,7 +1618,8 @@ impl Hub {
     /// client waits for the answer. The batch being gathered goes first,
     /// so the read sees it: a room that empties and refills within one
     /// turn carries on its `seq`.
-    fn load(&mut self, w: Waiting, page: Page, last_seq: bool, since: Option<u64>) {
+    fn load(&mut self, mut w: Waiting, page: Page, last_seq: bool, since: Option<u64>) {
+        w.asked = Some((page, last_seq, since));
         self.close_batch();
         let id = self.next_load;
         self.next_load += 1;
@@ -1633,6 +1647,29 @@ impl Hub {
         {
             // The store's answer has what it held up to `read_at`.
             w.tail.retain(|e| e.seq() > *read_at);
+            let hole = match w.then {
+                Then::Create { .. } => None,
+                _ => self.tail_hole(&w, *read_at),
+            };
+            if let Some(hole) = hole {
+                if w.rereads < MAX_REREADS {
+                    if let Some((page, last_seq, since)) = w.asked {
+                        debug!(
+                            "#{}: read at {read_at}, {hole} arrived here meanwhile was not \
+                             kept for it: read again",
+                            w.room
+                        );
+                        w.rereads += 1;
+                        self.load(w, page, last_seq, since);
+                        return;
+                    }
+                }
+                warn!(
+                    "#{}: read at {read_at} {} times, and {hole} is still missing",
+                    w.room,
+                    w.rereads + 1
+                );
+            }
         }
         match (&w.then, result) {
             (Then::History { .. }, result) => {
@@ -1774,6 +1811,10 @@ impl Hub {
                     }
                     _ => true,
                 });
+                // A change older than the first message replayed is to a
+                // message not replayed: the replay starts at that message.
+                let first = messages.iter().find_map(Entry::message).map(|m| m.seq);
+                messages.retain(|e| first.is_some_and(|f| e.seq() > f) || e.message().is_some());
                 (messages, false)
             }
         } else {

@@ -471,6 +471,32 @@ impl Hub {
         }
     }
 
+    /// Shared: the first `seq` after `read_at` (where the store read `w`'s
+    /// room) that the room holds here, or that a later entry of the
+    /// tail shows exists, and that is not in the tail. Every entry that
+    /// arrives while a read waits goes to its tail; but one that came
+    /// while nobody here held the room (the shell drops those: the room
+    /// is read when joined) did not. Then the answer would leave out
+    /// what the room has sent live since: the read is made again.
+    pub(super) fn tail_hole(&self, w: &super::Waiting, read_at: u64) -> Option<u64> {
+        if !self.shared {
+            return None;
+        }
+        let mut seqs: Vec<u64> = w.tail.iter().map(Entry::seq).collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        let here = self.rooms.get(&w.room).map_or(0, |r| r.last_seq);
+        let upto = here.max(seqs.last().copied().unwrap_or(0));
+        let mut next = read_at + 1;
+        for s in seqs {
+            if s > next {
+                return Some(next);
+            }
+            next = s + 1;
+        }
+        (next <= upto).then_some(next)
+    }
+
     /// Whether the store's answer `l` to a read of `room` saw entries that
     /// have not arrived here yet: it waits for them (see
     /// [`Hub::answer_waiting`]), so that what the client is sent agrees

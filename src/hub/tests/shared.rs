@@ -780,3 +780,103 @@ fn a_session_taken_over_keeps_its_rooms_while_it_rejoins_them() {
     );
     assert_eq!(t.hub.nick_of(dora), Some("dora"));
 }
+
+#[test]
+fn a_join_whose_read_missed_what_came_while_nobody_here_held_the_room_reads_again() {
+    let (mut t, alice, bob) = shared();
+    let now = at(9, 18, 0);
+    t.cmd(now, bob, leave("lobby"));
+    let erin = t.ws(now, "erin");
+    carol(&mut t, now, "one");
+    t.arrive();
+    t.clear();
+    t.store.answers = Answers::NextTurn;
+    // 2 is in the store, on its way here; erin's join reads up to it and
+    // waits for it to arrive.
+    carol(&mut t, now, "two");
+    let _on_the_way = std::mem::take(&mut t.store.arrivals);
+    t.cmd(now, erin, join("lobby"));
+    for _ in 0..3 {
+        t.flush();
+    }
+    let early = t.events.remove(&erin).unwrap_or_default();
+    assert_eq!(stream(&early), [], "erin's join waits: {early:?}");
+    // alice leaves: nobody here holds the room, and what arrives for it
+    // the shell drops (2 to 5).
+    t.cmd(now, alice, leave("lobby"));
+    for text in ["three", "four", "five"] {
+        carol(&mut t, now, text);
+    }
+    t.store.arrivals.clear();
+    // dave joins: his read, at 5, makes the room held here again, and 6
+    // and 7 arrive.
+    let dave = t.ws(now, "dave");
+    t.cmd(now, dave, join("lobby"));
+    for _ in 0..3 {
+        t.flush();
+    }
+    for text in ["six", "seven"] {
+        carol(&mut t, now, text);
+    }
+    t.arrive();
+    // erin's answer, read at 2, cannot be made whole from what arrived (3
+    // to 5 never did): it is read again, and her joined has every seq.
+    for _ in 0..3 {
+        t.flush();
+    }
+    let got = t.events.remove(&erin).unwrap_or_default();
+    assert_eq!(stream(&got), [('J', (1..=7).collect())], "{got:?}");
+    let got = t.events.remove(&dave).unwrap_or_default();
+    assert_eq!(
+        stream(&got),
+        [('J', (1..=5).collect()), ('L', vec![6]), ('L', vec![7])],
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_join_replays_no_change_older_than_the_messages_it_replays() {
+    let mut t = Chat::with_history(3);
+    t.hub.share();
+    t.store.shared = true;
+    let now = at(9, 19, 0);
+    let alice = t.ws(now, "alice");
+    t.cmd(now, alice, join("lobby"));
+    carol(&mut t, now, "one");
+    carol(&mut t, now, "two");
+    t.arrive();
+    t.clear();
+    // dave's join reads 1 and 2; while it is out, 3, an edit of 1 (4),
+    // then 5 to 7 arrive. He is replayed the latest three messages, and
+    // not the edit of a message he is not sent.
+    t.store.answers = Answers::NextTurn;
+    let dave = t.ws(now, "dave");
+    t.cmd(now, dave, join("lobby"));
+    t.flush();
+    carol(&mut t, now, "three");
+    let edit = Rc::new(Amend {
+        room: room("lobby"),
+        seq: 4,
+        target: 1,
+        ts: now.ms,
+        by: "carol".into(),
+        author: "carol".into(),
+        kind: AmendKind::Edit { text: "ONE".into() },
+    });
+    t.store.apply(&edit);
+    t.store
+        .amends
+        .entry(room("lobby"))
+        .or_default()
+        .push(edit.clone());
+    t.store.arrivals.push((Entry::Amend(edit), None));
+    for text in ["five", "six", "seven"] {
+        carol(&mut t, now, text);
+    }
+    t.arrive();
+    for _ in 0..3 {
+        t.flush();
+    }
+    let got = t.events.remove(&dave).unwrap_or_default();
+    assert_eq!(stream(&got), [('J', vec![5, 6, 7])], "{got:?}");
+}
