@@ -729,7 +729,9 @@ fn output_larger_than_the_session_buffer_arrives_whole_and_in_order() {
     sender.send_bytes(batch.as_bytes());
     std::thread::sleep(Duration::from_millis(500));
     for i in 0..N {
-        let l = reader.until("> m");
+        // (Not just "> m": the sender's join, "--> mellow-panda-73
+        // joined", has that too.)
+        let l = reader.until(&format!(" {pad}"));
         assert!(l.ends_with(&format!("> m{i:05} {pad}")), "{i}: {l}");
     }
 }
