@@ -169,6 +169,11 @@ pub struct Config {
     #[arg(long, env = "NATTER_WS_ECHO")]
     pub ws_echo: bool,
 
+    /// Serve the loop's figures (the /loop page, /api/stats, /metrics) only to clients on
+    /// loopback; others get 403. Without it anyone who reaches the port may read them.
+    #[arg(long, env = "NATTER_PRIVATE_STATS")]
+    pub private_stats: bool,
+
     /// Unsent output, in bytes, that one client may have after the server has written to it
     /// all its socket takes; past it chat input pauses, and a client that stops reading (2 s)
     /// or does not get back under half of it (5 s) is dropped as a slow consumer.

@@ -132,7 +132,11 @@ struct Http {
 
 impl Http {
     fn open(addr: SocketAddr) -> Http {
-        let stream = TcpStream::connect(addr).expect("connect");
+        Http::on(TcpStream::connect(addr).expect("connect"))
+    }
+
+    /// An HTTP connection over `stream`, already connected.
+    fn on(stream: TcpStream) -> Http {
         stream.set_read_timeout(Some(WAIT)).expect("timeout");
         Http {
             reader: BufReader::new(stream),
@@ -630,6 +634,89 @@ fn api_stats_reports_the_loop() {
         v.to_string().contains("commit"),
         "no store commit time in {v}"
     );
+}
+
+#[test]
+fn the_loop_page_is_served_with_its_files_under_the_page_policy() {
+    let s = Server::start(&[]);
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/loop");
+    let page = get(s.addr, "/loop");
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(
+        page.body,
+        std::fs::read(web.join("index.html")).expect("read")
+    );
+    let csp = page
+        .header("content-security-policy")
+        .expect("a policy")
+        .to_string();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(
+        page.text()
+            .contains(r#"<script type="module" src="/loop/loop.js"></script>"#)
+            && page.text().contains(r#"href="/loop/loop.css""#),
+        "{}",
+        page.text()
+    );
+    for (path, file, kind) in [
+        ("/loop/loop.js", "loop.js", "text/javascript; charset=utf-8"),
+        ("/loop/loop.css", "loop.css", "text/css; charset=utf-8"),
+    ] {
+        let r = get(s.addr, path);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-type"), Some(kind), "{path}");
+        assert_eq!(r.header("content-security-policy"), Some(&csp[..]));
+        assert_eq!(r.body, std::fs::read(web.join(file)).expect("read"));
+    }
+    // What the page reads: the figures it charts are in /api/stats.
+    let js = get(s.addr, "/loop/loop.js").text();
+    assert!(
+        js.contains("fetch('/api/stats'"),
+        "the page polls /api/stats"
+    );
+    let v = get(s.addr, "/api/stats").json();
+    for key in ["total", "largest"] {
+        assert!(v["output"]["unsent_recent"][key].is_u64(), "{key}: {v}");
+    }
+}
+
+#[test]
+fn private_stats_keeps_the_figures_for_loopback() {
+    let figures = [
+        "/loop",
+        "/loop/loop.js",
+        "/loop/loop.css",
+        "/api/stats",
+        "/metrics",
+    ];
+    let ask = |addr: SocketAddr, from: Option<std::net::IpAddr>, path: &str| -> Resp {
+        let stream = match from {
+            Some(ip) => connect_from(ip, addr),
+            None => TcpStream::connect(addr).expect("connect"),
+        };
+        let mut c = Http::on(stream);
+        c.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
+        c.response(false)
+    };
+    let open = Server::start(&[]);
+    let private = Server::start(&["--private-stats"]);
+    let other = host_ip();
+    for path in figures {
+        // Open by default, from any address.
+        assert_eq!(ask(open.addr, Some(other), path).status, 200, "{path}");
+        // With --private-stats: loopback only.
+        assert_eq!(ask(private.addr, None, path).status, 200, "{path}");
+        let r = ask(private.addr, Some(other), path);
+        assert_eq!(r.status, 403, "{path} from {other}");
+        assert!(r.text().contains("--private-stats"), "{}", r.text());
+    }
+    // The chat page and the chat are not figures.
+    assert_eq!(ask(private.addr, Some(other), "/").status, 200);
+    assert_eq!(ask(private.addr, Some(other), "/healthz").status, 200);
 }
 
 #[test]

@@ -121,6 +121,7 @@ impl Server {
         let now = self.now;
         let limits = self.limits;
         let flushes = self.counters.flushes;
+        let mut largest = 0;
         for id in self.conns.take_dirty() {
             let Some(conn) = self.conns.flushing(id) else {
                 continue;
@@ -133,6 +134,7 @@ impl Server {
                 // The socket is full: nothing goes out, but the backlog
                 // still counts (a reader that stopped falls behind too).
                 let unsent = conn.outbox.len();
+                largest = largest.max(unsent);
                 if pressure::after_flush(&mut conn.pressure, 0, unsent, now, &limits) {
                     self.watch.push(id);
                 }
@@ -148,6 +150,7 @@ impl Server {
                     self.counters.bytes_out += n as u64;
                     trace!("  {id}: wrote {n} of {before} bytes ({how:?})");
                     let unsent = conn.outbox.len();
+                    largest = largest.max(unsent);
                     if pressure::after_flush(&mut conn.pressure, n, unsent, now, &limits) {
                         trace!("  {id}: {unsent} bytes unsent after a flush: high");
                         self.watch.push(id);
@@ -172,6 +175,9 @@ impl Server {
                 }
             }
         }
+        self.counters
+            .backlog
+            .record(now, self.conns.bytes_queued(), largest);
         if self.counters.flushes > flushes {
             let us = started.elapsed().as_micros() as u64;
             self.counters.flush_us_total += us;

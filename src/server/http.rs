@@ -165,6 +165,17 @@ impl Server {
             Ok(route) => route,
             Err(e) => return Answer::Respond(e.response()),
         };
+        let figures = match &route {
+            Route::Asset(asset) => asset.is_loop_page(),
+            Route::Metrics | Route::Stats => true,
+            _ => false,
+        };
+        if figures && !self.figures_allowed(id) {
+            return Answer::Respond(crate::proto::http::error_response(
+                403,
+                "the server's figures are served only on loopback here (--private-stats)",
+            ));
+        }
         let resp = match route {
             Route::Asset(asset) => self.asset(asset, req),
             Route::Healthz if !self.redis_ok() => {
@@ -195,6 +206,16 @@ impl Server {
             Route::Echo => RouteError::NotFound.response(),
         };
         Answer::Respond(resp)
+    }
+
+    /// Whether connection `id` may read the loop's figures: anyone, unless
+    /// `--private-stats` keeps them for loopback.
+    fn figures_allowed(&self, id: ConnId) -> bool {
+        !self.config.private_stats
+            || self
+                .conns
+                .get(id)
+                .is_some_and(|c| super::per_ip::is_loopback(c.peer.ip()))
     }
 
     /// The page and its assets, with a policy that runs no inline script.

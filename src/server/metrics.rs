@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, ErrorKind};
+use std::time::{Duration, Instant};
 
 use super::conn::Kind;
 use super::Server;
@@ -61,6 +62,9 @@ pub(super) struct Counters {
     pub(super) flushes: u64,
     pub(super) flush_us_total: u64,
     pub(super) flush_pass_us_max: u64,
+    /// What the sockets left unsent after the flush passes of the last
+    /// second or two (`/loop` charts it).
+    pub(super) backlog: Backlog,
     /// Connections the server dropped, by reason (for metrics).
     pub(super) dropped: BTreeMap<&'static str, u64>,
     /// Times chat input was paused because readers fell behind, and for
@@ -363,6 +367,7 @@ impl Server {
             + self.paused_since.map_or(0, |t| {
                 self.now.saturating_duration_since(t).as_micros() as u64
             });
+        let backlog = c.backlog.recent(self.now);
         let value = serde_json::json!({
             "connections": {"line": c.line, "http": c.http, "ws": c.ws, "pending": c.pending},
             "loop_iterations": c.loop_iterations,
@@ -411,9 +416,56 @@ impl Server {
                        "input_pauses": c.input_pauses,
                        "input_paused_us_total": paused_us,
                        "held": self.held.len(),
+                       "unsent_recent": {"total": backlog.0, "largest": backlog.1},
                        "dropped": &c.dropped},
         });
         serde_json::to_vec(&value).unwrap_or_default()
+    }
+}
+
+/// The most output left unsent after a flush pass (the sockets' buffers
+/// full, `WouldBlock`), in all and on one connection, over a window of one
+/// to two seconds. Rolled over when a pass records, never by a timer: an
+/// idle loop does not wake for it.
+#[derive(Default, Debug)]
+pub(super) struct Backlog {
+    /// (total, largest) in the window running since `end - 1 s`.
+    cur: (usize, usize),
+    /// The same for the second before it.
+    prev: (usize, usize),
+    end: Option<Instant>,
+}
+
+const WINDOW: Duration = Duration::from_secs(1);
+
+impl Backlog {
+    /// A flush pass at `now` left `total` bytes unsent, `largest` of them
+    /// on one connection.
+    pub(super) fn record(&mut self, now: Instant, total: usize, largest: usize) {
+        match self.end {
+            Some(end) if now < end => {}
+            Some(end) if now < end + WINDOW => {
+                self.prev = self.cur;
+                self.cur = (0, 0);
+                self.end = Some(end + WINDOW);
+            }
+            _ => {
+                self.prev = (0, 0);
+                self.cur = (0, 0);
+                self.end = Some(now + WINDOW);
+            }
+        }
+        self.cur = (self.cur.0.max(total), self.cur.1.max(largest));
+    }
+
+    /// (total, largest): the most left unsent in the last one to two
+    /// seconds before `now`.
+    pub(super) fn recent(&self, now: Instant) -> (usize, usize) {
+        match self.end {
+            Some(end) if now < end => (self.cur.0.max(self.prev.0), self.cur.1.max(self.prev.1)),
+            Some(end) if now < end + WINDOW => self.cur,
+            _ => (0, 0),
+        }
     }
 }
 
@@ -425,6 +477,26 @@ fn family(m: &mut String, name: &str, kind: &str, help: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_backlog_is_the_most_of_the_last_second_or_two() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let mut b = Backlog::default();
+        assert_eq!(b.recent(t0), (0, 0));
+        b.record(ms(0), 500, 300);
+        b.record(ms(400), 200, 200);
+        assert_eq!(b.recent(ms(900)), (500, 300), "the most, not the last");
+        // The next second: the first still counts, beside the new.
+        b.record(ms(1_100), 100, 50);
+        assert_eq!(b.recent(ms(1_500)), (500, 300));
+        // Two seconds on, only the second window's.
+        assert_eq!(b.recent(ms(2_100)), (100, 50));
+        // Long idle: nothing, and a new pass starts afresh.
+        assert_eq!(b.recent(ms(9_000)), (0, 0));
+        b.record(ms(9_000), 7, 7);
+        assert_eq!(b.recent(ms(9_500)), (7, 7));
+    }
 
     #[test]
     fn only_a_kernel_timeout_counts_as_tcp_timeout() {

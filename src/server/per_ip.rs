@@ -59,6 +59,12 @@ impl PerIp {
 }
 
 fn exempt(ip: IpAddr) -> bool {
+    is_loopback(ip)
+}
+
+/// Whether `ip` is loopback, an IPv4 one on a dual-stack socket
+/// (`::ffff:127.0.0.1`) included.
+pub(super) fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
         // An IPv4 client on a dual-stack socket shows up as ::ffff:a.b.c.d.

@@ -69,7 +69,7 @@ macro_rules! module {
 /// the entry module; it imports the others (docs/ARCHITECTURE.md, "The
 /// chat page"). Every `.js` file in `web/` is listed here, which
 /// `tests/http.rs` checks (and that `index.html` preloads each one).
-pub static ASSETS: [Asset; 17] = [
+pub static ASSETS: [Asset; 20] = [
     Asset {
         paths: &["/", "/index.html"],
         content_type: "text/html; charset=utf-8",
@@ -95,7 +95,30 @@ pub static ASSETS: [Asset; 17] = [
     module!("landing.js"),
     module!("roombar.js"),
     module!("search.js"),
+    // `/loop`: the loop's own figures, live (docs/ARCHITECTURE.md, "The
+    // loop, live"); a page of its own, sharing nothing with the chat's.
+    Asset {
+        paths: &["/loop"],
+        content_type: "text/html; charset=utf-8",
+        body: include_bytes!("../../../web/loop/index.html"),
+    },
+    Asset {
+        paths: &["/loop/loop.css"],
+        content_type: "text/css; charset=utf-8",
+        body: include_bytes!("../../../web/loop/loop.css"),
+    },
+    module!("loop/loop.js"),
 ];
+
+impl Asset {
+    /// Whether it is part of `/loop`, which `--private-stats` keeps for
+    /// loopback like `/api/stats` and `/metrics`.
+    pub fn is_loop_page(&self) -> bool {
+        self.paths
+            .iter()
+            .any(|p| *p == "/loop" || p.starts_with("/loop/"))
+    }
+}
 
 /// What a request leads to, once its method and path are known good.
 #[derive(Clone, Debug, PartialEq, Eq)]
