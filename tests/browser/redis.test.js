@@ -280,6 +280,24 @@ test('R2. screenshots of page A (process A) at 1280x800 and 390x844', { timeout:
   await A.setViewportSize({ width: 1280, height: 800 });
 });
 
+test('R2b. /loop on process A charts the Redis round trip', { timeout: 30_000 }, async () => {
+  const P = await page('/loop (process A)');
+  await h.gotoPage(P, natterA.base + '/loop');
+  await h.waitIn(
+    P,
+    'the Redis chart on, with a round trip above zero',
+    () => {
+      const s = document.querySelector('section[data-chart="redis"]');
+      const v = document.querySelector('output[data-series="redis_rtt"]');
+      return s && s.dataset.off === '' && Number(v.dataset.value) > 0;
+    },
+    undefined,
+    15_000,
+  );
+  h.assertClean(P);
+  await P.close();
+});
+
 test('R3. process A killed (SIGKILL): page B and the line client on B see A\'s user leave within 15 s', { timeout: 40_000 }, async (t) => {
   if (!chat.B) return t.skip('R1 did not get the pages into the room');
   const { B, alice, bob, liner, code, lc } = chat;

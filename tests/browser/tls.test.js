@@ -182,3 +182,46 @@ for (const size of SIZES) {
     await B.context().close();
   });
 }
+
+test('T3. /loop over https:// counts the TLS connections and charts the handshakes', { timeout: 60_000 }, async () => {
+  const P = await h.newPage(browser, { label: '/loop (https)', ignoreHTTPSErrors: true });
+  await h.gotoPage(P, httpsBase() + '/loop');
+  await h.waitIn(P, 'the TLS chart on', () => {
+    const s = document.querySelector('section[data-chart="tls"]');
+    return s && s.dataset.off === '' && /^Live:/.test(document.getElementById('status').textContent);
+  });
+  // Handshakes while the page watches: each a new TLS connection that
+  // asks for /healthz and reads the answer (so the handshake is finished
+  // on both sides: peer() cuts the connection at once, which the server
+  // may count as a failed handshake).
+  const healthz = () =>
+    h.withTimeout(
+      new Promise((resolve, reject) => {
+        const s = tls.connect({ host: '127.0.0.1', port: server.port, servername: 'localhost', rejectUnauthorized: false }, () => {
+          s.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+        });
+        let got = '';
+        s.setEncoding('utf8');
+        s.on('data', (d) => (got += d));
+        s.on('end', () => resolve(got));
+        s.on('error', reject);
+      }),
+      5_000,
+      'GET /healthz over TLS',
+    );
+  let seen = null;
+  const end = Date.now() + 20_000;
+  while (Date.now() < end) {
+    assert.match(await healthz(), /^HTTP\/1\.1 200/);
+    seen = await P.evaluate(() => {
+      const v = (k) => Number(document.querySelector(`output[data-series="${k}"]`).dataset.value || 'NaN');
+      return { done: v('tls_done'), begun: v('tls_handshakes'), open: v('conn_tls') };
+    });
+    if (seen.done > 0 && seen.begun > 0 && seen.open >= 1) break;
+    await h.sleep(200);
+  }
+  assert.ok(seen.done > 0 && seen.begun > 0, `handshakes per second above zero: ${JSON.stringify(seen)}`);
+  assert.ok(seen.open >= 1, `the page's own connection is a TLS one: ${JSON.stringify(seen)}`);
+  h.assertClean(P);
+  await P.context().close();
+});
