@@ -858,7 +858,7 @@ impl Svg {
             esc(title)
         );
         s.text(16.0, 24.0, title, 14.0, "start", "bold");
-        let footer: Vec<String> = footer.iter().flat_map(|l| wrap(l, 130)).collect();
+        let footer: Vec<String> = footer.iter().flat_map(|l| wrap(l, 150)).collect();
         let mut y = H - 6.0 - 11.0 * (footer.len() as f64 - 1.0);
         for line in &footer {
             s.text_fill(12.0, y, line, 9.0, "start", "normal", GREY);
@@ -1311,10 +1311,18 @@ fn threads_svg(t: &ThreadsFile) -> String {
         .iter()
         .map(|(_, unit, get)| {
             let hi = t.sizes.iter().map(get).fold(0.0, f64::max).max(1e-3);
+            let lo = t.sizes.iter().map(get).fold(f64::INFINITY, f64::min);
             let mut x = Axis::linear(0.0, 1.0, "clients");
             x.hi = sizes.len() as f64;
-            let mut y = Axis::linear(0.0, hi * 1.12, unit);
-            y.si = false;
+            // Values a hundred times apart: a log scale, or the small
+            // ones vanish.
+            let y = if lo > 0.0 && hi / lo > 30.0 {
+                Axis::log(lo / 1.5, hi * 1.6, &format!("{unit} (log scale)"))
+            } else {
+                let mut y = Axis::linear(0.0, hi * 1.12, unit);
+                y.si = false;
+                y
+            };
             (x, y)
         })
         .collect();
@@ -1335,7 +1343,7 @@ fn threads_svg(t: &ThreadsFile) -> String {
                 let v = get(row);
                 let x =
                     p.x + group * (i as f64 + 0.5) + bar * (j as f64 - servers.len() as f64 / 2.0);
-                let (_, y) = p.at(0.0, v);
+                let (_, y) = p.at(0.0, v.max(p.ya.lo));
                 svg.rect(x, y, bar - 2.0, p.y + p.h - y, colour(server));
                 svg.text(
                     x + (bar - 2.0) / 2.0,
@@ -1356,6 +1364,10 @@ fn draw_category_axes(svg: &mut Svg, p: &Panel, heading: &str, sizes: &[f64]) {
     let (x0, y0, x1, y1) = (p.x, p.y, p.x + p.w, p.y + p.h);
     for (v, label) in p.ya.ticks() {
         let y = y1 - p.ya.frac(v) * p.h;
+        if label.is_empty() {
+            svg.line((x0 - 3.0, y), (x0, y), INK, 1.0, "");
+            continue;
+        }
         svg.line((x0, y), (x1, y), GRID, 1.0, "");
         svg.line((x0 - 5.0, y), (x0, y), INK, 1.0, "");
         svg.text(x0 - 7.0, y + 3.5, &label, 10.0, "end", "normal");
@@ -1439,12 +1451,11 @@ fn stall_svg(t: &ThreadsFile, s: &Stall) -> String {
         .flat_map(|r| r.per_second.iter().copied())
         .fold(0.0, f64::max)
         .max(1.0);
+    let mut x = Axis::linear(0.0, seconds, "second of the load (then of the drain)");
+    x.hi = seconds;
     let ps = panels(
         top,
-        vec![(
-            Axis::linear(0.0, seconds, "second of the load (then of the drain)"),
-            Axis::linear(0.0, hi * 1.1, "deliveries in that second"),
-        )],
+        vec![(x, Axis::linear(0.0, hi * 1.1, "deliveries in that second"))],
     );
     let p = &ps[0];
     // The drain: after the load's last second.
@@ -1464,7 +1475,7 @@ fn stall_svg(t: &ThreadsFile, s: &Stall) -> String {
         }
         p.series(&mut svg, &pts, colour(&r.server), dash(&r.server));
         if let Some(d) = r.dropped_after_s {
-            let (a, b) = (p.at(d, 0.0), p.at(d, hi * 1.1));
+            let (a, b) = (p.at(d, 0.0), p.at(d, p.ya.hi));
             svg.line(a, b, colour(&r.server), 1.0, "2 2");
             svg.text_fill(
                 a.0 + 4.0,
