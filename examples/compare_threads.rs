@@ -634,6 +634,14 @@ fn scenario(name: &str, program: &Path, load: &Load) -> io::Result<Outcome> {
     Ok(o)
 }
 
+/// The machine's CPUs (not `available_parallelism`, which counts the ones
+/// this process is pinned to).
+fn online_cpus() -> usize {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .map(|t| t.lines().filter(|l| l.starts_with("processor")).count())
+        .unwrap_or(0)
+}
+
 /// What a command prints, trimmed; empty if it could not run.
 fn command_output(program: &str, args: &[&str]) -> String {
     Command::new(program)
@@ -664,7 +672,7 @@ fn bench_meta(o: &Options) -> serde_json::Map<String, serde_json::Value> {
         "command": std::env::args().collect::<Vec<_>>().join(" "),
         "commit": commit,
         "date": command_output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
-        "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "cpus": online_cpus(),
         "kernel": read("/proc/sys/kernel/osrelease"),
         "loadavg_start": read("/proc/loadavg"),
         "secs": o.secs,

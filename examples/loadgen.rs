@@ -2939,6 +2939,14 @@ pub fn bench_data_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
+/// The machine's CPUs (not `available_parallelism`, which counts the ones
+/// this process is pinned to).
+fn online_cpus() -> usize {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .map(|t| t.lines().filter(|l| l.starts_with("processor")).count())
+        .unwrap_or(0)
+}
+
 /// What a command prints, trimmed; empty if it could not run.
 fn command_output(program: &str, args: &[&str]) -> String {
     Command::new(program)
@@ -2980,12 +2988,7 @@ pub fn bench_meta(program: &str) -> serde_json::Map<String, serde_json::Value> {
         "date",
         command_output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]).into(),
     );
-    put(
-        "cpus",
-        std::thread::available_parallelism()
-            .map_or(0, |n| n.get())
-            .into(),
-    );
+    put("cpus", online_cpus().into());
     put("kernel", read("/proc/sys/kernel/osrelease").into());
     put("loadavg_start", read("/proc/loadavg").into());
     m
