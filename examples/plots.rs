@@ -100,10 +100,8 @@ pub fn run(data: &Path, out: &Path) -> Result<Vec<PathBuf>, String> {
                 let runs: Vec<&Run> = f.runs.iter().filter(|r| r.scenario == scenario).collect();
                 if runs.iter().any(|r| !r.latency.cdf.is_empty()) {
                     let one_proto = runs.iter().all(|r| r.proto == runs[0].proto);
-                    let title = format!(
-                        "Fan-out scenario {scenario}: {}",
-                        describe(runs[0], one_proto)
-                    );
+                    let title = format!("Fan-out scenario {scenario}: latency");
+                    let title = (title, describe(runs[0], one_proto));
                     let series = runs
                         .iter()
                         .enumerate()
@@ -149,9 +147,9 @@ pub fn run(data: &Path, out: &Path) -> Result<Vec<PathBuf>, String> {
                     skip(&name, "a server delivered nothing");
                     continue;
                 }
-                let title = format!(
-                    "natter against Node's ws, scenario {scenario}: {}",
-                    describe(n, true)
+                let title = (
+                    format!("natter against Node's ws, scenario {scenario}: latency"),
+                    describe(n, true),
                 );
                 let series = vec![
                     ("natter".to_string(), BLUE, "", n),
@@ -574,6 +572,8 @@ fn describe(r: &Run, proto: bool) -> String {
     } else {
         let each = if r.senders >= r.clients {
             format!("each sending {} msg/s", fmt_num(r.rate))
+        } else if r.senders == r.rooms {
+            format!("one sender a room at {} msg/s", fmt_num(r.rate))
         } else {
             format!(
                 "{} senders x {} msg/s",
@@ -841,13 +841,22 @@ fn round125(v: f64, up: bool) -> f64 {
 /// An SVG document being written.
 struct Svg {
     body: String,
+    /// Where the legend begins: under the title and its subtitle.
+    top: f64,
 }
 
 impl Svg {
-    /// A picture with its title and the small print at the bottom.
-    fn new(title: &str, footer: &[String]) -> Svg {
+    /// A picture with its title, a line under it (if not empty) and the
+    /// small print at the bottom.
+    fn new(title: &str, subtitle: &str, footer: &[String]) -> Svg {
         let mut s = Svg {
             body: String::new(),
+            top: if subtitle.is_empty() { 46.0 } else { 62.0 },
+        };
+        let whole = if subtitle.is_empty() {
+            title.to_string()
+        } else {
+            format!("{title}: {subtitle}")
         };
         let _ = write!(
             s.body,
@@ -855,9 +864,12 @@ impl Svg {
              viewBox=\"0 0 {W} {H}\" font-family=\"sans-serif\" fill=\"{INK}\">\n\
              <title>{}</title>\n\
              <rect x=\"0\" y=\"0\" width=\"{W}\" height=\"{H}\" fill=\"#ffffff\"/>\n",
-            esc(title)
+            esc(&whole)
         );
         s.text(16.0, 24.0, title, 14.0, "start", "bold");
+        if !subtitle.is_empty() {
+            s.text(16.0, 41.0, subtitle, 12.0, "start", "normal");
+        }
         let footer: Vec<String> = footer.iter().flat_map(|l| wrap(l, 150)).collect();
         let mut y = H - 6.0 - 11.0 * (footer.len() as f64 - 1.0);
         for line in &footer {
@@ -953,8 +965,8 @@ impl Svg {
     /// A legend across the picture under the title: each entry a short line
     /// in its style and its text, wrapped to the width. Returns where the
     /// panels may begin.
-    fn legend(&mut self, entries: &[(String, &str, &str)], y0: f64) -> f64 {
-        let (mut x, mut y) = (16.0, y0);
+    fn legend(&mut self, entries: &[(String, &str, &str)]) -> f64 {
+        let (mut x, mut y) = (16.0, self.top);
         for (label, colour, dash) in entries {
             let width = 30.0 + 5.6 * label.chars().count() as f64 + 18.0;
             if x + width > W - 12.0 && x > 16.0 {
@@ -1087,8 +1099,12 @@ fn remake_line() -> String {
 }
 
 /// Latency CDFs: all deliveries on the left, the tail on the right.
-fn cdf_svg(title: &str, series: &[(String, &str, &str, &Run)], meta: &Meta) -> String {
-    let mut svg = Svg::new(title, &[meta.line(), remake_line()]);
+fn cdf_svg(
+    (title, subtitle): &(String, String),
+    series: &[(String, &str, &str, &Run)],
+    meta: &Meta,
+) -> String {
+    let mut svg = Svg::new(title, subtitle, &[meta.line(), remake_line()]);
     let legend: Vec<(String, &str, &str)> = series
         .iter()
         .map(|(name, colour, dash, r)| {
@@ -1106,7 +1122,7 @@ fn cdf_svg(title: &str, series: &[(String, &str, &str, &Run)], meta: &Meta) -> S
             )
         })
         .collect();
-    let top = svg.legend(&legend, 46.0);
+    let top = svg.legend(&legend);
     let points = |r: &Run, from: f64| -> Vec<(f64, f64)> {
         r.latency
             .cdf
@@ -1165,19 +1181,25 @@ fn steps_svg(
         "Rate steps (fan-out scenario 2): {} clients in one room, rising total rates",
         fmt_count(clients)
     );
+    let subtitle = match limit {
+        Some(l) => format!(
+            "a rate holds if every message is delivered once, in order, with p99 under {} ms",
+            fmt_num(l)
+        ),
+        None => String::new(),
+    };
     let mut footer: Vec<String> = sources.iter().map(|m| m.line()).collect();
     footer.push(remake_line());
-    let mut svg = Svg::new(&title, &footer);
+    let mut svg = Svg::new(&title, &subtitle, &footer);
     let mut legend: Vec<(String, &str, &str)> = ladders
         .iter()
         .map(|(name, colour, dash, _)| (name.clone(), *colour, *dash))
         .collect();
     legend.push(("every message to every client".into(), GREY, "1 3"));
-    let top = svg.legend(&legend, 46.0);
+    let top = svg.legend(&legend);
     let top = svg.note(
         top,
-        "each dot a step, all on the same connections; filled: it held (everything \
-         delivered once, in order, p99 under the limit); hollow: it did not",
+        "each dot a step, all on the same connections; filled: it held; hollow: it did not",
     );
     let all = ladders.iter().flat_map(|l| l.3.iter());
     let rates: Vec<f64> = all.clone().map(|s| s.rate).filter(|&v| v > 0.0).collect();
@@ -1214,6 +1236,8 @@ fn steps_svg(
     if let Some(l) = limit {
         let (a, b) = (ps[0].at(ps[0].xa.lo, l), ps[0].at(ps[0].xa.hi, l));
         svg.line(a, b, GREY, 1.0, "4 3");
+        // The label in the middle: the ladders cross the line at its ends.
+        let a = ((a.0 + b.0) / 2.0 - 30.0, a.1);
         svg.text_fill(
             a.0 + 4.0,
             a.1 - 4.0,
@@ -1257,11 +1281,15 @@ fn threads_svg(t: &ThreadsFile) -> String {
     servers.sort_unstable();
     servers.dedup();
     let colour = |server: &str| if server == "natter" { BLUE } else { VERMILION };
-    let title = format!(
-        "natter against a thread per client: {} deliveries/s offered at each size",
+    let subtitle = format!(
+        "N line clients in one room, {} deliveries/s offered at each size",
         fmt_count(t.deliveries_per_sec)
     );
-    let mut svg = Svg::new(&title, &[t.meta.line(), remake_line()]);
+    let mut svg = Svg::new(
+        "natter against a thread per client",
+        &subtitle,
+        &[t.meta.line(), remake_line()],
+    );
     let legend: Vec<(String, &str, &str)> = servers
         .iter()
         .map(|s| {
@@ -1273,7 +1301,7 @@ fn threads_svg(t: &ThreadsFile) -> String {
             (name, colour(s), "")
         })
         .collect();
-    let mut top = svg.legend(&legend, 46.0);
+    let mut top = svg.legend(&legend);
     // Threads, in words under the legend: the loop's few against N + 1.
     let threads: Vec<String> = sizes
         .iter()
@@ -1409,14 +1437,18 @@ fn draw_category_axes(svg: &mut Svg, p: &Panel, heading: &str, sizes: &[f64]) {
 
 /// Deliveries to the others in each second while one reader is stalled.
 fn stall_svg(t: &ThreadsFile, s: &Stall) -> String {
-    let title = format!(
-        "One reader stalled: {} line clients, {} msg/s of {} bytes; the other {} clients' deliveries",
+    let subtitle = format!(
+        "{} line clients in one room, {} msg/s of {} bytes each; what the other {} were delivered",
         fmt_count(s.clients),
         fmt_count(s.rate),
         fmt_count(s.pad),
         fmt_count(s.clients - 1.0)
     );
-    let mut svg = Svg::new(&title, &[t.meta.line(), remake_line()]);
+    let mut svg = Svg::new(
+        "One reader stops reading",
+        &subtitle,
+        &[t.meta.line(), remake_line()],
+    );
     let colour = |server: &str| if server == "natter" { BLUE } else { VERMILION };
     let dash = |server: &str| if server == "natter" { "" } else { "6 3" };
     let legend: Vec<(String, &str, &str)> = s
@@ -1438,7 +1470,7 @@ fn stall_svg(t: &ThreadsFile, s: &Stall) -> String {
             )
         })
         .collect();
-    let top = svg.legend(&legend, 46.0);
+    let top = svg.legend(&legend);
     let seconds = s
         .servers
         .iter()
@@ -1479,7 +1511,7 @@ fn stall_svg(t: &ThreadsFile, s: &Stall) -> String {
             svg.line(a, b, colour(&r.server), 1.0, "2 2");
             svg.text_fill(
                 a.0 + 4.0,
-                p.y + p.h * 0.55,
+                p.y + p.h * 0.7,
                 &format!("{} drops the stalled reader", r.server),
                 9.0,
                 "start",
