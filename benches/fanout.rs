@@ -102,6 +102,12 @@
 //! in the default room on connect: with thousands of line clients that room
 //! alone costs a quadratic number of presence lines.
 //!
+//! `NATTER_BENCH_DATA=DIR` also writes what scenarios 1-3 measured (each
+//! latency distribution at 104 quantiles, each step of scenario 2's
+//! ladder) to `DIR/fanout.json`, for `examples/plots.rs`; the schema is
+//! in `examples/loadgen.rs` (`bench_data_dir`). A run of none of them
+//! writes nothing. Without the variable nothing is written.
+//!
 //! Every line reports the server's CPU seconds (utime + stime from
 //! `/proc/PID/stat`) per million deliveries and its RSS. Without `--bench`
 //! on the command line (`cargo test --all-targets`), every scenario runs at
@@ -425,7 +431,7 @@ fn check(sizes: &Sizes, what: &str, s: &Summary) {
 }
 
 /// (1) One big room, a modest rate.
-fn scenario_1(sizes: &Sizes, pinned: bool, proto: Proto) {
+fn scenario_1(sizes: &Sizes, pinned: bool, proto: Proto) -> Summary {
     let server = Server::start(pinned, "s1");
     let mut a = args(server.addr, proto, sizes.s1_clients, 1);
     a.senders = sizes.s1_senders;
@@ -444,6 +450,7 @@ fn scenario_1(sizes: &Sizes, pinned: bool, proto: Proto) {
     );
     println!("{}", loop_stats(server.addr));
     check(sizes, "scenario 1", &s);
+    s
 }
 
 /// What a rate ladder came to: every step in order (the in-between step
@@ -547,7 +554,7 @@ fn rate_ladder(
 }
 
 /// (2) One big room at rising total rates, on the same connections.
-fn scenario_2(sizes: &Sizes, pinned: bool) {
+fn scenario_2(sizes: &Sizes, pinned: bool) -> Ladder {
     let server = Server::start(pinned, "s2");
     let a = args(server.addr, Proto::Line, sizes.s2_clients, 1);
     let ladder = rate_ladder(sizes, &server.procs(), &a, &sizes.s2_rates, "fanout 2");
@@ -576,10 +583,11 @@ fn scenario_2(sizes: &Sizes, pinned: bool) {
             "scenario 2 lost messages"
         );
     }
+    ladder
 }
 
 /// (3) Many small rooms, everyone talking.
-fn scenario_3(sizes: &Sizes, pinned: bool) {
+fn scenario_3(sizes: &Sizes, pinned: bool) -> Summary {
     let server = Server::start(pinned, "s3");
     let mut a = args(server.addr, Proto::Ws, sizes.s3_clients, sizes.s3_rooms);
     a.senders = sizes.s3_clients;
@@ -599,6 +607,7 @@ fn scenario_3(sizes: &Sizes, pinned: bool) {
     );
     println!("{}", loop_stats(server.addr));
     check(sizes, "scenario 3", &s);
+    s
 }
 
 /// (4) Idle connections: what each one costs the server.
@@ -2620,15 +2629,41 @@ fn main() {
     let only: Vec<u32> = argv[1..].iter().filter_map(|a| a.parse().ok()).collect();
     let want = |n: u32| only.is_empty() || only.contains(&n);
     let started = Instant::now();
+    // NATTER_BENCH_DATA=DIR: scenarios 1-3's latencies and ladder in
+    // DIR/fanout.json (the schema: `loadgen::bench_data_dir`).
+    let data = loadgen::bench_data_dir().map(|dir| (dir, loadgen::bench_meta("fanout")));
+    let (mut runs, mut steps) = (Vec::new(), Vec::new());
     if want(1) {
-        scenario_1(&sizes, pinned, Proto::Line);
-        scenario_1(&sizes, pinned, Proto::Ws);
+        for proto in [Proto::Line, Proto::Ws] {
+            let s = scenario_1(&sizes, pinned, proto);
+            runs.push(loadgen::run_json("1", "natter", &s));
+        }
     }
     if want(2) {
-        scenario_2(&sizes, pinned);
+        let ladder = scenario_2(&sizes, pinned);
+        for (rate, s) in &ladder.steps {
+            let held = s.passed() && s.latency_ms.p99 < P99_LIMIT_MS;
+            steps.push(loadgen::step_json("2", "natter", *rate, s, held));
+        }
     }
     if want(3) {
-        scenario_3(&sizes, pinned);
+        let s = scenario_3(&sizes, pinned);
+        runs.push(loadgen::run_json("3", "natter", &s));
+    }
+    // A run of none of them (`-- 9`) leaves an earlier file alone.
+    let measured = !runs.is_empty() || !steps.is_empty();
+    if let Some((dir, mut doc)) = data.filter(|_| measured) {
+        doc.insert("full".into(), full.into());
+        doc.insert("natter_bin".into(), natter_bin().into());
+        doc.insert(
+            "store".into(),
+            if in_memory() { ":memory:" } else { "file" }.into(),
+        );
+        doc.insert("pinned".into(), pinned.into());
+        doc.insert("p99_limit_ms".into(), P99_LIMIT_MS.into());
+        doc.insert("runs".into(), runs.into());
+        doc.insert("steps".into(), steps.into());
+        loadgen::write_bench_data(&dir, "fanout.json", doc);
     }
     if want(4) {
         scenario_4(&sizes, pinned);

@@ -8,6 +8,11 @@
 //! cargo run --release --example bench_compare -- 1 sat   # only some scenarios
 //! ```
 //!
+//! `NATTER_BENCH_DATA=DIR` also writes every run's latency distribution
+//! and each step of both ladders to `DIR/compare-ws.json`, for
+//! `examples/plots.rs` (the schema: `bench_data_dir` in
+//! `examples/loadgen.rs`). Without it nothing is written.
+//!
 //! Both servers run pinned to core 0 (`taskset -c 0`), this process (which
 //! drives every client from one mio loop) to core 1. natter is
 //! `target/release/natter` (`--natter PATH` to change) with
@@ -139,6 +144,10 @@ struct Figures {
     /// Clients connected (scenario 5).
     connected: f64,
     ok: bool,
+    /// The run itself (scenarios 1, 3, 5), for `NATTER_BENCH_DATA`.
+    summary: Option<Summary>,
+    /// The ladder's steps in the order run: offered msg/s, the step, held.
+    steps: Vec<(f64, Summary, bool)>,
 }
 
 impl Figures {
@@ -153,6 +162,8 @@ impl Figures {
             rss_per_conn: 0.0,
             connected: s.connected as f64,
             ok: s.passed(),
+            summary: Some(s.clone()),
+            steps: Vec::new(),
         }
     }
 }
@@ -296,6 +307,7 @@ fn saturation(kind: Kind, cfg: &Config) -> Figures {
     let held = |s: &Summary| s.passed() && s.latency_ms.p99 < P99_LIMIT_MS;
     let mut best: Option<(f64, Summary)> = None;
     let mut first_fail: Option<(f64, Summary)> = None;
+    let mut steps = Vec::new();
     for total in SAT_RATES {
         let s = run_step(&mut session, total);
         println!(
@@ -303,6 +315,7 @@ fn saturation(kind: Kind, cfg: &Config) -> Figures {
             kind.name(),
             s.describe()
         );
+        steps.push((total, s.clone(), held(&s)));
         if held(&s) {
             best = Some((total, s));
         } else {
@@ -319,6 +332,7 @@ fn saturation(kind: Kind, cfg: &Config) -> Figures {
                 kind.name(),
                 s.describe()
             );
+            steps.push((mid, s.clone(), held(&s)));
             if held(&s) {
                 best = Some((mid, s));
             }
@@ -338,14 +352,21 @@ fn saturation(kind: Kind, cfg: &Config) -> Figures {
                 },
                 s.describe()
             );
-            Figures::of(&s)
+            Figures {
+                summary: None,
+                steps,
+                ..Figures::of(&s)
+            }
         }
         None => {
             println!(
                 "compare sat [{}]: 1000 ws clients in 1 room: no rate held",
                 kind.name()
             );
-            Figures::default()
+            Figures {
+                steps,
+                ..Figures::default()
+            }
         }
     }
 }
@@ -406,8 +427,11 @@ fn main() {
          server stores nothing (no history, no presence, no flood control)"
     );
     let started = Instant::now();
+    // NATTER_BENCH_DATA=DIR: every run's latency and the ladders' steps in
+    // DIR/compare-ws.json (the schema: `loadgen::bench_data_dir`).
+    let data = loadgen::bench_data_dir().map(|dir| (dir, loadgen::bench_meta("bench_compare")));
     let kinds = [Kind::Natter, Kind::Ws];
-    let mut rows: Vec<(&str, [Figures; 2])> = Vec::new();
+    let mut rows: Vec<(&str, &str, [Figures; 2])> = Vec::new();
     type Scenario = fn(Kind, &Config) -> Figures;
     let scenarios: [(&str, &str, Scenario); 5] = [
         ("1", "1 (1000 in 1 room, 100 msg/s)", scenario_1),
@@ -421,10 +445,10 @@ fn main() {
             continue;
         }
         let figs = kinds.map(|k| f(k, &cfg));
-        rows.push((label, figs));
+        rows.push((key, label, figs));
     }
     println!("bench-compare: natter/ws ratios (deliveries/s: higher is better for natter; p99, CPU, RSS: lower is)");
-    for (label, [n, w]) in &rows {
+    for (_, label, [n, w]) in &rows {
         let flag = if n.ok && w.ok {
             ""
         } else {
@@ -469,6 +493,27 @@ fn main() {
                 ratio(n.cpu_per_m, w.cpu_per_m)
             );
         }
+    }
+    if let Some((dir, mut doc)) = data {
+        let (mut runs, mut steps) = (Vec::new(), Vec::new());
+        for (key, _, figs) in &rows {
+            for (kind, f) in kinds.iter().zip(figs) {
+                if let Some(s) = &f.summary {
+                    runs.push(loadgen::run_json(key, kind.name(), s));
+                }
+                for (rate, s, held) in &f.steps {
+                    steps.push(loadgen::step_json(key, kind.name(), *rate, s, *held));
+                }
+            }
+        }
+        doc.insert("natter_bin".into(), cfg.natter.display().to_string().into());
+        doc.insert("node".into(), node_version.into());
+        doc.insert("ws".into(), ws_version.into());
+        doc.insert("pinned".into(), pinned.into());
+        doc.insert("p99_limit_ms".into(), P99_LIMIT_MS.into());
+        doc.insert("runs".into(), runs.into());
+        doc.insert("steps".into(), steps.into());
+        loadgen::write_bench_data(&dir, "compare-ws.json", doc);
     }
     println!(
         "bench-compare: done in {:.0} s",

@@ -25,6 +25,34 @@
 //!
 //! The driver is one mio loop on one thread, whatever N is: it costs the
 //! same for both servers, and leaves the other core to the server.
+//!
+//! `NATTER_BENCH_DATA=DIR` also writes the figures to
+//! `DIR/compare-threads.json` (replacing it), for `examples/plots.rs`:
+//!
+//! ```text
+//! {
+//!   "schema": "natter-bench-data/1", "program": "compare_threads",
+//!   "command": "argv joined by spaces", "commit": "abc1234" (+ "-dirty"),
+//!   "date": "2026-11-22T10:00:00Z" (UTC, at the start), "cpus": 2, "kernel": "uname -r",
+//!   "loadavg_start": "/proc/loadavg", "loadavg_end": "/proc/loadavg",
+//!   "secs": 10.0, "deliveries_per_sec": 100000.0 (offered, every size),
+//!   "sizes": [ one per client count and server:
+//!     { "clients": 1000, "server": "natter" | "threaded", "rate": 100.1 (msg/s),
+//!       "setup_s": 0.3, "threads": 1, "rss_kib": 14700, "ctxt_switches": 1875,
+//!       "cpu_s": 5.85, "expected": 999999, "delivered": 999999,
+//!       "cpu_us_per_delivery": 5.85, "p50_ms": 2.98, "p99_ms": 7.09,
+//!       "max_ms": 11.18, "echoes": 0, "duplicates": 0 } ],
+//!   "stall": null, or { "clients": 100, "rate": 1000.0, "pad": 1000,
+//!     "servers": [ { "server": "natter", "expected": 980000, "delivered": 980000,
+//!       "p99_ms": 1.49, "max_ms": 8.74,
+//!       "dropped_after_s": 4.7 (null: the stalled reader stayed connected),
+//!       "per_second": [97954, ...] (the others' deliveries in each second
+//!         of the load, then of the drain) } ] }
+//! }
+//! ```
+//!
+//! A size or server that failed is left out. Without the variable nothing
+//! is written.
 
 #![forbid(unsafe_code)]
 
@@ -606,6 +634,124 @@ fn scenario(name: &str, program: &Path, load: &Load) -> io::Result<Outcome> {
     Ok(o)
 }
 
+/// The machine's CPUs (not `available_parallelism`, which counts the ones
+/// this process is pinned to).
+fn online_cpus() -> usize {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .map(|t| t.lines().filter(|l| l.starts_with("processor")).count())
+        .unwrap_or(0)
+}
+
+/// What a command prints, trimmed; empty if it could not run.
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The opening fields of `compare-threads.json` (see the crate docs).
+fn bench_meta(o: &Options) -> serde_json::Map<String, serde_json::Value> {
+    let mut commit = command_output("git", &["rev-parse", "--short", "HEAD"]);
+    if !command_output("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+        commit.push_str("-dirty");
+    }
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let json = serde_json::json!({
+        "schema": "natter-bench-data/1",
+        "program": "compare_threads",
+        "command": std::env::args().collect::<Vec<_>>().join(" "),
+        "commit": commit,
+        "date": command_output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
+        "cpus": online_cpus(),
+        "kernel": read("/proc/sys/kernel/osrelease"),
+        "loadavg_start": read("/proc/loadavg"),
+        "secs": o.secs,
+        "deliveries_per_sec": o.deliveries,
+    });
+    match json {
+        serde_json::Value::Object(m) => m,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// One entry of `sizes`.
+fn size_json(server: &str, load: &Load, out: &Outcome) -> serde_json::Value {
+    let ms = |us: u64| us as f64 / 1000.0;
+    serde_json::json!({
+        "clients": out.clients,
+        "server": server,
+        "rate": load.rate,
+        "setup_s": out.setup.as_secs_f64(),
+        "threads": out.after.threads,
+        "rss_kib": out.after.rss_kb,
+        "ctxt_switches": out.ctxt_switches(),
+        "cpu_s": out.cpu_secs(),
+        "expected": out.expected,
+        "delivered": out.delivered,
+        "cpu_us_per_delivery": out.cpu_us_per_delivery(),
+        "p50_ms": ms(out.p50_us),
+        "p99_ms": ms(out.p99_us),
+        "max_ms": ms(out.max_us),
+        "echoes": out.echoes,
+        "duplicates": out.duplicates,
+    })
+}
+
+/// One entry of `stall.servers`.
+fn stall_json(server: &str, out: &Outcome) -> serde_json::Value {
+    serde_json::json!({
+        "server": server,
+        "expected": out.expected,
+        "delivered": out.delivered,
+        "p99_ms": out.p99_us as f64 / 1000.0,
+        "max_ms": out.max_us as f64 / 1000.0,
+        "dropped_after_s": out.stalled_dropped_after.map(|d| d.as_secs_f64()),
+        "per_second": out.per_second,
+    })
+}
+
+/// `v` pretty-printed, except that a list of numbers stays on one line
+/// (a CDF point `[0.99, 5.6]`, a row of per-second counts).
+fn pretty_json(v: &serde_json::Value) -> String {
+    let text = serde_json::to_string_pretty(v).unwrap_or_default();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let close = after.find(']').unwrap_or(after.len());
+        let inner = &after[..close];
+        let numbers = inner.chars().all(|c| {
+            c.is_ascii_digit()
+                || c.is_whitespace()
+                || matches!(c, ',' | '.' | '-' | '+' | 'e' | 'E')
+        });
+        // A string holds no raw newline: only the printer's lists do.
+        if numbers && inner.contains('\n') && close < after.len() {
+            let items: Vec<&str> = inner.split(',').map(str::trim).collect();
+            out.push('[');
+            out.push_str(&items.join(", "));
+            out.push(']');
+            rest = &after[close + 1..];
+        } else {
+            out.push('[');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn ms(us: u64) -> String {
     format!("{:.2}", us as f64 / 1000.0)
 }
@@ -635,6 +781,11 @@ fn main() {
         .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
         .unwrap_or_default();
     let load_before = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let data_dir = std::env::var_os("NATTER_BENCH_DATA")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let mut data = data_dir.as_ref().map(|_| bench_meta(&o));
+    let (mut sizes_json, mut stall_servers) = (Vec::new(), Vec::new());
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -687,6 +838,7 @@ fn main() {
                         ms(out.p99_us),
                         ms(out.max_us)
                     );
+                    sizes_json.push(size_json(name, &load, &out));
                     row.push(out);
                 }
                 Err(e) => {
@@ -744,6 +896,7 @@ fn main() {
                     );
                     let seconds: Vec<String> =
                         out.per_second.iter().map(|n| n.to_string()).collect();
+                    stall_servers.push(stall_json(name, &out));
                     let _ = writeln!(
                         md,
                         "| {name} | {} | {:.1}% | {} | {} | {dropped} | {} |",
@@ -763,6 +916,28 @@ fn main() {
         }
     }
     let load_after = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    if let (Some(dir), Some(doc)) = (&data_dir, data.as_mut()) {
+        doc.insert("loadavg_end".into(), load_after.trim().into());
+        doc.insert("sizes".into(), sizes_json.into());
+        let stall = (o.stall_clients >= 3).then(|| {
+            serde_json::json!({
+                "clients": o.stall_clients,
+                "rate": o.stall_rate,
+                "pad": o.stall_pad,
+                "servers": stall_servers,
+            })
+        });
+        doc.insert("stall".into(), stall.into());
+        let path = dir.join("compare-threads.json");
+        let text = pretty_json(&serde_json::Value::Object(doc.clone()));
+        match std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, text + "\n")) {
+            Ok(()) => eprintln!("bench data: wrote {}", path.display()),
+            Err(e) => {
+                eprintln!("compare_threads: {}: {e}", path.display());
+                failed = true;
+            }
+        }
+    }
     let _ = writeln!(
         md,
         "\n/proc/loadavg before: {}; after: {}",

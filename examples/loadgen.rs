@@ -442,6 +442,21 @@ impl Hist {
         self.max
     }
 
+    /// The distribution at `CDF_QUANTILES`: `[q, milliseconds]` pairs, the
+    /// last (q = 1) the largest value recorded. Empty when nothing was.
+    pub fn cdf_ms(&self) -> Vec<[f64; 2]> {
+        if self.total == 0 {
+            return Vec::new();
+        }
+        CDF_QUANTILES
+            .iter()
+            .map(|&q| {
+                let ns = if q >= 1.0 { self.max } else { self.quantile(q) };
+                [q, ns as f64 / 1e6]
+            })
+            .collect()
+    }
+
     pub fn summary(&self) -> Latency {
         let ms = |ns: u64| ns as f64 / 1e6;
         Latency {
@@ -2414,6 +2429,10 @@ pub struct Summary {
     pub server: Option<ServerUsage>,
     /// With a `GroupProbe`: each process's usage.
     pub processes: Vec<ProcessUsage>,
+    /// The latency histogram itself, for `NATTER_BENCH_DATA` (not in
+    /// `--json`: that prints the figures above).
+    #[serde(skip)]
+    pub latency_hist: Hist,
 }
 
 impl Summary {
@@ -2480,6 +2499,7 @@ impl Summary {
             loadgen_cpu_s: st.cpu_s,
             server: None,
             processes: Vec::new(),
+            latency_hist: st.latency.clone(),
         }
     }
 
@@ -2843,6 +2863,248 @@ pub fn pin_to_core_1() -> bool {
 pub fn run_measured(a: &mut Args, server_pid: u32) -> Summary {
     a.server_pid = Some(server_pid);
     run(a, &embedded_shard_command, &mut |_| {}).unwrap_or_else(|e| panic!("loadgen: {e}"))
+}
+
+// ---------------------------------------------------------------------------
+// Machine-readable results (`NATTER_BENCH_DATA=DIR`), for the pictures
+// ---------------------------------------------------------------------------
+
+/// The quantiles a latency distribution is written at: 0.001, every
+/// hundredth from 0.01 to 0.99, then 0.995, 0.999, 0.9999 and 1 (the
+/// largest value recorded): 104 points, enough for a CDF on a log axis.
+pub const CDF_QUANTILES: [f64; 104] = {
+    let mut q = [0.0; 104];
+    q[0] = 0.001;
+    let mut i = 1;
+    while i < 100 {
+        q[i] = i as f64 / 100.0;
+        i += 1;
+    }
+    q[100] = 0.995;
+    q[101] = 0.999;
+    q[102] = 0.9999;
+    q[103] = 1.0;
+    q
+};
+
+/// The version written in every data file's `schema` field.
+pub const BENCH_DATA_SCHEMA: &str = "natter-bench-data/1";
+
+/// The directory `NATTER_BENCH_DATA` names, if it is set and not empty.
+/// Without it a benchmark writes nothing and prints what it always did.
+///
+/// With it, `benches/fanout.rs` writes `DIR/fanout.json` and
+/// `examples/bench_compare.rs` writes `DIR/compare-ws.json` at the end of
+/// the run (replacing a file of the same name), in this schema:
+///
+/// ```text
+/// {
+///   "schema": "natter-bench-data/1",
+///   "program": "fanout" | "bench_compare",
+///   "command": "the program's argv, joined by spaces",
+///   "commit": "git rev-parse --short HEAD" (+ "-dirty" with changes),
+///   "date": "2026-11-22T10:00:00Z" (UTC, when the run started),
+///   "cpus": 2, "kernel": "uname -r",
+///   "loadavg_start": "/proc/loadavg at the start", "loadavg_end": "... at the end",
+///   "p99_limit_ms": 250,                         the ladders' p99 limit
+///   fanout only: "full": true (false: the smoke sizes of `cargo test`),
+///     "natter_bin": "path", "store": "file" | ":memory:", "pinned": true,
+///   bench_compare only: "natter_bin", "node": "v22.x", "ws": "8.23.0", "pinned",
+///   "runs": [ one per scenario run that measured latency:
+///     { "scenario": "1" | "3" | "5",  "server": "natter" | "ws",
+///       "proto": "line" | "ws",  "clients": 1000, "connected": 1000,
+///       "rooms": 1, "senders": 20, "rate": 5.0 (msg/s per sender),
+///       "seconds": 10.0, "deliveries_per_sec": 99900.0,
+///       "complete": true (every message exactly once, in order; nobody dropped),
+///       "server_cpu_s_per_m": 5.3 (server CPU s per million deliveries),
+///       "server_rss_kib": 16200,
+///       "latency_ms": { "count": 1998000, "p50": 2.4, "p90": 3.9,
+///                       "p99": 5.6, "p999": 8.1, "max": 12.3,
+///                       "cdf": [[0.001, 0.31], [0.01, 0.52], ..., [1.0, 12.3]] } } ],
+///   "steps": [ one per step of a rate ladder, in the order run:
+///     { "scenario": "2" (fanout) | "sat" (bench_compare), "server", "proto",
+///       "clients": 1000, "senders": 50, "rate": 4000.0 (offered msg/s, all senders),
+///       "seconds": 2.0, "deliveries_per_sec": 3990000.0,
+///       "p50_ms": 3.1, "p99_ms": 25.0, "max_ms": 40.2,
+///       "complete": true, "held": true (complete and p99 under the limit),
+///       "server_cpu_s_per_m": 0.18 } ]
+/// }
+/// ```
+///
+/// `cdf` is `[q, latency in ms]` at each of `CDF_QUANTILES`, read from the
+/// load generator's histogram (`Hist::cdf_ms`); the last point is the max.
+pub fn bench_data_dir() -> Option<PathBuf> {
+    std::env::var_os("NATTER_BENCH_DATA")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The machine's CPUs (not `available_parallelism`, which counts the ones
+/// this process is pinned to).
+fn online_cpus() -> usize {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .map(|t| t.lines().filter(|l| l.starts_with("processor")).count())
+        .unwrap_or(0)
+}
+
+/// What a command prints, trimmed; empty if it could not run.
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+/// A data file's opening fields: the run's command, commit, date, machine
+/// and load average. Call it when the run starts.
+pub fn bench_meta(program: &str) -> serde_json::Map<String, serde_json::Value> {
+    let mut commit = command_output("git", &["rev-parse", "--short", "HEAD"]);
+    if !command_output("git", &["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+        commit.push_str("-dirty");
+    }
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let mut m = serde_json::Map::new();
+    let mut put = |k: &str, v: serde_json::Value| {
+        m.insert(k.to_string(), v);
+    };
+    put("schema", BENCH_DATA_SCHEMA.into());
+    put("program", program.into());
+    put(
+        "command",
+        std::env::args().collect::<Vec<_>>().join(" ").into(),
+    );
+    put("commit", commit.into());
+    put(
+        "date",
+        command_output("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]).into(),
+    );
+    put("cpus", online_cpus().into());
+    put("kernel", read("/proc/sys/kernel/osrelease").into());
+    put("loadavg_start", read("/proc/loadavg").into());
+    m
+}
+
+/// A latency histogram as a data file holds it, in milliseconds.
+pub fn latency_json(h: &Hist) -> serde_json::Value {
+    let l = h.summary();
+    serde_json::json!({
+        "count": l.count,
+        "p50": l.p50,
+        "p90": l.p90,
+        "p99": l.p99,
+        "p999": l.p999,
+        "max": l.max,
+        "cdf": h.cdf_ms(),
+    })
+}
+
+/// One entry of `runs`: scenario `scenario` on server `server`.
+pub fn run_json(scenario: &str, server: &str, s: &Summary) -> serde_json::Value {
+    let usage = s.server.clone().unwrap_or_default();
+    serde_json::json!({
+        "scenario": scenario,
+        "server": server,
+        "proto": s.proto.name(),
+        "clients": s.clients,
+        "connected": s.connected,
+        "rooms": s.rooms,
+        "senders": s.senders,
+        "rate": s.rate,
+        "seconds": s.seconds,
+        "deliveries_per_sec": s.deliveries_per_sec,
+        "complete": s.passed(),
+        "server_cpu_s_per_m": usage.cpu_s_per_million_deliveries,
+        "server_rss_kib": usage.rss_kb_at_done,
+        "latency_ms": latency_json(&s.latency_hist),
+    })
+}
+
+/// One entry of `steps`: a ladder's step at `rate` msg/s offered in all;
+/// `held` says whether it counted (complete, p99 under the limit).
+pub fn step_json(
+    scenario: &str,
+    server: &str,
+    rate: f64,
+    s: &Summary,
+    held: bool,
+) -> serde_json::Value {
+    let l = &s.latency_ms;
+    serde_json::json!({
+        "scenario": scenario,
+        "server": server,
+        "proto": s.proto.name(),
+        "clients": s.clients,
+        "senders": s.senders,
+        "rate": rate,
+        "seconds": s.seconds,
+        "deliveries_per_sec": s.deliveries_per_sec,
+        "p50_ms": l.p50,
+        "p99_ms": l.p99,
+        "max_ms": l.max,
+        "complete": s.passed(),
+        "held": held,
+        "server_cpu_s_per_m": s.server.as_ref().map_or(0.0, |u| u.cpu_s_per_million_deliveries),
+    })
+}
+
+/// `v` pretty-printed, except that a list of numbers stays on one line
+/// (a CDF point `[0.99, 5.6]`, a row of per-second counts).
+fn pretty_json(v: &serde_json::Value) -> String {
+    let text = serde_json::to_string_pretty(v).unwrap_or_default();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let close = after.find(']').unwrap_or(after.len());
+        let inner = &after[..close];
+        let numbers = inner.chars().all(|c| {
+            c.is_ascii_digit()
+                || c.is_whitespace()
+                || matches!(c, ',' | '.' | '-' | '+' | 'e' | 'E')
+        });
+        // A string holds no raw newline: only the printer's lists do.
+        if numbers && inner.contains('\n') && close < after.len() {
+            let items: Vec<&str> = inner.split(',').map(str::trim).collect();
+            out.push('[');
+            out.push_str(&items.join(", "));
+            out.push(']');
+            rest = &after[close + 1..];
+        } else {
+            out.push('[');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Writes `doc` (with `loadavg_end` added) as `dir/file`, pretty-printed;
+/// says where on stderr. An error is printed, not fatal: the run's figures
+/// are on stdout anyway.
+pub fn write_bench_data(
+    dir: &std::path::Path,
+    file: &str,
+    mut doc: serde_json::Map<String, serde_json::Value>,
+) {
+    let end = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    doc.insert("loadavg_end".into(), end.trim().into());
+    let path = dir.join(file);
+    let text = pretty_json(&serde_json::Value::Object(doc));
+    match std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, text + "\n")) {
+        Ok(()) => eprintln!("bench data: wrote {}", path.display()),
+        Err(e) => eprintln!("bench data: {}: {e}", path.display()),
+    }
 }
 
 fn main() {
