@@ -1012,6 +1012,35 @@ impl Panel {
     }
 
     /// Grid, ticks, tick labels, axis labels and a frame; `heading` above.
+    /// The panel's border, its axes' names and its heading (if any).
+    fn frame(&self, svg: &mut Svg, heading: &str) {
+        let (x0, y0, x1, y1) = (self.x, self.y, self.x + self.w, self.y + self.h);
+        let _ = writeln!(
+            svg.body,
+            "<rect x=\"{x0:.1}\" y=\"{y0:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"none\" \
+             stroke=\"{INK}\" stroke-width=\"1\"/>",
+            self.w, self.h
+        );
+        svg.text(
+            (x0 + x1) / 2.0,
+            y1 + 31.0,
+            &self.xa.label,
+            11.0,
+            "middle",
+            "normal",
+        );
+        let (lx, ly) = (x0 - 44.0, (y0 + y1) / 2.0);
+        let _ = writeln!(
+            svg.body,
+            "<text x=\"{lx:.1}\" y=\"{ly:.1}\" font-size=\"11\" text-anchor=\"middle\" \
+             transform=\"rotate(-90 {lx:.1} {ly:.1})\">{}</text>",
+            esc(&self.ya.label)
+        );
+        if !heading.is_empty() {
+            svg.text(x0, y0 - 6.0, heading, 11.0, "start", "bold");
+        }
+    }
+
     fn draw_axes(&self, svg: &mut Svg, heading: &str) {
         let (x0, y0, x1, y1) = (self.x, self.y, self.x + self.w, self.y + self.h);
         for (v, label) in self.xa.ticks() {
@@ -1042,30 +1071,7 @@ impl Panel {
                 "",
             );
         }
-        let _ = writeln!(
-            svg.body,
-            "<rect x=\"{x0:.1}\" y=\"{y0:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"none\" \
-             stroke=\"{INK}\" stroke-width=\"1\"/>",
-            self.w, self.h
-        );
-        svg.text(
-            (x0 + x1) / 2.0,
-            y1 + 31.0,
-            &self.xa.label,
-            11.0,
-            "middle",
-            "normal",
-        );
-        let (lx, ly) = (x0 - 44.0, (y0 + y1) / 2.0);
-        let _ = writeln!(
-            svg.body,
-            "<text x=\"{lx:.1}\" y=\"{ly:.1}\" font-size=\"11\" text-anchor=\"middle\" \
-             transform=\"rotate(-90 {lx:.1} {ly:.1})\">{}</text>",
-            esc(&self.ya.label)
-        );
-        if !heading.is_empty() {
-            svg.text(x0, y0 - 6.0, heading, 11.0, "start", "bold");
-        }
+        self.frame(svg, heading);
     }
 
     /// A series, clipped to the frame.
@@ -1389,7 +1395,7 @@ fn threads_svg(t: &ThreadsFile) -> String {
 
 /// The frame, y ticks and category names for a bar chart.
 fn draw_category_axes(svg: &mut Svg, p: &Panel, heading: &str, sizes: &[f64]) {
-    let (x0, y0, x1, y1) = (p.x, p.y, p.x + p.w, p.y + p.h);
+    let (x0, x1, y1) = (p.x, p.x + p.w, p.y + p.h);
     for (v, label) in p.ya.ticks() {
         let y = y1 - p.ya.frac(v) * p.h;
         if label.is_empty() {
@@ -1411,28 +1417,7 @@ fn draw_category_axes(svg: &mut Svg, p: &Panel, heading: &str, sizes: &[f64]) {
             "normal",
         );
     }
-    let _ = writeln!(
-        svg.body,
-        "<rect x=\"{x0:.1}\" y=\"{y0:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"none\" \
-         stroke=\"{INK}\" stroke-width=\"1\"/>",
-        p.w, p.h
-    );
-    svg.text(
-        (x0 + x1) / 2.0,
-        y1 + 31.0,
-        &p.xa.label,
-        11.0,
-        "middle",
-        "normal",
-    );
-    let (lx, ly) = (x0 - 44.0, (y0 + y1) / 2.0);
-    let _ = writeln!(
-        svg.body,
-        "<text x=\"{lx:.1}\" y=\"{ly:.1}\" font-size=\"11\" text-anchor=\"middle\" \
-         transform=\"rotate(-90 {lx:.1} {ly:.1})\">{}</text>",
-        esc(&p.ya.label)
-    );
-    svg.text(x0, y0 - 6.0, heading, 11.0, "start", "bold");
+    p.frame(svg, heading);
 }
 
 /// Deliveries to the others in each second while one reader is stalled.
