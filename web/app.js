@@ -26,7 +26,7 @@
 // instance). No module does anything when it is loaded: each one's wiring
 // is a function that start() below calls, so the order is all here.
 
-import { S, client, store, saveState, currentRoom } from './state.js';
+import { S, client, store, saveState, currentRoom, keptRooms } from './state.js';
 import { LOGIN_KEY } from './session.js';
 import { ui } from './dom.js';
 import { ROOM_RE, cleanRoom } from './util.js';
@@ -63,9 +63,10 @@ function wirePage() {
   // hold: it ends its session now, so that its name is free at once.
   window.addEventListener('pagehide', () => {
     store.markLive(false, client.session);
-    if (client.session && S.rooms.size) {
+    const rooms = keptRooms();
+    if (client.session && rooms.length) {
       saveState();
-      store.release({ session: client.session, nick: S.nick, rooms: Array.from(S.rooms.keys()), active: currentRoom() });
+      store.release({ session: client.session, nick: S.nick, rooms, active: currentRoom() });
       return;
     }
     client.hangUp();

@@ -546,6 +546,11 @@ function onError(m) {
     tell(msg);
     return;
   }
+  // A leave refused: the room is kept again if the tab closes.
+  if (ref.startsWith('leave:')) {
+    const left = S.rooms.get(ref.slice(6));
+    if (left) left.leaving = false;
+  }
   let ctx = '';
   if (ref === 'acct:register' || ref.startsWith('su:')) ctx = 'register';
   else if (ref.startsWith('acct:')) ctx = 'login';

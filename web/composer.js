@@ -156,7 +156,11 @@ function command(line) {
       if (!room && t.kind === 'dm') return removeTab(t);
       const target = room || currentRoom();
       if (!target) return usage('/leave ROOM');
-      if (needConnection(t)) client.send({ type: 'leave', room: target, ref: 'leave:' + target });
+      if (needConnection(t)) {
+        const tab = S.rooms.get(target);
+        if (tab) tab.leaving = true; // see roombar.js's Leave
+        client.send({ type: 'leave', room: target, ref: 'leave:' + target });
+      }
       return;
     }
     case 'rooms':

@@ -270,6 +270,9 @@ export function wireRoomBar() {
       systemLine(t, 'Not connected right now; try again once the connection is back.', 'error');
       return;
     }
+    // Until the server's `left`, the tab stays; but a tab closed meanwhile
+    // releases its session without this room (keptRooms).
+    t.leaving = true;
     client.send({ type: 'leave', room: t.name, ref: 'leave:' + t.name });
   });
 

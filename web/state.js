@@ -57,11 +57,18 @@ export function currentRoom() {
 }
 
 // This tab's nick, rooms and session, for a reload (session.js).
+// The rooms this tab is in, less those it has asked to leave (a tab closed
+// right after Leave must not hand the next tab the room it left).
+export function keptRooms() {
+  return Array.from(S.rooms.values()).filter((t) => !t.leaving).map((t) => t.name);
+}
+
 export function saveState() {
+  const rooms = keptRooms();
   store.save({
     nick: S.wantNick || S.nick,
-    rooms: Array.from(S.rooms.keys()),
+    rooms,
     active: currentRoom(),
-    session: S.rooms.size ? client.session : '',
+    session: rooms.length ? client.session : '',
   });
 }

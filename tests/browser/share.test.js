@@ -108,6 +108,45 @@ test('11. a share link asks for a name first and joins under the typed one', { t
   }
 });
 
+test('11d. a tab closed right after Leave does not hand the room to the next visit', { timeout: 60_000 }, async () => {
+  const { A, code, link } = await room('page A (in the room)');
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  try {
+    const C = await context.newPage();
+    C.label = 'page C (leaves, closes at once)';
+    C.log = { console: [], errors: [], csp: [] };
+    await h.gotoPage(C, link);
+    const zed = `zed${h.uniq(3)}`;
+    await h.answerPrompt(C, zed);
+    await h.waitActiveRoom(C, code);
+    await h.waitMembers(A, zed, true);
+    // Leave, and the tab goes away in the same breath: the page's
+    // `pagehide` runs before the server's `left` has come back (the tab
+    // still shows the room). What it hands the next tab must not hold the
+    // room it left.
+    const released = await C.evaluate(() => {
+      document.getElementById('leave').click();
+      window.dispatchEvent(new PageTransitionEvent('pagehide', { persisted: false }));
+      return JSON.parse(localStorage.getItem('natter.released') || '[]');
+    });
+    const rooms = [].concat(...(Array.isArray(released) ? released : [released]).map((r) => (r && r.rooms) || []));
+    assert.ok(!rooms.includes(code), `the released session leaves #${code} out: ${JSON.stringify(released)}`);
+    await C.close();
+    await h.waitMembers(A, zed, false);
+    const C2 = await context.newPage();
+    C2.label = 'page C2 (the next visit)';
+    C2.log = { console: [], errors: [], csp: [] };
+    await h.gotoPage(C2, link);
+    // Asked for a name, not put back into the room it left.
+    const again = await h.answerPrompt(C2);
+    assert.equal(again.prefilled, zed, 'the next visit offers the remembered name');
+    await h.waitActiveRoom(C2, code);
+    await h.waitMembers(A, zed, true);
+  } finally {
+    await context.close().catch(() => {});
+  }
+});
+
 test('11b. one Enter accepts the offered name', { timeout: 60_000 }, async () => {
   const { A, code, lc, link } = await room('page A (in the room)');
   const D = await h.newPage(browser, { label: 'page D (opens the link)' });
