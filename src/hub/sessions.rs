@@ -142,7 +142,7 @@ impl Hub {
         };
         self.clients.insert(
             id,
-            Client {
+            Box::new(Client {
                 nick,
                 kind: ClientKind::Ws,
                 rooms: Vec::new(),
@@ -161,7 +161,7 @@ impl Hub {
                 } else {
                     format!("g:{:016x}", self.rng.next_u64())
                 },
-            },
+            }),
         );
         self.touch_session(id);
         self.reply(id, welcome, None);
