@@ -108,7 +108,7 @@ test('11. a share link asks for a name first and joins under the typed one', { t
   }
 });
 
-test('11d. a tab closed right after Leave does not hand the room to the next visit', { timeout: 60_000 }, async () => {
+test('11e. a tab closed right after Leave does not hand the room to the next visit', { timeout: 60_000 }, async () => {
   const { A, code, link } = await room('page A (in the room)');
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   try {
